@@ -1,0 +1,33 @@
+# gradesync: every target makes its own virtual environment, so a fresh clone needs only Python 3.11 and make.
+PYTHON ?= $(shell command -v python3.11 2>/dev/null || command -v python3)
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+PYTEST_ARGS ?=
+
+.PHONY: demo test bench lint robustness clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(PY) -m gradesync demo
+
+test: $(STAMP)
+	$(PY) -m pytest -n 2 $(PYTEST_ARGS)
+
+bench: $(STAMP)
+	$(PY) -m benchmarks
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check gradesync tests benchmarks
+	$(VENV)/bin/ruff format --check gradesync tests benchmarks
+
+robustness: $(STAMP)
+	$(PY) -m benchmarks.robustness
+
+clean:
+	rm -rf $(VENV) .pytest_cache build *.egg-info runs

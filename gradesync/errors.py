@@ -1,0 +1,149 @@
+"""Every error gradesync raises, each with a stable kebab-case ``code``.
+
+The tree::
+
+    GradesyncError                      code, message, hint; exit_code decides the process exit status
+    ├── UsageError          (exit 2)    bad command line or configuration
+    │   └── ConfigError     (exit 2)
+    ├── InputError          (exit 2)    an input file cannot be read at all; names file, row, column
+    ├── AuthError           (exit 3)    401/403 from Graph or no token; names the missing permission
+    ├── GuardError          (exit 4)    a safety guard refused to apply a plan
+    ├── LockError           (exit 5)    another run holds the lock
+    └── GraphError          (exit 1)    Graph answered with an error
+        ├── TransientGraphError         429, 5xx, timeouts, dropped connections: retry
+        └── TerminalGraphError          other 4xx: final for that request
+
+``Transient`` vs ``Terminal`` is part of the type: retry code acts on the type alone.
+Messages never carry secrets: tokens are never formatted into an error.
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+from typing import Any
+
+
+class ExitCode(IntEnum):
+    OK = 0
+    ROWS_NOT_DONE = 1  # some rows failed, were rejected or conflicted
+    USAGE = 2  # usage, configuration or unreadable input
+    AUTH = 3  # authentication or permission failure
+    GUARD = 4  # a safety guard refused
+    LOCKED = 5  # another run holds the lock
+
+
+class GradesyncError(Exception):
+    """Base class. ``code`` is machine-readable, ``message`` says what happened, ``hint`` what to do."""
+
+    code: str = "gradesync-error"
+    exit_code: ExitCode = ExitCode.USAGE
+
+    def __init__(self, message: str, *, code: str | None = None, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        if code is not None:
+            self.code = code
+        self.hint = hint
+
+    def __str__(self) -> str:
+        text = f"[{self.code}] {self.message}"
+        if self.hint:
+            text += f"\n  hint: {self.hint}"
+        return text
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"code": self.code, "message": self.message, "hint": self.hint}
+
+
+class UsageError(GradesyncError):
+    code = "usage"
+    exit_code = ExitCode.USAGE
+
+
+class ConfigError(UsageError):
+    code = "config-invalid"
+
+
+class InputError(GradesyncError):
+    """An input that cannot be read. Always names the file, and the row and column where known."""
+
+    code = "input-unreadable"
+    exit_code = ExitCode.USAGE
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        file: str,
+        row: int | None = None,
+        column: str | None = None,
+        code: str | None = None,
+        hint: str | None = None,
+    ) -> None:
+        where = file
+        if row is not None:
+            where += f", row {row}"
+        if column is not None:
+            where += f", column {column!r}"
+        super().__init__(f"{where}: {message}", code=code, hint=hint)
+        self.file, self.row, self.column = file, row, column
+
+
+class AuthError(GradesyncError):
+    code = "auth-failed"
+    exit_code = ExitCode.AUTH
+
+
+class GuardError(GradesyncError):
+    code = "guard-refused"
+    exit_code = ExitCode.GUARD
+
+
+class LockError(GradesyncError):
+    code = "locked"
+    exit_code = ExitCode.LOCKED
+
+
+class GraphError(GradesyncError):
+    """Graph answered with an error. Carries what the contract says to report per failed row."""
+
+    code = "graph-error"
+    exit_code = ExitCode.ROWS_NOT_DONE
+    retryable = False
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        graph_code: str | None = None,
+        inner_code: str | None = None,
+        request_id: str | None = None,
+        retry_after: float | None = None,
+        code: str | None = None,
+        hint: str | None = None,
+    ) -> None:
+        super().__init__(message, code=code, hint=hint)
+        self.status = status
+        self.graph_code = graph_code
+        self.inner_code = inner_code
+        self.request_id = request_id
+        self.retry_after = retry_after
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            **super().as_dict(),
+            "status": self.status,
+            "graph_code": self.graph_code,
+            "inner_code": self.inner_code,
+            "request_id": self.request_id,
+        }
+
+
+class TransientGraphError(GraphError):
+    code = "graph-transient"
+    retryable = True
+
+
+class TerminalGraphError(GraphError):
+    code = "graph-terminal"

@@ -1,0 +1,226 @@
+"""The data that passes between pipeline stages: column contracts, codes and plan dataclasses.
+
+read ──DesiredFrame──▶ resolve ──Snapshot──▶ plan (pure) ──Plan──▶ execute ──▶ report
+
+Bulk data travels as pandas DataFrames whose columns are fixed here (one row per input row keeps
+1.2M-row plans cheap); each operation that reaches Graph is a frozen ``Operation`` dataclass.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+import pandas as pd
+
+# ---------------------------------------------------------------------------------------------
+# Stage 1, read → a "desired" frame: one row per input row (also the rows read rejects).
+# ---------------------------------------------------------------------------------------------
+DESIRED_COLUMNS: dict[str, str] = {
+    "row_key": "int64",  # 0..n-1 over all input files, in reading order; the identity of an input row
+    "source_file": "object",  # path as given on the command line
+    "source_sheet": "object",  # sheet name for Excel, "" otherwise
+    "source_row": "int64",  # row number as a person sees it in Excel / a text editor (header = 1)
+    "source_column": "object",  # header of the points cell (for wide files: the assignment column)
+    "class_key": "object",  # raw identifiers, always text, stripped; "" when missing
+    "assignment_key": "object",
+    "student_key": "object",
+    "points_raw": "object",  # the points cell exactly as read (text)
+    "desired_points": "float64",  # parsed and rounded; NaN when blank, clear or invalid
+    "clear": "bool",  # the explicit clear token: remove the grade
+    "points_possible": "float64",  # from a wide file's "Points Possible" row, else NaN
+    "reason": "object",  # a ReasonCode value when read/validation rejects or notes the row, else ""
+    "message": "object",  # what a registrar reads about that reason
+    "note": "object",  # non-rejecting remarks (rounded, duplicate kept, cp1252 fallback)
+}
+
+
+class Action(StrEnum):
+    UPDATE = "update"  # PATCH the existing points outcome
+    CREATE = "create"  # POST a points outcome (the submission has none)
+    NOOP = "noop"  # nothing to do (equal, blank cell, identical duplicate)
+    REJECT = "reject"  # refused, with a reason
+
+
+class ReasonCode(StrEnum):
+    """Why a row is rejected (or, for the ``noop`` ones, why nothing happens)."""
+
+    # read / validate
+    MISSING_IDENTIFIER = "missing_identifier"
+    INVALID_POINTS = "invalid_points"
+    DUPLICATE_CONFLICT = "duplicate_conflict"
+    DUPLICATE_IDENTICAL = "duplicate_identical"  # noop: an identical copy of another row
+    BLANK_POINTS = "blank_points"  # noop: a blank cell means "no change"
+    POINTS_POSSIBLE_MISMATCH = "points_possible_mismatch"
+    # resolve / plan
+    UNKNOWN_CLASS = "unknown_class"
+    AMBIGUOUS_CLASS = "ambiguous_class"
+    UNKNOWN_ASSIGNMENT = "unknown_assignment"
+    AMBIGUOUS_ASSIGNMENT = "ambiguous_assignment"
+    UNGRADED_ASSIGNMENT = "ungraded_assignment"
+    UNKNOWN_STUDENT = "unknown_student"
+    AMBIGUOUS_STUDENT = "ambiguous_student"
+    NOT_IN_CLASS = "not_in_class"
+    NO_SUBMISSION = "no_submission"
+    ABOVE_MAX_POINTS = "above_max_points"
+    SUBMISSION_EXCUSED = "submission_excused"
+    GROUP_SUBMISSION = "group_submission"
+    ALREADY_CLEAR = "already_clear"  # noop: clear asked, nothing to clear
+
+
+REJECT_REASONS_NOOP = {ReasonCode.DUPLICATE_IDENTICAL, ReasonCode.BLANK_POINTS, ReasonCode.ALREADY_CLEAR}
+
+# ---------------------------------------------------------------------------------------------
+# Stage 2, resolve → a Snapshot of what Graph holds for the classes/assignments the input touches.
+# ---------------------------------------------------------------------------------------------
+SNAPSHOT_COLUMNS: dict[str, dict[str, str]] = {
+    # one row per (input class key, matching class); a key with 0 rows is unknown, >1 ambiguous
+    "classes": {"class_key": "object", "class_id": "object", "class_name": "object"},
+    "members": {
+        "class_id": "object",
+        "user_id": "object",
+        "display_name": "object",
+        "upn": "object",  # userPrincipalName
+        "mail": "object",
+        "sis_id": "object",  # student.externalId
+        "external_id": "object",  # educationUser.externalId (fallback SIS id)
+        "student_number": "object",  # student.studentNumber
+        "primary_role": "object",
+    },
+    "assignments": {
+        "class_id": "object",
+        "assignment_id": "object",
+        "display_name": "object",
+        "status": "object",
+        "graded": "bool",  # grading is a points grade type
+        "max_points": "float64",  # NaN when ungraded
+    },
+    "submissions": {
+        "class_id": "object",
+        "assignment_id": "object",
+        "submission_id": "object",
+        "user_id": "object",  # recipient.userId; None for a group recipient
+        "recipient_type": "object",  # "individual" | "group"
+        "status": "object",  # working, submitted, returned, reassigned, excused
+        "outcome_id": "object",  # the points outcome's id; None when the submission has none
+        "points": "float64",  # points.points; NaN when null or no points outcome
+        "last_modified": "object",  # the points outcome's lastModifiedDateTime; None when none
+    },
+}
+
+
+def empty_frame(columns: dict[str, str]) -> pd.DataFrame:
+    return pd.DataFrame({name: pd.Series(dtype=dtype) for name, dtype in columns.items()})
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """What Graph holds, as read by resolve. Pure data: the plan core needs nothing else."""
+
+    classes: pd.DataFrame
+    members: pd.DataFrame
+    assignments: pd.DataFrame
+    submissions: pd.DataFrame
+
+    @classmethod
+    def empty(cls) -> Snapshot:
+        return cls(**{name: empty_frame(cols) for name, cols in SNAPSHOT_COLUMNS.items()})
+
+
+# ---------------------------------------------------------------------------------------------
+# Stage 3+4, plan → a Plan: one row per input row (PLAN_COLUMNS) plus header data.
+# ---------------------------------------------------------------------------------------------
+PLAN_COLUMNS: dict[str, str] = {
+    **{k: v for k, v in DESIRED_COLUMNS.items() if k not in ("reason", "message", "note")},
+    "class_id": "object",
+    "class_name": "object",
+    "assignment_id": "object",
+    "assignment_name": "object",
+    "max_points": "float64",
+    "user_id": "object",
+    "student_name": "object",
+    "submission_id": "object",
+    "outcome_id": "object",
+    "before_points": "float64",  # current points in Teams (NaN = none)
+    "before_modified": "object",  # the outcome's lastModifiedDateTime at planning time
+    "action": "object",  # an Action value
+    "reason": "object",  # a ReasonCode value or ""
+    "message": "object",
+    "note": "object",
+    "decrease": "bool",  # the change lowers a grade
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Operation:
+    """One write to Graph: an update (PATCH) or create (POST) of a points outcome."""
+
+    row_key: int
+    action: Action  # UPDATE or CREATE
+    class_id: str
+    assignment_id: str
+    submission_id: str
+    outcome_id: str | None  # None for CREATE
+    desired_points: float | None  # None clears the grade
+    before_points: float | None
+    before_modified: str | None
+
+    @property
+    def submission_path(self) -> str:
+        return (
+            f"/education/classes/{self.class_id}/assignments/{self.assignment_id}"
+            f"/submissions/{self.submission_id}"
+        )
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> Operation:
+        def _f(v: Any) -> float | None:
+            return None if v is None or (isinstance(v, float) and math.isnan(v)) else float(v)
+
+        def _s(v: Any) -> str | None:
+            return None if v is None or (isinstance(v, float) and math.isnan(v)) or v == "" else str(v)
+
+        return cls(
+            row_key=int(row["row_key"]),
+            action=Action(row["action"]),
+            class_id=str(row["class_id"]),
+            assignment_id=str(row["assignment_id"]),
+            submission_id=str(row["submission_id"]),
+            outcome_id=_s(row.get("outcome_id")),
+            desired_points=None if row.get("clear") else _f(row["desired_points"]),
+            before_points=_f(row.get("before_points")),
+            before_modified=_s(row.get("before_modified")),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class InputFile:
+    path: str
+    sha256: str
+    rows: int
+    encoding: str | None = None  # e.g. "utf-8-sig", "cp1252 (fallback)"
+    sheet: str | None = None
+
+
+@dataclass(slots=True)
+class Plan:
+    """A reviewed plan can be applied later, exactly: everything apply needs is in here."""
+
+    rows: pd.DataFrame  # PLAN_COLUMNS, one per input row, ordered by row_key
+    created_at: str  # ISO 8601 UTC
+    graph_base_url: str
+    config_hash: str
+    inputs: list[InputFile] = field(default_factory=list)
+    # per assignment: roster students with no row in the input (the "silent gap")
+    roster_gaps: list[dict[str, Any]] = field(default_factory=list)
+    schema_version: int = 1
+    strict: bool = False
+
+    def operations(self) -> list[Operation]:
+        writes = self.rows[self.rows["action"].isin([Action.UPDATE.value, Action.CREATE.value])]
+        return [Operation.from_row(r) for r in writes.to_dict("records")]
+
+    def counts(self) -> dict[str, int]:
+        return {a.value: int((self.rows["action"] == a.value).sum()) for a in Action}
