@@ -217,6 +217,7 @@ class Plan:
     roster_gaps: list[dict[str, Any]] = field(default_factory=list)
     schema_version: int = 1
     strict: bool = False
+    warnings: list[str] = field(default_factory=list)  # read-stage remarks (e.g. a cp1252 fallback)
 
     def operations(self) -> list[Operation]:
         writes = self.rows[self.rows["action"].isin([Action.UPDATE.value, Action.CREATE.value])]
