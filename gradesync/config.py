@@ -62,7 +62,7 @@ class MatchSettings(_Section):
 
 class PolicySettings(_Section):
     precision: int = Field(2, ge=0, le=6)  # decimals kept; more are rounded and noted
-    clear_token: str = "CLEAR"  # a points cell holding exactly this clears the grade
+    clear_token: str = "CLEAR"  # noqa: S105 — a points cell holding exactly this clears the grade
     above_max: Literal["reject", "allow"] = "reject"
     excused: Literal["reject", "allow"] = "reject"
     strict: bool = False  # refuse the whole plan when any row is rejected
@@ -98,7 +98,5 @@ def load_settings(path: str | Path | None = None, *, environ: dict[str, str] | N
     try:
         return Settings.model_validate(data)
     except ValidationError as e:
-        problems = "; ".join(
-            f"{'.'.join(str(x) for x in err['loc'])}: {err['msg']}" for err in e.errors()
-        )
+        problems = "; ".join(f"{'.'.join(str(x) for x in err['loc'])}: {err['msg']}" for err in e.errors())
         raise ConfigError(f"{p}: {problems}", code="config-invalid") from None
