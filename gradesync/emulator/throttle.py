@@ -1,0 +1,139 @@
+"""Token-bucket throttling per scope (the app = the bearer token), like Graph's assignment service.
+
+Two buckets per scope must both hold a token: ``per_10s`` over ``short_window`` seconds and
+``per_hour`` over ``long_window`` seconds (Graph: 350 per 10 s and 10,000 per hour per app).
+A throttled request gets ``Retry-After`` = the time until both buckets hold a token again, and the
+scope stays blocked until then: requests that arrive earlier are throttled again, cost quota and
+are counted as *early retries* (what Microsoft's Dev Proxy flags).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True, slots=True)
+class ThrottleConfig:
+    """Limits per scope. ``enabled=False`` (``ThrottleConfig.off()``) lets everything through."""
+
+    per_10s: int = 350
+    per_hour: int = 10_000
+    short_window: float = 10.0  # seconds the per_10s budget refills over (tests shrink it)
+    long_window: float = 3600.0
+    enabled: bool = True
+
+    @classmethod
+    def graph(cls) -> ThrottleConfig:
+        """Graph's documented assignment-service limits per app per tenant."""
+        return cls()
+
+    @classmethod
+    def off(cls) -> ThrottleConfig:
+        return cls(enabled=False)
+
+    @classmethod
+    def from_value(cls, value: object) -> ThrottleConfig:
+        """From ``"graph"``, ``"off"``, a dict of fields, or a ThrottleConfig."""
+        if isinstance(value, ThrottleConfig):
+            return value
+        if value is None or value == "off":
+            return cls.off()
+        if value == "graph":
+            return cls.graph()
+        if isinstance(value, dict):
+            return cls(**value)
+        raise ValueError(f"throttle must be 'graph', 'off' or an object of limits, not {value!r}")
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "per_10s": self.per_10s,
+            "per_hour": self.per_hour,
+            "short_window": self.short_window,
+            "long_window": self.long_window,
+            "enabled": self.enabled,
+        }
+
+
+@dataclass(slots=True)
+class _Scope:
+    short: float
+    long: float
+    updated: float
+    blocked_until: float = 0.0
+    blocked_by: int = -1  # the HTTP request whose sub-request caused the block
+
+
+@dataclass(slots=True)
+class Decision:
+    allowed: bool
+    retry_after: float = 0.0
+    early: bool = False  # arrived before a Retry-After this scope was given had elapsed
+
+
+@dataclass
+class Throttler:
+    """Decides, per request, whether a scope may proceed. Time comes from the caller (``now``)."""
+
+    config: ThrottleConfig = field(default_factory=ThrottleConfig.graph)
+    _scopes: dict[str, _Scope] = field(default_factory=dict)
+
+    def reset(self) -> None:
+        self._scopes.clear()
+
+    def _scope(self, key: str, now: float) -> _Scope:
+        cfg = self.config
+        sc = self._scopes.get(key)
+        if sc is None:
+            sc = _Scope(short=float(cfg.per_10s), long=float(cfg.per_hour), updated=now)
+            self._scopes[key] = sc
+        elapsed = max(0.0, now - sc.updated)
+        sc.short = min(float(cfg.per_10s), sc.short + elapsed * cfg.per_10s / cfg.short_window)
+        sc.long = min(float(cfg.per_hour), sc.long + elapsed * cfg.per_hour / cfg.long_window)
+        sc.updated = now
+        return sc
+
+    def _wait(self, sc: _Scope) -> float:
+        cfg = self.config
+        w_short = max(0.0, (1.0 - sc.short) * cfg.short_window / cfg.per_10s)
+        w_long = max(0.0, (1.0 - sc.long) * cfg.long_window / cfg.per_hour)
+        return max(w_short, w_long)
+
+    def block(self, key: str, now: float, seconds: float, http_seq: int) -> None:
+        """Mark a scope blocked (also used for injected 429s that carry a Retry-After)."""
+        sc = self._scope(key, now)
+        if now + seconds > sc.blocked_until:
+            sc.blocked_until = now + seconds
+            sc.blocked_by = http_seq
+
+    def check(self, key: str, now: float, http_seq: int) -> Decision:
+        """Consume one unit of quota for ``key``; say whether the request may proceed."""
+        cfg = self.config
+        sc = self._scope(key, now)
+        early = now < sc.blocked_until and sc.blocked_by != http_seq
+        if not cfg.enabled:
+            return Decision(True, early=early)
+        if early:
+            # An early retry is throttled again and still costs quota (bounded below).
+            sc.short = max(sc.short - 1.0, -float(cfg.per_10s))
+            sc.long = max(sc.long - 1.0, -float(cfg.per_hour))
+            wait = max(sc.blocked_until - now, self._wait(sc))
+            sc.blocked_until = now + wait
+            return Decision(False, retry_after=wait, early=True)
+        if sc.short >= 1.0 and sc.long >= 1.0:
+            sc.short -= 1.0
+            sc.long -= 1.0
+            return Decision(True)
+        wait = max(self._wait(sc), sc.blocked_until - now, 0.001)
+        self.block(key, now, wait, http_seq)
+        return Decision(False, retry_after=wait)
+
+
+def format_retry_after(seconds: float, form: str = "decimal") -> str:
+    """Render a wait as Graph does: ``"3"``, ``"0.249"``, ``"0.25,120"`` (list) — never below 1 ms."""
+    seconds = max(seconds, 0.001)
+    if form == "seconds":
+        return str(max(1, round(seconds + 0.4999)))
+    text = f"{seconds:.3f}".rstrip("0").rstrip(".")
+    if form == "list":
+        return f"{text},{max(1, round(seconds * 4))}"
+    return text
