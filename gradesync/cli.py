@@ -20,6 +20,7 @@ from gradesync.cliutil import (
     stdout_console,
 )
 from gradesync.config import load_settings
+from gradesync.emulator.cli import emulator_command
 from gradesync.errors import ExitCode
 
 
@@ -107,6 +108,9 @@ def plan_command(
             out_console.print(f"{name}: {path}", markup=False)
     if refused or summary.has_problems:
         exit_with(ExitCode.ROWS_NOT_DONE)
+
+
+cli.add_command(emulator_command, name="emulator")
 
 
 def main() -> None:
