@@ -1,0 +1,227 @@
+"""Safety guards: pure functions that decide whether a plan may be applied at all.
+
+They are the defence against a broken SIS export. Every figure is computed from the plan rows
+(and, for coverage, from the pre-write read), every refusal is a ``GuardError`` (exit 4) whose
+message names the figures, e.g. ``plan changes 812 of 1,000 grades (81%), above --max-changes 50%``.
+
+What is counted (``Figures``):
+
+* **grades** — the rows that state a grade for a resolved submission: every ``update`` and
+  ``create``, and the ``noop`` rows whose grade already matches (not blank cells, not identical
+  duplicates, not rejected rows). This is the denominator of the percentage limits.
+* **changes** — rows that *overwrite* a grade Teams holds (an ``update`` whose before-value is set,
+  clears included). Filling an empty grade (a ``create``, or an ``update`` of a points outcome whose
+  points are null) destroys nothing and is counted as **new**, not as a change: on the first run
+  every grade is new and must not trip ``--max-changes``.
+* **decreases** — changes that lower a grade (the plan's ``decrease`` flag; clears count).
+* **clears** — rows that remove a grade; refused unless ``--allow-clear``.
+* **coverage** — distinct submissions the input names / individual submissions of the assignments
+  it writes to. An export that lost half its rows names half the roster.
+
+A percentage limit is not enforced while the figure is at most ``PERCENT_FLOOR`` grades: one
+change in a one-row file is 100% but harmless. An absolute limit (``--max-changes 200``) always is.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import pandas as pd
+
+from gradesync.errors import GuardError, UsageError
+from gradesync.models import Action, ReasonCode
+
+PERCENT_FLOOR = 20  # a percentage guard fires only when the figure is above this many grades
+DEFAULT_MAX_CHANGES = "50%"
+DEFAULT_MAX_DECREASES = "20%"
+DEFAULT_MIN_COVERAGE = "60%"
+DEFAULT_MAX_PLAN_AGE = "24h"
+
+_NOT_A_GRADE = {ReasonCode.BLANK_POINTS.value, ReasonCode.DUPLICATE_IDENTICAL.value}
+
+
+@dataclass(frozen=True, slots=True)
+class Limit:
+    """``N`` (a count) or ``P%`` (a share of the grades the input touches)."""
+
+    value: float
+    percent: bool
+    text: str
+
+    @classmethod
+    def parse(cls, text: str | Limit, option: str = "limit") -> Limit:
+        if isinstance(text, Limit):
+            return text
+        raw = str(text).strip()
+        m = re.fullmatch(r"(\d+(?:\.\d+)?)\s*(%?)", raw)
+        if not m:
+            raise UsageError(
+                f"{option} {raw!r}: expected a count like 200 or a percentage like 50%",
+                code="guard-limit-invalid",
+            )
+        value, percent = float(m.group(1)), bool(m.group(2))
+        if percent and value > 100:
+            raise UsageError(f"{option} {raw!r}: a percentage is at most 100%", code="guard-limit-invalid")
+        return cls(value, percent, raw.replace(" ", ""))
+
+    def exceeded(self, count: int, total: int) -> bool:
+        """True when ``count`` (out of ``total``) is above this limit."""
+        if not self.percent:
+            return count > self.value
+        if count <= PERCENT_FLOOR or total <= 0:
+            return False
+        return count * 100.0 > self.value * total + 1e-9
+
+    def below(self, count: int, total: int) -> bool:
+        """For a minimum (coverage): True when ``count`` of ``total`` is under this limit."""
+        if total <= 0:
+            return False
+        if not self.percent:
+            return count < self.value
+        if total - count <= PERCENT_FLOOR:
+            return False  # fewer than PERCENT_FLOOR students missing: never refuse on a share
+        return count * 100.0 < self.value * total - 1e-9
+
+
+@dataclass(frozen=True, slots=True)
+class Figures:
+    grades: int  # rows stating a grade for a resolved submission (the denominator)
+    changes: int  # overwrites of a grade Teams holds (clears included)
+    new: int  # grades filled where Teams holds none
+    decreases: int
+    clears: int
+
+    def asdict(self) -> dict[str, int]:
+        return {
+            "grades": self.grades,
+            "changes": self.changes,
+            "new": self.new,
+            "decreases": self.decreases,
+            "clears": self.clears,
+        }
+
+
+def _bool(series: pd.Series) -> pd.Series:
+    return series.fillna(False).astype(bool)
+
+
+def plan_figures(rows: pd.DataFrame) -> Figures:
+    """Count what a plan would do (pure; the rows are PLAN_COLUMNS)."""
+    action = rows["action"].astype(str)
+    reason = rows["reason"].fillna("").astype(str)
+    writes = action.isin([Action.UPDATE.value, Action.CREATE.value])
+    grades = writes | ((action == Action.NOOP.value) & ~reason.isin(_NOT_A_GRADE))
+    had_grade = rows["before_points"].notna()
+    clear = _bool(rows["clear"]) & writes
+    changes = (action == Action.UPDATE.value) & had_grade
+    new = writes & ~had_grade & ~clear
+    decreases = changes & (_bool(rows["decrease"]) | clear)
+    return Figures(
+        grades=int(grades.sum()),
+        changes=int(changes.sum()),
+        new=int(new.sum()),
+        decreases=int(decreases.sum()),
+        clears=int(clear.sum()),
+    )
+
+
+def _share(count: int, total: int) -> str:
+    pct = 0 if total <= 0 else round(100.0 * count / total)
+    return f"{count:,} of {total:,} grades ({pct}%)"
+
+
+def guard_violations(
+    figures: Figures,
+    *,
+    max_changes: Limit | None,
+    max_decreases: Limit | None,
+    allow_clear: bool,
+) -> list[str]:
+    """The reasons a plan must not be applied (empty: it may). Pure."""
+    out: list[str] = []
+    if max_changes is not None and max_changes.exceeded(figures.changes, figures.grades):
+        out.append(
+            f"plan changes {_share(figures.changes, figures.grades)}, above --max-changes {max_changes.text}"
+        )
+    if max_decreases is not None and max_decreases.exceeded(figures.decreases, figures.grades):
+        out.append(
+            f"plan lowers {_share(figures.decreases, figures.grades)}, "
+            f"above --max-decreases {max_decreases.text}"
+        )
+    if figures.clears and not allow_clear:
+        out.append(f"plan clears {figures.clears:,} grade(s); clearing needs --allow-clear")
+    return out
+
+
+def coverage_violation(covered: int, roster: int, min_coverage: Limit | None) -> str | None:
+    """A reason to refuse when the input names too few of the students it writes grades for."""
+    if min_coverage is None or not min_coverage.below(covered, roster):
+        return None
+    pct = round(100.0 * covered / roster) if roster else 0
+    return (
+        f"input covers {covered:,} of {roster:,} students ({pct}%) in the assignments it writes to, "
+        f"below --min-coverage {min_coverage.text}"
+    )
+
+
+def refuse(violations: list[str]) -> None:
+    """Raise one GuardError naming every violated guard (no-op when the list is empty)."""
+    if not violations:
+        return
+    raise GuardError(
+        "; ".join(violations),
+        code="guard-refused",
+        hint="check the export (lost rows? shifted column?); if the plan is right, raise the limit "
+        "(e.g. --max-changes 100%) or pass --allow-clear",
+    )
+
+
+# --- plan age ----------------------------------------------------------------------------------
+def parse_duration(text: str | timedelta, option: str = "--max-plan-age") -> timedelta:
+    """``90s``, ``45m``, ``24h``, ``2d`` (a bare number is hours)."""
+    if isinstance(text, timedelta):
+        return text
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*", str(text))
+    if not m:
+        raise UsageError(
+            f"{option} {text!r}: expected a duration like 90m, 24h or 2d", code="duration-invalid"
+        )
+    unit = m.group(2) or "h"
+    seconds = float(m.group(1)) * {"s": 1, "m": 60, "h": 3600, "d": 86400}[unit]
+    return timedelta(seconds=seconds)
+
+
+def parse_time(text: str) -> datetime:
+    """An ISO 8601 timestamp (``Z`` accepted) as an aware UTC datetime."""
+    dt = datetime.fromisoformat(str(text).strip().replace("Z", "+00:00"))
+    return dt if dt.tzinfo else dt.replace(tzinfo=UTC)
+
+
+def plan_age_violation(created_at: str, now: datetime, max_age: timedelta | None) -> str | None:
+    if max_age is None:
+        return None
+    try:
+        created = parse_time(created_at)
+    except ValueError:
+        return f"plan creation time {created_at!r} is not a timestamp; cannot check --max-plan-age"
+    age = now - created
+    if age <= max_age:
+        return None
+    return (
+        f"plan was made {_human(age)} ago ({created_at}), older than --max-plan-age {_human(max_age)}; "
+        "make a fresh plan"
+    )
+
+
+def _human(delta: timedelta) -> str:
+    s = max(0.0, delta.total_seconds())
+    if s < 120:
+        return f"{math.floor(s)}s"
+    if s < 7200:
+        return f"{math.floor(s / 60)}m"
+    if s < 172800:
+        return f"{s / 3600:.1f}h".replace(".0h", "h")
+    return f"{s / 86400:.1f}d".replace(".0d", "d")
