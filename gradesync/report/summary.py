@@ -1,0 +1,382 @@
+"""The run summary: one value object that summary.json, the HTML report and the CLI table render."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import pandas as pd
+
+from gradesync.models import Action, InputFile
+from gradesync.report._version import __version__
+
+Kind = Literal["plan", "reconciliation"]
+KINDS: tuple[str, ...] = ("plan", "reconciliation")
+
+ACTIONS: tuple[str, ...] = tuple(a.value for a in Action)  # update, create, noop, reject
+STATUSES: tuple[str, ...] = ("unchanged", "updated", "created", "conflict", "failed", "rejected")
+PROBLEM_STATUSES: frozenset[str] = frozenset({"conflict", "failed", "rejected"})
+
+# keys that must never reach a report even if a caller's stats dict carries them by mistake
+_SECRET_HINTS = ("token", "secret", "authorization", "password", "assertion", "cookie")
+
+
+def text_column(rows: pd.DataFrame, name: str) -> pd.Series:
+    """Column ``name`` as clean text ("" for missing/None/NaN); an absent column reads as all "".
+
+    Identifiers are text by contract, so anything else (a stray float) is formatted plainly.
+    """
+    if name not in rows.columns:
+        return pd.Series([""] * len(rows), index=rows.index, dtype=object)
+    col = rows[name]
+    return pd.Series(
+        [_text(v) for v in col.tolist()],
+        index=rows.index,
+        dtype=object,
+    )
+
+
+def bool_column(rows: pd.DataFrame, name: str) -> pd.Series:
+    if name not in rows.columns:
+        return pd.Series(False, index=rows.index, dtype=bool)
+    return rows[name].fillna(False).astype(bool)
+
+
+def float_column(rows: pd.DataFrame, name: str) -> pd.Series:
+    if name not in rows.columns:
+        return pd.Series(math.nan, index=rows.index, dtype="float64")
+    return pd.to_numeric(rows[name], errors="coerce").astype("float64")
+
+
+def _text(v: Any) -> str:
+    if v is None or v is pd.NA or v is pd.NaT:
+        return ""
+    if isinstance(v, float):
+        return "" if math.isnan(v) else format_number(v)
+    return str(v)
+
+
+def format_number(v: Any) -> str:
+    """85 → "85", 85.5 → "85.5", 85.50000000001 → "85.5", NaN/None → "" (six decimals at most).
+
+    Points are < 9,999,999 and rounded to a configured precision well under 6 decimals, so rounding
+    to 6 places only removes float noise; fixed notation means no "1e-07" or "1.2E+06" in a report.
+    """
+    if v is None or v is pd.NA:
+        return ""
+    try:
+        x = float(v)
+    except (TypeError, ValueError):
+        return str(v)
+    if math.isnan(x):
+        return ""
+    if math.isinf(x):
+        return "inf" if x > 0 else "-inf"
+    text = f"{round(x, 6):.6f}".rstrip("0").rstrip(".")
+    return "0" if text in ("-0", "") else text
+
+
+def _scrub(value: Any) -> Any:
+    """Drop secret-looking keys and make a stats value JSON-safe (NaN → None)."""
+    if isinstance(value, Mapping):
+        return {
+            str(k): _scrub(v)
+            for k, v in value.items()
+            if not any(hint in str(k).lower() for hint in _SECRET_HINTS)
+        }
+    if isinstance(value, list | tuple):
+        return [_scrub(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, bool | int | float | str) or value is None:
+        return value
+    if hasattr(value, "item"):  # numpy scalar
+        return _scrub(value.item())
+    return str(value)
+
+
+def _input_dict(item: InputFile | Mapping[str, Any]) -> dict[str, Any]:
+    if dataclasses.is_dataclass(item) and not isinstance(item, type):
+        return _scrub(dataclasses.asdict(item))
+    return _scrub(dict(item))  # type: ignore[arg-type]
+
+
+def _count_table(
+    rows: pd.DataFrame, keys: list[str], labels: dict[str, str], with_status: bool
+) -> list[dict[str, Any]]:
+    """Per-group counts (one dict per group, in first-seen order): rows, per action, per status."""
+    if rows.empty:
+        return []
+    frame = pd.DataFrame({k: text_column(rows, k) for k in [*keys, *labels]})
+    frame["action"] = text_column(rows, "action")
+    frame["decrease"] = bool_column(rows, "decrease") & frame["action"].isin(["update", "create"])
+    if with_status:
+        frame["status"] = text_column(rows, "status")
+    grouped = frame.groupby(keys, sort=False, dropna=False)
+    out = grouped.size().rename("rows").to_frame()
+    for label in labels:
+        # the first non-empty name/id seen for the group (unknown keys have none)
+        out[label] = grouped[label].agg(lambda s: next((x for x in s if x), ""))
+    actions = pd.crosstab([frame[k] for k in keys], frame["action"])
+    for a in ACTIONS:
+        out[a] = actions[a].reindex(out.index).fillna(0).astype(int) if a in actions else 0
+    out["decrease"] = grouped["decrease"].sum().astype(int)
+    if with_status:
+        statuses = pd.crosstab([frame[k] for k in keys], frame["status"])
+        for s in STATUSES:
+            out[s] = statuses[s].reindex(out.index).fillna(0).astype(int) if s in statuses else 0
+    out = out.reset_index()
+    result: list[dict[str, Any]] = []
+    for rec in out.to_dict("records"):
+        item: dict[str, Any] = {}
+        for k in keys:
+            item[_PUBLIC_KEY.get(k, k)] = rec[k]
+        for label, public in labels.items():
+            item[public] = rec[label]
+        item["rows"] = int(rec["rows"])
+        for a in ACTIONS:
+            item[a] = int(rec[a])
+        item["decrease"] = int(rec["decrease"])
+        if with_status:
+            for s in STATUSES:
+                item[s] = int(rec[s])
+        result.append(item)
+    return result
+
+
+_PUBLIC_KEY = {"class_key": "class", "assignment_key": "assignment"}
+
+
+@dataclass(frozen=True, slots=True)
+class RunSummary:
+    """What a run did, in numbers. ``asdict()`` is summary.json; ``str()`` is a few readable lines.
+
+    ``counts`` is per action (update/create/noop/reject, every key present); ``status_counts`` is per
+    status for a reconciliation (unchanged/updated/created/conflict/failed/rejected) and empty for a
+    plan. ``per_reason`` counts every row that carries a reason code (rejects and the noop reasons such
+    as ``blank_points``). ``per_class`` / ``per_assignment`` are lists of dicts keyed by the input's
+    class (and assignment) key, with the resolved id and name when known.
+    """
+
+    kind: str
+    created_at: str
+    graph_base_url: str
+    rows: int
+    counts: dict[str, int]
+    status_counts: dict[str, int]
+    decreases: int
+    clears: int
+    per_reason: dict[str, int]
+    per_class: list[dict[str, Any]]
+    per_assignment: list[dict[str, Any]]
+    inputs: list[dict[str, Any]] = field(default_factory=list)
+    graph_requests: dict[str, Any] = field(default_factory=dict)
+    elapsed_seconds: float | None = None
+    retries: int = 0
+    throttled: int = 0
+    strict_refused: bool = False
+    dry_run: bool = False
+    version: str = __version__
+
+    @classmethod
+    def from_rows(
+        cls,
+        rows: pd.DataFrame,
+        *,
+        kind: Kind = "plan",
+        inputs: Iterable[InputFile | Mapping[str, Any]] = (),
+        graph_base_url: str = "",
+        created_at: str = "",
+        graph_stats: Mapping[str, Any] | None = None,
+        elapsed_seconds: float | None = None,
+        retries: int = 0,
+        throttled: int = 0,
+        strict_refused: bool = False,
+        dry_run: bool = False,
+    ) -> RunSummary:
+        """Count ``rows`` (PLAN_COLUMNS, plus ``status``/``after_points`` for a reconciliation)."""
+        if kind not in KINDS:
+            raise ValueError(f"kind must be one of {KINDS}, not {kind!r}")
+        reconciliation = kind == "reconciliation"
+        action = text_column(rows, "action")
+        counts = {a: int((action == a).sum()) for a in ACTIONS}
+        status_counts: dict[str, int] = {}
+        if reconciliation:
+            status = text_column(rows, "status")
+            status_counts = {s: int((status == s).sum()) for s in STATUSES}
+            for other in sorted(set(status) - set(STATUSES) - {""}):
+                status_counts[other] = int((status == other).sum())
+        writes = action.isin(["update", "create"])
+        reason = text_column(rows, "reason")
+        per_reason = {str(k): int(v) for k, v in reason[reason != ""].value_counts().items()}
+        return cls(
+            kind=kind,
+            created_at=created_at,
+            graph_base_url=graph_base_url,
+            rows=len(rows),
+            counts=counts,
+            status_counts=status_counts,
+            decreases=int((bool_column(rows, "decrease") & writes).sum()),
+            clears=int((bool_column(rows, "clear") & writes).sum()),
+            per_reason=per_reason,
+            per_class=_count_table(
+                rows, ["class_key"], {"class_id": "class_id", "class_name": "class_name"}, reconciliation
+            ),
+            per_assignment=_count_table(
+                rows,
+                ["class_key", "assignment_key"],
+                {
+                    "class_id": "class_id",
+                    "class_name": "class_name",
+                    "assignment_id": "assignment_id",
+                    "assignment_name": "assignment_name",
+                },
+                reconciliation,
+            ),
+            inputs=[_input_dict(i) for i in inputs],
+            graph_requests=_scrub(dict(graph_stats or {})),
+            elapsed_seconds=None if elapsed_seconds is None else round(float(elapsed_seconds), 3),
+            retries=int(retries),
+            throttled=int(throttled),
+            strict_refused=bool(strict_refused),
+            dry_run=bool(dry_run),
+        )
+
+    # -- derived -----------------------------------------------------------------------------------
+    @property
+    def changes(self) -> int:
+        """Rows that write a grade (plan) — update + create."""
+        return self.counts.get("update", 0) + self.counts.get("create", 0)
+
+    @property
+    def problems(self) -> int:
+        """Rows that did not (or will not) reach their desired state: reject, conflict, failed."""
+        n = self.counts.get("reject", 0)
+        n += self.status_counts.get("conflict", 0) + self.status_counts.get("failed", 0)
+        return n
+
+    @property
+    def has_problems(self) -> bool:
+        return self.problems > 0 or self.strict_refused
+
+    @property
+    def graph_request_total(self) -> int | None:
+        """Sum of the integer counters in ``graph_requests`` (None when none were given)."""
+        stats = self.graph_requests
+        if "total" in stats and isinstance(stats["total"], int):
+            return stats["total"]
+        source = stats.get("by_kind", stats) if isinstance(stats.get("by_kind"), Mapping) else stats
+        numbers = [v for v in source.values() if isinstance(v, int) and not isinstance(v, bool)]
+        return sum(numbers) if numbers else None
+
+    def asdict(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "created_at": self.created_at,
+            "graph_base_url": self.graph_base_url,
+            "gradesync_version": self.version,
+            "dry_run": self.dry_run,
+            "strict_refused": self.strict_refused,
+            "has_problems": self.has_problems,
+            "rows": self.rows,
+            "counts": dict(self.counts),
+            "status_counts": dict(self.status_counts),
+            "decreases": self.decreases,
+            "clears": self.clears,
+            "per_reason": dict(self.per_reason),
+            "per_class": [dict(x) for x in self.per_class],
+            "per_assignment": [dict(x) for x in self.per_assignment],
+            "inputs": [dict(x) for x in self.inputs],
+            "graph_requests": dict(self.graph_requests),
+            "retries": self.retries,
+            "throttled": self.throttled,
+            "elapsed_seconds": self.elapsed_seconds,
+        }
+
+    def headline(self) -> str:
+        c = self.counts
+        parts = [f"{c.get(a, 0)} {a}" for a in ACTIONS]
+        text = f"{self.rows} rows: " + ", ".join(parts)
+        if self.decreases:
+            text += f" ({self.decreases} lower a grade)"
+        return text
+
+    def __str__(self) -> str:
+        title = "Plan (dry run)" if self.kind == "plan" else "Reconciliation"
+        if self.kind == "reconciliation" and self.dry_run:
+            title += " (dry run)"
+        lines = [f"{title} at {self.created_at or '?'} against {self.graph_base_url or '?'}"]
+        lines.append("  " + self.headline())
+        if self.status_counts:
+            shown = [f"{n} {s}" for s, n in self.status_counts.items() if n]
+            lines.append("  outcome: " + (", ".join(shown) if shown else "nothing"))
+        if self.per_reason:
+            lines.append("  reasons: " + ", ".join(f"{r} {n}" for r, n in self.per_reason.items()))
+        if self.inputs:
+            names = ", ".join(
+                f"{i.get('path', '?')} ({i['rows']} rows)" if "rows" in i else str(i.get("path", "?"))
+                for i in self.inputs
+            )
+            lines.append(f"  inputs: {names}")
+        extra = []
+        total = self.graph_request_total
+        if total is not None:
+            extra.append(f"{total} Graph requests")
+        if self.retries:
+            extra.append(f"{self.retries} retries")
+        if self.throttled:
+            extra.append(f"{self.throttled} throttled")
+        if self.elapsed_seconds is not None:
+            extra.append(f"{self.elapsed_seconds:.1f} s")
+        if extra:
+            lines.append("  " + ", ".join(extra))
+        if self.strict_refused:
+            lines.append("  REFUSED: --strict and some rows are rejected; nothing will be written")
+        elif self.has_problems:
+            lines.append(f"  {self.problems} rows need attention (see the report)")
+        return "\n".join(lines)
+
+
+def render_table(summary: RunSummary, console: Any) -> None:
+    """Print the summary as rich tables: counts per action (and status), then per reason."""
+    from rich.table import Table
+    from rich.text import Text
+
+    title = "plan" if summary.kind == "plan" else "reconciliation"
+    table = Table(title=Text(f"gradesync {title}: {summary.rows} rows"), show_header=True)
+    table.add_column("action")
+    table.add_column("rows", justify="right")
+    for a in ACTIONS:
+        table.add_row(Text(a), Text(str(summary.counts.get(a, 0))))
+    if summary.decreases:
+        table.add_row(Text("  of which lower a grade"), Text(str(summary.decreases)))
+    console.print(table)
+    if summary.status_counts:
+        status_table = Table(show_header=True)
+        status_table.add_column("status")
+        status_table.add_column("rows", justify="right")
+        for s, n in summary.status_counts.items():
+            status_table.add_row(Text(s), Text(str(n)))
+        console.print(status_table)
+    if summary.per_reason:
+        reasons = Table(show_header=True)
+        reasons.add_column("reason")
+        reasons.add_column("rows", justify="right")
+        for r, n in summary.per_reason.items():
+            reasons.add_row(Text(r), Text(str(n)))
+        console.print(reasons)
+    extra = []
+    total = summary.graph_request_total
+    if total is not None:
+        extra.append(f"Graph requests: {total}")
+    if summary.retries:
+        extra.append(f"retries: {summary.retries}")
+    if summary.throttled:
+        extra.append(f"throttled: {summary.throttled}")
+    if summary.elapsed_seconds is not None:
+        extra.append(f"elapsed: {summary.elapsed_seconds:.1f} s")
+    if extra:
+        console.print(Text(", ".join(extra)))

@@ -1,0 +1,78 @@
+"""write_reports: the report stage's one entry point — CSV, summary.json and report.html in a directory."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from gradesync.report.htmlreport import render_html
+from gradesync.report.summary import KINDS, RunSummary
+from gradesync.report.tables import PLAN_CSV_COLUMNS, RECONCILIATION_CSV_COLUMNS, write_csv
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    """Write via a temporary file in the same directory, so a reader never sees half a report."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        Path(tmp).replace(path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def summary_json(summary: RunSummary, roster_gaps: list[Mapping[str, Any]] | None = None) -> str:
+    """summary.json's text: ``summary.asdict()`` plus the number of roster gaps."""
+    data = summary.asdict()
+    data["roster_gaps"] = len(roster_gaps or [])
+    return json.dumps(data, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
+
+
+def write_reports(
+    rows: pd.DataFrame,
+    summary: RunSummary,
+    out_dir: str | os.PathLike[str],
+    *,
+    roster_gaps: list[Mapping[str, Any]] | None = None,
+    kind: str = "plan",
+) -> dict[str, Path]:
+    """Write the run's reports into ``out_dir`` (created if needed) and return their paths.
+
+    plan: ``plan.csv``, ``summary.json``, ``report.html``;
+    reconciliation: ``reconciliation.csv``, ``summary.json``, ``report.html``.
+    Each file is written atomically (temporary file, then rename).
+    """
+    if kind not in KINDS:
+        raise ValueError(f"kind must be one of {KINDS}, not {kind!r}")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    gaps = list(roster_gaps or [])
+    csv_name = "reconciliation.csv" if kind == "reconciliation" else "plan.csv"
+    columns = RECONCILIATION_CSV_COLUMNS if kind == "reconciliation" else PLAN_CSV_COLUMNS
+    paths: dict[str, Path] = {}
+
+    csv_path = out / csv_name
+    tmp_csv = out / f".{csv_name}.tmp"
+    try:
+        write_csv(rows, tmp_csv, columns)
+        tmp_csv.replace(csv_path)
+    finally:
+        tmp_csv.unlink(missing_ok=True)
+    paths[csv_name] = csv_path
+
+    json_path = out / "summary.json"
+    _atomic_write(json_path, summary_json(summary, gaps).encode("utf-8"))
+    paths["summary.json"] = json_path
+
+    html_path = out / "report.html"
+    page = render_html(rows, summary, roster_gaps=gaps, kind=kind)
+    _atomic_write(html_path, page.encode("utf-8"))
+    paths["report.html"] = html_path
+    return paths
