@@ -14,7 +14,7 @@ Modules: ``state`` (tenant format and rendering), ``app`` (the ASGI app and all 
 
 from gradesync.emulator.app import Emulator
 from gradesync.emulator.faults import FaultConfig
-from gradesync.emulator.generate import generate_tenant
+from gradesync.emulator.generate import generate_tenant, materialize_tenant
 from gradesync.emulator.server import EmulatorServer
 from gradesync.emulator.state import (
     find_submission,
@@ -34,6 +34,7 @@ __all__ = [
     "generate_tenant",
     "iter_submissions",
     "load_tenant",
+    "materialize_tenant",
     "points_outcome",
     "save_tenant",
 ]

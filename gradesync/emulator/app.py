@@ -781,7 +781,7 @@ class Emulator:
         self, ctx: _Ctx, v: str, rest: str, p: dict[str, str], body: Any, cid: str, aid: str
     ) -> Answer:
         a = self._assignment(cid, aid)
-        items = [{**st.render_submission(s), "_raw": s} for s in a.get("submissions", [])]
+        items = [{**st.render_submission(s), "_raw": s} for s in self.tenant.submissions_of(a).values()]
         return self._page(ctx, v, rest, p, "submission", items)
 
     def _h_get_submission(

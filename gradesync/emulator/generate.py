@@ -155,10 +155,20 @@ def _ts(day: int, minute: int = 0) -> str:
     return f"2024-{9 + month % 4:02d}-{d + 1:02d}T{8 + minute // 60 % 10:02d}:{minute % 60:02d}:00Z"
 
 
-def generate_tenant(classes: int = 4, students: int = 30, assignments: int = 5, seed: int = 1) -> Json:
-    """A tenant dict (format in :mod:`gradesync.emulator.state`); same arguments → same tenant."""
+def generate_tenant(
+    classes: int = 4, students: int = 30, assignments: int = 5, seed: int = 1, *, lazy: bool | None = None
+) -> Json:
+    """A tenant dict (format in :mod:`gradesync.emulator.state`); same arguments → same tenant.
+
+    With ``lazy`` (default: when there would be more than 100,000 submissions) assignments carry a
+    ``"generated"`` recipe instead of ``"submissions"``; the emulator expands a recipe the first time
+    the assignment's submissions are touched, always to the same submissions, so a 1.2 M-submission
+    tenant costs only what a run reads. :func:`materialize_tenant` expands them all.
+    """
     if classes < 1 or students < 1 or assignments < 1:
         raise ValueError("classes, students and assignments must each be at least 1")
+    if lazy is None:
+        lazy = classes * students * assignments > 100_000
     rng = random.Random(seed)
     new_id = _Ids(rng)
     rand = rng.random
@@ -254,25 +264,13 @@ def generate_tenant(classes: int = 4, students: int = 30, assignments: int = 5, 
                 "createdDateTime": created,
                 "assignedDateTime": None if status == "draft" else created,
                 "dueDateTime": _ts(ai * 5 + 7, 59),
-                "submissions": [],
             }
             if status != "draft":
-                if assign_to == "groups":
-                    for gi in range(0, len(members), 4):
-                        asg["submissions"].append(
-                            _submission(
-                                new_id,
-                                rng,
-                                grading,
-                                {"groupId": new_id(), "userIds": members[gi : gi + 4]},
-                                teacher,
-                                ai,
-                            )
-                        )
-                else:
-                    subs = asg["submissions"]
-                    for uid in members:
-                        subs.append(_submission(new_id, rng, grading, {"userId": uid}, teacher, ai))
+                asg["generated"] = {"seed": rng.getrandbits(48), "teacher": teacher, "index": ai}
+                if not lazy:
+                    materialize_assignment(asg, members)
+            else:
+                asg["submissions"] = []
             asgs.append(asg)
         tenant_classes.append(
             {
@@ -289,6 +287,44 @@ def generate_tenant(classes: int = 4, students: int = 30, assignments: int = 5, 
             }
         )
     return {"format": FORMAT, "users": users, "classes": tenant_classes}
+
+
+def materialize_assignment(asg: Json, students: list[str]) -> list[Json]:
+    """Expand an assignment's ``"generated"`` recipe into its ``"submissions"`` (idempotent)."""
+    recipe = asg.pop("generated", None)
+    if recipe is None:
+        return asg.setdefault("submissions", [])
+    rng = random.Random(recipe["seed"])
+    new_id = _Ids(rng)
+    grading, teacher, ai = asg.get("grading"), recipe["teacher"], recipe["index"]
+    if asg.get("assignTo") == "groups":
+        subs = [
+            _submission(
+                new_id, rng, grading, {"groupId": new_id(), "userIds": students[i : i + 4]}, teacher, ai
+            )
+            for i in range(0, len(students), 4)
+        ]
+    else:
+        subs = [_submission(new_id, rng, grading, {"userId": uid}, teacher, ai) for uid in students]
+    asg["submissions"] = subs
+    return subs
+
+
+def class_students(cls: Json) -> list[str]:
+    """The members of a class that are not its teachers, in order."""
+    teachers = set(cls.get("teachers", []))
+    return [m for m in cls.get("members", []) if m not in teachers]
+
+
+def materialize_tenant(tenant: Json) -> Json:
+    """Expand every ``"generated"`` recipe in place; returns the tenant."""
+    for cls in tenant["classes"]:
+        students = None
+        for asg in cls.get("assignments", []):
+            if "generated" in asg:
+                students = students if students is not None else class_students(cls)
+                materialize_assignment(asg, students)
+    return tenant
 
 
 def _submission(

@@ -37,6 +37,10 @@ Tenant format (``sample_data/tenant.json``; ``generate_tenant`` makes the same s
       ]
     }
 
+A generated tenant may carry ``"generated": {"seed": ..., "teacher": ..., "index": ...}`` instead of
+``"submissions"`` on an assignment: a recipe the emulator expands (always identically) the first time
+that assignment's submissions are touched (see :mod:`gradesync.emulator.generate`).
+
 Missing optional keys take defaults (``outcomes`` → ``[]``, dates → ``null``). The emulator mutates
 this document in place; ``EmulatorServer.state()`` returns a deep copy of it.
 """
@@ -91,11 +95,20 @@ def validate_tenant(data: Any) -> None:
         raise ValueError("tenant 'users' must be a list")
 
 
+def submissions_in(cls: Json, asg: Json) -> list[Json]:
+    """The submissions of an assignment dict, expanding a generator recipe in place if needed."""
+    if "generated" in asg:
+        from gradesync.emulator.generate import class_students, materialize_assignment
+
+        return materialize_assignment(asg, class_students(cls))
+    return asg.setdefault("submissions", [])
+
+
 def iter_submissions(tenant: Json) -> Iterator[tuple[Json, Json, Json]]:
     """Yield ``(class, assignment, submission)`` for every submission in a tenant dict."""
     for cls in tenant["classes"]:
         for asg in cls.get("assignments", []):
-            for sub in asg.get("submissions", []):
+            for sub in submissions_in(cls, asg):
                 yield cls, asg, sub
 
 
@@ -112,7 +125,7 @@ def find_submission(tenant: Json, class_id: str, assignment_id: str, user_id: st
         for asg in cls.get("assignments", []):
             if asg["id"] != assignment_id:
                 continue
-            for sub in asg.get("submissions", []):
+            for sub in submissions_in(cls, asg):
                 if sub.get("recipient", {}).get("userId") == user_id:
                     return sub
     return None
@@ -128,6 +141,7 @@ class Tenant:
         self.users: dict[str, Json] = {u["id"]: u for u in data["users"]}
         self.classes: dict[str, Json] = {c["id"]: c for c in data["classes"]}
         self._assignments: dict[str, dict[str, Json]] = {}
+        self._parent: dict[str, str] = {}  # assignment id → class id
         self._submissions: dict[str, dict[str, Json]] = {}
 
     def snapshot(self) -> Json:
@@ -139,12 +153,14 @@ class Tenant:
         if idx is None:
             idx = {a["id"]: a for a in self.classes[class_id].setdefault("assignments", [])}
             self._assignments[class_id] = idx
+            self._parent.update(dict.fromkeys(idx, class_id))
         return idx
 
     def submissions_of(self, assignment: Json) -> dict[str, Json]:
         idx = self._submissions.get(assignment["id"])
         if idx is None:
-            idx = {s["id"]: s for s in assignment.setdefault("submissions", [])}
+            cls = self.classes[self._parent[assignment["id"]]]
+            idx = {s["id"]: s for s in submissions_in(cls, assignment)}
             self._submissions[assignment["id"]] = idx
         return idx
 
