@@ -1,0 +1,136 @@
+"""Pure retry arithmetic: Retry-After forms, full-jitter backoff, budgets, and the token bucket."""
+
+from __future__ import annotations
+
+import random
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from gradesync.graph import RateLimit, RetryPolicy, TokenBucket, backoff, next_wait, parse_retry_after
+
+from .helpers import FakeClock
+
+NOW = datetime(2024, 5, 1, 10, 0, 0, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("3", 3.0),
+        (" 3 ", 3.0),
+        ("0", 0.0),
+        ("0.249", 0.249),
+        ("2.128", 2.128),
+        ("30,120", 30.0),
+        ("0.25, 120", 0.25),
+        ("Wed, 01 May 2024 10:00:07 GMT", 7.0),
+        ("Wed, 01 May 2024 09:59:00 GMT", 0.0),  # a date in the past: go now
+        (None, None),
+        ("", None),
+        ("soon", None),
+        ("-5", None),
+        ("nan", None),
+        ("inf", None),
+        ("Wed, 99 Foo 2024 99:99:99 GMT", None),
+        (",", None),
+    ],
+)
+def test_parse_retry_after_forms(value, expected):
+    got = parse_retry_after(value, now=NOW)
+    if expected is None:
+        assert got is None
+    else:
+        assert got == pytest.approx(expected)
+
+
+def test_parse_retry_after_http_date_naive_now_is_utc():
+    when = (NOW + timedelta(seconds=90)).strftime("%a, %d %b %Y %H:%M:%S GMT")
+    assert parse_retry_after(when, now=NOW.replace(tzinfo=None)) == pytest.approx(90.0)
+
+
+@given(st.text(max_size=40))
+def test_parse_retry_after_never_crashes(value):
+    got = parse_retry_after(value, now=NOW)
+    assert got is None or got >= 0
+
+
+def test_backoff_is_full_jitter_doubling_then_capped():
+    policy = RetryPolicy(base_delay=0.5, max_delay=4.0)
+    rng = random.Random(1)
+    for attempt, ceiling in [(1, 0.5), (2, 1.0), (3, 2.0), (4, 4.0), (5, 4.0), (60, 4.0), (500, 4.0)]:
+        waits = [backoff(attempt, policy, rng) for _ in range(400)]
+        assert all(0.0 <= w <= ceiling for w in waits)
+        # full jitter: the draws spread over the whole interval, not just near its top
+        assert min(waits) < ceiling * 0.1
+        assert max(waits) > ceiling * 0.9
+
+
+def test_backoff_is_a_pure_function_of_attempt_and_rng():
+    policy = RetryPolicy()
+    a = [backoff(n, policy, random.Random(7)) for n in range(1, 10)]
+    b = [backoff(n, policy, random.Random(7)) for n in range(1, 10)]
+    assert a == b
+    with pytest.raises(ValueError, match="attempt"):
+        backoff(0, policy, random.Random(0))
+
+
+def test_next_wait_honours_retry_after_even_above_max_delay():
+    policy = RetryPolicy(max_delay=1.0, max_total_seconds=100)
+    assert (
+        next_wait(attempts_made=1, elapsed=0, retry_after=30.0, policy=policy, rng=random.Random(0)) == 30.0
+    )
+
+
+def test_next_wait_stops_at_the_attempt_budget():
+    policy = RetryPolicy(max_attempts=3)
+    rng = random.Random(0)
+    assert next_wait(attempts_made=2, elapsed=0, retry_after=None, policy=policy, rng=rng) is not None
+    assert next_wait(attempts_made=3, elapsed=0, retry_after=None, policy=policy, rng=rng) is None
+    assert next_wait(attempts_made=3, elapsed=0, retry_after=0.1, policy=policy, rng=rng) is None
+
+
+def test_next_wait_stops_when_waiting_would_cross_the_time_budget():
+    policy = RetryPolicy(max_attempts=100, max_total_seconds=10)
+    rng = random.Random(0)
+    assert next_wait(attempts_made=1, elapsed=9.0, retry_after=0.5, policy=policy, rng=rng) == 0.5
+    assert next_wait(attempts_made=1, elapsed=9.0, retry_after=2.0, policy=policy, rng=rng) is None
+
+
+def test_retry_policy_validates():
+    with pytest.raises(ValueError, match="max_attempts"):
+        RetryPolicy(max_attempts=0)
+    with pytest.raises(ValueError, match="negative"):
+        RetryPolicy(base_delay=-1)
+
+
+def test_token_bucket_allows_a_burst_then_paces_at_the_refill_rate():
+    clock = FakeClock()
+    bucket = TokenBucket(RateLimit(per_10s=350, per_hour=10_000), clock=clock, sleep=clock.sleep)
+    for _ in range(17):
+        assert bucket.acquire(20) == 0.0  # 340 of the 350 burst
+    assert bucket.acquire(20) == pytest.approx(10 / 35)  # 10 short: 10 tokens at 35/s
+    assert clock.sleeps == [pytest.approx(10 / 35)]
+    # steady state: 20 tokens every 20/35 s
+    before = clock.now
+    for _ in range(10):
+        bucket.acquire(20)
+    assert clock.now - before == pytest.approx(10 * 20 / 35)
+
+
+def test_token_bucket_hourly_limit_binds_after_the_short_one():
+    clock = FakeClock()
+    bucket = TokenBucket(RateLimit(per_10s=350, per_hour=10_000), clock=clock, sleep=clock.sleep)
+    for _ in range(600):  # 12,000 requests: far above 10,000 per hour
+        bucket.acquire(20)
+    # 10,000 come from the full hourly bucket, the other 2,000 need 2,000 * 0.36 s of refill
+    assert clock.now - 1000.0 == pytest.approx(2_000 * 3600 / 10_000, rel=0.01)
+
+
+def test_token_bucket_off_never_waits():
+    clock = FakeClock()
+    bucket = TokenBucket(RateLimit.off(), clock=clock, sleep=clock.sleep)
+    assert all(bucket.acquire(20) == 0 for _ in range(10_000))
+    assert clock.sleeps == []
