@@ -1,0 +1,490 @@
+"""Apply a reviewed plan to Graph exactly: guards → stale-plan check → journalled $batch writes →
+re-verification of unknown fates → reconciliation.
+
+::
+
+    apply_plan(plan, client, journal=..., options=...)
+      1. refuse: plan age, --max-changes, --max-decreases, clears without --allow-clear   (no I/O)
+      2. read the assignments the open operations touch (one paged ``submissions?$expand=outcomes``
+         listing each, batched through ``get_all_many``) and decide per operation (``decide.py``):
+         write, already done, conflict (changed since the plan) or failed; refuse on --min-coverage
+      3. waves of writes: journal ``sending`` (committed) → ``client.batch`` → journal final (committed)
+      4. operations whose fate is unknown (dropped connection, 5xx/429 after sending, 409 on create,
+         left ``sending`` by a killed run) are re-read (their submission's outcomes, batched) and
+         decided again — a create is never re-sent without that read
+      5. reconcile (``reconcile.py``): read the touched assignments back and give every input row a status
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any, TypeVar
+from urllib.parse import quote
+
+import pandas as pd
+
+from gradesync.errors import AuthError, ExitCode, GraphError, UsageError
+from gradesync.execute.decide import Current, Decision, Kind, decide, fmt, grade_body
+from gradesync.execute.guards import (
+    DEFAULT_MAX_CHANGES,
+    DEFAULT_MAX_DECREASES,
+    DEFAULT_MAX_PLAN_AGE,
+    DEFAULT_MIN_COVERAGE,
+    Figures,
+    Limit,
+    coverage_violation,
+    guard_violations,
+    parse_duration,
+    parse_time,
+    plan_age_violation,
+    plan_figures,
+    refuse,
+)
+from gradesync.execute.journal import SENDING, Journal, OpRecord, Outcome
+from gradesync.graph import GraphClient, SubRequest, SubResponse, points_of
+from gradesync.models import Action, Operation, Plan
+
+Progress = Callable[[str, int, int], None]
+T = TypeVar("T")
+
+DEFAULT_WAVE = 200  # operations per journal commit (a few $batch envelopes in flight)
+OK_STATUSES = frozenset({"unchanged", "updated", "created"})
+
+
+_DEFAULT_MAX_CHANGES = Limit.parse(DEFAULT_MAX_CHANGES)
+_DEFAULT_MAX_DECREASES = Limit.parse(DEFAULT_MAX_DECREASES)
+_DEFAULT_MIN_COVERAGE = Limit.parse(DEFAULT_MIN_COVERAGE)
+_DEFAULT_MAX_PLAN_AGE = parse_duration(DEFAULT_MAX_PLAN_AGE)
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class ApplyOptions:
+    on_conflict: str = "skip"  # skip | overwrite
+    max_changes: Limit | None = _DEFAULT_MAX_CHANGES
+    max_decreases: Limit | None = _DEFAULT_MAX_DECREASES
+    min_coverage: Limit | None = _DEFAULT_MIN_COVERAGE
+    allow_clear: bool = False
+    max_plan_age: timedelta | None = _DEFAULT_MAX_PLAN_AGE
+    dry_run: bool = False
+    resume: bool = False
+    wave_size: int = DEFAULT_WAVE
+    max_rounds: int = 6  # re-verify/re-send rounds for operations whose fate is unknown
+    now: Callable[[], datetime] = _utcnow
+
+    def __post_init__(self) -> None:
+        if self.on_conflict not in ("skip", "overwrite"):
+            raise UsageError(f"--on-conflict must be skip or overwrite, not {self.on_conflict!r}")
+        if self.wave_size < 1 or self.max_rounds < 1:
+            raise UsageError("wave size and rounds must be at least 1")
+
+    @property
+    def overwrite(self) -> bool:
+        return self.on_conflict == "overwrite"
+
+
+@dataclass(slots=True)
+class ApplyResult:
+    """What an apply did: the reconciliation rows and the figures the summary needs."""
+
+    rows: pd.DataFrame  # PLAN_COLUMNS + after_points, status, request_id (message updated)
+    plan_hash: str
+    figures: Figures
+    graph_stats: dict[str, Any]
+    elapsed_seconds: float
+    dry_run: bool
+    auth_failed: bool = False
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def status_counts(self) -> dict[str, int]:
+        return {str(k): int(v) for k, v in self.rows["status"].value_counts().items()}
+
+    @property
+    def exit_code(self) -> ExitCode:
+        if self.auth_failed:
+            return ExitCode.AUTH
+        ok = self.rows["status"].isin(OK_STATUSES | ({"pending"} if self.dry_run else set()))
+        return ExitCode.OK if bool(ok.all()) else ExitCode.ROWS_NOT_DONE
+
+
+# --- identity and URLs ---------------------------------------------------------------------------
+def plan_hash(plan: Plan) -> str:
+    """The plan's identity in the journal: its header and every operation, canonically hashed."""
+    fields = ("row_key", "class_id", "assignment_id", "submission_id", "outcome_id", "desired_points")
+    fields += ("before_points", "before_modified")
+    ops = [[o.action.value, *(getattr(o, f) for f in fields)] for o in plan.operations()]
+    payload = {
+        "created_at": plan.created_at,
+        "graph": plan.graph_base_url,
+        "config": plan.config_hash,
+        "ops": ops,
+    }
+    text = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+def _q(value: str) -> str:
+    return quote(value, safe="")
+
+
+def submissions_url(class_id: str, assignment_id: str) -> str:
+    return f"/education/classes/{_q(class_id)}/assignments/{_q(assignment_id)}/submissions?$expand=outcomes"
+
+
+def submission_path(op: Operation) -> str:
+    return (
+        f"/education/classes/{_q(op.class_id)}/assignments/{_q(op.assignment_id)}"
+        f"/submissions/{_q(op.submission_id)}"
+    )
+
+
+def outcomes_url(op: Operation) -> str:
+    return submission_path(op) + "/outcomes"
+
+
+def _chunks(items: list[T], n: int) -> Iterable[list[T]]:
+    for i in range(0, len(items), n):
+        yield items[i : i + n]
+
+
+# --- reads ---------------------------------------------------------------------------------------
+@dataclass(slots=True)
+class AssignmentRead:
+    current: dict[str, Current]  # submission id → what Graph holds
+    roster: dict[tuple[str, str], set[str]]  # (class, assignment) → user ids of individual submissions
+    errors: dict[tuple[str, str], GraphError | AuthError]
+
+
+def read_assignments(client: GraphClient, pairs: Iterable[tuple[str, str]]) -> AssignmentRead:
+    """One paged ``$expand=outcomes`` listing per assignment, all batched (never a GET per submission)."""
+    urls = {pair: submissions_url(*pair) for pair in sorted(set(pairs))}
+    out = AssignmentRead({}, {}, {})
+    if not urls:
+        return out
+    pages = client.get_all_many(list(urls.values()))
+    for pair, url in urls.items():
+        if url in pages.errors:
+            out.errors[pair] = pages.errors[url]
+            continue
+        users: set[str] = set()
+        for sub in pages.get(url, []):
+            out.current[str(sub.get("id"))] = Current.from_submission(sub)
+            recipient = sub.get("recipient") or {}
+            if recipient.get("userId") and "groupId" not in recipient:
+                users.add(str(recipient["userId"]))
+        out.roster[pair] = users
+    return out
+
+
+def coverage(rows: pd.DataFrame, read: AssignmentRead) -> tuple[int, int]:
+    """(students the input names, students with a submission) over the assignments read."""
+    if not read.roster:
+        return 0, 0
+    named = rows[["class_id", "assignment_id", "user_id"]].dropna()
+    by_pair: dict[tuple[str, str], set[str]] = {}
+    for cid, aid, uid in named.itertuples(index=False, name=None):
+        by_pair.setdefault((str(cid), str(aid)), set()).add(str(uid))
+    covered = sum(len(users & by_pair.get(pair, set())) for pair, users in read.roster.items())
+    return covered, sum(len(u) for u in read.roster.values())
+
+
+# --- the executor --------------------------------------------------------------------------------
+@dataclass(slots=True)
+class _State:
+    """Per-operation results gathered during this run (mirrors what the journal holds)."""
+
+    records: dict[int, OpRecord]
+    auth_failed: bool = False
+
+    def set(self, outcome: Outcome) -> None:
+        rec = self.records.get(outcome.row_key)
+        if rec is None:
+            return
+        rec.status = outcome.status
+        rec.outcome_id = outcome.outcome_id or rec.outcome_id
+        rec.after_points = outcome.after_points
+        rec.http_status = outcome.http_status
+        rec.request_id = outcome.request_id
+        rec.message = outcome.message
+
+
+class Executor:
+    def __init__(
+        self,
+        client: GraphClient,
+        journal: Journal | None,
+        options: ApplyOptions,
+        progress: Progress | None = None,
+    ) -> None:
+        self.client = client
+        self.journal = journal
+        self.options = options
+        self.note: Progress = progress or (lambda step, done, total: None)
+
+    # ------------------------------------------------------------------ entry point
+    def run(self, plan: Plan) -> ApplyResult:
+        from gradesync.execute.reconcile import reconcile
+
+        started = time.monotonic()
+        opts = self.options
+        phash = plan_hash(plan)
+        ops = {op.row_key: op for op in plan.operations()}
+        figures = plan_figures(plan.rows)
+        journal = None if opts.dry_run else self.journal
+        run = journal.run_state(phash) if journal else None
+        if run is not None and not opts.resume:
+            what = "was already applied" if run["state"] == "finished" else "was interrupted"
+            raise UsageError(
+                f"this plan {what} (run started {run['started_at']}, journal {journal.path})",  # type: ignore[union-attr]
+                code="plan-already-run",
+                hint="use --resume to finish it (or to re-check and report it); never apply a plan twice",
+            )
+
+        # 1. guards that need no I/O
+        ref = parse_time(str(run["started_at"])) if run else opts.now()
+        violations = [v for v in [plan_age_violation(plan.created_at, ref, opts.max_plan_age)] if v]
+        violations += guard_violations(
+            figures,
+            max_changes=opts.max_changes,
+            max_decreases=opts.max_decreases,
+            allow_clear=opts.allow_clear,
+        )
+        refuse(violations)
+
+        prior = journal.ops(phash) if journal else {}
+        state = _State({k: prior.get(k) or OpRecord(k, op.action.value, "pending") for k, op in ops.items()})
+        open_ops = [op for k, op in ops.items() if not state.records[k].final]
+        maybe_sent = {k for k, rec in prior.items() if rec.status == SENDING}
+
+        # 2. the stale-plan check: read what the targets hold now, decide per operation
+        self.note("checking", 0, len(open_ops))
+        read = read_assignments(self.client, {(op.class_id, op.assignment_id) for op in open_ops})
+        if not run:  # a resumed run passed this guard before it wrote anything
+            covered, roster = coverage(plan.rows, read)
+            refuse([v for v in [coverage_violation(covered, roster, opts.min_coverage)] if v])
+        decisions: dict[int, Decision] = {}
+        for op in open_ops:
+            pair = (op.class_id, op.assignment_id)
+            if pair in read.errors:
+                err = read.errors[pair]
+                if isinstance(err, AuthError):
+                    raise err
+                decisions[op.row_key] = Decision(
+                    Kind.FAILED, message=f"could not read the assignment to confirm the plan: {err.message}"
+                )
+                continue
+            decisions[op.row_key] = decide(
+                op,
+                read.current.get(op.submission_id),
+                overwrite=opts.overwrite,
+                maybe_sent=op.row_key in maybe_sent,
+            )
+        self.note("checking", len(open_ops), len(open_ops))
+
+        if opts.dry_run:
+            for op in open_ops:
+                state.set(self._dry_outcome(op, decisions[op.row_key]))
+        else:
+            assert journal is not None
+            journal.start(phash, plan.created_at, ops.values())
+            self._write(phash, ops, decisions, state, maybe_sent)
+            if not any(rec.status == SENDING for rec in state.records.values()):
+                journal.finish_run(phash)
+
+        rows, notes = reconcile(plan, self.client, state.records, dry_run=opts.dry_run)
+        return ApplyResult(
+            rows=rows,
+            plan_hash=phash,
+            figures=figures,
+            graph_stats=self.client.stats.asdict(),
+            elapsed_seconds=time.monotonic() - started,
+            dry_run=opts.dry_run,
+            auth_failed=state.auth_failed,
+            notes=notes,
+        )
+
+    # ------------------------------------------------------------------ writes
+    def _write(
+        self,
+        phash: str,
+        ops: dict[int, Operation],
+        decisions: dict[int, Decision],
+        state: _State,
+        maybe_sent: set[int],
+    ) -> None:
+        opts = self.options
+        journal = self.journal
+        assert journal is not None
+        final = [self._final(ops[k], d, k in maybe_sent) for k, d in decisions.items()]
+        final = [o for o in final if o is not None]
+        self._record(phash, state, final)
+        to_send = {k: d for k, d in decisions.items() if d.kind in (Kind.PATCH, Kind.POST)}
+        unknown: set[int] = set()
+        total, done = len(to_send), 0
+        self.note("writing", 0, total)
+        for round_no in range(opts.max_rounds):
+            for wave in _chunks(sorted(to_send), opts.wave_size):
+                journal.mark_sending(phash, wave)
+                for k in wave:
+                    state.records[k].status = SENDING
+                    state.records[k].attempts += 1
+                reqs = [self._request(ops[k], to_send[k]) for k in wave]
+                answers = self.client.batch(reqs)
+                outcomes: list[Outcome] = []
+                for k in wave:
+                    out = self._interpret(ops[k], to_send[k], answers[str(k)], state)
+                    if out is None:
+                        unknown.add(k)
+                    else:
+                        outcomes.append(out)
+                self._record(phash, state, outcomes)
+                done += len(wave)
+                self.note("writing", min(done, total), max(total, done))
+            if not unknown:
+                return
+            # re-read what Graph holds for every operation whose fate is unknown, then decide again
+            to_send = {}
+            found = self._reread([ops[k] for k in sorted(unknown)])
+            outcomes = []
+            for k in sorted(unknown):
+                if k not in found:
+                    continue  # the read failed: still unknown, read again next round
+                d = decide(ops[k], found[k], overwrite=opts.overwrite, maybe_sent=True)
+                if d.kind in (Kind.PATCH, Kind.POST):
+                    to_send[k] = d
+                else:
+                    out = self._final(ops[k], d, True)
+                    if out is not None:
+                        outcomes.append(out)
+                    unknown.discard(k)
+            unknown -= set(to_send)
+            self._record(phash, state, outcomes)
+            if not to_send and not unknown:
+                return
+            total += len(to_send)
+            if round_no == opts.max_rounds - 1:
+                break
+        # still unknown: left ``sending`` in the journal so that --resume re-verifies them
+        for k in sorted(unknown | set(to_send)):
+            rec = state.records[k]
+            rec.status = SENDING
+            rec.message = (
+                f"could not confirm the write after {rec.attempts} attempt(s): Graph kept failing; "
+                "run `gradesync apply --resume` to re-check it (it is never re-sent blindly)"
+            )
+
+    def _record(self, phash: str, state: _State, outcomes: list[Outcome]) -> None:
+        if not outcomes:
+            return
+        assert self.journal is not None
+        self.journal.record(phash, outcomes)
+        for o in outcomes:
+            state.set(o)
+
+    def _reread(self, ops: list[Operation]) -> dict[int, Current | None]:
+        """Each operation's submission outcomes now (None: the submission is gone; absent: read failed)."""
+        urls = {op.row_key: outcomes_url(op) for op in ops}
+        pages = self.client.get_all_many(list(urls.values()))
+        found: dict[int, Current | None] = {}
+        for op in ops:
+            url = urls[op.row_key]
+            if url in pages:
+                found[op.row_key] = Current.from_outcomes(op.submission_id, pages[url])
+            elif (err := pages.errors.get(url)) is not None:
+                if isinstance(err, AuthError):
+                    raise err
+                if err.status == 404:
+                    found[op.row_key] = None
+        return found
+
+    @staticmethod
+    def _request(op: Operation, d: Decision) -> SubRequest:
+        if d.kind is Kind.PATCH:
+            url = outcomes_url(op) + "/" + _q(str(d.outcome_id))
+            return SubRequest(str(op.row_key), "PATCH", url, grade_body(op.desired_points))
+        return SubRequest(str(op.row_key), "POST", outcomes_url(op), grade_body(op.desired_points))
+
+    @staticmethod
+    def _status_for(op: Operation) -> str:
+        return "created" if op.action is Action.CREATE else "updated"
+
+    def _final(self, op: Operation, d: Decision, maybe_sent: bool) -> Outcome | None:
+        if d.kind is Kind.DONE:
+            return Outcome(op.row_key, d.status, d.outcome_id, d.after, message=d.message or None)
+        if d.kind is Kind.CONFLICT:
+            return Outcome(op.row_key, "conflict", d.outcome_id, d.after, message=d.message)
+        if d.kind is Kind.FAILED:
+            return Outcome(op.row_key, "failed", message=d.message)
+        return None
+
+    def _interpret(self, op: Operation, d: Decision, answer: SubResponse, state: _State) -> Outcome | None:
+        """A final Outcome, or None when the fate is unknown (re-read before anything else)."""
+        if answer.ok:
+            body = answer.body if isinstance(answer.body, dict) else {}
+            outcome_id = str(body.get("id") or d.outcome_id or "") or None
+            return Outcome(
+                op.row_key,
+                self._status_for(op),
+                outcome_id,
+                points_of(body) if body else op.desired_points,
+                answer.status,
+                answer.headers.get("request-id") if answer.headers else None,
+                d.message or None,
+            )
+        err = answer.error
+        if answer.fate_unknown:
+            return None
+        if answer.status == 409 and d.kind is Kind.POST:
+            return None  # a points outcome exists after all: re-read, then PATCH if needed
+        if err is not None and getattr(err, "retryable", False):
+            return None  # retries exhausted: PATCH is idempotent, but re-read first all the same
+        if isinstance(err, AuthError):
+            state.auth_failed = True
+        message = err.message if err is not None else f"Graph answered {answer.status}"
+        if isinstance(err, AuthError) and err.hint:
+            message += f" — {err.hint}"
+        return Outcome(
+            op.row_key,
+            "failed",
+            http_status=answer.status or None,
+            request_id=getattr(err, "request_id", None),
+            message=message,
+        )
+
+    @staticmethod
+    def _dry_outcome(op: Operation, d: Decision) -> Outcome:
+        if d.kind in (Kind.PATCH, Kind.POST):
+            verb = "create" if d.kind is Kind.POST else "update"
+            msg = f"dry run: would {verb} {fmt(op.before_points)} → {fmt(op.desired_points)}"
+            if d.message:
+                msg += f" ({d.message})"
+            return Outcome(op.row_key, "pending", d.outcome_id, op.before_points, message=msg)
+        if d.kind is Kind.DONE:
+            return Outcome(op.row_key, "unchanged", d.outcome_id, d.after, message=d.message or None)
+        if d.kind is Kind.CONFLICT:
+            return Outcome(op.row_key, "conflict", d.outcome_id, d.after, message=d.message)
+        return Outcome(op.row_key, "failed", message=d.message)
+
+
+def apply_plan(
+    plan: Plan,
+    client: GraphClient,
+    *,
+    journal: Journal | None,
+    options: ApplyOptions | None = None,
+    progress: Progress | None = None,
+) -> ApplyResult:
+    """Apply ``plan`` through ``client`` (see the module docstring).
+
+    Raises GuardError (a guard refused), UsageError (already applied without --resume), AuthError.
+    """
+    return Executor(client, journal, options or ApplyOptions(), progress).run(plan)

@@ -1,0 +1,168 @@
+"""Pure decisions of the executor: what Graph holds now → what to do with one operation.
+
+``decide(op, current, ...)`` is the heart of "no duplicates, no silent overwrites":
+
+* before the first write (the stale-plan check) it confirms the target still holds the plan's
+  before-value and ``lastModifiedDateTime``, or that a create's submission still has no points
+  outcome; anything else is a ``conflict`` (``--on-conflict overwrite`` writes anyway, noted);
+* after a write whose fate is unknown (timeout, dropped connection, 5xx after sending, a 409 on a
+  create, a run killed while a batch was out) it is called again with ``maybe_sent=True`` on a fresh
+  read: the desired value is there → done; no points outcome → create again; a points outcome that
+  appeared during this run with another value → PATCH it to the desired value (noted in the row's
+  message). A create is never re-sent without such a read.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from gradesync.graph.odata import points_of, points_outcomes
+from gradesync.models import Action, Operation
+
+POINTS_OUTCOME = "#microsoft.graph.educationPointsOutcome"
+POINTS_GRADE = "#microsoft.graph.educationAssignmentPointsGrade"
+
+
+@dataclass(frozen=True, slots=True)
+class Current:
+    """One submission as Graph holds it now (from a ``$expand=outcomes`` listing or an outcomes GET)."""
+
+    submission_id: str
+    outcome_id: str | None  # the (first) points outcome, None when there is none
+    points: float | None
+    last_modified: str | None
+    points_outcomes: int  # more than one would be a duplicate
+
+    @classmethod
+    def from_outcomes(cls, submission_id: str, outcomes: list[dict[str, Any]]) -> Current:
+        found = points_outcomes({"outcomes": outcomes})
+        first = found[0] if found else None
+        return cls(
+            submission_id=submission_id,
+            outcome_id=first.get("id") if first else None,
+            points=points_of(first) if first else None,
+            last_modified=first.get("lastModifiedDateTime") if first else None,
+            points_outcomes=len(found),
+        )
+
+    @classmethod
+    def from_submission(cls, submission: dict[str, Any]) -> Current:
+        return cls.from_outcomes(str(submission.get("id")), list(submission.get("outcomes") or []))
+
+
+class Kind(StrEnum):
+    PATCH = "patch"
+    POST = "post"
+    DONE = "done"  # the target already holds the desired value
+    CONFLICT = "conflict"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    kind: Kind
+    outcome_id: str | None = None  # the outcome to PATCH, or the one found holding the value
+    status: str = ""  # for DONE: updated | created | unchanged
+    after: float | None = None
+    message: str = ""
+
+
+def same_points(a: float | None, b: float | None) -> bool:
+    if a is None or b is None:
+        return a is None and b is None
+    return math.isclose(a, b, rel_tol=0.0, abs_tol=1e-9)
+
+
+def fmt(points: float | None) -> str:
+    if points is None:
+        return "no grade"
+    return f"{points:g}"
+
+
+def _done(op: Operation, cur: Current, maybe_sent: bool, note: str = "") -> Decision:
+    if maybe_sent:
+        status = "created" if op.action is Action.CREATE else "updated"
+        return Decision(Kind.DONE, cur.outcome_id, status, cur.points, note)
+    msg = note or "already at the desired value (changed in Teams since the plan)"
+    return Decision(Kind.DONE, cur.outcome_id, "unchanged", cur.points, msg)
+
+
+def _changed(op: Operation, cur: Current) -> str:
+    was = f"{fmt(op.before_points)}" + (f" at {op.before_modified}" if op.before_modified else "")
+    now = f"{fmt(cur.points)}" + (f" at {cur.last_modified}" if cur.last_modified else "")
+    return f"changed in Teams since the plan: was {was}, now {now}"
+
+
+def decide(
+    op: Operation,
+    cur: Current | None,
+    *,
+    overwrite: bool = False,
+    maybe_sent: bool = False,
+) -> Decision:
+    """What to do with ``op`` given what Graph holds now (``None``: the submission is gone)."""
+    if cur is None:
+        return Decision(Kind.FAILED, message="the submission no longer exists in Teams")
+    dup = (
+        f"; the submission has {cur.points_outcomes} points outcomes (expected one)"
+        if cur.points_outcomes > 1
+        else ""
+    )
+    if cur.outcome_id is not None and same_points(cur.points, op.desired_points):
+        return _done(op, cur, maybe_sent, dup.lstrip("; "))
+
+    if op.action is Action.CREATE:
+        if cur.outcome_id is None:
+            return Decision(Kind.POST)
+        if cur.points is None:
+            # an empty points outcome appeared (or the 409 told us of one): fill it, nothing is lost
+            return Decision(Kind.PATCH, cur.outcome_id, message="filled an empty points outcome" + dup)
+        if maybe_sent:
+            return Decision(
+                Kind.PATCH,
+                cur.outcome_id,
+                message=f"a points outcome appeared during this run holding {fmt(cur.points)}; "
+                f"set to {fmt(op.desired_points)}" + dup,
+            )
+        if overwrite:
+            return Decision(
+                Kind.PATCH,
+                cur.outcome_id,
+                message=f"overwrote a grade given since the plan ({fmt(cur.points)})",
+            )
+        return Decision(
+            Kind.CONFLICT,
+            cur.outcome_id,
+            after=cur.points,
+            message=f"graded in Teams since the plan: now {fmt(cur.points)}" + dup,
+        )
+
+    # UPDATE (a PATCH is idempotent, but re-sending one over a value someone else set since is not)
+    if cur.outcome_id is None:
+        if overwrite:
+            return Decision(Kind.POST, message="the points outcome had disappeared; created a new one")
+        return Decision(Kind.CONFLICT, message="the points outcome no longer exists in Teams")
+    if cur.outcome_id != op.outcome_id and not overwrite:
+        return Decision(
+            Kind.CONFLICT,
+            cur.outcome_id,
+            after=cur.points,
+            message="the points outcome was replaced in Teams",
+        )
+    unchanged = same_points(cur.points, op.before_points) and (
+        op.before_modified is None or cur.last_modified == op.before_modified
+    )
+    if unchanged:
+        return Decision(Kind.PATCH, cur.outcome_id, message=dup.lstrip("; "))
+    if overwrite:
+        return Decision(Kind.PATCH, cur.outcome_id, message="overwrote: " + _changed(op, cur))
+    return Decision(Kind.CONFLICT, cur.outcome_id, after=cur.points, message=_changed(op, cur))
+
+
+def grade_body(points: float | None) -> dict[str, Any]:
+    """The PATCH/POST body of a points outcome (never ``publishedPoints``); ``None`` clears."""
+    grade = None if points is None else {"@odata.type": POINTS_GRADE, "points": float(points)}
+    return {"@odata.type": POINTS_OUTCOME, "points": grade}
