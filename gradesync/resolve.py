@@ -117,6 +117,24 @@ def _submission_record(class_id: str, assignment_id: str, s: dict[str, Any]) -> 
     }
 
 
+def _read_all(
+    client: GraphClient, urls: list[str], *, missing_ok: bool = False
+) -> dict[str, list[dict[str, Any]]]:
+    """Every item of every listing, or an error: a plan built on a listing that failed would be wrong.
+
+    With ``missing_ok`` a 404 (a class looked up by an id that does not exist) reads as empty.
+    """
+    if not urls:
+        return {}
+    pages = client.get_all_many(urls)
+    for url, error in pages.errors.items():
+        if missing_ok and error.status == 404:
+            continue
+        error.message = f"could not read {url.split('?')[0]}: {error.message}"
+        raise error
+    return pages
+
+
 def _keys(series: pd.Series) -> list[str]:
     return sorted({k for k in series.astype(str) if k.strip()})
 
@@ -136,7 +154,7 @@ def resolve(
     class_keys = _keys(desired["class_key"])
     urls = {key: class_lookup_url(key, by) for key in class_keys}
     note("classes", 0, len(urls))
-    found = client.get_all_many(list(urls.values())) if urls else {}
+    found = _read_all(client, list(urls.values()), missing_ok=by == "id")
     class_records: list[dict[str, Any]] = []
     for key, url in urls.items():
         class_records += _class_records(key, found.get(url) or [])
@@ -147,7 +165,7 @@ def resolve(
     class_ids = sorted(set(classes["class_id"]))
     listing = {cid: (members_url(cid), assignments_url(cid)) for cid in class_ids}
     note("rosters", 0, len(class_ids))
-    pages = client.get_all_many([u for pair in listing.values() for u in pair]) if listing else {}
+    pages = _read_all(client, [u for pair in listing.values() for u in pair])
     members = _frame(
         "members",
         (_member_record(cid, u) for cid, (m_url, _) in listing.items() for u in pages.get(m_url) or []),
@@ -162,7 +180,7 @@ def resolve(
     touched = _touched_assignments(desired, classes, assignments, settings)
     sub_urls = {(cid, aid): submissions_url(cid, aid) for cid, aid in touched}
     note("submissions", 0, len(sub_urls))
-    sub_pages = client.get_all_many(list(sub_urls.values())) if sub_urls else {}
+    sub_pages = _read_all(client, list(sub_urls.values()))
     submissions = _frame(
         "submissions",
         (

@@ -1,0 +1,163 @@
+"""resolve: the Snapshot it reads, and exactly the Graph reads it spends to read it."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from gradesync.config import Settings
+from gradesync.graph import GraphClient, RateLimit
+from gradesync.models import DESIRED_COLUMNS, SNAPSHOT_COLUMNS
+from gradesync.read import read_inputs
+from gradesync.resolve import resolve
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLES = [ROOT / "sample_data" / n for n in ("sis_long.csv", "gradebook_wide.csv", "gradebook.xlsx")]
+
+
+def _client(emulator, token):
+    return GraphClient(emulator.base_url, lambda: token, rate_limit=RateLimit.off())
+
+
+def _settings(emulator) -> Settings:
+    return Settings.model_validate({"graph": {"base_url": emulator.base_url}})
+
+
+def _pages(n: int, size: int) -> int:
+    return max(1, math.ceil(n / size))
+
+
+def _desired(rows: list[tuple[str, str, str]]) -> pd.DataFrame:
+    frame = pd.DataFrame(
+        {
+            "class_key": [r[0] for r in rows],
+            "assignment_key": [r[1] for r in rows],
+            "student_key": [r[2] for r in rows],
+        }
+    )
+    for name, dtype in DESIRED_COLUMNS.items():
+        if name not in frame:
+            frame[name] = pd.Series([None] * len(rows), dtype=dtype) if dtype == "object" else 0
+    return frame.astype(DESIRED_COLUMNS)
+
+
+def test_sample_exports_cost_exactly_the_documented_reads(emulator, token, sample_tenant):
+    """One lookup per class key, one members and one assignments listing per class, one
+    submissions?$expand=outcomes listing per graded assignment the input names — all pages, no more."""
+    settings = _settings(emulator)
+    desired = read_inputs(SAMPLES, settings).frame
+    with _client(emulator, token) as client:
+        snapshot = resolve(desired, settings, client)
+        client_stats = client.stats.asdict()
+
+    by_key = {c["externalId"]: c for c in sample_tenant["classes"]}
+    keys = sorted(set(desired["class_key"]) - {""})
+    classes = [by_key[k] for k in keys if k in by_key]
+    expected = {
+        "GET /education/classes": len(keys),
+        "GET /education/classes/{id}/members": sum(_pages(len(c["members"]), 25) for c in classes),
+        "GET /education/classes/{id}/assignments": sum(_pages(len(c["assignments"]), 25) for c in classes),
+    }
+    touched = []
+    for c in classes:
+        names = set(desired.loc[desired["class_key"] == c["externalId"], "assignment_key"])
+        touched += [a for a in c["assignments"] if a["displayName"] in names and a.get("grading")]
+    expected["GET /education/classes/{id}/assignments/{id}/submissions"] = sum(
+        _pages(len(a["submissions"]), 25) for a in touched
+    )
+    stats = emulator.stats()
+    assert stats["by_route"] == expected
+    assert client_stats["sub_requests"] == sum(expected.values())
+    # every read went through $batch: far fewer HTTP round trips than sub-requests
+    assert stats["http_requests"] < sum(expected.values()) / 4
+
+    assert set(snapshot.classes["class_key"]) == set(keys) & set(by_key)
+    assert set(snapshot.submissions["assignment_id"]) == {a["id"] for a in touched}
+
+
+def test_snapshot_frames_have_the_contract_columns_and_values(emulator, token, sample_tenant):
+    cls = sample_tenant["classes"][0]
+    graded = next(a for a in cls["assignments"] if a.get("grading"))
+    desired = _desired([(cls["externalId"], graded["displayName"], "whoever")])
+    settings = _settings(emulator)
+    with _client(emulator, token) as client:
+        snapshot = resolve(desired, settings, client)
+    for name in SNAPSHOT_COLUMNS:
+        frame = getattr(snapshot, name)
+        assert list(frame.columns) == list(SNAPSHOT_COLUMNS[name]), name
+    assert snapshot.classes.to_dict("records") == [
+        {"class_key": cls["externalId"], "class_id": cls["id"], "class_name": cls["displayName"]}
+    ]
+    assert set(snapshot.members["user_id"]) == set(cls["members"])
+    row = snapshot.assignments.set_index("assignment_id").loc[graded["id"]]
+    assert row["graded"] and row["max_points"] == graded["grading"]["maxPoints"]
+    subs = snapshot.submissions.set_index("submission_id")
+    for sub in graded["submissions"]:
+        points = [o for o in sub.get("outcomes", []) if o["type"] == "points"]
+        got = subs.loc[sub["id"]]
+        assert got["status"] == sub["status"]
+        if points:
+            assert got["outcome_id"] == points[0]["id"]
+            assert got["last_modified"] == points[0]["lastModifiedDateTime"]
+            want = points[0]["points"]
+            assert (math.isnan(got["points"]) and want is None) or got["points"] == want
+        else:
+            assert pd.isna(got["outcome_id"]) and math.isnan(got["points"])
+
+
+def test_unknown_class_costs_one_lookup_and_nothing_else(emulator, token):
+    desired = _desired([("SEC-NOPE", "Unit 1 Quiz", "000101")])
+    with _client(emulator, token) as client:
+        snapshot = resolve(desired, _settings(emulator), client)
+    assert snapshot.classes.empty and snapshot.submissions.empty
+    assert emulator.stats()["by_route"] == {"GET /education/classes": 1}
+
+
+def test_ungraded_and_unknown_assignments_are_not_read(emulator, token, sample_tenant):
+    cls = sample_tenant["classes"][0]
+    ungraded = next(a for a in cls["assignments"] if not a.get("grading"))
+    desired = _desired(
+        [(cls["externalId"], ungraded["displayName"], "x"), (cls["externalId"], "No such", "x")]
+    )
+    with _client(emulator, token) as client:
+        snapshot = resolve(desired, _settings(emulator), client)
+    assert snapshot.submissions.empty
+    assert "GET /education/classes/{id}/assignments/{id}/submissions" not in emulator.stats()["by_route"]
+
+
+def test_class_lookup_by_id_treats_404_as_unknown(emulator, token, sample_tenant):
+    cls = sample_tenant["classes"][1]
+    settings = Settings.model_validate(
+        {"graph": {"base_url": emulator.base_url}, "match": {"class_by": "id"}}
+    )
+    desired = _desired(
+        [(cls["id"], "Unit 1 Quiz", "x"), ("00000000-0000-0000-0000-000000000000", "Unit 1 Quiz", "x")]
+    )
+    with _client(emulator, token) as client:
+        snapshot = resolve(desired, settings, client)
+    assert snapshot.classes["class_id"].tolist() == [cls["id"]]
+
+
+def test_a_listing_that_cannot_be_read_fails_the_run_instead_of_planning_on_a_gap(
+    emulator_factory, token, sample_tenant
+):
+    from gradesync.emulator import FaultConfig
+    from gradesync.errors import GraphError
+    from gradesync.graph import RetryPolicy
+
+    srv = emulator_factory(faults=FaultConfig(seed=3, rate_503=1.0, scope="sub"))
+    cls = sample_tenant["classes"][0]
+    desired = _desired([(cls["externalId"], "Unit 1 Quiz", "x")])
+    policy = RetryPolicy(max_attempts=2, base_delay=0, max_delay=0, max_total_seconds=5)
+    with (
+        GraphClient(
+            srv.base_url, lambda: token, rate_limit=RateLimit.off(), policy=policy, sleep=lambda s: None
+        ) as client,
+        pytest.raises(GraphError) as e,
+    ):
+        resolve(desired, Settings.model_validate({"graph": {"base_url": srv.base_url}}), client)
+    assert "could not read /education/classes" in e.value.message
+    assert token not in str(e.value)
