@@ -1,0 +1,356 @@
+"""A ``RawTable`` → desired-grade rows (long or wide layout), before validation.
+
+Header matching, the choice of layout, the "Points Possible" row and the wide → long melt live here.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Final
+
+import numpy as np
+import pandas as pd
+
+from gradesync.config import InputSettings
+from gradesync.errors import InputError
+from gradesync.models import DESIRED_COLUMNS
+from gradesync.read._source import RawTable
+
+#: Accepted headers per role, in order of preference: when several are present the first listed wins.
+#: Matching ignores case, spaces, ``_`` and ``-`` (so ``Student ID``, ``student_id``, ``STUDENT-ID``
+#: and ``StudentID`` are one header). ``[input] *_column`` settings name a header explicitly.
+HEADER_ALIASES: Final[dict[str, tuple[str, ...]]] = {
+    "class": ("class", "class_id", "section_id", "sis_section_id", "class_external_id", "section"),
+    "assignment": ("assignment", "assignment_name", "assignment_id"),
+    "student": ("student", "student_id", "sis_id", "email", "upn", "student_number"),
+    "points": ("points", "score", "grade"),
+}
+
+#: Wide layout: columns that describe the student or hold totals, never an assignment. Every class or
+#: student alias that is not the key column is also one of these.
+WIDE_NON_GRADE_HEADERS: Final[tuple[str, ...]] = (
+    "name", "student name", "full name", "display name", "preferred name",
+    "first name", "given name", "middle name", "last name", "surname", "family name",
+    "grade level", "year", "year level", "homeroom", "advisor", "teacher", "period", "term", "school",
+    "course", "course name", "course code", "class name", "section name",
+    "e-mail", "email address", "mail", "username", "user name", "login", "login id",
+    "sis user id", "sis login id", "integration id", "id",
+    "total", "final grade", "final score", "current grade", "current score", "letter grade",
+    "overall", "average", "percent", "percentage", "notes", "comment", "comments",
+)  # fmt: skip
+
+#: Wide layout: the first non-empty identifier cell of the optional "points possible" row.
+POINTS_POSSIBLE_LABELS: Final[tuple[str, ...]] = (
+    "points possible", "possible points", "max points", "maximum points", "out of", "max",
+)  # fmt: skip
+
+_ROLE_WORD = {"class": "class", "assignment": "assignment", "student": "student", "points": "points"}
+_NORMALIZE = re.compile(r"[\s_\-]+")
+
+
+def normalize_header(header: str) -> str:
+    """``" Student_ID\\ufeff"`` → ``"studentid"``: case, spaces, ``_``, ``-``, BOM and ``:`` ignored."""
+    return _NORMALIZE.sub("", header.replace("\ufeff", "").strip().rstrip(":").casefold())
+
+
+_ALIAS_NORMS = {role: [normalize_header(a) for a in aliases] for role, aliases in HEADER_ALIASES.items()}
+_NON_GRADE_NORMS = frozenset(
+    [normalize_header(h) for h in WIDE_NON_GRADE_HEADERS] + _ALIAS_NORMS["class"] + _ALIAS_NORMS["student"]
+)
+_POINTS_POSSIBLE_NORMS = frozenset(normalize_header(h) for h in POINTS_POSSIBLE_LABELS)
+
+
+@dataclass(slots=True)
+class Desired:
+    """One file's desired rows (DESIRED_COLUMNS, not yet validated) and what read learned about it."""
+
+    frame: pd.DataFrame
+    key_columns: dict[str, str]  # role → header (or "--class") for validation messages
+    layout: str
+    warnings: list[str]
+
+
+class _Columns:
+    """Stripped text of a table's columns, computed once per column over its distinct values."""
+
+    def __init__(self, table: RawTable) -> None:
+        self.table = table
+        self._cache: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+
+    def _codes(self, j: int) -> tuple[np.ndarray, np.ndarray]:
+        if j not in self._cache:
+            codes, uniques = pd.factorize(self.table.cells[j])
+            # code -1 (a missing cell) takes the trailing ""
+            self._cache[j] = codes, np.array([str(u).strip() for u in uniques] + [""], dtype=object)
+        return self._cache[j]
+
+    def stripped(self, j: int) -> np.ndarray:
+        codes, clean = self._codes(j)
+        return clean.take(codes)
+
+    def blank(self, j: int) -> np.ndarray:
+        codes, clean = self._codes(j)
+        return np.array([c == "" for c in clean], dtype=bool).take(codes)
+
+    def all_empty_rows(self, first: list[int]) -> np.ndarray:
+        """Rows where every cell is empty; ``first`` are the columns checked over every row.
+
+        Exact ``""`` comparison (a C loop, no hashing). Rows of whitespace-only cells survive this
+        and are dropped by ``read_inputs`` once validation has stripped them.
+        """
+        n = self.table.n_rows
+        mask = np.ones(n, dtype=bool)
+        for j in first:
+            mask &= self.table.cells[j] == ""
+        if mask.any():
+            rows = np.flatnonzero(mask)
+            for j in range(len(self.table.cells)):
+                if j not in first:
+                    mask[rows] &= self.table.cells[j][rows] == ""
+        return mask
+
+
+def _quoted(names: list[str] | tuple[str, ...]) -> str:
+    return ", ".join(f'"{n}"' for n in names)
+
+
+def _match_roles(table: RawTable, cfg: InputSettings) -> tuple[dict[str, int], list[str]]:
+    norms = [normalize_header(h) for h in table.header]
+    roles: dict[str, int] = {}
+    warnings: list[str] = []
+    explicit = {
+        "class": cfg.class_column,
+        "assignment": cfg.assignment_column,
+        "student": cfg.student_column,
+        "points": cfg.points_column,
+    }
+    for role, name in explicit.items():
+        if name is None:
+            continue
+        hits = [i for i, n in enumerate(norms) if n == normalize_header(name)]
+        if not hits:
+            raise InputError(
+                f'no column named "{name}" (the configured {role}_column)',
+                file=table.path,
+                row=table.header_row,
+                column=name,
+                code="input-missing-column",
+                hint=f"headers in this file: {_quoted([h.strip() for h in table.header if h.strip()])}",
+            )
+        roles[role] = hits[0]
+    for role, aliases in _ALIAS_NORMS.items():
+        if role in roles:
+            continue
+        taken = set(roles.values())
+        present = [i for alias in aliases for i, n in enumerate(norms) if n == alias and i not in taken]
+        if not present:
+            continue
+        chosen = present[0]
+        twins = [i for i, n in enumerate(norms) if n == norms[chosen] and i != chosen]
+        if twins:
+            raise InputError(
+                f"{len(twins) + 1} columns are named like {table.header[chosen].strip()!r} "
+                f"(columns {', '.join(str(i + 1) for i in [chosen, *twins])}); which one holds the "
+                f"{role} is ambiguous",
+                file=table.path,
+                row=table.header_row,
+                column=table.header[chosen].strip(),
+                code="input-duplicate-column",
+                hint=f"rename one of them, or name the {role} column in [input] {role}_column",
+            )
+        roles[role] = chosen
+        others = list(dict.fromkeys(table.header[i].strip() for i in present if i != chosen))
+        if others and role == "student":
+            warnings.append(
+                f'{table.path}: several student columns; using "{table.header[chosen].strip()}" '
+                f"(also present: {_quoted(others)}; set [input] student_column to choose another)"
+            )
+    return roles, warnings
+
+
+def _missing_column(table: RawTable, role: str, *, layout: str) -> InputError:
+    aliases = HEADER_ALIASES[role]
+    return InputError(
+        f"no {role} column for the {layout} layout: no header matches {_quoted(aliases)}",
+        file=table.path,
+        row=table.header_row,
+        code="input-missing-column",
+        hint=f"accepted {role} headers (any case, spaces or _): {', '.join(aliases)}; or name the column "
+        f'in config/gradesync.toml [input] {role}_column = "…". Headers in this file: '
+        f"{_quoted([h.strip() for h in table.header if h.strip()])}",
+    )
+
+
+def _const(value: object, n: int) -> np.ndarray:
+    out = np.empty(n, dtype=object)
+    out[:] = [value] * n if not isinstance(value, str) else value
+    return out
+
+
+def _frame(table: RawTable, n: int, **columns: np.ndarray) -> pd.DataFrame:
+    data = {
+        "row_key": np.zeros(n, dtype=np.int64),
+        "source_file": _const(table.path, n),
+        "source_sheet": _const(table.sheet, n),
+        "desired_points": np.full(n, np.nan),
+        "clear": np.zeros(n, dtype=bool),
+        "points_possible": np.full(n, np.nan),
+        "reason": _const("", n),
+        "message": _const("", n),
+        "note": _const("", n),
+        **columns,
+    }
+    return pd.DataFrame(  # copy=False: no consolidation of the object columns into one 2-D block
+        {name: pd.Series(data[name], dtype=dtype, copy=False) for name, dtype in DESIRED_COLUMNS.items()},
+        copy=False,
+    )
+
+
+def build_desired(table: RawTable, cfg: InputSettings, class_key: str | None) -> Desired:
+    """Decide the layout of one table and turn it into desired-grade rows (DESIRED_COLUMNS)."""
+    roles, warnings = _match_roles(table, cfg)
+    if not roles:
+        raise InputError(
+            f"the header row (row {table.header_row}) has no recognised column "
+            f"({_quoted([h.strip() for h in table.header if h.strip()][:8])})",
+            file=table.path,
+            row=table.header_row,
+            code="input-no-header",
+            hint="the first non-blank row must be the header. Accepted headers: "
+            + "; ".join(f"{role}: {', '.join(a)}" for role, a in HEADER_ALIASES.items()),
+        )
+    layout = cfg.layout
+    if layout == "auto":
+        layout = "long" if "points" in roles and "assignment" in roles else "wide"
+    needed = ("assignment", "student", "points") if layout == "long" else ("student",)
+    for role in needed:
+        if role not in roles:
+            raise _missing_column(table, role, layout=layout)
+    class_key = class_key if class_key is not None else cfg.class_key
+    if "class" not in roles and not (class_key and class_key.strip()):
+        raise InputError(
+            f"no class column ({', '.join(HEADER_ALIASES['class'])}) and no class given",
+            file=table.path,
+            row=table.header_row,
+            code="input-no-class",
+            hint="add a class column, or say which class the file is for with --class SECTION-ID "
+            "(or [input] class_key in config/gradesync.toml)",
+        )
+    if "class" in roles and class_key:
+        warnings.append(
+            f'{table.path}: has a class column "{table.header[roles["class"]].strip()}"; '
+            f"the class given with --class / class_key ({class_key}) is not used for it"
+        )
+    if table.n_rows == 0:
+        warnings.append(f"{table.path}: header only, no data rows")
+    cols = _Columns(table)
+    key_columns = {
+        "class": table.header[roles["class"]].strip() if "class" in roles else "--class",
+        "student": table.header[roles["student"]].strip(),
+    }
+    if layout == "long":
+        key_columns["assignment"] = table.header[roles["assignment"]].strip()
+        frame = _long(table, cols, roles, (class_key or "").strip())
+    else:
+        key_columns["assignment"] = "(header row)"
+        frame, more = _wide(table, cols, roles, (class_key or "").strip())
+        warnings += more
+    return Desired(frame=frame, key_columns=key_columns, layout=layout, warnings=warnings)
+
+
+def _long(table: RawTable, cols: _Columns, roles: dict[str, int], class_key: str) -> pd.DataFrame:
+    used = [roles[r] for r in ("class", "assignment", "student", "points") if r in roles]
+    keep = ~cols.all_empty_rows(used)
+    everything = bool(keep.all())
+
+    def cells(j: int) -> np.ndarray:  # identifiers are stripped by validate()
+        return table.cells[j] if everything else table.cells[j][keep]
+
+    n = int(keep.sum())
+    return _frame(
+        table,
+        n,
+        source_row=table.source_row if everything else table.source_row[keep],
+        source_column=_const(table.header[roles["points"]].strip(), n),
+        class_key=cells(roles["class"]) if "class" in roles else _const(class_key, n),
+        assignment_key=cells(roles["assignment"]),
+        student_key=cells(roles["student"]),
+        points_raw=cells(roles["points"]),
+    )
+
+
+def _wide(
+    table: RawTable, cols: _Columns, roles: dict[str, int], class_key: str
+) -> tuple[pd.DataFrame, list[str]]:
+    warnings: list[str] = []
+    key_cols = {roles["student"], roles.get("class", -1)}
+    assignment_cols: list[int] = []
+    for j, header in enumerate(table.header):
+        norm = normalize_header(header)
+        if j in key_cols or norm in _NON_GRADE_NORMS:
+            continue
+        if not norm:
+            if not cols.blank(j).all():
+                warnings.append(f"{table.path}: column {j + 1} has no header; its values were ignored")
+            continue
+        assignment_cols.append(j)
+    if not assignment_cols:
+        raise InputError(
+            "no assignment columns: every column is an identifier or a name column",
+            file=table.path,
+            row=table.header_row,
+            code="input-no-assignments",
+            hint="a wide (gradebook) export has one column per assignment, headed by the assignment's "
+            "name; a long export needs assignment and points columns "
+            f"({', '.join(HEADER_ALIASES['assignment'])} / {', '.join(HEADER_ALIASES['points'])})",
+        )
+    ident_cols = [j for j in range(len(table.header)) if j not in assignment_cols]
+    keep = ~cols.all_empty_rows([*key_cols - {-1}, *assignment_cols])
+
+    # The optional "Points Possible" row: its first non-empty identifier cell names it.
+    first = _const("", table.n_rows)
+    for j in ident_cols:
+        first = np.where(first == "", cols.stripped(j), first)
+    codes, uniques = pd.factorize(first)
+    is_label = np.array([normalize_header(str(u)) in _POINTS_POSSIBLE_NORMS for u in uniques], dtype=bool)
+    pp_rows = np.flatnonzero(is_label[codes] & keep) if len(uniques) else np.array([], dtype=np.int64)
+    points_possible = np.full(len(assignment_cols), np.nan)
+    if len(pp_rows):
+        keep[pp_rows] = False
+        r = pp_rows[0]
+        row_no = int(table.source_row[r])
+        for k, j in enumerate(assignment_cols):
+            text = cols.stripped(j)[r]
+            value = pd.to_numeric(pd.Series([text], dtype=object), errors="coerce").iloc[0]
+            if text and (pd.isna(value) or value < 0 or np.isinf(value)):
+                warnings.append(
+                    f'{table.path} row {row_no}: points possible "{text[:40]}" in column '
+                    f'"{table.header[j].strip()}" is not a number; ignored'
+                )
+            elif text:
+                points_possible[k] = float(value)
+        if len(pp_rows) > 1:
+            warnings.append(
+                f"{table.path}: several points-possible rows (rows "
+                f"{', '.join(str(int(table.source_row[i])) for i in pp_rows)}); row {row_no} is used"
+            )
+
+    n, m = int(keep.sum()), len(assignment_cols)
+    headers = np.array([table.header[j].strip() for j in assignment_cols], dtype=object)
+    values = np.empty((n, m), dtype=object)
+    for k, j in enumerate(assignment_cols):
+        values[:, k] = table.cells[j][keep]
+    classes = cols.stripped(roles["class"])[keep] if "class" in roles else _const(class_key, n)
+    frame = _frame(
+        table,
+        n * m,
+        source_row=np.repeat(table.source_row[keep], m),
+        source_column=np.tile(headers, n),
+        class_key=np.repeat(classes, m),
+        assignment_key=np.tile(headers, n),
+        student_key=np.repeat(cols.stripped(roles["student"])[keep], m),
+        points_raw=values.ravel(),  # row-major: reading order, left to right within a row
+        points_possible=np.tile(points_possible, n),
+    )
+    return frame, warnings

@@ -1,0 +1,325 @@
+"""Bytes on disk → a ``RawTable``: the header row and every later row as text, with row numbers.
+
+Everything file-format specific lives here (encodings, delimiters, Excel cells); the layout stage
+only sees text cells. Errors that make a file unreadable are raised as ``InputError``.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import datetime as dt
+import hashlib
+import io
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from gradesync.errors import InputError
+
+EXCEL_SUFFIXES = (".xlsx", ".xlsm", ".xls", ".xlsb", ".ods")
+_ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")
+_OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"  # legacy .xls, and password-protected .xlsx
+_SNIFF_BYTES = 16_384
+_DELIMITERS = ",\t;|"
+_LEADING_BLANK_LINES = re.compile(rb"\A(?:[ \t]*(?:\r\n|\r|\n))*")
+_LINE_BREAK = r"\r\n|\r|\n"
+_RE_PARSER_LINE = re.compile(r"line (\d+)")
+
+
+@dataclass(slots=True)
+class RawTable:
+    """One file's cells as text. ``cells[i]`` is the object array of column ``i`` (header excluded)."""
+
+    path: str
+    sha256: str
+    header: list[str]
+    header_row: int  # the header's row number as a person sees it
+    cells: list[np.ndarray]
+    source_row: np.ndarray  # int64, one per data row
+    sheet: str = ""
+    encoding: str | None = None
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def n_rows(self) -> int:
+        return len(self.source_row)
+
+
+def load_table(path: str | Path, *, sheet: str | None = None) -> RawTable:
+    """Read one input file (CSV/TSV/semicolon text or an Excel workbook) into a ``RawTable``."""
+    name = str(path)
+    p = Path(path)
+    try:
+        data = p.read_bytes()
+    except FileNotFoundError:
+        raise InputError(
+            "file not found", file=name, code="input-missing-file", hint="check the path and file name"
+        ) from None
+    except IsADirectoryError:
+        raise InputError("is a folder, not a file", file=name, code="input-unreadable") from None
+    except OSError as e:
+        raise InputError(f"cannot be read: {e.strerror}", file=name, code="input-unreadable") from None
+    sha256 = hashlib.sha256(data).hexdigest()
+    if not data:
+        raise InputError("the file is empty (0 bytes)", file=name, code="input-empty", hint=_EXPORT_HINT)
+    if data.startswith(_ZIP_MAGIC) or data.startswith(_OLE_MAGIC):
+        return _load_workbook(name, data, sha256, sheet)
+    head = data[:_SNIFF_BYTES]
+    looks_html = _looks_like_html(head)
+    if p.suffix.lower() in EXCEL_SUFFIXES:
+        what = "a web page (HTML)" if looks_html else "not an Excel workbook"
+        raise InputError(
+            f"is named {p.suffix} but is {what}",
+            file=name,
+            code="input-html" if looks_html else "input-not-spreadsheet",
+            hint="a download that failed or needed a login often saves a web page under a spreadsheet "
+            "name; export the gradebook again and save it as .xlsx or .csv",
+        )
+    if looks_html:
+        raise InputError(
+            "is a web page (HTML), not a CSV export",
+            file=name,
+            code="input-html",
+            hint="export the gradebook again and save it as .csv or .xlsx",
+        )
+    return _load_text(name, data, sha256)
+
+
+_EXPORT_HINT = "export the gradebook again; the file must have a header row and one row per grade"
+
+
+def _looks_like_html(head: bytes) -> bool:
+    text = head[:2048].decode("latin-1").replace("\x00", "").lstrip("\ufeff\xef\xbb\xbf\xff\xfe \t\r\n")
+    low = text.lower()
+    return low.startswith(("<!doctype html", "<html", "<head", "<body", "<?xml")) or "<html" in low[:1024]
+
+
+# ---------------------------------------------------------------------------------------------
+# Text: CSV / TSV / semicolon-separated
+# ---------------------------------------------------------------------------------------------
+def _decode_plan(name: str, data: bytes) -> tuple[bytes, str]:
+    """Return (body bytes in UTF-8, or in cp1252 if it is not UTF-8, without BOM; encoding label)."""
+    if data.startswith(codecs.BOM_UTF8):
+        return data[len(codecs.BOM_UTF8) :], "utf-8-sig"
+    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        # UTF-16 exports are small (Excel "Unicode text"); re-encode once and share the UTF-8 path.
+        try:
+            text = data.decode("utf-16")
+        except UnicodeDecodeError as e:
+            raise InputError(
+                f"starts with a UTF-16 byte-order mark but is not valid UTF-16 ({e.reason})",
+                file=name,
+                code="input-encoding",
+            ) from None
+        return text.encode("utf-8"), "utf-16"
+    return data, "utf-8"
+
+
+def _check_text(name: str, body: bytes) -> None:
+    head = body[:_SNIFF_BYTES]
+    controls = sum(head.count(bytes([c])) for c in range(32) if c not in (9, 10, 12, 13))
+    if b"\x00" in head or controls > max(8, len(head) // 100):
+        raise InputError(
+            "is not a text (CSV) export or an Excel workbook: it holds binary data",
+            file=name,
+            code="input-not-spreadsheet",
+            hint="export the gradebook as .csv (comma, semicolon or tab separated) or .xlsx",
+        )
+
+
+def _sniff_delimiter(sample: str) -> str:
+    """csv.Sniffer on a sample, checked against the header line; falls back to the best-splitting one."""
+    lines = [ln for ln in sample.splitlines() if ln.strip()]
+    if not lines:
+        return ","
+    header = lines[0]
+
+    def fields(delimiter: str) -> int:
+        return len(next(csv.reader([header], delimiter=delimiter)))
+
+    try:
+        sniffed = csv.Sniffer().sniff("\n".join(lines[:50]), delimiters=_DELIMITERS).delimiter
+    except csv.Error:
+        sniffed = None
+    if sniffed is not None and fields(sniffed) >= 2:
+        return sniffed
+    best = max(_DELIMITERS, key=fields)  # max keeps the first of equals: comma, tab, semicolon, pipe
+    return best if fields(best) >= 2 else ","
+
+
+def _count_breaks(body: bytes) -> int:
+    crlf = body.count(b"\r\n")
+    return body.count(b"\n") + body.count(b"\r") - crlf
+
+
+def _load_text(name: str, data: bytes, sha256: str) -> RawTable:
+    body, label = _decode_plan(name, data)
+    codec = "utf-8"
+    _check_text(name, body)
+    warnings: list[str] = []
+    try:
+        body[: _SNIFF_BYTES * 4].decode("utf-8")
+    except UnicodeDecodeError as e:
+        if e.start < _SNIFF_BYTES * 4 - 4:  # not just a character cut at the sample's end
+            codec, label = "cp1252", "cp1252 (fallback)"
+    lead = _LEADING_BLANK_LINES.match(body)
+    lead_lines = _count_breaks(lead.group(0)) if lead else 0
+    body = body[lead.end() if lead else 0 :].rstrip(b" \t\r\n")
+    if not body:
+        raise InputError(
+            "the file is empty (no header row)", file=name, code="input-empty", hint=_EXPORT_HINT
+        )
+    sample = body[:_SNIFF_BYTES].decode(codec, errors="replace")
+    delimiter = _sniff_delimiter(sample)
+
+    def parse(codec: str) -> pd.DataFrame:
+        return pd.read_csv(
+            io.BytesIO(body),
+            sep=delimiter,
+            header=None,
+            dtype=str,
+            keep_default_na=False,
+            na_filter=False,
+            skip_blank_lines=False,
+            index_col=False,
+            quotechar='"',
+            encoding=codec,
+            encoding_errors="strict" if codec == "utf-8" else "replace",
+            engine="c",
+        )
+
+    try:
+        try:
+            frame = parse(codec)
+        except UnicodeDecodeError:
+            codec, label = "cp1252", "cp1252 (fallback)"
+            frame = parse(codec)
+    except pd.errors.ParserError as e:
+        m = _RE_PARSER_LINE.search(str(e))
+        row = int(m.group(1)) + lead_lines if m else None
+        raise InputError(
+            f"a row has more cells than the header ({str(e).split('C error: ')[-1].strip()})",
+            file=name,
+            row=row,
+            code="input-ragged-row",
+            hint="a value probably contains the separator "
+            f"{'TAB' if delimiter == chr(9) else repr(delimiter)} without quotes; quote it or re-export",
+        ) from None
+    except pd.errors.EmptyDataError:
+        raise InputError("the file is empty (no header row)", file=name, code="input-empty") from None
+    if codec == "cp1252":
+        warnings.append(f"{name}: not UTF-8; read as cp1252")
+
+    # Row numbers as a person sees them. Fast path: no quoted field spans lines, so record i is on
+    # physical line i + 1 (blank lines are kept as rows by skip_blank_lines=False). Otherwise add the
+    # line breaks inside the earlier records' cells.
+    cols = [np.asarray(frame[c], dtype=object) for c in frame.columns]
+    n = len(frame)
+    first_line = np.arange(1, n + 1, dtype=np.int64) + lead_lines
+    if _count_breaks(body) + 1 != n:
+        extra = np.zeros(n, dtype=np.int64)
+        for c in frame.columns:
+            extra += frame[c].str.count(_LINE_BREAK).to_numpy(dtype=np.int64)
+        first_line += np.concatenate(([0], np.cumsum(extra)[:-1]))
+    header = [str(h) for h in (col[0] for col in cols)]
+    return RawTable(
+        path=name,
+        sha256=sha256,
+        header=header,
+        header_row=int(first_line[0]),
+        cells=[col[1:] for col in cols],
+        source_row=first_line[1:],
+        encoding=label,
+        warnings=warnings,
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Excel workbooks (python-calamine: .xlsx, .xlsm, .xls, .xlsb, .ods)
+# ---------------------------------------------------------------------------------------------
+def cell_text(value: Any) -> str:
+    """An Excel cell as the text a person sees: numbers without a spurious ``.0``, dates in ISO."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "TRUE" if value else "FALSE"
+    if isinstance(value, float):
+        if value.is_integer() and abs(value) < 1e21:
+            return str(int(value))
+        return repr(value)
+    if isinstance(value, dt.datetime):
+        return value.date().isoformat() if value.time() == dt.time() else value.isoformat()
+    if isinstance(value, (dt.date, dt.time)):
+        return value.isoformat()
+    return str(value)
+
+
+def _load_workbook(name: str, data: bytes, sha256: str, sheet: str | None) -> RawTable:
+    import python_calamine as pc
+
+    encrypted = data.startswith(_OLE_MAGIC) and "EncryptedPackage".encode("utf-16-le") in data
+    protected = InputError(
+        "is password-protected",
+        file=name,
+        code="input-encrypted",
+        hint="open it in Excel, remove the password (File → Info → Protect Workbook) and save a copy",
+    )
+    if encrypted:
+        raise protected
+    try:
+        workbook = pc.CalamineWorkbook.from_filelike(io.BytesIO(data))
+    except pc.PasswordError:
+        raise protected from None
+    except (pc.CalamineError, ValueError, OSError) as e:
+        raise InputError(
+            f"is not a readable Excel workbook ({e})",
+            file=name,
+            code="input-not-spreadsheet",
+            hint="open it in Excel and save it again as .xlsx, or export the gradebook as .csv",
+        ) from None
+    names = list(workbook.sheet_names)
+    if not names:
+        raise InputError("the workbook has no sheets", file=name, code="input-empty")
+    chosen = names[0] if sheet is None else sheet
+    if chosen not in names:
+        raise InputError(
+            f"has no sheet named {chosen!r}",
+            file=name,
+            code="input-missing-sheet",
+            hint="sheets in this workbook: " + ", ".join(repr(s) for s in names),
+        )
+    try:
+        rows = workbook.get_sheet_by_name(chosen).to_python(skip_empty_area=False)
+    except pc.CalamineError as e:
+        raise InputError(
+            f"sheet {chosen!r} cannot be read ({e})", file=name, code="input-not-spreadsheet"
+        ) from None
+    text_rows = [[cell_text(v) for v in row] for row in rows]
+    header_index = next((i for i, r in enumerate(text_rows) if any(c.strip() for c in r)), None)
+    if header_index is None:
+        raise InputError(
+            f"sheet {chosen!r} is empty (no header row)", file=name, code="input-empty", hint=_EXPORT_HINT
+        )
+    width = max(len(r) for r in text_rows)
+    body = text_rows[header_index + 1 :]
+    cells = []
+    for j in range(width):
+        col = np.empty(len(body), dtype=object)
+        col[:] = [r[j] if j < len(r) else "" for r in body]
+        cells.append(col)
+    header = text_rows[header_index] + [""] * (width - len(text_rows[header_index]))
+    return RawTable(
+        path=name,
+        sha256=sha256,
+        header=header,
+        header_row=header_index + 1,
+        cells=cells,
+        source_row=np.arange(header_index + 2, header_index + 2 + len(body), dtype=np.int64),
+        sheet=chosen,
+        encoding=None,
+    )
