@@ -22,6 +22,7 @@ from gradesync.cliutil import (
 from gradesync.config import load_settings
 from gradesync.emulator.cli import emulator_command
 from gradesync.errors import ExitCode
+from gradesync.execute.cli import apply_command, sync_command
 
 
 @click.group()
@@ -111,6 +112,8 @@ def plan_command(
 
 
 cli.add_command(emulator_command, name="emulator")
+cli.add_command(apply_command, name="apply")
+cli.add_command(sync_command, name="sync")
 
 
 def main() -> None:
