@@ -9,6 +9,7 @@ are counted as *early retries* (what Microsoft's Dev Proxy flags).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 
@@ -129,8 +130,12 @@ class Throttler:
 
 
 def format_retry_after(seconds: float, form: str = "decimal") -> str:
-    """Render a wait as Graph does: ``"3"``, ``"0.249"``, ``"0.25,120"`` (list) — never below 1 ms."""
-    seconds = max(seconds, 0.001)
+    """Render a wait as Graph does: ``"3"``, ``"0.249"``, ``"0.25,120"`` (list).
+
+    Rounded *up* to the millisecond (never below 1 ms), so a client that waits exactly this long is
+    never an early retry.
+    """
+    seconds = max(math.ceil(round(seconds * 1000, 6)) / 1000, 0.001)
     if form == "seconds":
         return str(max(1, round(seconds + 0.4999)))
     text = f"{seconds:.3f}".rstrip("0").rstrip(".")

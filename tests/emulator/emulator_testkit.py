@@ -8,6 +8,7 @@ import httpx
 
 from gradesync.emulator import points_outcome
 
+TOKEN = "test-token"
 POINTS = "#microsoft.graph.educationPointsOutcome"
 
 
@@ -24,7 +25,7 @@ class FakeClock:
         self.t += seconds
 
 
-def client(srv: Any, token: str = "test-token", **kw: Any) -> httpx.Client:
+def client(srv: Any, token: str = TOKEN, **kw: Any) -> httpx.Client:
     return httpx.Client(base_url=srv.base_url, headers={"Authorization": f"Bearer {token}"}, **kw)
 
 

@@ -1,0 +1,68 @@
+"""Throttling of single requests: both buckets, Retry-After, refill, off, formats."""
+
+from __future__ import annotations
+
+import httpx
+from emulator_testkit import FakeClock, client
+
+from gradesync.emulator import ThrottleConfig
+from gradesync.emulator.throttle import format_retry_after
+
+
+def test_short_window_bucket_and_refill(emulator_factory):
+    clock = FakeClock()
+    srv = emulator_factory(throttle=ThrottleConfig(per_10s=3, per_hour=1000, short_window=1.0), clock=clock)
+    with client(srv) as http:
+        ok = [http.get("/education/classes").status_code for _ in range(3)]
+        limited = http.get("/education/classes")
+        ra = float(limited.headers["Retry-After"])
+        clock.advance(ra)
+        after = http.get("/education/classes")
+    assert ok == [200, 200, 200]
+    assert limited.status_code == 429 and limited.json()["error"]["code"] == "tooManyRequests"
+    assert 0 < ra <= 1.0 / 3 + 0.001
+    assert after.status_code == 200
+    st = srv.stats()
+    assert st["throttled"] == 1 and st["early_retries"] == 0 and st["graph_requests"] == 5
+
+
+def test_hour_bucket_limits_too(emulator_factory):
+    clock = FakeClock()
+    srv = emulator_factory(throttle=ThrottleConfig(per_10s=100, per_hour=4), clock=clock)
+    with client(srv) as http:
+        statuses = [http.get("/education/classes").status_code for _ in range(5)]
+        ra = float(http.get("/education/classes").headers["Retry-After"])
+    assert statuses == [200, 200, 200, 200, 429]
+    assert ra > 100  # the hourly budget refills slowly: 3600 s / 4
+    assert srv.stats()["early_retries"] == 1  # the sixth came before the fifth's Retry-After
+
+
+def test_scope_is_the_token_and_401_costs_nothing(emulator_factory):
+    clock = FakeClock()
+    srv = emulator_factory(throttle=ThrottleConfig(per_10s=1, per_hour=100, short_window=10.0), clock=clock)
+    with client(srv) as http:
+        assert http.get("/education/classes").status_code == 200
+        assert httpx.get(srv.base_url + "/education/classes").status_code == 401
+        assert http.get("/education/classes").status_code == 429
+
+
+def test_graph_defaults_and_off():
+    g = ThrottleConfig.graph()
+    assert (g.per_10s, g.per_hour, g.enabled) == (350, 10_000, True)
+    assert not ThrottleConfig.off().enabled
+    assert ThrottleConfig.from_value({"per_10s": 5}).per_10s == 5
+
+
+def test_throttle_off_lets_bursts_through(emulator, sample_tenant):
+    with client(emulator) as http:
+        assert {http.get("/education/classes").status_code for _ in range(40)} == {200}
+    assert emulator.stats()["throttled"] == 0
+
+
+def test_retry_after_forms():
+    assert format_retry_after(0.249) == "0.249"
+    assert format_retry_after(0.2491) == "0.25"  # rounded up: waiting exactly this long is never early
+    assert format_retry_after(3) == "3"
+    assert format_retry_after(0) == "0.001"
+    assert format_retry_after(2.1, "seconds") == "3"
+    assert format_retry_after(0.25, "list") == "0.25,1"
