@@ -20,6 +20,7 @@ from gradesync.cliutil import (
     stdout_console,
 )
 from gradesync.config import load_settings
+from gradesync.demo import demo_command
 from gradesync.emulator.cli import emulator_command
 from gradesync.errors import ExitCode
 from gradesync.execute.cli import apply_command, sync_command
@@ -114,6 +115,7 @@ def plan_command(
 cli.add_command(emulator_command, name="emulator")
 cli.add_command(apply_command, name="apply")
 cli.add_command(sync_command, name="sync")
+cli.add_command(demo_command, name="demo")
 
 
 def main() -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import functools
 import os
 import sys
+import traceback
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar
@@ -45,6 +46,16 @@ def handle_errors(fn: F) -> F:
         except KeyboardInterrupt:
             stderr_console().print("interrupted", markup=False)
             sys.exit(130)
+        except Exception:
+            # A bug, not a data problem: keep it apart from exit 1 ("some rows failed") so a
+            # scheduler can tell them apart. The traceback never holds the token: it is only
+            # ever passed as a callable and a header.
+            traceback.print_exc()
+            stderr_console().print(
+                "internal error: this is a bug in gradesync; please report it with the output above",
+                markup=False,
+            )
+            sys.exit(int(ExitCode.INTERNAL))
 
     return wrapper  # type: ignore[return-value]
 

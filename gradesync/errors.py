@@ -30,6 +30,7 @@ class ExitCode(IntEnum):
     AUTH = 3  # authentication or permission failure
     GUARD = 4  # a safety guard refused
     LOCKED = 5  # another run holds the lock
+    INTERNAL = 70  # a bug in gradesync (EX_SOFTWARE): neither the data nor the setup is at fault
 
 
 class GradesyncError(Exception):
