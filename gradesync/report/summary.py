@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+import numpy as np
 import pandas as pd
 
 from gradesync.models import Action, InputFile
@@ -24,6 +25,17 @@ PROBLEM_STATUSES: frozenset[str] = frozenset({"conflict", "failed", "rejected"})
 _SECRET_HINTS = ("token", "secret", "authorization", "password", "assertion", "cookie")
 
 
+def map_distinct(values: pd.Series, fn: Callable[[Any], str]) -> pd.Series:
+    """``fn`` applied to each *distinct* value (missing values get ``fn(None)``), spread back to rows.
+
+    Report columns repeat a lot (file, class, assignment, action, points), so this turns a per-row
+    Python loop over 1.2M rows into a hash-based factorize plus a loop over the few distinct values.
+    """
+    codes, uniques = pd.factorize(values, use_na_sentinel=True)
+    mapped = np.array([*(fn(u) for u in uniques), fn(None)], dtype=object)
+    return pd.Series(mapped[codes], index=values.index, dtype=object)
+
+
 def text_column(rows: pd.DataFrame, name: str) -> pd.Series:
     """Column ``name`` as clean text ("" for missing/None/NaN); an absent column reads as all "".
 
@@ -31,12 +43,7 @@ def text_column(rows: pd.DataFrame, name: str) -> pd.Series:
     """
     if name not in rows.columns:
         return pd.Series([""] * len(rows), index=rows.index, dtype=object)
-    col = rows[name]
-    return pd.Series(
-        [_text(v) for v in col.tolist()],
-        index=rows.index,
-        dtype=object,
-    )
+    return map_distinct(rows[name], _text)
 
 
 def bool_column(rows: pd.DataFrame, name: str) -> pd.Series:

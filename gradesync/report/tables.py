@@ -18,9 +18,10 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
-from gradesync.report.summary import bool_column, float_column, format_number, text_column
+from gradesync.report.summary import bool_column, float_column, format_number, map_distinct, text_column
 
 CSV_ENCODING = "utf-8-sig"
 
@@ -101,20 +102,18 @@ def neutralise(value: str) -> str:
 
 
 def neutralise_series(values: pd.Series) -> pd.Series:
-    """Vectorised ``neutralise`` over a text column."""
-    text = values.astype(object)
-    risky = text.str.match(_FORMULA_START.pattern) & ~text.str.match(_PLAIN_NUMBER.pattern)
-    risky = risky.fillna(False).astype(bool)
-    if not risky.any():
-        return text
-    out = text.copy()
-    out[risky] = "'" + text[risky]
-    return out
+    """``neutralise`` over a text column (computed once per distinct value)."""
+    return map_distinct(values, lambda v: "" if v is None else neutralise(str(v)))
 
 
 def _number_column(rows: pd.DataFrame, name: str) -> pd.Series:
     values = float_column(rows, name)
-    return pd.Series([format_number(v) for v in values.tolist()], index=rows.index, dtype=object)
+    x = values.to_numpy()
+    with np.errstate(invalid="ignore"):
+        whole = np.isfinite(x) & (x == np.round(x)) & (np.abs(x) < 1e15)
+    if whole.all():  # row numbers, and most grades: integer text straight from numpy
+        return pd.Series(x.astype(np.int64).astype(str), index=rows.index, dtype=object)
+    return map_distinct(values, format_number)
 
 
 def report_frame(rows: pd.DataFrame, columns: tuple[str, ...]) -> pd.DataFrame:
