@@ -60,9 +60,10 @@ def emulator_command(
         faults=faults,
         seed=seed,
     )
-    n_sub = sum(len(a.get("submissions", [])) for c in tenant["classes"] for a in c.get("assignments", []))
+    n_asg = sum(len(c.get("assignments", [])) for c in tenant["classes"])
     click.echo(
-        f"Graph education emulator: {len(tenant['classes'])} classes, {n_sub} submissions from {source}"
+        f"Graph education emulator: {len(tenant['classes'])} classes, {len(tenant.get('users', []))} users, "
+        f"{n_asg} assignments from {source}"
     )
     click.echo(f"Serving http://{host}:{port}/v1.0 and /beta (throttle {throttle}, page size {page_size})")
     click.echo(f"Bearer token: {token}   (this is a local test token, not a secret)")
