@@ -1,0 +1,1 @@
+"""Benchmarks: ``python -m benchmarks [--scale X] [name ...]`` runs every registered module's ``main``."""

@@ -1,0 +1,324 @@
+"""The plan file: a versioned JSON document that diffs well and holds no secret.
+
+Layout (keys always in this order; one JSON object per line inside the long lists)::
+
+    {
+      "schema_version": 1,
+      "created_at": "2024-06-01T12:00:00Z",
+      "graph_base_url": "https://graph.microsoft.com/v1.0",
+      "config_hash": "…",
+      "strict": false,
+      "inputs": [
+        {"path":"grades.csv","sha256":"…","rows":120,"encoding":"utf-8","sheet":null}
+      ],
+      "warnings": [],
+      "summary": {…},
+      "operations": [
+        {"row_key":3,"action":"update","class_id":"…",…}
+      ],
+      "rows": [
+        {"row_key":0,"source_file":"grades.csv",…,"action":"reject","reason":"unknown_student",…}
+      ],
+      "roster_gaps": [
+        {"class_id":"…","class_name":"…",…}
+      ]
+    }
+
+``rows`` holds every input row (``PLAN_COLUMNS``, ordered by ``row_key``); ``operations`` repeats the
+writes for a reviewer, and ``read_plan`` checks that they still agree with ``rows`` (an edited file is
+refused). NaN is written as ``null``; on reading, ``null`` is NaN in a float column and ``None`` in a
+text column, so a plan round-trips exactly. The writer only knows the whitelisted keys below: a token
+cannot end up in a plan file because nothing here ever receives one.
+
+This is the only module of the plan core that touches files.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from gradesync.errors import InputError, UsageError
+from gradesync.models import PLAN_COLUMNS, InputFile, Operation, Plan
+
+SCHEMA_VERSION = 1
+TOP_KEYS: tuple[str, ...] = (
+    "schema_version",
+    "created_at",
+    "graph_base_url",
+    "config_hash",
+    "strict",
+    "inputs",
+    "warnings",
+    "summary",
+    "operations",
+    "rows",
+    "roster_gaps",
+)
+INPUT_KEYS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(InputFile))
+OPERATION_KEYS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(Operation))
+ROW_KEYS: tuple[str, ...] = tuple(PLAN_COLUMNS)
+GAP_KEYS: tuple[str, ...] = (
+    "class_id",
+    "class_name",
+    "assignment_id",
+    "assignment_name",
+    "user_id",
+    "student_name",
+    "current_points",
+)
+
+
+# ---------------------------------------------------------------------------------------------
+# Plan ⇄ plain data
+# ---------------------------------------------------------------------------------------------
+def _json_column(series: pd.Series, dtype: str) -> list[Any]:
+    """A column as JSON-ready Python values (NaN/None → None)."""
+    if dtype == "float64":
+        return [None if math.isnan(v) else v for v in series.to_numpy(dtype="float64").tolist()]
+    if dtype == "int64":
+        return series.to_numpy(dtype="int64").tolist()
+    if dtype == "bool":
+        return series.to_numpy(dtype=bool).tolist()
+    values = series.to_numpy(dtype=object)
+    missing = pd.isna(values)
+    return [None if m else v for v, m in zip(values.tolist(), missing.tolist(), strict=True)]
+
+
+def _json_value(v: Any) -> Any:
+    if isinstance(v, float) and math.isnan(v):
+        return None
+    if isinstance(v, np.generic):
+        return _json_value(v.item())
+    return v
+
+
+def rows_to_records(rows: pd.DataFrame) -> list[dict[str, Any]]:
+    columns = [_json_column(rows[c], dt) for c, dt in PLAN_COLUMNS.items()]
+    return [dict(zip(ROW_KEYS, values, strict=True)) for values in zip(*columns, strict=True)]
+
+
+def _operation_record(op: Operation) -> dict[str, Any]:
+    return {k: _json_value(getattr(op, k).value if k == "action" else getattr(op, k)) for k in OPERATION_KEYS}
+
+
+def plan_to_dict(plan: Plan) -> dict[str, Any]:
+    """The plan as plain JSON-ready data, keys in the documented order."""
+    from gradesync.plan import summarize
+
+    return {
+        "schema_version": plan.schema_version,
+        "created_at": plan.created_at,
+        "graph_base_url": plan.graph_base_url,
+        "config_hash": plan.config_hash,
+        "strict": bool(plan.strict),
+        "inputs": [{k: _json_value(getattr(i, k)) for k in INPUT_KEYS} for i in plan.inputs],
+        "warnings": [str(w) for w in plan.warnings],
+        "summary": summarize(plan),
+        "operations": [_operation_record(op) for op in plan.operations()],
+        "rows": rows_to_records(plan.rows),
+        "roster_gaps": [{k: _json_value(g.get(k)) for k in GAP_KEYS} for g in plan.roster_gaps],
+    }
+
+
+class _Corrupt(Exception):
+    pass
+
+
+def _require(cond: bool, what: str) -> None:
+    if not cond:
+        raise _Corrupt(what)
+
+
+def _frame_from_records(records: list[Any]) -> pd.DataFrame:
+    _require(isinstance(records, list), '"rows" is not a list')
+    for i, r in enumerate(records):
+        _require(isinstance(r, dict), f"rows[{i}] is not an object")
+        _require(tuple(r) == ROW_KEYS or set(r) == set(ROW_KEYS), f"rows[{i}] does not have the plan columns")
+    data: dict[str, pd.Series] = {}
+    for col, dtype in PLAN_COLUMNS.items():
+        values = [r[col] for r in records]
+        try:
+            if dtype == "float64":
+                arr = np.array([math.nan if v is None else float(v) for v in values], dtype="float64")
+            elif dtype == "int64":
+                _require(
+                    all(type(v) is int for v in values),
+                    f'column "{col}" holds a value that is not an integer',
+                )
+                arr = np.array(values, dtype="int64")
+            elif dtype == "bool":
+                _require(
+                    all(type(v) is bool for v in values),
+                    f'column "{col}" holds a value that is not true/false',
+                )
+                arr = np.array(values, dtype=bool)
+            else:
+                _require(
+                    all(v is None or isinstance(v, str) for v in values),
+                    f'column "{col}" holds a value that is not text',
+                )
+                arr = np.empty(len(values), dtype=object)
+                arr[:] = values
+        except (TypeError, ValueError) as e:
+            raise _Corrupt(f'column "{col}": {e}') from None
+        data[col] = pd.Series(arr, dtype=dtype, copy=False)
+    rows = pd.DataFrame(data, copy=False)
+    _require(
+        rows["row_key"].is_monotonic_increasing and rows["row_key"].is_unique,
+        "rows are not ordered by row_key",
+    )
+    return rows
+
+
+def plan_from_dict(d: Any, *, source: str = "plan") -> Plan:
+    """Rebuild a Plan from ``plan_to_dict`` data; refuses a newer schema or a damaged document."""
+    try:
+        _require(isinstance(d, dict), "the document is not a JSON object")
+        version = d.get("schema_version")
+        _require(
+            type(version) is int and version >= 1, '"schema_version" is missing or not a positive integer'
+        )
+        if version > SCHEMA_VERSION:
+            raise UsageError(
+                f"{source}: plan schema version {version} is newer than this gradesync understands "
+                f"(version {SCHEMA_VERSION})",
+                code="plan-schema-unsupported",
+                hint="upgrade gradesync, or make the plan again with this version",
+            )
+        missing = [k for k in TOP_KEYS if k not in d]
+        _require(not missing, f"missing keys: {', '.join(missing)}")
+        for key in ("created_at", "graph_base_url", "config_hash"):
+            _require(isinstance(d[key], str), f'"{key}" is not text')
+        _require(isinstance(d["strict"], bool), '"strict" is not true/false')
+        _require(
+            isinstance(d["inputs"], list) and all(isinstance(i, dict) for i in d["inputs"]),
+            '"inputs" is invalid',
+        )
+        _require(isinstance(d["warnings"], list), '"warnings" is not a list')
+        _require(isinstance(d["roster_gaps"], list), '"roster_gaps" is not a list')
+        try:
+            inputs = [InputFile(**{k: i.get(k) for k in INPUT_KEYS}) for i in d["inputs"]]
+        except TypeError as e:
+            raise _Corrupt(f'"inputs": {e}') from None
+        rows = _frame_from_records(d["rows"])
+        plan = Plan(
+            rows=rows,
+            created_at=d["created_at"],
+            graph_base_url=d["graph_base_url"],
+            config_hash=d["config_hash"],
+            inputs=inputs,
+            roster_gaps=[{k: g.get(k) for k in GAP_KEYS} for g in d["roster_gaps"]],
+            schema_version=version,
+            strict=d["strict"],
+            warnings=[str(w) for w in d["warnings"]],
+        )
+        expected = [_operation_record(op) for op in plan.operations()]
+        _require(
+            d["operations"] == expected,
+            '"operations" do not match the planned rows (was the file edited?)',
+        )
+        return plan
+    except _Corrupt as e:
+        raise InputError(
+            f"not a valid gradesync plan: {e}",
+            file=source,
+            code="plan-corrupt",
+            hint="make the plan again with `gradesync plan`",
+        ) from None
+    except (KeyError, TypeError, ValueError, AttributeError) as e:
+        raise InputError(
+            f"not a valid gradesync plan: {type(e).__name__}: {e}",
+            file=source,
+            code="plan-corrupt",
+            hint="make the plan again with `gradesync plan`",
+        ) from None
+
+
+# ---------------------------------------------------------------------------------------------
+# text and files
+# ---------------------------------------------------------------------------------------------
+def _dump(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+
+
+def _lines(items: list[Any], indent: str = "  ") -> str:
+    """A list with one compact JSON value per line."""
+    if not items:
+        return "[]"
+    return "[\n" + ",\n".join(indent + "  " + _dump(item) for item in items) + "\n" + indent + "]"
+
+
+def _block(d: dict[str, Any], indent: str = "  ") -> str:
+    """An object with one key per line; its lists one item per line, everything else compact."""
+    inner = indent + "  "
+    parts = [
+        f"{inner}{json.dumps(k)}: {_lines(v, inner) if isinstance(v, list) else _dump(v)}"
+        for k, v in d.items()
+    ]
+    return "{\n" + ",\n".join(parts) + "\n" + indent + "}"
+
+
+def dumps_plan(plan: Plan) -> str:
+    """The plan file's text: scalars one per line, long lists one compact object per line."""
+    d = plan_to_dict(plan)
+    parts = []
+    for key in TOP_KEYS:
+        value = d[key]
+        if isinstance(value, list):
+            text = _lines(value)
+        elif isinstance(value, dict):
+            text = _block(value)
+        else:
+            text = _dump(value)
+        parts.append(f"  {json.dumps(key)}: {text}")
+    return "{\n" + ",\n".join(parts) + "\n}\n"
+
+
+def loads_plan(text: str, *, source: str = "plan") -> Plan:
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise InputError(
+            f"not a valid gradesync plan: broken JSON ({e.msg})",
+            file=source,
+            row=e.lineno,
+            code="plan-corrupt",
+            hint="make the plan again with `gradesync plan`",
+        ) from None
+    return plan_from_dict(data, source=source)
+
+
+def write_plan(plan: Plan, path: str | os.PathLike[str]) -> None:
+    """Write atomically (a temporary file in the same folder, then a rename)."""
+    target = Path(path)
+    text = dumps_plan(plan)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
+            f.write(text)
+        Path(tmp).replace(target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def read_plan(path: str | os.PathLike[str]) -> Plan:
+    """Read a plan file; ``InputError`` (``plan-corrupt``) when damaged, ``UsageError`` when too new."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise InputError("plan file not found", file=str(p), code="plan-missing") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise InputError(f"cannot read the plan file: {e}", file=str(p), code="plan-corrupt") from None
+    return loads_plan(text, source=str(p))
