@@ -126,7 +126,9 @@ def _count_table(
     out = grouped.size().rename("rows").to_frame()
     for label in labels:
         # the first non-empty name/id seen for the group (unknown keys have none)
-        out[label] = grouped[label].agg(lambda s: next((x for x in s if x), ""))
+        named = frame[label].where(frame[label] != "", None)
+        first = named.groupby([frame[k] for k in keys], sort=False).first()
+        out[label] = first.reindex(out.index).fillna("")
     actions = pd.crosstab([frame[k] for k in keys], frame["action"])
     for a in ACTIONS:
         out[a] = actions[a].reindex(out.index).fillna(0).astype(int) if a in actions else 0

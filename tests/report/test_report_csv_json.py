@@ -331,3 +331,18 @@ def test_unknown_kind_is_refused(tmp_path):
         RunSummary.from_rows(rows, kind="apply")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="kind"):
         write_reports(rows, plan_summary(rows), tmp_path, kind="apply")
+
+
+def test_per_class_takes_the_first_known_name_and_id():
+    rows = frame(
+        [
+            row(class_key="K1", class_id=None, class_name=None, action="reject", reason="unknown_student"),
+            row(class_key="K1", class_id="c-1", class_name="Physics"),
+            row(class_key="K2", class_id=None, class_name=None, action="reject", reason="unknown_class"),
+        ]
+    )
+    per_class = plan_summary(rows).per_class
+    assert [(c["class"], c["class_id"], c["class_name"], c["rows"]) for c in per_class] == [
+        ("K1", "c-1", "Physics", 2),
+        ("K2", "", "", 1),
+    ]
