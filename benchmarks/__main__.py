@@ -10,6 +10,7 @@ import importlib
 
 MODULES: list[str] = [
     "benchmarks.plan_bench",
+    "benchmarks.apply_bench",
 ]
 
 

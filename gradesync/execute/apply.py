@@ -52,7 +52,7 @@ from gradesync.models import Action, Operation, Plan
 Progress = Callable[[str, int, int], None]
 T = TypeVar("T")
 
-DEFAULT_WAVE = 200  # operations per journal commit (a few $batch envelopes in flight)
+WAVE_ROUNDS = 4  # a wave (one journal commit) is this many rounds of max_in_flight $batch envelopes
 OK_STATUSES = frozenset({"unchanged", "updated", "created"})
 
 
@@ -76,14 +76,19 @@ class ApplyOptions:
     max_plan_age: timedelta | None = _DEFAULT_MAX_PLAN_AGE
     dry_run: bool = False
     resume: bool = False
-    wave_size: int = DEFAULT_WAVE
+    wave_size: int | None = (
+        None  # operations per journal commit; None: 4 rounds of the client's in-flight batches
+    )
+    verify: str = "all"  # read back: "all" touched assignments, or only "uncertain" ones (cheaper)
     max_rounds: int = 6  # re-verify/re-send rounds for operations whose fate is unknown
     now: Callable[[], datetime] = _utcnow
 
     def __post_init__(self) -> None:
         if self.on_conflict not in ("skip", "overwrite"):
             raise UsageError(f"--on-conflict must be skip or overwrite, not {self.on_conflict!r}")
-        if self.wave_size < 1 or self.max_rounds < 1:
+        if self.verify not in ("all", "uncertain"):
+            raise UsageError(f"--verify must be all or uncertain, not {self.verify!r}")
+        if (self.wave_size is not None and self.wave_size < 1) or self.max_rounds < 1:
             raise UsageError("wave size and rounds must be at least 1")
 
     @property
@@ -300,7 +305,7 @@ class Executor:
             if not any(rec.status == SENDING for rec in state.records.values()):
                 journal.finish_run(phash)
 
-        rows, notes = reconcile(plan, self.client, state.records, dry_run=opts.dry_run)
+        rows, notes = reconcile(plan, self.client, state.records, dry_run=opts.dry_run, verify=opts.verify)
         return ApplyResult(
             rows=rows,
             plan_hash=phash,
@@ -331,8 +336,9 @@ class Executor:
         unknown: set[int] = set()
         total, done = len(to_send), 0
         self.note("writing", 0, total)
+        wave_size = opts.wave_size or 20 * int(getattr(self.client, "max_in_flight", 4)) * WAVE_ROUNDS
         for round_no in range(opts.max_rounds):
-            for wave in _chunks(sorted(to_send), opts.wave_size):
+            for wave in _chunks(sorted(to_send), wave_size):
                 journal.mark_sending(phash, wave)
                 for k in wave:
                     state.records[k].status = SENDING

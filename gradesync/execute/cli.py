@@ -97,6 +97,13 @@ def _options(fn: Callable[..., Any]) -> Callable[..., Any]:
             help="Refuse when the input names fewer than N students or P% of those in the assignments "
             "it writes to ('off' for delta exports).",
         ),
+        click.option(
+            "--verify",
+            type=click.Choice(["all", "uncertain"]),
+            default="all",
+            show_default=True,
+            help="Read back every touched assignment after writing, or only those with an unconfirmed write.",
+        ),
         click.option("--allow-clear", is_flag=True, help="Allow clearing grades (the clear token)."),
         click.option("--dry-run", is_flag=True, help="Check and report everything, write nothing."),
         click.option(
@@ -126,6 +133,7 @@ def _apply_options(kw: dict[str, Any]) -> Any:
         max_plan_age=None if age.strip().lower() in _OFF else parse_duration(age),
         dry_run=kw["dry_run"],
         resume=kw["resume"],
+        verify=kw["verify"],
     )
 
 

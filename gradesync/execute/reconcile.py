@@ -46,8 +46,14 @@ def reconcile(
     records: dict[int, OpRecord],
     *,
     dry_run: bool = False,
+    verify: str = "all",
 ) -> tuple[pd.DataFrame, list[str]]:
-    """(rows: PLAN_COLUMNS + after_points/status/request_id, notes about the read-back)."""
+    """(rows: PLAN_COLUMNS + after_points/status/request_id, notes about the read-back).
+
+    ``verify="all"`` reads back every assignment with a write; ``"uncertain"`` only those holding a
+    row whose write Graph did not confirm with a 2xx answer (failed, fate unknown) — the others are
+    verified by the write answers and the pre-write read, which saves one listing per assignment.
+    """
     from gradesync.execute.apply import read_assignments
 
     rows = plan.rows.copy()
@@ -56,8 +62,14 @@ def reconcile(
     writes = action.isin([Action.UPDATE.value, Action.CREATE.value])
     current: dict[str, Any] = {}
     if not dry_run and bool(writes.any()):
+        mask = writes
+        if verify == "uncertain":
+            done = {
+                k for k, r in records.items() if r.status in ("updated", "created", "unchanged", "conflict")
+            }
+            mask = writes & ~rows["row_key"].astype(int).isin(done)
         pairs = set(
-            rows.loc[writes, ["class_id", "assignment_id"]].astype(str).itertuples(index=False, name=None)
+            rows.loc[mask, ["class_id", "assignment_id"]].astype(str).itertuples(index=False, name=None)
         )
         read = read_assignments(client, pairs)
         for (cid, aid), err in read.errors.items():
