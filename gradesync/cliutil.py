@@ -43,6 +43,8 @@ def handle_errors(fn: F) -> F:
             if e.hint:
                 err.print(f"  hint: {e.hint}", markup=False)
             sys.exit(int(e.exit_code))
+        except (click.exceptions.Exit, click.ClickException, click.Abort):
+            raise  # click's own exits and usage errors keep their codes
         except KeyboardInterrupt:
             stderr_console().print("interrupted", markup=False)
             sys.exit(130)
