@@ -35,6 +35,8 @@ import pandas as pd
 from gradesync.report._version import __version__
 from gradesync.report.summary import (
     ACTIONS,
+    EXTRA_STATUSES,
+    STATUSES,
     RunSummary,
     bool_column,
     float_column,
@@ -341,6 +343,17 @@ def _inputs_block(summary: RunSummary) -> str:
     return f"<section id='inputs'><h2>Inputs</h2>{_table(head, rows, body_class='meta')}</section>"
 
 
+def _flat(stats: Mapping[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
+    """A stats dict as (name, value) pairs, nested dicts flattened as ``outer.inner``."""
+    pairs: list[tuple[str, Any]] = []
+    for k, v in stats.items():
+        if isinstance(v, Mapping):
+            pairs += _flat(v, f"{prefix}{k}.")
+        elif not isinstance(v, list):
+            pairs.append((f"{prefix}{k}", v))
+    return pairs
+
+
 def _card(label: str, value: int, tone: str = "") -> str:
     cls = f"card {tone}" if tone else "card"
     return f"<div class='{cls}'><b>{esc(_n(value))}</b>{esc(label)}</div>"
@@ -370,7 +383,9 @@ def _summary_block(summary: RunSummary, gaps: int) -> str:
     if summary.graph_requests:
         total = summary.graph_request_total
         detail = ", ".join(
-            f"{esc(k)} {esc(v)}" for k, v in summary.graph_requests.items() if not isinstance(v, dict | list)
+            f"{esc(k)} {esc(v)}"
+            for k, v in _flat(summary.graph_requests)
+            if k not in ("graph_requests", "total")
         )
         facts.append(f"Graph requests: {esc(total) if total is not None else ''} ({detail})")
     if summary.kind == "reconciliation" or summary.retries or summary.throttled:
@@ -412,9 +427,7 @@ def _group_block(
     if with_assignment:
         head.append(("Assignment", ""))
     head += [("Rows", "num")] + [(a, "num") for a in ACTIONS] + [("lower a grade", "num")]
-    status_keys = [
-        k for k in ("unchanged", "updated", "created", "conflict", "failed", "rejected") if k in groups[0]
-    ]
+    status_keys = [k for k in (*STATUSES, *EXTRA_STATUSES) if k in groups[0]]
     head += [(s, "num") for s in status_keys]
     rows = []
     for g in groups[:HTML_ROW_LIMIT]:

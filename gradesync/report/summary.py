@@ -19,7 +19,14 @@ KINDS: tuple[str, ...] = ("plan", "reconciliation")
 
 ACTIONS: tuple[str, ...] = tuple(a.value for a in Action)  # update, create, noop, reject
 STATUSES: tuple[str, ...] = ("unchanged", "updated", "created", "conflict", "failed", "rejected")
+# "pending" only appears in a dry-run reconciliation (would be written); counted when present
+EXTRA_STATUSES: tuple[str, ...] = ("pending",)
 PROBLEM_STATUSES: frozenset[str] = frozenset({"conflict", "failed", "rejected"})
+
+# counters in a Graph stats dict that are not requests (never summed into the request total)
+_NOT_REQUEST_COUNTERS = frozenset(
+    {"retries", "throttled", "transient_errors", "fate_unknown", "wait_seconds"}
+)
 
 # keys that must never reach a report even if a caller's stats dict carries them by mistake
 _SECRET_HINTS = ("token", "secret", "authorization", "password", "assertion", "cookie")
@@ -135,7 +142,8 @@ def _count_table(
     out["decrease"] = grouped["decrease"].sum().astype(int)
     if with_status:
         statuses = pd.crosstab([frame[k] for k in keys], frame["status"])
-        for s in STATUSES:
+        status_names = [*STATUSES, *(s for s in EXTRA_STATUSES if s in statuses)]
+        for s in status_names:
             out[s] = statuses[s].reindex(out.index).fillna(0).astype(int) if s in statuses else 0
     out = out.reset_index()
     result: list[dict[str, Any]] = []
@@ -150,7 +158,7 @@ def _count_table(
             item[a] = int(rec[a])
         item["decrease"] = int(rec["decrease"])
         if with_status:
-            for s in STATUSES:
+            for s in status_names:
                 item[s] = int(rec[s])
         result.append(item)
     return result
@@ -273,12 +281,19 @@ class RunSummary:
 
     @property
     def graph_request_total(self) -> int | None:
-        """Sum of the integer counters in ``graph_requests`` (None when none were given)."""
+        """Graph requests used: the stats' own total (``graph_requests``, ``total`` or
+        ``http_requests``), else the sum of its per-kind counters; None when no stats were given."""
         stats = self.graph_requests
-        if "total" in stats and isinstance(stats["total"], int):
-            return stats["total"]
-        source = stats.get("by_kind", stats) if isinstance(stats.get("by_kind"), Mapping) else stats
-        numbers = [v for v in source.values() if isinstance(v, int) and not isinstance(v, bool)]
+        for key in ("graph_requests", "total", "http_requests"):
+            value = stats.get(key)
+            if isinstance(value, int) and not isinstance(value, bool):
+                return value
+        source = stats["by_kind"] if isinstance(stats.get("by_kind"), Mapping) else stats
+        numbers = [
+            v
+            for k, v in source.items()
+            if isinstance(v, int) and not isinstance(v, bool) and k not in _NOT_REQUEST_COUNTERS
+        ]
         return sum(numbers) if numbers else None
 
     def asdict(self) -> dict[str, Any]:

@@ -346,3 +346,28 @@ def test_per_class_takes_the_first_known_name_and_id():
         ("K1", "c-1", "Physics", 2),
         ("K2", "", "", 1),
     ]
+
+
+def test_graph_stats_of_the_client_shape_and_dry_run_pending():
+    rows = reconciliation_rows()
+    rows["status"] = ["pending", "pending", "pending", "unchanged", "rejected", "rejected", "pending"]
+    stats = {
+        "http_requests": 9,
+        "batches": 2,
+        "reads": 6,
+        "writes": 2,
+        "retries": 4,
+        "throttled": 1,
+        "graph_requests": 8,
+        "wait_seconds": 0.5,
+        "by_method": {"GET": 6, "POST": 2},
+    }
+    s = recon_summary(rows, graph_stats=stats, dry_run=True)
+    assert s.graph_request_total == 8
+    assert s.graph_requests["by_method"] == {"GET": 6, "POST": 2}
+    assert s.status_counts["pending"] == 4 and s.status_counts["updated"] == 0
+    assert [c["pending"] for c in s.per_class] == [3, 1]
+    assert "(dry run)" in str(s).splitlines()[0] and "8 Graph requests" in str(s)
+    assert s.problems == 2  # the two rejects remain problems; pending is not one
+    # without a total, per-kind counters are summed, but retries/throttled never count as requests
+    assert recon_summary(rows, graph_stats={"get": 3, "batch": 1, "retries": 7}).graph_request_total == 4
