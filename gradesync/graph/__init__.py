@@ -20,7 +20,7 @@ from gradesync.graph.odata import (
     points_outcomes,
     published_points_of,
 )
-from gradesync.graph.ratelimit import RateLimit, TokenBucket
+from gradesync.graph.ratelimit import RateLimit, RateLimiter
 from gradesync.graph.retry import RetryPolicy, backoff, next_wait, parse_retry_after
 
 __all__ = [
@@ -30,10 +30,10 @@ __all__ = [
     "GraphStats",
     "PagedResults",
     "RateLimit",
+    "RateLimiter",
     "RetryPolicy",
     "SubRequest",
     "SubResponse",
-    "TokenBucket",
     "backoff",
     "is_points_outcome",
     "map_graph_error",

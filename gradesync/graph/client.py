@@ -4,7 +4,7 @@ A request walks down a short chain; the network sits behind one seam (``httpx``'
 
     get / get_all / get_all_many / batch
       └── retry loops       single requests: tenacity; $batch sub-requests: re-batching (ours)
-            └── _send       scope-wide Retry-After pause → client-side token bucket → token →
+            └── _send       scope-wide Retry-After pause → client-side rate limiter → token →
                             origin check → httpx (pooled) → bounded read → error mapping (errors.py)
 
 Rules it keeps (see /work/shared/graph/CONTRACT.md):
@@ -38,8 +38,8 @@ import httpx
 import tenacity
 
 from gradesync.errors import AuthError, GraphError, TerminalGraphError, TransientGraphError
-from gradesync.graph.errors import map_graph_error, map_transport_error
-from gradesync.graph.ratelimit import RateLimit, TokenBucket
+from gradesync.graph.errors import map_graph_error, map_transport_error, mark_sent, was_sent
+from gradesync.graph.ratelimit import RateLimit, RateLimiter
 from gradesync.graph.retry import RetryPolicy, next_wait
 
 MAX_BATCH = 20  # Graph's limit of requests per $batch envelope
@@ -195,7 +195,7 @@ def _malformed(what: str, detail: str) -> TransientGraphError:
         code="graph-malformed-response",
         hint="Graph or a proxy sent a broken answer; it is retried automatically.",
     )
-    err.sent = True  # type: ignore[attr-defined]
+    mark_sent(err, True)
     return err
 
 
@@ -207,10 +207,17 @@ class GraphClient:
     ``clock`` and ``rng`` are injected so that tests compute waits without waiting.
 
     ``max_in_flight`` envelopes are sent concurrently by :meth:`batch`. Default 4, by measurement
-    against the emulator with 50 ms latency and limits off (``tests/graph/`` has no timing test;
-    the figures are in the helper report): 1 → ~20 changes/s·ms⁻¹ baseline, 4 → ~3.8× that,
-    8 → ~6×; under Graph's limits (350 per 10 s) even 1 in flight at 50 ms reaches the quota, so
-    more concurrency only buys speed with limits off, and 4 keeps bursts polite.
+    against the emulator (360 PATCHes = 18 envelopes, 50 ms latency per HTTP answer, limits off)::
+
+        in flight   1      2      4      6      8      12
+        PATCHes/s   325    654    972    1228   1618   2011
+
+    Graph's quota is 35 sub-requests/s (350 per 10 s), so speed beyond that only matters with
+    limits off; what matters is staying at the quota when Graph is slow: one 20-request envelope
+    takes ~0.3–1 s on the real service, so 1 in flight may fall below 35/s while 4 keep the quota
+    busy up to ~2.3 s per envelope, with the rate limiter (not concurrency) pacing the rest.
+    A caveat of any concurrency: envelopes already sent when a 429 arrives reach the blocked scope
+    "early"; everything sent after it waits (``max_in_flight=1`` gives strictly zero early requests).
     """
 
     def __init__(
@@ -256,7 +263,7 @@ class GraphClient:
                 max_connections=max_in_flight + 2, max_keepalive_connections=max_in_flight + 2
             ),
         )
-        self._bucket = TokenBucket(self.rate_limit, clock=clock, sleep=self._sleep)
+        self._limiter = RateLimiter(self.rate_limit, clock=clock, sleep=self._sleep)
         self._pause_lock = threading.Lock()
         self._pause_until = -math.inf
         self._pool: ThreadPoolExecutor | None = None
@@ -359,8 +366,8 @@ class GraphClient:
         """
         target = self._absolute(url)
         self._gate()
-        self._bucket.acquire(weight)
-        self._gate()  # a Retry-After may have arrived while the bucket made us wait
+        self._limiter.acquire(weight)
+        self._gate()  # a Retry-After may have arrived while the rate limiter made us wait
         headers = {"Authorization": f"Bearer {self._token_provider()}", "Accept": "application/json"}
         request = self._http.build_request(method, target, params=params, json=body, headers=headers)
         self.stats.add(http_requests=1)
@@ -378,7 +385,7 @@ class GraphClient:
                             code="graph-response-too-large",
                             hint="Ask for smaller pages ($top, $select) or raise max_response_bytes.",
                         )
-                        err.sent = True  # type: ignore[attr-defined]
+                        mark_sent(err, True)
                         raise err
                     chunks.append(chunk)
                 return _Raw(response.status_code, dict(response.headers.items()), b"".join(chunks))
@@ -417,8 +424,8 @@ class GraphClient:
             last["retry_after"] = None
             try:
                 raw = self._send(method, url, params=params, body=body)
-            except TransientGraphError as err:
-                self._note_error(err)
+            except TransientGraphError as exc:
+                self._note_error(exc)
                 raise
             if raw.status >= 300:
                 try:
@@ -486,7 +493,11 @@ class GraphClient:
         if method in IDEMPOTENT_METHODS:
             return self._request_json(method, url, body=body)
         self.stats.count_request(method, retry=False, sub=False)
-        raw = self._send(method, url, body=body)
+        try:
+            raw = self._send(method, url, body=body)
+        except GraphError as exc:
+            self._note_error(exc)
+            raise
         if raw.status >= 300:
             try:
                 error_body = _loads(raw.content)
@@ -550,8 +561,8 @@ class GraphClient:
             seen.add(req.id)
             try:
                 self._relative(req.url)
-            except GraphError as err:
-                raise ValueError(f"request {req.id!r}: {err.message}") from None
+            except GraphError as exc:
+                raise ValueError(f"request {req.id!r}: {exc.message}") from None
         return self._run_batch(reqs)
 
     def _run_batch(self, reqs: list[SubRequest]) -> dict[str, SubResponse]:
@@ -637,9 +648,9 @@ class GraphClient:
             self.stats.count_request(req.method, retry=round_no > 1, sub=True)
         try:
             raw = self._send("POST", "/$batch", body=payload, weight=len(chunk))
-        except GraphError as err:
-            self._note_error(err)
-            return self._envelope_failed(chunk, err, round_no)
+        except GraphError as exc:
+            self._note_error(exc)
+            return self._envelope_failed(chunk, exc, round_no)
         if raw.status >= 300:
             try:
                 error_body = _loads(raw.content)
@@ -649,7 +660,7 @@ class GraphClient:
             if isinstance(err, AuthError):
                 raise err
             self._note_error(err)
-            err.sent = True  # type: ignore[attr-defined]
+            mark_sent(err, True)
             return self._envelope_failed(chunk, err, round_no)
         try:
             answer = _loads(raw.content)
@@ -676,7 +687,7 @@ class GraphClient:
                 code="graph-batch-missing-response",
                 hint="Graph's batch answer was incomplete; the request is retried if that is safe.",
             )
-            err.sent = True  # type: ignore[attr-defined]
+            mark_sent(err, True)
             self._note_error(err)
             out.append(self._transient_sub(req, err, round_no))
         return out
@@ -684,7 +695,7 @@ class GraphClient:
     def _envelope_failed(
         self, chunk: list[SubRequest], err: AnyGraphError, round_no: int
     ) -> list[tuple[SubRequest, SubResponse | None, AnyGraphError | None]]:
-        sent = getattr(err, "sent", True)
+        sent = was_sent(err)
         out: list[tuple[SubRequest, SubResponse | None, AnyGraphError | None]] = []
         for req in chunk:
             if isinstance(err, TransientGraphError):
@@ -755,8 +766,8 @@ class GraphClient:
             try:
                 current[url] = self._relative(url)
                 seen[url] = {str(self._absolute(url))}
-            except GraphError as err:
-                result.errors[url] = err
+            except GraphError as exc:
+                result.errors[url] = exc
         while current:
             keys = list(current)
             subs = [SubRequest(str(i), "GET", current[k]) for i, k in enumerate(keys)]
@@ -776,8 +787,8 @@ class GraphClient:
                     if next_link:
                         self._check_next_link(next_link, seen[key], pages[key], key)
                         upcoming[key] = self._relative(next_link)
-                except GraphError as err:
-                    result.errors[key] = err
+                except GraphError as exc:
+                    result.errors[key] = exc
             current = upcoming
         for url in unique:
             if url not in result.errors:

@@ -112,6 +112,17 @@ TRANSPORT_ERRORS: dict[type[Exception], tuple[bool, str, str]] = {
 }
 
 
+def mark_sent(err: GraphError, sent: bool) -> GraphError:
+    """Record on ``err`` whether its request may have reached Graph (read by :func:`was_sent`)."""
+    err.sent = sent  # type: ignore[attr-defined]
+    return err
+
+
+def was_sent(err: BaseException) -> bool:
+    """Whether the failed request may have reached Graph; unknown means yes (the safe answer)."""
+    return bool(getattr(err, "sent", True))
+
+
 def _lookup(exc: BaseException) -> tuple[bool, str, str]:
     for cls in type(exc).__mro__:
         if cls in TRANSPORT_ERRORS:
@@ -137,8 +148,7 @@ def map_transport_error(exc: Exception, *, method: str, url: str) -> GraphError:
         )
     else:
         err = TerminalGraphError(message, code=code, hint="This looks like a gradesync bug or a bad URL.")
-    err.sent = sent != NOT_SENT  # type: ignore[attr-defined]
-    return err
+    return mark_sent(err, sent != NOT_SENT)
 
 
 def _error_fields(body: Any) -> tuple[str | None, str | None, str | None, str | None]:
@@ -194,6 +204,7 @@ def map_graph_error(
         said += f"/{inner_code}"
     said += f": {graph_message}" if graph_message else ""
     suffix = f" (request-id {request_id})" if request_id else ""
+    hint: str | None
     if status in (401, 403):
         writes = method.upper() not in ("GET", "HEAD")
         needed = WRITE_PERMISSION if writes else READ_PERMISSIONS

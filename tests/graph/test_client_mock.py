@@ -619,3 +619,60 @@ def test_get_all_many_returns_single_entities_and_404s_apart():
     assert err.status == 404 and err.code == "graph-not-found" and err.request_id == "rq"
     with pytest.raises(TerminalGraphError):
         got.raise_first_error()
+
+
+# ---------------------------------------------------------------- pacing, single writes, concurrency
+
+
+def test_the_rate_limiter_paces_sub_requests_on_the_injected_clock():
+    handle, seen = batch_handler(lambda reqs, n: {"responses": [ok(r) for r in reqs]})
+    client, rec, _clock = make_client(handle, rate_limit=RateLimit.graph(), max_in_flight=1)
+    out = client.batch([SubRequest(str(i), "GET", f"/g/{i}") for i in range(700)])
+    assert all(r.ok for r in out.values()) and len(seen) == 35
+    # envelopes of 20: 340 fit in a window of 350, so 17 envelopes at 0 s, 17 at 10 s, 1 at 20 s
+    assert sorted(set(rec.times)) == [1000.0, 1010.0, 1020.0]
+    assert client.stats.wait_seconds == pytest.approx(20.0)
+    # never more than 350 sub-requests in any 10 s window
+    sizes = [len(c) for c in seen]
+    for t in rec.times:
+        assert sum(s for s, u in zip(sizes, rec.times, strict=True) if t - 10.0 < u <= t) <= 350
+
+
+def test_single_post_is_sent_once_even_on_503():
+    client, rec, _ = make_client(
+        lambda r: httpx.Response(503, json={"error": {"code": "ServiceUnavailable"}})
+    )
+    with pytest.raises(TransientGraphError) as info:
+        client.request("POST", "/s/1/outcomes", {"x": 1})
+    assert info.value.status == 503 and len(rec.requests) == 1
+    patch_client, patch_rec, _ = make_client(
+        lambda r: httpx.Response(503), policy=RetryPolicy(max_attempts=3)
+    )
+    with pytest.raises(TransientGraphError):
+        patch_client.request("PATCH", "/o/1", {"x": 1})
+    assert len(patch_rec.requests) == 3
+
+
+def test_envelopes_in_flight_concurrently_all_complete_and_are_matched():
+    import threading
+
+    active = {"now": 0, "max": 0}
+    lock = threading.Lock()
+    gate = threading.Barrier(4, timeout=5)
+
+    def handle(request):
+        with lock:
+            active["now"] += 1
+            active["max"] = max(active["max"], active["now"])
+        gate.wait()  # only passes when 4 envelopes are in flight at once
+        reqs = json.loads(request.content)["requests"]
+        with lock:
+            active["now"] -= 1
+        return httpx.Response(200, json={"responses": [ok(r) for r in reversed(reqs)]})
+
+    client, _, _ = make_client(handle, max_in_flight=4)
+    reqs = [SubRequest(f"r{i}", "GET", f"/x/{i}") for i in range(80)]
+    out = client.batch(reqs)
+    assert [r.body["echo"] for r in out.values()] == [f"/x/{i}" for i in range(80)]
+    assert active["max"] == 4
+    client.close()

@@ -1,4 +1,4 @@
-"""Pure retry arithmetic: Retry-After forms, full-jitter backoff, budgets, and the token bucket."""
+"""Pure retry arithmetic: Retry-After forms, full-jitter backoff, budgets, and the rate limiter."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gradesync.graph import RateLimit, RetryPolicy, TokenBucket, backoff, next_wait, parse_retry_after
+from gradesync.graph import RateLimit, RateLimiter, RetryPolicy, backoff, next_wait, parse_retry_after
 
 from .helpers import FakeClock
 
@@ -106,31 +106,62 @@ def test_retry_policy_validates():
         RetryPolicy(base_delay=-1)
 
 
-def test_token_bucket_allows_a_burst_then_paces_at_the_refill_rate():
+def _max_in_any_window(times: list[float], sizes: list[int], length: float) -> int:
+    return max(sum(s for u, s in zip(times, sizes, strict=True) if t - length < u <= t) for t in times)
+
+
+def test_rate_limiter_allows_a_burst_then_never_more_than_the_limit_in_any_window():
     clock = FakeClock()
-    bucket = TokenBucket(RateLimit(per_10s=350, per_hour=10_000), clock=clock, sleep=clock.sleep)
+    limiter = RateLimiter(RateLimit(per_10s=350, per_hour=10_000), clock=clock, sleep=clock.sleep)
+    times, sizes = [], []
     for _ in range(17):
-        assert bucket.acquire(20) == 0.0  # 340 of the 350 burst
-    assert bucket.acquire(20) == pytest.approx(10 / 35)  # 10 short: 10 tokens at 35/s
-    assert clock.sleeps == [pytest.approx(10 / 35)]
-    # steady state: 20 tokens every 20/35 s
-    before = clock.now
-    for _ in range(10):
-        bucket.acquire(20)
-    assert clock.now - before == pytest.approx(10 * 20 / 35)
+        assert limiter.acquire(20) == 0.0  # 340 of the 350 burst
+        times.append(clock.now)
+        sizes.append(20)
+    assert limiter.acquire(20) == pytest.approx(10.0)  # no room until the burst leaves the window
+    times.append(clock.now)
+    sizes.append(20)
+    for _ in range(200):
+        limiter.acquire(20)
+        times.append(clock.now)
+        sizes.append(20)
+    assert _max_in_any_window(times, sizes, 10.0) <= 350
+    # the long-run rate is the limit: 218 * 20 = 4,360 requests in about 4,360 / 35 s
+    assert clock.now - 1000.0 == pytest.approx(120.0)
 
 
-def test_token_bucket_hourly_limit_binds_after_the_short_one():
+def test_rate_limiter_also_satisfies_a_token_bucket_server():
+    """A stream within every window never empties a bucket of the same size and refill rate."""
     clock = FakeClock()
-    bucket = TokenBucket(RateLimit(per_10s=350, per_hour=10_000), clock=clock, sleep=clock.sleep)
-    for _ in range(600):  # 12,000 requests: far above 10,000 per hour
-        bucket.acquire(20)
-    # 10,000 come from the full hourly bucket, the other 2,000 need 2,000 * 0.36 s of refill
-    assert clock.now - 1000.0 == pytest.approx(2_000 * 3600 / 10_000, rel=0.01)
+    rng = random.Random(5)
+    limiter = RateLimiter(RateLimit(per_10s=40, per_hour=10_000), clock=clock, sleep=clock.sleep)
+    level, updated = 40.0, clock.now
+    for _ in range(2_000):
+        clock.sleep(rng.random() * 0.2)  # the caller is sometimes idle
+        n = rng.randint(1, 20)
+        limiter.acquire(n)
+        level = min(40.0, level + (clock.now - updated) * 4.0)
+        updated = clock.now
+        level -= n
+        assert level >= -1e-9
 
 
-def test_token_bucket_off_never_waits():
+def test_rate_limiter_hourly_limit_binds_after_the_short_one():
     clock = FakeClock()
-    bucket = TokenBucket(RateLimit.off(), clock=clock, sleep=clock.sleep)
-    assert all(bucket.acquire(20) == 0 for _ in range(10_000))
+    limiter = RateLimiter(RateLimit(per_10s=350, per_hour=10_000), clock=clock, sleep=clock.sleep)
+    for _ in range(500):  # 10,000 requests: the whole hourly budget, 17 x 20 = 340 per 10 s
+        limiter.acquire(20)
+    assert clock.now - 1000.0 == pytest.approx(290.0)  # 500 = 29 full windows + 7
+    limiter.acquire(20)  # the 10,001st waits for the first ones to leave the hour window
+    assert clock.now - 1000.0 == pytest.approx(3600.0)
+
+
+def test_rate_limiter_off_never_waits_and_refuses_impossible_requests():
+    clock = FakeClock()
+    limiter = RateLimiter(RateLimit.off(), clock=clock, sleep=clock.sleep)
+    assert all(limiter.acquire(20) == 0 for _ in range(10_000))
     assert clock.sleeps == []
+    with pytest.raises(ValueError, match="exceed"):
+        RateLimiter(RateLimit(per_10s=10), clock=clock, sleep=clock.sleep).acquire(20)
+    with pytest.raises(ValueError, match="positive"):
+        RateLimit(per_10s=0)
