@@ -34,7 +34,9 @@ def thirty_percent(seed: int) -> FaultConfig:
 
 
 @pytest.mark.parametrize("seed", [1, 2])
-def test_converges_under_thirty_percent_faults(emulator_factory: Any, token: str, tmp_path: Path, seed: int) -> None:
+def test_converges_under_thirty_percent_faults(
+    emulator_factory: Any, token: str, tmp_path: Path, seed: int
+) -> None:
     server = emulator_factory(faults=thirty_percent(seed))
     plan = build_plan(server.state(), updates=60, creates=25, noops=5, rejects=3)
     with client_for(server, token, timeout=0.2) as client, Journal.in_dir(tmp_path) as journal:

@@ -1,0 +1,19 @@
+"""Smoke test of benchmarks/apply_bench.py at a tiny scale (speed itself is measured by `make bench`)."""
+
+from __future__ import annotations
+
+from benchmarks import apply_bench
+
+
+def test_apply_bench_runs_at_tiny_scale() -> None:
+    results = apply_bench.measure(scale=0.003, in_flights=(2,))
+    n = results["n"]
+    assert n == 30
+    for outcome in results["limited"][:2] + results["latency"][:1] + results["pages"]:
+        assert outcome.converged
+        assert outcome.graph_requests >= n  # every change costs a request; reads come on top
+    naive = results["limited"][2]
+    assert naive.graph_requests == n  # one request per row, nothing else
+    assert apply_bench.ideal_limited_seconds(350) == 0.0
+    assert apply_bench.ideal_limited_seconds(700) == 10.0
+    assert apply_bench.ideal_latency_seconds(10_000, 4) == 6.25
