@@ -11,6 +11,7 @@ from pathlib import Path
 import click
 
 from gradesync import __version__
+from gradesync.auth.cli import auth_group
 from gradesync.cliutil import (
     exit_with,
     graph_client,
@@ -115,6 +116,7 @@ def plan_command(
 cli.add_command(emulator_command, name="emulator")
 cli.add_command(apply_command, name="apply")
 cli.add_command(sync_command, name="sync")
+cli.add_command(auth_group, name="auth")
 cli.add_command(demo_command, name="demo")
 
 

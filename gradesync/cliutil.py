@@ -75,16 +75,18 @@ def access_token(environ: dict[str, str] | None = None) -> str:
 
 
 def graph_client(settings: Settings, *, token: str | None = None, **kwargs: Any) -> Any:
-    """The GraphClient for ``settings``; the token comes from the environment unless given."""
+    """The GraphClient for ``settings``; the token is ``token`` if given, else ``gradesync.auth``'s provider
+    (``GRADESYNC_ACCESS_TOKEN``, then the configured MSAL sign-in)."""
+    from gradesync.auth import token_provider
     from gradesync.graph import GraphClient, RetryPolicy
 
-    secret = token if token is not None else access_token()
+    provider = (lambda: token) if token is not None else token_provider(settings)
     policy = RetryPolicy(
         max_attempts=settings.graph.max_attempts, max_total_seconds=settings.graph.max_retry_seconds
     )
     return GraphClient(
         settings.graph.base_url,
-        lambda: secret,
+        provider,
         policy=policy,
         timeout=settings.graph.timeout_seconds,
         **kwargs,

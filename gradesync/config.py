@@ -68,15 +68,62 @@ class PolicySettings(_Section):
     strict: bool = False  # refuse the whole plan when any row is rejected
 
 
+DEFAULT_AUTHORITY_HOST = "https://login.microsoftonline.com"
+DEFAULT_TOKEN_CACHE = "~/.gradesync/token_cache.json"  # noqa: S105 (a path, not a secret)
+# Keys that would hold a secret: refused anywhere in the TOML (secrets come from the environment or a file).
+INLINE_SECRET_KEYS = frozenset(
+    {
+        "client_secret",
+        "secret",
+        "password",
+        "passphrase",
+        "certificate_password",
+        "access_token",
+        "token",
+        "private_key",
+        "refresh_token",
+    }
+)
+
+
+class AuthSettings(_Section):
+    """How gradesync signs in (``gradesync.auth``). Holds no secret: only where to find one."""
+
+    # "token": only GRADESYNC_ACCESS_TOKEN; "client_credentials": the app itself (certificate or secret,
+    # for unattended runs); "device_code": a person signs in once, later runs reuse the token cache.
+    mode: Literal["token", "client_credentials", "device_code"] = "token"
+    tenant_id: str | None = None
+    client_id: str | None = None
+    authority_host: str = DEFAULT_AUTHORITY_HOST
+    certificate_path: str | None = None  # PEM with the private key (and certificate), or .pfx/.p12
+    certificate_thumbprint: str | None = None  # SHA-1 hex; only needed when the PEM holds no certificate
+    client_secret_file: str | None = None  # a file holding the client secret (else GRADESYNC_CLIENT_SECRET)
+    cache_path: str = DEFAULT_TOKEN_CACHE
+    # "auto": the OS's encrypted store via msal-extensions when it works, else a 0600 file; "off": the file.
+    cache_encryption: Literal["auto", "off"] = "auto"
+    scopes: list[str] | None = None  # None: derived from graph.base_url and the mode
+
+    @field_validator("authority_host")
+    @classmethod
+    def _https_host(cls, v: str) -> str:
+        if not v.startswith("https://"):
+            raise ValueError(
+                "authority_host must be an https:// URL such as https://login.microsoftonline.com"
+            )
+        return v.rstrip("/")
+
+
 class Settings(_Section):
     graph: GraphSettings = GraphSettings()
     input: InputSettings = InputSettings()
     match: MatchSettings = MatchSettings()
     policy: PolicySettings = PolicySettings()
+    auth: AuthSettings = AuthSettings()
 
     def config_hash(self) -> str:
         """A stable hash of every setting that changes what a plan contains."""
-        canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+        plan_relevant = self.model_dump(mode="json", exclude={"auth"})  # how we sign in changes no plan
+        canonical = json.dumps(plan_relevant, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
 
@@ -93,6 +140,10 @@ def load_settings(path: str | Path | None = None, *, environ: dict[str, str] | N
             raise ConfigError(f"{p}: not valid TOML: {e}", code="config-syntax") from None
     elif explicit:
         raise ConfigError(f"{p}: configuration file not found", code="config-missing")
+    _refuse_inline_secrets(data, p)
+    for var, key in _AUTH_ENV.items():
+        if value := env.get(var, "").strip():
+            data.setdefault("auth", {})[key] = value
     if url := env.get("GRADESYNC_GRAPH_URL"):
         data.setdefault("graph", {})["base_url"] = url
     try:
@@ -100,3 +151,33 @@ def load_settings(path: str | Path | None = None, *, environ: dict[str, str] | N
     except ValidationError as e:
         problems = "; ".join(f"{'.'.join(str(x) for x in err['loc'])}: {err['msg']}" for err in e.errors())
         raise ConfigError(f"{p}: {problems}", code="config-invalid") from None
+
+
+_AUTH_ENV = {
+    "GRADESYNC_AUTH_MODE": "mode",
+    "GRADESYNC_TENANT_ID": "tenant_id",
+    "GRADESYNC_CLIENT_ID": "client_id",
+    "GRADESYNC_AUTHORITY_HOST": "authority_host",
+}
+
+
+def _refuse_inline_secrets(data: dict, path: Path) -> None:
+    """A secret typed into the TOML would end up in backups and version control: refuse it, by name only."""
+
+    def walk(node: object, where: str) -> None:
+        if isinstance(node, dict):
+            for key, value in node.items():
+                here = f"{where}.{key}" if where else str(key)
+                if str(key).lower() in INLINE_SECRET_KEYS:
+                    raise ConfigError(
+                        f"{path}: {here} holds a secret inline; secrets are never read from the "
+                        "configuration file",
+                        code="config-inline-secret",
+                        hint="delete that line and set the environment variable GRADESYNC_CLIENT_SECRET, "
+                        "or put the secret in a file only this account can read and set "
+                        '[auth] client_secret_file = "/path/to/file" (a certificate is better still: '
+                        "[auth] certificate_path)",
+                    )
+                walk(value, here)
+
+    walk(data, "")
