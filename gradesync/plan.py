@@ -786,8 +786,8 @@ def apply_operations(snapshot: Snapshot, plan: Plan) -> Snapshot:
         raise ValueError(f"plan writes submissions the snapshot does not hold: {missing}")
     new_points = np.where(writes["clear"].to_numpy(dtype=bool), np.nan, writes["desired_points"].to_numpy())
     points = subs["points"].to_numpy(dtype="float64").copy()
-    outcome = _obj(subs["outcome_id"])
-    modified = _obj(subs["last_modified"])
+    outcome = _obj(subs["outcome_id"]).copy()
+    modified = _obj(subs["last_modified"]).copy()
     points[pos] = new_points
     created = writes["action"].to_numpy() == Action.CREATE.value
     outcome[pos[created]] = "created-" + _s(writes["submission_id"].to_numpy(dtype=object)[created])

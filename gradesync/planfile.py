@@ -205,10 +205,16 @@ def plan_from_dict(d: Any, *, source: str = "plan") -> Plan:
         )
         _require(isinstance(d["warnings"], list), '"warnings" is not a list')
         _require(isinstance(d["roster_gaps"], list), '"roster_gaps" is not a list')
-        try:
-            inputs = [InputFile(**{k: i.get(k) for k in INPUT_KEYS}) for i in d["inputs"]]
-        except TypeError as e:
-            raise _Corrupt(f'"inputs": {e}') from None
+        for n, i in enumerate(d["inputs"]):
+            _require(
+                set(i) == set(INPUT_KEYS)
+                and isinstance(i["path"], str)
+                and isinstance(i["sha256"], str)
+                and type(i["rows"]) is int
+                and all(i[k] is None or isinstance(i[k], str) for k in ("encoding", "sheet")),
+                f'"inputs"[{n}] is not a valid input file entry',
+            )
+        inputs = [InputFile(**{k: i[k] for k in INPUT_KEYS}) for i in d["inputs"]]
         rows = _frame_from_records(d["rows"])
         plan = Plan(
             rows=rows,

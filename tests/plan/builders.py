@@ -1,11 +1,11 @@
 """Build Snapshots and desired frames for plan tests in a few lines.
 
-    t = Tenant()
-    c = t.klass("SEC-1001", "Algebra I - P1")
-    a = t.assignment(c, "Unit 1 Quiz", max_points=50)
-    u = t.student(c, "Ada Lovelace", sis="000123")
-    t.submission(a, u, points=40)             # a points outcome holding 40
-    desired = desired_frame([("SEC-1001", "Unit 1 Quiz", "000123", "45")])
+t = Tenant()
+c = t.klass("SEC-1001", "Algebra I - P1")
+a = t.assignment(c, "Unit 1 Quiz", max_points=50)
+u = t.student(c, "Ada Lovelace", sis="000123")
+t.submission(a, u, points=40)             # a points outcome holding 40
+desired = desired_frame([("SEC-1001", "Unit 1 Quiz", "000123", "45")])
 """
 
 from __future__ import annotations
@@ -127,7 +127,7 @@ class Tenant:
         return Snapshot(**frames)
 
 
-def desired_frame(rows: list[tuple | dict[str, Any]], clear_token: str = "CLEAR") -> pd.DataFrame:
+def desired_frame(rows: list[tuple | dict[str, Any]], clear_token: str = "CLEAR") -> pd.DataFrame:  # noqa: S107
     """Rows as ``(class, assignment, student, points_raw)`` tuples or dicts of DESIRED_COLUMNS overrides.
 
     Points are parsed like the read stage would: blank → ``blank_points`` noop, the clear token → clear,
@@ -169,9 +169,7 @@ def desired_frame(rows: list[tuple | dict[str, Any]], clear_token: str = "CLEAR"
         records.append(rec)
     if not records:
         return empty_frame(DESIRED_COLUMNS)
-    return pd.DataFrame(
-        {c: pd.Series([r[c] for r in records], dtype=t) for c, t in DESIRED_COLUMNS.items()}
-    )
+    return pd.DataFrame({c: pd.Series([r[c] for r in records], dtype=t) for c, t in DESIRED_COLUMNS.items()})
 
 
 def plan_of(tenant: Tenant | Snapshot, rows: list[tuple | dict[str, Any]], **policy: Any):
