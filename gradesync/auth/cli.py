@@ -34,7 +34,7 @@ def auth_group() -> None:
 
 @auth_group.command("login")
 @_config_option
-@click.option("--force", is_flag=True, help="Sign in again even when the cached sign-in still works.")
+@click.option("--force", is_flag=True, help="Device code: sign in again even if the cached sign-in works.")
 @handle_errors
 def login_command(config_path: str | None, force: bool) -> None:
     """Sign in once and cache the result so later runs are silent.
