@@ -119,12 +119,15 @@ def _encrypted_persistence(location: Path) -> Any | None:
         from msal_extensions import build_encrypted_persistence
     except ImportError:
         return None
+    created = not location.parent.exists()
     try:
-        persistence = build_encrypted_persistence(str(location))
-        _make_private_dir(location.parent)
-        return persistence
+        _make_private_dir(location.parent)  # before msal-extensions creates it with the default mode
+        return build_encrypted_persistence(str(location))
     except Exception as e:  # no keyring on a headless server, no D-Bus, no PyGObject, …
         log.info("encrypted token cache unavailable (%s); using a 0600 file instead", type(e).__name__)
+        if created:
+            with contextlib.suppress(OSError):
+                location.parent.rmdir()  # leave no trace of the probe
         return None
 
 

@@ -328,3 +328,33 @@ def test_provider_renews_shortly_before_expiry(endpoint, http, make_settings, mo
     second = provider()
     assert second != first
     assert endpoint.state.requests == {"client_credentials": 2}
+
+
+def test_msal_extensions_store_when_the_os_store_works(endpoint, http, make_settings, tmp_path, monkeypatch):
+    """The msal-extensions path (here over its plain FilePersistence, standing in for an OS keyring)."""
+    ext = pytest.importorskip("msal_extensions")
+    monkeypatch.setattr(ext, "build_encrypted_persistence", ext.FilePersistence)
+    cache = tmp_path / "ext" / "token_cache.bin"
+    settings = device_settings(make_settings, cache_path=str(cache), cache_encryption="auto")
+    first = SignIn(settings, {}, http_client=http, prompt=io.StringIO())
+    assert first.store.kind.startswith("encrypted (FilePersistence")
+    first.acquire(interactive=True)
+    assert stat.S_IMODE(cache.parent.stat().st_mode) == 0o700
+    later = SignIn(settings, {}, http_client=http)
+    assert later.acquire(interactive=False).source == "cache"
+    assert later.status().accounts == ["teacher@school.example"]
+    assert endpoint.state.requests == {DEVICE_GRANT: 3}
+    assert later.logout() == ["teacher@school.example"]
+    assert not cache.exists()
+    assert not SignIn(settings, {}).status().usable
+
+
+def test_readable_secret_file_is_used_with_a_warning(endpoint, http, make_settings, tmp_path, caplog):
+    secret_file = tmp_path / "secret.txt"
+    secret_file.write_text(CLIENT_SECRET)
+    secret_file.chmod(0o644)
+    settings = make_settings(mode="client_credentials", client_secret_file=str(secret_file))
+    with caplog.at_level(logging.WARNING):
+        assert token_provider(settings, environ={}, http_client=http)()
+    assert "readable by other accounts" in caplog.text
+    assert_no_leak(caplog.text, endpoint)
