@@ -54,6 +54,7 @@ class ReasonCode(StrEnum):
     DUPLICATE_IDENTICAL = "duplicate_identical"  # noop: an identical copy of another row
     BLANK_POINTS = "blank_points"  # noop: a blank cell means "no change"
     POINTS_POSSIBLE_MISMATCH = "points_possible_mismatch"
+    EXTRA_CELLS = "extra_cells"  # a text row with non-empty cells beyond the header: cells shifted
     # resolve / plan
     UNKNOWN_CLASS = "unknown_class"
     AMBIGUOUS_CLASS = "ambiguous_class"

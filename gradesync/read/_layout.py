@@ -14,7 +14,7 @@ import pandas as pd
 
 from gradesync.config import InputSettings
 from gradesync.errors import InputError
-from gradesync.models import DESIRED_COLUMNS
+from gradesync.models import DESIRED_COLUMNS, ReasonCode
 from gradesync.read._source import RawTable
 
 #: Accepted headers per role, in order of preference: when several are present the first listed wins.
@@ -256,7 +256,37 @@ def build_desired(table: RawTable, cfg: InputSettings, class_key: str | None) ->
         key_columns["assignment"] = "(header row)"
         frame, more = _wide(table, cols, roles, (class_key or "").strip())
         warnings += more
+    if table.extra_cells:
+        _reject_extra_cells(table, frame)
     return Desired(frame=frame, key_columns=key_columns, layout=layout, warnings=warnings)
+
+
+def _reject_extra_cells(table: RawTable, frame: pd.DataFrame) -> None:
+    """Reject (``extra_cells``) every grade of a text row that has non-empty cells past the header.
+
+    Such a row almost always holds the separator unquoted inside a value (``8,5`` for 8.5, ``Smith,
+    Ann``): every cell after it moved one column right, so none of the row's cells can be trusted.
+    """
+    sep = "TAB" if table.delimiter == "\t" else f'"{table.delimiter}"'
+    width = len(table.header)
+    messages: dict[int, str] = {}
+    for row, extras in table.extra_cells.items():
+        shown = ", ".join(f'column {j}: "{v.strip()[:40]}"' for j, v in extras[:5])
+        more = f" and {len(extras) - 5} more" if len(extras) > 5 else ""
+        messages[row] = (
+            f"this row has cells past the header's {width} columns ({shown}{more}); a value probably "
+            f"holds the separator {sep} without quotes (a decimal comma such as 8,5, or a comma in a "
+            "name), so its cells are shifted and the whole row is ignored; quote that value or fix it"
+        )
+    hit = np.flatnonzero(np.isin(frame["source_row"].to_numpy(), np.fromiter(messages, dtype=np.int64)))
+    if len(hit):
+        rows = frame["source_row"].to_numpy()[hit]
+        reason = frame["reason"].to_numpy(dtype=object).copy()
+        message = frame["message"].to_numpy(dtype=object).copy()
+        reason[hit] = ReasonCode.EXTRA_CELLS.value
+        message[hit] = [messages[int(r)] for r in rows]
+        frame["reason"] = pd.Series(reason, index=frame.index, dtype=object)
+        frame["message"] = pd.Series(message, index=frame.index, dtype=object)
 
 
 def _long(table: RawTable, cols: _Columns, roles: dict[str, int], class_key: str) -> pd.DataFrame:

@@ -12,6 +12,7 @@ import datetime as dt
 import hashlib
 import io
 import re
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,19 @@ _DELIMITERS = ",\t;|"
 _LEADING_BLANK_LINES = re.compile(rb"\A(?:[ \t]*(?:\r\n|\r|\n))*")
 _LINE_BREAK = r"\r\n|\r|\n"
 _RE_PARSER_LINE = re.compile(r"line (\d+)")
+_RE_PARSER_FIELDS = re.compile(r"Expected (\d+) fields in line (\d+), saw (\d+)")
+_RE_PARSER_EOF = re.compile(r"EOF inside string starting at row (\d+)")
+_MAX_COLUMNS = 16_384  # Excel's own column limit; a wider text row is not a gradebook
+
+#: Zip-bomb guard for workbooks (an .xlsx is a zip of XML parts, and the reader inflates a whole part
+#: in memory): refuse a workbook whose parts declare more than this many bytes uncompressed in all, or
+#: whose declared size is more than ``MAX_XLSX_RATIO`` times its compressed size (checked only above
+#: ``XLSX_RATIO_FLOOR`` bytes: small parts can't hurt). The reader stops at a part's declared size, so
+#: a part that lies about its size fails instead of inflating further.
+MAX_XLSX_UNCOMPRESSED = 200 * 1024 * 1024
+MAX_XLSX_RATIO = 100
+XLSX_RATIO_FLOOR = 16 * 1024 * 1024
+MAX_XLSX_PARTS = 10_000
 
 
 @dataclass(slots=True)
@@ -44,6 +58,12 @@ class RawTable:
     sheet: str = ""
     encoding: str | None = None
     warnings: list[str] = field(default_factory=list)
+    #: Text files: data rows with non-empty cells beyond the header's last column, as
+    #: ``source_row → [(column number, text), ...]``. Their cells are shifted (an unquoted separator in
+    #: a value), so layout rejects every grade of such a row (``extra_cells``). Empty extra cells
+    #: (``a,b,c,d,`` from a trailing separator) are dropped silently.
+    extra_cells: dict[int, list[tuple[int, str]]] = field(default_factory=dict)
+    delimiter: str = ""
 
     @property
     def n_rows(self) -> int:
@@ -177,11 +197,15 @@ def _load_text(name: str, data: bytes, sha256: str) -> RawTable:
     sample = body[:_SNIFF_BYTES].decode(codec, errors="replace")
     delimiter = _sniff_delimiter(sample)
 
-    def parse(codec: str) -> pd.DataFrame:
+    header_fields = _header_fields(sample, delimiter)
+    sep_name = "TAB" if delimiter == "\t" else repr(delimiter)
+
+    def parse(codec: str, width: int | None) -> pd.DataFrame:
         return pd.read_csv(
             io.BytesIO(body),
             sep=delimiter,
             header=None,
+            names=None if width is None else list(range(width)),
             dtype=str,
             keep_default_na=False,
             na_filter=False,
@@ -193,23 +217,55 @@ def _load_text(name: str, data: bytes, sha256: str) -> RawTable:
             engine="c",
         )
 
+    def parse_ragged(codec: str) -> pd.DataFrame:
+        """Parse; rows longer than the header widen the table (short rows are padded with "")."""
+        width: int | None = None
+        for _ in range(8):
+            try:
+                return parse(codec, width)
+            except pd.errors.ParserError as e:
+                text = str(e)
+                eof = _RE_PARSER_EOF.search(text)
+                if eof:
+                    raise InputError(
+                        'a quoted value is never closed: a " opens a value here and no closing " '
+                        "follows before the end of the file",
+                        file=name,
+                        row=int(eof.group(1)) + 1 + lead_lines,
+                        code="input-unclosed-quote",
+                        hint='remove the stray " or close the quote, or export the file again',
+                    ) from None
+                m = _RE_PARSER_FIELDS.search(text)
+                if not m:
+                    m2 = _RE_PARSER_LINE.search(text)
+                    raise InputError(
+                        f"cannot be split into cells ({text.rsplit('C error: ', maxsplit=1)[-1].strip()})",
+                        file=name,
+                        row=int(m2.group(1)) + lead_lines if m2 else None,
+                        code="input-ragged-row",
+                        hint="export the file again as CSV",
+                    ) from None
+                saw = int(m.group(3))
+                if saw > _MAX_COLUMNS:
+                    raise InputError(
+                        f"a row has {saw} cells, more than a spreadsheet can hold",
+                        file=name,
+                        row=int(m.group(2)) + lead_lines,
+                        code="input-ragged-row",
+                        hint=f"is the separator {sep_name} right? Export the file again as CSV",
+                    ) from None
+                width = max(saw, 2 * (width or int(m.group(1))))
+        # Widths kept growing: measure the widest record once (slow path, only for such files).
+        text_body = body.decode(codec, errors="replace")
+        widest = max((len(r) for r in csv.reader(io.StringIO(text_body), delimiter=delimiter)), default=1)
+        return parse(codec, min(widest, _MAX_COLUMNS))
+
     try:
         try:
-            frame = parse(codec)
+            frame = parse_ragged(codec)
         except UnicodeDecodeError:
             codec, label = "cp1252", "cp1252 (fallback)"
-            frame = parse(codec)
-    except pd.errors.ParserError as e:
-        m = _RE_PARSER_LINE.search(str(e))
-        row = int(m.group(1)) + lead_lines if m else None
-        raise InputError(
-            f"a row has more cells than the header ({str(e).split('C error: ')[-1].strip()})",
-            file=name,
-            row=row,
-            code="input-ragged-row",
-            hint="a value probably contains the separator "
-            f"{'TAB' if delimiter == chr(9) else repr(delimiter)} without quotes; quote it or re-export",
-        ) from None
+            frame = parse_ragged(codec)
     except pd.errors.EmptyDataError:
         raise InputError("the file is empty (no header row)", file=name, code="input-empty") from None
     if codec == "cp1252":
@@ -226,6 +282,23 @@ def _load_text(name: str, data: bytes, sha256: str) -> RawTable:
         for c in frame.columns:
             extra += frame[c].str.count(_LINE_BREAK).to_numpy(dtype=np.int64)
         first_line += np.concatenate(([0], np.cumsum(extra)[:-1]))
+    extra_cells: dict[int, list[tuple[int, str]]] = {}
+    if len(cols) > header_fields:
+        # Cells beyond the header's last column: drop them, and remember the rows where one is not
+        # empty (cells of those rows are shifted; layout rejects them).
+        beyond = cols[header_fields:]
+        if any(str(c[0]).strip() for c in beyond):  # the header itself is wider: keep its columns
+            header_fields = len(cols)
+        else:
+            cols = cols[:header_fields]
+            for offset, col in enumerate(beyond):
+                codes, uniques = pd.factorize(col[1:])
+                filled = np.array([bool(str(u).strip()) for u in uniques], dtype=bool)
+                if not filled.any():
+                    continue
+                for i in np.flatnonzero(filled.take(codes)):
+                    row = int(first_line[i + 1])
+                    extra_cells.setdefault(row, []).append((header_fields + offset + 1, str(col[i + 1])))
     header = [str(h) for h in (col[0] for col in cols)]
     return RawTable(
         path=name,
@@ -236,7 +309,18 @@ def _load_text(name: str, data: bytes, sha256: str) -> RawTable:
         source_row=first_line[1:],
         encoding=label,
         warnings=warnings,
+        extra_cells=dict(sorted(extra_cells.items())),
+        delimiter=delimiter,
     )
+
+
+def _header_fields(sample: str, delimiter: str) -> int:
+    """How many cells the header record has (the first non-blank record of the sample)."""
+    try:
+        first = next(csv.reader(io.StringIO(sample), delimiter=delimiter), [])
+    except csv.Error:
+        return 1
+    return max(len(first), 1)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -259,6 +343,44 @@ def cell_text(value: Any) -> str:
     return str(value)
 
 
+def _check_zip(name: str, data: bytes) -> None:
+    """Refuse a workbook whose zip declares too much uncompressed data (a zip bomb) before opening it.
+
+    Only the central directory is read (no part is inflated), so this is fast and needs no memory.
+    """
+    mb = 1024 * 1024
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            parts = archive.infolist()
+    except (zipfile.BadZipFile, ValueError, OSError) as e:
+        raise InputError(
+            f"is not a readable Excel workbook (damaged zip: {e})",
+            file=name,
+            code="input-not-spreadsheet",
+            hint="the file may be cut short or damaged; download or export it again",
+        ) from None
+    total = sum(p.file_size for p in parts)
+    packed = max(sum(p.compress_size for p in parts), 1)
+    why = None
+    if len(parts) > MAX_XLSX_PARTS:
+        why = f"holds {len(parts):,} parts (limit {MAX_XLSX_PARTS:,})"
+    elif total > MAX_XLSX_UNCOMPRESSED:
+        why = f"would expand to {total / mb:,.0f} MB (limit {MAX_XLSX_UNCOMPRESSED // mb} MB)"
+    elif total > XLSX_RATIO_FLOOR and total > MAX_XLSX_RATIO * packed:
+        why = (
+            f"would expand {total / packed:,.0f} times, from {packed / mb:,.1f} MB to {total / mb:,.0f} MB "
+            f"(limit {MAX_XLSX_RATIO} times)"
+        )
+    if why:
+        raise InputError(
+            f"refused as a possible zip bomb: the workbook {why}; it was not opened",
+            file=name,
+            code="input-suspicious-xlsx",
+            hint="a real gradebook is far smaller; if this one is genuine, save it as .csv (no such "
+            "limit) or split it into several files",
+        )
+
+
 def _load_workbook(name: str, data: bytes, sha256: str, sheet: str | None) -> RawTable:
     import python_calamine as pc
 
@@ -271,6 +393,8 @@ def _load_workbook(name: str, data: bytes, sha256: str, sheet: str | None) -> Ra
     )
     if encrypted:
         raise protected
+    if data.startswith(_ZIP_MAGIC):
+        _check_zip(name, data)
     try:
         workbook = pc.CalamineWorkbook.from_filelike(io.BytesIO(data))
     except pc.PasswordError:
@@ -295,7 +419,7 @@ def _load_workbook(name: str, data: bytes, sha256: str, sheet: str | None) -> Ra
         )
     try:
         rows = workbook.get_sheet_by_name(chosen).to_python(skip_empty_area=False)
-    except pc.CalamineError as e:
+    except (pc.CalamineError, ValueError, OSError) as e:
         raise InputError(
             f"sheet {chosen!r} cannot be read ({e})", file=name, code="input-not-spreadsheet"
         ) from None

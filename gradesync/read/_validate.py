@@ -29,6 +29,8 @@ _PROBLEM = {
     _LONG: "is not a number (too long)",
 }
 _DEFAULT_KEY_COLUMNS = {"class": "class", "assignment": "assignment", "student": "student"}
+#: Reasons the layout stage gives (validate cannot see them in the cells); they win over all others.
+_LAYOUT_REASONS = frozenset({ReasonCode.EXTRA_CELLS.value})
 
 
 def format_points(value: float, precision: int = 6) -> str:
@@ -154,6 +156,8 @@ def validate(
     reason = np.full(n, "", dtype=object)
     message = np.full(n, "", dtype=object)
     note = np.full(n, "", dtype=object)
+    incoming = _text(frame["reason"])
+    layout_rejected = np.isin(incoming, list(_LAYOUT_REASONS)) if n else np.zeros(0, dtype=bool)
 
     # Points, per distinct text.
     pcodes, puniques = _stripped_codes(raw)
@@ -175,7 +179,7 @@ def validate(
     invalid = ~blank & ~clear & (kind != _OK)
 
     # Duplicates among rows with complete keys and a non-blank points cell.
-    part = np.flatnonzero(~any_missing & ~blank)
+    part = np.flatnonzero(~any_missing & ~blank & ~layout_rejected)
     if len(part) > 1:
         vcodes, _ = pd.factorize(vkey_u)
         c, a, s = (key_codes[r][part].astype(np.int64) for r in ("class", "assignment", "student"))
@@ -254,6 +258,15 @@ def validate(
         ["; ".join(x for x in (note[i], f"{policy.clear_token} clears the grade") if x) for i in clear_ok],
         dtype=object,
     )
+
+    # Layout rejects (a shifted text row): nothing in the row can be trusted.
+    if layout_rejected.any():
+        lr = np.flatnonzero(layout_rejected)
+        reason[lr] = incoming[lr]
+        message[lr] = _text(frame["message"])[lr]
+        note[lr] = ""
+        desired[lr] = np.nan
+        clear[lr] = False
 
     computed = {
         "class_key": stripped["class"],

@@ -233,9 +233,33 @@ def test_password_protected_xlsx(tmp_path: Path) -> None:
     assert "remove the password" in (err.hint or "")
 
 
-def test_ragged_row_names_the_row(tmp_path: Path) -> None:
-    path = write(tmp_path, "g.csv", "\nClass,Assignment,Student,Points\nS1,Quiz,1,2\nS1,Quiz,1,2,3\n")
+def test_a_row_with_extra_cells_is_rejected_alone_naming_the_cells(tmp_path: Path) -> None:
+    path = write(tmp_path, "g.csv", "\nClass,Assignment,Student,Points\nS1,Quiz,1,2\nS1,Quiz,2,8,5\n")
+    result = read(path)
+    assert col(result, "source_row") == [3, 4]
+    assert col(result, "reason") == ["", "extra_cells"]
+    assert 'column 5: "5"' in col(result, "message")[1]
+    assert col(result, "desired_points")[0] == 2.0
+
+
+def test_trailing_empty_cells_are_tolerated(tmp_path: Path) -> None:
+    path = write(tmp_path, "g.csv", "Class,Assignment,Student,Points\nS1,Quiz,1,2,\nS1,Quiz,2,3,,\t,\n")
+    result = read(path)
+    assert col(result, "reason") == ["", ""]
+    assert col(result, "desired_points") == [2.0, 3.0]
+
+
+def test_unclosed_quote_names_the_row(tmp_path: Path) -> None:
+    path = write(
+        tmp_path, "g.csv", 'Class,Assignment,Student,Points\nS1,Quiz,1,2\nS1,"Quiz,2,3\nS1,Quiz,3,4\n'
+    )
+    err = _error(path)
+    assert err.code == "input-unclosed-quote"
+    assert err.row == 3
+
+
+def test_absurdly_wide_row_is_refused(tmp_path: Path) -> None:
+    path = write(tmp_path, "g.csv", "Class,Assignment,Student,Points\nS1,Quiz,1,2" + ",x" * 20_000 + "\n")
     err = _error(path)
     assert err.code == "input-ragged-row"
-    assert err.row == 4
-    assert f"{path}, row 4:" in str(err)
+    assert err.row == 2
