@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from gradesync.models import PLAN_COLUMNS, Action, Operation, ReasonCode, Snapshot
+from gradesync.models import PLAN_COLUMNS, REJECT_REASONS_NOOP, Action, Operation, ReasonCode, Snapshot
 from gradesync.plan import (
     MESSAGE_CREATE,
     MESSAGE_SAME,
@@ -28,7 +28,7 @@ from gradesync.plan import (
     summarize,
 )
 
-from .builders import CREATED_AT, GRAPH, Tenant, desired_frame, plan_of, settings
+from .builders import CREATED_AT, GRAPH, Tenant, desired_frame, outcome, plan_of, settings
 
 C = "SEC-1001"
 ALG = "SEC-1001 (Algebra I - P1)"
@@ -238,10 +238,46 @@ def test_one_row(row: tuple | dict, expected: tuple[str, str, str]) -> None:
     assert (r["action"], r["reason"], r["message"]) == expected
 
 
-def test_every_reason_code_and_action_is_covered() -> None:
-    seen_reasons = {e[1] for _, e in CASES} | {"duplicate_conflict", "duplicate_identical"}
-    assert {r.value for r in ReasonCode} <= seen_reasons
+# the reasons the planner itself gives (the read stage gives the others; see the next test)
+PLANNER_REASONS = {
+    "unknown_class",
+    "ambiguous_class",
+    "unknown_assignment",
+    "ambiguous_assignment",
+    "ungraded_assignment",
+    "unknown_student",
+    "ambiguous_student",
+    "not_in_class",
+    "no_submission",
+    "group_submission",
+    "submission_excused",
+    "points_possible_mismatch",
+    "above_max_points",
+    "duplicate_conflict",
+    "duplicate_identical",
+    "already_clear",
+}
+
+
+def test_every_planner_reason_and_action_is_covered() -> None:
+    assert {r.value for r in ReasonCode} >= PLANNER_REASONS
+    assert {e[1] for _, e in CASES} | {"duplicate_conflict", "duplicate_identical"} >= PLANNER_REASONS
     assert {a.value for a in Action} <= {e[0] for _, e in CASES}
+
+
+@pytest.mark.parametrize("reason", list(ReasonCode))
+def test_a_read_stage_reason_is_never_overwritten(reason: ReasonCode) -> None:
+    """Whatever the read stage said stays, even on a row the planner could resolve and write."""
+    row = {
+        "class_key": C,
+        "assignment_key": "Unit 1 Quiz",
+        "student_key": "000123",
+        "points_raw": "45",
+        "reason": reason.value,
+        "message": "what the reader said",
+    }
+    expected = "noop" if reason in REJECT_REASONS_NOOP else "reject"
+    assert outcome(plan_of(school(), [row])) == (expected, reason.value, "what the reader said")
 
 
 def test_write_rows_carry_what_the_executor_needs() -> None:
