@@ -222,7 +222,9 @@ def build_desired(table: RawTable, cfg: InputSettings, class_key: str | None) ->
         )
     layout = cfg.layout
     if layout == "auto":
-        layout = "long" if "points" in roles and "assignment" in roles else "wide"
+        # An assignment column means long: a long file that lost its points column must say so,
+        # not be read as a wide file whose "assignment" column is an assignment.
+        layout = "long" if "assignment" in roles else "wide"
     needed = ("assignment", "student", "points") if layout == "long" else ("student",)
     for role in needed:
         if role not in roles:

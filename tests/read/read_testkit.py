@@ -38,7 +38,9 @@ def xlsx(tmp_path: Path, name: str, sheets: dict[str, list[list[Any]]]) -> Path:
         for r, row in enumerate(rows, start=1):
             for c, value in enumerate(row, start=1):
                 if value is not None:
-                    ws.cell(row=r, column=c, value=value)
+                    cell = ws.cell(row=r, column=c, value=value)
+                    if isinstance(value, str) and value.startswith("="):
+                        cell.data_type = "s"  # text, as typed: openpyxl would store it as a formula
     path = tmp_path / name
     wb.save(path)
     return path
