@@ -156,17 +156,29 @@ class _Rows:
     reason: np.ndarray
     message: np.ndarray
     note: np.ndarray
+    _open: np.ndarray = dataclasses.field(init=False)
+
+    def __post_init__(self) -> None:
+        self._open = self.reason == ""
 
     def open(self) -> np.ndarray:
-        return self.reason == ""
+        """Rows without a reason yet (a copy: use ``set`` to give one)."""
+        return self._open.copy()
 
     def set(self, mask: np.ndarray, code: ReasonCode, build: Any) -> np.ndarray:
         """Give ``code`` to the rows of ``mask`` that have no reason yet; ``build(idx)`` → messages."""
-        idx = np.flatnonzero(mask & self.open())
+        idx = np.flatnonzero(mask & self._open)
         if len(idx):
             self.reason[idx] = code.value
             self.message[idx] = np.asarray(build(idx), dtype=object)
+            self._open[idx] = False
         return idx
+
+    def at(self, idx: np.ndarray) -> np.ndarray:
+        """A row mask from row positions."""
+        mask = np.zeros(len(self.reason), dtype=bool)
+        mask[idx] = True
+        return mask
 
     def add_note(self, idx: np.ndarray, text: Any) -> None:
         if not len(idx):
@@ -543,7 +555,11 @@ def plan_rows(
     action = np.where(
         w.reason == "",
         Action.NOOP.value,
-        np.where(np.isin(w.reason, list(NOOP_REASONS)), Action.NOOP.value, Action.REJECT.value),
+        np.where(
+            pd.Series(w.reason, copy=False).isin(NOOP_REASONS).to_numpy(),
+            Action.NOOP.value,
+            Action.REJECT.value,
+        ),
     ).astype(object)
     action[write & has_outcome] = Action.UPDATE.value
     action[write & ~has_outcome] = Action.CREATE.value
@@ -618,7 +634,7 @@ def _duplicates(
         listing = (conflict["shown"] + " (" + conflict["where"] + ")").groupby(conflict["sub"]).agg(", ".join)
         ci = conflict["row"].to_numpy()
         w.set(
-            np.isin(np.arange(len(w.reason)), ci),
+            w.at(ci),
             R.DUPLICATE_CONFLICT,
             lambda i: (
                 "conflicting grades for "
@@ -639,7 +655,7 @@ def _duplicates(
             first_where
         )
         w.set(
-            np.isin(np.arange(len(w.reason)), later["row"].to_numpy()),
+            w.at(later["row"].to_numpy()),
             R.DUPLICATE_IDENTICAL,
             lambda i: (
                 "the same grade as "
