@@ -145,6 +145,30 @@ def _student_label(keys: np.ndarray, names: np.ndarray) -> pd.Series:
     return q.where(n == "", q + " (" + n + ")")
 
 
+def _lost_zeros_hint(keys: np.ndarray, members: pd.DataFrame) -> pd.Series:
+    """For an all-digit key that is a member id without its leading zeros (Excel turned ``000123``
+    into the number ``123``): a hint naming the id it probably was; "" otherwise. Per distinct key."""
+    out = pd.Series("", index=range(len(keys)), dtype=object)
+    k = _s(keys)
+    digits = k.str.fullmatch(r"[1-9][0-9]*").fillna(False).to_numpy(dtype=bool)
+    if not digits.any() or members.empty:
+        return out
+    ids = pd.concat([members[c] for c in ("sis_id", "student_number") if c in members]).dropna().astype(str)
+    padded = ids[ids.str.fullmatch(r"0+[1-9][0-9]*").fillna(False)].drop_duplicates()
+    if padded.empty:
+        return out
+    by_stripped = pd.Series(padded.to_numpy(), index=padded.str.lstrip("0").to_numpy())
+    by_stripped = by_stripped[~by_stripped.index.duplicated()]
+    found = k[digits].map(by_stripped)
+    hit = found.notna()
+    out.loc[found.index[hit]] = (
+        "; did Excel drop its leading zeros? "
+        + found[hit].map(lambda v: f'"{v}"')
+        + " is an id in Teams (format the id column as Text before exporting)"
+    )
+    return out
+
+
 def _round(values: np.ndarray, precision: int) -> np.ndarray:
     return np.round(values.astype("float64"), precision)
 
@@ -383,7 +407,12 @@ def plan_rows(
     w.set(
         row_sreason == R.UNKNOWN_STUDENT.value,
         R.UNKNOWN_STUDENT,
-        lambda i: "student " + _quoted(student_key[i]) + f" was not found in Teams (looked up by {order})",
+        lambda i: (
+            "student "
+            + _quoted(student_key[i])
+            + f" was not found in Teams (looked up by {order})"
+            + _lost_zeros_hint(student_key[i], members)
+        ),
     )
     w.set(
         row_sreason == R.AMBIGUOUS_STUDENT.value,
