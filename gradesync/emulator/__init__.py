@@ -15,6 +15,7 @@ Modules: ``state`` (tenant format and rendering), ``app`` (the ASGI app and all 
 from gradesync.emulator.app import Emulator
 from gradesync.emulator.faults import FaultConfig
 from gradesync.emulator.generate import generate_tenant, materialize_tenant
+from gradesync.emulator.lies import LieConfig
 from gradesync.emulator.server import EmulatorServer
 from gradesync.emulator.state import (
     find_submission,
@@ -29,6 +30,7 @@ __all__ = [
     "Emulator",
     "EmulatorServer",
     "FaultConfig",
+    "LieConfig",
     "ThrottleConfig",
     "find_submission",
     "generate_tenant",

@@ -10,7 +10,11 @@ counted, throttled and (optionally) faulted on its own. Control endpoints live u
 ``GET /_emulator/stats``        exact counts (see :meth:`Emulator.stats_snapshot`)
 ``POST /_emulator/stats/reset`` zero the counts
 ``POST /_emulator/config``      ``{"faults": spec|{...}|null, "throttle": "graph"|"off"|{...},
-                                "page_size": n}``
+                                "page_size": n, "lies": spec|{...}|null}``
+
+Lies (``lies.py``, off by default) are answers that succeed but cannot be trusted: malformed JSON,
+batch answers missing or duplicating an id, unknown outcome types, bare-number points, nextLinks to
+another host or to themselves, huge pages.
 
 Choices where Graph is vague (least convenient legal behaviour): small pages (``page_size``, default
 25, and ``$top`` only lowers it); nextLinks carry an opaque ``$skiptoken`` holding the whole query;
@@ -39,6 +43,7 @@ from typing import Any
 
 from gradesync.emulator import state as st
 from gradesync.emulator.faults import Fault, FaultConfig, FaultInjector
+from gradesync.emulator.lies import LieConfig, LieInjector, truncate
 from gradesync.emulator.odata import (
     QueryError,
     decode_skiptoken,
@@ -199,6 +204,7 @@ class Emulator:
         faults: FaultConfig | None = None,
         seed: int = 0,
         clock: Callable[[], float] = time.monotonic,
+        lies: LieConfig | str | dict[str, Any] | None = None,
         sleep: Callable[[float], Any] | None = None,
     ) -> None:
         self.token = token
@@ -212,6 +218,7 @@ class Emulator:
         self.tenant = st.Tenant(json.loads(self._initial))
         self.throttler = Throttler(throttle or ThrottleConfig.graph())
         self.faults = FaultInjector(faults)
+        self.lies = LieInjector(LieConfig.from_value(lies))
         self._reset_stats()
 
     # --- control ----------------------------------------------------------------------------
@@ -233,15 +240,22 @@ class Emulator:
             self.tenant = st.Tenant(json.loads(self._initial))
             self.throttler.reset()
             self.faults = FaultInjector(self.faults.config)
+            self.lies = LieInjector(self.lies.config)
             self._reset_stats()
 
     def reset_stats(self) -> None:
         with self._lock:
             self._reset_stats()
+            self.lies.counts.clear()
 
-    def configure(self, *, faults: Any = ..., throttle: Any = ..., page_size: int | None = None) -> None:
-        """Change knobs at runtime; new faults re-seed the generator, a new throttle empties buckets."""
+    def configure(
+        self, *, faults: Any = ..., throttle: Any = ..., page_size: int | None = None, lies: Any = ...
+    ) -> None:
+        """Change knobs at runtime; new faults or lies re-seed their generator, a new throttle empties
+        buckets."""
         with self._lock:
+            if lies is not ...:
+                self.lies = LieInjector(LieConfig.from_value(lies))
             if faults is not ...:
                 self.faults = FaultInjector(FaultConfig.from_value(faults))
             if throttle is not ...:
@@ -282,7 +296,9 @@ class Emulator:
                 "faults": dict(faults),
                 "faults_by_level": {k: dict(v) for k, v in self.fault_counts.items()},
                 "writes_applied": self.counts["writes_applied"],
+                "lies": dict(self.lies.counts),
                 "config": {
+                    "lies": self.lies.config.to_dict() if self.lies.config else None,
                     "page_size": self.page_size,
                     "throttle": self.throttler.config.to_dict(),
                     "faults": self.faults.config.to_dict() if self.faults.config else None,
@@ -321,6 +337,14 @@ class Emulator:
             self.counts["http_requests"] += 1
             ctx = _Ctx(seq=self._seq, now=self.clock(), base=f"http://{host}", scope="")
             answer = self._http(ctx, method, path, query, headers, body)
+            malformed = (
+                answer.status == 200
+                and answer.body is not None
+                and self.lies.active
+                and self.lies.malformed(self._route_name(method, path))
+            )
+        if malformed:
+            answer = Answer(answer.status, answer.body, {**answer.headers, "_truncate": "1"})
         if ctx.delay > 0:
             await self._sleep(ctx.delay)
         if ctx.drop:
@@ -342,6 +366,8 @@ class Emulator:
     @staticmethod
     async def _send(send: Callable[..., Any], answer: Answer) -> None:
         raw = b"" if answer.body is None else json.dumps(answer.body).encode()
+        if answer.headers.pop("_truncate", None):
+            raw = truncate(raw)  # a lie: malformed JSON on a 200
         hdrs = [(b"content-type", b"application/json; odata.metadata=minimal")] if raw else []
         hdrs += [(k.lower().encode(), str(v).encode()) for k, v in answer.headers.items()]
         hdrs.append((b"content-length", str(len(raw)).encode()))
@@ -366,7 +392,7 @@ class Emulator:
                 return Answer(200, {"reset": True})
             if method == "POST" and path == "/_emulator/config":
                 payload = payload or {}
-                kw = {k: payload[k] for k in ("faults", "throttle") if k in payload}
+                kw = {k: payload[k] for k in ("faults", "throttle", "lies") if k in payload}
                 self.configure(**kw, page_size=payload.get("page_size"))
                 return Answer(200, self.stats_snapshot()["config"])
         except (ValueError, TypeError) as exc:
@@ -410,6 +436,17 @@ class Emulator:
         self.by_route[f"{method} {self._template(method, rest)}"] += 1
         self.by_method[method] += 1
         self.by_status[str(status)] += 1
+
+    @staticmethod
+    def _route_name(method: str, path: str) -> str:
+        """``batch`` for ``/{version}/$batch``, else the handler name of the route (or ``unknown``)."""
+        rest = "/" + path.split("/", 2)[2] if path.count("/") >= 2 else "/"
+        if rest == "/$batch":
+            return "batch"
+        for r in ROUTES:
+            if r.method == method and r.regex.match(rest):
+                return r.handler
+        return "unknown"
 
     @staticmethod
     def _template(method: str, rest: str) -> str:
@@ -476,6 +513,11 @@ class Emulator:
                 ans = odata_error(int(kind), ERROR_MESSAGES[int(kind)], None, crid)
             else:
                 ans = self._dispatch(ctx, method, version, rest, query, headers, body)
+                if method == "GET" and ans.status == 200 and self.lies.active:
+                    url = f"{ctx.base}/{version}{rest}" + (f"?{query}" if query else "")
+                    params = dict(urllib.parse.parse_qsl(query, keep_blank_values=True))
+                    route = self._route_name(method, f"/{version}{rest}")
+                    ans.body = self.lies.body(route, url, params, ans.body)
                 if ans.applied:
                     self.counts["writes_applied"] += 1
                 if kind == "drop":
@@ -607,6 +649,8 @@ class Emulator:
             if a.body is not None:
                 item["body"] = a.body
             responses.append(item)
+        if self.lies.active:
+            responses = self.lies.batch(responses)
         return Answer(200, {"responses": responses}, {"request-id": str(uuid.uuid4())})
 
     def _sub_url(self, ctx: _Ctx, version: str, url: str) -> tuple[str | None, str, str | None]:

@@ -8,6 +8,7 @@ import uvicorn
 from gradesync.emulator.app import Emulator
 from gradesync.emulator.faults import FaultConfig
 from gradesync.emulator.generate import generate_tenant, parse_generate_spec
+from gradesync.emulator.lies import LieConfig
 from gradesync.emulator.state import load_tenant
 from gradesync.emulator.throttle import ThrottleConfig
 
@@ -24,6 +25,12 @@ from gradesync.emulator.throttle import ThrottleConfig
 @click.option(
     "--faults", "faults_spec", help='Fault injection, e.g. "seed=7,429=0.1,503=0.05,drop=0.02,scope=both".'
 )
+@click.option(
+    "--lies",
+    "lies_spec",
+    help='Answers that lie, e.g. "seed=3,malformed_json=0.1,foreign_nextlink@list_submissions=1" '
+    "(kinds: gradesync/emulator/lies.py).",
+)
 @click.option("--throttle", type=click.Choice(["graph", "off"]), default="graph", show_default=True)
 @click.option("--token", default="dev", show_default=True, help="The bearer token the emulator accepts.")
 @click.option("--page-size", default=25, show_default=True, type=click.IntRange(min=1))
@@ -34,6 +41,7 @@ def emulator_command(
     tenant_path: str | None,
     generate_spec: str | None,
     faults_spec: str | None,
+    lies_spec: str | None,
     throttle: str,
     token: str,
     page_size: int,
@@ -50,6 +58,7 @@ def emulator_command(
             tenant = load_tenant(tenant_path or "sample_data/tenant.json")
             source = tenant_path or "sample_data/tenant.json"
         faults = FaultConfig.parse(faults_spec) if faults_spec else None
+        lies = LieConfig.parse(lies_spec) if lies_spec else None
     except (ValueError, OSError) as exc:
         raise click.UsageError(str(exc)) from exc
     app = Emulator(
@@ -59,6 +68,7 @@ def emulator_command(
         throttle=ThrottleConfig.from_value(throttle),
         faults=faults,
         seed=seed,
+        lies=lies,
     )
     n_asg = sum(len(c.get("assignments", [])) for c in tenant["classes"])
     click.echo(

@@ -15,6 +15,7 @@ import uvicorn
 
 from gradesync.emulator.app import DroppedConnection, Emulator
 from gradesync.emulator.faults import FaultConfig
+from gradesync.emulator.lies import LieConfig
 from gradesync.emulator.throttle import ThrottleConfig
 
 Json = dict[str, Any]
@@ -49,6 +50,7 @@ class EmulatorServer:
         host: str = "127.0.0.1",
         port: int = 0,
         clock: Callable[[], float] | None = None,
+        lies: LieConfig | str | dict[str, Any] | None = None,
     ) -> None:
         kw: dict[str, Any] = {"clock": clock} if clock else {}
         self.app = Emulator(
@@ -58,6 +60,7 @@ class EmulatorServer:
             throttle=throttle if throttle is not None else ThrottleConfig.graph(),
             faults=faults,
             seed=seed,
+            lies=lies,
             **kw,
         )
         self.token = token
@@ -145,8 +148,10 @@ class EmulatorServer:
     def reset_stats(self) -> None:
         self.app.reset_stats()
 
-    def configure(self, *, faults: Any = ..., throttle: Any = ..., page_size: int | None = None) -> None:
-        self.app.configure(faults=faults, throttle=throttle, page_size=page_size)
+    def configure(
+        self, *, faults: Any = ..., throttle: Any = ..., page_size: int | None = None, lies: Any = ...
+    ) -> None:
+        self.app.configure(faults=faults, throttle=throttle, page_size=page_size, lies=lies)
 
     def __repr__(self) -> str:
         return f"EmulatorServer({self.url!r})"
