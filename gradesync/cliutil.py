@@ -79,8 +79,11 @@ def graph_client(settings: Settings, *, token: str | None = None, **kwargs: Any)
     (``GRADESYNC_ACCESS_TOKEN``, then the configured MSAL sign-in)."""
     from gradesync.auth import token_provider
     from gradesync.graph import GraphClient, RetryPolicy
+    from gradesync.logs import logging_transport, redacting
 
-    provider = (lambda: token) if token is not None else token_provider(settings)
+    provider = redacting((lambda: token) if token is not None else token_provider(settings))
+    if "transport" not in kwargs and "http" not in kwargs:  # requests are logged (never their headers)
+        kwargs["transport"] = logging_transport(kwargs.get("max_in_flight", 4))
     policy = RetryPolicy(
         max_attempts=settings.graph.max_attempts, max_total_seconds=settings.graph.max_retry_seconds
     )

@@ -9,6 +9,8 @@ import hashlib
 import json
 import os
 import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
@@ -113,44 +115,171 @@ class AuthSettings(_Section):
         return v.rstrip("/")
 
 
+class RunSettings(_Section):
+    """Unattended operation (``gradesync.runs``, ``gradesync.logs``): run directories, logs, notification.
+
+    The command-line options of the same name (``--runs-dir``, ``--keep-runs``, ``--log-format``,
+    ``--log-level``, ``--notify``) override these."""
+
+    runs_dir: str | None = None  # None: "runs" beside the state directory (.gradesync/runs)
+    keep_runs: int = Field(30, ge=1)
+    log_format: Literal["text", "json"] = "text"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    notify: str | None = None  # a shell command run when a sync or apply ends
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper(cls, v: object) -> object:
+        return v.upper() if isinstance(v, str) else v
+
+
 class Settings(_Section):
     graph: GraphSettings = GraphSettings()
     input: InputSettings = InputSettings()
     match: MatchSettings = MatchSettings()
     policy: PolicySettings = PolicySettings()
     auth: AuthSettings = AuthSettings()
+    run: RunSettings = RunSettings()
 
     def config_hash(self) -> str:
         """A stable hash of every setting that changes what a plan contains."""
-        plan_relevant = self.model_dump(mode="json", exclude={"auth"})  # how we sign in changes no plan
+        # How we sign in and where runs are kept change no plan.
+        plan_relevant = self.model_dump(mode="json", exclude={"auth", "run"})
         canonical = json.dumps(plan_relevant, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
 
-def load_settings(path: str | Path | None = None, *, environ: dict[str, str] | None = None) -> Settings:
+def load_settings(path: str | Path | None = None, *, environ: Mapping[str, str] | None = None) -> Settings:
     """Load ``path`` (or ``config/gradesync.toml`` when it exists), then apply environment overrides."""
+    return load_settings_with_sources(path, environ=environ).settings
+
+
+@dataclass(frozen=True)
+class LoadedSettings:
+    """Settings plus where each value came from: ``sources["policy.precision"]`` is ``"default"``,
+    ``"file"`` or ``"env GRADESYNC_POLICY_PRECISION"``; ``path`` is the file read (None: none)."""
+
+    settings: Settings
+    sources: dict[str, str]
+    path: Path | None
+
+
+def load_settings_with_sources(
+    path: str | Path | None = None, *, environ: Mapping[str, str] | None = None
+) -> LoadedSettings:
+    """:func:`load_settings`, also saying for every setting whether it is a default, from the file or
+    from an environment variable (``gradesync config check`` prints it)."""
     env = os.environ if environ is None else environ
     data: dict = {}
     explicit = path is not None
     p = Path(path) if path is not None else DEFAULT_CONFIG_PATH
+    read_path: Path | None = None
     if p.exists():
         try:
             data = tomllib.loads(p.read_text(encoding="utf-8"))
         except tomllib.TOMLDecodeError as e:
             raise ConfigError(f"{p}: not valid TOML: {e}", code="config-syntax") from None
+        read_path = p
     elif explicit:
         raise ConfigError(f"{p}: configuration file not found", code="config-missing")
     _refuse_inline_secrets(data, p)
+    sources = {
+        f"{section}.{key}": "file"
+        for section, values in data.items()
+        if isinstance(values, dict)
+        for key in values
+    }
+    from_env: dict[tuple[str, str], str] = {}  # (section, key) -> variable name
     for var, key in _AUTH_ENV.items():
         if value := env.get(var, "").strip():
             data.setdefault("auth", {})[key] = value
-    if url := env.get("GRADESYNC_GRAPH_URL"):
+            from_env[("auth", key)] = var
+    if url := env.get("GRADESYNC_GRAPH_URL", "").strip():
         data.setdefault("graph", {})["base_url"] = url
+        from_env[("graph", "base_url")] = "GRADESYNC_GRAPH_URL"
+    for (section, key), (var, value) in _generic_env_overrides(env).items():
+        if not isinstance(data.get(section, {}), dict):
+            continue  # the file's own error (a section that is not a table) is reported below
+        data.setdefault(section, {})[key] = value
+        from_env[(section, key)] = var
+    for (section, key), var in from_env.items():
+        sources[f"{section}.{key}"] = f"env {var}"
     try:
-        return Settings.model_validate(data)
+        settings = Settings.model_validate(data)
     except ValidationError as e:
-        problems = "; ".join(f"{'.'.join(str(x) for x in err['loc'])}: {err['msg']}" for err in e.errors())
-        raise ConfigError(f"{p}: {problems}", code="config-invalid") from None
+        problems = []
+        for err in e.errors():
+            loc = tuple(str(x) for x in err["loc"])
+            var = from_env.get(loc[:2]) if len(loc) >= 2 else None
+            where = ".".join(loc)
+            # Name the variable, never its value (it might be a mistyped secret).
+            problems.append(f"{var} ({where}): {err['msg']}" if var else f"{where}: {err['msg']}")
+        origin = str(p) if read_path is not None or not from_env else f"{p} + environment"
+        if read_path is None and from_env:
+            origin = "environment"
+        raise ConfigError(f"{origin}: {'; '.join(problems)}", code="config-invalid") from None
+    for field in _all_fields():
+        sources.setdefault(field, "default")
+    return LoadedSettings(settings, sources, read_path)
+
+
+ENV_PREFIX = "GRADESYNC_"
+# GRADESYNC_* variables that are not GRADESYNC_<SECTION>_<KEY> settings (kept for compatibility, or
+# set by gradesync itself for a --notify command).
+SPECIFIC_ENV = frozenset(
+    {
+        "GRADESYNC_GRAPH_URL",
+        "GRADESYNC_ACCESS_TOKEN",
+        "GRADESYNC_CLIENT_SECRET",
+        "GRADESYNC_CERTIFICATE_PASSWORD",
+        "GRADESYNC_RUN_DIR",
+        "GRADESYNC_SUMMARY",
+        "GRADESYNC_EXIT_CODE",
+    }
+)
+
+
+def _all_fields() -> list[str]:
+    out = []
+    for section, info in Settings.model_fields.items():
+        model = info.annotation
+        out += [f"{section}.{key}" for key in model.model_fields]  # type: ignore[union-attr]
+    return out
+
+
+def _generic_env_overrides(env: Mapping[str, str]) -> dict[tuple[str, str], tuple[str, object]]:
+    """``GRADESYNC_<SECTION>_<KEY>=value`` for every setting, e.g. ``GRADESYNC_POLICY_PRECISION=3``,
+    ``GRADESYNC_MATCH_STUDENT_BY=sis_id,upn`` (lists are comma-separated). Empty values are ignored;
+    an unknown key in a known section is an error naming the variable (a typo must not pass silently)."""
+    sections = {name.upper(): name for name in Settings.model_fields}
+    out: dict[tuple[str, str], tuple[str, object]] = {}
+    for var in sorted(env):
+        if not var.startswith(ENV_PREFIX) or var in SPECIFIC_ENV or var in _AUTH_ENV:
+            continue
+        rest = var[len(ENV_PREFIX) :]
+        section_part, _, key_part = rest.partition("_")
+        section = sections.get(section_part)
+        if section is None or not key_part:
+            continue
+        model = Settings.model_fields[section].annotation
+        fields = model.model_fields  # type: ignore[union-attr]
+        key = key_part.lower()
+        if key not in fields:
+            known = ", ".join(f"{ENV_PREFIX}{section_part}_{k.upper()}" for k in fields)
+            raise ConfigError(
+                f"environment variable {var} names no setting of [{section}]",
+                code="config-unknown-env",
+                hint=f"the [{section}] variables are: {known}",
+            )
+        value = env[var].strip()
+        if not value:
+            continue
+        annotation = str(fields[key].annotation)
+        parsed: object = value
+        if annotation.startswith("list[") or "list[" in annotation:
+            parsed = [part.strip() for part in value.split(",") if part.strip()]
+        out[(section, key)] = (var, parsed)
+    return out
 
 
 _AUTH_ENV = {

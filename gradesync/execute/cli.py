@@ -34,6 +34,7 @@ from gradesync.execute.guards import (
     Limit,
     parse_duration,
 )
+from gradesync.runs import run_options, unattended_run
 
 DEFAULT_STATE_DIR = ".gradesync/state"
 DEFAULT_MAX_IN_FLIGHT = 4  # measured: benchmarks/apply_bench.py (limits off, 50 ms latency)
@@ -50,10 +51,10 @@ def _options(fn: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--config", "config_path", type=click.Path(dir_okay=False), help="TOML settings file."),
         click.option(
             "--report-dir",
-            default="reports",
-            show_default=True,
+            default=None,
             type=click.Path(file_okay=False),
-            help="Where to write reconciliation.csv, summary.json and report.html.",
+            help="Where to write reconciliation.csv, summary.json and report.html "
+            "[default: the run's directory, see --runs-dir].",
         ),
         click.option(
             "--state-dir",
@@ -183,6 +184,10 @@ def _run(plan: Any, settings: Settings, client: Any, kw: dict[str, Any], progres
         exit_with(result.exit_code)
 
 
+def _say(line: str) -> None:
+    stdout_console().print(line, markup=False)
+
+
 def _check_graph(plan: Any, settings: Settings) -> None:
     planned, configured = plan.graph_base_url.rstrip("/"), settings.graph.base_url.rstrip("/")
     if planned and planned != configured:
@@ -196,6 +201,7 @@ def _check_graph(plan: Any, settings: Settings) -> None:
 @click.command("apply")
 @click.argument("plan_path", metavar="PLAN.json", type=click.Path(dir_okay=False))
 @_options
+@run_options
 @handle_errors
 def apply_command(plan_path: str, config_path: str | None, **kw: Any) -> None:
     """Apply a reviewed plan exactly: guards, stale-plan check, journalled $batch writes, reconciliation.
@@ -204,18 +210,19 @@ def apply_command(plan_path: str, config_path: str | None, **kw: Any) -> None:
     conflicted; 2 usage, configuration or unreadable input; 3 authentication; 4 a safety guard
     refused; 5 another run holds the lock.
     """
-    from gradesync.execute.lock import RunLock
     from gradesync.planfile import read_plan
 
     settings = load_settings(config_path)
     plan = read_plan(Path(plan_path))
     _check_graph(plan, settings)
+    _apply_options(kw)  # option errors are usage errors, before any run starts
     with (
-        RunLock(kw["state_dir"]),
+        unattended_run("apply", kw, settings, out=_say) as run,
         graph_client(settings, max_in_flight=kw["max_in_flight"]) as client,
         progress_reporter(stderr_console(), quiet=kw["quiet"]) as progress,
     ):
-        _run(plan, settings, client, kw, progress)
+        run.keep_plan_copy(Path(plan_path))
+        _run(plan, settings, client, kw, run.progress(progress))
 
 
 @click.command("sync")
@@ -224,6 +231,7 @@ def apply_command(plan_path: str, config_path: str | None, **kw: Any) -> None:
 @click.option("--sheet", help="Excel sheet to read (default: the first).")
 @click.option("--strict", is_flag=True, help="Refuse the whole sync when any row is rejected.")
 @_options
+@run_options
 @handle_errors
 def sync_command(
     inputs: tuple[str, ...],
@@ -235,10 +243,10 @@ def sync_command(
 ) -> None:
     """Plan and apply in one go (the nightly form): read INPUTS, compare with Teams, write the changes.
 
-    The plan is saved as REPORT_DIR/plan.json first, so an interrupted sync can be finished with
-    ``gradesync apply REPORT_DIR/plan.json --resume``. Exit status as for ``apply``.
+    The plan is saved as plan.json in the run's directory (or REPORT_DIR) first, so an interrupted
+    sync can be finished with ``gradesync apply RUN_DIR/plan.json --resume``. Exit status as for
+    ``apply``.
     """
-    from gradesync.execute.lock import RunLock
     from gradesync.pipeline import make_plan
     from gradesync.plan import plan_is_refused
     from gradesync.planfile import write_plan
@@ -247,12 +255,15 @@ def sync_command(
     if strict:
         settings = settings.model_copy(update={"policy": settings.policy.model_copy(update={"strict": True})})
     err = stderr_console()
+    _apply_options(kw)  # option errors are usage errors, before any run starts
     with (
-        RunLock(kw["state_dir"]),
+        unattended_run("sync", kw, settings, out=_say) as run,
         graph_client(settings, max_in_flight=kw["max_in_flight"]) as client,
-        progress_reporter(err, quiet=kw["quiet"]) as progress,
+        progress_reporter(err, quiet=kw["quiet"]) as reporter,
     ):
+        progress = run.progress(reporter)
         plan = make_plan(inputs, settings, client, class_key=class_key, sheet=sheet, progress=progress)
+        run.log_plan(plan)
         for warning in plan.warnings:
             err.print(f"warning: {warning}", markup=False)
         if plan_is_refused(plan):

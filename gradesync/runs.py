@@ -1,0 +1,478 @@
+"""Unattended runs: one directory per ``sync``/``apply`` run, its ``run.json``, retention and ``--notify``.
+
+A run directory is ``<runs-dir>/<UTC timestamp>-<short id>/`` (``20250131T020000Z-3f9a1c``) holding::
+
+    run.json          start/end, command line (secrets redacted), exit code, paths, gradesync version
+    gradesync.log     the log (text or JSON lines), unless --log-file points elsewhere
+    plan.json         the plan that was applied (sync: the plan it made; apply: a copy of PLAN.json)
+    reconciliation.csv, summary.json, report.html   the reports, unless --report-dir is given
+
+With an explicit ``--report-dir`` the reports (and sync's plan.json) go **only** there, as before
+run directories existed; ``run.json`` records where. The journal stays in the state directory
+(``--resume`` finds it by the plan's hash); ``run.json`` records its path.
+
+:func:`unattended_run` is what the ``sync`` and ``apply`` commands wrap their work in: it takes the
+lock first (a refused run, exit 5, creates no run directory — so a scheduler retrying every minute
+cannot push real runs out of the kept history), then creates the run directory and the log, and
+at the end writes ``run.json``, prunes old run directories (never the current one, never anything
+that is not a run directory), releases the lock and runs the notify command.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import secrets
+import shlex
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import click
+
+from gradesync import __version__
+from gradesync.config import Settings
+from gradesync.errors import ExitCode, GradesyncError
+from gradesync.logs import SECRET_ENV, Redactor, setup_logging
+
+log = logging.getLogger("gradesync.run")
+
+RUN_JSON = "run.json"
+LOG_NAME = "gradesync.log"
+PLAN_NAME = "plan.json"
+RUNS_NAME = "runs"
+DEFAULT_KEEP_RUNS = 30
+NOTIFY_TIMEOUT_SECONDS = 60.0
+RUN_DIR_PATTERN = re.compile(r"^\d{8}T\d{6}Z-[0-9a-f]{6}$")
+
+
+def _utc(dt: datetime | None = None) -> str:
+    return (dt or datetime.now(UTC)).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def default_runs_dir(state_dir: str | Path) -> Path:
+    """``runs`` beside the state directory: ``.gradesync/state`` → ``.gradesync/runs``."""
+    return Path(state_dir).parent / RUNS_NAME
+
+
+def create_run_dir(runs_dir: str | Path, *, now: datetime | None = None) -> tuple[Path, str]:
+    """Create ``runs_dir/<UTC timestamp>-<short id>`` (0700-ish: it holds student data) and return it
+    with its run id (the directory's name)."""
+    root = Path(runs_dir)
+    root.mkdir(parents=True, exist_ok=True)
+    stamp = (now or datetime.now(UTC)).strftime("%Y%m%dT%H%M%SZ")
+    for _ in range(10):
+        run_id = f"{stamp}-{secrets.token_hex(3)}"
+        path = root / run_id
+        try:
+            path.mkdir(mode=0o750)
+        except FileExistsError:
+            continue
+        return path, run_id
+    raise GradesyncError(f"could not create a run directory in {root}", code="run-dir-failed")
+
+
+def is_run_dir(path: Path) -> bool:
+    """A directory (not a symlink) named like a run and holding a ``run.json``: only these are pruned."""
+    return (
+        RUN_DIR_PATTERN.match(path.name) is not None
+        and path.is_dir()
+        and not path.is_symlink()
+        and (path / RUN_JSON).is_file()
+    )
+
+
+def list_runs(runs_dir: str | Path) -> list[Path]:
+    """The run directories in ``runs_dir``, oldest first (names sort by time)."""
+    root = Path(runs_dir)
+    if not root.is_dir():
+        return []
+    return sorted((p for p in root.iterdir() if is_run_dir(p)), key=lambda p: p.name)
+
+
+def prune_runs(runs_dir: str | Path, keep: int, *, current: Path | None = None) -> list[Path]:
+    """Delete the oldest run directories beyond the newest ``keep`` (``current`` always stays and
+    counts as one of them). Returns what was deleted; a directory that cannot be deleted is logged."""
+    keep = max(keep, 1)
+    runs = list_runs(runs_dir)
+    current_resolved = current.resolve() if current is not None else None
+    others = [p for p in runs if p.resolve() != current_resolved]
+    room = keep - (1 if current_resolved is not None else 0)
+    doomed = others[: max(len(others) - room, 0)]
+    deleted = []
+    for path in doomed:
+        try:
+            shutil.rmtree(path)
+        except OSError as e:
+            log.warning("could not delete old run directory %s: %s", path, e.strerror or e)
+            continue
+        deleted.append(path)
+    return deleted
+
+
+def redact_argv(argv: Sequence[str], redactor: Redactor) -> list[str]:
+    return [redactor(arg) for arg in argv]
+
+
+@dataclass
+class NotifyResult:
+    command: str
+    exit_code: int | None  # None: it did not finish (timeout) or could not start
+    timed_out: bool = False
+    error: str | None = None
+
+
+def notify(
+    command: str,
+    *,
+    summary_path: Path | None,
+    run_dir: Path,
+    exit_code: int,
+    timeout: float = NOTIFY_TIMEOUT_SECONDS,
+    environ: dict[str, str] | None = None,
+) -> NotifyResult:
+    """Run ``command`` through the shell with the summary path appended as its last argument and
+    ``GRADESYNC_SUMMARY``, ``GRADESYNC_RUN_DIR``, ``GRADESYNC_EXIT_CODE`` in its environment.
+
+    Gradesync's own secrets (``GRADESYNC_ACCESS_TOKEN``, ``GRADESYNC_CLIENT_SECRET``,
+    ``GRADESYNC_CERTIFICATE_PASSWORD``) are removed from its environment: a mail hook needs none.
+    Its failure or a timeout (then its whole process group is killed) is logged as a warning and
+    changes nothing else. Its output goes to the log (DEBUG), not to ours."""
+    env = dict(os.environ if environ is None else environ)
+    for name in SECRET_ENV:
+        env.pop(name, None)
+    summary = str(summary_path) if summary_path is not None else ""
+    env.update(GRADESYNC_SUMMARY=summary, GRADESYNC_RUN_DIR=str(run_dir), GRADESYNC_EXIT_CODE=str(exit_code))
+    full = f"{command} {shlex.quote(summary)}"
+    try:
+        proc = subprocess.Popen(  # noqa: S602 — running the operator's shell command is the point
+            full,
+            shell=True,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    except OSError as e:
+        log.warning("notify command could not start: %s", e.strerror or e)
+        return NotifyResult(command, None, error=str(e))
+    try:
+        output, _ = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        _kill_group(proc)
+        proc.communicate()
+        log.warning("notify command did not finish within %.0f s; it was stopped", timeout)
+        return NotifyResult(command, None, timed_out=True)
+    text = output.decode("utf-8", "replace").strip()
+    if text:
+        log.debug("notify command output: %s", text[-2000:])
+    if proc.returncode != 0:
+        log.warning("notify command failed with exit status %s: %s", proc.returncode, text[-500:])
+    else:
+        log.info("notify command ran", extra={"notify_exit_code": 0})
+    return NotifyResult(command, proc.returncode)
+
+
+def _kill_group(proc: subprocess.Popen[bytes]) -> None:
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except OSError:
+        proc.kill()
+
+
+def exit_code_of(exc: BaseException | None) -> int:
+    """The process exit status an exception leaving a command will become (see ``cliutil.handle_errors``)."""
+    if exc is None:
+        return int(ExitCode.OK)
+    if isinstance(exc, GradesyncError):
+        return int(exc.exit_code)
+    if isinstance(exc, click.exceptions.Exit):
+        return int(exc.exit_code)
+    if isinstance(exc, click.ClickException):
+        return int(exc.exit_code)
+    if isinstance(exc, SystemExit):
+        code = exc.code
+        return code if isinstance(code, int) else (0 if code is None else 1)
+    if isinstance(exc, KeyboardInterrupt):
+        return 130
+    return int(ExitCode.INTERNAL)
+
+
+@dataclass
+class RunOptions:
+    """The unattended-run options of ``sync``/``apply``, resolved against ``[run]`` settings."""
+
+    state_dir: Path
+    runs_dir: Path
+    keep_runs: int
+    log_format: str
+    log_level: str
+    log_file: str | None  # None: the run directory's gradesync.log; "-": stderr
+    notify: str | None
+    report_dir: Path | None  # None: the run directory
+
+    @classmethod
+    def from_cli(cls, kw: dict[str, Any], settings: Settings) -> RunOptions:
+        run = settings.run
+        state_dir = Path(kw["state_dir"])
+        runs_dir = kw.get("runs_dir") or run.runs_dir
+        return cls(
+            state_dir=state_dir,
+            runs_dir=Path(runs_dir) if runs_dir else default_runs_dir(state_dir),
+            keep_runs=kw.get("keep_runs") or run.keep_runs,
+            log_format=kw.get("log_format") or run.log_format,
+            log_level=(kw.get("log_level") or run.log_level).upper(),
+            log_file=kw.get("log_file"),
+            notify=kw.get("notify") or run.notify,
+            report_dir=Path(kw["report_dir"]) if kw.get("report_dir") else None,
+        )
+
+
+@dataclass
+class Run:
+    """The current run: where its files go, and a few logging helpers for the commands."""
+
+    command: str
+    run_id: str
+    run_dir: Path
+    report_dir: Path
+    options: RunOptions
+    redactor: Redactor
+    started_at: str
+    log_path: Path | None
+    plan_path: Path | None = None
+    record: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def journal_path(self) -> Path:
+        from gradesync.execute.journal import JOURNAL_NAME
+
+        return self.options.state_dir / JOURNAL_NAME
+
+    def progress(self, inner: Callable[[str, int, int], None]) -> Callable[[str, int, int], None]:
+        """Wrap a progress callback so that each stage's start and end is logged too."""
+
+        def note(step: str, done: int, total: int) -> None:
+            if done == 0:
+                log.info("%s: started (%d to do)", step, total, extra={"stage": step, "total": total})
+            elif done >= total:
+                log.info("%s: done (%d)", step, total, extra={"stage": step, "total": total})
+            inner(step, done, total)
+
+        return note
+
+    def log_plan(self, plan: Any) -> None:
+        counts = {k: v for k, v in plan.counts().items() if v}
+        log.info(
+            "plan: %d rows, %d writes (%s)",
+            len(plan.rows),
+            len(plan.operations()),
+            ", ".join(f"{k}={v}" for k, v in counts.items()) or "nothing",
+            extra={"actions": counts, "rows": len(plan.rows)},
+        )
+        for warning in plan.warnings:
+            log.warning("read: %s", warning)
+
+    def keep_plan_copy(self, plan_file: Path) -> None:
+        """``apply``: keep a copy of the applied plan in the run directory."""
+        target = self.run_dir / PLAN_NAME
+        if plan_file.resolve() != target.resolve():
+            shutil.copyfile(plan_file, target)
+        self.plan_path = target
+
+    def write_record(self, **updates: Any) -> None:
+        self.record.update(updates)
+        path = self.run_dir / RUN_JSON
+        tmp = path.with_suffix(".json.tmp")
+        tmp.write_text(self.redactor(json.dumps(self.record, indent=2, default=str)) + "\n", encoding="utf-8")
+        tmp.replace(path)
+
+
+@contextmanager
+def unattended_run(
+    command: str,
+    kw: dict[str, Any],
+    settings: Settings,
+    *,
+    argv: Sequence[str] | None = None,
+    out: Callable[[str], None] | None = None,
+) -> Iterator[Run]:
+    """Lock, run directory, log, ``run.json``, retention and notify around one ``sync``/``apply``.
+
+    Sets ``kw["report_dir"]`` to where the reports go (the run directory unless given). ``out``
+    prints a line for the operator (the run directory's path at the end)."""
+    from gradesync.execute.lock import RunLock
+
+    options = RunOptions.from_cli(kw, settings)
+    redactor = Redactor.from_environment()
+    with RunLock(options.state_dir):
+        run_dir, run_id = create_run_dir(options.runs_dir)
+        report_dir = options.report_dir or run_dir
+        kw["report_dir"] = str(report_dir)
+        log_path: Path | None = None
+        if options.log_file != "-":
+            log_path = Path(options.log_file) if options.log_file else run_dir / LOG_NAME
+        logs = setup_logging(
+            level=options.log_level,
+            fmt=options.log_format,
+            file=log_path if log_path is not None else "-",
+            run_id=run_id,
+            redactor=redactor,
+        )
+        run = Run(command, run_id, run_dir, report_dir, options, redactor, _utc(), log_path)
+        run.write_record(
+            run_id=run_id,
+            command=command,
+            argv=redact_argv(list(argv if argv is not None else sys.argv), redactor),
+            gradesync_version=__version__,
+            host=socket.gethostname(),
+            pid=os.getpid(),
+            started_at=run.started_at,
+            finished_at=None,
+            status="running",
+            exit_code=None,
+            run_dir=str(run_dir),
+            report_dir=str(report_dir),
+            log_file=str(log_path) if log_path else "stderr",
+            state_dir=str(options.state_dir),
+            journal=str(run.journal_path),
+            lock=str(options.state_dir / "lock"),
+        )
+        log.info(
+            "%s started: gradesync %s, run %s",
+            command,
+            __version__,
+            run_id,
+            extra={
+                "run_dir": str(run_dir),
+                "report_dir": str(report_dir),
+                "state_dir": str(options.state_dir),
+            },
+        )
+        exc: BaseException | None = None
+        try:
+            yield run
+        except BaseException as e:
+            exc = e
+            raise
+        finally:
+            code = exit_code_of(exc)
+            summary_path = _finish(run, exc, code)
+            if out is not None:
+                out(f"run: {run_dir}")
+            notify_cmd = options.notify
+            try:
+                if notify_cmd:
+                    notify(notify_cmd, summary_path=summary_path, run_dir=run_dir, exit_code=code)
+            finally:
+                logs.close()
+
+
+def _finish(run: Run, exc: BaseException | None, code: int) -> Path | None:
+    """Log the outcome, write the final ``run.json`` and prune; never raises (the run's own exit wins)."""
+    summary_path = run.report_dir / "summary.json"
+    try:
+        if isinstance(exc, GradesyncError):
+            log.error("%s [%s]: %s", run.command, exc.code, exc.message, extra={"error_code": exc.code})
+        elif exc is not None and code == ExitCode.INTERNAL:
+            log.error("%s: internal error", run.command, exc_info=exc)
+        summary: dict[str, Any] = {}
+        if summary_path.is_file():
+            summary = json.loads(summary_path.read_text(encoding="utf-8"))
+            _log_summary(summary)
+        plan_file = run.plan_path or (run.report_dir / PLAN_NAME)
+        run.write_record(
+            finished_at=_utc(),
+            status="finished" if exc is None or code in (0, 1) else "failed",
+            exit_code=code,
+            error=exc.as_dict() if isinstance(exc, GradesyncError) else None,
+            summary=str(summary_path) if summary_path.is_file() else None,
+            plan=str(plan_file) if plan_file.is_file() else None,
+            reports={
+                p.name: str(p) for p in sorted(run.report_dir.glob("*")) if p.suffix in (".csv", ".html")
+            }
+            | ({"summary.json": str(summary_path)} if summary_path.is_file() else {}),
+            status_counts=summary.get("status_counts"),
+        )
+        log.info("%s finished: exit code %d", run.command, code, extra={"exit_code": code})
+        deleted = prune_runs(run.options.runs_dir, run.options.keep_runs, current=run.run_dir)
+        if deleted:
+            log.info(
+                "deleted %d old run directories (keeping %d)",
+                len(deleted),
+                run.options.keep_runs,
+                extra={"deleted": [p.name for p in deleted]},
+            )
+    except Exception:  # bookkeeping must never hide the run's own outcome
+        log.exception("could not finish the run's records")
+    return summary_path if summary_path.is_file() else None
+
+
+def _log_summary(summary: dict[str, Any]) -> None:
+    counts = summary.get("status_counts") or {}
+    log.info(
+        "reconciliation: %s",
+        ", ".join(f"{k}={v}" for k, v in sorted(counts.items())) or "no rows",
+        extra={"status_counts": counts},
+    )
+    stats = summary.get("graph_requests") or {}
+    if stats:
+        log.info(
+            "graph: %s requests, %s batches, %s retries, %s throttled",
+            stats.get("graph_requests", stats.get("total", "?")),
+            stats.get("batches", "?"),
+            stats.get("retries", summary.get("retries", "?")),
+            stats.get("throttled", summary.get("throttled", "?")),
+            extra={"graph_stats": stats},
+        )
+
+
+def run_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """The options of an unattended run (``sync`` and ``apply``); unset ones fall back to ``[run]``."""
+    decorators = [
+        click.option(
+            "--runs-dir",
+            type=click.Path(file_okay=False),
+            help="Where each run's directory is created [default: 'runs' beside --state-dir].",
+        ),
+        click.option(
+            "--keep-runs",
+            type=click.IntRange(1),
+            help=f"Keep the newest N run directories, delete older ones [default: {DEFAULT_KEEP_RUNS}].",
+        ),
+        click.option(
+            "--log-format",
+            type=click.Choice(["text", "json"]),
+            help="The log file's format; json: one object per line [default: text].",
+        ),
+        click.option(
+            "--log-file",
+            type=click.Path(dir_okay=False, allow_dash=True),
+            help="Where the log goes; '-' for stderr [default: RUN_DIR/gradesync.log].",
+        ),
+        click.option(
+            "--log-level",
+            type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False),
+            help="The least severe level logged [default: INFO].",
+        ),
+        click.option(
+            "--notify",
+            metavar="CMD",
+            help="A shell command run when the run ends, with the summary path as its last argument "
+            "(and GRADESYNC_SUMMARY, GRADESYNC_RUN_DIR, GRADESYNC_EXIT_CODE set).",
+        ),
+    ]
+    for deco in reversed(decorators):
+        fn = deco(fn)
+    return fn
