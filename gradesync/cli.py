@@ -21,6 +21,7 @@ from gradesync.cliutil import (
     stdout_console,
 )
 from gradesync.config import load_settings
+from gradesync.configcheck import config_group
 from gradesync.demo import demo_command
 from gradesync.emulator.cli import emulator_command
 from gradesync.errors import ExitCode
@@ -118,6 +119,7 @@ cli.add_command(apply_command, name="apply")
 cli.add_command(sync_command, name="sync")
 cli.add_command(auth_group, name="auth")
 cli.add_command(demo_command, name="demo")
+cli.add_command(config_group, name="config")
 
 
 def main() -> None:

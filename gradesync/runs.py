@@ -273,6 +273,10 @@ class Run:
         return note
 
     def log_plan(self, plan: Any) -> None:
+        for item in plan.inputs:
+            log.info(
+                "read: %s (%d rows)", item.path, item.rows, extra={"input": item.path, "rows": item.rows}
+            )
         counts = {k: v for k, v in plan.counts().items() if v}
         log.info(
             "plan: %d rows, %d writes (%s)",
