@@ -89,6 +89,7 @@ def bench_plan(tenant: dict[str, Any], n: int, base_url: str) -> Any:
                 "points_raw": f"{desired:g}",
                 "desired_points": desired,
                 "clear": False,
+                "excuse": False,
                 "points_possible": float("nan"),
                 "class_id": cls["id"],
                 "class_name": cls.get("displayName"),
@@ -106,6 +107,8 @@ def bench_plan(tenant: dict[str, Any], n: int, base_url: str) -> Any:
                 "message": "",
                 "note": "",
                 "decrease": before is not None and desired < before,
+                "last_written_points": float("nan"),
+                "override_policy": "",
             }
         )
     frame = pd.DataFrame(rows, columns=list(PLAN_COLUMNS)).astype(PLAN_COLUMNS)

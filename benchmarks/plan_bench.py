@@ -131,6 +131,7 @@ def make_inputs(scale: float = 1.0, seed: int = 7) -> tuple[Any, pd.DataFrame]:
         "points_raw": points_raw,
         "desired_points": desired_pts,
         "clear": np.zeros(n, dtype=bool),
+        "excuse": np.zeros(n, dtype=bool),
         "points_possible": np.full(n, np.nan),
         "reason": np.full(n, "", dtype=object),
         "message": np.full(n, "", dtype=object),

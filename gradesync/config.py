@@ -68,6 +68,18 @@ class PolicySettings(_Section):
     above_max: Literal["reject", "allow"] = "reject"
     excused: Literal["reject", "allow"] = "reject"
     strict: bool = False  # refuse the whole plan when any row is rejected
+    # three-way sync: a grade a teacher changed in Teams since gradesync last wrote it
+    teacher_override: Literal["report", "teacher-wins", "sis-wins"] = "report"
+    # points cells that excuse the submission (case-insensitive, exact), e.g. ["EX"]; [] = off
+    excused_marks: list[str] = Field(default_factory=list)
+
+    @field_validator("excused_marks")
+    @classmethod
+    def _marks(cls, v: list[str]) -> list[str]:
+        marks = [m.strip() for m in v]
+        if any(not m for m in marks):
+            raise ValueError("an excused mark cannot be blank (a blank cell already means 'no change')")
+        return marks
 
 
 DEFAULT_AUTHORITY_HOST = "https://login.microsoftonline.com"
@@ -115,6 +127,13 @@ class AuthSettings(_Section):
         return v.rstrip("/")
 
 
+class PublishSettings(_Section):
+    """``--return`` publishes changed grades only for these assignments (display names or ids;
+    ``["*"]`` = every assignment). Empty (the default): ``--return`` publishes nothing."""
+
+    assignments: list[str] = Field(default_factory=list)
+
+
 class RunSettings(_Section):
     """Unattended operation (``gradesync.runs``, ``gradesync.logs``): run directories, logs, notification.
 
@@ -139,12 +158,13 @@ class Settings(_Section):
     match: MatchSettings = MatchSettings()
     policy: PolicySettings = PolicySettings()
     auth: AuthSettings = AuthSettings()
+    publish: PublishSettings = PublishSettings()
     run: RunSettings = RunSettings()
 
     def config_hash(self) -> str:
         """A stable hash of every setting that changes what a plan contains."""
-        # How we sign in and where runs are kept change no plan.
-        plan_relevant = self.model_dump(mode="json", exclude={"auth", "run"})
+        # how we sign in, what apply --return may publish and where runs are kept change no plan
+        plan_relevant = self.model_dump(mode="json", exclude={"auth", "publish", "run"})
         canonical = json.dumps(plan_relevant, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 

@@ -30,6 +30,7 @@ DESIRED_COLUMNS: dict[str, str] = {
     "points_raw": "object",  # the points cell exactly as read (text)
     "desired_points": "float64",  # parsed and rounded; NaN when blank, clear or invalid
     "clear": "bool",  # the explicit clear token: remove the grade
+    "excuse": "bool",  # an excused mark ([policy] excused_marks, e.g. "EX"): excuse the submission
     "points_possible": "float64",  # from a wide file's "Points Possible" row, else NaN
     "reason": "object",  # a ReasonCode value when read/validation rejects or notes the row, else ""
     "message": "object",  # what a registrar reads about that reason
@@ -42,6 +43,7 @@ class Action(StrEnum):
     CREATE = "create"  # POST a points outcome (the submission has none)
     NOOP = "noop"  # nothing to do (equal, blank cell, identical duplicate)
     REJECT = "reject"  # refused, with a reason
+    EXCUSE = "excuse"  # POST .../submissions/{id}/excuse (an excused mark in the input)
 
 
 class ReasonCode(StrEnum):
@@ -69,9 +71,20 @@ class ReasonCode(StrEnum):
     SUBMISSION_EXCUSED = "submission_excused"
     GROUP_SUBMISSION = "group_submission"
     ALREADY_CLEAR = "already_clear"  # noop: clear asked, nothing to clear
+    ALREADY_EXCUSED = "already_excused"  # noop: excuse asked, the submission is excused already
+    # a teacher changed the grade in Teams since gradesync last wrote it (three-way sync); the
+    # row's ``override_policy`` says what happens: report / teacher-wins keep it (noop), sis-wins updates
+    TEACHER_OVERRIDE = "teacher_override"
 
 
-REJECT_REASONS_NOOP = {ReasonCode.DUPLICATE_IDENTICAL, ReasonCode.BLANK_POINTS, ReasonCode.ALREADY_CLEAR}
+REJECT_REASONS_NOOP = {
+    ReasonCode.DUPLICATE_IDENTICAL,
+    ReasonCode.BLANK_POINTS,
+    ReasonCode.ALREADY_CLEAR,
+    ReasonCode.ALREADY_EXCUSED,
+    ReasonCode.TEACHER_OVERRIDE,  # noop unless policy sis-wins (then the row is an update)
+}
+WRITE_ACTIONS = (Action.UPDATE.value, Action.CREATE.value, Action.EXCUSE.value)  # rows that reach Graph
 
 # ---------------------------------------------------------------------------------------------
 # Stage 2, resolve → a Snapshot of what Graph holds for the classes/assignments the input touches.
@@ -151,15 +164,27 @@ PLAN_COLUMNS: dict[str, str] = {
     "message": "object",
     "note": "object",
     "decrease": "bool",  # the change lowers a grade
+    # three-way sync: what gradesync last wrote to this outcome (NaN: nothing remembered, or a clear)
+    "last_written_points": "float64",
+    # "" or the [policy] teacher_override applied to a teacher_override row: report | teacher-wins | sis-wins
+    "override_policy": "object",
+}
+
+# What the state database remembers per points outcome (``gradesync.execute.memory``), as the plan
+# core receives it: one row per submission gradesync wrote to; NaN points = gradesync cleared it.
+MEMORY_COLUMNS: dict[str, str] = {
+    "submission_id": "object",
+    "last_written_points": "float64",
+    "last_written_at": "object",
 }
 
 
 @dataclass(frozen=True, slots=True)
 class Operation:
-    """One write to Graph: an update (PATCH) or create (POST) of a points outcome."""
+    """One write to Graph: an update (PATCH) or create (POST) of a points outcome, or an excuse (POST)."""
 
     row_key: int
-    action: Action  # UPDATE or CREATE
+    action: Action  # UPDATE, CREATE or EXCUSE
     class_id: str
     assignment_id: str
     submission_id: str
@@ -216,12 +241,12 @@ class Plan:
     inputs: list[InputFile] = field(default_factory=list)
     # per assignment: roster students with no row in the input (the "silent gap")
     roster_gaps: list[dict[str, Any]] = field(default_factory=list)
-    schema_version: int = 1
+    schema_version: int = 2  # planfile.SCHEMA_VERSION: the plan-file format this Plan is written in
     strict: bool = False
     warnings: list[str] = field(default_factory=list)  # read-stage remarks (e.g. a cp1252 fallback)
 
     def operations(self) -> list[Operation]:
-        writes = self.rows[self.rows["action"].isin([Action.UPDATE.value, Action.CREATE.value])]
+        writes = self.rows[self.rows["action"].isin(WRITE_ACTIONS)]
         return [Operation.from_row(r) for r in writes.to_dict("records")]
 
     def counts(self) -> dict[str, int]:

@@ -25,7 +25,15 @@ The pipeline, first reason wins (a read-stage reason is never overwritten):
    ``noop``/``duplicate_identical``;
 10. diff against the current points, both rounded to ``policy.precision``: equal → ``noop``; the
     submission has a points outcome → ``update`` (also when its points are null), else ``create``;
-    a clear → ``update`` to null when there is a grade, else ``noop``/``already_clear``.
+    a clear → ``update`` to null when there is a grade, else ``noop``/``already_clear``;
+    an excused mark (``[policy] excused_marks``) → ``excuse``, or ``noop``/``already_excused`` when
+    the submission is excused already (checked before ``submission_excused``, step 6);
+11. three-way sync: an ``update`` whose current points differ from what gradesync last wrote to that
+    submission (``memory``, loaded by the pipeline from the state database) was changed by a teacher
+    in Teams since → ``teacher_override``; ``policy.teacher_override`` decides: ``report`` and
+    ``teacher-wins`` keep the teacher's grade (``noop``), ``sis-wins`` updates anyway. The row's
+    ``override_policy`` records which. Without a remembered value every difference is an ordinary
+    change (first runs).
 
 ``decrease`` marks an update that lowers a grade, a clear of an existing grade included.
 
@@ -46,6 +54,7 @@ import pandas as pd
 from gradesync.config import Settings
 from gradesync.match import eligible_members, match_assignments, match_students
 from gradesync.models import (
+    MEMORY_COLUMNS,
     PLAN_COLUMNS,
     REJECT_REASONS_NOOP,
     SNAPSHOT_COLUMNS,
@@ -61,6 +70,14 @@ NOOP_REASONS = frozenset(r.value for r in REJECT_REASONS_NOOP)
 MESSAGE_UPDATE = "the grade in Teams will be changed"
 MESSAGE_CREATE = "the grade will be entered in Teams (no points yet)"
 MESSAGE_SAME = "Teams already has this grade"
+MESSAGE_EXCUSE = "the submission will be excused in Teams"
+_OVERRIDE_OUTCOME = {
+    "report": "; the teacher's grade is kept and listed for review: settle it in the gradebook or in Teams "
+    '([policy] teacher_override = "report")',
+    "teacher-wins": '; the teacher\'s grade is kept ([policy] teacher_override = "teacher-wins")',
+    "sis-wins": "; it will be overwritten with the gradebook's value "
+    '([policy] teacher_override = "sis-wins")',
+}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -223,9 +240,14 @@ def build_plan(
     created_at: str,
     graph_base_url: str,
     inputs: Sequence[InputFile],
+    memory: pd.DataFrame | None = None,
 ) -> Plan:
-    """Plan every desired row against ``snapshot``. Pure: the same inputs give the same plan."""
-    rows, gaps = plan_rows(desired, snapshot, settings)
+    """Plan every desired row against ``snapshot``. Pure: the same inputs give the same plan.
+
+    ``memory`` (``MEMORY_COLUMNS``): what gradesync last wrote per submission (three-way sync, rule 11);
+    ``None`` or empty: nothing remembered, every difference is an ordinary change.
+    """
+    rows, gaps = plan_rows(desired, snapshot, settings, memory=memory)
     return Plan(
         rows=rows,
         created_at=created_at,
@@ -238,7 +260,7 @@ def build_plan(
 
 
 def plan_rows(
-    desired: pd.DataFrame, snapshot: Snapshot, settings: Settings
+    desired: pd.DataFrame, snapshot: Snapshot, settings: Settings, *, memory: pd.DataFrame | None = None
 ) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
     """The plan rows (``PLAN_COLUMNS``, ordered by ``row_key``) and the roster gaps."""
     precision = settings.policy.precision
@@ -257,6 +279,7 @@ def plan_rows(
     desired_points = d["desired_points"].to_numpy(dtype="float64")
     points_possible = d["points_possible"].to_numpy(dtype="float64")
     clear = d["clear"].to_numpy(dtype=bool)
+    excuse = d["excuse"].to_numpy(dtype=bool) if "excuse" in d else np.zeros(n, dtype=bool)
     source_file = _pass(d["source_file"])
     source_row = d["source_row"].to_numpy(dtype="int64")
 
@@ -494,6 +517,11 @@ def plan_rows(
 
     # --- 6-8. policy and points checks -----------------------------------------------------
     excused = (sub_pos >= 0) & (sub_status == "excused")
+    w.set(
+        excuse & excused,
+        R.ALREADY_EXCUSED,
+        lambda i: "student " + student_label[i] + " is already excused from " + where(i),
+    )
     if settings.policy.excused == "reject":
         w.set(
             excused,
@@ -545,13 +573,13 @@ def plan_rows(
         i = np.flatnonzero(above & w.open())
         w.add_note(i, above_msg(i) + '; allowed by policy.above_max = "allow"' if len(i) else [])
     w.set(
-        ~clear & np.isnan(desired_points),
+        ~clear & ~excuse & np.isnan(desired_points),
         R.BLANK_POINTS,
         lambda i: pd.Series(["blank points: no change"] * len(i), dtype=object),
     )
 
     # --- 9. two rows reaching the same submission ---------------------------------------------
-    value = np.where(clear, -np.inf, _round(desired_points, precision))
+    value = np.where(clear, -np.inf, np.where(excuse, np.inf, _round(desired_points, precision)))
     live = w.open() & (sub_pos >= 0)
     live_idx = np.flatnonzero(live)
     dup = pd.Series(sub_pos[live_idx]).duplicated(keep=False).to_numpy()
@@ -567,6 +595,7 @@ def plan_rows(
             student_label,
             asg_label,
             precision,
+            excuse,
         )
 
     # --- 10. diff --------------------------------------------------------------------------
@@ -579,8 +608,29 @@ def plan_rows(
         R.ALREADY_CLEAR,
         lambda i: "no grade to clear for " + student_label[i] + " on " + asg_label[i],
     )
-    same = open_ & ~clear & (value == cur)
+    same = open_ & ~clear & ~excuse & (value == cur)
     write = w.open() & ~same
+
+    # --- 11. three-way sync: changed by a teacher since gradesync last wrote it -------------
+    mem_points, mem_at, has_mem = _remembered(memory, submission_id)
+    mem_round = _round(mem_points, precision)
+    differs = ~((np.isnan(cur) & np.isnan(mem_round)) | (cur == mem_round))
+    policy = settings.policy.teacher_override
+    override_idx = w.set(
+        write & ~excuse & has_outcome & has_mem & differs,
+        R.TEACHER_OVERRIDE,
+        lambda i: (
+            "a teacher changed this grade in Teams since gradesync last wrote "
+            + _fmt(mem_points[i], precision)
+            + pd.Series(mem_at[i], dtype=object).map(lambda t: f" ({t})" if t else "").astype(object)
+            + ": Teams holds "
+            + _fmt(before_points[i], precision)
+            + ", the gradebook says "
+            + pd.Series(np.where(clear[i], "no grade (clear)", _fmt(desired_points[i], precision)))
+            + _OVERRIDE_OUTCOME[policy]
+        ),
+    )
+    write[override_idx] = False
     action = np.where(
         w.reason == "",
         Action.NOOP.value,
@@ -590,12 +640,18 @@ def plan_rows(
             Action.REJECT.value,
         ),
     ).astype(object)
-    action[write & has_outcome] = Action.UPDATE.value
-    action[write & ~has_outcome] = Action.CREATE.value
+    action[write & excuse] = Action.EXCUSE.value
+    action[write & ~excuse & has_outcome] = Action.UPDATE.value
+    action[write & ~excuse & ~has_outcome] = Action.CREATE.value
+    override_policy = np.full(n, "", dtype=object)
+    override_policy[override_idx] = policy
+    if policy == "sis-wins":
+        action[override_idx] = Action.UPDATE.value
     plain = w.reason == ""
     w.message[plain & same] = MESSAGE_SAME
     w.message[plain & (action == Action.UPDATE.value)] = MESSAGE_UPDATE
     w.message[plain & (action == Action.CREATE.value)] = MESSAGE_CREATE
+    w.message[plain & (action == Action.EXCUSE.value)] = MESSAGE_EXCUSE
     decrease = (action == Action.UPDATE.value) & has_grade & (clear | (value < cur))
 
     out = {
@@ -610,6 +666,7 @@ def plan_rows(
         "points_raw": _pass(d["points_raw"]),
         "desired_points": desired_points,
         "clear": clear,
+        "excuse": excuse,
         "points_possible": points_possible,
         "class_id": class_id,
         "class_name": class_name,
@@ -627,6 +684,8 @@ def plan_rows(
         "message": w.message,
         "note": w.note,
         "decrease": decrease,
+        "last_written_points": mem_points,
+        "override_policy": override_policy,
     }
     # one block per column: no consolidation copy of 1.2M-row object columns
     rows = pd.DataFrame(
@@ -648,9 +707,15 @@ def _duplicates(
     student_label: _Lazy,
     asg_label: _Lazy,
     precision: int,
+    excuse: np.ndarray,
 ) -> None:
     """Rows ``idx`` share a submission with another row: conflict (different values) or identical."""
-    shown = np.where(clear[idx], "clear", _fmt(np.where(clear[idx], np.nan, value[idx]), precision))
+    special = clear[idx] | excuse[idx]
+    shown = np.where(
+        clear[idx],
+        "clear",
+        np.where(excuse[idx], "excuse", _fmt(np.where(special, np.nan, value[idx]), precision)),
+    )
     where = (
         pd.Series(source_file[idx], dtype=object)
         + " row "
@@ -696,6 +761,21 @@ def _duplicates(
                 + "; applied once"
             ),
         )
+
+
+def _remembered(memory: pd.DataFrame | None, submission_id: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Per row: (last written points, when, whether anything is remembered) for its submission."""
+    n = len(submission_id)
+    if memory is None or memory.empty:
+        return np.full(n, np.nan), np.full(n, None, dtype=object), np.zeros(n, dtype=bool)
+    m = memory[list(MEMORY_COLUMNS)].drop_duplicates("submission_id", keep="last")
+    index = pd.Index(_text(m["submission_id"]), dtype=object)
+    keys = np.where(pd.isna(submission_id), "\x00", submission_id).astype(object)  # "\x00": no submission
+    pos = index.get_indexer(keys)
+    has = pos >= 0
+    points = _take(m["last_written_points"].to_numpy(dtype="float64"), pos, np.nan)
+    at = _take(_obj(m["last_written_at"]), pos, None)
+    return points, at, has
 
 
 def _roster_gaps(

@@ -3,7 +3,7 @@
 Layout (keys always in this order; one JSON object per line inside the long lists)::
 
     {
-      "schema_version": 1,
+      "schema_version": 2,
       "created_at": "2024-06-01T12:00:00Z",
       "graph_base_url": "https://graph.microsoft.com/v1.0",
       "config_hash": "…",
@@ -30,6 +30,10 @@ refused). NaN is written as ``null``; on reading, ``null`` is NaN in a float col
 text column, so a plan round-trips exactly. The writer only knows the whitelisted keys below: a token
 cannot end up in a plan file because nothing here ever receives one.
 
+Versions: 2 added the row columns ``excuse``, ``last_written_points`` and ``override_policy`` and the
+action ``excuse``; a version-1 file is still read (those columns take ``V1_DEFAULTS``). A file is
+always written in the current version.
+
 This is the only module of the plan core that touches files.
 """
 
@@ -49,7 +53,9 @@ import pandas as pd
 from gradesync.errors import InputError, UsageError
 from gradesync.models import PLAN_COLUMNS, InputFile, Operation, Plan
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+# row columns a version-1 plan file does not have, and the value they take when one is read
+V1_DEFAULTS: dict[str, Any] = {"excuse": False, "last_written_points": None, "override_policy": ""}
 TOP_KEYS: tuple[str, ...] = (
     "schema_version",
     "created_at",
@@ -115,7 +121,7 @@ def plan_to_dict(plan: Plan) -> dict[str, Any]:
     from gradesync.plan import summarize
 
     return {
-        "schema_version": plan.schema_version,
+        "schema_version": SCHEMA_VERSION,  # always written in the current format
         "created_at": plan.created_at,
         "graph_base_url": plan.graph_base_url,
         "config_hash": plan.config_hash,
@@ -138,8 +144,10 @@ def _require(cond: bool, what: str) -> None:
         raise _Corrupt(what)
 
 
-def _frame_from_records(records: list[Any]) -> pd.DataFrame:
+def _frame_from_records(records: list[Any], version: int = SCHEMA_VERSION) -> pd.DataFrame:
     _require(isinstance(records, list), '"rows" is not a list')
+    if version == 1:
+        records = [{**V1_DEFAULTS, **r} if isinstance(r, dict) else r for r in records]
     for i, r in enumerate(records):
         _require(isinstance(r, dict), f"rows[{i}] is not an object")
         _require(tuple(r) == ROW_KEYS or set(r) == set(ROW_KEYS), f"rows[{i}] does not have the plan columns")
@@ -215,7 +223,7 @@ def plan_from_dict(d: Any, *, source: str = "plan") -> Plan:
                 f'"inputs"[{n}] is not a valid input file entry',
             )
         inputs = [InputFile(**{k: i[k] for k in INPUT_KEYS}) for i in d["inputs"]]
-        rows = _frame_from_records(d["rows"])
+        rows = _frame_from_records(d["rows"], version)
         plan = Plan(
             rows=rows,
             created_at=d["created_at"],

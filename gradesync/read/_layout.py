@@ -195,6 +195,7 @@ def _frame(table: RawTable, n: int, **columns: np.ndarray) -> pd.DataFrame:
         "source_sheet": _const(table.sheet, n),
         "desired_points": np.full(n, np.nan),
         "clear": np.zeros(n, dtype=bool),
+        "excuse": np.zeros(n, dtype=bool),
         "points_possible": np.full(n, np.nan),
         "reason": _const("", n),
         "message": _const("", n),

@@ -19,7 +19,7 @@ MAX_POINTS_EXCLUSIVE = 9_999_999.0
 MAX_POINTS_TEXT = 64  # longer points text is not parsed at all
 
 # Points kinds, per distinct points text.
-_OK, _BLANK, _CLEAR, _NAN, _COMMA, _INF, _LARGE, _NEG, _LONG = range(9)
+_OK, _BLANK, _CLEAR, _NAN, _COMMA, _INF, _LARGE, _NEG, _LONG, _EXCUSE = range(10)
 _PROBLEM = {
     _NAN: "is not a number",
     _COMMA: "is not a number (decimal comma? write it with a point, e.g. 1.5)",
@@ -68,6 +68,10 @@ def _classify_points(uniques: np.ndarray, policy: PolicySettings) -> tuple[np.nd
     if token:
         folded = np.array([u.casefold() if len(u) == len(token) else "" for u in uniques], dtype=object)
         kind[(folded == token) & (kind == _OK)] = _CLEAR
+    marks = {m.strip().casefold() for m in policy.excused_marks if m.strip()}
+    if marks:  # an excused mark ([policy] excused_marks): excuse the submission (the clear token wins)
+        excused = np.array([u.casefold() in marks for u in uniques], dtype=bool)
+        kind[excused & (kind == _OK)] = _EXCUSE
     candidates = kind == _OK
     values = np.full(k, np.nan)
     values[candidates] = pd.to_numeric(
@@ -108,7 +112,7 @@ def _classify_points(uniques: np.ndarray, policy: PolicySettings) -> tuple[np.nd
     # What two rows must share to be identical copies: the rounded value, "clear", or the bad text.
     value_key = np.array(
         [
-            f"={v!r}" if kd == _OK else "clear" if kd == _CLEAR else f"!{u}"
+            f"={v!r}" if kd == _OK else "clear" if kd == _CLEAR else "excuse" if kd == _EXCUSE else f"!{u}"
             for u, kd, v in zip(uniques, kind, values, strict=True)
         ],
         dtype=object,
@@ -134,7 +138,7 @@ def validate(
     *,
     key_columns: Mapping[str, Mapping[str, str]] | None = None,
 ) -> pd.DataFrame:
-    """Fill ``desired_points``, ``clear``, ``reason``, ``message`` and ``note``; returns a new frame.
+    """Fill ``desired_points``, ``clear``, ``excuse``, ``reason``, ``message``, ``note``; returns a new frame.
 
     Identifiers come back stripped of surrounding whitespace (None/NaN → "").
 
@@ -165,6 +169,7 @@ def validate(
     kind = kind_u.take(pcodes) if n else np.zeros(0, dtype=np.int8)
     desired = value_u.take(pcodes) if n else np.zeros(0)
     clear = kind == _CLEAR
+    excuse = kind == _EXCUSE
     note_rows = np.flatnonzero(note_u.take(pcodes) != "") if n else np.zeros(0, dtype=np.int64)
     note[note_rows] = note_u.take(pcodes[note_rows])
 
@@ -176,7 +181,7 @@ def validate(
         stripped[role], key_codes[role], missing[role] = _key_codes(_text(frame[f"{role}_key"]))
     any_missing = missing["class"] | missing["assignment"] | missing["student"]
     blank = kind == _BLANK
-    invalid = ~blank & ~clear & (kind != _OK)
+    invalid = ~blank & ~clear & ~excuse & (kind != _OK)
 
     # Duplicates among rows with complete keys and a non-blank points cell.
     part = np.flatnonzero(~any_missing & ~blank & ~layout_rejected)
@@ -259,6 +264,15 @@ def validate(
         dtype=object,
     )
 
+    excuse_ok = np.array([i for i in np.flatnonzero(excuse) if not reason[i]], dtype=np.int64)
+    note[excuse_ok] = np.array(
+        [
+            "; ".join(x for x in (note[i], f"{str(raw[i]).strip()} excuses the submission") if x)
+            for i in excuse_ok
+        ],
+        dtype=object,
+    )
+
     # Layout rejects (a shifted text row): nothing in the row can be trusted.
     if layout_rejected.any():
         lr = np.flatnonzero(layout_rejected)
@@ -267,6 +281,7 @@ def validate(
         note[lr] = ""
         desired[lr] = np.nan
         clear[lr] = False
+        excuse[lr] = False
 
     computed = {
         "class_key": stripped["class"],
@@ -274,6 +289,7 @@ def validate(
         "student_key": stripped["student"],
         "desired_points": desired,
         "clear": clear,
+        "excuse": excuse,
         "reason": reason,
         "message": message,
         "note": note,

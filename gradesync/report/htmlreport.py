@@ -35,6 +35,7 @@ import pandas as pd
 from gradesync.report._version import __version__
 from gradesync.report.summary import (
     ACTIONS,
+    EXTRA_ACTIONS,
     EXTRA_STATUSES,
     STATUSES,
     RunSummary,
@@ -133,6 +134,9 @@ class _Rows:
         self.after = float_column(rows, "after_points").tolist()
         self.clear = bool_column(rows, "clear").tolist()
         self.decrease = bool_column(rows, "decrease").tolist()
+        self.last_written = float_column(rows, "last_written_points").tolist()
+        self.override_policy = text_column(rows, "override_policy").tolist()
+        self.excuse = bool_column(rows, "excuse").tolist()
 
     def source(self, i: int) -> str:
         t = self.t
@@ -168,6 +172,8 @@ class _Rows:
     def change(self, i: int) -> str:
         """The direction of a write, in words as well as a symbol and a colour."""
         before = self.before[i]
+        if self.excuse[i]:
+            return "<span class='clr'>excuse</span>"
         if self.clear[i]:
             return "<span class='clr'>✕ clear grade</span>"
         if self.is_decrease(i):
@@ -179,6 +185,8 @@ class _Rows:
     def desired_text(self, i: int) -> str:
         if self.clear[i]:
             return "(none)"
+        if self.excuse[i]:
+            return "excused"
         return esc(self.desired[i])
 
     def old_new(self, i: int) -> str:
@@ -324,6 +332,28 @@ def _noop_row(d: _Rows, i: int) -> str:
         f"<tr>{_who(d, i)}<td class='num'>{points}</td><td>{_reason(d, i)}</td>"
         f"<td>{esc(d.t['note'][i] or d.t['message'][i])}</td>{extra}</tr>"
     )
+
+
+def _override_row(d: _Rows, i: int) -> str:
+    kept = d.override_policy[i] != "sis-wins"
+    what = "kept the teacher's grade" if kept else "overwrote it with the gradebook's value"
+    extra = f"<td>{_status(d, i)}</td>" if "status" in d.frame.columns else ""
+    return (
+        f"<tr>{_who(d, i)}<td class='num'>{esc(d.last_written[i]) or '—'}</td>"
+        f"<td class='num'>{esc(d.before[i]) or '—'}</td><td class='num'>{d.desired_text(i) or '—'}</td>"
+        f"<td><code>{esc(d.override_policy[i])}</code>: {esc(what)}</td>"
+        f"<td>{esc(d.t['message'][i])}</td>{extra}</tr>"
+    )
+
+
+_OVERRIDE_HEAD = [
+    *_WHO,
+    ("Last written by gradesync", "num"),
+    ("In Teams (teacher)", "num"),
+    ("Gradebook", "num"),
+    ("Policy", ""),
+    ("Message", ""),
+]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -513,7 +543,7 @@ def render_html(
         _group_block("per-class", "Counts per class", summary.per_class, False, csv_name),
         _group_block("per-assignment", "Counts per assignment", summary.per_assignment, True, csv_name),
     ]
-    writes = action.isin(["update", "create"])
+    writes = action.isin(["update", "create", "excuse"])
     if reconciliation:
         status = text_column(rows, "status")
         problem = writes & status.isin(["conflict", "failed"])
@@ -539,6 +569,26 @@ def render_html(
         )
     else:
         problem = pd.Series(False, index=rows.index)
+    override = text_column(rows, "reason") == "teacher_override"
+    if override.any():
+        override_head = [*_OVERRIDE_HEAD, *([("Status", "")] if reconciliation else [])]
+        blocks.append(
+            _section(
+                section_id="teacher-overrides",
+                title="Grades a teacher changed in Teams",
+                intro=(
+                    "A teacher changed these grades in Teams after gradesync last wrote them, and the "
+                    "gradebook disagrees. <b>report</b> and <b>teacher-wins</b> keep the teacher's grade; "
+                    "<b>sis-wins</b> overwrites it ([policy] teacher_override). Settle each one in the "
+                    "gradebook or in Teams."
+                ),
+                rows=rows[override],
+                head=override_head,
+                render_row=_override_row,
+                csv_name=csv_name,
+                nochange=True,
+            )
+        )
     blocks.append(
         _section(
             section_id="rejects",
@@ -581,7 +631,7 @@ def render_html(
             section_id="unchanged",
             title="Nothing to do",
             intro="Rows already at the desired value, blank cells (no change) and identical duplicates.",
-            rows=rows[action == "noop"],
+            rows=rows[(action == "noop") & (text_column(rows, "reason") != "teacher_override")],
             head=noop_head,
             render_row=_noop_row,
             csv_name=csv_name,
@@ -589,7 +639,7 @@ def render_html(
             collapsed=True,
         )
     )
-    other = ~action.isin(list(ACTIONS))
+    other = ~action.isin([*ACTIONS, *EXTRA_ACTIONS])
     if other.any():  # defensive: a row whose action is unknown is still shown, never dropped
         blocks.append(
             _section(

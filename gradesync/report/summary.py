@@ -17,7 +17,9 @@ from gradesync.report._version import __version__
 Kind = Literal["plan", "reconciliation"]
 KINDS: tuple[str, ...] = ("plan", "reconciliation")
 
-ACTIONS: tuple[str, ...] = tuple(a.value for a in Action)  # update, create, noop, reject
+ACTIONS: tuple[str, ...] = ("update", "create", "noop", "reject")  # always counted
+# counted (and shown) only when some row has them: excused marks are off unless configured
+EXTRA_ACTIONS: tuple[str, ...] = tuple(a.value for a in Action if a.value not in ACTIONS)  # excuse
 STATUSES: tuple[str, ...] = ("unchanged", "updated", "created", "conflict", "failed", "rejected")
 # "pending" only appears in a dry-run reconciliation (would be written); counted when present
 EXTRA_STATUSES: tuple[str, ...] = ("pending",)
@@ -137,7 +139,8 @@ def _count_table(
         first = named.groupby([frame[k] for k in keys], sort=False).first()
         out[label] = first.reindex(out.index).fillna("")
     actions = pd.crosstab([frame[k] for k in keys], frame["action"])
-    for a in ACTIONS:
+    action_names = [*ACTIONS, *(a for a in EXTRA_ACTIONS if a in actions)]
+    for a in action_names:
         out[a] = actions[a].reindex(out.index).fillna(0).astype(int) if a in actions else 0
     out["decrease"] = grouped["decrease"].sum().astype(int)
     if with_status:
@@ -154,7 +157,7 @@ def _count_table(
         for label, public in labels.items():
             item[public] = rec[label]
         item["rows"] = int(rec["rows"])
-        for a in ACTIONS:
+        for a in action_names:
             item[a] = int(rec[a])
         item["decrease"] = int(rec["decrease"])
         if with_status:
@@ -197,6 +200,11 @@ class RunSummary:
     strict_refused: bool = False
     dry_run: bool = False
     version: str = __version__
+    # three-way sync: rows a teacher changed in Teams since gradesync wrote them (reason teacher_override),
+    # and those kept for review ([policy] teacher_override = "report": they need attention, exit 1)
+    teacher_overrides: int = 0
+    overrides_for_review: int = 0
+    returned: int = 0  # submissions published by --return in this run
 
     @classmethod
     def from_rows(
@@ -220,6 +228,7 @@ class RunSummary:
         reconciliation = kind == "reconciliation"
         action = text_column(rows, "action")
         counts = {a: int((action == a).sum()) for a in ACTIONS}
+        counts.update({a: n for a in EXTRA_ACTIONS if (n := int((action == a).sum()))})
         status_counts: dict[str, int] = {}
         if reconciliation:
             status = text_column(rows, "status")
@@ -229,6 +238,8 @@ class RunSummary:
         writes = action.isin(["update", "create"])
         reason = text_column(rows, "reason")
         per_reason = {str(k): int(v) for k, v in reason[reason != ""].value_counts().items()}
+        override = reason == "teacher_override"
+        for_review = override & (text_column(rows, "override_policy") == "report")
         return cls(
             kind=kind,
             created_at=created_at,
@@ -260,6 +271,9 @@ class RunSummary:
             throttled=int(throttled),
             strict_refused=bool(strict_refused),
             dry_run=bool(dry_run),
+            teacher_overrides=int(override.sum()),
+            overrides_for_review=int(for_review.sum()),
+            returned=int(bool_column(rows, "returned").sum()),
         )
 
     # -- derived -----------------------------------------------------------------------------------
@@ -270,8 +284,9 @@ class RunSummary:
 
     @property
     def problems(self) -> int:
-        """Rows that did not (or will not) reach their desired state: reject, conflict, failed."""
-        n = self.counts.get("reject", 0)
+        """Rows that did not (or will not) reach their desired state: reject, conflict, failed, and
+        grades a teacher changed in Teams that are kept for review (``teacher_override = "report"``)."""
+        n = self.counts.get("reject", 0) + self.overrides_for_review
         n += self.status_counts.get("conflict", 0) + self.status_counts.get("failed", 0)
         return n
 
@@ -318,11 +333,14 @@ class RunSummary:
             "retries": self.retries,
             "throttled": self.throttled,
             "elapsed_seconds": self.elapsed_seconds,
+            "teacher_overrides": self.teacher_overrides,
+            "overrides_for_review": self.overrides_for_review,
+            "returned": self.returned,
         }
 
     def headline(self) -> str:
         c = self.counts
-        parts = [f"{c.get(a, 0)} {a}" for a in ACTIONS]
+        parts = [f"{c.get(a, 0)} {a}" for a in ACTIONS] + [f"{c[a]} {a}" for a in EXTRA_ACTIONS if c.get(a)]
         text = f"{self.rows} rows: " + ", ".join(parts)
         if self.decreases:
             text += f" ({self.decreases} lower a grade)"
@@ -339,6 +357,13 @@ class RunSummary:
             lines.append("  outcome: " + (", ".join(shown) if shown else "nothing"))
         if self.per_reason:
             lines.append("  reasons: " + ", ".join(f"{r} {n}" for r, n in self.per_reason.items()))
+        if self.teacher_overrides:
+            lines.append(
+                f"  teacher overrides: {self.teacher_overrides} grade(s) changed in Teams since gradesync "
+                f"wrote them ({self.overrides_for_review} kept for review)"
+            )
+        if self.returned:
+            lines.append(f"  returned to students: {self.returned}")
         if self.inputs:
             names = ", ".join(
                 f"{i.get('path', '?')} ({i['rows']} rows)" if "rows" in i else str(i.get("path", "?"))

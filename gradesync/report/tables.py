@@ -51,6 +51,9 @@ PLAN_CSV_COLUMNS: tuple[str, ...] = (
     "points_raw",
     "clear",
     "decrease",
+    "excuse",
+    "last_written_points",
+    "override_policy",
 )
 
 RECONCILIATION_CSV_COLUMNS: tuple[str, ...] = (
@@ -82,13 +85,19 @@ RECONCILIATION_CSV_COLUMNS: tuple[str, ...] = (
     "clear",
     "decrease",
     "note",
+    "excuse",
+    "last_written_points",
+    "override_policy",
+    "returned",  # published to the student by --return in this run
 )
 
 # report column → rows column, where they differ
 _SOURCE = {"class": "class_key", "assignment": "assignment_key", "student": "student_key"}
-NUMBER_COLUMNS = frozenset({"before_points", "desired_points", "after_points", "max_points"})
+NUMBER_COLUMNS = frozenset(
+    {"before_points", "desired_points", "after_points", "max_points", "last_written_points"}
+)
 INT_COLUMNS = frozenset({"source_row"})
-BOOL_COLUMNS = frozenset({"clear", "decrease"})
+BOOL_COLUMNS = frozenset({"clear", "decrease", "excuse", "returned"})
 
 _FORMULA_START = re.compile(r"^[=+\-@\t\r]")
 _PLAIN_NUMBER = re.compile(r"^[+-]?(?:\d+(?:[.,]\d*)?|[.,]\d+)(?:[eE][+-]?\d+)?$")

@@ -47,6 +47,7 @@ def _row(key: int, cls: dict, asg: dict, sub: dict, **kw: Any) -> dict[str, Any]
         "points_raw": "",
         "desired_points": np.nan,
         "clear": False,
+        "excuse": False,
         "points_possible": np.nan,
         "class_id": cls["id"],
         "class_name": cls.get("displayName"),
@@ -64,6 +65,8 @@ def _row(key: int, cls: dict, asg: dict, sub: dict, **kw: Any) -> dict[str, Any]
         "message": "",
         "note": "",
         "decrease": False,
+        "last_written_points": np.nan,
+        "override_policy": "",
     }
     row.update(kw)
     row["points_raw"] = "" if pd.isna(row["desired_points"]) else f"{row['desired_points']:g}"

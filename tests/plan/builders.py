@@ -151,6 +151,7 @@ def desired_frame(rows: list[tuple | dict[str, Any]], clear_token: str = "CLEAR"
             "points_raw": raw,
             "desired_points": math.nan,
             "clear": False,
+            "excuse": False,
             "points_possible": math.nan,
             "reason": "",
             "message": "",
@@ -160,6 +161,8 @@ def desired_frame(rows: list[tuple | dict[str, Any]], clear_token: str = "CLEAR"
             rec["reason"], rec["message"] = "blank_points", "blank points cell: no change"
         elif raw.strip() == clear_token:
             rec["clear"] = True
+        elif spec.get("excuse"):
+            pass  # an excused mark: the read stage found it, desired_points stays NaN
         else:
             try:
                 rec["desired_points"] = float(raw)

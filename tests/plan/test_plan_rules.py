@@ -20,6 +20,7 @@ import pytest
 from gradesync.models import PLAN_COLUMNS, REJECT_REASONS_NOOP, Action, Operation, ReasonCode, Snapshot
 from gradesync.plan import (
     MESSAGE_CREATE,
+    MESSAGE_EXCUSE,
     MESSAGE_SAME,
     MESSAGE_UPDATE,
     apply_operations,
@@ -226,6 +227,31 @@ CASES = [
         },
         ("noop", "duplicate_identical", "same as row 2"),
     ),
+    # excused marks ([policy] excused_marks; the read stage sets ``excuse``)
+    (
+        {
+            "class_key": C,
+            "assignment_key": "Unit 1 Quiz",
+            "student_key": "000123",
+            "points_raw": "EX",
+            "excuse": True,
+        },
+        ("excuse", "", MESSAGE_EXCUSE),
+    ),
+    (
+        {
+            "class_key": C,
+            "assignment_key": "Unit 1 Quiz",
+            "student_key": "000125",
+            "points_raw": "EX",
+            "excuse": True,
+        },
+        (
+            "noop",
+            "already_excused",
+            f'student "000125" (Cat Cole) is already excused from "Unit 1 Quiz" in {ALG}',
+        ),
+    ),
 ]
 
 
@@ -256,6 +282,7 @@ PLANNER_REASONS = {
     "duplicate_conflict",
     "duplicate_identical",
     "already_clear",
+    "already_excused",
 }
 
 
@@ -450,7 +477,7 @@ def test_summarize() -> None:
     )
     s = summarize(plan)
     assert s["rows"] == 6
-    assert s["actions"] == {"update": 2, "create": 1, "noop": 1, "reject": 2}
+    assert s["actions"] == {"update": 2, "create": 1, "noop": 1, "reject": 2, "excuse": 0}
     assert s["reasons"] == {"blank_points": 1, "unknown_class": 1, "unknown_student": 1}
     assert s["decreases"] == 1
     assert (s["strict"], s["refused"]) == (True, True)
@@ -462,6 +489,7 @@ def test_summarize() -> None:
             "create": 1,
             "noop": 1,
             "reject": 1,
+            "excuse": 0,
             "rows": 5,
         },
         {
@@ -471,6 +499,7 @@ def test_summarize() -> None:
             "create": 0,
             "noop": 0,
             "reject": 1,
+            "excuse": 0,
             "rows": 1,
         },
     ]

@@ -190,6 +190,7 @@ def _frame(**cols: list) -> pd.DataFrame:
         "points_raw": ["1"] * n,
         "desired_points": [np.nan] * n,
         "clear": [False] * n,
+        "excuse": [False] * n,
         "points_possible": [np.nan] * n,
         "reason": [""] * n,
         "message": [""] * n,

@@ -30,6 +30,7 @@ def row(**over: Any) -> dict[str, Any]:
         "points_raw": "85",
         "desired_points": 85.0,
         "clear": False,
+        "excuse": False,
         "points_possible": NAN,
         "class_id": "c-math",
         "class_name": "Math 101",
@@ -47,6 +48,8 @@ def row(**over: Any) -> dict[str, Any]:
         "message": "",
         "note": "",
         "decrease": False,
+        "last_written_points": math.nan,
+        "override_policy": "",
     }
     base.update(over)
     return base
