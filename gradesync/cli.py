@@ -25,7 +25,7 @@ from gradesync.configcheck import config_group
 from gradesync.demo import demo_command
 from gradesync.emulator.cli import emulator_command
 from gradesync.errors import ExitCode
-from gradesync.execute.cli import apply_command, sync_command
+from gradesync.execute.cli import DEFAULT_STATE_DIR, apply_command, sync_command
 
 
 @click.group()
@@ -55,7 +55,14 @@ def cli() -> None:
 @click.option("--class", "class_key", help="The class every row of a wide file belongs to.")
 @click.option("--sheet", help="Excel sheet to read (default: the first).")
 @click.option("--strict", is_flag=True, help="Refuse the whole plan when any row is rejected.")
-@click.option("--quiet", is_flag=True, help="Print only errors.")
+@click.option(
+    "--state-dir",
+    default=DEFAULT_STATE_DIR,
+    show_default=True,
+    type=click.Path(file_okay=False),
+    help="Where apply keeps its state; the plan reads what gradesync last wrote (teacher overrides).",
+)
+@click.option("--quiet", is_flag=True, help="Print only errors and the paths of the files written.")
 @handle_errors
 def plan_command(
     inputs: tuple[str, ...],
@@ -66,6 +73,7 @@ def plan_command(
     sheet: str | None,
     strict: bool,
     quiet: bool,
+    state_dir: str = DEFAULT_STATE_DIR,
 ) -> None:
     """Dry-run preview: read INPUTS, compare with Teams and write a plan nobody has applied yet.
 
@@ -82,7 +90,15 @@ def plan_command(
         settings = settings.model_copy(update={"policy": settings.policy.model_copy(update={"strict": True})})
     out_console, err_console = stdout_console(), stderr_console()
     with graph_client(settings) as client, progress_reporter(err_console, quiet=quiet) as progress:
-        plan = make_plan(inputs, settings, client, class_key=class_key, sheet=sheet, progress=progress)
+        plan = make_plan(
+            inputs,
+            settings,
+            client,
+            class_key=class_key,
+            sheet=sheet,
+            progress=progress,
+            state_dir=state_dir,
+        )
         graph_stats = client.stats.asdict()
     for warning in plan.warnings:
         err_console.print(f"warning: {warning}", markup=False)
@@ -106,10 +122,10 @@ def plan_command(
             out_console.print(
                 "plan refused: --strict and some rows are rejected; no plan file written", markup=False
             )
-        else:
-            out_console.print(f"plan: {out}", markup=False)
-        for name, path in paths.items():
-            out_console.print(f"{name}: {path}", markup=False)
+    if not refused:  # --quiet (as for apply and sync): errors and the paths of what was written
+        out_console.print(f"plan: {out}", markup=False)
+    for name, path in paths.items():
+        out_console.print(f"{name}: {path}", markup=False)
     if refused or summary.has_problems:
         exit_with(ExitCode.ROWS_NOT_DONE)
 
