@@ -27,10 +27,19 @@ def make_plan(
     sheet: str | None = None,
     progress: Progress | None = None,
     created_at: str | None = None,
+    state_dir: str | Path | None = None,
 ) -> Plan:
-    """Read the inputs, resolve them against Graph and plan; read warnings travel in ``plan.warnings``."""
+    """Read the inputs, resolve them against Graph and plan; read warnings travel in ``plan.warnings``.
+
+    ``state_dir``: where the state database (``memory.sqlite``) remembers what gradesync last wrote;
+    its values for the snapshot's submissions drive three-way sync (``teacher_override``). ``None``, or
+    no database yet: every difference is an ordinary change.
+    """
+    from gradesync.execute.memory import load_memory
+
     read = read_inputs(list(paths), settings, class_key=class_key, sheet=sheet)
     snapshot = resolve(read.frame, settings, client, progress=progress)
+    memory = load_memory(state_dir, snapshot.submissions["submission_id"].tolist())
     plan = build_plan(
         read.frame,
         snapshot,
@@ -38,6 +47,7 @@ def make_plan(
         created_at=created_at or utc_now(),
         graph_base_url=settings.graph.base_url,
         inputs=read.inputs,
+        memory=memory,
     )
     plan.warnings = list(read.warnings)
     return plan

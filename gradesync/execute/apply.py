@@ -12,7 +12,11 @@ re-verification of unknown fates → reconciliation.
       4. operations whose fate is unknown (dropped connection, 5xx/429 after sending, 409 on create,
          left ``sending`` by a killed run) are re-read (their submission's outcomes, batched) and
          decided again — a create is never re-sent without that read
-      5. reconcile (``reconcile.py``): read the touched assignments back and give every input row a status
+      5. with ``--return`` (``publish.py``): return the written submissions of the allowed assignments
+      6. reconcile (``reconcile.py``): read the touched assignments back and give every input row a status
+
+Three-way sync: with a ``Memory`` (``memory.py``), every successful grade write is remembered just
+before the journal records it, and grades found agreeing with the gradebook become the new base.
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ from urllib.parse import quote
 import pandas as pd
 
 from gradesync.errors import AuthError, ExitCode, GraphError, UsageError
-from gradesync.execute.decide import Current, Decision, Kind, decide, fmt, grade_body
+from gradesync.execute.decide import SEND_KINDS, Current, Decision, Kind, decide, fmt, grade_body
 from gradesync.execute.guards import (
     DEFAULT_MAX_CHANGES,
     DEFAULT_MAX_DECREASES,
@@ -46,6 +50,7 @@ from gradesync.execute.guards import (
     refuse,
 )
 from gradesync.execute.journal import SENDING, Journal, OpRecord, Outcome
+from gradesync.execute.memory import Memory, Written
 from gradesync.graph import GraphClient, SubRequest, SubResponse, points_of
 from gradesync.models import Action, Operation, Plan
 
@@ -53,7 +58,8 @@ Progress = Callable[[str, int, int], None]
 T = TypeVar("T")
 
 WAVE_ROUNDS = 4  # a wave (one journal commit) is this many rounds of max_in_flight $batch envelopes
-OK_STATUSES = frozenset({"unchanged", "updated", "created"})
+OK_STATUSES = frozenset({"unchanged", "updated", "created", "excused"})
+_REMEMBERED = frozenset({"updated", "created", "unchanged"})  # a grade write's outcomes kept in memory
 
 
 _DEFAULT_MAX_CHANGES = Limit.parse(DEFAULT_MAX_CHANGES)
@@ -81,6 +87,8 @@ class ApplyOptions:
     )
     verify: str = "all"  # read back: "all" touched assignments, or only "uncertain" ones (cheaper)
     max_rounds: int = 6  # re-verify/re-send rounds for operations whose fate is unknown
+    publish: bool = False  # --return: return (publish) the submissions this plan wrote
+    publish_assignments: tuple[str, ...] = ()  # [publish] assignments: names or ids, "*" = all
     now: Callable[[], datetime] = _utcnow
 
     def __post_init__(self) -> None:
@@ -108,6 +116,7 @@ class ApplyResult:
     dry_run: bool
     auth_failed: bool = False
     notes: list[str] = field(default_factory=list)
+    return_failed: int = 0  # --return: written submissions that could not be returned
 
     @property
     def status_counts(self) -> dict[str, int]:
@@ -118,7 +127,7 @@ class ApplyResult:
         if self.auth_failed:
             return ExitCode.AUTH
         ok = self.rows["status"].isin(OK_STATUSES | ({"pending"} if self.dry_run else set()))
-        return ExitCode.OK if bool(ok.all()) else ExitCode.ROWS_NOT_DONE
+        return ExitCode.OK if bool(ok.all()) and not self.return_failed else ExitCode.ROWS_NOT_DONE
 
 
 # --- identity and URLs ---------------------------------------------------------------------------
@@ -229,11 +238,14 @@ class Executor:
         journal: Journal | None,
         options: ApplyOptions,
         progress: Progress | None = None,
+        memory: Memory | None = None,
     ) -> None:
         self.client = client
         self.journal = journal
         self.options = options
         self.note: Progress = progress or (lambda step, done, total: None)
+        self.memory = memory
+        self._ops: dict[int, Operation] = {}
 
     # ------------------------------------------------------------------ entry point
     def run(self, plan: Plan) -> ApplyResult:
@@ -243,6 +255,7 @@ class Executor:
         opts = self.options
         phash = plan_hash(plan)
         ops = {op.row_key: op for op in plan.operations()}
+        self._ops = ops
         figures = plan_figures(plan.rows)
         journal = None if opts.dry_run else self.journal
         run = journal.run_state(phash) if journal else None
@@ -305,7 +318,25 @@ class Executor:
             if not any(rec.status == SENDING for rec in state.records.values()):
                 journal.finish_run(phash)
 
+        published = None
+        if opts.publish and not opts.dry_run:
+            from gradesync.execute.publish import publish
+
+            self.note("returning", 0, 0)
+            published = publish(self.client, plan.rows, state.records, opts.publish_assignments)
         rows, notes = reconcile(plan, self.client, state.records, dry_run=opts.dry_run, verify=opts.verify)
+        rows["returned"] = False
+        if published is not None:
+            keys = rows["row_key"].astype(int)
+            rows["returned"] = keys.isin(published.returned)
+            failed = keys.map(published.failed)
+            has = failed.notna()
+            rows.loc[has, "message"] = rows.loc[has, "message"].astype(str) + "; " + failed[has].astype(str)
+            notes += published.notes
+        elif opts.publish:
+            notes.append("dry run: nothing was returned to students")
+        if self.memory is not None and not opts.dry_run:
+            self._remember_agreements(rows)
         return ApplyResult(
             rows=rows,
             plan_hash=phash,
@@ -315,6 +346,29 @@ class Executor:
             dry_run=opts.dry_run,
             auth_failed=state.auth_failed,
             notes=notes,
+            return_failed=len(published.failed) if published is not None else 0,
+        )
+
+    def _remember_agreements(self, rows: pd.DataFrame) -> None:
+        """Three-way sync: a grade a teacher changed that the gradebook now agrees with (a noop whose
+        remembered value differs) becomes the new base, so later gradebook changes are ordinary."""
+        if "last_written_points" not in rows:
+            return
+        remembered = rows["last_written_points"].astype(float)
+        now = rows["after_points"].astype(float)
+        agree = (
+            (rows["action"] == Action.NOOP.value)
+            & (rows["reason"].fillna("") == "")
+            & (rows["status"] == "unchanged")
+            & rows["submission_id"].notna()
+            & remembered.notna()
+            & now.notna()
+            & ((remembered - now).abs() > 1e-9)
+        )
+        assert self.memory is not None
+        self.memory.remember(
+            Written(str(r.submission_id), r.class_id, r.assignment_id, r.outcome_id, float(r.after_points))
+            for r in rows[agree].itertuples(index=False)
         )
 
     # ------------------------------------------------------------------ writes
@@ -332,7 +386,7 @@ class Executor:
         final = [self._final(ops[k], d, k in maybe_sent) for k, d in decisions.items()]
         final = [o for o in final if o is not None]
         self._record(phash, state, final)
-        to_send = {k: d for k, d in decisions.items() if d.kind in (Kind.PATCH, Kind.POST)}
+        to_send = {k: d for k, d in decisions.items() if d.kind in SEND_KINDS}
         unknown: set[int] = set()
         total, done = len(to_send), 0
         self.note("writing", 0, total)
@@ -365,7 +419,7 @@ class Executor:
                 if k not in found:
                     continue  # the read failed: still unknown, read again next round
                 d = decide(ops[k], found[k], overwrite=opts.overwrite, maybe_sent=True)
-                if d.kind in (Kind.PATCH, Kind.POST):
+                if d.kind in SEND_KINDS:
                     to_send[k] = d
                 else:
                     out = self._final(ops[k], d, True)
@@ -392,18 +446,49 @@ class Executor:
         if not outcomes:
             return
         assert self.journal is not None
+        if self.memory is not None:  # before the journal: a recorded write is always remembered
+            self.memory.remember(self._written(outcomes))
         self.journal.record(phash, outcomes)
         for o in outcomes:
             state.set(o)
 
+    def _written(self, outcomes: list[Outcome]) -> list[Written]:
+        """The grade writes among ``outcomes`` (updated/created, or already at the desired value)."""
+        out = []
+        for o in outcomes:
+            op = self._ops.get(o.row_key)
+            if (
+                op is None
+                or op.action is Action.EXCUSE
+                or o.status not in ("updated", "created", "unchanged")
+            ):
+                continue
+            points = o.after_points if o.after_points is not None else op.desired_points
+            out.append(
+                Written(
+                    op.submission_id, op.class_id, op.assignment_id, o.outcome_id or op.outcome_id, points
+                )
+            )
+        return out
+
     def _reread(self, ops: list[Operation]) -> dict[int, Current | None]:
-        """Each operation's submission outcomes now (None: the submission is gone; absent: read failed)."""
-        urls = {op.row_key: outcomes_url(op) for op in ops}
+        """Each operation's submission outcomes now (None: the submission is gone; absent: read failed).
+
+        An excuse needs the submission's status: its submission is read (``$expand=outcomes``)."""
+        urls = {
+            op.row_key: submission_path(op) + "?$expand=outcomes"
+            if op.action is Action.EXCUSE
+            else outcomes_url(op)
+            for op in ops
+        }
         pages = self.client.get_all_many(list(urls.values()))
         found: dict[int, Current | None] = {}
         for op in ops:
             url = urls[op.row_key]
-            if url in pages:
+            if url in pages and op.action is Action.EXCUSE:
+                items = pages[url]
+                found[op.row_key] = Current.from_submission(items[0]) if items else None
+            elif url in pages:
                 found[op.row_key] = Current.from_outcomes(op.submission_id, pages[url])
             elif (err := pages.errors.get(url)) is not None:
                 if isinstance(err, AuthError):
@@ -414,6 +499,8 @@ class Executor:
 
     @staticmethod
     def _request(op: Operation, d: Decision) -> SubRequest:
+        if d.kind is Kind.EXCUSE:
+            return SubRequest(str(op.row_key), "POST", submission_path(op) + "/excuse")
         if d.kind is Kind.PATCH:
             url = outcomes_url(op) + "/" + _q(str(d.outcome_id))
             return SubRequest(str(op.row_key), "PATCH", url, grade_body(op.desired_points))
@@ -421,6 +508,8 @@ class Executor:
 
     @staticmethod
     def _status_for(op: Operation) -> str:
+        if op.action is Action.EXCUSE:
+            return "excused"
         return "created" if op.action is Action.CREATE else "updated"
 
     def _final(self, op: Operation, d: Decision, maybe_sent: bool) -> Outcome | None:
@@ -434,6 +523,9 @@ class Executor:
 
     def _interpret(self, op: Operation, d: Decision, answer: SubResponse, state: _State) -> Outcome | None:
         """A final Outcome, or None when the fate is unknown (re-read before anything else)."""
+        if answer.ok and op.action is Action.EXCUSE:
+            rid = answer.headers.get("request-id") if answer.headers else None
+            return Outcome(op.row_key, "excused", d.outcome_id, d.after, answer.status, rid, None)
         if answer.ok:
             body = answer.body if isinstance(answer.body, dict) else {}
             outcome_id = str(body.get("id") or d.outcome_id or "") or None
@@ -468,7 +560,11 @@ class Executor:
 
     @staticmethod
     def _dry_outcome(op: Operation, d: Decision) -> Outcome:
-        if d.kind in (Kind.PATCH, Kind.POST):
+        if d.kind is Kind.EXCUSE:
+            return Outcome(
+                op.row_key, "pending", d.outcome_id, op.before_points, message="dry run: would excuse"
+            )
+        if d.kind in SEND_KINDS:
             verb = "create" if d.kind is Kind.POST else "update"
             msg = f"dry run: would {verb} {fmt(op.before_points)} → {fmt(op.desired_points)}"
             if d.message:
@@ -488,9 +584,11 @@ def apply_plan(
     journal: Journal | None,
     options: ApplyOptions | None = None,
     progress: Progress | None = None,
+    memory: Memory | None = None,
 ) -> ApplyResult:
     """Apply ``plan`` through ``client`` (see the module docstring).
 
+    ``memory``: the three-way sync state database; every successful grade write is remembered there.
     Raises GuardError (a guard refused), UsageError (already applied without --resume), AuthError.
     """
-    return Executor(client, journal, options or ApplyOptions(), progress).run(plan)
+    return Executor(client, journal, options or ApplyOptions(), progress, memory).run(plan)

@@ -9,6 +9,7 @@ guard refused; 5 another run holds the lock.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -108,6 +109,13 @@ def _options(fn: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--allow-clear", is_flag=True, help="Allow clearing grades (the clear token)."),
         click.option("--dry-run", is_flag=True, help="Check and report everything, write nothing."),
         click.option(
+            "--return",
+            "publish",
+            is_flag=True,
+            help="Publish: return the submissions whose grades this run wrote, so students see them "
+            "(only for the assignments [publish] assignments allows).",
+        ),
+        click.option(
             "--max-in-flight",
             default=DEFAULT_MAX_IN_FLIGHT,
             show_default=True,
@@ -135,6 +143,7 @@ def _apply_options(kw: dict[str, Any]) -> Any:
         dry_run=kw["dry_run"],
         resume=kw["resume"],
         verify=kw["verify"],
+        publish=bool(kw.get("publish")),
     )
 
 
@@ -146,11 +155,22 @@ def _run(plan: Any, settings: Settings, client: Any, kw: dict[str, Any], progres
     """Apply, write the reports, print the summary; exits with the documented code."""
     from gradesync.execute.apply import apply_plan
     from gradesync.execute.journal import Journal
+    from gradesync.execute.memory import Memory
     from gradesync.report import RunSummary, render_table, write_reports
 
     options = _apply_options(kw)
-    with Journal.in_dir(kw["state_dir"]) as journal:
-        result = apply_plan(plan, client, journal=journal, options=options, progress=progress)
+    if options.publish:
+        options = dataclasses.replace(options, publish_assignments=tuple(settings.publish.assignments))
+        if not options.publish_assignments:
+            stderr_console().print(
+                "warning: --return, but [publish] assignments is empty: nothing will be returned",
+                markup=False,
+            )
+    with (
+        Journal.in_dir(kw["state_dir"]) as journal,
+        Memory.in_dir(kw["state_dir"], graph_base_url=plan.graph_base_url) as memory,
+    ):
+        result = apply_plan(plan, client, journal=journal, options=options, progress=progress, memory=memory)
     stats = result.graph_stats
     summary = RunSummary.from_rows(
         result.rows,
@@ -262,7 +282,15 @@ def sync_command(
         progress_reporter(err, quiet=kw["quiet"]) as reporter,
     ):
         progress = run.progress(reporter)
-        plan = make_plan(inputs, settings, client, class_key=class_key, sheet=sheet, progress=progress)
+        plan = make_plan(
+            inputs,
+            settings,
+            client,
+            class_key=class_key,
+            sheet=sheet,
+            progress=progress,
+            state_dir=kw["state_dir"],  # three-way sync: what gradesync last wrote
+        )
         run.log_plan(plan)
         for warning in plan.warnings:
             err.print(f"warning: {warning}", markup=False)

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from gradesync.graph.odata import points_of, points_outcomes
+from gradesync.graph.odata import points_of, points_outcomes, published_points_of
 from gradesync.models import Action, Operation
 
 POINTS_OUTCOME = "#microsoft.graph.educationPointsOutcome"
@@ -35,9 +35,13 @@ class Current:
     points: float | None
     last_modified: str | None
     points_outcomes: int  # more than one would be a duplicate
+    status: str | None = None  # the submission's status; None when read from its outcomes alone
+    published_points: float | None = None  # what the student last saw (set by return)
 
     @classmethod
-    def from_outcomes(cls, submission_id: str, outcomes: list[dict[str, Any]]) -> Current:
+    def from_outcomes(
+        cls, submission_id: str, outcomes: list[dict[str, Any]], status: str | None = None
+    ) -> Current:
         found = points_outcomes({"outcomes": outcomes})
         first = found[0] if found else None
         return cls(
@@ -46,19 +50,35 @@ class Current:
             points=points_of(first) if first else None,
             last_modified=first.get("lastModifiedDateTime") if first else None,
             points_outcomes=len(found),
+            status=status,
+            published_points=published_points_of(first) if first else None,
         )
 
     @classmethod
     def from_submission(cls, submission: dict[str, Any]) -> Current:
-        return cls.from_outcomes(str(submission.get("id")), list(submission.get("outcomes") or []))
+        status = submission.get("status")
+        return cls.from_outcomes(
+            str(submission.get("id")),
+            list(submission.get("outcomes") or []),
+            str(status) if isinstance(status, str) else None,
+        )
+
+    @property
+    def published(self) -> bool:
+        """Returned, and the student sees the current grade."""
+        return self.status == "returned" and same_points(self.published_points, self.points)
 
 
 class Kind(StrEnum):
     PATCH = "patch"
     POST = "post"
+    EXCUSE = "excuse"  # POST .../excuse
     DONE = "done"  # the target already holds the desired value
     CONFLICT = "conflict"
     FAILED = "failed"
+
+
+SEND_KINDS = frozenset({Kind.PATCH, Kind.POST, Kind.EXCUSE})  # decisions that send a request
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,6 +126,8 @@ def decide(
     """What to do with ``op`` given what Graph holds now (``None``: the submission is gone)."""
     if cur is None:
         return Decision(Kind.FAILED, message="the submission no longer exists in Teams")
+    if op.action is Action.EXCUSE:
+        return decide_excuse(op, cur, maybe_sent=maybe_sent)
     dup = (
         f"; the submission has {cur.points_outcomes} points outcomes (expected one)"
         if cur.points_outcomes > 1
@@ -160,6 +182,20 @@ def decide(
     if overwrite:
         return Decision(Kind.PATCH, cur.outcome_id, message="overwrote: " + _changed(op, cur))
     return Decision(Kind.CONFLICT, cur.outcome_id, after=cur.points, message=_changed(op, cur))
+
+
+def decide_excuse(op: Operation, cur: Current, *, maybe_sent: bool = False) -> Decision:
+    """An excuse (a POST): done when the submission is excused, else excuse it. ``cur`` must carry
+    the submission's status (a ``$expand=outcomes`` listing or a GET of the submission)."""
+    if cur.status == "excused":
+        if maybe_sent:
+            return Decision(Kind.DONE, cur.outcome_id, "excused", cur.points)
+        return Decision(
+            Kind.DONE, cur.outcome_id, "unchanged", cur.points, "already excused in Teams (since the plan)"
+        )
+    if cur.status is None:  # pragma: no cover - callers read the submission itself
+        return Decision(Kind.FAILED, message="could not read the submission's status")
+    return Decision(Kind.EXCUSE, cur.outcome_id, after=cur.points)
 
 
 def grade_body(points: float | None) -> dict[str, Any]:

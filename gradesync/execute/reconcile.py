@@ -9,6 +9,10 @@ Status per row (``status`` column; ``after_points`` is what Teams holds afterwar
   skip``), or the read-back shows another value than the desired one (changed after our write);
 * ``failed``    — Graph refused the write (its code, inner code, message and request-id are in
   ``message``/``request_id``), or its fate could not be confirmed (``--resume`` re-checks it);
+* ``excused``   — an excused mark: the submission was excused (the read-back shows status ``excused``);
+* ``teacher_override`` — a teacher changed the grade in Teams since gradesync last wrote it and
+  ``[policy] teacher_override = "report"`` kept it: it needs a person (``teacher-wins`` rows are
+  ``unchanged``, ``sis-wins`` rows ``updated``; all three keep the reason ``teacher_override``);
 * ``pending``   — only in a ``--dry-run``: would be written.
 
 Reads are one paged ``submissions?$expand=outcomes`` listing per assignment with a write, batched.
@@ -59,7 +63,8 @@ def reconcile(
     rows = plan.rows.copy()
     notes: list[str] = []
     action = rows["action"].astype(str)
-    writes = action.isin([Action.UPDATE.value, Action.CREATE.value])
+    writes = action.isin([Action.UPDATE.value, Action.CREATE.value, Action.EXCUSE.value])
+    excuse = action == Action.EXCUSE.value
     current: dict[str, Any] = {}
     if not dry_run and bool(writes.any()):
         mask = writes
@@ -91,6 +96,9 @@ def reconcile(
 
     status = pd.Series("unchanged", index=rows.index, dtype=object)
     status[action == Action.REJECT.value] = "rejected"
+    if "override_policy" in rows:
+        kept = (rows["reason"] == "teacher_override") & (rows["override_policy"] == "report")
+        status[kept & (action == Action.NOOP.value)] = "teacher_override"
     message = rows["message"].fillna("").astype(str).copy()
     request_id = pd.Series("", index=rows.index, dtype=object)
 
@@ -120,6 +128,12 @@ def reconcile(
         if rec.message:
             message[i] = rec.message
         request_id[i] = rec.request_id or ""
+        if excuse[i]:  # the points stay; the read-back must show the status
+            shown_status = current[sid[i]].status if verified[i] else None
+            if not dry_run and st in ("excused", "unchanged") and verified[i] and shown_status != "excused":
+                status[i] = "conflict"
+                message[i] = f"Teams shows the submission as {shown_status}, not excused, after this run"
+            continue
         if not verified[i]:
             if rec.after_points is not None:
                 after[i] = rec.after_points

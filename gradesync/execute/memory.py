@@ -1,0 +1,166 @@
+"""The state database of three-way sync: what gradesync last wrote to each points outcome.
+
+SQLite (WAL) in the state directory, next to the journal: ``<state-dir>/memory.sqlite``. One row
+per submission gradesync has written a grade to::
+
+    written(submission_id PK, class_id, assignment_id, outcome_id, points, written_at, graph_base_url)
+
+``points`` NULL means gradesync cleared the grade. The executor calls :meth:`Memory.remember` for
+every successful write (update, create, clear) — just before the journal records it as final, so a
+run killed in between never leaves a written grade unremembered — and for grades found already
+agreeing with the gradebook (the new common base). At plan time :meth:`Memory.frame` hands the
+remembered values of the submissions the snapshot holds to the pure planner
+(``models.MEMORY_COLUMNS``): a grade in Teams that differs from the remembered one was changed by
+a teacher since (``teacher_override``).
+
+The planner never sees this module: I/O stays here.
+"""
+
+from __future__ import annotations
+
+import math
+import sqlite3
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pandas as pd
+
+from gradesync.models import MEMORY_COLUMNS, empty_frame
+
+MEMORY_NAME = "memory.sqlite"
+_CHUNK = 900  # SQLite's default limit of host parameters is 999
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS written (
+    submission_id TEXT PRIMARY KEY,
+    class_id TEXT,
+    assignment_id TEXT,
+    outcome_id TEXT,
+    points REAL,
+    written_at TEXT NOT NULL,
+    graph_base_url TEXT
+);
+"""
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+@dataclass(frozen=True, slots=True)
+class Written:
+    """One grade gradesync wrote (or found agreeing with the gradebook)."""
+
+    submission_id: str
+    class_id: str | None
+    assignment_id: str | None
+    outcome_id: str | None
+    points: float | None  # None: cleared
+
+
+class Memory:
+    """``<state-dir>/memory.sqlite``; safe to share between plans and runs (keyed by submission)."""
+
+    def __init__(self, path: str | Path, *, graph_base_url: str = "") -> None:
+        self.path = Path(path)
+        self.graph_base_url = graph_base_url
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(self.path, isolation_level=None, timeout=30.0)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=FULL")
+        self._db.executescript(_SCHEMA)
+
+    @classmethod
+    def in_dir(cls, state_dir: str | Path, *, graph_base_url: str = "") -> Memory:
+        return cls(Path(state_dir) / MEMORY_NAME, graph_base_url=graph_base_url)
+
+    def close(self) -> None:
+        self._db.close()
+
+    def __enter__(self) -> Memory:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def remember(self, items: Iterable[Written], *, at: str | None = None) -> int:
+        """Record ``items`` as the last value gradesync wrote (one transaction); returns how many."""
+        when = at or _now()
+        rows = [
+            (
+                w.submission_id,
+                w.class_id,
+                w.assignment_id,
+                w.outcome_id,
+                None if w.points is None or math.isnan(w.points) else float(w.points),
+                when,
+                self.graph_base_url,
+            )
+            for w in items
+        ]
+        if not rows:
+            return 0
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            self._db.executemany(
+                "INSERT INTO written(submission_id, class_id, assignment_id, outcome_id, points, written_at, "
+                "graph_base_url) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(submission_id) DO UPDATE SET "
+                "class_id = excluded.class_id, assignment_id = excluded.assignment_id, "
+                "outcome_id = COALESCE(excluded.outcome_id, outcome_id), points = excluded.points, "
+                "written_at = excluded.written_at, graph_base_url = excluded.graph_base_url",
+                rows,
+            )
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+        return len(rows)
+
+    def frame(self, submission_ids: Iterable[str | None]) -> pd.DataFrame:
+        """The remembered values of ``submission_ids`` (``MEMORY_COLUMNS``; unknown ids are absent)."""
+        ids = sorted({str(s) for s in submission_ids if isinstance(s, str) and s})
+        found: list[tuple[str, float | None, str]] = []
+        for i in range(0, len(ids), _CHUNK):
+            chunk = ids[i : i + _CHUNK]
+            marks = ",".join("?" * len(chunk))
+            found += self._db.execute(
+                f"SELECT submission_id, points, written_at FROM written WHERE submission_id IN ({marks})",  # noqa: S608 (placeholders only)
+                chunk,
+            ).fetchall()
+        if not found:
+            return empty_frame(MEMORY_COLUMNS)
+        return pd.DataFrame(
+            {
+                "submission_id": pd.Series([f[0] for f in found], dtype=object),
+                "last_written_points": pd.Series(
+                    [math.nan if f[1] is None else f[1] for f in found], dtype="float64"
+                ),
+                "last_written_at": pd.Series([f[2] for f in found], dtype=object),
+            }
+        )
+
+    def get(self, submission_id: str) -> dict[str, object] | None:
+        """One remembered row (for tests and diagnostics)."""
+        row = self._db.execute(
+            "SELECT submission_id, class_id, assignment_id, outcome_id, points, written_at FROM written "
+            "WHERE submission_id = ?",
+            (submission_id,),
+        ).fetchone()
+        if row is None:
+            return None
+        names = ("submission_id", "class_id", "assignment_id", "outcome_id", "points", "written_at")
+        return dict(zip(names, row, strict=True))
+
+
+def load_memory(state_dir: str | Path | None, submission_ids: Iterable[str | None]) -> pd.DataFrame | None:
+    """What the state directory remembers for ``submission_ids``; ``None`` when there is no state dir
+    or no memory file yet (a first run: nothing is created by merely planning)."""
+    if state_dir is None:
+        return None
+    path = Path(state_dir) / MEMORY_NAME
+    if not path.exists():
+        return None
+    with Memory(path) as memory:
+        return memory.frame(submission_ids)
