@@ -1,0 +1,510 @@
+"""Fault campaign: many seeded ``gradesync sync`` runs of sample_data/ against a faulty, throttling emulator,
+with SIGKILLs at random moments followed by ``gradesync apply --resume`` (or a new sync) until done.
+
+Each run *i* of a campaign with seed *S* draws everything from ``random.Random(f"{S}:{i}")``:
+
+* faults (``FaultConfig``): 429 with and without ``Retry-After`` (decimal, whole-second or list form),
+  500/502/503/504, dropped connections and applied-then-error answers (writes that happen but are
+  answered 429/5xx), slow answers past the client's 1 s timeout — at the HTTP level, inside
+  ``$batch`` or both; about 5–25 % of requests in all;
+* throttling (``ThrottleConfig``): a tight budget (80–240 requests per 0.3–1 s window) that the
+  client's own rate limiter (Graph's 350/10 s) does not know about, so real 429s come back;
+* 0–3 SIGKILLs of the ``sync``/``apply`` subprocess at random instants of its expected duration.
+
+After each run: **convergence** (every valid row's submission holds the desired grade), **no
+duplicate** points outcome anywhere, **no wrong grade** (every grade either unchanged or the desired
+value of a valid row), and **every input row** in the final ``reconciliation.csv`` with the status
+it should have. The expected values come from a fault-free reference plan of the same inputs.
+
+    python -m benchmarks.robustness                 # 50 runs (make robustness)
+    python -m benchmarks.robustness --runs 200 --seed 7
+    python -m benchmarks.robustness --seed 0 --only 17   # replay one failing run
+
+Exit status 1 when any invariant failed (the failing runs' seeds are printed for ``--only``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import csv
+import math
+import os
+import queue
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from gradesync.emulator import EmulatorServer, FaultConfig, ThrottleConfig, load_tenant
+from gradesync.emulator.state import iter_submissions
+
+REPO = Path(__file__).resolve().parent.parent
+SAMPLES = REPO / "sample_data"
+# Two of the three sample exports (233 rows, 4 classes' worth of reads): one sync stays under the
+# client's own 350-requests-per-10-s limiter, so a run takes seconds, not the limiter's window.
+INPUTS = ("sis_long.csv", "gradebook_wide.csv")
+TOKEN = "robustness-token"  # noqa: S105 - the local emulator's throwaway token
+OK_STATUSES = frozenset({"updated", "created", "unchanged"})
+GUARDS = ["--max-changes", "100%", "--max-decreases", "100%"]
+CLIENT_TIMEOUT = 1.0  # seconds; "slow" faults answer after SLOW_SECONDS
+SLOW_SECONDS = 1.6
+CONFIG = f"""\
+[graph]
+timeout_seconds = {CLIENT_TIMEOUT}
+max_attempts = 10
+max_retry_seconds = 60
+"""
+_MISSING = object()
+
+
+# ------------------------------------------------------------------ invariants (also used by tests)
+def points_by_submission(state: dict[str, Any]) -> dict[str, list[float | None]]:
+    """submission id → the points of each of its points outcomes (an emulator state dict)."""
+    return {
+        sub["id"]: [o.get("points") for o in sub.get("outcomes", []) if o.get("type") == "points"]
+        for _, _, sub in iter_submissions(state)
+    }
+
+
+def expected_grades(rows: Any) -> dict[str, float | None]:
+    """submission id → the grade a valid row asks for (updates, creates, and no-ops that state one)."""
+    out: dict[str, float | None] = {}
+    for r in rows.itertuples(index=False):
+        if not isinstance(r.submission_id, str) or not r.submission_id:
+            continue
+        stated = r.action == "noop" and not r.reason and not _nan(r.desired_points)
+        if r.action in ("update", "create") or stated:
+            out[r.submission_id] = (
+                None if bool(r.clear) or _nan(r.desired_points) else float(r.desired_points)
+            )
+    return out
+
+
+def _nan(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def _same(a: Any, b: Any) -> bool:
+    if a is _MISSING or b is _MISSING or a is None or b is None:
+        return a is b
+    return math.isclose(float(a), float(b), rel_tol=0, abs_tol=1e-9)
+
+
+def check_grades(
+    before: dict[str, Any], after: dict[str, Any], expected: dict[str, float | None], *, converged: bool
+) -> list[str]:
+    """Problems in the emulator's grades after a run (empty list: none).
+
+    Always: no submission with two points outcomes; every grade is either what it was before or the
+    desired grade of a valid row. With ``converged``: every valid row's grade is the desired one.
+    """
+    problems: list[str] = []
+    was = points_by_submission(before)
+    now = points_by_submission(after)
+    for sid, values in now.items():
+        if len(values) > 1:
+            problems.append(f"duplicate: submission {sid} has {len(values)} points outcomes {values}")
+        old = was.get(sid) or [_MISSING]
+        new = values[0] if values else _MISSING
+        want = expected.get(sid, _MISSING)
+        if not _same(new, old[0]) and not _same(new, want):
+            problems.append(f"wrong grade: submission {sid} holds {_show(new)} (was {_show(old[0])})")
+        elif converged and sid in expected and not _same(new, want):
+            problems.append(f"not converged: submission {sid} holds {_show(new)}, wants {_show(want)}")
+    return problems
+
+
+def _show(value: Any) -> str:
+    return "no points outcome" if value is _MISSING else repr(value)
+
+
+def row_id(r: Any) -> tuple[str, str, int, str]:
+    get = r.get if isinstance(r, dict) else lambda k: getattr(r, k)
+    sheet = get("source_sheet")
+    return (
+        Path(str(get("source_file"))).name,
+        "" if _nan(sheet) else str(sheet),
+        int(float(get("source_row"))),
+        str(get("source_column")),
+    )
+
+
+def check_report(report_rows: list[dict[str, str]], reference: Any) -> tuple[int, list[str]]:
+    """(rows lost, problems): every reference row in the report, valid rows done, rejected ones rejected."""
+    problems: list[str] = []
+    got: dict[tuple[str, str, int, str], str] = {}
+    for r in report_rows:
+        got[row_id(r)] = r.get("status", "")
+    lost = 0
+    for r in reference.itertuples(index=False):
+        key = row_id(r)
+        status = got.get(key)
+        if not status:
+            lost += 1
+            problems.append(f"row lost: {key} is not in the reconciliation report")
+        elif r.action == "reject" and status != "rejected":
+            problems.append(f"row {key}: status {status}, expected rejected")
+        elif r.action != "reject" and status not in OK_STATUSES:
+            lost += 1
+            problems.append(f"row {key}: status {status}, expected it done")
+    return lost, problems
+
+
+def reference_plan(tenant: dict[str, Any], workdir: Path) -> Any:
+    """The fault-free plan of the sample inputs against ``tenant`` (in process, real HTTP)."""
+    from gradesync.cliutil import graph_client
+    from gradesync.config import Settings
+    from gradesync.pipeline import make_plan
+
+    with EmulatorServer(tenant, token=TOKEN, throttle=ThrottleConfig.off()) as srv:
+        settings = Settings.model_validate({"graph": {"base_url": srv.base_url}})
+        with graph_client(settings, token=TOKEN) as client:
+            return make_plan([SAMPLES / n for n in INPUTS], settings, client).rows
+
+
+# ------------------------------------------------------------------ one run
+@dataclass
+class RunResult:
+    index: int
+    seed: str
+    kills: int = 0
+    resumes: int = 0
+    syncs: int = 0
+    exit_codes: list[int] = field(default_factory=list)
+    faults: Counter[str] = field(default_factory=Counter)
+    throttled: int = 0
+    early_retries: int = 0
+    graph_requests: int = 0
+    rows: int = 0
+    valid_rows: int = 0
+    rows_converged: int = 0
+    duplicates: int = 0
+    rows_lost: int = 0
+    wall: float = 0.0
+    problems: list[str] = field(default_factory=list)
+    fault_spec: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+@dataclass
+class CampaignResult:
+    seed: int
+    runs: list[RunResult]
+    wall: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return all(r.ok for r in self.runs)
+
+    @property
+    def failed(self) -> list[RunResult]:
+        return [r for r in self.runs if not r.ok]
+
+    def total(self, name: str) -> int:
+        return sum(getattr(r, name) for r in self.runs)
+
+    @property
+    def faults(self) -> Counter[str]:
+        out: Counter[str] = Counter()
+        for r in self.runs:
+            out.update(r.faults)
+        return out
+
+
+def draw_faults(rng: random.Random) -> FaultConfig:
+    total = rng.uniform(0.05, 0.25)
+    kinds = ["429", "429_no_ra", "500", "502", "503", "504", "drop", "applied_error", "slow"]
+    weights = [rng.random() for _ in kinds]
+    weights[-1] *= 0.25  # a slow answer costs a whole client timeout: keep them rarer
+    scale = total / sum(weights)
+    rates = {f"rate_{k}": w * scale for k, w in zip(kinds, weights, strict=True)}
+    return FaultConfig(
+        seed=rng.randrange(1 << 30),
+        **rates,
+        retry_after=rng.choice([0.05, 0.1, 0.2, 0.3]),
+        retry_after_form=rng.choice(["decimal", "decimal", "decimal", "list", "list", "seconds"]),
+        slow_seconds=SLOW_SECONDS,
+        latency_ms=rng.choice([0, 1, 5]),
+        jitter_ms=rng.choice([0, 5]),
+        scope=rng.choice(["http", "sub", "both"]),
+    )
+
+
+def draw_throttle(rng: random.Random) -> ThrottleConfig:
+    return ThrottleConfig(
+        per_10s=rng.randint(80, 240), per_hour=1_000_000, short_window=rng.uniform(0.3, 1.0)
+    )
+
+
+def _fault_spec(f: FaultConfig, t: ThrottleConfig) -> str:
+    kinds = ("429", "429_no_ra", "500", "502", "503", "504", "drop", "slow", "applied_error")
+    rates = ",".join(f"{k}={f.rate(k):.3f}" for k in kinds if f.rate(k))
+    return (
+        f"faults: seed={f.seed},{rates},retry_after={f.retry_after}/{f.retry_after_form},scope={f.scope}; "
+        f"throttle: {t.per_10s} per {t.short_window:.2f}s"
+    )
+
+
+def _read_report(path: Path) -> list[dict[str, str]]:
+    with path.open(encoding="utf-8-sig", newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+def _spawn(argv: list[str], env: dict[str, str], cwd: Path, log: Path) -> subprocess.Popen[bytes]:
+    with log.open("ab") as fh:
+        return subprocess.Popen(
+            [sys.executable, "-m", "gradesync", *argv],
+            env=env,
+            cwd=cwd,
+            stdout=fh,
+            stderr=subprocess.STDOUT,
+        )
+
+
+def run_one(
+    server: EmulatorServer,
+    tenant: dict[str, Any],
+    reference: Any,
+    expected: dict[str, float | None],
+    campaign_seed: int,
+    index: int,
+    workdir: Path,
+    *,
+    kills: tuple[int, ...] = (0, 1, 1, 2, 3),
+    duration_hint: float = 4.0,
+    max_attempts: int = 10,
+) -> RunResult:
+    """One seeded run: sync, SIGKILLs at random instants, ``--resume`` / new syncs until done; checks."""
+    seed = f"{campaign_seed}:{index}"
+    rng = random.Random(seed)
+    result = RunResult(index=index, seed=seed, rows=len(reference))
+    faults, throttle = draw_faults(rng), draw_throttle(rng)
+    result.fault_spec = _fault_spec(faults, throttle)
+    planned_kills = rng.choice(kills)
+    run_dir = workdir / f"run{index:03d}"
+    shutil.rmtree(run_dir, ignore_errors=True)
+    run_dir.mkdir(parents=True)
+    (run_dir / "gradesync.toml").write_text(CONFIG, encoding="utf-8")
+    reports, state = run_dir / "reports", run_dir / "state"
+    common = ["--config", str(run_dir / "gradesync.toml"), "--report-dir", str(reports)]
+    common += ["--state-dir", str(state), "--quiet", *GUARDS]
+    env = {**os.environ, "GRADESYNC_GRAPH_URL": server.base_url, "GRADESYNC_ACCESS_TOKEN": TOKEN}
+    env.pop("GRADESYNC_CLIENT_SECRET", None)
+
+    server.reset(tenant)
+    server.configure(faults=faults, throttle=throttle)
+    before = server.state()
+    started = time.monotonic()
+    need_fresh_sync, done = True, False
+    for attempt in range(max_attempts):
+        plan_file = reports / "plan.json"
+        if need_fresh_sync or not plan_file.exists():
+            argv = ["sync", *(str(SAMPLES / n) for n in INPUTS), *common]
+            result.syncs += 1
+            plan_file.unlink(missing_ok=True)
+        else:
+            argv = ["apply", str(plan_file), "--resume", *common]
+            result.resumes += 1
+        (reports / "reconciliation.csv").unlink(missing_ok=True)
+        t0 = time.monotonic()
+        proc = _spawn(argv, env, run_dir, run_dir / "output.log")
+        if attempt < planned_kills:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(timeout=rng.uniform(0.1, 0.95) * duration_hint)
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGKILL)
+                result.kills += 1
+                proc.wait()
+                result.exit_codes.append(-9)
+                need_fresh_sync = False  # resume the plan if the sync got as far as saving it
+                continue
+        try:
+            code = proc.wait(timeout=240)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+            result.problems.append(f"attempt {attempt}: {argv[0]} hung for 240 s")
+            break
+        result.exit_codes.append(code)
+        duration_hint = 0.5 * duration_hint + 0.5 * (time.monotonic() - t0)
+        report = reports / "reconciliation.csv"
+        if code not in (0, 1) or not report.exists():
+            if code in (3, 70):  # auth or a crash: retrying cannot be the answer
+                tail = (run_dir / "output.log").read_text(errors="replace")[-1500:]
+                result.problems.append(f"attempt {attempt}: {argv[0]} exited {code}:\n{tail}")
+                break
+            need_fresh_sync = True  # e.g. a read failed for good while planning: start over
+            continue
+        rows = _read_report(report)
+        if any(r["status"] not in (*OK_STATUSES, "rejected") for r in rows):
+            need_fresh_sync = True  # rows Graph kept failing: a new sync picks them up
+            continue
+        lost, problems = check_report(rows, reference)
+        result.rows_lost = lost
+        result.problems += problems
+        done = True
+        break
+    result.wall = time.monotonic() - started
+    if not done and not result.problems:
+        result.problems.append(f"no attempt completed in {max_attempts} ({result.exit_codes})")
+        result.rows_lost = len(reference)
+    stats = server.stats()
+    result.faults = Counter(stats["faults"])
+    result.throttled = int(stats["throttled"])
+    result.early_retries = int(stats["early_retries"])
+    result.graph_requests = int(stats["graph_requests"])
+    after = server.state()
+    grade_problems = check_grades(before, after, expected, converged=True)
+    result.problems += grade_problems
+    result.duplicates = sum(1 for p in grade_problems if p.startswith("duplicate"))
+    now = points_by_submission(after)
+    valid = [
+        r.submission_id
+        for r in reference.itertuples(index=False)
+        if isinstance(r.submission_id, str) and r.submission_id in expected and r.action != "reject"
+    ]
+    result.valid_rows = len(valid)
+    result.rows_converged = sum(
+        1 for sid in valid if len(now.get(sid, [])) == 1 and _same(now[sid][0], expected[sid])
+    )
+    return result
+
+
+# ------------------------------------------------------------------ the campaign
+def campaign(
+    runs: int = 50,
+    seed: int = 0,
+    *,
+    only: list[int] | None = None,
+    workdir: Path | None = None,
+    kills: tuple[int, ...] = (0, 1, 1, 2, 3),
+    parallel: int = 4,
+    console: Console | None = None,
+) -> CampaignResult:
+    """Run the campaign (or only the runs numbered ``only``) and return every run's result.
+
+    ``parallel`` runs go at once, each against its own emulator (a run mostly waits: backoff,
+    Retry-After, timeouts), so the campaign's wall time is about the sum of the runs / ``parallel``.
+    """
+    tenant = load_tenant(SAMPLES / "tenant.json")
+    own_dir = workdir is None
+    base = Path(tempfile.mkdtemp(prefix="gradesync-robustness-")) if workdir is None else workdir
+    started = time.monotonic()
+    out: list[RunResult] = []
+    indices = list(only) if only is not None else list(range(runs))
+    try:
+        reference = reference_plan(tenant, base)
+        expected = expected_grades(reference)
+        servers: queue.Queue[EmulatorServer] = queue.Queue()
+        hint = [4.0]
+        print_lock = threading.Lock()
+
+        def one(i: int) -> RunResult:
+            server = servers.get()
+            try:
+                r = run_one(
+                    server, tenant, reference, expected, seed, i, base, kills=kills, duration_hint=hint[0]
+                )
+            finally:
+                servers.put(server)
+            hint[0] = max(1.5, min(10.0, r.wall / max(1, len(r.exit_codes)) * 1.2))
+            if console is not None:
+                with print_lock:
+                    console.print(
+                        f"run {i:3d} seed {r.seed:>7}: {'ok' if r.ok else 'FAILED':6} kills={r.kills} "
+                        f"resumes={r.resumes} syncs={r.syncs} exits={r.exit_codes} "
+                        f"faults={sum(r.faults.values())} throttled={r.throttled} {r.wall:5.1f}s",
+                        markup=False,
+                        highlight=False,
+                        soft_wrap=True,
+                    )
+            return r
+
+        with contextlib.ExitStack() as stack:
+            for _ in range(max(1, min(parallel, len(indices)))):
+                srv = EmulatorServer(tenant, token=TOKEN, throttle=ThrottleConfig.off())
+                servers.put(stack.enter_context(srv))
+            with ThreadPoolExecutor(max_workers=max(1, parallel)) as pool:
+                out = list(pool.map(one, indices))
+    finally:
+        if own_dir and all(r.ok for r in out):
+            shutil.rmtree(base, ignore_errors=True)
+    return CampaignResult(seed=seed, runs=out, wall=time.monotonic() - started)
+
+
+def render(result: CampaignResult, console: Console) -> None:
+    table = Table(title=f"Fault campaign (seed {result.seed})", show_header=True)
+    table.add_column("what")
+    table.add_column("value", justify="right")
+    faults = result.faults
+    table.add_row("runs", str(len(result.runs)))
+    table.add_row("faults injected", str(sum(faults.values())))
+    for kind in sorted(faults):
+        table.add_row(f"  {kind}", str(faults[kind]))
+    table.add_row("throttled (429 sent)", str(result.total("throttled")))
+    table.add_row("early retries seen by the emulator", str(result.total("early_retries")))
+    table.add_row("Graph requests", str(result.total("graph_requests")))
+    table.add_row("SIGKILLs", str(result.total("kills")))
+    table.add_row("resumes (apply --resume)", str(result.total("resumes")))
+    table.add_row("syncs", str(result.total("syncs")))
+    table.add_row("rows (all runs)", str(result.total("rows")))
+    table.add_row("valid rows (must converge)", str(result.total("valid_rows")))
+    table.add_row("rows converged", str(result.total("rows_converged")))
+    table.add_row("duplicates (must be 0)", str(result.total("duplicates")))
+    table.add_row("rows lost (must be 0)", str(result.total("rows_lost")))
+    table.add_row("runs failed (must be 0)", str(len(result.failed)))
+    table.add_row("wall time", f"{result.wall:.1f} s")
+    console.print(table)
+    for r in result.failed:
+        console.print(
+            f"run {r.index} (replay: --seed {result.seed} --only {r.index}) {r.fault_spec}", markup=False
+        )
+        for p in r.problems[:10]:
+            console.print(f"  {p}", markup=False)
+
+
+def main(
+    runs: int = 50,
+    seed: int = 0,
+    only: list[int] | None = None,
+    scale: float | None = None,
+    parallel: int = 4,
+) -> int:
+    if scale is not None:
+        runs = max(1, round(runs * scale))
+    console = Console(highlight=False)
+    result = campaign(runs, seed, only=only, parallel=parallel, console=console)
+    render(result, console)
+    return 0 if result.ok else 1
+
+
+def cli(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.robustness", description=__doc__.split("\n")[0]
+    )
+    parser.add_argument("--runs", type=int, default=50)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--only", type=int, action="append", help="replay only run N (repeatable)")
+    parser.add_argument("--parallel", type=int, default=4, help="runs at once (each its own emulator)")
+    args = parser.parse_args(argv)
+    return main(args.runs, args.seed, args.only, parallel=args.parallel)
+
+
+if __name__ == "__main__":
+    sys.exit(cli())
