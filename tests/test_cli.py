@@ -133,3 +133,16 @@ def test_every_command_is_documented_in_the_readme():
     readme = (ROOT / "README.md").read_text()
     for name in cli.commands:
         assert f"gradesync {name}" in readme, f"README does not show `gradesync {name}`"
+
+
+def test_readme_cron_line_is_the_one_the_scheduling_test_runs():
+    """tests/unattended runs docs/scheduling/crontab as written; the README must show that same line."""
+    readme = (ROOT / "README.md").read_text()
+    lines = [
+        line
+        for line in (ROOT / "docs/scheduling/crontab").read_text().splitlines()
+        if line.strip() and not line.lstrip().startswith("#") and "=" not in line.split()[0]
+    ]
+    assert lines, "docs/scheduling/crontab has no schedule line"
+    for line in lines:
+        assert line in readme
