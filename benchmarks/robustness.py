@@ -227,8 +227,8 @@ class CampaignResult:
         return out
 
 
-def draw_faults(rng: random.Random) -> FaultConfig:
-    total = rng.uniform(0.05, 0.25)
+def draw_faults(rng: random.Random, scale: float = 1.0) -> FaultConfig:
+    total = rng.uniform(0.05, 0.25) * scale
     kinds = ["429", "429_no_ra", "500", "502", "503", "504", "drop", "applied_error", "slow"]
     weights = [rng.random() for _ in kinds]
     weights[-1] *= 0.25  # a slow answer costs a whole client timeout: keep them rarer
@@ -246,9 +246,10 @@ def draw_faults(rng: random.Random) -> FaultConfig:
     )
 
 
-def draw_throttle(rng: random.Random) -> ThrottleConfig:
+def draw_throttle(rng: random.Random, per_window: tuple[int, int] = (80, 240)) -> ThrottleConfig:
+    """A tight budget: ``per_window`` requests per 0.3–1 s (the client's own limiter knows nothing of it)."""
     return ThrottleConfig(
-        per_10s=rng.randint(80, 240), per_hour=1_000_000, short_window=rng.uniform(0.3, 1.0)
+        per_10s=rng.randint(*per_window), per_hour=1_000_000, short_window=rng.uniform(0.3, 1.0)
     )
 
 
@@ -289,12 +290,14 @@ def run_one(
     kills: tuple[int, ...] = (0, 1, 1, 2, 3),
     duration_hint: float = 4.0,
     max_attempts: int = 10,
+    fault_scale: float = 1.0,
+    per_window: tuple[int, int] = (80, 240),
 ) -> RunResult:
     """One seeded run: sync, SIGKILLs at random instants, ``--resume`` / new syncs until done; checks."""
     seed = f"{campaign_seed}:{index}"
     rng = random.Random(seed)
     result = RunResult(index=index, seed=seed, rows=len(reference))
-    faults, throttle = draw_faults(rng), draw_throttle(rng)
+    faults, throttle = draw_faults(rng, fault_scale), draw_throttle(rng, per_window)
     result.fault_spec = _fault_spec(faults, throttle)
     planned_kills = rng.choice(kills)
     run_dir = workdir / f"run{index:03d}"
@@ -395,12 +398,16 @@ def campaign(
     workdir: Path | None = None,
     kills: tuple[int, ...] = (0, 1, 1, 2, 3),
     parallel: int = 4,
+    fault_scale: float = 1.0,
+    per_window: tuple[int, int] = (80, 240),
     console: Console | None = None,
 ) -> CampaignResult:
     """Run the campaign (or only the runs numbered ``only``) and return every run's result.
 
     ``parallel`` runs go at once, each against its own emulator (a run mostly waits: backoff,
     Retry-After, timeouts), so the campaign's wall time is about the sum of the runs / ``parallel``.
+    ``fault_scale`` multiplies every fault rate and ``per_window`` bounds the throttle budget: the short
+    campaign of the test suite uses gentler values than ``make robustness``.
     """
     tenant = load_tenant(SAMPLES / "tenant.json")
     own_dir = workdir is None
@@ -419,7 +426,17 @@ def campaign(
             server = servers.get()
             try:
                 r = run_one(
-                    server, tenant, reference, expected, seed, i, base, kills=kills, duration_hint=hint[0]
+                    server,
+                    tenant,
+                    reference,
+                    expected,
+                    seed,
+                    i,
+                    base,
+                    kills=kills,
+                    duration_hint=hint[0],
+                    fault_scale=fault_scale,
+                    per_window=per_window,
                 )
             finally:
                 servers.put(server)
