@@ -7,6 +7,7 @@ The tree::
     │   └── ConfigError     (exit 2)
     ├── InputError          (exit 2)    an input file cannot be read at all; names file, row, column
     ├── AuthError           (exit 3)    401/403 from Graph or no token; names the missing permission
+    │   └── GraphAuthError              a 401/403 from Graph, with Graph's error fields
     ├── GuardError          (exit 4)    a safety guard refused to apply a plan
     ├── LockError           (exit 5)    another run holds the lock
     └── GraphError          (exit 1)    Graph answered with an error
@@ -105,11 +106,9 @@ class LockError(GradesyncError):
     exit_code = ExitCode.LOCKED
 
 
-class GraphError(GradesyncError):
-    """Graph answered with an error. Carries what the contract says to report per failed row."""
+class _GraphDetails(GradesyncError):
+    """What Graph said about a failed request: the fields the contract says to report per row."""
 
-    code = "graph-error"
-    exit_code = ExitCode.ROWS_NOT_DONE
     retryable = False
 
     def __init__(
@@ -139,6 +138,20 @@ class GraphError(GradesyncError):
             "inner_code": self.inner_code,
             "request_id": self.request_id,
         }
+
+
+class GraphError(_GraphDetails):
+    """Graph answered with an error. Carries what the contract says to report per failed row."""
+
+    code = "graph-error"
+    exit_code = ExitCode.ROWS_NOT_DONE
+
+
+class GraphAuthError(_GraphDetails, AuthError):
+    """A 401/403 from Graph: an :class:`AuthError` (exit 3) that also carries Graph's error fields."""
+
+    code = AuthError.code
+    exit_code = ExitCode.AUTH
 
 
 class TransientGraphError(GraphError):

@@ -25,48 +25,13 @@ from typing import Any
 
 import httpx
 
-from gradesync.errors import AuthError, GraphError, TerminalGraphError, TransientGraphError
+from gradesync.errors import AuthError, GraphAuthError, GraphError, TerminalGraphError, TransientGraphError
 from gradesync.graph.retry import parse_retry_after
 
 TRANSIENT_STATUSES = frozenset({429, 500, 502, 503, 504})
 
 READ_PERMISSIONS = "EduAssignments.Read.All and EduRoster.Read.All (application) or their delegated forms"
 WRITE_PERMISSION = "EduAssignments.ReadWrite.All (application) or EduAssignments.ReadWrite (delegated)"
-
-
-class GraphAuthError(AuthError):
-    """An :class:`AuthError` that also carries Graph's error fields (status, codes, request-id).
-
-    It is an ``AuthError`` (exit 3) first; the extra attributes mirror :class:`GraphError`'s.
-    """
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        status: int | None = None,
-        graph_code: str | None = None,
-        inner_code: str | None = None,
-        request_id: str | None = None,
-        code: str | None = None,
-        hint: str | None = None,
-    ) -> None:
-        super().__init__(message, code=code, hint=hint)
-        self.status = status
-        self.graph_code = graph_code
-        self.inner_code = inner_code
-        self.request_id = request_id
-        self.retry_after: float | None = None
-        self.retryable = False
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            **super().as_dict(),
-            "status": self.status,
-            "graph_code": self.graph_code,
-            "inner_code": self.inner_code,
-            "request_id": self.request_id,
-        }
 
 
 # Whether a transport failure can have reached the server. ``False`` only for failures before a
