@@ -12,6 +12,7 @@ import math
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
+from urllib.parse import quote
 
 import pandas as pd
 
@@ -195,10 +196,13 @@ class Operation:
 
     @property
     def submission_path(self) -> str:
-        return (
-            f"/education/classes/{self.class_id}/assignments/{self.assignment_id}"
-            f"/submissions/{self.submission_id}"
+        """The submission's path below the Graph version root, each id URL-quoted."""
+        ids = (
+            quote(self.class_id, safe=""),
+            quote(self.assignment_id, safe=""),
+            quote(self.submission_id, safe=""),
         )
+        return "/education/classes/{}/assignments/{}/submissions/{}".format(*ids)
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> Operation:

@@ -53,6 +53,7 @@ from gradesync.execute.journal import SENDING, Journal, OpRecord, Outcome
 from gradesync.execute.memory import Memory, Written
 from gradesync.graph import GraphClient, SubRequest, SubResponse, points_of
 from gradesync.models import Action, Operation, Plan
+from gradesync.resolve import submissions_url
 
 Progress = Callable[[str, int, int], None]
 T = TypeVar("T")
@@ -150,15 +151,8 @@ def _q(value: str) -> str:
     return quote(value, safe="")
 
 
-def submissions_url(class_id: str, assignment_id: str) -> str:
-    return f"/education/classes/{_q(class_id)}/assignments/{_q(assignment_id)}/submissions?$expand=outcomes"
-
-
 def submission_path(op: Operation) -> str:
-    return (
-        f"/education/classes/{_q(op.class_id)}/assignments/{_q(op.assignment_id)}"
-        f"/submissions/{_q(op.submission_id)}"
-    )
+    return op.submission_path
 
 
 def outcomes_url(op: Operation) -> str:
