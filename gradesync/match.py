@@ -21,10 +21,12 @@ Rules (issue 3, item 3):
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import re
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import pandas as pd
+from pandas._libs import lib
 
 from gradesync.models import ReasonCode
 
@@ -37,37 +39,121 @@ STUDENT_KINDS: dict[str, tuple[tuple[str, ...], bool]] = {
     "id": (("user_id",), False),
 }
 STUDENT_ROLES = frozenset({"student", "", "none", "unknownfuturevalue"})
+_WHITESPACE = re.compile(r"\s+")
+
+
+def _text_array(values: pd.Series | np.ndarray) -> np.ndarray:
+    """An object array of ``str``, missing → ``""`` (zero-copy when nothing is missing)."""
+    arr = values.to_numpy(dtype=object) if isinstance(values, pd.Series) else np.asarray(values, dtype=object)
+    if len(arr) and not lib.is_string_array(arr, skipna=False):
+        missing = pd.isna(arr)
+        if missing.any():
+            arr = arr.copy()
+            arr[missing] = ""
+    return arr
 
 
 def _text(series: pd.Series) -> pd.Series:
     """Text as plain Python ``str`` objects; missing → ``""``."""
-    arr = series.to_numpy(dtype=object)
-    missing = pd.isna(arr)
-    if missing.any():
-        arr = arr.copy()
-        arr[missing] = ""
-    return pd.Series(arr, index=series.index, dtype=object)
+    return pd.Series(_text_array(series), index=series.index, dtype=object)
+
+
+def _map_distinct(values: np.ndarray, fn: Callable[[str], str]) -> np.ndarray:
+    """``fn`` applied once per distinct value of an object array of ``str``."""
+    codes, uniq = pd.factorize(values)
+    done = np.array([fn(v) for v in uniq.tolist()], dtype=object) if len(uniq) else np.empty(0, dtype=object)
+    return done[codes] if len(values) else np.empty(0, dtype=object)
+
+
+def _normalize(value: str) -> str:
+    return _WHITESPACE.sub(" ", value).strip().casefold()
 
 
 def normalize_name(series: pd.Series) -> pd.Series:
     """A name ignoring case and whitespace: runs of whitespace → one space, stripped, casefolded."""
-    return _text(series).str.replace(r"\s+", " ", regex=True).str.strip().str.casefold()
+    return pd.Series(_map_distinct(_text_array(series), _normalize), index=series.index, dtype=object)
 
 
-def _resolve_level(keys: pd.DataFrame, hits: pd.DataFrame, key_cols: list[str], id_col: str) -> pd.DataFrame:
-    """Per key: number of distinct ids at the best (lowest) ``level`` among ``hits``, and the id if one."""
-    if hits.empty:
-        out = keys[key_cols].copy()
-        out["n"] = 0
-        out[id_col] = None
-        return out
-    best = hits.groupby(key_cols, sort=False)["level"].transform("min")
-    winners = hits[hits["level"] == best].drop_duplicates([*key_cols, id_col])
-    agg = winners.groupby(key_cols, sort=False)[id_col].agg(["size", "first"])
-    agg.columns = ["n", id_col]
-    out = keys[key_cols].merge(agg.reset_index(), on=key_cols, how="left")
-    out["n"] = out["n"].fillna(0).astype("int64")
-    return out
+def _lookup(space: pd.Index, values: np.ndarray) -> np.ndarray:
+    """Positions of ``values`` in ``space`` (``-1`` when absent), as int64."""
+    if len(space) == 0 or len(values) == 0:
+        return np.full(len(values), -1, dtype="int64")
+    return space.get_indexer(values).astype("int64")
+
+
+def _join(left: np.ndarray, right: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Inner equi-join of two int64 key arrays (``-1`` never matches): ``(left_pos, right_pos)`` pairs."""
+    r_pos = np.flatnonzero(right >= 0)
+    if not len(r_pos) or not len(left):
+        return np.empty(0, dtype="int64"), np.empty(0, dtype="int64")
+    r_pos = r_pos[np.argsort(right[r_pos], kind="stable")]
+    r_sorted = right[r_pos]
+    uniq, starts, counts = np.unique(r_sorted, return_index=True, return_counts=True)
+    at = _lookup(pd.Index(uniq), left)
+    at[left < 0] = -1
+    hit = at >= 0
+    cnt = np.where(hit, counts[np.where(hit, at, 0)], 0)
+    l_pos = np.repeat(np.arange(len(left), dtype="int64"), cnt)
+    first = np.repeat(np.where(hit, starts[np.where(hit, at, 0)], 0), cnt)
+    offset = np.arange(len(l_pos), dtype="int64") - np.repeat(np.cumsum(cnt) - cnt, cnt)
+    return l_pos, r_pos[first + offset]
+
+
+def _best(
+    n_keys: int, key: np.ndarray, ident: np.ndarray, level: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per key (0..n_keys-1): the number of distinct ``ident`` at its best (lowest) ``level`` among the
+    hits ``(key, ident, level)``, and one such ident (meaningful when the number is 1; else -1)."""
+    n = np.zeros(n_keys, dtype="int64")
+    one = np.full(n_keys, -1, dtype="int64")
+    if not len(key):
+        return n, one
+    order = np.lexsort((ident, level, key))
+    key, ident, level = key[order], ident[order], level[order]
+    start = np.ones(len(key), dtype=bool)
+    start[1:] = key[1:] != key[:-1]
+    group = np.cumsum(start) - 1
+    win = level == level[start][group]
+    key, ident = key[win], ident[win]
+    new = np.ones(len(key), dtype=bool)
+    new[1:] = (key[1:] != key[:-1]) | (ident[1:] != ident[:-1])
+    key, ident = key[new], ident[new]
+    n += np.bincount(key, minlength=n_keys)
+    one[key] = ident  # the last write wins; only read where n == 1
+    return n, one
+
+
+def _distinct_pairs(class_ids: np.ndarray, keys: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Distinct (class, key) pairs by integer codes: (row → pair, pair → class code, pair → key code,
+    class uniques, key uniques)."""
+    c_codes, c_uniq = pd.factorize(class_ids)
+    k_codes, k_uniq = pd.factorize(keys)
+    nk = max(len(k_uniq), 1)
+    p_codes, p_uniq = pd.factorize(c_codes.astype("int64") * nk + k_codes)
+    p_uniq = np.asarray(p_uniq, dtype="int64")
+    return (
+        p_codes,
+        p_uniq // nk,
+        p_uniq % nk,
+        np.asarray(c_uniq, dtype=object),
+        np.asarray(k_uniq, dtype=object),
+    )
+
+
+def _combine(cls: np.ndarray, val: np.ndarray, n_val: int) -> np.ndarray:
+    """One int64 key per (class code, value code); ``-1`` when either is unknown."""
+    return np.where((cls >= 0) & (val >= 0), cls * max(n_val, 1) + val, -1)
+
+
+def _answers(
+    n: np.ndarray, one: np.ndarray, ident_uniq: np.ndarray, unknown: np.ndarray, ambiguous: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per distinct key: the matched id (``None`` unless exactly one) and the reason."""
+    ids = np.full(len(n), None, dtype=object)
+    matched = n == 1
+    ids[matched] = ident_uniq[one[matched]]
+    reason = np.where(matched, "", np.where(n > 1, ambiguous, unknown)).astype(object)
+    return ids, reason
 
 
 def match_assignments(keys: pd.DataFrame, assignments: pd.DataFrame, by: str) -> pd.DataFrame:
@@ -76,79 +162,91 @@ def match_assignments(keys: pd.DataFrame, assignments: pd.DataFrame, by: str) ->
     Returns ``[class_id, assignment_key, assignment_id, reason]``, one row per key row in order;
     ``reason`` is ``""`` when matched, else ``unknown_assignment`` / ``ambiguous_assignment``.
     """
-    cols = ["class_id", "assignment_key"]
-    k = pd.DataFrame({c: _text(keys[c]).to_numpy(dtype=object) for c in cols}, dtype=object)
-    uk = k.drop_duplicates().reset_index(drop=True)
-    a = pd.DataFrame(
-        {
-            "class_id": _text(assignments["class_id"]).to_numpy(dtype=object),
-            "assignment_id": _text(assignments["assignment_id"]).to_numpy(dtype=object),
-            "display_name": _text(assignments["display_name"]).to_numpy(dtype=object),
-        },
-        dtype=object,
-    )
-    if by == "id":
-        hits = uk.merge(a, left_on=cols, right_on=["class_id", "assignment_id"])[[*cols, "assignment_id"]]
-        hits["level"] = 0
-    elif by == "displayName":
-        exact = uk.merge(a, left_on=cols, right_on=["class_id", "display_name"])[[*cols, "assignment_id"]]
-        exact["level"] = 0
-        uk_n = uk.assign(norm=normalize_name(uk["assignment_key"]).to_numpy(dtype=object))
-        a_n = a.assign(norm=normalize_name(a["display_name"]).to_numpy(dtype=object))
-        loose = uk_n.merge(a_n, on=["class_id", "norm"])[[*cols, "assignment_id"]]
-        loose["level"] = 1
-        hits = pd.concat([exact, loose], ignore_index=True)
-    else:
+    if by not in ("id", "displayName"):
         raise ValueError(f"unknown assignment match kind {by!r}")
-    resolved = _resolve_level(uk, hits, cols, "assignment_id")
-    n = resolved["n"].to_numpy()
-    resolved["reason"] = np.where(
-        n == 1,
-        "",
-        np.where(n == 0, ReasonCode.UNKNOWN_ASSIGNMENT.value, ReasonCode.AMBIGUOUS_ASSIGNMENT.value),
-    ).astype(object)
-    out = k.merge(resolved, on=cols, how="left")
-    ids = out["assignment_id"].to_numpy(dtype=object).copy()
-    ids[out["n"].to_numpy() != 1] = None
+    k_class, k_key = _text_array(keys["class_id"]), _text_array(keys["assignment_key"])
+    p_codes, p_class, p_key, c_uniq, k_uniq = _distinct_pairs(k_class, k_key)
+    a_class, a_ids, a_names = (
+        _text_array(assignments[c]) for c in ("class_id", "assignment_id", "display_name")
+    )
+    ac_codes, ac_uniq = pd.factorize(a_class)
+    id_codes, id_uniq = pd.factorize(a_ids)
+    id_uniq = np.asarray(id_uniq, dtype=object)
+    pc = _lookup(pd.Index(ac_uniq, dtype=object), c_uniq)[p_class]
+    if by == "id":
+        kv = _lookup(pd.Index(id_uniq, dtype=object), k_uniq)
+        probes = [(_combine(pc, kv[p_key], len(id_uniq)), _combine(ac_codes, id_codes, len(id_uniq)))]
+    else:
+        name_codes, name_uniq = pd.factorize(a_names)
+        name_uniq = np.asarray(name_uniq, dtype=object)
+        kv = _lookup(pd.Index(name_uniq, dtype=object), k_uniq)
+        norm_codes, norm_uniq = pd.factorize(
+            np.array([_normalize(v) for v in name_uniq.tolist()], dtype=object)
+        )
+        k_norm = np.array([_normalize(v) for v in k_uniq.tolist()], dtype=object)
+        kn = _lookup(pd.Index(np.asarray(norm_uniq, dtype=object), dtype=object), k_norm)
+        a_norm = norm_codes[name_codes] if len(name_codes) else name_codes
+        probes = [
+            (_combine(pc, kv[p_key], len(name_uniq)), _combine(ac_codes, name_codes, len(name_uniq))),
+            (_combine(pc, kn[p_key], len(norm_uniq)), _combine(ac_codes, a_norm, len(norm_uniq))),
+        ]
+    parts = [(*_join(left, right), level) for level, (left, right) in enumerate(probes)]
+    n, one = _best(
+        len(p_class),
+        np.concatenate([li for li, _, _ in parts]),
+        np.concatenate([id_codes[ri] for _, ri, _ in parts]),
+        np.concatenate([np.full(len(li), lv, dtype="int64") for li, _, lv in parts]),
+    )
+    ids, reason = _answers(
+        n,
+        one,
+        id_uniq,
+        np.full(len(n), ReasonCode.UNKNOWN_ASSIGNMENT.value, dtype=object),
+        ReasonCode.AMBIGUOUS_ASSIGNMENT.value,
+    )
     return pd.DataFrame(
         {
-            "class_id": out["class_id"].to_numpy(dtype=object),
-            "assignment_key": out["assignment_key"].to_numpy(dtype=object),
-            "assignment_id": pd.Series(ids, dtype=object),
-            "reason": out["reason"].to_numpy(dtype=object),
+            "class_id": pd.Series(k_class, dtype=object),
+            "assignment_key": pd.Series(k_key, dtype=object),
+            "assignment_id": pd.Series(ids[p_codes], dtype=object),
+            "reason": pd.Series(reason[p_codes], dtype=object),
         },
-        dtype=object,
+        copy=False,
     )
 
 
 def eligible_members(members: pd.DataFrame) -> pd.DataFrame:
     """Members that can carry a grade: students, or members whose role Graph did not tell."""
-    role = _text(members["primary_role"]).str.strip().str.casefold()
-    return members[role.isin(STUDENT_ROLES).to_numpy()]
+    role = _map_distinct(_text_array(members["primary_role"]), lambda r: r.strip().casefold())
+    return members[pd.Series(role, dtype=object).isin(STUDENT_ROLES).to_numpy(dtype=bool)]
 
 
 def _identifier_table(members: pd.DataFrame, order: Sequence[str]) -> pd.DataFrame:
     """Long table ``[class_id, user_id, value, level, folded]``: one row per member identifier, by level."""
-    parts = []
-    level = 0
     for kind in order:
         if kind not in STUDENT_KINDS:
             raise ValueError(f"unknown student identifier kind {kind!r}")
+    class_ids, user_ids = _text_array(members["class_id"]), _text_array(members["user_id"])
+    parts = []
+    level = 0
+    for kind in order:
         columns, fold = STUDENT_KINDS[kind]
         for column in columns:
-            value = _text(members[column]).str.strip()
-            if fold:
-                value = value.str.casefold()
-            part = pd.DataFrame(
-                {
-                    "class_id": _text(members["class_id"]).to_numpy(dtype=object),
-                    "user_id": _text(members["user_id"]).to_numpy(dtype=object),
-                    "value": value.to_numpy(dtype=object),
-                    "level": level,
-                    "folded": fold,
-                }
+            value = _map_distinct(
+                _text_array(members[column]), (lambda v: v.strip().casefold()) if fold else str.strip
             )
-            parts.append(part[part["value"] != ""])
+            keep = value != ""
+            parts.append(
+                pd.DataFrame(
+                    {
+                        "class_id": class_ids[keep],
+                        "user_id": user_ids[keep],
+                        "value": value[keep],
+                        "level": np.full(int(keep.sum()), level, dtype="int64"),
+                        "folded": np.full(int(keep.sum()), fold, dtype=bool),
+                    },
+                )
+            )
             level += 1
     if not parts:
         return pd.DataFrame(columns=["class_id", "user_id", "value", "level", "folded"])
@@ -160,53 +258,69 @@ def match_students(keys: pd.DataFrame, members: pd.DataFrame, order: Sequence[st
 
     Returns ``[class_id, student_key, user_id, reason]``, one row per key row in order; ``reason``
     is ``""`` when matched, else ``unknown_student`` / ``ambiguous_student`` / ``not_in_class``.
+
+    Works on integer codes: each distinct key string is stripped and folded once, each distinct
+    (class, key) pair is matched once, so the cost grows with the distinct keys, not the rows.
     """
-    cols = ["class_id", "student_key"]
-    k = pd.DataFrame({c: _text(keys[c]).to_numpy(dtype=object) for c in cols}, dtype=object)
-    uk = k.drop_duplicates().reset_index(drop=True)
-    uk["plain"] = uk["student_key"].str.strip().to_numpy(dtype=object)
-    uk["fold"] = uk["plain"].str.casefold().to_numpy(dtype=object)
+    k_class, k_key = _text_array(keys["class_id"]), _text_array(keys["student_key"])
     table = _identifier_table(eligible_members(members), order)
-    hit_parts = []
-    for folded, key_col in ((False, "plain"), (True, "fold")):
-        t = table[table["folded"] == folded]
-        if t.empty:
-            continue
-        hit = uk[[*cols, key_col]].merge(
-            t[["class_id", "value", "user_id", "level"]],
-            left_on=["class_id", key_col],
-            right_on=["class_id", "value"],
-        )
-        hit_parts.append(hit[[*cols, "user_id", "level"]])
-    hits = pd.concat(hit_parts, ignore_index=True) if hit_parts else pd.DataFrame()
-    resolved = _resolve_level(uk, hits, cols, "user_id")
-    n = resolved["n"].to_numpy()
+    t_class, t_user, t_value = (table[c].to_numpy(dtype=object) for c in ("class_id", "user_id", "value"))
+    t_level = table["level"].to_numpy(dtype="int64")
+    t_fold = table["folded"].to_numpy(dtype=bool)
+    tc_codes, tc_uniq = pd.factorize(t_class)
+    tv_codes, tv_uniq = pd.factorize(t_value)
+    tu_codes, tu_uniq = pd.factorize(t_user)
+    nv = len(tv_uniq)
+    # per key row: its stripped and its folded form as codes of the members' values (-1: nobody has
+    # it). A key's answer depends only on (class, plain code, folded code): unknown keys share one.
+    space = pd.Index(np.asarray(tv_uniq, dtype=object), dtype=object)
+    plain_list = list(map(str.strip, k_key.tolist()))
+    plain = np.array(plain_list, dtype=object)
+    k_plain = _lookup(space, plain)
+    k_fold = k_plain.copy()
+    folded = np.array(list(map(str.casefold, plain_list)), dtype=object)
+    changed = np.flatnonzero(folded != plain) if len(plain) else np.zeros(0, dtype="int64")
+    k_fold[changed] = _lookup(space, folded[changed])
+    del plain_list, plain, folded
+    c_codes, c_uniq = pd.factorize(k_class)
+    k_tc = _lookup(
+        pd.Index(np.asarray(tc_uniq, dtype=object), dtype=object), np.asarray(c_uniq, dtype=object)
+    )
+    row_tc = k_tc[c_codes] if len(c_codes) else np.zeros(0, dtype="int64")
+    n1 = n2 = nv + 1  # codes shifted by one: 0 = not found
+    p_codes, p_uniq = pd.factorize((row_tc * n1 + (k_plain + 1)) * n2 + (k_fold + 1))
+    p_uniq = np.asarray(p_uniq, dtype="int64")
+    p_fold = p_uniq % n2 - 1
+    p_plain = (p_uniq // n2) % n1 - 1
+    pc = p_uniq // n2 // n1
+    right = _combine(tc_codes, tv_codes, nv)
+    right = np.where(right >= 0, right * 2 + t_fold, -1)
+    parts = []
+    for bit, kv in ((0, p_plain), (1, p_fold)):
+        left = _combine(pc, kv, nv)
+        parts.append(_join(np.where(left >= 0, left * 2 + bit, -1), right))
+    li = np.concatenate([p[0] for p in parts])
+    ri = np.concatenate([p[1] for p in parts])
+    n, one = _best(len(p_uniq), li, tu_codes[ri], t_level[ri])
 
     # nobody in the class: does the key name a student of another class in the snapshot?
-    elsewhere = np.zeros(len(uk), dtype=bool)
-    if (n == 0).any() and not table.empty:
-        folded = table["folded"].to_numpy(dtype=bool)
-        values = table["value"].to_numpy(dtype=object)
-        elsewhere = uk["plain"].isin(values[~folded]).to_numpy() | uk["fold"].isin(values[folded]).to_numpy()
-    reason = np.where(
-        n == 1,
-        "",
-        np.where(
-            n > 1,
-            ReasonCode.AMBIGUOUS_STUDENT.value,
-            np.where(elsewhere, ReasonCode.NOT_IN_CLASS.value, ReasonCode.UNKNOWN_STUDENT.value),
-        ),
-    ).astype(object)
-    resolved["reason"] = reason
-    out = k.merge(resolved, on=cols, how="left")
-    ids = out["user_id"].to_numpy(dtype=object).copy()
-    ids[out["n"].to_numpy() != 1] = None
+    present = np.zeros((2, max(nv, 1)), dtype=bool)
+    present[t_fold.astype("int64"), tv_codes] = True
+    elsewhere = ((p_plain >= 0) & present[0][np.maximum(p_plain, 0)]) | (
+        (p_fold >= 0) & present[1][np.maximum(p_fold, 0)]
+    )
+    unknown = np.where(elsewhere, ReasonCode.NOT_IN_CLASS.value, ReasonCode.UNKNOWN_STUDENT.value).astype(
+        object
+    )
+    ids, reason = _answers(
+        n, one, np.asarray(tu_uniq, dtype=object), unknown, ReasonCode.AMBIGUOUS_STUDENT.value
+    )
     return pd.DataFrame(
         {
-            "class_id": out["class_id"].to_numpy(dtype=object),
-            "student_key": out["student_key"].to_numpy(dtype=object),
-            "user_id": pd.Series(ids, dtype=object),
-            "reason": out["reason"].to_numpy(dtype=object),
+            "class_id": pd.Series(k_class, dtype=object),
+            "student_key": pd.Series(k_key, dtype=object),
+            "user_id": pd.Series(ids[p_codes], dtype=object),
+            "reason": pd.Series(reason[p_codes], dtype=object),
         },
-        dtype=object,
+        copy=False,
     )
