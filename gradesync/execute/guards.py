@@ -171,11 +171,13 @@ def refuse(violations: list[str]) -> None:
     """Raise one GuardError naming every violated guard (no-op when the list is empty)."""
     if not violations:
         return
+    options = list(dict.fromkeys(re.findall(r"--[a-z-]+", " ".join(violations))))
+    fixes = [o if o == "--allow-clear" else f"{o} (a higher limit, or 'off')" for o in options]
     raise GuardError(
         "; ".join(violations),
         code="guard-refused",
-        hint="check the export (lost rows? shifted column?); if the plan is right, raise the limit "
-        "(e.g. --max-changes 100%) or pass --allow-clear",
+        hint="check the export first (lost rows? a shifted column? the wrong file?); "
+        f"if the plan is right, run again with {' and '.join(fixes)}",
     )
 
 

@@ -177,3 +177,16 @@ def test_plan_age() -> None:
     assert "--max-plan-age 24h" in msg
     assert plan_age_violation("2024-04-30T12:00:00Z", now, None) is None
     assert "not a timestamp" in (plan_age_violation("soon", now, timedelta(hours=1)) or "")
+
+
+def test_refusal_hint_names_only_the_guards_that_fired():
+    from gradesync.errors import GuardError
+    from gradesync.execute.guards import refuse
+
+    with pytest.raises(GuardError) as e:
+        refuse(["plan lowers 40 of 104 grades (38%), above --max-decreases 20%"])
+    assert "--max-decreases (a higher limit, or 'off')" in e.value.hint
+    assert "--allow-clear" not in e.value.hint and "--max-changes" not in e.value.hint
+    with pytest.raises(GuardError) as e:
+        refuse(["plan clears 2 grade(s); clearing needs --allow-clear"])
+    assert e.value.hint.endswith("run again with --allow-clear")
