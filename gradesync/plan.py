@@ -50,6 +50,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from pandas._libs import lib
 
 from gradesync.config import Settings
 from gradesync.match import eligible_members, match_assignments, match_students
@@ -96,6 +97,8 @@ def _obj(values: Any) -> np.ndarray:
 def _text(values: Any) -> np.ndarray:
     """An object array of ``str`` with missing values as ``""`` (copied only if needed)."""
     arr = values.to_numpy(dtype=object) if isinstance(values, pd.Series) else np.asarray(values, dtype=object)
+    if len(arr) and lib.is_string_array(arr, skipna=False):  # all text: nothing to replace (fast path)
+        return arr
     missing = pd.isna(arr)
     if missing.any():
         arr = arr.copy()
@@ -139,7 +142,15 @@ def format_points(value: float, precision: int = 6) -> str:
 
 
 def _fmt(values: np.ndarray, precision: int) -> pd.Series:
-    return pd.Series(values, dtype=object).map(lambda v: format_points(v, precision))
+    """``format_points`` of each value, formatted once per distinct value."""
+    floats = np.asarray(values, dtype="float64")  # None → NaN: both read "no grade"
+    codes, uniq = pd.factorize(floats.view("int64"))  # by bit pattern: -0.0 stays "-0"
+    shown = np.array(
+        [format_points(v, precision) for v in np.asarray(uniq, dtype="int64").view("float64").tolist()]
+        or [""],
+        dtype=object,
+    )
+    return pd.Series(shown[codes] if len(codes) else shown[:0], dtype=object)
 
 
 def _s(values: np.ndarray) -> pd.Series:
@@ -631,15 +642,13 @@ def plan_rows(
         ),
     )
     write[override_idx] = False
-    action = np.where(
-        w.reason == "",
+    action = np.full(n, Action.NOOP.value, dtype=object)
+    reasoned = np.flatnonzero(w.reason != "")
+    action[reasoned] = np.where(
+        pd.Series(w.reason[reasoned], dtype=object).isin(NOOP_REASONS).to_numpy(dtype=bool),
         Action.NOOP.value,
-        np.where(
-            pd.Series(w.reason, copy=False).isin(NOOP_REASONS).to_numpy(),
-            Action.NOOP.value,
-            Action.REJECT.value,
-        ),
-    ).astype(object)
+        Action.REJECT.value,
+    )
     action[write & excuse] = Action.EXCUSE.value
     action[write & ~excuse & has_outcome] = Action.UPDATE.value
     action[write & ~excuse & ~has_outcome] = Action.CREATE.value
@@ -843,12 +852,15 @@ def _roster_gaps(
         "student_name",
         "current_points",
     ]
-    records = g[cols].astype(object).to_dict("records")
-    for r in records:
-        for k, v in r.items():
-            if v is not None and isinstance(v, float) and np.isnan(v):
-                r[k] = None
-    return records
+    columns = []
+    for col in cols:
+        values = g[col].to_numpy(dtype=object)  # float64 → Python floats
+        missing = pd.isna(values)
+        if missing.any():
+            values = values.copy()
+            values[missing] = None
+        columns.append(values.tolist())
+    return [dict(zip(cols, vals, strict=True)) for vals in zip(*columns, strict=True)]
 
 
 # ---------------------------------------------------------------------------------------------
