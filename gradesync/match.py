@@ -232,9 +232,8 @@ def _identifier_table(members: pd.DataFrame, order: Sequence[str]) -> pd.DataFra
     for kind in order:
         columns, fold = STUDENT_KINDS[kind]
         for column in columns:
-            value = _map_distinct(
-                _text_array(members[column]), (lambda v: v.strip().casefold()) if fold else str.strip
-            )
+            stripped = list(map(str.strip, _text_array(members[column]).tolist()))  # mostly distinct
+            value = np.array(list(map(str.casefold, stripped)) if fold else stripped, dtype=object)
             keep = value != ""
             parts.append(
                 pd.DataFrame(
