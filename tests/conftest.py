@@ -51,7 +51,7 @@ def _shared_emulator(_sample_tenant_text: str) -> Iterator[EmulatorServer]:
 @pytest.fixture
 def emulator(_shared_emulator: EmulatorServer, _sample_tenant_text: str) -> EmulatorServer:
     srv = _shared_emulator
-    srv.configure(faults=None, throttle=ThrottleConfig.off(), page_size=25)
+    srv.configure(faults=None, lies=None, throttle=ThrottleConfig.off(), page_size=25)
     srv.reset(json.loads(_sample_tenant_text))
     return srv
 
