@@ -22,9 +22,14 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(PY) -m benchmarks
 
+# mypy checks the core: data contracts, the pure plan core, the Graph client, resolve, guards, config.
+MYPY_CORE := gradesync/models.py gradesync/errors.py gradesync/config.py gradesync/match.py \
+	gradesync/plan.py gradesync/resolve.py gradesync/graph gradesync/execute/guards.py gradesync/execute/decide.py
+
 lint: $(STAMP)
 	$(VENV)/bin/ruff check gradesync tests benchmarks
 	$(VENV)/bin/ruff format --check gradesync tests benchmarks
+	$(VENV)/bin/mypy $(MYPY_CORE)
 
 robustness: $(STAMP)
 	$(PY) -m benchmarks.robustness

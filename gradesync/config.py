@@ -50,7 +50,9 @@ class InputSettings(_Section):
 class MatchSettings(_Section):
     class_by: Literal["externalId", "id", "displayName", "mailNickname"] = "externalId"
     assignment_by: Literal["displayName", "id"] = "displayName"
-    student_by: list[StudentKey] = Field(default_factory=lambda: ["sis_id", "student_number", "upn", "mail"])
+    student_by: list[StudentKey] = Field(
+        default_factory=lambda: list[StudentKey](["sis_id", "student_number", "upn", "mail"])
+    )
 
     @field_validator("student_by")
     @classmethod
@@ -217,10 +219,10 @@ def load_settings_with_sources(
     if url := env.get("GRADESYNC_GRAPH_URL", "").strip():
         data.setdefault("graph", {})["base_url"] = url
         from_env[("graph", "base_url")] = "GRADESYNC_GRAPH_URL"
-    for (section, key), (var, value) in _generic_env_overrides(env).items():
+    for (section, key), (var, override) in _generic_env_overrides(env).items():
         if not isinstance(data.get(section, {}), dict):
             continue  # the file's own error (a section that is not a table) is reported below
-        data.setdefault(section, {})[key] = value
+        data.setdefault(section, {})[key] = override
         from_env[(section, key)] = var
     for (section, key), var in from_env.items():
         sources[f"{section}.{key}"] = f"env {var}"
@@ -230,10 +232,10 @@ def load_settings_with_sources(
         problems = []
         for err in e.errors():
             loc = tuple(str(x) for x in err["loc"])
-            var = from_env.get(loc[:2]) if len(loc) >= 2 else None
+            env_var = from_env.get((loc[0], loc[1])) if len(loc) >= 2 else None
             where = ".".join(loc)
             # Name the variable, never its value (it might be a mistyped secret).
-            problems.append(f"{var} ({where}): {err['msg']}" if var else f"{where}: {err['msg']}")
+            problems.append(f"{env_var} ({where}): {err['msg']}" if env_var else f"{where}: {err['msg']}")
         origin = str(p) if read_path is not None or not from_env else f"{p} + environment"
         if read_path is None and from_env:
             origin = "environment"

@@ -9,6 +9,7 @@ Bulk data travels as pandas DataFrames whose columns are fixed here (one row per
 from __future__ import annotations
 
 import math
+import uuid
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -248,6 +249,9 @@ class Plan:
     schema_version: int = 2  # planfile.SCHEMA_VERSION: the plan-file format this Plan is written in
     strict: bool = False
     warnings: list[str] = field(default_factory=list)  # read-stage remarks (e.g. a cp1252 fallback)
+    # A random id per plan made: two plans made in the same second from the same export are
+    # still two plans (the journal refuses to apply one plan twice, never a new one).
+    plan_id: str = field(default_factory=lambda: uuid.uuid4().hex)
 
     def operations(self) -> list[Operation]:
         writes = self.rows[self.rows["action"].isin(WRITE_ACTIONS)]

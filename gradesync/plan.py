@@ -49,6 +49,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 from pandas._libs import lib
 
@@ -121,8 +122,9 @@ class _Lazy:
         return np.asarray(self.build(idx), dtype=object)
 
 
-def _take(arr: np.ndarray, pos: np.ndarray, fill: Any) -> np.ndarray:
-    """``arr[pos]`` where ``pos >= 0``, ``fill`` elsewhere."""
+def _take(values: npt.ArrayLike, pos: np.ndarray, fill: Any) -> np.ndarray:
+    """``values[pos]`` where ``pos >= 0``, ``fill`` elsewhere."""
+    arr = np.asarray(values)
     if len(arr) == 0:
         out = np.empty(len(pos), dtype=arr.dtype if arr.dtype != object else object)
         out[...] = fill

@@ -4,6 +4,7 @@ Layout (keys always in this order; one JSON object per line inside the long list
 
     {
       "schema_version": 2,
+      "plan_id": "5f0c…",                  # random per plan made (absent in older files)
       "created_at": "2024-06-01T12:00:00Z",
       "graph_base_url": "https://graph.microsoft.com/v1.0",
       "config_hash": "…",
@@ -58,6 +59,7 @@ SCHEMA_VERSION = 2
 V1_DEFAULTS: dict[str, Any] = {"excuse": False, "last_written_points": None, "override_policy": ""}
 TOP_KEYS: tuple[str, ...] = (
     "schema_version",
+    "plan_id",
     "created_at",
     "graph_base_url",
     "config_hash",
@@ -69,6 +71,7 @@ TOP_KEYS: tuple[str, ...] = (
     "rows",
     "roster_gaps",
 )
+OPTIONAL_TOP_KEYS = frozenset({"plan_id"})  # files written before plans had an id lack it
 INPUT_KEYS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(InputFile))
 OPERATION_KEYS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(Operation))
 ROW_KEYS: tuple[str, ...] = tuple(PLAN_COLUMNS)
@@ -122,6 +125,7 @@ def plan_to_dict(plan: Plan) -> dict[str, Any]:
 
     return {
         "schema_version": SCHEMA_VERSION,  # always written in the current format
+        "plan_id": plan.plan_id,
         "created_at": plan.created_at,
         "graph_base_url": plan.graph_base_url,
         "config_hash": plan.config_hash,
@@ -202,7 +206,7 @@ def plan_from_dict(d: Any, *, source: str = "plan") -> Plan:
                 code="plan-schema-unsupported",
                 hint="upgrade gradesync, or make the plan again with this version",
             )
-        missing = [k for k in TOP_KEYS if k not in d]
+        missing = [k for k in TOP_KEYS if k not in d and k not in OPTIONAL_TOP_KEYS]
         _require(not missing, f"missing keys: {', '.join(missing)}")
         for key in ("created_at", "graph_base_url", "config_hash"):
             _require(isinstance(d[key], str), f'"{key}" is not text')
@@ -234,6 +238,7 @@ def plan_from_dict(d: Any, *, source: str = "plan") -> Plan:
             schema_version=version,
             strict=d["strict"],
             warnings=[str(w) for w in d["warnings"]],
+            plan_id=str(d.get("plan_id") or ""),
         )
         expected = [_operation_record(op) for op in plan.operations()]
         _require(

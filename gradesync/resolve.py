@@ -128,7 +128,7 @@ def _read_all(
         return {}
     pages = client.get_all_many(urls)
     for url, error in pages.errors.items():
-        if missing_ok and error.status == 404:
+        if missing_ok and getattr(error, "status", None) == 404:
             continue
         error.message = f"could not read {url.split('?')[0]}: {error.message}"
         raise error

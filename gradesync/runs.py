@@ -53,7 +53,7 @@ PLAN_NAME = "plan.json"
 RUNS_NAME = "runs"
 DEFAULT_KEEP_RUNS = 30
 NOTIFY_TIMEOUT_SECONDS = 60.0
-RUN_DIR_PATTERN = re.compile(r"^\d{8}T\d{6}Z-[0-9a-f]{6}$")
+RUN_DIR_PATTERN = re.compile(r"^\d{8}T\d{6}(\d{3})?Z-[0-9a-f]{6}$")  # milliseconds since 0.1
 
 
 def _utc(dt: datetime | None = None) -> str:
@@ -70,7 +70,10 @@ def create_run_dir(runs_dir: str | Path, *, now: datetime | None = None) -> tupl
     with its run id (the directory's name)."""
     root = Path(runs_dir)
     root.mkdir(parents=True, exist_ok=True)
-    stamp = (now or datetime.now(UTC)).strftime("%Y%m%dT%H%M%SZ")
+    moment = now or datetime.now(UTC)
+    # Milliseconds keep names in time order for runs started within the same second (pruning and
+    # "the newest run" go by name).
+    stamp = moment.strftime("%Y%m%dT%H%M%S") + f"{moment.microsecond // 1000:03d}Z"
     for _ in range(10):
         run_id = f"{stamp}-{secrets.token_hex(3)}"
         path = root / run_id

@@ -138,6 +138,7 @@ def plan_hash(plan: Plan) -> str:
     fields += ("before_points", "before_modified")
     ops = [[o.action.value, *(getattr(o, f) for f in fields)] for o in plan.operations()]
     payload = {
+        **({"id": plan.plan_id} if plan.plan_id else {}),
         "created_at": plan.created_at,
         "graph": plan.graph_base_url,
         "config": plan.config_hash,

@@ -104,7 +104,7 @@ def test_layout_diffs_well(plan: Plan) -> None:
     assert text.endswith("}\n")
     # a changed grade changes one row line and one operation line (plus the counts)
     other = plan_of(school(), [*ROWS[:1], (C, "Unit 1 Quiz", "000127", "31"), *ROWS[2:]], strict=True)
-    other.inputs, other.warnings = plan.inputs, plan.warnings
+    other.inputs, other.warnings, other.plan_id = plan.inputs, plan.warnings, plan.plan_id
     changed = [(a, b) for a, b in zip(lines, dumps_plan(other).splitlines(), strict=True) if a != b]
     assert len(changed) == 2
 
@@ -191,3 +191,20 @@ def test_missing_and_undecodable_files(tmp_path: Path) -> None:
     with pytest.raises(InputError) as e:
         read_plan(bad)
     assert e.value.code == "plan-corrupt"
+
+
+def test_each_plan_has_its_own_identity_and_keeps_it_through_the_file(plan: Plan, tmp_path: Path) -> None:
+    """Two plans made in the same second from the same export are two plans: the journal refuses
+    to apply *one* plan twice, never a new one (a quick second nightly sync was refused before)."""
+    from gradesync.execute.apply import plan_hash
+
+    twin = plan_of(school(), ROWS, strict=True)
+    twin.created_at, twin.inputs, twin.warnings = plan.created_at, plan.inputs, plan.warnings
+    assert twin.plan_id != plan.plan_id
+    assert plan_hash(twin) != plan_hash(plan)
+    write_plan(plan, tmp_path / "p.json")
+    again = read_plan(tmp_path / "p.json")
+    assert again.plan_id == plan.plan_id and plan_hash(again) == plan_hash(plan)
+    older = json.loads(dumps_plan(plan))
+    del older["plan_id"]  # files written before plans had an id still read
+    assert plan_from_dict(older).plan_id == ""

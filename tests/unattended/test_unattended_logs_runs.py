@@ -6,6 +6,7 @@ import json
 import logging
 import os
 import sys
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -124,7 +125,12 @@ def test_prune_keeps_the_newest_and_the_current_and_nothing_else(tmp_path: Path)
 def test_create_run_dir_names_sort_by_time(tmp_path: Path) -> None:
     path, run_id = create_run_dir(tmp_path)
     assert path.name == run_id and path.is_dir()
-    assert len(run_id) == len("20250101T020000Z-abcdef")
+    assert len(run_id) == len("20250101T020000123Z-abcdef")
+    # two runs started within the same second still sort in the order they started
+    first = datetime(2025, 1, 1, 2, 0, 0, 900_000, tzinfo=UTC)
+    names = [create_run_dir(tmp_path, now=first + timedelta(milliseconds=ms))[1] for ms in (0, 50, 99)]
+    assert names == sorted(names)
+    assert [p.name for p in list_runs(tmp_path)] == []  # no run.json yet: not run directories
 
 
 def test_notify_gets_summary_env_and_last_argument_without_our_secrets(tmp_path: Path) -> None:
