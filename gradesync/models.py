@@ -181,6 +181,18 @@ MEMORY_COLUMNS: dict[str, str] = {
 }
 
 
+# One entry of ``Plan.roster_gaps``: a roster student with no row in the input, per assignment.
+ROSTER_GAP_KEYS: tuple[str, ...] = (
+    "class_id",
+    "class_name",
+    "assignment_id",
+    "assignment_name",
+    "user_id",
+    "student_name",
+    "current_points",
+)
+
+
 @dataclass(frozen=True, slots=True)
 class Operation:
     """One write to Graph: an update (PATCH) or create (POST) of a points outcome, or an excuse (POST)."""

@@ -59,6 +59,7 @@ from gradesync.models import (
     MEMORY_COLUMNS,
     PLAN_COLUMNS,
     REJECT_REASONS_NOOP,
+    ROSTER_GAP_KEYS,
     SNAPSHOT_COLUMNS,
     Action,
     InputFile,
@@ -845,15 +846,7 @@ def _roster_gaps(
         na_position="last",
         kind="stable",
     )
-    cols = [
-        "class_id",
-        "class_name",
-        "assignment_id",
-        "assignment_name",
-        "user_id",
-        "student_name",
-        "current_points",
-    ]
+    cols = ROSTER_GAP_KEYS
     columns = []
     for col in cols:
         values = g[col].to_numpy(dtype=object)  # float64 → Python floats

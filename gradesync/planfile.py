@@ -52,7 +52,7 @@ import numpy as np
 import pandas as pd
 
 from gradesync.errors import InputError, UsageError
-from gradesync.models import PLAN_COLUMNS, InputFile, Operation, Plan
+from gradesync.models import PLAN_COLUMNS, ROSTER_GAP_KEYS, InputFile, Operation, Plan
 
 SCHEMA_VERSION = 2
 # row columns a version-1 plan file does not have, and the value they take when one is read
@@ -75,15 +75,7 @@ OPTIONAL_TOP_KEYS = frozenset({"plan_id"})  # files written before plans had an 
 INPUT_KEYS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(InputFile))
 OPERATION_KEYS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(Operation))
 ROW_KEYS: tuple[str, ...] = tuple(PLAN_COLUMNS)
-GAP_KEYS: tuple[str, ...] = (
-    "class_id",
-    "class_name",
-    "assignment_id",
-    "assignment_name",
-    "user_id",
-    "student_name",
-    "current_points",
-)
+GAP_KEYS: tuple[str, ...] = ROSTER_GAP_KEYS
 
 
 # ---------------------------------------------------------------------------------------------
