@@ -193,7 +193,8 @@ def _malformed(what: str, detail: str) -> TransientGraphError:
     err = TransientGraphError(
         f"{what}: Graph's answer is not the JSON expected ({detail})",
         code="graph-malformed-response",
-        hint="Graph or a proxy sent a broken answer; it is retried automatically.",
+        hint="Graph or a proxy between us kept sending broken answers, even after retries; "
+        "check for a proxy rewriting responses, then run again",
     )
     mark_sent(err, True)
     return err

@@ -109,7 +109,10 @@ def map_transport_error(exc: Exception, *, method: str, url: str) -> GraphError:
     err: GraphError
     if transient:
         err = TransientGraphError(
-            message, code=code, hint="A network problem or a slow Graph; it is retried automatically."
+            message,
+            code=code,
+            hint="the network or Graph did not answer, even after retries ([graph] max_attempts, "
+            "max_retry_seconds); check the connection and GRADESYNC_GRAPH_URL, then run again",
         )
     else:
         err = TerminalGraphError(message, code=code, hint="This looks like a gradesync bug or a bad URL.")
@@ -205,7 +208,8 @@ def map_graph_error(
             request_id=request_id,
             retry_after=retry_after,
             code=code,
-            hint="Graph is busy or briefly unavailable; it is retried automatically.",
+            hint="Graph stayed busy or unavailable through every retry ([graph] max_attempts, "
+            "max_retry_seconds); run again later — an interrupted apply finishes with --resume",
         )
     if status == 404:
         code, hint = "graph-not-found", "The object no longer exists in Teams, or the id is wrong."
