@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from defusedxml import DefusedXmlException, ElementTree
 
 from gradesync.errors import InputError
 
@@ -381,6 +382,51 @@ def _check_zip(name: str, data: bytes) -> None:
         )
 
 
+_NS_MAIN = "{http://schemas.openxmlformats.org/spreadsheetml/2006/main}"
+_NS_REL = "{http://schemas.openxmlformats.org/officeDocument/2006/relationships}"
+_NS_PKG_REL = "{http://schemas.openxmlformats.org/package/2006/relationships}"
+_CELL_REF = re.compile(r"([A-Z]+)(\d+)")
+
+
+def _error_cells(data: bytes, sheet: str) -> dict[tuple[int, int], str]:
+    """``(row, column) → "#N/A"`` (0-based) for the error cells of an .xlsx sheet.
+
+    python-calamine reads an error cell (``#N/A``, ``#VALUE!``, ``#REF!`` …) as an empty string,
+    which would make a broken formula in a points column mean "no change". The sheet's XML says
+    ``t="e"`` for those cells; only that is looked for (the zip was size-checked before).
+    """
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            book = ElementTree.fromstring(archive.read("xl/workbook.xml"))
+            rels = ElementTree.fromstring(archive.read("xl/_rels/workbook.xml.rels"))
+            rid = next(
+                (e.get(f"{_NS_REL}id") for e in book.iter(f"{_NS_MAIN}sheet") if e.get("name") == sheet), None
+            )
+            target = next(
+                (r.get("Target") for r in rels.iter(f"{_NS_PKG_REL}Relationship") if r.get("Id") == rid), None
+            )
+            if not target:
+                return {}
+            part = target.lstrip("/") if target.startswith("/") else "xl/" + target
+            xml = archive.read(part)
+        if b't="e"' not in xml:
+            return {}
+        cells = list(ElementTree.fromstring(xml).iter(f"{_NS_MAIN}c"))
+    except (KeyError, zipfile.BadZipFile, ElementTree.ParseError, DefusedXmlException, ValueError, OSError):
+        return {}  # not the usual layout (or not .xlsx at all): calamine's reading stands
+    found: dict[tuple[int, int], str] = {}
+    for cell in cells:
+        m = _CELL_REF.fullmatch(cell.get("r") or "")
+        if cell.get("t") != "e" or not m:
+            continue
+        col = 0
+        for ch in m.group(1):
+            col = col * 26 + ord(ch) - 64
+        value = cell.find(f"{_NS_MAIN}v")
+        found[(int(m.group(2)) - 1, col - 1)] = (value.text if value is not None else None) or "#ERROR"
+    return found
+
+
 def _load_workbook(name: str, data: bytes, sha256: str, sheet: str | None) -> RawTable:
     import python_calamine as pc
 
@@ -424,6 +470,10 @@ def _load_workbook(name: str, data: bytes, sha256: str, sheet: str | None) -> Ra
             f"sheet {chosen!r} cannot be read ({e})", file=name, code="input-not-spreadsheet"
         ) from None
     text_rows = [[cell_text(v) for v in row] for row in rows]
+    errors = _error_cells(data, chosen) if data.startswith(_ZIP_MAGIC) else {}
+    for (r, c), text in errors.items():
+        if r < len(text_rows) and c < len(text_rows[r]):
+            text_rows[r][c] = text  # an Excel error is a value that is not a number, never a blank
     header_index = next((i for i, r in enumerate(text_rows) if any(c.strip() for c in r)), None)
     if header_index is None:
         raise InputError(
