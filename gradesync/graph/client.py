@@ -40,7 +40,7 @@ import tenacity
 from gradesync.errors import AuthError, GraphError, TerminalGraphError, TransientGraphError
 from gradesync.graph.errors import map_graph_error, map_transport_error, mark_sent, was_sent
 from gradesync.graph.ratelimit import RateLimit, RateLimiter
-from gradesync.graph.retry import RetryPolicy, next_wait
+from gradesync.graph.retry import RetryPolicy, backoff, next_wait
 
 MAX_BATCH = 20  # Graph's limit of requests per $batch envelope
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "PATCH", "DELETE"})
@@ -765,6 +765,7 @@ class GraphClient:
         items: dict[str, list[dict[str, Any]]] = {u: [] for u in unique}
         seen: dict[str, set[str]] = {}
         pages: dict[str, int] = dict.fromkeys(unique, 0)
+        malformed: dict[str, int] = {}  # broken pages seen per collection (retried)
         current: dict[str, str] = {}
         for url in unique:
             try:
@@ -777,6 +778,7 @@ class GraphClient:
             subs = [SubRequest(str(i), "GET", current[k]) for i, k in enumerate(keys)]
             answers = self._run_batch(subs)
             upcoming: dict[str, str] = {}
+            broken_round = 0  # the most broken pages any collection of this round has had
             for i, key in enumerate(keys):
                 answer = answers[str(i)]
                 if answer.error is not None:
@@ -784,15 +786,32 @@ class GraphClient:
                         raise answer.error
                     result.errors[key] = answer.error
                     continue
-                pages[key] += 1
                 try:
                     value, next_link = _page_items(answer.body, f"GET {current[key]}")
+                except TransientGraphError as exc:
+                    # A broken page inside a 200 sub-response is retried like a broken HTTP answer:
+                    # re-read the same page next round, within the attempt budget.
+                    self._note_error(exc)
+                    malformed[key] = malformed.get(key, 0) + 1
+                    if malformed[key] < self.policy.max_attempts:
+                        self.stats.add(retries=1)
+                        upcoming[key] = current[key]
+                        broken_round = max(broken_round, malformed[key])
+                    else:
+                        result.errors[key] = exc
+                    continue
+                pages[key] += 1
+                try:
                     items[key].extend(value)
                     if next_link:
                         self._check_next_link(next_link, seen[key], pages[key], key)
                         upcoming[key] = self._relative(next_link)
                 except GraphError as exc:
                     result.errors[key] = exc
+            if broken_round:
+                with self._rng_lock:
+                    wait = backoff(broken_round, self.policy, self._rng)
+                self._sleep(wait)
             current = upcoming
         for url in unique:
             if url not in result.errors:

@@ -676,3 +676,37 @@ def test_envelopes_in_flight_concurrently_all_complete_and_are_matched():
     assert [r.body["echo"] for r in out.values()] == [f"/x/{i}" for i in range(80)]
     assert active["max"] == 4
     client.close()
+
+
+def test_a_broken_page_inside_a_batch_read_is_read_again():
+    """A 200 sub-response whose body is not a page is retried like a broken HTTP answer (it was a
+    final error before), after a backoff, and the listing comes back whole — never partial."""
+
+    def answer(reqs, n):
+        out = []
+        for r in reqs:
+            if n < 3:
+                out.append({"id": r["id"], "status": 200, "headers": {}, "body": "<html>proxy</html>"})
+            else:
+                out.append({"id": r["id"], "status": 200, "headers": {}, "body": {"value": [{"id": "s1"}]}})
+        return {"responses": out}
+
+    handle, seen = batch_handler(answer)
+    client, _, clock = make_client(handle)
+    pages = client.get_all_many(["/education/classes/c/assignments/a/submissions"])
+    assert pages.errors == {}
+    assert pages["/education/classes/c/assignments/a/submissions"] == [{"id": "s1"}]
+    assert len(seen) == 3 and client.stats.retries == 2
+    assert len(clock.sleeps) == 2
+
+
+def test_a_page_that_stays_broken_gives_up_within_the_attempt_budget():
+    def answer(reqs, n):
+        return {"responses": [{"id": r["id"], "status": 200, "headers": {}, "body": [1, 2]} for r in reqs]}
+
+    handle, seen = batch_handler(answer)
+    client, _, _ = make_client(handle, policy=RetryPolicy(max_attempts=3, base_delay=0.1, max_delay=1))
+    pages = client.get_all_many(["/education/classes"])
+    assert "/education/classes" not in pages
+    assert pages.errors["/education/classes"].code == "graph-malformed-response"
+    assert len(seen) == 3
