@@ -398,6 +398,16 @@ class GraphClient:
         except httpx.HTTPError as exc:
             raise map_transport_error(exc, method=method, url=url) from exc
 
+    def _error_answer(self, raw: _Raw, method: str, url: str) -> AnyGraphError:
+        """The mapped error of an HTTP answer with an error status (its body may not even be JSON)."""
+        try:
+            error_body = _loads(raw.content)
+        except ValueError:
+            error_body = None
+        err = map_graph_error(raw.status, error_body, raw.headers, method=method, url=url)
+        self._note_error(err)
+        return err
+
     def _note_error(self, err: AnyGraphError) -> None:
         if isinstance(err, TransientGraphError):
             self.stats.add(transient_errors=1, throttled=1 if err.status == 429 else 0)
@@ -432,12 +442,7 @@ class GraphClient:
                 self._note_error(exc)
                 raise
             if raw.status >= 300:
-                try:
-                    error_body = _loads(raw.content)
-                except ValueError:
-                    error_body = None
-                err = map_graph_error(raw.status, error_body, raw.headers, method=method, url=url)
-                self._note_error(err)
+                err = self._error_answer(raw, method, url)
                 if isinstance(err, GraphError):
                     last["retry_after"] = err.retry_after
                 raise err
@@ -503,13 +508,7 @@ class GraphClient:
             self._note_error(exc)
             raise
         if raw.status >= 300:
-            try:
-                error_body = _loads(raw.content)
-            except ValueError:
-                error_body = None
-            err = map_graph_error(raw.status, error_body, raw.headers, method=method, url=url)
-            self._note_error(err)
-            raise err
+            raise self._error_answer(raw, method, url)
         try:
             return _loads(raw.content)
         except ValueError:
