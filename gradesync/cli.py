@@ -85,9 +85,7 @@ def plan_command(
     from gradesync.planfile import write_plan
     from gradesync.report import RunSummary, render_table, write_reports
 
-    settings = load_settings(config_path)
-    if strict:
-        settings = settings.model_copy(update={"policy": settings.policy.model_copy(update={"strict": True})})
+    settings = load_settings(config_path).strict(strict)
     out_console, err_console = stdout_console(), stderr_console()
     with graph_client(settings) as client, progress_reporter(err_console, quiet=quiet) as progress:
         plan = make_plan(

@@ -163,6 +163,12 @@ class Settings(_Section):
     publish: PublishSettings = PublishSettings()
     run: RunSettings = RunSettings()
 
+    def strict(self, on: bool = True) -> Settings:
+        """These settings with ``[policy] strict`` forced on (``--strict``); unchanged when not ``on``."""
+        if not on:
+            return self
+        return self.model_copy(update={"policy": self.policy.model_copy(update={"strict": True})})
+
     def config_hash(self) -> str:
         """A stable hash of every setting that changes what a plan contains."""
         # how we sign in, what apply --return may publish and where runs are kept change no plan

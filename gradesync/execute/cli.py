@@ -271,9 +271,7 @@ def sync_command(
     from gradesync.plan import plan_is_refused
     from gradesync.planfile import write_plan
 
-    settings = load_settings(config_path)
-    if strict:
-        settings = settings.model_copy(update={"policy": settings.policy.model_copy(update={"strict": True})})
+    settings = load_settings(config_path).strict(strict)
     err = stderr_console()
     _apply_options(kw)  # option errors are usage errors, before any run starts
     with (
