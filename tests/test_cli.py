@@ -146,3 +146,14 @@ def test_readme_cron_line_is_the_one_the_scheduling_test_runs():
     assert lines, "docs/scheduling/crontab has no schedule line"
     for line in lines:
         assert line in readme
+
+
+def test_sync_strict_refuses_and_writes_nothing(tmp_path, graph_env, emulator):
+    before = emulator.state()
+    result = run(
+        ["sync", SAMPLES[0], "--strict", "--state-dir", str(tmp_path / "state")], env=graph_env, cwd=tmp_path
+    )
+    assert result.returncode == 1
+    assert "sync refused: --strict" in result.stderr + result.stdout
+    assert emulator.state() == before
+    assert emulator.stats()["by_method"].keys() == {"GET"}
