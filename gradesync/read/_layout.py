@@ -208,9 +208,54 @@ def _frame(table: RawTable, n: int, **columns: np.ndarray) -> pd.DataFrame:
     )
 
 
+#: How many rows below the first non-blank one are searched for the real header (a title above it).
+HEADER_SEARCH_ROWS: Final = 10
+
+
+def _find_header(table: RawTable, cfg: InputSettings) -> tuple[RawTable, list[str]]:
+    """A title row above the header (``Gradebook — Algebra I``, often merged across the columns) is
+    common in exports people make by hand. When the first non-blank row names no student column,
+    the first of the next ``HEADER_SEARCH_ROWS`` rows that does becomes the header and the rows
+    above it are skipped, with a warning naming them. Otherwise the table is returned as it is."""
+    wanted = {normalize_header(a) for a in HEADER_ALIASES["student"]}
+    if cfg.student_column is not None:
+        wanted = {normalize_header(cfg.student_column)}
+    if any(normalize_header(h) in wanted for h in table.header):
+        return table, []
+    for i in range(min(HEADER_SEARCH_ROWS, table.n_rows)):
+        row = [str(col[i]) for col in table.cells]
+        if not any(normalize_header(c) in wanted for c in row):
+            continue
+        header_row = int(table.source_row[i])
+        promoted = RawTable(
+            path=table.path,
+            sha256=table.sha256,
+            header=row,
+            header_row=header_row,
+            cells=[col[i + 1 :] for col in table.cells],
+            source_row=table.source_row[i + 1 :],
+            sheet=table.sheet,
+            encoding=table.encoding,
+            warnings=table.warnings,
+            extra_cells={r: c for r, c in table.extra_cells.items() if r > header_row},
+            delimiter=table.delimiter,
+        )
+        skipped = (
+            f"rows {table.header_row}–{header_row - 1}"
+            if header_row - 1 > table.header_row
+            else (f"row {table.header_row}")
+        )
+        return promoted, [
+            f"{table.path}: the header is on row {header_row}; {skipped} above it skipped (a title?)"
+        ]
+    return table, []
+
+
 def build_desired(table: RawTable, cfg: InputSettings, class_key: str | None) -> Desired:
     """Decide the layout of one table and turn it into desired-grade rows (DESIRED_COLUMNS)."""
+    table, found = _find_header(table, cfg)
     roles, warnings = _match_roles(table, cfg)
+    warnings = found + warnings
     if not roles:
         raise InputError(
             f"the header row (row {table.header_row}) has no recognised column "
