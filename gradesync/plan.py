@@ -123,6 +123,24 @@ class _Lazy:
         return np.asarray(self.build(idx), dtype=object)
 
 
+def _class_key_pairs(
+    c_codes: np.ndarray, keys: np.ndarray, class_ids: npt.ArrayLike
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Code the distinct (class, key) pairs of the rows: matching then runs once per pair.
+
+    Returns each row's pair code and, per pair, its class id (None for an unresolved class), its
+    key, and whether the class resolved.
+    """
+    k_codes, k_uniq = pd.factorize(keys)
+    k_uniq = np.asarray(k_uniq, dtype=object)
+    nk = max(len(k_uniq), 1)
+    pair_codes, pair_uniq = pd.factorize(c_codes.astype("int64") * nk + k_codes)
+    pair_uniq = np.asarray(pair_uniq, dtype="int64")
+    pair_class_id = _take(class_ids, pair_uniq // nk, None)
+    pair_key = k_uniq[pair_uniq % nk] if len(k_uniq) else np.empty(0, dtype=object)
+    return pair_codes, pair_class_id, pair_key, pd.notna(pair_class_id)
+
+
 def _take(values: npt.ArrayLike, pos: np.ndarray, fill: Any) -> np.ndarray:
     """``values[pos]`` where ``pos >= 0``, ``fill`` elsewhere."""
     arr = np.asarray(values)
@@ -338,14 +356,7 @@ def plan_rows(
     class_label = _Lazy(lambda i: _class_label(class_key[i], class_name[i]))
 
     # --- 3. assignments: match distinct (class, assignment key) pairs ------------------------
-    a_codes, a_uniq = pd.factorize(assignment_key)
-    a_uniq = np.asarray(a_uniq, dtype=object)
-    na = max(len(a_uniq), 1)
-    pa_codes, pa_uniq = pd.factorize(c_codes.astype("int64") * na + a_codes)
-    pa_uniq = np.asarray(pa_uniq, dtype="int64")
-    pa_class_id = _take(cu_id, pa_uniq // na, None)
-    pa_key = a_uniq[pa_uniq % na] if len(a_uniq) else np.empty(0, dtype=object)
-    pa_ok = pd.notna(pa_class_id)
+    pa_codes, pa_class_id, pa_key, pa_ok = _class_key_pairs(c_codes, assignment_key, cu_id)
     asg = snapshot.assignments
     a_frame = pd.DataFrame(
         {
@@ -362,7 +373,7 @@ def plan_rows(
         settings.match.assignment_by,
     )
     details = matched.merge(a_frame, on=["class_id", "assignment_id"], how="left")
-    pa_n = len(pa_uniq)
+    pa_n = len(pa_key)
     pa_aid = np.full(pa_n, None, dtype=object)
     pa_reason = np.full(pa_n, "", dtype=object)
     pa_name = np.full(pa_n, None, dtype=object)
@@ -405,14 +416,7 @@ def plan_rows(
     )
 
     # --- 4. students: match distinct (class, student key) pairs ------------------------------
-    s_codes, s_uniq = pd.factorize(student_key)
-    s_uniq = np.asarray(s_uniq, dtype=object)
-    ns = max(len(s_uniq), 1)
-    ps_codes, ps_uniq = pd.factorize(c_codes.astype("int64") * ns + s_codes)
-    ps_uniq = np.asarray(ps_uniq, dtype="int64")
-    ps_class_id = _take(cu_id, ps_uniq // ns, None)
-    ps_key = s_uniq[ps_uniq % ns] if len(s_uniq) else np.empty(0, dtype=object)
-    ps_ok = pd.notna(ps_class_id)
+    ps_codes, ps_class_id, ps_key, ps_ok = _class_key_pairs(c_codes, student_key, cu_id)
     members = snapshot.members
     smatch = match_students(
         pd.DataFrame({"class_id": ps_class_id[ps_ok], "student_key": ps_key[ps_ok]}, dtype=object),
@@ -427,7 +431,7 @@ def plan_rows(
         }
     ).drop_duplicates(["class_id", "user_id"])
     sdetails = smatch.merge(names, on=["class_id", "user_id"], how="left")
-    ps_n = len(ps_uniq)
+    ps_n = len(ps_key)
     ps_uid = np.full(ps_n, None, dtype=object)
     ps_reason = np.full(ps_n, "", dtype=object)
     ps_name = np.full(ps_n, None, dtype=object)
