@@ -23,12 +23,12 @@ bench: $(STAMP)
 	$(PY) -m benchmarks
 
 # mypy checks the core: data contracts, the pure plan core, the Graph client, resolve, guards, config.
-MYPY_CORE := gradesync/models.py gradesync/errors.py gradesync/config.py gradesync/match.py \
-	gradesync/plan.py gradesync/resolve.py gradesync/graph gradesync/execute/guards.py gradesync/execute/decide.py
+MYPY_CORE := gradesync/models.py gradesync/errors.py gradesync/config.py gradesync/plan \
+	gradesync/resolve.py gradesync/graph gradesync/guards.py gradesync/execute/decide.py
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check gradesync tests benchmarks
-	$(VENV)/bin/ruff format --check gradesync tests benchmarks
+	$(VENV)/bin/ruff check gradesync graph_emulator tests benchmarks
+	$(VENV)/bin/ruff format --check gradesync graph_emulator tests benchmarks
 	$(VENV)/bin/mypy $(MYPY_CORE)
 
 robustness: $(STAMP)

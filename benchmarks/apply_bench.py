@@ -38,7 +38,7 @@ TOKEN = "bench"  # noqa: S105 - the emulator's local token
 
 # --- a plan of n changes from a generated tenant ---------------------------------------------------
 def bench_tenant(n: int) -> dict[str, Any]:
-    from gradesync.emulator.generate import generate_tenant, materialize_tenant
+    from graph_emulator.generate import generate_tenant, materialize_tenant
 
     classes = max(1, math.ceil(n / (STUDENTS * (ASSIGNMENTS - 1) * 0.8)))
     tenant = materialize_tenant(generate_tenant(classes=classes, students=STUDENTS, assignments=ASSIGNMENTS))
@@ -51,7 +51,7 @@ def bench_tenant(n: int) -> dict[str, Any]:
 
 
 def _eligible(tenant: dict[str, Any]) -> list[tuple[dict, dict, dict]]:
-    from gradesync.emulator.state import iter_submissions
+    from graph_emulator.state import iter_submissions
 
     out = []
     for cls, asg, sub in iter_submissions(tenant):
@@ -67,8 +67,8 @@ def bench_plan(tenant: dict[str, Any], n: int, base_url: str) -> Any:
     """A plan of exactly ``n`` writes (updates by ±1, creates where no points outcome) — whole assignments."""
     import pandas as pd
 
-    from gradesync.emulator.state import points_outcome
     from gradesync.models import PLAN_COLUMNS, Plan
+    from graph_emulator.state import points_outcome
 
     rows = []
     for key, (cls, asg, sub) in enumerate(_eligible(tenant)[:n]):
@@ -135,7 +135,7 @@ class Outcome:
 
 
 def _server(tenant: dict[str, Any], *, limits: bool, latency_ms: float = 0.0, page_size: int = 25) -> Any:
-    from gradesync.emulator import EmulatorServer, FaultConfig, ThrottleConfig
+    from graph_emulator import EmulatorServer, FaultConfig, ThrottleConfig
 
     faults = FaultConfig(latency_ms=latency_ms, scope="http") if latency_ms else None
     return EmulatorServer(
@@ -158,8 +158,8 @@ def run_gradesync(
     verify: str = "all",
 ) -> Outcome:
     from gradesync.execute.apply import ApplyOptions, apply_plan
-    from gradesync.execute.journal import Journal
     from gradesync.graph import GraphClient, RateLimit
+    from gradesync.state.journal import Journal
 
     server = _server(tenant, limits=limits, latency_ms=latency_ms, page_size=page_size)
     try:

@@ -133,6 +133,8 @@ def make_inputs(scale: float = 1.0, seed: int = 7) -> tuple[Any, pd.DataFrame]:
         "clear": np.zeros(n, dtype=bool),
         "excuse": np.zeros(n, dtype=bool),
         "points_possible": np.full(n, np.nan),
+        "points_unit": np.full(n, "points", dtype=object),
+        "points_denominator": np.full(n, np.nan),
         "reason": np.full(n, "", dtype=object),
         "message": np.full(n, "", dtype=object),
         "note": np.full(n, "", dtype=object),

@@ -48,8 +48,8 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from gradesync.emulator import EmulatorServer, FaultConfig, ThrottleConfig, load_tenant
-from gradesync.emulator.state import iter_submissions
+from graph_emulator import EmulatorServer, FaultConfig, ThrottleConfig, load_tenant
+from graph_emulator.state import iter_submissions
 
 REPO = Path(__file__).resolve().parent.parent
 SAMPLES = REPO / "sample_data"
@@ -165,7 +165,7 @@ def check_report(report_rows: list[dict[str, str]], reference: Any) -> tuple[int
 
 def reference_plan(tenant: dict[str, Any], workdir: Path) -> Any:
     """The fault-free plan of the sample inputs against ``tenant`` (in process, real HTTP)."""
-    from gradesync.cliutil import graph_client
+    from gradesync.cli.common import graph_client
     from gradesync.config import Settings
     from gradesync.pipeline import make_plan
 

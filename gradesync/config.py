@@ -137,7 +137,7 @@ class PublishSettings(_Section):
 
 
 class RunSettings(_Section):
-    """Unattended operation (``gradesync.runs``, ``gradesync.logs``): run directories, logs, notification.
+    """Unattended operation (``gradesync.state.runs``, ``gradesync.logs``): run dirs, logs, notification.
 
     The command-line options of the same name (``--runs-dir``, ``--keep-runs``, ``--log-format``,
     ``--log-level``, ``--notify``) override these."""

@@ -269,7 +269,7 @@ class LoggingTransport(httpx.BaseTransport):
 
 
 def logging_transport(max_in_flight: int = 4) -> LoggingTransport:
-    """The transport :func:`gradesync.cliutil.graph_client` uses: httpx's default one (same pool limits
+    """The transport :func:`gradesync.cli.common.graph_client` uses: httpx's default one (same pool limits
     the Graph client would set), logged."""
     limits = httpx.Limits(max_connections=max_in_flight + 2, max_keepalive_connections=max_in_flight + 2)
     return LoggingTransport(httpx.HTTPTransport(limits=limits))

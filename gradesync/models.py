@@ -34,6 +34,11 @@ DESIRED_COLUMNS: dict[str, str] = {
     "clear": "bool",  # the explicit clear token: remove the grade
     "excuse": "bool",  # an excused mark ([policy] excused_marks, e.g. "EX"): excuse the submission
     "points_possible": "float64",  # from a wide file's "Points Possible" row, else NaN
+    # what the number in desired_points is (a ValueUnit): "points" (the default), "percent" (95% →
+    # 95.0: a share of the assignment's maximum) or "fraction" (17/20 → 17.0 with denominator 20.0);
+    # the plan converts percent and fraction to points against Teams' maximum, and says so on the row
+    "points_unit": "object",
+    "points_denominator": "float64",  # a fraction's denominator; NaN otherwise
     "reason": "object",  # a ReasonCode value when read/validation rejects or notes the row, else ""
     "message": "object",  # what a registrar reads about that reason
     "note": "object",  # non-rejecting remarks (rounded, duplicate kept, cp1252 fallback)
@@ -77,6 +82,32 @@ class ReasonCode(StrEnum):
     # a teacher changed the grade in Teams since gradesync last wrote it (three-way sync); the
     # row's ``override_policy`` says what happens: report / teacher-wins keep it (noop), sis-wins updates
     TEACHER_OVERRIDE = "teacher_override"
+
+
+class ValueUnit(StrEnum):
+    """What a parsed grade cell means (``DESIRED_COLUMNS["points_unit"]``)."""
+
+    POINTS = "points"
+    PERCENT = "percent"  # a share of the assignment's maximum, in percent
+    FRACTION = "fraction"  # points over ``points_denominator``
+
+
+class Status(StrEnum):
+    """A row's final state in a reconciliation (``reconciliation.csv``'s ``status``)."""
+
+    UNCHANGED = "unchanged"  # Teams already held the desired value (or the row asked for nothing)
+    UPDATED = "updated"
+    CREATED = "created"
+    EXCUSED = "excused"
+    CONFLICT = "conflict"  # the grade changed in Teams since it was read: left as the teacher set it
+    FAILED = "failed"  # Graph refused the write for good (a terminal error)
+    REJECTED = "rejected"  # the plan refused the row, with a reason
+    TEACHER_OVERRIDE = "teacher_override"  # kept as the teacher set it ([policy] teacher_override)
+    CARRIED_OVER = "carried_over"  # not sent (deadline, quota, a transient failure): the next run finishes it
+
+
+OK_STATUSES = frozenset({Status.UNCHANGED, Status.UPDATED, Status.CREATED, Status.EXCUSED})
+PROBLEM_STATUSES = frozenset({Status.CONFLICT, Status.FAILED, Status.REJECTED, Status.TEACHER_OVERRIDE})
 
 
 REJECT_REASONS_NOOP = {
@@ -149,7 +180,11 @@ class Snapshot:
 # Stage 3+4, plan → a Plan: one row per input row (PLAN_COLUMNS) plus header data.
 # ---------------------------------------------------------------------------------------------
 PLAN_COLUMNS: dict[str, str] = {
-    **{k: v for k, v in DESIRED_COLUMNS.items() if k not in ("reason", "message", "note")},
+    **{
+        k: v
+        for k, v in DESIRED_COLUMNS.items()
+        if k not in ("reason", "message", "note", "points_unit", "points_denominator")
+    },
     "class_id": "object",
     "class_name": "object",
     "assignment_id": "object",
@@ -172,7 +207,7 @@ PLAN_COLUMNS: dict[str, str] = {
     "override_policy": "object",
 }
 
-# What the state database remembers per points outcome (``gradesync.execute.memory``), as the plan
+# What the state database remembers per points outcome (``gradesync.state.memory``), as the plan
 # core receives it: one row per submission gradesync wrote to; NaN points = gradesync cleared it.
 MEMORY_COLUMNS: dict[str, str] = {
     "submission_id": "object",

@@ -35,7 +35,7 @@ def make_plan(
     its values for the snapshot's submissions drive three-way sync (``teacher_override``). ``None``, or
     no database yet: every difference is an ordinary change.
     """
-    from gradesync.execute.memory import load_memory
+    from gradesync.state.memory import load_memory
 
     read = read_inputs(list(paths), settings, class_key=class_key, sheet=sheet)
     snapshot = resolve(read.frame, settings, client, progress=progress)

@@ -7,7 +7,7 @@ Reads are quota-frugal (each sub-request counts against Graph's ~10,000/hour):
 3. one ``submissions?$expand=outcomes`` listing (all pages) per *graded* assignment the input
    touches — never a GET per submission.
 
-Matching input keys to Graph ids is the pure ``gradesync.match``; this module only decides what to
+Matching input keys to Graph ids is the pure ``gradesync.plan.match``; this module only decides what to
 read and turns Graph JSON into the Snapshot frames of ``gradesync.models``.
 """
 
@@ -21,8 +21,8 @@ import pandas as pd
 
 from gradesync.config import Settings
 from gradesync.graph import GraphClient, points_of
-from gradesync.match import match_assignments
 from gradesync.models import SNAPSHOT_COLUMNS, Snapshot, empty_frame
+from gradesync.plan.match import match_assignments
 
 CLASS_SELECT = "id,displayName,externalId,mailNickname"
 MEMBER_SELECT = "id,displayName,userPrincipalName,mail,externalId,primaryRole,student"

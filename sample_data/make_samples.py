@@ -14,8 +14,8 @@ from typing import Any
 
 from openpyxl import Workbook
 
-from gradesync.emulator.generate import generate_tenant
-from gradesync.emulator.state import points_outcome, save_tenant
+from graph_emulator.generate import generate_tenant
+from graph_emulator.state import points_outcome, save_tenant
 
 HERE = Path(__file__).resolve().parent
 Json = dict[str, Any]
@@ -211,7 +211,7 @@ do not edit by hand — change the script and rerun it.
   (Algebra I - P1, Biology - P2, World History - P3, English 9 - P4), 30 students each (two shared
   with the next class), assignments *Unit 1 Quiz* (in every class), *Reading Log* (ungraded),
   *Lab Report 1*, …; SEC-1001 also has a *Group Project* (group submissions) and a draft.
-  Format: the docstring of `gradesync/emulator/state.py`.
+  Format: the docstring of `graph_emulator/state.py`.
 - `sis_long.csv` — long layout `section_id,assignment,student_id,points` for SEC-1001
   (*Unit 1 Quiz*, *Lab Report 1*) and SEC-1002 (*Unit 1 Quiz*, *Essay 1*); `student_id` is the SIS
   id with leading zeros. Mostly grades that differ from Teams, some equal (no-ops), some for

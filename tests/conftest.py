@@ -2,7 +2,7 @@
 
 - ``token``: the bearer token every emulator fixture accepts ("test-token").
 - ``sample_tenant``: the dict of ``sample_data/tenant.json`` (a fresh copy per test).
-- ``emulator``: an :class:`~gradesync.emulator.EmulatorServer` started once per xdist worker and, before
+- ``emulator``: an :class:`~graph_emulator.EmulatorServer` started once per xdist worker and, before
   each test, reset to the sample tenant with throttling off, no faults, page size 25 and zeroed stats.
 - ``emulator_factory``: ``emulator_factory(tenant=..., throttle=..., faults=..., page_size=..., seed=...,
   clock=...)`` starts a dedicated server for one test (stopped afterwards).
@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from gradesync.emulator import EmulatorServer, FaultConfig, ThrottleConfig, load_tenant
+from graph_emulator import EmulatorServer, FaultConfig, ThrottleConfig, load_tenant
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SAMPLE_TENANT_PATH = REPO_ROOT / "sample_data" / "tenant.json"

@@ -144,9 +144,9 @@ def test_class_lookup_by_id_treats_404_as_unknown(emulator, token, sample_tenant
 def test_a_listing_that_cannot_be_read_fails_the_run_instead_of_planning_on_a_gap(
     emulator_factory, token, sample_tenant
 ):
-    from gradesync.emulator import FaultConfig
     from gradesync.errors import GraphError
     from gradesync.graph import RetryPolicy
+    from graph_emulator import FaultConfig
 
     srv = emulator_factory(faults=FaultConfig(seed=3, rate_503=1.0, scope="sub"))
     cls = sample_tenant["classes"][0]

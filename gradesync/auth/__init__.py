@@ -1,7 +1,7 @@
 """Signing in to Microsoft Graph: MSAL client credentials, device code, or a token from the environment.
 
 ``token_provider(settings)`` is what the Graph client calls for each request; ``gradesync auth
-login | status | logout`` (``gradesync.auth.cli``) manage the persistent token cache.
+login | status | logout`` (``gradesync.cli.auth``) manage the persistent token cache.
 """
 
 from gradesync.auth.signin import (

@@ -32,9 +32,11 @@ from urllib.parse import quote
 
 import pandas as pd
 
-from gradesync.errors import AuthError, ExitCode, GraphError, UsageError
+from gradesync.errors import AuthError, ExitCode, UsageError
 from gradesync.execute.decide import SEND_KINDS, Current, Decision, Kind, decide, fmt, grade_body
-from gradesync.execute.guards import (
+from gradesync.execute.reads import coverage, read_assignments
+from gradesync.graph import GraphClient, SubRequest, SubResponse, points_of
+from gradesync.guards import (
     DEFAULT_MAX_CHANGES,
     DEFAULT_MAX_DECREASES,
     DEFAULT_MAX_PLAN_AGE,
@@ -49,11 +51,9 @@ from gradesync.execute.guards import (
     plan_figures,
     refuse,
 )
-from gradesync.execute.journal import SENDING, Journal, OpRecord, Outcome
-from gradesync.execute.memory import Memory, Written
-from gradesync.graph import GraphClient, SubRequest, SubResponse, points_of
 from gradesync.models import Action, Operation, Plan
-from gradesync.resolve import submissions_url
+from gradesync.state.journal import SENDING, Journal, OpRecord, Outcome
+from gradesync.state.memory import Memory, Written
 
 Progress = Callable[[str, int, int], None]
 T = TypeVar("T")
@@ -163,47 +163,6 @@ def outcomes_url(op: Operation) -> str:
 def _chunks(items: list[T], n: int) -> Iterable[list[T]]:
     for i in range(0, len(items), n):
         yield items[i : i + n]
-
-
-# --- reads ---------------------------------------------------------------------------------------
-@dataclass(slots=True)
-class AssignmentRead:
-    current: dict[str, Current]  # submission id → what Graph holds
-    roster: dict[tuple[str, str], set[str]]  # (class, assignment) → user ids of individual submissions
-    errors: dict[tuple[str, str], GraphError | AuthError]
-
-
-def read_assignments(client: GraphClient, pairs: Iterable[tuple[str, str]]) -> AssignmentRead:
-    """One paged ``$expand=outcomes`` listing per assignment, all batched (never a GET per submission)."""
-    urls = {pair: submissions_url(*pair) for pair in sorted(set(pairs))}
-    out = AssignmentRead({}, {}, {})
-    if not urls:
-        return out
-    pages = client.get_all_many(list(urls.values()))
-    for pair, url in urls.items():
-        if url in pages.errors:
-            out.errors[pair] = pages.errors[url]
-            continue
-        users: set[str] = set()
-        for sub in pages.get(url, []):
-            out.current[str(sub.get("id"))] = Current.from_submission(sub)
-            recipient = sub.get("recipient") or {}
-            if recipient.get("userId") and "groupId" not in recipient:
-                users.add(str(recipient["userId"]))
-        out.roster[pair] = users
-    return out
-
-
-def coverage(rows: pd.DataFrame, read: AssignmentRead) -> tuple[int, int]:
-    """(students the input names, students with a submission) over the assignments read."""
-    if not read.roster:
-        return 0, 0
-    named = rows[["class_id", "assignment_id", "user_id"]].dropna()
-    by_pair: dict[tuple[str, str], set[str]] = {}
-    for cid, aid, uid in named.itertuples(index=False, name=None):
-        by_pair.setdefault((str(cid), str(aid)), set()).add(str(uid))
-    covered = sum(len(users & by_pair.get(pair, set())) for pair, users in read.roster.items())
-    return covered, sum(len(u) for u in read.roster.values())
 
 
 # --- the executor --------------------------------------------------------------------------------

@@ -24,9 +24,10 @@ import pandas as pd
 
 from gradesync.errors import AuthError
 from gradesync.execute.decide import Current
-from gradesync.execute.journal import OpRecord
+from gradesync.execute.reads import read_assignments
 from gradesync.graph import GraphClient, SubRequest
 from gradesync.models import Action
+from gradesync.state.journal import OpRecord
 
 WRITTEN = frozenset({"updated", "created"})
 
@@ -93,7 +94,6 @@ def publish(
     rounds: int = 6,
 ) -> PublishResult:
     """Return the written submissions of the allowed assignments (see the module docstring)."""
-    from gradesync.execute.apply import read_assignments
 
     result = PublishResult()
     targets = {t.row_key: t for t in candidates(rows, records, names)}

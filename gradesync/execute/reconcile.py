@@ -27,9 +27,10 @@ import numpy as np
 import pandas as pd
 
 from gradesync.execute.decide import fmt
-from gradesync.execute.journal import SENDING, OpRecord
+from gradesync.execute.reads import read_assignments
 from gradesync.graph import GraphClient
 from gradesync.models import Action, Plan
+from gradesync.state.journal import SENDING, OpRecord
 
 RECONCILIATION_EXTRA = ("after_points", "status", "request_id")
 
@@ -58,7 +59,6 @@ def reconcile(
     row whose write Graph did not confirm with a 2xx answer (failed, fate unknown) — the others are
     verified by the write answers and the pre-write read, which saves one listing per assignment.
     """
-    from gradesync.execute.apply import read_assignments
 
     rows = plan.rows.copy()
     notes: list[str] = []

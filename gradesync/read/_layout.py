@@ -197,6 +197,8 @@ def _frame(table: RawTable, n: int, **columns: np.ndarray) -> pd.DataFrame:
         "clear": np.zeros(n, dtype=bool),
         "excuse": np.zeros(n, dtype=bool),
         "points_possible": np.full(n, np.nan),
+        "points_unit": _const("points", n),
+        "points_denominator": np.full(n, np.nan),
         "reason": _const("", n),
         "message": _const("", n),
         "note": _const("", n),

@@ -13,7 +13,7 @@ from click.testing import CliRunner
 
 from gradesync.auth import token_provider
 from gradesync.cli import cli
-from gradesync.cliutil import graph_client
+from gradesync.cli.common import graph_client
 from gradesync.config import Settings
 
 from .conftest import CLIENT_ID, CLIENT_SECRET, TENANT

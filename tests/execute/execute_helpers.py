@@ -9,9 +9,9 @@ import httpx
 import numpy as np
 import pandas as pd
 
-from gradesync.emulator.state import iter_submissions, points_outcome
 from gradesync.graph import GraphClient, RateLimit, RetryPolicy
 from gradesync.models import PLAN_COLUMNS, Plan
+from graph_emulator.state import iter_submissions, points_outcome
 
 FAST = RetryPolicy(max_attempts=12, base_delay=0.001, max_delay=0.02, max_total_seconds=30.0)
 

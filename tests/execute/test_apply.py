@@ -8,11 +8,11 @@ from typing import Any
 import pytest
 from execute_helpers import assert_converged, build_plan, client_for, graph_patch, points_outcomes_of
 
-from gradesync.emulator import FaultConfig
 from gradesync.errors import ExitCode, GuardError, UsageError
 from gradesync.execute.apply import ApplyOptions, apply_plan, plan_hash
-from gradesync.execute.guards import Limit
-from gradesync.execute.journal import Journal
+from gradesync.guards import Limit
+from gradesync.state.journal import Journal
+from graph_emulator import FaultConfig
 
 # the test plans touch a few students of each assignment: coverage is off unless a test is about it
 LOOSE = ApplyOptions(max_changes=Limit.parse("100%"), max_decreases=Limit.parse("100%"), min_coverage=None)

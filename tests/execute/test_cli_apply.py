@@ -18,11 +18,11 @@ from click.testing import CliRunner
 from execute_helpers import assert_converged, build_plan, points_outcomes_of
 
 from gradesync.cli import cli
-from gradesync.emulator import FaultConfig
 from gradesync.execute.apply import plan_hash
-from gradesync.execute.journal import Journal
-from gradesync.execute.lock import RunLock
-from gradesync.planfile import write_plan
+from gradesync.plan.planfile import write_plan
+from gradesync.state.journal import Journal
+from gradesync.state.lock import RunLock
+from graph_emulator import FaultConfig
 
 LOOSE = ["--max-changes", "100%", "--max-decreases", "100%", "--min-coverage", "off"]
 REPO = Path(__file__).resolve().parents[2]

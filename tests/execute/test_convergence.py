@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 from execute_helpers import assert_converged, build_plan, client_for
 
-from gradesync.emulator import FaultConfig
 from gradesync.execute.apply import ApplyOptions, apply_plan
-from gradesync.execute.journal import Journal
+from gradesync.state.journal import Journal
+from graph_emulator import FaultConfig
 
 OPTIONS = ApplyOptions(max_changes=None, max_decreases=None, min_coverage=None, wave_size=40)
 

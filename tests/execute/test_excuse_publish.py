@@ -7,8 +7,8 @@ from typing import Any
 
 from test_threeway import pick, recon, summary, sync, write_csv
 
-from gradesync.emulator import FaultConfig
-from gradesync.emulator.state import iter_submissions, points_outcome
+from graph_emulator import FaultConfig
+from graph_emulator.state import iter_submissions, points_outcome
 
 
 def submission(server: Any, sid: str) -> dict[str, Any]:

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from gradesync.errors import GuardError, UsageError
-from gradesync.execute.guards import (
+from gradesync.guards import (
     PERCENT_FLOOR,
     Figures,
     Limit,
@@ -181,7 +181,7 @@ def test_plan_age() -> None:
 
 def test_refusal_hint_names_only_the_guards_that_fired():
     from gradesync.errors import GuardError
-    from gradesync.execute.guards import refuse
+    from gradesync.guards import refuse
 
     with pytest.raises(GuardError) as e:
         refuse(["plan lowers 40 of 104 grades (38%), above --max-decreases 20%"])

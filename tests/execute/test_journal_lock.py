@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 
 from gradesync.errors import LockError
-from gradesync.execute.journal import Journal, Outcome
-from gradesync.execute.lock import RunLock
 from gradesync.models import Action, Operation
+from gradesync.state.journal import Journal, Outcome
+from gradesync.state.lock import RunLock
 
 
 def op(k: int, action: Action = Action.UPDATE) -> Operation:
@@ -58,7 +58,7 @@ def test_lock_second_holder_is_refused_and_named(tmp_path: Path) -> None:
 def test_lock_of_a_killed_process_is_released(tmp_path: Path) -> None:
     code = (
         "import sys, time\n"
-        "from gradesync.execute.lock import RunLock\n"
+        "from gradesync.state.lock import RunLock\n"
         f"RunLock({str(tmp_path)!r}).acquire()\n"
         "print('locked', flush=True)\n"
         "time.sleep(60)\n"

@@ -16,8 +16,8 @@ import pytest
 from click.testing import CliRunner
 
 from gradesync.cli import cli
-from gradesync.emulator.state import iter_submissions, points_outcome
-from gradesync.execute.memory import Memory
+from gradesync.state.memory import Memory
+from graph_emulator.state import iter_submissions, points_outcome
 
 LOOSE = ["--max-changes", "100%", "--max-decreases", "100%", "--min-coverage", "off"]
 

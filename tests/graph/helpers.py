@@ -7,7 +7,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-from gradesync.emulator.state import iter_submissions, points_outcome
+from graph_emulator.state import iter_submissions, points_outcome
 
 POINTS_OUTCOME = "#microsoft.graph.educationPointsOutcome"
 

@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
-from gradesync.emulator import FaultConfig, ThrottleConfig
 from gradesync.errors import AuthError, TerminalGraphError
 from gradesync.graph import GraphClient, RateLimit, RetryPolicy, SubRequest
+from graph_emulator import FaultConfig, ThrottleConfig
 
 from .helpers import (
     RecordingSleep,

@@ -153,6 +153,8 @@ def desired_frame(rows: list[tuple | dict[str, Any]], clear_token: str = "CLEAR"
             "clear": False,
             "excuse": False,
             "points_possible": math.nan,
+            "points_unit": "points",
+            "points_denominator": math.nan,
             "reason": "",
             "message": "",
             "note": "",

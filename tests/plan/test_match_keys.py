@@ -1,11 +1,11 @@
-"""gradesync.match: input keys → Graph ids, one answer per key row, in order."""
+"""gradesync.plan.match: input keys → Graph ids, one answer per key row, in order."""
 
 from __future__ import annotations
 
 import pandas as pd
 import pytest
 
-from gradesync.match import match_assignments, match_students
+from gradesync.plan.match import match_assignments, match_students
 
 from .builders import Tenant
 

@@ -10,7 +10,7 @@ import pytest
 from gradesync.config import PolicySettings
 from gradesync.models import MEMORY_COLUMNS, Action, Operation
 from gradesync.plan import build_plan
-from gradesync.planfile import dumps_plan, loads_plan, plan_from_dict, plan_to_dict
+from gradesync.plan.planfile import dumps_plan, loads_plan, plan_from_dict, plan_to_dict
 from gradesync.read._validate import validate
 
 from .builders import CREATED_AT, GRAPH, desired_frame, settings

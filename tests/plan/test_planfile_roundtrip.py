@@ -11,7 +11,7 @@ import pytest
 
 from gradesync.errors import InputError, UsageError
 from gradesync.models import PLAN_COLUMNS, InputFile, Plan
-from gradesync.planfile import (
+from gradesync.plan.planfile import (
     GAP_KEYS,
     INPUT_KEYS,
     OPERATION_KEYS,

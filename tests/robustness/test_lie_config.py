@@ -8,8 +8,8 @@ import httpx
 import pytest
 from click.testing import CliRunner
 
-from gradesync.emulator import LieConfig
-from gradesync.emulator.cli import emulator_command
+from gradesync.cli.emulator import emulator_command
+from graph_emulator import LieConfig
 
 
 def test_spec_parsing_and_round_trip() -> None:

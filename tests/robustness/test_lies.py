@@ -1,4 +1,4 @@
-"""Graph answers that lie (``gradesync/emulator/lies.py``), through the real pipeline over real HTTP.
+"""Graph answers that lie (``graph_emulator/lies.py``), through the real pipeline over real HTTP.
 
 Every test runs read → resolve → plan → apply (in process, or ``gradesync sync`` through click) against
 an emulator telling one lie, then checks that the run failed clearly (a named error code, the
@@ -21,12 +21,12 @@ from click.testing import CliRunner
 from benchmarks.robustness import check_grades, expected_grades
 from gradesync.cli import cli
 from gradesync.config import Settings
-from gradesync.emulator import LieConfig
 from gradesync.errors import ExitCode, GraphError
 from gradesync.execute.apply import ApplyOptions, apply_plan
-from gradesync.execute.journal import Journal
 from gradesync.graph import GraphClient, RateLimit, RetryPolicy
 from gradesync.pipeline import make_plan
+from gradesync.state.journal import Journal
+from graph_emulator import LieConfig
 
 SAMPLES = Path(__file__).resolve().parents[2] / "sample_data"
 INPUTS = [SAMPLES / "sis_long.csv", SAMPLES / "gradebook_wide.csv"]
@@ -87,7 +87,7 @@ def _settings(server: Any) -> Settings:
 @pytest.fixture(scope="module")
 def reference() -> Any:
     """The honest plan of the inputs against the sample tenant: what a valid row wants."""
-    from gradesync.emulator import EmulatorServer, ThrottleConfig, load_tenant
+    from graph_emulator import EmulatorServer, ThrottleConfig, load_tenant
 
     with EmulatorServer(
         load_tenant(SAMPLES / "tenant.json"), token="t", throttle=ThrottleConfig.off()

@@ -20,7 +20,7 @@ from typing import Any
 from click.testing import CliRunner
 
 from gradesync.cli import cli
-from gradesync.emulator import FaultConfig
+from graph_emulator import FaultConfig
 
 REPO = Path(__file__).resolve().parents[2]
 SAMPLE = str(REPO / "sample_data" / "sis_long.csv")

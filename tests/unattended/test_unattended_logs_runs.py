@@ -12,11 +12,11 @@ from typing import Any
 
 import pytest
 
-from gradesync.cliutil import graph_client
+from gradesync.cli.common import graph_client
 from gradesync.config import Settings
 from gradesync.errors import ExitCode, GuardError
 from gradesync.logs import Redactor, setup_logging
-from gradesync.runs import (
+from gradesync.state.runs import (
     RUN_JSON,
     create_run_dir,
     exit_code_of,

@@ -21,7 +21,7 @@ from __future__ import annotations
 import random
 from typing import Any
 
-from gradesync.emulator.state import FORMAT
+from graph_emulator.state import FORMAT
 
 Json = dict[str, Any]
 
@@ -158,7 +158,7 @@ def _ts(day: int, minute: int = 0) -> str:
 def generate_tenant(
     classes: int = 4, students: int = 30, assignments: int = 5, seed: int = 1, *, lazy: bool | None = None
 ) -> Json:
-    """A tenant dict (format in :mod:`gradesync.emulator.state`); same arguments → same tenant.
+    """A tenant dict (format in :mod:`graph_emulator.state`); same arguments → same tenant.
 
     With ``lazy`` (default: when there would be more than 100,000 submissions) assignments carry a
     ``"generated"`` recipe instead of ``"submissions"``; the emulator expands a recipe the first time

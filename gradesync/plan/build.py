@@ -9,7 +9,7 @@ The pipeline, first reason wins (a read-stage reason is never overwritten):
 1. read stage: ``missing_identifier``, ``invalid_points``, ``duplicate_conflict`` → reject;
    ``blank_points``, ``duplicate_identical`` → noop;
 2. class: ``unknown_class`` (no Graph class for the key), ``ambiguous_class`` (more than one);
-3. assignment: ``unknown_assignment``, ``ambiguous_assignment`` (see ``gradesync.match``),
+3. assignment: ``unknown_assignment``, ``ambiguous_assignment`` (see ``gradesync.plan.match``),
    ``ungraded_assignment`` (no points grading);
 4. student: ``unknown_student``, ``ambiguous_student``, ``not_in_class``;
 5. submission, by ``(class, assignment, recipient.userId)``: none → ``group_submission`` when the
@@ -38,7 +38,7 @@ The pipeline, first reason wins (a read-stage reason is never overwritten):
 ``decrease`` marks an update that lowers a grade, a clear of an existing grade included.
 
 Everything runs on whole columns: keys are factorized, matching runs once per *distinct* key pair
-(``gradesync.match``), and rows pick their results up with integer ``take``s — no per-row Python on
+(``gradesync.plan.match``), and rows pick their results up with integer ``take``s — no per-row Python on
 the hot path. Messages are only formatted for the rows that carry a reason.
 """
 
@@ -54,7 +54,6 @@ import pandas as pd
 from pandas._libs import lib
 
 from gradesync.config import Settings
-from gradesync.match import eligible_members, match_assignments, match_students
 from gradesync.models import (
     MEMORY_COLUMNS,
     PLAN_COLUMNS,
@@ -67,6 +66,7 @@ from gradesync.models import (
     ReasonCode,
     Snapshot,
 )
+from gradesync.plan.match import eligible_members, match_assignments, match_students
 
 R = ReasonCode
 NOOP_REASONS = frozenset(r.value for r in REJECT_REASONS_NOOP)

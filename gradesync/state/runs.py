@@ -259,7 +259,7 @@ class Run:
 
     @property
     def journal_path(self) -> Path:
-        from gradesync.execute.journal import JOURNAL_NAME
+        from gradesync.state.journal import JOURNAL_NAME
 
         return self.options.state_dir / JOURNAL_NAME
 
@@ -319,7 +319,7 @@ def unattended_run(
 
     Sets ``kw["report_dir"]`` to where the reports go (the run directory unless given). ``out``
     prints a line for the operator (the run directory's path at the end)."""
-    from gradesync.execute.lock import RunLock
+    from gradesync.state.lock import RunLock
 
     options = RunOptions.from_cli(kw, settings)
     redactor = Redactor.from_environment()

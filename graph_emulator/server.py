@@ -13,10 +13,10 @@ from typing import Any
 import httpx
 import uvicorn
 
-from gradesync.emulator.app import DroppedConnection, Emulator
-from gradesync.emulator.faults import FaultConfig
-from gradesync.emulator.lies import LieConfig
-from gradesync.emulator.throttle import ThrottleConfig
+from graph_emulator.app import DroppedConnection, Emulator
+from graph_emulator.faults import FaultConfig
+from graph_emulator.lies import LieConfig
+from graph_emulator.throttle import ThrottleConfig
 
 Json = dict[str, Any]
 

@@ -11,8 +11,9 @@ from pathlib import Path
 import click
 
 from gradesync import __version__
-from gradesync.auth.cli import auth_group
-from gradesync.cliutil import (
+from gradesync.cli.apply import DEFAULT_STATE_DIR, apply_command, sync_command
+from gradesync.cli.auth import auth_group
+from gradesync.cli.common import (
     exit_with,
     graph_client,
     handle_errors,
@@ -20,12 +21,11 @@ from gradesync.cliutil import (
     stderr_console,
     stdout_console,
 )
+from gradesync.cli.configcheck import config_group
+from gradesync.cli.demo import demo_command
+from gradesync.cli.emulator import emulator_command
 from gradesync.config import load_settings
-from gradesync.configcheck import config_group
-from gradesync.demo import demo_command
-from gradesync.emulator.cli import emulator_command
 from gradesync.errors import ExitCode
-from gradesync.execute.cli import DEFAULT_STATE_DIR, apply_command, sync_command
 
 
 @click.group()
@@ -82,7 +82,7 @@ def plan_command(
     """
     from gradesync.pipeline import make_plan
     from gradesync.plan import plan_is_refused
-    from gradesync.planfile import write_plan
+    from gradesync.plan.planfile import write_plan
     from gradesync.report import RunSummary, render_table, write_reports
 
     settings = load_settings(config_path).strict(strict)

@@ -41,10 +41,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from gradesync.emulator import state as st
-from gradesync.emulator.faults import Fault, FaultConfig, FaultInjector
-from gradesync.emulator.lies import LieConfig, LieInjector, truncate
-from gradesync.emulator.odata import (
+from graph_emulator import state as st
+from graph_emulator.faults import Fault, FaultConfig, FaultInjector
+from graph_emulator.lies import LieConfig, LieInjector, truncate
+from graph_emulator.odata import (
     QueryError,
     decode_skiptoken,
     encode_skiptoken,
@@ -53,7 +53,7 @@ from gradesync.emulator.odata import (
     parse_list,
     parse_top,
 )
-from gradesync.emulator.throttle import ThrottleConfig, Throttler, format_retry_after
+from graph_emulator.throttle import ThrottleConfig, Throttler, format_retry_after
 
 Json = dict[str, Any]
 VERSIONS = ("v1.0", "beta")
@@ -83,7 +83,7 @@ ERROR_MESSAGES = {
     504: "The gateway timed out.",
 }
 
-log = logging.getLogger("gradesync.emulator")
+log = logging.getLogger("graph_emulator")
 
 
 class DroppedConnection(Exception):

@@ -39,7 +39,7 @@ Tenant format (``sample_data/tenant.json``; ``generate_tenant`` makes the same s
 
 A generated tenant may carry ``"generated": {"seed": ..., "teacher": ..., "index": ...}`` instead of
 ``"submissions"`` on an assignment: a recipe the emulator expands (always identically) the first time
-that assignment's submissions are touched (see :mod:`gradesync.emulator.generate`).
+that assignment's submissions are touched (see :mod:`graph_emulator.generate`).
 
 Missing optional keys take defaults (``outcomes`` → ``[]``, dates → ``null``). The emulator mutates
 this document in place; ``EmulatorServer.state()`` returns a deep copy of it.
@@ -98,7 +98,7 @@ def validate_tenant(data: Any) -> None:
 def submissions_in(cls: Json, asg: Json) -> list[Json]:
     """The submissions of an assignment dict, expanding a generator recipe in place if needed."""
     if "generated" in asg:
-        from gradesync.emulator.generate import class_students, materialize_assignment
+        from graph_emulator.generate import class_students, materialize_assignment
 
         return materialize_assignment(asg, class_students(cls))
     return asg.setdefault("submissions", [])

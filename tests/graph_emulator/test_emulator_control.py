@@ -14,14 +14,14 @@ import pytest
 from click.testing import CliRunner
 from emulator_testkit import client
 
-from gradesync.emulator import (
+from gradesync.cli.emulator import emulator_command
+from graph_emulator import (
     EmulatorServer,
     generate_tenant,
     load_tenant,
     materialize_tenant,
     points_outcome,
 )
-from gradesync.emulator.cli import emulator_command
 
 ROOT = Path(__file__).resolve().parents[2]
 

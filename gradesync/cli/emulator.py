@@ -5,12 +5,12 @@ from __future__ import annotations
 import click
 import uvicorn
 
-from gradesync.emulator.app import Emulator
-from gradesync.emulator.faults import FaultConfig
-from gradesync.emulator.generate import generate_tenant, parse_generate_spec
-from gradesync.emulator.lies import LieConfig
-from gradesync.emulator.state import load_tenant
-from gradesync.emulator.throttle import ThrottleConfig
+from graph_emulator.app import Emulator
+from graph_emulator.faults import FaultConfig
+from graph_emulator.generate import generate_tenant, parse_generate_spec
+from graph_emulator.lies import LieConfig
+from graph_emulator.state import load_tenant
+from graph_emulator.throttle import ThrottleConfig
 
 
 @click.command("emulator")
@@ -29,7 +29,7 @@ from gradesync.emulator.throttle import ThrottleConfig
     "--lies",
     "lies_spec",
     help='Answers that lie, e.g. "seed=3,malformed_json=0.1,foreign_nextlink@list_submissions=1" '
-    "(kinds: gradesync/emulator/lies.py).",
+    "(kinds: graph_emulator/lies.py).",
 )
 @click.option("--throttle", type=click.Choice(["graph", "off"]), default="graph", show_default=True)
 @click.option("--token", default="dev", show_default=True, help="The bearer token the emulator accepts.")

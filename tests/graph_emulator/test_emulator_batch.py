@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from emulator_testkit import FakeClock, client, graded_subs, patch_body, sub_path
 
-from gradesync.emulator import ThrottleConfig
+from graph_emulator import ThrottleConfig
 
 
 def _patch_requests(tenant: dict, n: int, url_form=lambda p: p) -> list[dict]:

@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 import click
 
 from gradesync.auth.signin import TOKEN_ENV, SignIn
-from gradesync.cliutil import exit_with, handle_errors, stdout_console
+from gradesync.cli.common import exit_with, handle_errors, stdout_console
 from gradesync.config import load_settings
 from gradesync.errors import ExitCode
 

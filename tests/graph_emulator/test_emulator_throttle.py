@@ -5,8 +5,8 @@ from __future__ import annotations
 import httpx
 from emulator_testkit import FakeClock, client
 
-from gradesync.emulator import ThrottleConfig
-from gradesync.emulator.throttle import format_retry_after
+from graph_emulator import ThrottleConfig
+from graph_emulator.throttle import format_retry_after
 
 
 def test_short_window_bucket_and_refill(emulator_factory):

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import click
 
-from gradesync.cliutil import stdout_console
+from gradesync.cli.common import stdout_console
 from gradesync.errors import ExitCode
 
 SAMPLE_DIR = Path(__file__).resolve().parent.parent / "sample_data"
@@ -53,7 +53,7 @@ def _points_outcomes(tenant: dict) -> dict[str, float | None]:
 )
 def demo_command(out_dir: str, sample_dir: str) -> None:
     """Sync sample_data/ into the embedded Graph emulator and show the result."""
-    from gradesync.emulator import EmulatorServer, ThrottleConfig, load_tenant
+    from graph_emulator import EmulatorServer, ThrottleConfig, load_tenant
 
     console = stdout_console()
     samples = Path(sample_dir)

@@ -6,7 +6,7 @@ from typing import Any
 
 import httpx
 
-from gradesync.emulator import points_outcome
+from graph_emulator import points_outcome
 
 TOKEN = "test-token"
 POINTS = "#microsoft.graph.educationPointsOutcome"

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import click
 
-from gradesync.cliutil import exit_with, graph_client, handle_errors, stdout_console
+from gradesync.cli.common import exit_with, graph_client, handle_errors, stdout_console
 from gradesync.config import LoadedSettings, Settings, load_settings_with_sources
 from gradesync.errors import AuthError, ExitCode, GradesyncError
 from gradesync.logs import SECRET_ENV
@@ -38,14 +38,14 @@ def secret_status(settings: Settings, environ: dict[str, str] | None = None) -> 
 
 def describe_sync(settings: Settings, *, state_dir: str, runs_dir: str | None) -> list[str]:
     """What ``gradesync sync`` would do with these settings, in sentences an operator can check."""
-    from gradesync.execute.cli import DEFAULT_MAX_IN_FLIGHT
-    from gradesync.execute.guards import (
+    from gradesync.cli.apply import DEFAULT_MAX_IN_FLIGHT
+    from gradesync.guards import (
         DEFAULT_MAX_CHANGES,
         DEFAULT_MAX_DECREASES,
         DEFAULT_MAX_PLAN_AGE,
         DEFAULT_MIN_COVERAGE,
     )
-    from gradesync.runs import default_runs_dir
+    from gradesync.state.runs import default_runs_dir
 
     i, m, p, r = settings.input, settings.match, settings.policy, settings.run
     columns = {

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import httpx
 
-from gradesync.emulator import points_outcome
+from graph_emulator import points_outcome
 
 
 def test_classes_are_paged_and_authenticated(emulator, token):

@@ -7,7 +7,7 @@ import json
 import pytest
 from emulator_testkit import POINTS, client, graded_subs, patch_body, sub_path
 
-from gradesync.emulator import find_submission, points_outcome
+from graph_emulator import find_submission, points_outcome
 
 
 def _outcome_url(c, a, s, o):

@@ -6,8 +6,8 @@ import httpx
 import pytest
 from emulator_testkit import client, graded_subs, patch_body, sub_path
 
-from gradesync.emulator import FaultConfig, points_outcome
-from gradesync.emulator.faults import APPLIED_ERROR_STATUSES
+from graph_emulator import FaultConfig, points_outcome
+from graph_emulator.faults import APPLIED_ERROR_STATUSES
 
 
 def _target(tenant):

@@ -17,7 +17,7 @@ from typing import Any
 
 import click
 
-from gradesync.cliutil import (
+from gradesync.cli.common import (
     exit_with,
     graph_client,
     handle_errors,
@@ -27,7 +27,7 @@ from gradesync.cliutil import (
 )
 from gradesync.config import Settings, load_settings
 from gradesync.errors import ExitCode, UsageError
-from gradesync.execute.guards import (
+from gradesync.guards import (
     DEFAULT_MAX_CHANGES,
     DEFAULT_MAX_DECREASES,
     DEFAULT_MAX_PLAN_AGE,
@@ -35,7 +35,7 @@ from gradesync.execute.guards import (
     Limit,
     parse_duration,
 )
-from gradesync.runs import run_options, unattended_run
+from gradesync.state.runs import run_options, unattended_run
 
 DEFAULT_STATE_DIR = ".gradesync/state"
 DEFAULT_MAX_IN_FLIGHT = 4  # measured: benchmarks/apply_bench.py (limits off, 50 ms latency)
@@ -154,9 +154,9 @@ def _now() -> str:
 def _run(plan: Any, settings: Settings, client: Any, kw: dict[str, Any], progress: Any) -> None:
     """Apply, write the reports, print the summary; exits with the documented code."""
     from gradesync.execute.apply import apply_plan
-    from gradesync.execute.journal import Journal
-    from gradesync.execute.memory import Memory
     from gradesync.report import RunSummary, render_table, write_reports
+    from gradesync.state.journal import Journal
+    from gradesync.state.memory import Memory
 
     options = _apply_options(kw)
     if options.publish:
@@ -230,7 +230,7 @@ def apply_command(plan_path: str, config_path: str | None, **kw: Any) -> None:
     conflicted; 2 usage, configuration or unreadable input; 3 authentication; 4 a safety guard
     refused; 5 another run holds the lock.
     """
-    from gradesync.planfile import read_plan
+    from gradesync.plan.planfile import read_plan
 
     settings = load_settings(config_path)
     plan = read_plan(Path(plan_path))
@@ -269,7 +269,7 @@ def sync_command(
     """
     from gradesync.pipeline import make_plan
     from gradesync.plan import plan_is_refused
-    from gradesync.planfile import write_plan
+    from gradesync.plan.planfile import write_plan
 
     settings = load_settings(config_path).strict(strict)
     err = stderr_console()

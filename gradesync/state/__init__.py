@@ -1,0 +1,7 @@
+"""Services: what gradesync keeps between runs, on disk (SQLite and files stay here).
+
+journal.py   the per-plan write journal (crash-safe, --resume)
+memory.py    what gradesync last wrote per outcome (three-way sync)
+lock.py      the one-run-at-a-time flock
+runs.py      run directories: run.json, the log, the plan copy, retention
+"""
