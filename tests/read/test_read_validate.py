@@ -193,7 +193,7 @@ def _frame(**cols: list) -> pd.DataFrame:
         "points_possible": [np.nan] * n,
         "points_unit": ["points"] * n,
         "points_denominator": [np.nan] * n,
-        "points_possible": [np.nan] * n,
+        "excuse": [False] * n,
         "reason": [""] * n,
         "message": [""] * n,
         "note": [""] * n,
