@@ -10,6 +10,9 @@ The tree::
     │   └── GraphAuthError              a 401/403 from Graph, with Graph's error fields
     ├── GuardError          (exit 4)    a safety guard refused to apply a plan
     ├── LockError           (exit 5)    another run holds the lock
+    ├── NetworkError        (exit 7)    Graph cannot be reached at all (DNS, TLS, connection refused)
+    ├── StorageError        (exit 8)    the state or report directory failed us (disk full, read-only,
+    │                                   a corrupt journal); the code names which, the hint what to do
     └── GraphError          (exit 1)    Graph answered with an error
         ├── TransientGraphError         429, 5xx, timeouts, dropped connections: retry
         └── TerminalGraphError          other 4xx: final for that request
@@ -31,6 +34,9 @@ class ExitCode(IntEnum):
     AUTH = 3  # authentication or permission failure
     GUARD = 4  # a safety guard refused
     LOCKED = 5  # another run holds the lock
+    CARRIED_OVER = 6  # nothing is wrong, but some rows were not sent (deadline, quota): the next run finishes them
+    NETWORK = 7  # Graph could not be reached (DNS, TLS, connection refused, proxy): an environment failure
+    STORAGE = 8  # the disk failed us: state dir full or read-only, a corrupt journal, reports not writable
     INTERNAL = 70  # a bug in gradesync (EX_SOFTWARE): neither the data nor the setup is at fault
 
 
@@ -104,6 +110,21 @@ class GuardError(GradesyncError):
 class LockError(GradesyncError):
     code = "locked"
     exit_code = ExitCode.LOCKED
+
+
+class NetworkError(GradesyncError):
+    """Graph could not be reached at all: nothing was learnt from Graph, and nothing is the data's fault."""
+
+    code = "graph-unreachable"
+    exit_code = ExitCode.NETWORK
+
+
+class StorageError(GradesyncError):
+    """The state dir, run dir or report dir failed: ``storage-disk-full``, ``storage-read-only``,
+    ``storage-journal-corrupt``, ``storage-unwritable``; the hint says what to do."""
+
+    code = "storage-failed"
+    exit_code = ExitCode.STORAGE
 
 
 class _GraphDetails(GradesyncError):
