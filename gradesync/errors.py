@@ -34,7 +34,7 @@ class ExitCode(IntEnum):
     AUTH = 3  # authentication or permission failure
     GUARD = 4  # a safety guard refused
     LOCKED = 5  # another run holds the lock
-    CARRIED_OVER = 6  # nothing is wrong, but some rows were not sent (deadline, quota): the next run finishes them
+    CARRIED_OVER = 6  # nothing failed, but some rows were not sent (deadline, quota): the next run sends them
     NETWORK = 7  # Graph could not be reached (DNS, TLS, connection refused, proxy): an environment failure
     STORAGE = 8  # the disk failed us: state dir full or read-only, a corrupt journal, reports not writable
     INTERNAL = 70  # a bug in gradesync (EX_SOFTWARE): neither the data nor the setup is at fault
