@@ -64,6 +64,9 @@ class ReasonCode(StrEnum):
     BLANK_POINTS = "blank_points"  # noop: a blank cell means "no change"
     POINTS_POSSIBLE_MISMATCH = "points_possible_mismatch"
     EXTRA_CELLS = "extra_cells"  # a text row with non-empty cells beyond the header: cells shifted
+    LETTER_GRADE = "letter_grade"  # "A-": Teams holds points; map letters with an explicit table
+    DATE_NOT_POINTS = "date_not_points"  # Excel turned "9/10" into a date
+    IGNORED_ROW = "ignored_row"  # noop: a totals/average/test-student/points-possible row the mapping ignores
     # resolve / plan
     UNKNOWN_CLASS = "unknown_class"
     AMBIGUOUS_CLASS = "ambiguous_class"
@@ -75,6 +78,8 @@ class ReasonCode(StrEnum):
     NOT_IN_CLASS = "not_in_class"
     NO_SUBMISSION = "no_submission"
     ABOVE_MAX_POINTS = "above_max_points"
+    PERCENT_WITHOUT_MAXIMUM = "percent_without_maximum"  # a percent, but the assignment has no maximum
+    FRACTION_MISMATCH = "fraction_mismatch"  # 17/20 where Teams' maximum is not 20 (and no rule converts)
     SUBMISSION_EXCUSED = "submission_excused"
     GROUP_SUBMISSION = "group_submission"
     ALREADY_CLEAR = "already_clear"  # noop: clear asked, nothing to clear
@@ -116,6 +121,7 @@ REJECT_REASONS_NOOP = {
     ReasonCode.ALREADY_CLEAR,
     ReasonCode.ALREADY_EXCUSED,
     ReasonCode.TEACHER_OVERRIDE,  # noop unless policy sis-wins (then the row is an update)
+    ReasonCode.IGNORED_ROW,
 }
 WRITE_ACTIONS = (Action.UPDATE.value, Action.CREATE.value, Action.EXCUSE.value)  # rows that reach Graph
 
@@ -245,11 +251,7 @@ class Operation:
     @property
     def submission_path(self) -> str:
         """The submission's path below the Graph version root, each id URL-quoted."""
-        ids = (
-            quote(self.class_id, safe=""),
-            quote(self.assignment_id, safe=""),
-            quote(self.submission_id, safe=""),
-        )
+        ids = (quote(v, safe="") for v in (self.class_id, self.assignment_id, self.submission_id))
         return "/education/classes/{}/assignments/{}/submissions/{}".format(*ids)
 
     @classmethod

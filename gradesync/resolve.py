@@ -15,48 +15,19 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from typing import Any
-from urllib.parse import quote
 
 import pandas as pd
 
 from gradesync.config import Settings
 from gradesync.graph import GraphClient, points_of
+from gradesync.graph.urls import assignments_url, class_lookup_url, members_url, submissions_url
 from gradesync.models import SNAPSHOT_COLUMNS, Snapshot, empty_frame
 from gradesync.plan.match import match_assignments
 
-CLASS_SELECT = "id,displayName,externalId,mailNickname"
-MEMBER_SELECT = "id,displayName,userPrincipalName,mail,externalId,primaryRole,student"
-ASSIGNMENT_SELECT = "id,classId,displayName,status,grading"
 POINTS_OUTCOME = "#microsoft.graph.educationPointsOutcome"
 POINTS_GRADE_TYPE = "#microsoft.graph.educationAssignmentPointsGradeType"
 
 Progress = Callable[[str, int, int], None]  # (step, done, total)
-
-
-def _odata_literal(value: str) -> str:
-    """A string literal for ``$filter``: single quotes doubled, then URL-encoded."""
-    return quote("'" + value.replace("'", "''") + "'", safe="")
-
-
-def class_lookup_url(key: str, by: str) -> str:
-    if by == "id":
-        return f"/education/classes/{quote(key, safe='')}?$select={CLASS_SELECT}"
-    return f"/education/classes?$filter={by}%20eq%20{_odata_literal(key)}&$select={CLASS_SELECT}"
-
-
-def members_url(class_id: str) -> str:
-    return f"/education/classes/{quote(class_id, safe='')}/members?$select={MEMBER_SELECT}"
-
-
-def assignments_url(class_id: str) -> str:
-    return f"/education/classes/{quote(class_id, safe='')}/assignments?$select={ASSIGNMENT_SELECT}"
-
-
-def submissions_url(class_id: str, assignment_id: str) -> str:
-    return (
-        f"/education/classes/{quote(class_id, safe='')}/assignments/{quote(assignment_id, safe='')}"
-        "/submissions?$expand=outcomes"
-    )
 
 
 def _frame(name: str, records: Iterable[dict[str, Any]]) -> pd.DataFrame:

@@ -14,7 +14,7 @@ import pandas as pd
 from gradesync.errors import AuthError, GraphError
 from gradesync.execute.decide import Current
 from gradesync.graph import GraphClient
-from gradesync.resolve import submissions_url
+from gradesync.graph.urls import submissions_url
 
 
 @dataclass(slots=True)

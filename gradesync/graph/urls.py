@@ -1,0 +1,58 @@
+"""Every Graph URL gradesync builds, in one place: paths below the version root, ids URL-quoted.
+
+Listings ask only for the fields gradesync reads (``$select``). Paths are relative to the version
+root (``/education/...``), as ``GraphClient`` and ``$batch`` sub-requests take them.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import quote
+
+CLASS_SELECT = "id,displayName,externalId,mailNickname"
+MEMBER_SELECT = "id,displayName,userPrincipalName,mail,externalId,primaryRole,student"
+ASSIGNMENT_SELECT = "id,classId,displayName,status,grading"
+
+
+def _q(value: str) -> str:
+    return quote(value, safe="")
+
+
+def _odata_literal(value: str) -> str:
+    """A string literal for ``$filter``: single quotes doubled, then URL-encoded."""
+    return quote("'" + value.replace("'", "''") + "'", safe="")
+
+
+def class_lookup_url(key: str, by: str) -> str:
+    if by == "id":
+        return f"/education/classes/{quote(key, safe='')}?$select={CLASS_SELECT}"
+    return f"/education/classes?$filter={by}%20eq%20{_odata_literal(key)}&$select={CLASS_SELECT}"
+
+
+def members_url(class_id: str) -> str:
+    return f"/education/classes/{quote(class_id, safe='')}/members?$select={MEMBER_SELECT}"
+
+
+def assignments_url(class_id: str) -> str:
+    return f"/education/classes/{quote(class_id, safe='')}/assignments?$select={ASSIGNMENT_SELECT}"
+
+
+def submissions_url(class_id: str, assignment_id: str) -> str:
+    return (
+        f"/education/classes/{quote(class_id, safe='')}/assignments/{quote(assignment_id, safe='')}"
+        "/submissions?$expand=outcomes"
+    )
+
+
+def submission_path(class_id: str, assignment_id: str, submission_id: str) -> str:
+    """One submission: the base of its outcomes, ``/excuse`` and ``/return``."""
+    return (
+        f"/education/classes/{_q(class_id)}/assignments/{_q(assignment_id)}/submissions/{_q(submission_id)}"
+    )
+
+
+def outcomes_url(class_id: str, assignment_id: str, submission_id: str) -> str:
+    return submission_path(class_id, assignment_id, submission_id) + "/outcomes"
+
+
+def outcome_url(class_id: str, assignment_id: str, submission_id: str, outcome_id: str) -> str:
+    return outcomes_url(class_id, assignment_id, submission_id) + f"/{_q(outcome_id)}"
