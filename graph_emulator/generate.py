@@ -10,8 +10,14 @@
   or 100) and an ungraded ``"Reading Log"`` (``grading: null``); the first class also has a draft
   (no submissions) and a group assignment (group-recipient submissions) when it has ≥ 4 assignments;
 - submissions working, submitted, returned (``publishedPoints`` set, sometimes different from
-  ``points`` after a regrade), excused and reassigned; graded submissions with and without a points
-  outcome and with ``points: null``.
+  ``points`` after a regrade), excused and reassigned; graded submissions with ``points: null``.
+- points outcomes as Graph v1.0 has them (``points_outcomes="always"``, the default): every
+  submission of a points-graded assignment has a feedback outcome and an ``educationPointsOutcome``
+  (``points: null`` until graded; "List outcomes" in Graph's v1.0 reference), so grading is a PATCH.
+  ``points_outcomes="some"`` is the older shape (about one graded submission in eight, and every
+  excused one, has no points outcome: the create path, POST ``.../outcomes``). Both draw the same
+  random numbers, so the two shapes of one seed differ only by those added outcomes (whose ids are
+  derived from the submission id, not drawn).
 
 It is fast enough for 2,000 classes × 30 students × 20 assignments (1.2 M submissions) in seconds.
 """
@@ -21,7 +27,7 @@ from __future__ import annotations
 import random
 from typing import Any
 
-from graph_emulator.state import FORMAT
+from graph_emulator.common import FORMAT, derived_id
 
 Json = dict[str, Any]
 
@@ -155,8 +161,17 @@ def _ts(day: int, minute: int = 0) -> str:
     return f"2024-{9 + month % 4:02d}-{d + 1:02d}T{8 + minute // 60 % 10:02d}:{minute % 60:02d}:00Z"
 
 
+POINTS_OUTCOME_SHAPES = ("always", "some")
+
+
 def generate_tenant(
-    classes: int = 4, students: int = 30, assignments: int = 5, seed: int = 1, *, lazy: bool | None = None
+    classes: int = 4,
+    students: int = 30,
+    assignments: int = 5,
+    seed: int = 1,
+    *,
+    lazy: bool | None = None,
+    points_outcomes: str = "always",
 ) -> Json:
     """A tenant dict (format in :mod:`graph_emulator.state`); same arguments → same tenant.
 
@@ -167,6 +182,8 @@ def generate_tenant(
     """
     if classes < 1 or students < 1 or assignments < 1:
         raise ValueError("classes, students and assignments must each be at least 1")
+    if points_outcomes not in POINTS_OUTCOME_SHAPES:
+        raise ValueError(f"points_outcomes must be one of {POINTS_OUTCOME_SHAPES}, not {points_outcomes!r}")
     if lazy is None:
         lazy = classes * students * assignments > 100_000
     rng = random.Random(seed)
@@ -266,7 +283,12 @@ def generate_tenant(
                 "dueDateTime": _ts(ai * 5 + 7, 59),
             }
             if status != "draft":
-                asg["generated"] = {"seed": rng.getrandbits(48), "teacher": teacher, "index": ai}
+                asg["generated"] = {
+                    "seed": rng.getrandbits(48),
+                    "teacher": teacher,
+                    "index": ai,
+                    "points_outcomes": points_outcomes,
+                }
                 if not lazy:
                     materialize_assignment(asg, members)
             else:
@@ -297,15 +319,22 @@ def materialize_assignment(asg: Json, students: list[str]) -> list[Json]:
     rng = random.Random(recipe["seed"])
     new_id = _Ids(rng)
     grading, teacher, ai = asg.get("grading"), recipe["teacher"], recipe["index"]
+    always = recipe.get("points_outcomes", "some") == "always"  # recipes older than the option: "some"
     if asg.get("assignTo") == "groups":
         subs = [
             _submission(
-                new_id, rng, grading, {"groupId": new_id(), "userIds": students[i : i + 4]}, teacher, ai
+                new_id,
+                rng,
+                grading,
+                {"groupId": new_id(), "userIds": students[i : i + 4]},
+                teacher,
+                ai,
+                always,
             )
             for i in range(0, len(students), 4)
         ]
     else:
-        subs = [_submission(new_id, rng, grading, {"userId": uid}, teacher, ai) for uid in students]
+        subs = [_submission(new_id, rng, grading, {"userId": uid}, teacher, ai, always) for uid in students]
     asg["submissions"] = subs
     return subs
 
@@ -328,7 +357,13 @@ def materialize_tenant(tenant: Json) -> Json:
 
 
 def _submission(
-    new_id: _Ids, rng: random.Random, grading: Json | None, recipient: Json, teacher: str, ai: int
+    new_id: _Ids,
+    rng: random.Random,
+    grading: Json | None,
+    recipient: Json,
+    teacher: str,
+    ai: int,
+    always: bool,
 ) -> Json:
     r = rng.random()
     status = (
@@ -377,16 +412,36 @@ def _submission(
                 "lastModifiedDateTime": when,
             }
         )
+    elif grading is not None and always:  # v1.0: the points outcome exists before anyone grades
+        outcomes.append(
+            {
+                "id": derived_id(sub["id"], "points"),
+                "type": "points",
+                "points": None,
+                "publishedPoints": None,
+                "gradedBy": None,
+                "gradedDateTime": None,
+                "lastModifiedBy": teacher,
+                "lastModifiedDateTime": when,
+            }
+        )
     sub["outcomes"] = outcomes
     return sub
 
 
-def parse_generate_spec(spec: str) -> dict[str, int]:
-    """``"classes=4,students=30,assignments=5,seed=1"`` → keyword arguments of :func:`generate_tenant`."""
-    out: dict[str, int] = {}
+def parse_generate_spec(spec: str) -> dict[str, Any]:
+    """``"classes=4,students=30,assignments=5,seed=1[,points_outcomes=some]"`` → keyword arguments of
+    :func:`generate_tenant`."""
+    out: dict[str, Any] = {}
     for part in filter(None, (p.strip() for p in spec.split(","))):
-        key, sep, value = part.partition("=")
-        if not sep or key.strip() not in ("classes", "students", "assignments", "seed"):
-            raise ValueError(f"bad --generate part {part!r}: use classes=N,students=M,assignments=K[,seed=S]")
-        out[key.strip()] = int(value)
+        key, sep, value = (x.strip() for x in part.partition("="))
+        if sep and key == "points_outcomes":
+            out[key] = value
+            continue
+        if not sep or key not in ("classes", "students", "assignments", "seed"):
+            raise ValueError(
+                f"bad --generate part {part!r}: use classes=N,students=M,assignments=K[,seed=S]"
+                "[,points_outcomes=always|some]"
+            )
+        out[key] = int(value)
     return out

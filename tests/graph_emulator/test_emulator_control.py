@@ -67,12 +67,32 @@ def test_generator_has_the_variety_real_schools_have():
     subs = [s for a in asgs if a["grading"] for s in a["submissions"]]
     assert {s["status"] for s in subs} >= {"working", "submitted", "returned", "excused"}
     assert any("groupId" in s["recipient"] for s in subs)
-    assert any(points_outcome(s) is None for s in subs)
+    assert all(points_outcome(s) is not None for s in subs)  # v1.0: every graded submission has one
     pts = [points_outcome(s) for s in subs if points_outcome(s)]
     assert any(o["points"] is None for o in pts)
     assert any(o["publishedPoints"] is not None and o["publishedPoints"] != o["points"] for o in pts)
     ids = [s["id"] for s in subs] + [o["id"] for s in subs for o in s["outcomes"]]
     assert len(ids) == len(set(ids))
+
+
+def test_generator_points_outcomes_some_is_the_same_tenant_minus_the_ungraded_outcomes():
+    always = generate_tenant(classes=2, students=10, assignments=4, seed=3)
+    some = generate_tenant(classes=2, students=10, assignments=4, seed=3, points_outcomes="some")
+    pairs = [
+        (sa, ss)
+        for ca, cs in zip(always["classes"], some["classes"], strict=True)
+        for aa, as_ in zip(ca["assignments"], cs["assignments"], strict=True)
+        for sa, ss in zip(aa["submissions"], as_["submissions"], strict=True)
+    ]
+    missing = [sa for sa, ss in pairs if points_outcome(ss) is None and points_outcome(sa) is not None]
+    assert missing, "the older shape has graded submissions without a points outcome"
+    assert all(points_outcome(sa)["points"] is None for sa in missing)
+    assert all(
+        [o for o in sa["outcomes"] if o is not points_outcome(sa) or points_outcome(ss)] == ss["outcomes"]
+        for sa, ss in pairs
+    )
+    with pytest.raises(ValueError, match="points_outcomes"):
+        generate_tenant(classes=1, students=1, assignments=1, points_outcomes="never")
 
 
 def test_generator_is_deterministic_and_lazy_equals_eager():

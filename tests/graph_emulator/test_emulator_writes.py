@@ -72,7 +72,9 @@ def test_patch_refuses_published_points_bad_type_and_unknown_outcome(emulator, s
         unknown = http.patch(sub_path(c, a, s) + "/outcomes/nope", json=patch_body(5))
     assert pub.status_code == 400 and pub.json()["error"]["innerError"]["code"] == "readOnlyProperty"
     assert typ.status_code == 400 and notjson.status_code == 400
-    assert unknown.status_code == 404 and unknown.json()["error"]["innerError"]["request-id"]
+    # the education service's own 404 shape: numeric code, no innerError; request-id in the headers
+    assert unknown.status_code == 404 and unknown.headers["request-id"]
+    assert unknown.json() == {"error": {"code": "20241", "message": "Entity not found. Outcome id: nope"}}
 
 
 def test_post_points_outcome_then_409(emulator, sample_tenant):
