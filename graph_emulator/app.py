@@ -64,6 +64,9 @@ class Emulator:
         self._initial = json.dumps(tenant)  # a JSON copy: far faster than deepcopy for big tenants
         self.knobs = Knobs()
         self.knobs.set(page_size=page_size, enum_evolution=enum_evolution, return_lag=return_lag)
+        # reset() restores these per-run knobs (the shared test emulator relies on it)
+        self._initial_knobs = {"enum_evolution": enum_evolution, "return_lag": return_lag}
+        self._initial_lifetime = token_lifetime
         self.tokens = TokenGate(token, token_lifetime)
         self.throttler = Throttler(throttle or ThrottleConfig.graph())
         self.faults = FaultInjector(faults)
@@ -88,14 +91,17 @@ class Emulator:
 
     def reset(self, tenant: Json | None = None) -> None:
         """Back to the initial tenant (or a new one): stats, throttle buckets, token ages, fault RNG,
-        teacher edits and lagging returns too."""
+        teacher edits and lagging returns too; ``enum_evolution``, ``return_lag`` and
+        ``token_lifetime`` go back to what the emulator was started with (faults, lies, throttle and
+        page size stay as configured)."""
         with self._lock:
             if tenant is not None:
                 st.validate_tenant(tenant)
                 self._initial = json.dumps(tenant)
             self._load_tenant()
             self.throttler.reset()
-            self.tokens.reset()
+            self.knobs.set(**self._initial_knobs)
+            self.tokens.set_lifetime(self._initial_lifetime)
             self.faults = FaultInjector(self.faults.config)
             self.lies = LieInjector(self.lies.config)
             self._reset_stats()

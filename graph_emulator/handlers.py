@@ -41,7 +41,7 @@ EVOLVED_STATUSES = ("reassigned", "excused")  # educationSubmissionStatus member
 # `Prefer: include-unknown-enum-members` on every request (brief contract 6); the lead flips this
 # to "v1.0" when the graph branch is merged (see the emu notes).
 DEFAULT_ENUM_EVOLUTION = "off"
-DEFAULT_RETURN_LAG = 0  # reads that still show the old status after a return
+DEFAULT_RETURN_LAG = 1  # reads that still show the old status after a return (a count: race-free)
 
 
 @dataclass

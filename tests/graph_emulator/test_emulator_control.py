@@ -22,6 +22,7 @@ from graph_emulator import (
     materialize_tenant,
     points_outcome,
 )
+from graph_emulator.cli import main as emulator_main
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -138,6 +139,20 @@ def test_cli_rejects_bad_options():
         emulator_command, ["--tenant", str(ROOT / "sample_data" / "tenant.json"), "--generate", "classes=1"]
     )
     assert r.exit_code == 2
+    r = runner.invoke(emulator_command, ["--throttle", "per_10s=0"])
+    assert r.exit_code == 2 and "at least 1" in r.output
+    r = runner.invoke(emulator_command, ["--enum-evolution", "v2"])
+    assert r.exit_code == 2
+    r = runner.invoke(
+        emulator_command, ["--generate", "classes=1,students=2,assignments=1,points_outcomes=x"]
+    )
+    assert r.exit_code == 2 and "points_outcomes" in r.output
+
+
+def test_python_dash_m_rejects_bad_options(capsys):
+    with pytest.raises(SystemExit) as exc:
+        emulator_main(["--throttle", "nonsense=1"])
+    assert exc.value.code == 2 and "nonsense" in capsys.readouterr().err
 
 
 def _free_port() -> int:
@@ -146,14 +161,14 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_cli_serves_a_paged_list():
+@pytest.mark.parametrize("entry", [["gradesync", "emulator"], ["graph_emulator"]])
+def test_cli_serves_a_paged_list(entry):
     port = _free_port()
     proc = subprocess.Popen(
         [
             sys.executable,
             "-m",
-            "gradesync",
-            "emulator",
+            *entry,
             "--port",
             str(port),
             "--tenant",
@@ -187,3 +202,4 @@ def test_cli_serves_a_paged_list():
         proc.terminate()
         out, _ = proc.communicate(timeout=10)
     assert f"http://127.0.0.1:{port}/v1.0" in out and "Bearer token: dev" in out
+    assert "enum evolution" in out and "return lag" in out

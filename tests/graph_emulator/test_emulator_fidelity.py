@@ -10,14 +10,6 @@ from graph_emulator import generate_tenant, points_outcome
 PREFER = {"Prefer": "include-unknown-enum-members"}
 
 
-@pytest.fixture
-def emulator(emulator):
-    """The shared emulator; the knobs these tests turn go back to their defaults afterwards."""
-    cfg = emulator.stats()["config"]
-    yield emulator
-    emulator.configure(enum_evolution=cfg["enum_evolution"], return_lag=cfg["return_lag"])
-
-
 def _with_status(tenant: dict, status: str) -> tuple[dict, dict, dict]:
     return next(
         (c, a, s)
@@ -142,6 +134,21 @@ def test_batch_ids_differing_only_by_case_are_duplicates(emulator, sample_tenant
         ok = http.post("/$batch", json={"requests": [reqs[0], {**reqs[1], "id": "b1"}]})
     assert r.status_code == 400 and r.json()["error"]["innerError"]["code"] == "duplicateId"
     assert ok.status_code == 200
+
+
+def test_reset_restores_the_per_run_knobs(emulator_factory):
+    srv = emulator_factory()
+    started = srv.stats()["config"]
+    srv.configure(enum_evolution="v1.0" if started["enum_evolution"] == "off" else "off", return_lag=5)
+    srv.configure(token_lifetime=30, page_size=3)
+    srv.reset()
+    cfg = srv.stats()["config"]
+    assert (cfg["enum_evolution"], cfg["return_lag"], cfg["token_lifetime"]) == (
+        started["enum_evolution"],
+        started["return_lag"],
+        None,
+    )
+    assert cfg["page_size"] == 3  # like faults and throttle, the page size stays as configured
 
 
 def test_group_recipients_stay_without_user_id(emulator, sample_tenant):

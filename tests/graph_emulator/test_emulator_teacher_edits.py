@@ -28,7 +28,7 @@ def _batch_patch(http, rows: list[tuple], points: float) -> None:
 
 def test_edit_lands_just_before_the_nth_write(emulator, sample_tenant):
     rows = graded_subs(sample_tenant)[:4]
-    c, a, s, o = rows[2]
+    c, a, s, _ = rows[2]
     ctl = emulator.url + "/_emulator/teacher-edits"
     r = httpx.post(ctl, json={"edits": [_edit(c, a, s, 7.5)], "after_writes": 3})
     assert r.json() == {"scheduled": 1}
@@ -44,7 +44,9 @@ def test_edit_lands_just_before_the_nth_write(emulator, sample_tenant):
 
 def test_edit_at_once_is_by_the_teacher(emulator, sample_tenant):
     c, a, s, o = graded_subs(sample_tenant)[0]
-    httpx.post(emulator.url + "/_emulator/teacher-edits", json={"edits": [_edit(c, a, s, 4)]}).raise_for_status()
+    httpx.post(
+        emulator.url + "/_emulator/teacher-edits", json={"edits": [_edit(c, a, s, 4)]}
+    ).raise_for_status()
     with client(emulator) as http:
         got = http.get(sub_path(c, a, s) + f"/outcomes/{o['id']}").json()
     assert got["points"]["points"] == 4.0

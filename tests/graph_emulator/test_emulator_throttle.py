@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import httpx
+import pytest
 from emulator_testkit import FakeClock, client
 
 from graph_emulator import ThrottleConfig
@@ -85,8 +86,6 @@ def test_limit_below_published_that_changes_during_the_run(emulator_factory):
 
 
 def test_throttle_settings_are_checked():
-    import pytest
-
     with pytest.raises(ValueError, match="unknown throttle"):
         ThrottleConfig.from_value({"per_10": 3})
     with pytest.raises(ValueError, match="at least 1"):

@@ -24,7 +24,9 @@ def test_each_token_expires_its_lifetime_after_first_use(emulator_factory):
         clock.advance(30)
         expired = one.get("/education/classes")
         fresh = two.get("/education/classes")
-        batch = one.post("/$batch", json={"requests": [{"id": "1", "method": "GET", "url": "/education/classes"}]})
+        batch = one.post(
+            "/$batch", json={"requests": [{"id": "1", "method": "GET", "url": "/education/classes"}]}
+        )
     assert expired.status_code == 401 and fresh.status_code == 200
     err = expired.json()["error"]
     assert err["code"] == "InvalidAuthenticationToken" and err["message"] == EXPIRED

@@ -126,9 +126,11 @@ def test_return_publishes_points_and_sets_status(emulator, sample_tenant):
         before = http.get(_outcome_url(c, a, s, o)).json()
         r = http.post(sub_path(c, a, s) + "/return")
         after = http.get(_outcome_url(c, a, s, o)).json()
+        lagging = http.get(sub_path(c, a, s)).json()  # return is asynchronous: one read still lags
         sub = http.get(sub_path(c, a, s)).json()
     assert (before["publishedPoints"] or {}).get("points") == o["publishedPoints"]  # PATCH does not publish
     assert r.status_code == 200 and r.json()["status"] == "returned"
+    assert emulator.stats()["config"]["return_lag"] == 1 and lagging["status"] == s["status"]
     assert (
         after["publishedPoints"]["points"] == 6.5 and sub["status"] == "returned" and sub["returnedDateTime"]
     )
