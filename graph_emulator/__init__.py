@@ -8,8 +8,18 @@ users, assignments, submissions with ``$expand=outcomes``, outcomes GET/POST/PAT
     with EmulatorServer(load_tenant("sample_data/tenant.json"), token="dev") as srv:
         httpx.get(srv.base_url + "/education/classes", headers={"Authorization": "Bearer dev"})
 
-Modules: ``state`` (tenant format and rendering), ``app`` (the ASGI app and all behaviour),
-``odata`` (query options), ``throttle``, ``faults``, ``generate``, ``server`` (thread runner), ``cli``.
+Modules, top to bottom (a module imports only modules below it):
+
+- ``cli`` / ``__main__`` — ``python -m graph_emulator`` (and the options ``gradesync emulator`` shares)
+- ``server`` — runs the app under uvicorn in a background thread (tests, benchmarks, the demo)
+- ``app`` — the ``Emulator`` ASGI app: the request pipeline (auth → throttle → faults → route → handler)
+- ``control`` (stats and ``/_emulator`` endpoints), ``batch`` (``$batch``), ``teacher_edits``,
+  ``tokens`` (accepted tokens, lifetimes), ``asgi`` (plumbing)
+- ``handlers`` (the Graph resources; enum evolution, return lag) → ``paging`` (collections) →
+  ``routing`` (routes, the per-operation ``Call``) → ``answers`` (answers, error bodies)
+- ``throttle``, ``faults``, ``lies`` — what can go wrong, each on its own
+- ``state`` (tenant document: lookups, rendering as Graph JSON) → ``generate`` (tenant generator)
+  → ``odata`` (query options) and ``common`` (format tag, Graph type names, ids, timestamps)
 """
 
 from graph_emulator.app import Emulator

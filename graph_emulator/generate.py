@@ -10,8 +10,14 @@
   or 100) and an ungraded ``"Reading Log"`` (``grading: null``); the first class also has a draft
   (no submissions) and a group assignment (group-recipient submissions) when it has ≥ 4 assignments;
 - submissions working, submitted, returned (``publishedPoints`` set, sometimes different from
-  ``points`` after a regrade), excused and reassigned; graded submissions with and without a points
-  outcome and with ``points: null``.
+  ``points`` after a regrade), excused and reassigned; graded submissions with ``points: null``.
+- points outcomes as Graph v1.0 has them (``points_outcomes="always"``, the default): every
+  submission of a points-graded assignment has a feedback outcome and an ``educationPointsOutcome``
+  (``points: null`` until graded; "List outcomes" in Graph's v1.0 reference), so grading is a PATCH.
+  ``points_outcomes="some"`` is the older shape (about one graded submission in eight, and every
+  excused one, has no points outcome: the create path, POST ``.../outcomes``). Both draw the same
+  random numbers, so the two shapes of one seed differ only by those added outcomes (whose ids are
+  derived from the submission id, not drawn).
 
 It is fast enough for 2,000 classes × 30 students × 20 assignments (1.2 M submissions) in seconds.
 """
@@ -21,7 +27,7 @@ from __future__ import annotations
 import random
 from typing import Any
 
-from graph_emulator.state import FORMAT
+from graph_emulator.common import FORMAT, derived_id
 
 Json = dict[str, Any]
 
@@ -155,8 +161,17 @@ def _ts(day: int, minute: int = 0) -> str:
     return f"2024-{9 + month % 4:02d}-{d + 1:02d}T{8 + minute // 60 % 10:02d}:{minute % 60:02d}:00Z"
 
 
+POINTS_OUTCOME_SHAPES = ("always", "some")
+
+
 def generate_tenant(
-    classes: int = 4, students: int = 30, assignments: int = 5, seed: int = 1, *, lazy: bool | None = None
+    classes: int = 4,
+    students: int = 30,
+    assignments: int = 5,
+    seed: int = 1,
+    *,
+    lazy: bool | None = None,
+    points_outcomes: str = "always",
 ) -> Json:
     """A tenant dict (format in :mod:`graph_emulator.state`); same arguments → same tenant.
 
@@ -167,29 +182,50 @@ def generate_tenant(
     """
     if classes < 1 or students < 1 or assignments < 1:
         raise ValueError("classes, students and assignments must each be at least 1")
+    if points_outcomes not in POINTS_OUTCOME_SHAPES:
+        raise ValueError(f"points_outcomes must be one of {POINTS_OUTCOME_SHAPES}, not {points_outcomes!r}")
     if lazy is None:
         lazy = classes * students * assignments > 100_000
-    rng = random.Random(seed)
-    new_id = _Ids(rng)
-    rand = rng.random
-    users: list[Json] = []
-    tenant_classes: list[Json] = []
-    student_no = 100
+    gen = _Generator(random.Random(seed), lazy=lazy, points_outcomes=points_outcomes)
     prev_students: list[str] = []
-    gradeable = [a for a in ASSIGNMENT_NAMES if a != "Reading Log"]
+    tenant_classes = []
+    for ci in range(classes):
+        cls = gen.make_class(ci, students, assignments, prev_students)
+        prev_students = class_students(cls)
+        tenant_classes.append(cls)
+    return {"format": FORMAT, "users": gen.users, "classes": tenant_classes}
 
-    def make_student() -> str:
-        nonlocal student_no
-        student_no += 1
-        n = student_no
-        first, last = FIRST[rng.randrange(len(FIRST))], LAST[rng.randrange(len(LAST))]
-        slug = f"{first}.{last}".lower().replace("'", "")
+
+_GRADEABLE = [a for a in ASSIGNMENT_NAMES if a != "Reading Log"]
+
+
+class _Generator:
+    """The steps of :func:`generate_tenant`, drawing from one seeded generator in a fixed order
+    (so the same arguments always give the same tenant: keep the order of draws when editing)."""
+
+    def __init__(self, rng: random.Random, *, lazy: bool, points_outcomes: str) -> None:
+        self.rng = rng
+        self.new_id = _Ids(rng)
+        self.lazy = lazy
+        self.points_outcomes = points_outcomes
+        self.users: list[Json] = []
+        self.student_no = 100
+
+    def _name(self) -> tuple[str, str, str]:
+        first, last = FIRST[self.rng.randrange(len(FIRST))], LAST[self.rng.randrange(len(LAST))]
+        return first, last, f"{first}.{last}".lower().replace("'", "")
+
+    def make_student(self) -> str:
+        rand = self.rng.random
+        self.student_no += 1
+        n = self.student_no
+        first, last, slug = self._name()
         upn = f"{slug}{n}@{DOMAIN}"
         r = rand()
         mail = upn if r < 0.85 else (f"{slug}@{DOMAIN}" if r < 0.95 else None)
         has_sis = rand() >= 0.08
-        uid = new_id()
-        users.append(
+        uid = self.new_id()
+        self.users.append(
             {
                 "id": uid,
                 "displayName": f"{first} {last}",
@@ -212,81 +248,88 @@ def generate_tenant(
         )
         return uid
 
-    for ci in range(classes):
-        subject = SUBJECTS[ci % len(SUBJECTS)]
-        period = ci % 8 + 1
-        section = 1001 + ci
-        teacher = new_id()
-        tfirst, tlast = FIRST[rng.randrange(len(FIRST))], LAST[rng.randrange(len(LAST))]
-        tslug = f"{tfirst}.{tlast}".lower().replace("'", "")
-        users.append(
+    def make_teacher(self, section: int) -> str:
+        teacher = self.new_id()
+        first, last, slug = self._name()
+        self.users.append(
             {
                 "id": teacher,
-                "displayName": f"{tfirst} {tlast}",
-                "givenName": tfirst,
-                "surname": tlast,
-                "userPrincipalName": f"{tslug}.t{section}@{DOMAIN}",
-                "mail": f"{tslug}.t{section}@{DOMAIN}",
+                "displayName": f"{first} {last}",
+                "givenName": first,
+                "surname": last,
+                "userPrincipalName": f"{slug}.t{section}@{DOMAIN}",
+                "mail": f"{slug}.t{section}@{DOMAIN}",
                 "primaryRole": "teacher",
                 "externalSource": "sis",
                 "student": None,
                 "teacher": {"externalId": f"T{section}", "teacherNumber": f"T{section}"},
             }
         )
+        return teacher
+
+    def make_class(self, ci: int, students: int, assignments: int, prev_students: list[str]) -> Json:
+        """Class ``ci``: its teacher, its students (two shared with the previous class), assignments."""
+        subject = SUBJECTS[ci % len(SUBJECTS)]
+        period = ci % 8 + 1
+        section = 1001 + ci
+        teacher = self.make_teacher(section)
         shared = prev_students[-2:] if students > 2 else []
-        members = shared + [make_student() for _ in range(students - len(shared))]
-        prev_students = members
-        asgs: list[Json] = []
-        for ai in range(assignments):
-            if ai == 0:
-                name = "Unit 1 Quiz"
-            elif ai == 1:
-                name = "Reading Log"
-            else:
-                name = gradeable[(ai - 1) % len(gradeable)]
-                if ai - 1 >= len(gradeable):
-                    name = f"{name} ({ai // len(gradeable) + 1})"
-            status = "assigned"
-            assign_to = "students"
-            if ci == 0 and assignments >= 4 and ai == assignments - 1:
-                status, name = "draft", "Unit 5 Quiz (draft)"
-            elif ci == 0 and assignments >= 4 and ai == assignments - 2:
-                assign_to, name = "groups", "Group Project"
-            grading = None if name == "Reading Log" else {"maxPoints": MAX_POINTS[(ci + ai) % 4]}
-            aid = new_id()
-            created = _ts(ai * 5)
-            asg: Json = {
-                "id": aid,
-                "displayName": name,
-                "status": status,
-                "grading": grading,
-                "assignTo": assign_to,
-                "createdDateTime": created,
-                "assignedDateTime": None if status == "draft" else created,
-                "dueDateTime": _ts(ai * 5 + 7, 59),
-            }
-            if status != "draft":
-                asg["generated"] = {"seed": rng.getrandbits(48), "teacher": teacher, "index": ai}
-                if not lazy:
-                    materialize_assignment(asg, members)
-            else:
-                asg["submissions"] = []
-            asgs.append(asg)
-        tenant_classes.append(
-            {
-                "id": new_id(),
-                "displayName": f"{subject} - P{period}" + (f" ({section})" if ci >= len(SUBJECTS) else ""),
-                "mailNickname": f"{subject.lower().replace(' ', '')}-p{period}-{section}",
-                "externalId": f"SEC-{section}",
-                "externalName": subject,
-                "classCode": f"{subject[:4].upper().strip()}-{section}",
-                "externalSource": "sis",
-                "members": [teacher, *members],
-                "teachers": [teacher],
-                "assignments": asgs,
-            }
-        )
-    return {"format": FORMAT, "users": users, "classes": tenant_classes}
+        members = shared + [self.make_student() for _ in range(students - len(shared))]
+        asgs = [self.make_assignment(ci, ai, assignments, teacher, members) for ai in range(assignments)]
+        return {
+            "id": self.new_id(),
+            "displayName": f"{subject} - P{period}" + (f" ({section})" if ci >= len(SUBJECTS) else ""),
+            "mailNickname": f"{subject.lower().replace(' ', '')}-p{period}-{section}",
+            "externalId": f"SEC-{section}",
+            "externalName": subject,
+            "classCode": f"{subject[:4].upper().strip()}-{section}",
+            "externalSource": "sis",
+            "members": [teacher, *members],
+            "teachers": [teacher],
+            "assignments": asgs,
+        }
+
+    def make_assignment(self, ci: int, ai: int, assignments: int, teacher: str, members: list[str]) -> Json:
+        name = _assignment_name(ai)
+        status, assign_to = "assigned", "students"
+        if ci == 0 and assignments >= 4 and ai == assignments - 1:
+            status, name = "draft", "Unit 5 Quiz (draft)"
+        elif ci == 0 and assignments >= 4 and ai == assignments - 2:
+            assign_to, name = "groups", "Group Project"
+        created = _ts(ai * 5)
+        asg: Json = {
+            "id": self.new_id(),
+            "displayName": name,
+            "status": status,
+            "grading": None if name == "Reading Log" else {"maxPoints": MAX_POINTS[(ci + ai) % 4]},
+            "assignTo": assign_to,
+            "createdDateTime": created,
+            "assignedDateTime": None if status == "draft" else created,
+            "dueDateTime": _ts(ai * 5 + 7, 59),
+        }
+        if status == "draft":
+            asg["submissions"] = []
+            return asg
+        asg["generated"] = {
+            "seed": self.rng.getrandbits(48),
+            "teacher": teacher,
+            "index": ai,
+            "points_outcomes": self.points_outcomes,
+        }
+        if not self.lazy:
+            materialize_assignment(asg, members)
+        return asg
+
+
+def _assignment_name(ai: int) -> str:
+    if ai == 0:
+        return "Unit 1 Quiz"
+    if ai == 1:
+        return "Reading Log"
+    name = _GRADEABLE[(ai - 1) % len(_GRADEABLE)]
+    if ai - 1 >= len(_GRADEABLE):
+        name = f"{name} ({ai // len(_GRADEABLE) + 1})"
+    return name
 
 
 def materialize_assignment(asg: Json, students: list[str]) -> list[Json]:
@@ -297,15 +340,22 @@ def materialize_assignment(asg: Json, students: list[str]) -> list[Json]:
     rng = random.Random(recipe["seed"])
     new_id = _Ids(rng)
     grading, teacher, ai = asg.get("grading"), recipe["teacher"], recipe["index"]
+    always = recipe.get("points_outcomes", "some") == "always"  # recipes older than the option: "some"
     if asg.get("assignTo") == "groups":
         subs = [
             _submission(
-                new_id, rng, grading, {"groupId": new_id(), "userIds": students[i : i + 4]}, teacher, ai
+                new_id,
+                rng,
+                grading,
+                {"groupId": new_id(), "userIds": students[i : i + 4]},
+                teacher,
+                ai,
+                always,
             )
             for i in range(0, len(students), 4)
         ]
     else:
-        subs = [_submission(new_id, rng, grading, {"userId": uid}, teacher, ai) for uid in students]
+        subs = [_submission(new_id, rng, grading, {"userId": uid}, teacher, ai, always) for uid in students]
     asg["submissions"] = subs
     return subs
 
@@ -328,7 +378,13 @@ def materialize_tenant(tenant: Json) -> Json:
 
 
 def _submission(
-    new_id: _Ids, rng: random.Random, grading: Json | None, recipient: Json, teacher: str, ai: int
+    new_id: _Ids,
+    rng: random.Random,
+    grading: Json | None,
+    recipient: Json,
+    teacher: str,
+    ai: int,
+    always: bool,
 ) -> Json:
     r = rng.random()
     status = (
@@ -377,16 +433,36 @@ def _submission(
                 "lastModifiedDateTime": when,
             }
         )
+    elif grading is not None and always:  # v1.0: the points outcome exists before anyone grades
+        outcomes.append(
+            {
+                "id": derived_id(sub["id"], "points"),
+                "type": "points",
+                "points": None,
+                "publishedPoints": None,
+                "gradedBy": None,
+                "gradedDateTime": None,
+                "lastModifiedBy": teacher,
+                "lastModifiedDateTime": when,
+            }
+        )
     sub["outcomes"] = outcomes
     return sub
 
 
-def parse_generate_spec(spec: str) -> dict[str, int]:
-    """``"classes=4,students=30,assignments=5,seed=1"`` → keyword arguments of :func:`generate_tenant`."""
-    out: dict[str, int] = {}
+def parse_generate_spec(spec: str) -> dict[str, Any]:
+    """``"classes=4,students=30,assignments=5,seed=1[,points_outcomes=some]"`` → keyword arguments of
+    :func:`generate_tenant`."""
+    out: dict[str, Any] = {}
     for part in filter(None, (p.strip() for p in spec.split(","))):
-        key, sep, value = part.partition("=")
-        if not sep or key.strip() not in ("classes", "students", "assignments", "seed"):
-            raise ValueError(f"bad --generate part {part!r}: use classes=N,students=M,assignments=K[,seed=S]")
-        out[key.strip()] = int(value)
+        key, sep, value = (x.strip() for x in part.partition("="))
+        if sep and key == "points_outcomes":
+            out[key] = value
+            continue
+        if not sep or key not in ("classes", "students", "assignments", "seed"):
+            raise ValueError(
+                f"bad --generate part {part!r}: use classes=N,students=M,assignments=K[,seed=S]"
+                "[,points_outcomes=always|some]"
+            )
+        out[key] = int(value)
     return out

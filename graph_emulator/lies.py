@@ -20,7 +20,7 @@ client's checks are tested against a real server. Kinds:
                           collection page (ghost submissions, users, assignments or classes: several MB)
 
 Each rule is ``KIND=RATE`` (every eligible answer) or ``KIND@ROUTE=RATE`` (only that route; a rule
-for the route wins over the plain one). ``ROUTE`` is a handler name of ``app.ROUTES``
+for the route wins over the plain one). ``ROUTE`` is a handler name of ``routing.ROUTES``
 (``list_submissions``, ``list_members``, ``patch_outcome`` ...), ``batch`` for the ``$batch``
 envelope, or any part of a handler name (``submissions``). ``RATE`` is a probability (``1``: always;
 ``KIND@ROUTE`` alone means always). Decisions come from one ``random.Random(seed)``, one draw per rule
@@ -50,7 +50,6 @@ KINDS = (
     "nextlink_loop",
     "huge_page",
 )
-BODY_KINDS = ("unknown_outcome_type", "bare_points", "huge_page", "foreign_nextlink", "nextlink_loop")
 FUTURE_OUTCOME = "#microsoft.graph.educationFutureOutcome"
 POINTS_OUTCOME = "#microsoft.graph.educationPointsOutcome"
 _SETTINGS = ("seed", "limit", "foreign_host", "huge_items")

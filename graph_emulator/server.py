@@ -13,7 +13,8 @@ from typing import Any
 import httpx
 import uvicorn
 
-from graph_emulator.app import DroppedConnection, Emulator
+from graph_emulator.app import Emulator
+from graph_emulator.asgi import DroppedConnection
 from graph_emulator.faults import FaultConfig
 from graph_emulator.lies import LieConfig
 from graph_emulator.throttle import ThrottleConfig
@@ -51,7 +52,10 @@ class EmulatorServer:
         port: int = 0,
         clock: Callable[[], float] | None = None,
         lies: LieConfig | str | dict[str, Any] | None = None,
+        **settings: Any,
     ) -> None:
+        """``settings``: the other keyword arguments of :class:`Emulator` (``token_lifetime``,
+        ``enum_evolution``, ``return_lag``, ``sleep``)."""
         kw: dict[str, Any] = {"clock": clock} if clock else {}
         self.app = Emulator(
             tenant,
@@ -62,6 +66,7 @@ class EmulatorServer:
             seed=seed,
             lies=lies,
             **kw,
+            **settings,
         )
         self.token = token
         self.host = host
@@ -148,10 +153,9 @@ class EmulatorServer:
     def reset_stats(self) -> None:
         self.app.reset_stats()
 
-    def configure(
-        self, *, faults: Any = ..., throttle: Any = ..., page_size: int | None = None, lies: Any = ...
-    ) -> None:
-        self.app.configure(faults=faults, throttle=throttle, page_size=page_size, lies=lies)
+    def configure(self, **settings: Any) -> None:
+        """Change knobs at runtime (the keywords of :meth:`Emulator.configure`)."""
+        self.app.configure(**settings)
 
     def __repr__(self) -> str:
         return f"EmulatorServer({self.url!r})"

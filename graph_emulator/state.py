@@ -49,30 +49,43 @@ from __future__ import annotations
 
 import copy
 import json
-import uuid
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-FORMAT = "gradesync-emulator-tenant/1"
+from graph_emulator.common import (
+    FEEDBACK_OUTCOME,
+    FORMAT,
+    GROUP_RECIPIENT,
+    INDIVIDUAL_RECIPIENT,
+    POINTS_GRADE,
+    POINTS_GRADE_TYPE,
+    POINTS_OUTCOME,
+    Json,
+    new_id,
+    now_iso,
+)
+from graph_emulator.generate import class_students, materialize_assignment
 
-POINTS_OUTCOME = "#microsoft.graph.educationPointsOutcome"
-FEEDBACK_OUTCOME = "#microsoft.graph.educationFeedbackOutcome"
-POINTS_GRADE = "#microsoft.graph.educationAssignmentPointsGrade"
-POINTS_GRADE_TYPE = "#microsoft.graph.educationAssignmentPointsGradeType"
-INDIVIDUAL_RECIPIENT = "#microsoft.graph.educationSubmissionIndividualRecipient"
-GROUP_RECIPIENT = "#microsoft.graph.educationSubmissionGroupRecipient"
-
-Json = dict[str, Any]
-
-
-def now_iso() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
-
-
-def new_id() -> str:
-    return str(uuid.uuid4())
+__all__ = [  # the names other modules (and tests) import from here, including the re-exported ones
+    "FEEDBACK_OUTCOME",
+    "FORMAT",
+    "POINTS_OUTCOME",
+    "Tenant",
+    "find_submission",
+    "iter_submissions",
+    "load_tenant",
+    "new_id",
+    "now_iso",
+    "points_outcome",
+    "render_assignment",
+    "render_class",
+    "render_outcome",
+    "render_submission",
+    "render_user",
+    "save_tenant",
+    "validate_tenant",
+]
 
 
 def load_tenant(path: str | Path) -> Json:
@@ -98,8 +111,6 @@ def validate_tenant(data: Any) -> None:
 def submissions_in(cls: Json, asg: Json) -> list[Json]:
     """The submissions of an assignment dict, expanding a generator recipe in place if needed."""
     if "generated" in asg:
-        from graph_emulator.generate import class_students, materialize_assignment
-
         return materialize_assignment(asg, class_students(cls))
     return asg.setdefault("submissions", [])
 

@@ -5,6 +5,19 @@ Two buckets per scope must both hold a token: ``per_10s`` over ``short_window`` 
 A throttled request gets ``Retry-After`` = the time until both buckets hold a token again, and the
 scope stays blocked until then: requests that arrive earlier are throttled again, cost quota and
 are counted as *early retries* (what Microsoft's Dev Proxy flags).
+
+Graph is known to throttle below its published limits, and a tenant's real limit can change while a
+run goes on (other apps share it). To test a client's pacing against that, the limits can be set
+lower and can change after a number of requests::
+
+    {"per_10s": 175, "per_hour": 10000,                   # start below Graph's 350 / 10 s
+     "change_after_requests": 500, "then_per_10s": 100}   # from the 500th request: 100 / 10 s
+
+``change_after_requests`` counts every request the throttler decides on (all scopes, throttled ones
+included); from that request on, ``then_per_10s`` / ``then_per_hour`` (each defaulting to the first limit)
+apply, and a scope's buckets are cut to the new size at once. CLI: ``--throttle
+per_10s=175,change_after_requests=500,then_per_10s=100``. ``Throttler.phase_info()`` (in the stats'
+``throttle_state``) says which limits are in force.
 """
 
 from __future__ import annotations
@@ -22,6 +35,23 @@ class ThrottleConfig:
     short_window: float = 10.0  # seconds the per_10s budget refills over (tests shrink it)
     long_window: float = 3600.0
     enabled: bool = True
+    change_after_requests: int | None = None  # after this many requests, the "then_" limits apply
+    then_per_10s: int | None = None
+    then_per_hour: int | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("per_10s", "per_hour", "then_per_10s", "then_per_hour", "change_after_requests"):
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+                raise ValueError(f"throttle {name} must be a whole number of requests, at least 1")
+        if self.short_window <= 0 or self.long_window <= 0:
+            raise ValueError("throttle windows must be above 0 seconds")
+
+    def limits(self, requests_seen: int) -> tuple[int, int]:
+        """(per_10s, per_hour) in force after ``requests_seen`` requests."""
+        if self.change_after_requests is not None and requests_seen >= self.change_after_requests:
+            return (self.then_per_10s or self.per_10s, self.then_per_hour or self.per_hour)
+        return (self.per_10s, self.per_hour)
 
     @classmethod
     def graph(cls) -> ThrottleConfig:
@@ -42,8 +72,34 @@ class ThrottleConfig:
         if value == "graph":
             return cls.graph()
         if isinstance(value, dict):
+            unknown = set(value) - set(cls.__dataclass_fields__)
+            if unknown:
+                raise ValueError(
+                    f"unknown throttle setting(s) {sorted(unknown)}; "
+                    f"known: {sorted(cls.__dataclass_fields__)}"
+                )
             return cls(**value)
+        if isinstance(value, str) and "=" in value:
+            return cls.parse(value)
         raise ValueError(f"throttle must be 'graph', 'off' or an object of limits, not {value!r}")
+
+    @classmethod
+    def parse(cls, spec: str) -> ThrottleConfig:
+        """``"graph"``, ``"off"`` or ``"per_10s=175,change_after_requests=500,then_per_10s=100"``."""
+        if spec in ("graph", "off"):
+            return cls.from_value(spec)
+        out: dict[str, object] = {}
+        for part in filter(None, (p.strip() for p in spec.split(","))):
+            key, sep, value = (x.strip() for x in part.partition("="))
+            if not sep:
+                raise ValueError(f"bad throttle part {part!r}: use name=value (e.g. per_10s=175)")
+            if key == "enabled":
+                out[key] = value.lower() in ("1", "true", "yes", "on")
+            elif key in ("short_window", "long_window"):
+                out[key] = float(value)
+            else:
+                out[key] = int(value)
+        return cls.from_value(out)
 
     def to_dict(self) -> dict[str, object]:
         return {
@@ -52,6 +108,9 @@ class ThrottleConfig:
             "short_window": self.short_window,
             "long_window": self.long_window,
             "enabled": self.enabled,
+            "change_after_requests": self.change_after_requests,
+            "then_per_10s": self.then_per_10s,
+            "then_per_hour": self.then_per_hour,
         }
 
 
@@ -77,26 +136,42 @@ class Throttler:
 
     config: ThrottleConfig = field(default_factory=ThrottleConfig.graph)
     _scopes: dict[str, _Scope] = field(default_factory=dict)
+    requests_seen: int = 0  # every check() since the last reset (drives change_after_requests)
 
     def reset(self) -> None:
         self._scopes.clear()
+        self.requests_seen = 0
+
+    def phase_info(self) -> dict[str, object]:
+        per_10s, per_hour = self.config.limits(self.requests_seen)
+        changed = self.config.change_after_requests is not None and (
+            self.requests_seen >= self.config.change_after_requests
+        )
+        return {
+            "requests_seen": self.requests_seen,
+            "changed": changed,
+            "per_10s": per_10s,
+            "per_hour": per_hour,
+        }
 
     def _scope(self, key: str, now: float) -> _Scope:
         cfg = self.config
+        per_10s, per_hour = cfg.limits(self.requests_seen)
         sc = self._scopes.get(key)
         if sc is None:
-            sc = _Scope(short=float(cfg.per_10s), long=float(cfg.per_hour), updated=now)
+            sc = _Scope(short=float(per_10s), long=float(per_hour), updated=now)
             self._scopes[key] = sc
         elapsed = max(0.0, now - sc.updated)
-        sc.short = min(float(cfg.per_10s), sc.short + elapsed * cfg.per_10s / cfg.short_window)
-        sc.long = min(float(cfg.per_hour), sc.long + elapsed * cfg.per_hour / cfg.long_window)
+        sc.short = min(float(per_10s), sc.short + elapsed * per_10s / cfg.short_window)
+        sc.long = min(float(per_hour), sc.long + elapsed * per_hour / cfg.long_window)
         sc.updated = now
         return sc
 
     def _wait(self, sc: _Scope) -> float:
         cfg = self.config
-        w_short = max(0.0, (1.0 - sc.short) * cfg.short_window / cfg.per_10s)
-        w_long = max(0.0, (1.0 - sc.long) * cfg.long_window / cfg.per_hour)
+        per_10s, per_hour = cfg.limits(self.requests_seen)
+        w_short = max(0.0, (1.0 - sc.short) * cfg.short_window / per_10s)
+        w_long = max(0.0, (1.0 - sc.long) * cfg.long_window / per_hour)
         return max(w_short, w_long)
 
     def block(self, key: str, now: float, seconds: float, http_seq: int) -> None:
@@ -109,14 +184,16 @@ class Throttler:
     def check(self, key: str, now: float, http_seq: int) -> Decision:
         """Consume one unit of quota for ``key``; say whether the request may proceed."""
         cfg = self.config
+        self.requests_seen += 1
         sc = self._scope(key, now)
         early = now < sc.blocked_until and sc.blocked_by != http_seq
         if not cfg.enabled:
             return Decision(True, early=early)
+        per_10s, per_hour = cfg.limits(self.requests_seen)
         if early:
             # An early retry is throttled again and still costs quota (bounded below).
-            sc.short = max(sc.short - 1.0, -float(cfg.per_10s))
-            sc.long = max(sc.long - 1.0, -float(cfg.per_hour))
+            sc.short = max(sc.short - 1.0, -float(per_10s))
+            sc.long = max(sc.long - 1.0, -float(per_hour))
             wait = max(sc.blocked_until - now, self._wait(sc))
             sc.blocked_until = now + wait
             return Decision(False, retry_after=wait, early=True)

@@ -22,6 +22,7 @@ from graph_emulator import (
     materialize_tenant,
     points_outcome,
 )
+from graph_emulator.cli import main as emulator_main
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -67,12 +68,32 @@ def test_generator_has_the_variety_real_schools_have():
     subs = [s for a in asgs if a["grading"] for s in a["submissions"]]
     assert {s["status"] for s in subs} >= {"working", "submitted", "returned", "excused"}
     assert any("groupId" in s["recipient"] for s in subs)
-    assert any(points_outcome(s) is None for s in subs)
+    assert all(points_outcome(s) is not None for s in subs)  # v1.0: every graded submission has one
     pts = [points_outcome(s) for s in subs if points_outcome(s)]
     assert any(o["points"] is None for o in pts)
     assert any(o["publishedPoints"] is not None and o["publishedPoints"] != o["points"] for o in pts)
     ids = [s["id"] for s in subs] + [o["id"] for s in subs for o in s["outcomes"]]
     assert len(ids) == len(set(ids))
+
+
+def test_generator_points_outcomes_some_is_the_same_tenant_minus_the_ungraded_outcomes():
+    always = generate_tenant(classes=2, students=10, assignments=4, seed=3)
+    some = generate_tenant(classes=2, students=10, assignments=4, seed=3, points_outcomes="some")
+    pairs = [
+        (sa, ss)
+        for ca, cs in zip(always["classes"], some["classes"], strict=True)
+        for aa, as_ in zip(ca["assignments"], cs["assignments"], strict=True)
+        for sa, ss in zip(aa["submissions"], as_["submissions"], strict=True)
+    ]
+    missing = [sa for sa, ss in pairs if points_outcome(ss) is None and points_outcome(sa) is not None]
+    assert missing, "the older shape has graded submissions without a points outcome"
+    assert all(points_outcome(sa)["points"] is None for sa in missing)
+    assert all(
+        [o for o in sa["outcomes"] if o is not points_outcome(sa) or points_outcome(ss)] == ss["outcomes"]
+        for sa, ss in pairs
+    )
+    with pytest.raises(ValueError, match="points_outcomes"):
+        generate_tenant(classes=1, students=1, assignments=1, points_outcomes="never")
 
 
 def test_generator_is_deterministic_and_lazy_equals_eager():
@@ -118,6 +139,20 @@ def test_cli_rejects_bad_options():
         emulator_command, ["--tenant", str(ROOT / "sample_data" / "tenant.json"), "--generate", "classes=1"]
     )
     assert r.exit_code == 2
+    r = runner.invoke(emulator_command, ["--throttle", "per_10s=0"])
+    assert r.exit_code == 2 and "at least 1" in r.output
+    r = runner.invoke(emulator_command, ["--enum-evolution", "v2"])
+    assert r.exit_code == 2
+    r = runner.invoke(
+        emulator_command, ["--generate", "classes=1,students=2,assignments=1,points_outcomes=x"]
+    )
+    assert r.exit_code == 2 and "points_outcomes" in r.output
+
+
+def test_python_dash_m_rejects_bad_options(capsys):
+    with pytest.raises(SystemExit) as exc:
+        emulator_main(["--throttle", "nonsense=1"])
+    assert exc.value.code == 2 and "nonsense" in capsys.readouterr().err
 
 
 def _free_port() -> int:
@@ -126,14 +161,14 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_cli_serves_a_paged_list():
+@pytest.mark.parametrize("entry", [["gradesync", "emulator"], ["graph_emulator"]])
+def test_cli_serves_a_paged_list(entry):
     port = _free_port()
     proc = subprocess.Popen(
         [
             sys.executable,
             "-m",
-            "gradesync",
-            "emulator",
+            *entry,
             "--port",
             str(port),
             "--tenant",
@@ -167,3 +202,4 @@ def test_cli_serves_a_paged_list():
         proc.terminate()
         out, _ = proc.communicate(timeout=10)
     assert f"http://127.0.0.1:{port}/v1.0" in out and "Bearer token: dev" in out
+    assert "enum evolution" in out and "return lag" in out

@@ -182,7 +182,6 @@ def test_group_recipient_and_beta(emulator, sample_tenant):
         "/education/classes/00000000-0000-0000-0000-000000000000",
         "/education/classes/{cid}/assignments/nope",
         "/education/classes/{cid}/assignments/{aid}/submissions/nope",
-        "/education/classes/{cid}/assignments/{aid}/submissions/{sid}/outcomes/nope",
         "/education/users/nope",
     ],
 )

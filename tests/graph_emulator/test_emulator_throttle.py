@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import httpx
+import pytest
 from emulator_testkit import FakeClock, client
 
 from graph_emulator import ThrottleConfig
@@ -66,3 +67,26 @@ def test_retry_after_forms():
     assert format_retry_after(0) == "0.001"
     assert format_retry_after(2.1, "seconds") == "3"
     assert format_retry_after(0.25, "list") == "0.25,1"
+
+
+def test_limit_below_published_that_changes_during_the_run(emulator_factory):
+    clock = FakeClock()
+    spec = "per_10s=4,per_hour=1000,change_after_requests=6,then_per_10s=2"
+    srv = emulator_factory(throttle=ThrottleConfig.parse(spec), clock=clock)
+    with client(srv) as http:
+        first = [http.get("/education/classes").status_code for _ in range(5)]  # 4 pass, the 5th is 429
+        clock.advance(10)  # buckets full again; request 6 on uses the lower limit (2 per 10 s)
+        later = [http.get("/education/classes").status_code for _ in range(3)]
+        early = http.get("/education/classes")  # inside the Retry-After window: an early retry
+    assert first == [200, 200, 200, 200, 429] and later == [200, 200, 429] and early.status_code == 429
+    st = srv.stats()
+    assert st["throttle_state"] == {"requests_seen": 9, "changed": True, "per_10s": 2, "per_hour": 1000}
+    assert st["early_retries"] == 1 and st["throttled"] == 3
+    assert st["config"]["throttle"]["then_per_10s"] == 2
+
+
+def test_throttle_settings_are_checked():
+    with pytest.raises(ValueError, match="unknown throttle"):
+        ThrottleConfig.from_value({"per_10": 3})
+    with pytest.raises(ValueError, match="at least 1"):
+        ThrottleConfig.parse("per_10s=0")

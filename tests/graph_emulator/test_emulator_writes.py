@@ -72,7 +72,9 @@ def test_patch_refuses_published_points_bad_type_and_unknown_outcome(emulator, s
         unknown = http.patch(sub_path(c, a, s) + "/outcomes/nope", json=patch_body(5))
     assert pub.status_code == 400 and pub.json()["error"]["innerError"]["code"] == "readOnlyProperty"
     assert typ.status_code == 400 and notjson.status_code == 400
-    assert unknown.status_code == 404 and unknown.json()["error"]["innerError"]["request-id"]
+    # the education service's own 404 shape: numeric code, no innerError; request-id in the headers
+    assert unknown.status_code == 404 and unknown.headers["request-id"]
+    assert unknown.json() == {"error": {"code": "20241", "message": "Entity not found. Outcome id: nope"}}
 
 
 def test_post_points_outcome_then_409(emulator, sample_tenant):
@@ -124,9 +126,11 @@ def test_return_publishes_points_and_sets_status(emulator, sample_tenant):
         before = http.get(_outcome_url(c, a, s, o)).json()
         r = http.post(sub_path(c, a, s) + "/return")
         after = http.get(_outcome_url(c, a, s, o)).json()
+        lagging = http.get(sub_path(c, a, s)).json()  # return is asynchronous: one read still lags
         sub = http.get(sub_path(c, a, s)).json()
     assert (before["publishedPoints"] or {}).get("points") == o["publishedPoints"]  # PATCH does not publish
     assert r.status_code == 200 and r.json()["status"] == "returned"
+    assert emulator.stats()["config"]["return_lag"] == 1 and lagging["status"] == s["status"]
     assert (
         after["publishedPoints"]["points"] == 6.5 and sub["status"] == "returned" and sub["returnedDateTime"]
     )
