@@ -256,14 +256,18 @@ def _human(delta: timedelta) -> str:
 
 
 # --- everything a plan can be refused for without reading Graph --------------------------------
+_DEFAULTS = tuple(Limit.parse(t) for t in (DEFAULT_MAX_CHANGES, DEFAULT_MAX_DECREASES, DEFAULT_MIN_COVERAGE))
+_DEFAULT_AGE = parse_duration(DEFAULT_MAX_PLAN_AGE)
+
+
 @dataclass(frozen=True, slots=True)
 class GuardLimits:
     """The guard settings of one run (``[apply]`` with the command line's overrides)."""
 
-    max_changes: Limit | None = Limit.parse(DEFAULT_MAX_CHANGES)
-    max_decreases: Limit | None = Limit.parse(DEFAULT_MAX_DECREASES)
-    min_coverage: Limit | None = Limit.parse(DEFAULT_MIN_COVERAGE)
-    max_plan_age: timedelta | None = parse_duration(DEFAULT_MAX_PLAN_AGE)
+    max_changes: Limit | None = _DEFAULTS[0]
+    max_decreases: Limit | None = _DEFAULTS[1]
+    min_coverage: Limit | None = _DEFAULTS[2]
+    max_plan_age: timedelta | None = _DEFAULT_AGE
     allow_clear: bool = False
     expect_full: bool = False
 

@@ -370,7 +370,9 @@ class Pipeline:
         self.emit("stage", "resolve")
         with _errors_mapped("state directory"):
             snapshot = resolve(read.frame, self.settings, self.client, progress=self._progress("resolve"))
-            memory = load_memory(self.settings.apply.state_dir or None, snapshot.submissions["submission_id"].tolist())
+            memory = load_memory(
+                self.settings.apply.state_dir or None, snapshot.submissions["submission_id"].tolist()
+            )
         self.emit("stage", "plan")
         plan = build_plan(
             read.frame,
@@ -409,7 +411,9 @@ class Pipeline:
         ``out`` the plan file (not for a plan ``--strict`` refused). Raises a GradesyncError."""
         result = self.preview(self.make_plan(paths, class_key=class_key, sheet=sheet, mapping=mapping))
         if report_dir is not None:
-            result.report_paths.update(self._reports(result.plan.rows, result.summary, result.plan, report_dir))
+            result.report_paths.update(
+                self._reports(result.plan.rows, result.summary, result.plan, report_dir)
+            )
         if out is not None and not result.refused:
             with _errors_mapped("plan file", out):
                 write_plan(result.plan, Path(out))
@@ -518,8 +522,8 @@ class Pipeline:
             refuse(verdict)
             options = apply_options(self.settings, dry_run=dry_run, resume=resume, publish=publish)
             if publish and not options.publish_assignments:
-                self.emit("warning", "execute",
-                          message="--return, but [publish] assignments is empty: nothing will be returned")  # fmt: skip
+                empty = "--return, but [publish] assignments is empty: nothing will be returned"
+                self.emit("warning", "execute", message=empty)
             self.emit("stage", "execute")
             applied = self._run_executor(plan, options)
         except GuardError as e:

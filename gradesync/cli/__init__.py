@@ -17,12 +17,12 @@ from gradesync import __version__
 
 # name → (module, attribute, one-line help shown by --help without importing the module)
 COMMANDS: dict[str, tuple[str, str, str]] = {
-    "plan": ("gradesync.cli.plan", "plan_command", "Dry-run preview: read INPUTS, compare with Teams, write a plan."),
-    "apply": ("gradesync.cli.apply", "apply_command", "Apply a reviewed plan exactly (guards, digest, journalled writes)."),
+    "plan": ("gradesync.cli.plan", "plan_command", "Dry-run preview: compare INPUTS with Teams."),
+    "apply": ("gradesync.cli.apply", "apply_command", "Apply a reviewed plan exactly."),
     "sync": ("gradesync.cli.apply", "sync_command", "Plan and apply in one go (the nightly form)."),
-    "inspect": ("gradesync.cli.inspect", "inspect_command", "Show how an export would be read (layout, columns, values)."),
+    "inspect": ("gradesync.cli.inspect", "inspect_command", "Show how an export would be read."),
     "serve": ("gradesync.cli.serve", "serve_command", "Serve the registrars' web app."),
-    "auth": ("gradesync.cli.auth", "auth_group", "Sign in to Microsoft Graph, show the cached sign-in, or forget it."),
+    "auth": ("gradesync.cli.auth", "auth_group", "Sign in to Microsoft Graph, show or forget the sign-in."),
     "config": ("gradesync.cli.configcheck", "config_group", "Inspect the configuration."),
     "demo": ("gradesync.cli.demo", "demo_command", "Sync sample_data/ into the embedded Graph emulator."),
     "emulator": ("gradesync.cli.emulator", "emulator_command", "Serve the local Graph education emulator."),

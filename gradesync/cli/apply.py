@@ -100,7 +100,8 @@ def write_options(fn: Callable[..., Any]) -> Callable[..., Any]:
                      help="The log file's format; json: one object per line [default: text]."),
         click.option("--log-file", type=click.Path(dir_okay=False, allow_dash=True),
                      help="Where the log goes; '-' for stderr [default: RUN_DIR/gradesync.log]."),
-        click.option("--log-level", type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False),
+        click.option("--log-level",
+                     type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False),
                      help="The least severe level logged [default: INFO]."),
         click.option("--notify", metavar="CMD",
                      help="A shell command run when the run ends, with the summary path as its last "
@@ -142,8 +143,12 @@ def show_result(result: Any, *, quiet: bool) -> None:
 
 @click.command("apply")
 @click.argument("plan_path", metavar="PLAN.json", type=click.Path(dir_okay=False))
-@click.option("--digest", "approved_digest", metavar="HEX",
-              help="The plan digest you reviewed (12 hex digits, shown by plan): refuse a plan that differs.")  # fmt: skip
+@click.option(
+    "--digest",
+    "approved_digest",
+    metavar="HEX",
+    help="The plan digest you reviewed (12 hex digits, shown by plan): refuse any other.",
+)
 @guard_options
 @write_options
 @handle_errors

@@ -27,7 +27,9 @@ def config_group() -> None:
 )
 @click.option("--runs-dir", type=click.Path(file_okay=False), help="The runs directory a sync would use.")
 @handle_errors
-def check_command(config_path: str | None, no_graph: bool, state_dir: str | None, runs_dir: str | None) -> None:
+def check_command(
+    config_path: str | None, no_graph: bool, state_dir: str | None, runs_dir: str | None
+) -> None:
     """Validate the configuration, show every setting and its source, try one Graph read, and say
     what a sync would do. Exit status: 0 usable; 1 Graph answered with an error; 2 configuration
     error; 3 sign-in or permission failure; 7 Graph unreachable."""

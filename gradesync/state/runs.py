@@ -12,11 +12,12 @@ run directories existed; ``run.json`` records where. The journal stays in the st
 (``--resume`` finds it by the plan's hash); ``run.json`` records its path.
 
 :func:`unattended_run` is what ``gradesync.pipeline`` wraps an apply or a sync in (driven by
-``Settings``, never by command-line dicts): it takes the lock first (a refused run, exit 5, creates no run directory — so a scheduler retrying every minute
-cannot push real runs out of the kept history), then creates the run directory and the log, and
-at the end writes ``run.json`` — the exit code, the error (code, message, hint) and only this run's
-files, as the pipeline's :class:`RunOutcome` says — prunes old run directories (never the current one, never anything
-that is not a run directory), releases the lock and runs the notify command.
+``Settings``, never by command-line dicts): it takes the lock first (a refused run, exit 5, creates
+no run directory — so a scheduler retrying every minute cannot push real runs out of the kept
+history), then creates the run directory and the log, and at the end writes ``run.json`` — the exit
+code, the error (code, message, hint) and only this run's files, as the pipeline's
+:class:`RunOutcome` says —, prunes old run directories (never the current one, never anything that
+is not a run directory), runs the notify command and releases the lock.
 """
 
 from __future__ import annotations
@@ -375,7 +376,10 @@ def unattended_run(
             try:
                 if options.notify:
                     notify(
-                        options.notify, summary_path=summary_path, run_dir=run.run_dir, exit_code=outcome.exit_code
+                        options.notify,
+                        summary_path=summary_path,
+                        run_dir=run.run_dir,
+                        exit_code=outcome.exit_code,
                     )
             finally:
                 logs.close()
@@ -391,7 +395,11 @@ def _outcome_of(exc: BaseException | None) -> RunOutcome:
     if exc is None:
         return RunOutcome(code)
     if code == ExitCode.INTERNAL:
-        error = {"code": "internal-error", "message": f"{type(exc).__name__}: {exc}", "hint": "a bug in gradesync"}
+        error = {
+            "code": "internal-error",
+            "message": f"{type(exc).__name__}: {exc}",
+            "hint": "a bug in gradesync",
+        }
     else:
         error = {"code": "interrupted", "message": type(exc).__name__, "hint": None}
     return RunOutcome(code, error)
@@ -425,7 +433,12 @@ def _finish(run: Run, outcome: RunOutcome, exc: BaseException | None) -> Path | 
             status_counts=outcome.status_counts,
             **outcome.extra,
         )
-        log.info("%s finished: exit code %d", run.command, outcome.exit_code, extra={"exit_code": outcome.exit_code})
+        log.info(
+            "%s finished: exit code %d",
+            run.command,
+            outcome.exit_code,
+            extra={"exit_code": outcome.exit_code},
+        )
         deleted = prune_runs(run.options.runs_dir, run.options.keep_runs, current=run.run_dir)
         if deleted:
             log.info(

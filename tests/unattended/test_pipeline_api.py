@@ -20,7 +20,7 @@ import pytest
 from gradesync.config import Settings
 from gradesync.errors import ExitCode
 from gradesync.pipeline import Event, Pipeline, make_client
-from gradesync.plan.planfile import read_plan, write_plan
+from gradesync.plan.planfile import read_plan
 
 REPO = Path(__file__).resolve().parents[2]
 SAMPLE = REPO / "sample_data" / "sis_long.csv"
@@ -69,7 +69,9 @@ def test_plan_returns_digest_and_the_guards_verdict(emulator: Any, token: str, t
 
 
 def test_apply_refuses_a_hand_edited_plan(emulator: Any, token: str, tmp_path: Path) -> None:
-    settings = _settings(emulator.base_url, tmp_path, max_changes="off", max_decreases="off", min_coverage="off")
+    settings = _settings(
+        emulator.base_url, tmp_path, max_changes="off", max_decreases="off", min_coverage="off"
+    )
     pipeline = _pipeline(settings, token)
     pipeline.plan([SAMPLE], out=tmp_path / "plan.json")
     doc = json.loads((tmp_path / "plan.json").read_text())
@@ -93,8 +95,12 @@ def test_apply_refuses_a_hand_edited_plan(emulator: Any, token: str, tmp_path: P
     assert other.error is not None and other.error.code == "plan-digest-mismatch"
 
 
-def test_a_plan_dated_in_the_future_is_refused_with_its_report(emulator: Any, token: str, tmp_path: Path) -> None:
-    settings = _settings(emulator.base_url, tmp_path, max_changes="off", max_decreases="off", max_plan_age="off")
+def test_a_plan_dated_in_the_future_is_refused_with_its_report(
+    emulator: Any, token: str, tmp_path: Path
+) -> None:
+    settings = _settings(
+        emulator.base_url, tmp_path, max_changes="off", max_decreases="off", max_plan_age="off"
+    )
     pipeline = _pipeline(settings, token)
     plan = pipeline.plan([SAMPLE]).plan
     plan.created_at = (datetime.now(UTC) + timedelta(hours=2)).isoformat().replace("+00:00", "Z")
