@@ -33,6 +33,7 @@ from typing import Any
 
 import pandas as pd
 
+from gradesync.auth import token_provider
 from gradesync.config import Settings
 from gradesync.errors import (
     ExitCode,
@@ -46,8 +47,9 @@ from gradesync.errors import (
     storage_error,
 )
 from gradesync.execute.apply import ApplyOptions, ApplyResult, apply_plan
-from gradesync.graph import GraphClient
+from gradesync.graph import GraphClient, RetryPolicy
 from gradesync.guards import GuardLimits, parse_duration, plan_verdict, refuse
+from gradesync.logs import logging_transport, redacting
 from gradesync.models import OK_STATUSES, Plan, Status
 from gradesync.plan import build_plan, plan_is_refused
 from gradesync.plan.digest import digest_matches, plan_digest, short_digest
@@ -221,10 +223,6 @@ def make_client(settings: Settings, *, token: str | None = None, **kwargs: Any) 
     """The GraphClient for ``settings``; the token is ``token`` if given, else ``gradesync.auth``'s
     provider (``GRADESYNC_ACCESS_TOKEN``, then the configured MSAL sign-in). Requests are logged
     (never their headers)."""
-    from gradesync.auth import token_provider
-    from gradesync.graph import RetryPolicy
-    from gradesync.logs import logging_transport, redacting
-
     provider = redacting((lambda: token) if token is not None else token_provider(settings))
     kwargs.setdefault("max_in_flight", settings.apply.max_in_flight)
     if "transport" not in kwargs and "http" not in kwargs:
