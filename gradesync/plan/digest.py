@@ -12,12 +12,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
-from typing import Any
-
+import numpy as np
 import pandas as pd
 
-from gradesync.models import Plan
+from gradesync.models import PLAN_COLUMNS, Plan
 
 DIGEST_ROW_FIELDS: tuple[str, ...] = (
     "row_key",
@@ -33,32 +31,31 @@ DIGEST_HEADER_FIELDS: tuple[str, ...] = ("plan_id", "created_at", "graph_base_ur
 SHOWN = 12  # hex digits shown to people (48 bits: no accidental match between two plans)
 
 
-def _canonical(value: Any) -> Any:
-    if value is None or value is pd.NA or value is pd.NaT:
-        return None
-    if hasattr(value, "item"):  # numpy scalar
-        value = value.item()
-    if isinstance(value, float):
-        return None if math.isnan(value) else repr(value)
-    if isinstance(value, bool | int):
-        return value
-    return str(value)
-
-
-def _column(rows: pd.DataFrame, name: str) -> list[Any]:
+def _column_bytes(rows: pd.DataFrame, name: str) -> bytes:
+    """One column in a canonical form, vectorised. Numbers are hashed as their IEEE-754 float64 bytes
+    (every NaN alike, -0.0 as 0.0: a plan file's JSON round-trips a float exactly), booleans as bytes,
+    text as compact JSON with missing values (NaN, None, NA) as null."""
     if name not in rows.columns:
-        return []
-    return [_canonical(v) for v in rows[name].tolist()]
+        return b"absent"
+    series = rows[name]
+    declared = PLAN_COLUMNS.get(name, "object")  # the contract's dtype, not what a frame happens to hold
+    if declared == "bool":
+        return b"b" + series.fillna(False).astype(bool).to_numpy(dtype=np.uint8).tobytes()
+    if declared in ("float64", "int64"):
+        values = pd.to_numeric(series, errors="coerce").to_numpy(dtype="float64") + 0.0
+        return b"f" + np.where(np.isnan(values), np.nan, values).tobytes()
+    text = series.astype(object).where(series.notna(), None).tolist()
+    return b"t" + json.dumps(text, separators=(",", ":"), default=str).encode()
 
 
 def plan_digest(plan: Plan) -> str:
     """The full sha256 hex digest of ``plan`` (see the module docstring)."""
     h = hashlib.sha256()
-    header = {name: _canonical(getattr(plan, name, None)) for name in DIGEST_HEADER_FIELDS}
+    header = {name: str(getattr(plan, name, "") or "") for name in DIGEST_HEADER_FIELDS}
     h.update(json.dumps(header, sort_keys=True, separators=(",", ":")).encode())
     for name in DIGEST_ROW_FIELDS:
         h.update(b"\n" + name.encode() + b"=")
-        h.update(json.dumps(_column(plan.rows, name), separators=(",", ":")).encode())
+        h.update(_column_bytes(plan.rows, name))
     return h.hexdigest()
 
 
