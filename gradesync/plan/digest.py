@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+
 import numpy as np
 import pandas as pd
 
