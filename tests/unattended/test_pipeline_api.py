@@ -157,3 +157,22 @@ def test_the_demo_gives_the_same_result_twice(tmp_path: Path) -> None:
     assert outcomes[0] == outcomes[1], outcomes
     assert outcomes[1][3] == 0  # no false teacher_override alarms on the second run
     assert outcomes[0][0] == ExitCode.ROWS_NOT_DONE  # the samples' deliberate problems
+
+
+def test_disk_failures_get_their_named_codes() -> None:
+    import errno
+    import sqlite3
+
+    from gradesync.errors import storage_error
+
+    cases = {
+        OSError(errno.ENOSPC, "No space left on device"): "storage-disk-full",
+        OSError(errno.EROFS, "Read-only file system"): "storage-read-only",
+        OSError(errno.ENOTDIR, "Not a directory"): "storage-unwritable",
+        sqlite3.DatabaseError("file is not a database"): "storage-journal-corrupt",
+        sqlite3.OperationalError("database or disk is full"): "storage-disk-full",
+    }
+    for exc, code in cases.items():
+        err = storage_error(exc, "journal", "/x/journal.sqlite")
+        assert (err.code, err.exit_code) == (code, ExitCode.STORAGE) and err.hint, exc
+        assert "/x/journal.sqlite" in err.message
