@@ -22,7 +22,7 @@ import click
 from gradesync.cli.common import stdout_console
 from gradesync.errors import ExitCode
 
-SAMPLE_DIR = Path(__file__).resolve().parent.parent / "sample_data"
+SAMPLE_DIR = Path(__file__).resolve().parents[2] / "sample_data"  # gradesync/cli/demo.py → repo
 SAMPLE_INPUTS = ("sis_long.csv", "gradebook_wide.csv", "gradebook.xlsx")
 
 

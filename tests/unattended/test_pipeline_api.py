@@ -146,8 +146,10 @@ def test_an_unwritable_report_dir_is_exit_8_not_a_bug(emulator: Any, token: str,
 
 
 def test_the_demo_gives_the_same_result_twice(tmp_path: Path) -> None:
-    from gradesync.cli.demo import run_demo
+    from gradesync.cli.demo import SAMPLE_DIR, run_demo
     from graph_emulator import ThrottleConfig
+
+    assert SAMPLE_DIR == REPO / "sample_data"  # `gradesync demo`'s default (it pointed into gradesync/)
 
     outcomes = []
     for _ in range(2):  # a fresh emulator each time, the same output folder
