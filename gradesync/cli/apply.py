@@ -73,8 +73,6 @@ def write_options(fn: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--report-dir", type=click.Path(file_okay=False),
                      help="Where to write reconciliation.csv, summary.json and report.html "
                      "[default: the run's directory, see --runs-dir]."),
-        click.option("--resume", is_flag=True, help="Finish an interrupted run of this plan (never re-sends "
-                     "blindly)."),
         click.option("--on-conflict", type=click.Choice(["skip", "overwrite"]),
                      help="A grade changed in Teams since it was read: skip it (report a conflict) or "
                      "overwrite it [default: [apply], skip]."),
@@ -148,6 +146,9 @@ def show_result(result: Any, *, quiet: bool) -> None:
     "approved_digest",
     metavar="HEX",
     help="The plan digest you reviewed (12 hex digits, shown by plan): refuse any other.",
+)
+@click.option(
+    "--resume", is_flag=True, help="Finish an interrupted run of this plan (never re-sends blindly)."
 )
 @guard_options
 @write_options
