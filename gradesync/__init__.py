@@ -1,17 +1,26 @@
 """gradesync: make the grades in Microsoft Teams Assignments match a school's official gradebook.
 
-The pipeline, one module per stage::
+Floors, top to bottom (imports point down; docs/ARCHITECTURE.md)::
 
-    read.py      CSV/TSV/Excel export  → desired grades (DataFrame, every row remembers its source)
-    resolve.py   Graph reads           → Snapshot of classes, members, assignments, submissions
-    match.py     pure: input keys      → Graph ids
-    plan.py      pure: desired + Snapshot → Plan (update / create / noop / reject per input row)
-    execute/     Plan                  → Graph $batch writes, journal, reconciliation
-    report.py    rows + summary        → CSV, JSON, self-contained HTML
+    cli/           front end: click commands (plan, apply, sync, inspect, serve, auth, config, demo, emulator)
+    web/           front end: the registrars' web app
+    pipeline.py    runs every stage, returns one RunResult (the only definition of success)
+    configcheck.py what `gradesync config check` reports
 
-    graph/       the one GraphClient all Graph traffic goes through (retry, paging, $batch)
-    emulator/    a local Graph education emulator (the demo's and the tests' Graph)
-    cli.py       a thin click CLI over the above
+    read/          CSV/TSV/Excel export → desired grades (every row remembers its source)
+    resolve.py     Graph reads → Snapshot of classes, members, assignments, submissions
+    plan/          pure: desired + Snapshot → Plan (match, build, planfile, digest)
+    guards.py      pure: may this plan be applied at all?
+    execute/       Plan → $batch writes, journal, reconciliation (apply, decide, reads, publish, reconcile)
+    report/        rows + summary → CSV, JSON, self-contained HTML
+
+    graph/         the one GraphClient all Graph traffic goes through (retry, pacing, paging, $batch)
+    auth/          sign-in and the token cache
+    state/         journal, memory (three-way sync), lock, run directories
+
+    models.py  errors.py  config.py  logs.py      data contracts, errors, settings, logging
+
+The Graph education emulator (the tests' and the demo's Graph) is its own package, ``graph_emulator``.
 """
 
 __version__ = "0.1.0"

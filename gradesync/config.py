@@ -45,6 +45,14 @@ class InputSettings(_Section):
     sheet: str | None = None
     # For wide files without a class column: the class key every row belongs to (also --class).
     class_key: str | None = None
+    # The file format: "auto" (by extension and content) or a name the read stage knows (read/).
+    format: str = "auto"
+    # A mapping file (TOML, ``gradesync.read.mapping``) naming the export's columns and value rules;
+    # "" = none (the documented header aliases).
+    mapping: str = ""
+    # Value rule for fractions ("17/20") whose denominator is not the assignment's maximum:
+    # "reject" (reason fraction_mismatch) or "scale" (17/20 of a 40-point assignment → 34, noted).
+    fractions: Literal["reject", "scale"] = "reject"
 
 
 class MatchSettings(_Section):
@@ -147,11 +155,45 @@ class RunSettings(_Section):
     log_format: Literal["text", "json"] = "text"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     notify: str | None = None  # a shell command run when a sync or apply ends
+    log_file: str | None = None  # None: the run directory's gradesync.log; "-": stderr
 
     @field_validator("log_level", mode="before")
     @classmethod
     def _upper(cls, v: object) -> object:
         return v.upper() if isinstance(v, str) else v
+
+
+_LIMIT = r"^\s*(off|none|no|\d+(\.\d+)?\s*%?)\s*$"
+_DURATION = r"^\s*(off|none|no|\d+(\.\d+)?\s*[smhd]?)\s*$"
+_HHMM = r"^\s*([01]?\d|2[0-3]):[0-5]\d\s*$"
+
+
+class ApplySettings(_Section):
+    """How ``apply`` and ``sync`` write (``gradesync.pipeline`` builds the executor's options from it).
+
+    The command-line options of the same name override these (``--max-changes``, ``--state-dir``, …).
+    Limits are ``N`` (a count) or ``P%``; durations ``90s``, ``45m``, ``24h``, ``2d``; ``"off"``
+    disables a guard."""
+
+    state_dir: str = ".gradesync/state"  # journal, lock and memory (keep it between runs)
+    max_changes: str = Field("50%", pattern=_LIMIT)
+    max_decreases: str = Field("20%", pattern=_LIMIT)
+    min_coverage: str = Field("60%", pattern=_LIMIT)
+    # true: the input is a full export (the nightly sync), so --min-coverage applies however few
+    # students it names; false: it applies only when the input names more than 20 students, so a
+    # small correction file is never refused for coverage (guards.COVERAGE_FLOOR)
+    expect_full: bool = False
+    max_plan_age: str = Field("24h", pattern=_DURATION)
+    allow_clear: bool = False
+    on_conflict: Literal["skip", "overwrite"] = "skip"
+    verify: Literal["all", "uncertain"] = "all"
+    max_in_flight: int = Field(4, ge=1, le=16)  # measured: benchmarks/apply_bench.py
+    # No grade is written on the strength of a read older than this ("0s": re-read before every wave).
+    read_write_window: str = Field("60s", pattern=_DURATION)
+    # Stop sending before this local time ("HH:MM", the next such moment) or after this long ("2h");
+    # unsent rows are carried over (exit 6) and the next run finishes them. None: no limit.
+    deadline: str | None = Field(None, pattern=_HHMM)
+    max_duration: str | None = Field(None, pattern=_DURATION)
 
 
 class Settings(_Section):
@@ -162,6 +204,7 @@ class Settings(_Section):
     auth: AuthSettings = AuthSettings()
     publish: PublishSettings = PublishSettings()
     run: RunSettings = RunSettings()
+    apply: ApplySettings = ApplySettings()
 
     def strict(self, on: bool = True) -> Settings:
         """These settings with ``[policy] strict`` forced on (``--strict``); unchanged when not ``on``."""
@@ -169,10 +212,25 @@ class Settings(_Section):
             return self
         return self.model_copy(update={"policy": self.policy.model_copy(update={"strict": True})})
 
+    def override(self, section: str, **values: object) -> Settings:
+        """These settings with ``[section]`` keys replaced by every value that is not None (the CLI's
+        options override the file this way). Values are validated as the file's would be."""
+        given = {k: v for k, v in values.items() if v is not None}
+        if not given:
+            return self
+        current = getattr(self, section)
+        try:
+            updated = type(current).model_validate({**current.model_dump(), **given})
+        except ValidationError as e:
+            problems = "; ".join(f"{section}.{'.'.join(map(str, x['loc']))}: {x['msg']}" for x in e.errors())
+            raise ConfigError(problems, code="config-invalid") from None
+        return self.model_copy(update={section: updated})
+
     def config_hash(self) -> str:
         """A stable hash of every setting that changes what a plan contains."""
-        # how we sign in, what apply --return may publish and where runs are kept change no plan
-        plan_relevant = self.model_dump(mode="json", exclude={"auth", "publish", "run"})
+        # how we sign in, what apply --return may publish, where runs are kept and how apply writes
+        # change no plan
+        plan_relevant = self.model_dump(mode="json", exclude={"auth", "publish", "run", "apply"})
         canonical = json.dumps(plan_relevant, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 

@@ -182,3 +182,37 @@ class TransientGraphError(GraphError):
 
 class TerminalGraphError(GraphError):
     code = "graph-terminal"
+
+
+# --- storage failures: the one place an OSError / sqlite3 error becomes a StorageError ------------
+_DISK_FULL_ERRNOS = frozenset({28, 122})  # ENOSPC, EDQUOT
+_READ_ONLY_ERRNOS = frozenset({30, 13, 1})  # EROFS, EACCES, EPERM
+
+STORAGE_HINTS = {
+    "storage-disk-full": "free space on that disk (or point --state-dir / --runs-dir / --report-dir at "
+    "another one), then run again; --resume finishes an interrupted apply",
+    "storage-read-only": "the directory is read-only or not ours: fix its mount or permissions (the "
+    "account running gradesync must be able to write it), or choose another directory",
+    "storage-journal-corrupt": "move the damaged journal.sqlite aside (keep it for the record), then make "
+    "a fresh plan: without a journal, an interrupted plan cannot be resumed safely",
+    "storage-unwritable": "the path cannot be written (a file where a directory should be, a missing "
+    "mount, a name too long): check the path given, or choose another directory",
+}
+
+
+def storage_error(exc: BaseException, what: str, path: object = None) -> StorageError:
+    """A :class:`StorageError` naming ``what`` failed (``"report directory"``, ``"journal"``) and the
+    documented code and hint for ``exc`` (an ``OSError`` or a ``sqlite3`` error)."""
+    errno = getattr(exc, "errno", None)
+    text = str(getattr(exc, "strerror", None) or exc or type(exc).__name__)
+    lowered = text.lower()
+    if errno in _DISK_FULL_ERRNOS or "disk is full" in lowered or "no space" in lowered:
+        code = "storage-disk-full"
+    elif errno in _READ_ONLY_ERRNOS or "readonly" in lowered or "read-only" in lowered:
+        code = "storage-read-only"
+    elif type(exc).__module__ == "sqlite3" and ("malformed" in lowered or "not a database" in lowered):
+        code = "storage-journal-corrupt"
+    else:
+        code = "storage-unwritable"
+    where = f" {path}" if path is not None else ""
+    return StorageError(f"cannot write the {what}{where}: {text}", code=code, hint=STORAGE_HINTS[code])

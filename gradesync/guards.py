@@ -20,6 +20,17 @@ What is counted (``Figures``):
 
 A percentage limit is not enforced while the figure is at most ``PERCENT_FLOOR`` grades: one
 change in a one-row file is 100% but harmless. An absolute limit (``--max-changes 200``) always is.
+
+Coverage and small files: ``--min-coverage`` applies only when the input names more than
+``COVERAGE_FLOOR`` students, unless the input is declared a full export (``--expect-full``,
+``[apply] expect_full = true``: the nightly sync). So a 9-row correction file is never refused for
+coverage, while a nightly export that lost half of its 1,000 students still is.
+
+Plan dates: a plan older than ``--max-plan-age`` is refused, and so is a plan dated more than
+``CLOCK_SKEW`` in the future (whatever ``--max-plan-age`` says: no clock makes such a plan honest).
+
+:func:`plan_verdict` gathers every refusal that needs no Graph read; ``plan`` shows it (the preview is
+the apply), ``apply`` and ``sync`` refuse on it (``gradesync.pipeline``).
 """
 
 from __future__ import annotations
@@ -32,9 +43,11 @@ from datetime import UTC, datetime, timedelta
 import pandas as pd
 
 from gradesync.errors import GuardError, UsageError
-from gradesync.models import Action, ReasonCode
+from gradesync.models import WRITE_ACTIONS, Action, ReasonCode
 
 PERCENT_FLOOR = 20  # a percentage guard fires only when the figure is above this many grades
+COVERAGE_FLOOR = 20  # --min-coverage applies to inputs naming more students (or to a full export)
+CLOCK_SKEW = timedelta(minutes=5)  # a plan dated further in the future than this is refused
 DEFAULT_MAX_CHANGES = "50%"
 DEFAULT_MAX_DECREASES = "20%"
 DEFAULT_MIN_COVERAGE = "60%"
@@ -156,9 +169,16 @@ def guard_violations(
     return out
 
 
-def coverage_violation(covered: int, roster: int, min_coverage: Limit | None) -> str | None:
-    """A reason to refuse when the input names too few of the students it writes grades for."""
+def coverage_violation(
+    covered: int, roster: int, min_coverage: Limit | None, *, expect_full: bool = False
+) -> str | None:
+    """A reason to refuse when the input names too few of the students it writes grades for.
+
+    Unless ``expect_full``, an input naming at most ``COVERAGE_FLOOR`` students is a correction
+    file, not a broken export: never refused for coverage."""
     if min_coverage is None or not min_coverage.below(covered, roster):
+        return None
+    if not expect_full and covered <= COVERAGE_FLOOR:
         return None
     pct = round(100.0 * covered / roster) if roster else 0
     return (
@@ -203,13 +223,19 @@ def parse_time(text: str) -> datetime:
 
 
 def plan_age_violation(created_at: str, now: datetime, max_age: timedelta | None) -> str | None:
-    if max_age is None:
-        return None
+    """Too old (``max_age``; None: no limit), or dated beyond ``CLOCK_SKEW`` in the future (always)."""
     try:
         created = parse_time(created_at)
     except ValueError:
         return f"plan creation time {created_at!r} is not a timestamp; cannot check --max-plan-age"
     age = now - created
+    if -age > CLOCK_SKEW:
+        return (
+            f"plan is dated {created_at}, {_human(-age)} in the future (more than the {_human(CLOCK_SKEW)} "
+            "clock-skew allowance); check this machine's clock and make a fresh plan"
+        )
+    if max_age is None:
+        return None
     if age <= max_age:
         return None
     return (
@@ -227,3 +253,93 @@ def _human(delta: timedelta) -> str:
     if s < 172800:
         return f"{s / 3600:.1f}h".replace(".0h", "h")
     return f"{s / 86400:.1f}d".replace(".0d", "d")
+
+
+# --- everything a plan can be refused for without reading Graph --------------------------------
+_DEFAULTS = tuple(Limit.parse(t) for t in (DEFAULT_MAX_CHANGES, DEFAULT_MAX_DECREASES, DEFAULT_MIN_COVERAGE))
+_DEFAULT_AGE = parse_duration(DEFAULT_MAX_PLAN_AGE)
+
+
+@dataclass(frozen=True, slots=True)
+class GuardLimits:
+    """The guard settings of one run (``[apply]`` with the command line's overrides)."""
+
+    max_changes: Limit | None = _DEFAULTS[0]
+    max_decreases: Limit | None = _DEFAULTS[1]
+    min_coverage: Limit | None = _DEFAULTS[2]
+    max_plan_age: timedelta | None = _DEFAULT_AGE
+    allow_clear: bool = False
+    expect_full: bool = False
+
+    @classmethod
+    def parse(
+        cls,
+        *,
+        max_changes: str,
+        max_decreases: str,
+        min_coverage: str,
+        max_plan_age: str,
+        allow_clear: bool,
+        expect_full: bool,
+    ) -> GuardLimits:
+        def limit(text: str, option: str) -> Limit | None:
+            return None if _off(text) else Limit.parse(text, option)
+
+        return cls(
+            max_changes=limit(max_changes, "--max-changes"),
+            max_decreases=limit(max_decreases, "--max-decreases"),
+            min_coverage=limit(min_coverage, "--min-coverage"),
+            max_plan_age=None if _off(max_plan_age) else parse_duration(max_plan_age),
+            allow_clear=allow_clear,
+            expect_full=expect_full,
+        )
+
+
+def _off(text: str) -> bool:
+    return str(text).strip().lower() in ("off", "none", "no")
+
+
+def plan_coverage(rows: pd.DataFrame, roster_gaps: list[dict[str, object]]) -> tuple[int, int]:
+    """(students the input names, students with a submission) over the assignments the plan writes
+    to, from the plan alone: a named student is a row matched to a submission, a missing one a
+    roster gap (``Plan.roster_gaps``). Pure."""
+    writes = rows[rows["action"].isin(WRITE_ACTIONS)]
+    pairs = set(zip(writes["class_id"].astype(str), writes["assignment_id"].astype(str), strict=True))
+    if not pairs:
+        return 0, 0
+    named = rows[rows["submission_id"].notna()]
+    in_pairs = [
+        (c, a) in pairs
+        for c, a in zip(named["class_id"].astype(str), named["assignment_id"].astype(str), strict=True)
+    ]
+    covered = int(named.loc[in_pairs, "submission_id"].nunique()) if len(named) else 0
+    missing = sum(1 for g in roster_gaps if (str(g.get("class_id")), str(g.get("assignment_id"))) in pairs)
+    return covered, covered + missing
+
+
+def plan_verdict(
+    rows: pd.DataFrame,
+    *,
+    created_at: str,
+    roster_gaps: list[dict[str, object]],
+    limits: GuardLimits,
+    now: datetime,
+    check_age: bool = True,
+) -> list[str]:
+    """Every reason ``apply`` would refuse this plan before reading Graph ([] = it would go on).
+
+    Age and future date (unless ``check_age`` is off: a resumed run is judged by its first start),
+    changes, decreases, clears and coverage over the planned roster. Pure."""
+    out: list[str] = []
+    if check_age and (age := plan_age_violation(created_at, now, limits.max_plan_age)):
+        out.append(age)
+    out += guard_violations(
+        plan_figures(rows),
+        max_changes=limits.max_changes,
+        max_decreases=limits.max_decreases,
+        allow_clear=limits.allow_clear,
+    )
+    covered, roster = plan_coverage(rows, roster_gaps)
+    if cov := coverage_violation(covered, roster, limits.min_coverage, expect_full=limits.expect_full):
+        out.append(cov)
+    return out

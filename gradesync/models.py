@@ -301,6 +301,9 @@ class Plan:
     # A random id per plan made: two plans made in the same second from the same export are
     # still two plans (the journal refuses to apply one plan twice, never a new one).
     plan_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    # The digest the plan file stored (``plan.digest``; "" for a plan made in memory or an older file).
+    # ``apply`` compares it with the digest recomputed from the rows.
+    digest: str = ""
 
     def operations(self) -> list[Operation]:
         writes = self.rows[self.rows["action"].isin(WRITE_ACTIONS)]

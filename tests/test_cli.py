@@ -157,3 +157,24 @@ def test_sync_strict_refuses_and_writes_nothing(tmp_path, graph_env, emulator):
     assert "sync refused: --strict" in result.stderr + result.stdout
     assert emulator.state() == before
     assert emulator.stats()["by_method"].keys() == {"GET"}
+
+
+def test_plan_shows_its_digest_and_apply_refuses_another(tmp_path, graph_env):
+    from click.testing import CliRunner
+
+    loose = ["--max-changes", "100%", "--max-decreases", "100%", "--min-coverage", "off"]
+    runner = CliRunner()
+    planned = runner.invoke(
+        cli, ["plan", SAMPLES[0], "--out", str(tmp_path / "p.json"), "--report-dir", str(tmp_path / "r")],
+        env=graph_env,
+    )  # fmt: skip
+    assert planned.exit_code == 1, planned.output  # the sample's rejected rows
+    digest = json.loads((tmp_path / "p.json").read_text())["digest"][:12]
+    assert f"plan digest: {digest}" in planned.output
+    assert "APPLY WOULD BE REFUSED: plan changes" in planned.output  # default guards, shown in the preview
+    args = ["apply", str(tmp_path / "p.json"), "--state-dir", str(tmp_path / "s"), *loose, "--dry-run"]
+    refused = runner.invoke(cli, [*args, "--digest", "0" * 12], env=graph_env)
+    assert refused.exit_code == 4 and "plan-digest-mismatch" in refused.output
+    approved = runner.invoke(cli, [*args, "--digest", digest], env=graph_env)
+    assert approved.exit_code == 1, approved.output  # the same rejected rows; nothing refused
+    assert f"plan digest: {digest}" in approved.output

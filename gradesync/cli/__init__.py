@@ -1,140 +1,68 @@
-"""The command line: a thin wrapper that turns library calls into output and exit codes.
+"""The command line: parses arguments, calls ``gradesync.pipeline``, prints. It decides nothing.
 
-The CLI decides nothing: planning is ``gradesync.pipeline``, applying is ``gradesync.execute``,
-reports are ``gradesync.report``. Exit codes are ``gradesync.errors.ExitCode``.
+Each subcommand lives in its own module and is imported only when it runs (``LazyGroup``), so
+``gradesync --help`` imports click and nothing heavy (no pandas, msal, pydantic, uvicorn). Exit codes
+are ``gradesync.errors.ExitCode``, decided by ``pipeline.RunResult.exit_code``.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
+import importlib
+import importlib.util
+from typing import Any
 
 import click
 
 from gradesync import __version__
-from gradesync.cli.apply import DEFAULT_STATE_DIR, apply_command, sync_command
-from gradesync.cli.auth import auth_group
-from gradesync.cli.common import (
-    exit_with,
-    graph_client,
-    handle_errors,
-    progress_reporter,
-    stderr_console,
-    stdout_console,
-)
-from gradesync.cli.configcheck import config_group
-from gradesync.cli.demo import demo_command
-from gradesync.cli.emulator import emulator_command
-from gradesync.config import load_settings
-from gradesync.errors import ExitCode
+
+# name → (module, attribute, one-line help shown by --help without importing the module)
+COMMANDS: dict[str, tuple[str, str, str]] = {
+    "plan": ("gradesync.cli.plan", "plan_command", "Dry-run preview: compare INPUTS with Teams."),
+    "apply": ("gradesync.cli.apply", "apply_command", "Apply a reviewed plan exactly."),
+    "sync": ("gradesync.cli.apply", "sync_command", "Plan and apply in one go (the nightly form)."),
+    "inspect": ("gradesync.cli.inspect", "inspect_command", "Show how an export would be read."),
+    "serve": ("gradesync.cli.serve", "serve_command", "Serve the registrars' web app."),
+    "auth": ("gradesync.cli.auth", "auth_group", "Sign in to Microsoft Graph, show or forget the sign-in."),
+    "config": ("gradesync.cli.configcheck", "config_group", "Inspect the configuration."),
+    "demo": ("gradesync.cli.demo", "demo_command", "Sync sample_data/ into the embedded Graph emulator."),
+    "emulator": ("gradesync.cli.emulator", "emulator_command", "Serve the local Graph education emulator."),
+}  # fmt: skip
 
 
-@click.group()
+def _available(module: str) -> bool:
+    """A command whose module is not in this build (another front end) is simply not listed."""
+    try:
+        return importlib.util.find_spec(module) is not None
+    except ModuleNotFoundError:
+        return False
+
+
+class LazyGroup(click.Group):
+    """A click group that imports a command's module only when that command is run (or its own
+    ``--help`` is asked for); the group's ``--help`` uses the one-line help in ``COMMANDS``."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(name for name, (module, _, _) in COMMANDS.items() if _available(module))
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        entry = COMMANDS.get(cmd_name)
+        if entry is None or not _available(entry[0]):
+            return None
+        command = getattr(importlib.import_module(entry[0]), entry[1])
+        return command if isinstance(command, click.Command) else None
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = [(name, COMMANDS[name][2]) for name in self.list_commands(ctx)]
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
+
+
+@click.group(cls=LazyGroup)
 @click.version_option(__version__, prog_name="gradesync")
 def cli() -> None:
     """Make Teams Assignments grades match the official gradebook."""
 
 
-@cli.command("plan")
-@click.argument("inputs", nargs=-1, required=True, type=click.Path(dir_okay=False))
-@click.option("--config", "config_path", type=click.Path(dir_okay=False), help="TOML settings file.")
-@click.option(
-    "--out",
-    "out",
-    default="plan.json",
-    show_default=True,
-    type=click.Path(dir_okay=False),
-    help="Where to write the plan file.",
-)
-@click.option(
-    "--report-dir",
-    default="reports",
-    show_default=True,
-    type=click.Path(file_okay=False),
-    help="Where to write plan.csv, summary.json and report.html.",
-)
-@click.option("--class", "class_key", help="The class every row of a wide file belongs to.")
-@click.option("--sheet", help="Excel sheet to read (default: the first).")
-@click.option("--strict", is_flag=True, help="Refuse the whole plan when any row is rejected.")
-@click.option(
-    "--state-dir",
-    default=DEFAULT_STATE_DIR,
-    show_default=True,
-    type=click.Path(file_okay=False),
-    help="Where apply keeps its state; the plan reads what gradesync last wrote (teacher overrides).",
-)
-@click.option("--quiet", is_flag=True, help="Print only errors and the paths of the files written.")
-@handle_errors
-def plan_command(
-    inputs: tuple[str, ...],
-    config_path: str | None,
-    out: str,
-    report_dir: str,
-    class_key: str | None,
-    sheet: str | None,
-    strict: bool,
-    quiet: bool,
-    state_dir: str = DEFAULT_STATE_DIR,
-) -> None:
-    """Dry-run preview: read INPUTS, compare with Teams and write a plan nobody has applied yet.
-
-    Exit status: 0 every row is planned; 1 some rows are rejected (or --strict refused the plan);
-    2 unreadable input or configuration; 3 no token or Graph refused it.
-    """
-    from gradesync.pipeline import make_plan
-    from gradesync.plan import plan_is_refused
-    from gradesync.plan.planfile import write_plan
-    from gradesync.report import RunSummary, render_table, write_reports
-
-    settings = load_settings(config_path).strict(strict)
-    out_console, err_console = stdout_console(), stderr_console()
-    with graph_client(settings) as client, progress_reporter(err_console, quiet=quiet) as progress:
-        plan = make_plan(
-            inputs,
-            settings,
-            client,
-            class_key=class_key,
-            sheet=sheet,
-            progress=progress,
-            state_dir=state_dir,
-        )
-        graph_stats = client.stats.asdict()
-    for warning in plan.warnings:
-        err_console.print(f"warning: {warning}", markup=False)
-    refused = plan_is_refused(plan)
-    summary = RunSummary.from_rows(
-        plan.rows,
-        kind="plan",
-        inputs=plan.inputs,
-        graph_base_url=plan.graph_base_url,
-        created_at=plan.created_at,
-        graph_stats=graph_stats,
-        strict_refused=refused,
-        dry_run=True,
-    )
-    paths = write_reports(plan.rows, summary, Path(report_dir), roster_gaps=plan.roster_gaps, kind="plan")
-    if not refused:
-        write_plan(plan, Path(out))
-    if not quiet:
-        render_table(summary, out_console)
-        if refused:
-            out_console.print(
-                "plan refused: --strict and some rows are rejected; no plan file written", markup=False
-            )
-    if not refused:  # --quiet (as for apply and sync): errors and the paths of what was written
-        out_console.print(f"plan: {out}", markup=False)
-    for name, path in paths.items():
-        out_console.print(f"{name}: {path}", markup=False)
-    if refused or summary.has_problems:
-        exit_with(ExitCode.ROWS_NOT_DONE)
-
-
-cli.add_command(emulator_command, name="emulator")
-cli.add_command(apply_command, name="apply")
-cli.add_command(sync_command, name="sync")
-cli.add_command(auth_group, name="auth")
-cli.add_command(demo_command, name="demo")
-cli.add_command(config_group, name="config")
-
-
-def main() -> None:
-    cli()
+def main(*args: Any) -> None:
+    cli(*args)

@@ -1,10 +1,11 @@
 """What every CLI command shares: error-to-exit-code mapping, the Graph client from the
-environment, and output that suits both a terminal (rich) and a log file (plain lines)."""
+environment, and output that suits both a terminal (rich) and a log file (plain lines).
+
+Only ``gradesync.cli`` imports this module (nothing below the front end does)."""
 
 from __future__ import annotations
 
 import functools
-import os
 import sys
 import traceback
 from collections.abc import Callable, Iterator
@@ -15,11 +16,9 @@ import click
 from rich.console import Console
 
 from gradesync.config import Settings
-from gradesync.errors import AuthError, ExitCode, GradesyncError
+from gradesync.errors import ExitCode, GradesyncError
 
 F = TypeVar("F", bound=Callable[..., Any])
-
-TOKEN_ENV = "GRADESYNC_ACCESS_TOKEN"  # noqa: S105 (the variable's name, not a secret)
 
 
 def stdout_console() -> Console:
@@ -38,10 +37,7 @@ def handle_errors(fn: F) -> F:
         try:
             return fn(*args, **kwargs)
         except GradesyncError as e:
-            err = stderr_console()
-            err.print(f"error [{e.code}]: {e.message}", markup=False)
-            if e.hint:
-                err.print(f"  hint: {e.hint}", markup=False)
+            print_error(e)
             sys.exit(int(e.exit_code))
         except (click.exceptions.Exit, click.ClickException, click.Abort):
             raise  # click's own exits and usage errors keep their codes
@@ -62,38 +58,26 @@ def handle_errors(fn: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-def access_token(environ: dict[str, str] | None = None) -> str:
-    env = os.environ if environ is None else environ
-    token = env.get(TOKEN_ENV, "").strip()
-    if not token:
-        raise AuthError(
-            f"no access token: set {TOKEN_ENV}",
-            code="auth-no-token",
-            hint=f"for the local emulator: export {TOKEN_ENV}=dev (the emulator's --token)",
-        )
-    return token
-
-
 def graph_client(settings: Settings, *, token: str | None = None, **kwargs: Any) -> Any:
-    """The GraphClient for ``settings``; the token is ``token`` if given, else ``gradesync.auth``'s provider
-    (``GRADESYNC_ACCESS_TOKEN``, then the configured MSAL sign-in)."""
-    from gradesync.auth import token_provider
-    from gradesync.graph import GraphClient, RetryPolicy
-    from gradesync.logs import logging_transport, redacting
+    """The GraphClient for ``settings`` (``gradesync.pipeline.make_client``)."""
+    from gradesync.pipeline import make_client
 
-    provider = redacting((lambda: token) if token is not None else token_provider(settings))
-    if "transport" not in kwargs and "http" not in kwargs:  # requests are logged (never their headers)
-        kwargs["transport"] = logging_transport(kwargs.get("max_in_flight", 4))
-    policy = RetryPolicy(
-        max_attempts=settings.graph.max_attempts, max_total_seconds=settings.graph.max_retry_seconds
-    )
-    return GraphClient(
-        settings.graph.base_url,
-        provider,
-        policy=policy,
-        timeout=settings.graph.timeout_seconds,
-        **kwargs,
-    )
+    return make_client(settings, token=token, **kwargs)
+
+
+@contextmanager
+def event_renderer(console: Console, *, quiet: bool = False) -> Iterator[Callable[[Any], None]]:
+    """A pipeline ``Listener``: progress as rich bars on a terminal (plain lines otherwise), warnings
+    as ``warning: …`` lines on ``console`` (always, even ``--quiet``)."""
+    with progress_reporter(console, quiet=quiet) as progress:
+
+        def listen(event: Any) -> None:
+            if event.kind == "warning":
+                console.print(f"warning: {event.message}", markup=False)
+            elif event.kind == "progress":
+                progress(event.message or event.stage, event.done, event.total)
+
+        yield listen
 
 
 @contextmanager
@@ -123,6 +107,29 @@ def progress_reporter(console: Console, *, quiet: bool = False) -> Iterator[Call
             console.print(f"{step}: {done}/{total}", markup=False)
 
     yield plain
+
+
+def print_error(err: GradesyncError) -> None:
+    console = stderr_console()
+    console.print(f"error [{err.code}]: {err.message}", markup=False)
+    if err.hint:
+        console.print(f"  hint: {err.hint}", markup=False)
+
+
+def print_summary(summary: Any, out: Console) -> None:
+    """The run's summary: rich tables on a terminal, readable lines in a log; then the digest and
+    the guard verdict (the preview is the apply)."""
+    from gradesync.report import render_table
+
+    if out.is_terminal:
+        render_table(summary, out)
+        if summary.plan_digest:
+            out.print(f"plan digest: {summary.plan_digest}", markup=False)
+        for reason in summary.guard_verdict:
+            out.print(f"apply {'would be ' if summary.kind == 'plan' else ''}refused: {reason}", markup=False)
+    else:
+        for line in str(summary).splitlines():
+            out.print(line, markup=False)
 
 
 def exit_with(code: ExitCode) -> None:

@@ -10,16 +10,19 @@ from __future__ import annotations
 
 import os
 import secrets
+import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import click
 
 from gradesync.cli.common import stdout_console
 from gradesync.errors import ExitCode
 
-SAMPLE_DIR = Path(__file__).resolve().parent.parent / "sample_data"
+SAMPLE_DIR = Path(__file__).resolve().parents[2] / "sample_data"  # gradesync/cli/demo.py → repo
 SAMPLE_INPUTS = ("sis_long.csv", "gradebook_wide.csv", "gradebook.xlsx")
 
 
@@ -34,6 +37,48 @@ def _points_outcomes(tenant: dict) -> dict[str, float | None]:
     }
 
 
+def run_demo(samples: Path, out: Path, *, say: Callable[[str], None], throttle: Any = None) -> int:
+    """One demo run: a fresh emulator, a FRESH state dir (``out/state`` is reset: the saved memory of
+    an earlier demo belongs to an emulator that is gone, and would raise false teacher_override
+    alarms), one ``gradesync sync`` subprocess. Returns the sync's exit status; the same every time."""
+    from graph_emulator import EmulatorServer, ThrottleConfig, load_tenant
+
+    token = "demo-" + secrets.token_hex(8)  # a throwaway token for the emulator only
+    tenant = load_tenant(samples / "tenant.json")
+    state = out / "state"
+    shutil.rmtree(state, ignore_errors=True)
+    limits = throttle if throttle is not None else ThrottleConfig.graph()
+    with EmulatorServer(tenant, token=token, throttle=limits) as server:
+        before = _points_outcomes(server.state())
+        classes = server.state()["classes"]
+        say(
+            f"Graph emulator at {server.base_url}: {len(classes)} classes, "
+            f"{sum(len(c['assignments']) for c in classes)} assignments, "
+            f"{sum(len(c['members']) for c in classes)} class members"
+            + (" (Graph's throttling limits on)" if throttle is None else "")
+        )
+        inputs = [str(samples / name) for name in SAMPLE_INPUTS]
+        command = [
+            sys.executable, "-m", "gradesync", "sync", *inputs,
+            "--report-dir", str(out / "reports"), "--state-dir", str(state),
+            # The sample exports are a first load that changes most grades on purpose; a nightly
+            # run keeps the default guards, which would (rightly) refuse such a plan.
+            "--max-changes", "100%", "--max-decreases", "100%",
+        ]  # fmt: skip
+        say("$ gradesync sync " + " ".join(command[4:]))
+        env = {**os.environ, "GRADESYNC_GRAPH_URL": server.base_url, "GRADESYNC_ACCESS_TOKEN": token}
+        code = subprocess.run(command, env=env, check=False).returncode
+        after = _points_outcomes(server.state())
+        stats = server.stats()
+    changed = sum(1 for sid, pts in after.items() if before.get(sid, "absent") != pts)
+    say(
+        f"\nIn the emulator: {changed} points outcomes changed or created; "
+        f"Graph requests used: {stats['graph_requests']} in {stats['http_requests']} HTTP requests, "
+        f"{stats['throttled']} throttled."
+    )
+    return code
+
+
 @click.command("demo")
 @click.option(
     "--out",
@@ -41,7 +86,7 @@ def _points_outcomes(tenant: dict) -> dict[str, float | None]:
     default="demo-output",
     show_default=True,
     type=click.Path(file_okay=False),
-    help="Where the run's reports and state go.",
+    help="Where the run's reports and state go (its state is reset each time: the emulator is new).",
 )
 @click.option(
     "--samples",
@@ -53,42 +98,8 @@ def _points_outcomes(tenant: dict) -> dict[str, float | None]:
 )
 def demo_command(out_dir: str, sample_dir: str) -> None:
     """Sync sample_data/ into the embedded Graph emulator and show the result."""
-    from graph_emulator import EmulatorServer, ThrottleConfig, load_tenant
-
     console = stdout_console()
-    samples = Path(sample_dir)
-    out = Path(out_dir)
-    token = "demo-" + secrets.token_hex(8)  # a throwaway token for the emulator only
-    tenant = load_tenant(samples / "tenant.json")
-    with EmulatorServer(tenant, token=token, throttle=ThrottleConfig.graph()) as server:
-        before = _points_outcomes(server.state())
-        classes = server.state()["classes"]
-        console.print(
-            f"Graph emulator at {server.base_url}: {len(classes)} classes, "
-            f"{sum(len(c['assignments']) for c in classes)} assignments, "
-            f"{sum(len(c['members']) for c in classes)} class members (Graph's throttling limits on)",
-            markup=False,
-        )
-        inputs = [str(samples / name) for name in SAMPLE_INPUTS]
-        command = [
-            sys.executable, "-m", "gradesync", "sync", *inputs,
-            "--report-dir", str(out / "reports"), "--state-dir", str(out / "state"),
-            # The sample exports are a first load that changes most grades on purpose; a nightly
-            # run keeps the default guards, which would (rightly) refuse such a plan.
-            "--max-changes", "100%", "--max-decreases", "100%",
-        ]  # fmt: skip
-        console.print("$ gradesync sync " + " ".join(command[4:]), markup=False)
-        env = {**os.environ, "GRADESYNC_GRAPH_URL": server.base_url, "GRADESYNC_ACCESS_TOKEN": token}
-        code = subprocess.run(command, env=env, check=False).returncode
-        after = _points_outcomes(server.state())
-        stats = server.stats()
-    changed = sum(1 for sid, pts in after.items() if before.get(sid, "absent") != pts)
-    console.print(
-        f"\nIn the emulator: {changed} points outcomes changed or created; "
-        f"Graph requests used: {stats['graph_requests']} in {stats['http_requests']} HTTP requests, "
-        f"{stats['throttled']} throttled.",
-        markup=False,
-    )
+    code = run_demo(Path(sample_dir), Path(out_dir), say=lambda line: console.print(line, markup=False))
     if code == ExitCode.ROWS_NOT_DONE:
         console.print(
             "The sync exited 1 because the sample exports contain deliberate problems "

@@ -8,6 +8,7 @@ Layout (keys always in this order; one JSON object per line inside the long list
       "created_at": "2024-06-01T12:00:00Z",
       "graph_base_url": "https://graph.microsoft.com/v1.0",
       "config_hash": "…",
+      "digest": "…",                       # plan/digest.py: apply refuses rows that no longer match it
       "strict": false,
       "inputs": [
         {"path":"grades.csv","sha256":"…","rows":120,"encoding":"utf-8","sheet":null}
@@ -53,6 +54,7 @@ import pandas as pd
 
 from gradesync.errors import InputError, UsageError
 from gradesync.models import PLAN_COLUMNS, ROSTER_GAP_KEYS, InputFile, Operation, Plan
+from gradesync.plan.digest import plan_digest
 
 SCHEMA_VERSION = 2
 # row columns a version-1 plan file does not have, and the value they take when one is read
@@ -63,6 +65,7 @@ TOP_KEYS: tuple[str, ...] = (
     "created_at",
     "graph_base_url",
     "config_hash",
+    "digest",
     "strict",
     "inputs",
     "warnings",
@@ -71,7 +74,8 @@ TOP_KEYS: tuple[str, ...] = (
     "rows",
     "roster_gaps",
 )
-OPTIONAL_TOP_KEYS = frozenset({"plan_id"})  # files written before plans had an id lack it
+# files written before plans had an id (or a digest, plan/digest.py) lack them
+OPTIONAL_TOP_KEYS = frozenset({"plan_id", "digest"})
 INPUT_KEYS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(InputFile))
 OPERATION_KEYS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(Operation))
 ROW_KEYS: tuple[str, ...] = tuple(PLAN_COLUMNS)
@@ -121,6 +125,7 @@ def plan_to_dict(plan: Plan) -> dict[str, Any]:
         "created_at": plan.created_at,
         "graph_base_url": plan.graph_base_url,
         "config_hash": plan.config_hash,
+        "digest": plan_digest(plan),
         "strict": bool(plan.strict),
         "inputs": [{k: _json_value(getattr(i, k)) for k in INPUT_KEYS} for i in plan.inputs],
         "warnings": [str(w) for w in plan.warnings],
@@ -231,6 +236,7 @@ def plan_from_dict(d: Any, *, source: str = "plan") -> Plan:
             strict=d["strict"],
             warnings=[str(w) for w in d["warnings"]],
             plan_id=str(d.get("plan_id") or ""),
+            digest=str(d.get("digest") or ""),
         )
         expected = [_operation_record(op) for op in plan.operations()]
         _require(

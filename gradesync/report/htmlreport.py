@@ -432,6 +432,15 @@ def _summary_block(summary: RunSummary, gaps: int) -> str:
         parts.append(
             "<h3>Rows per reason</h3>" + _table([("Reason", ""), ("Rows", "num")], reasons, body_class="meta")
         )
+    if summary.guard_verdict:  # the preview is the apply: why apply would refuse (or refused)
+        parts.insert(
+            0,
+            "<p class='banner'>Apply would be refused (exit 4), nothing written: "
+            + "; ".join(esc(v) for v in summary.guard_verdict)
+            + "</p>",
+        )
+    if summary.plan_digest:
+        parts.append(f"<p class='muted'>plan digest: <code>{esc(summary.plan_digest)}</code></p>")
     if summary.strict_refused:
         parts.insert(
             0,

@@ -205,6 +205,10 @@ class RunSummary:
     teacher_overrides: int = 0
     overrides_for_review: int = 0
     returned: int = 0  # submissions published by --return in this run
+    # the preview is the apply (gradesync.pipeline): why apply would refuse / refused ([] = it goes on),
+    # and the plan digest a reviewer approves (the first 12 hex digits, gradesync.plan.digest)
+    guard_verdict: tuple[str, ...] = ()
+    plan_digest: str = ""
 
     @classmethod
     def from_rows(
@@ -336,6 +340,9 @@ class RunSummary:
             "teacher_overrides": self.teacher_overrides,
             "overrides_for_review": self.overrides_for_review,
             "returned": self.returned,
+            "plan_digest": self.plan_digest,
+            "guard_verdict": list(self.guard_verdict),
+            "apply_refused": bool(self.guard_verdict),
         }
 
     def headline(self) -> str:
@@ -382,6 +389,10 @@ class RunSummary:
             extra.append(f"{self.elapsed_seconds:.1f} s")
         if extra:
             lines.append("  " + ", ".join(extra))
+        if self.plan_digest:
+            lines.append(f"  plan digest: {self.plan_digest}")
+        for reason in self.guard_verdict:
+            lines.append(f"  APPLY {'WOULD BE ' if self.kind == 'plan' else ''}REFUSED: {reason}")
         if self.strict_refused:
             lines.append("  REFUSED: --strict and some rows are rejected; nothing will be written")
         elif self.has_problems:

@@ -11,11 +11,13 @@ With an explicit ``--report-dir`` the reports (and sync's plan.json) go **only**
 run directories existed; ``run.json`` records where. The journal stays in the state directory
 (``--resume`` finds it by the plan's hash); ``run.json`` records its path.
 
-:func:`unattended_run` is what the ``sync`` and ``apply`` commands wrap their work in: it takes the
-lock first (a refused run, exit 5, creates no run directory — so a scheduler retrying every minute
-cannot push real runs out of the kept history), then creates the run directory and the log, and
-at the end writes ``run.json``, prunes old run directories (never the current one, never anything
-that is not a run directory), releases the lock and runs the notify command.
+:func:`unattended_run` is what ``gradesync.pipeline`` wraps an apply or a sync in (driven by
+``Settings``, never by command-line dicts): it takes the lock first (a refused run, exit 5, creates
+no run directory — so a scheduler retrying every minute cannot push real runs out of the kept
+history), then creates the run directory and the log, and at the end writes ``run.json`` — the exit
+code, the error (code, message, hint) and only this run's files, as the pipeline's
+:class:`RunOutcome` says —, prunes old run directories (never the current one, never anything that
+is not a run directory), runs the notify command and releases the lock.
 """
 
 from __future__ import annotations
@@ -38,12 +40,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import click
-
 from gradesync import __version__
 from gradesync.config import Settings
-from gradesync.errors import ExitCode, GradesyncError
+from gradesync.errors import ExitCode, GradesyncError, storage_error
 from gradesync.logs import SECRET_ENV, Redactor, setup_logging
+from gradesync.state.journal import JOURNAL_NAME
+from gradesync.state.lock import LOCK_NAME, RunLock
 
 log = logging.getLogger("gradesync.run")
 
@@ -195,26 +197,27 @@ def _kill_group(proc: subprocess.Popen[bytes]) -> None:
 
 
 def exit_code_of(exc: BaseException | None) -> int:
-    """The process exit status an exception leaving a command will become (see ``cliutil.handle_errors``)."""
+    """The process exit status an exception leaving a command will become (see
+    ``gradesync.cli.common.handle_errors``); click's exits carry an ``exit_code`` of their own."""
     if exc is None:
         return int(ExitCode.OK)
     if isinstance(exc, GradesyncError):
-        return int(exc.exit_code)
-    if isinstance(exc, click.exceptions.Exit):
-        return int(exc.exit_code)
-    if isinstance(exc, click.ClickException):
         return int(exc.exit_code)
     if isinstance(exc, SystemExit):
         code = exc.code
         return code if isinstance(code, int) else (0 if code is None else 1)
     if isinstance(exc, KeyboardInterrupt):
         return 130
+    own = getattr(exc, "exit_code", None)  # click.exceptions.Exit, click.ClickException
+    if isinstance(own, int):
+        return own
     return int(ExitCode.INTERNAL)
 
 
 @dataclass
 class RunOptions:
-    """The unattended-run options of ``sync``/``apply``, resolved against ``[run]`` settings."""
+    """Where an unattended run keeps its files: ``[run]`` and ``[apply] state_dir`` settings (the
+    command line overrides them in ``Settings`` before they get here)."""
 
     state_dir: Path
     runs_dir: Path
@@ -226,25 +229,37 @@ class RunOptions:
     report_dir: Path | None  # None: the run directory
 
     @classmethod
-    def from_cli(cls, kw: dict[str, Any], settings: Settings) -> RunOptions:
+    def from_settings(cls, settings: Settings, *, report_dir: str | Path | None = None) -> RunOptions:
         run = settings.run
-        state_dir = Path(kw["state_dir"])
-        runs_dir = kw.get("runs_dir") or run.runs_dir
+        state_dir = Path(settings.apply.state_dir)
         return cls(
             state_dir=state_dir,
-            runs_dir=Path(runs_dir) if runs_dir else default_runs_dir(state_dir),
-            keep_runs=kw.get("keep_runs") or run.keep_runs,
-            log_format=kw.get("log_format") or run.log_format,
-            log_level=(kw.get("log_level") or run.log_level).upper(),
-            log_file=kw.get("log_file"),
-            notify=kw.get("notify") or run.notify,
-            report_dir=Path(kw["report_dir"]) if kw.get("report_dir") else None,
+            runs_dir=Path(run.runs_dir) if run.runs_dir else default_runs_dir(state_dir),
+            keep_runs=run.keep_runs,
+            log_format=run.log_format,
+            log_level=run.log_level.upper(),
+            log_file=run.log_file,
+            notify=run.notify,
+            report_dir=Path(report_dir) if report_dir else None,
         )
+
+
+@dataclass(frozen=True, slots=True)
+class RunOutcome:
+    """What the pipeline says a run came to: ``run.json`` records exactly this (never a file of
+    another run)."""
+
+    exit_code: int
+    error: dict[str, Any] | None = None  # code, message, hint
+    reports: dict[str, Path] = field(default_factory=dict)  # this run's report files
+    plan: Path | None = None  # the plan this run applied (or made)
+    status_counts: dict[str, int] | None = None
+    extra: dict[str, Any] = field(default_factory=dict)  # e.g. digest, approved_by, guard_verdict
 
 
 @dataclass
 class Run:
-    """The current run: where its files go, and a few logging helpers for the commands."""
+    """The current run: where its files go, and what it came to (``outcome``, set by the pipeline)."""
 
     command: str
     run_id: str
@@ -256,47 +271,19 @@ class Run:
     log_path: Path | None
     plan_path: Path | None = None
     record: dict[str, Any] = field(default_factory=dict)
+    outcome: RunOutcome | None = None
 
     @property
     def journal_path(self) -> Path:
-        from gradesync.state.journal import JOURNAL_NAME
-
         return self.options.state_dir / JOURNAL_NAME
 
-    def progress(self, inner: Callable[[str, int, int], None]) -> Callable[[str, int, int], None]:
-        """Wrap a progress callback so that each stage's start and end is logged too."""
-
-        def note(step: str, done: int, total: int) -> None:
-            if done == 0:
-                log.info("%s: started (%d to do)", step, total, extra={"stage": step, "total": total})
-            elif done >= total:
-                log.info("%s: done (%d)", step, total, extra={"stage": step, "total": total})
-            inner(step, done, total)
-
-        return note
-
-    def log_plan(self, plan: Any) -> None:
-        for item in plan.inputs:
-            log.info(
-                "read: %s (%d rows)", item.path, item.rows, extra={"input": item.path, "rows": item.rows}
-            )
-        counts = {k: v for k, v in plan.counts().items() if v}
-        log.info(
-            "plan: %d rows, %d writes (%s)",
-            len(plan.rows),
-            len(plan.operations()),
-            ", ".join(f"{k}={v}" for k, v in counts.items()) or "nothing",
-            extra={"actions": counts, "rows": len(plan.rows)},
-        )
-        for warning in plan.warnings:
-            log.warning("read: %s", warning)
-
-    def keep_plan_copy(self, plan_file: Path) -> None:
+    def keep_plan_copy(self, plan_file: Path) -> Path:
         """``apply``: keep a copy of the applied plan in the run directory."""
         target = self.run_dir / PLAN_NAME
         if plan_file.resolve() != target.resolve():
             shutil.copyfile(plan_file, target)
         self.plan_path = target
+        return target
 
     def write_record(self, **updates: Any) -> None:
         self.record.update(updates)
@@ -306,30 +293,18 @@ class Run:
         tmp.replace(path)
 
 
-@contextmanager
-def unattended_run(
-    command: str,
-    kw: dict[str, Any],
-    settings: Settings,
-    *,
-    argv: Sequence[str] | None = None,
-    out: Callable[[str], None] | None = None,
-) -> Iterator[Run]:
-    """Lock, run directory, log, ``run.json``, retention and notify around one ``sync``/``apply``.
-
-    Sets ``kw["report_dir"]`` to where the reports go (the run directory unless given). ``out``
-    prints a line for the operator (the run directory's path at the end)."""
-    from gradesync.state.lock import RunLock
-
-    options = RunOptions.from_cli(kw, settings)
+def _start(command: str, options: RunOptions, argv: Sequence[str] | None) -> tuple[Run, Any]:
+    """Create the run directory and the log, and write the first ``run.json``."""
     redactor = Redactor.from_environment()
-    with RunLock(options.state_dir):
+    try:
         run_dir, run_id = create_run_dir(options.runs_dir)
-        report_dir = options.report_dir or run_dir
-        kw["report_dir"] = str(report_dir)
-        log_path: Path | None = None
-        if options.log_file != "-":
-            log_path = Path(options.log_file) if options.log_file else run_dir / LOG_NAME
+    except OSError as e:
+        raise storage_error(e, "runs directory", options.runs_dir) from None
+    report_dir = options.report_dir or run_dir
+    log_path: Path | None = None
+    if options.log_file != "-":
+        log_path = Path(options.log_file) if options.log_file else run_dir / LOG_NAME
+    try:
         logs = setup_logging(
             level=options.log_level,
             fmt=options.log_format,
@@ -337,36 +312,56 @@ def unattended_run(
             run_id=run_id,
             redactor=redactor,
         )
-        run = Run(command, run_id, run_dir, report_dir, options, redactor, _utc(), log_path)
-        run.write_record(
-            run_id=run_id,
-            command=command,
-            argv=redact_argv(list(argv if argv is not None else sys.argv), redactor),
-            gradesync_version=__version__,
-            host=socket.gethostname(),
-            pid=os.getpid(),
-            started_at=run.started_at,
-            finished_at=None,
-            status="running",
-            exit_code=None,
-            run_dir=str(run_dir),
-            report_dir=str(report_dir),
-            log_file=str(log_path) if log_path else "stderr",
-            state_dir=str(options.state_dir),
-            journal=str(run.journal_path),
-            lock=str(options.state_dir / "lock"),
-        )
-        log.info(
-            "%s started: gradesync %s, run %s",
-            command,
-            __version__,
-            run_id,
-            extra={
-                "run_dir": str(run_dir),
-                "report_dir": str(report_dir),
-                "state_dir": str(options.state_dir),
-            },
-        )
+    except OSError as e:
+        raise storage_error(e, "log file", log_path) from None
+    run = Run(command, run_id, run_dir, report_dir, options, redactor, _utc(), log_path)
+    run.write_record(
+        run_id=run_id,
+        command=command,
+        argv=redact_argv(list(argv if argv is not None else sys.argv), redactor),
+        gradesync_version=__version__,
+        host=socket.gethostname(),
+        pid=os.getpid(),
+        started_at=run.started_at,
+        finished_at=None,
+        status="running",
+        exit_code=None,
+        error=None,
+        run_dir=str(run_dir),
+        report_dir=str(report_dir),
+        log_file=str(log_path) if log_path else "stderr",
+        state_dir=str(options.state_dir),
+        journal=str(run.journal_path),
+        lock=str(options.state_dir / LOCK_NAME),
+    )
+    log.info(
+        "%s started: gradesync %s, run %s",
+        command,
+        __version__,
+        run_id,
+        extra={"run_dir": str(run_dir), "report_dir": str(report_dir), "state_dir": str(options.state_dir)},
+    )
+    return run, logs
+
+
+@contextmanager
+def unattended_run(
+    command: str,
+    options: RunOptions,
+    *,
+    argv: Sequence[str] | None = None,
+    out: Callable[[str], None] | None = None,
+) -> Iterator[Run]:
+    """Lock, run directory, log, ``run.json``, retention and notify around one ``sync``/``apply``.
+
+    The body sets ``run.outcome`` (the pipeline's result); an exception leaving the body is recorded
+    as the run's error instead. ``out`` prints a line for the operator (the run directory's path)."""
+    try:
+        lock = RunLock(options.state_dir).acquire()
+    except OSError as e:
+        raise storage_error(e, "state directory", options.state_dir) from None
+    try:
+        run, logs = _start(command, options, argv)
         exc: BaseException | None = None
         try:
             yield run
@@ -374,45 +369,76 @@ def unattended_run(
             exc = e
             raise
         finally:
-            code = exit_code_of(exc)
-            summary_path = _finish(run, exc, code)
+            outcome = run.outcome if exc is None and run.outcome is not None else _outcome_of(exc)
+            summary_path = _finish(run, outcome, exc)
             if out is not None:
-                out(f"run: {run_dir}")
-            notify_cmd = options.notify
+                out(f"run: {run.run_dir}")
             try:
-                if notify_cmd:
-                    notify(notify_cmd, summary_path=summary_path, run_dir=run_dir, exit_code=code)
+                if options.notify:
+                    notify(
+                        options.notify,
+                        summary_path=summary_path,
+                        run_dir=run.run_dir,
+                        exit_code=outcome.exit_code,
+                    )
             finally:
                 logs.close()
+    finally:
+        lock.release()
 
 
-def _finish(run: Run, exc: BaseException | None, code: int) -> Path | None:
+def _outcome_of(exc: BaseException | None) -> RunOutcome:
+    """The outcome of a run whose body raised (or ended without saying)."""
+    code = exit_code_of(exc)
+    if isinstance(exc, GradesyncError):
+        return RunOutcome(code, exc.as_dict())
+    if exc is None:
+        return RunOutcome(code)
+    if code == ExitCode.INTERNAL:
+        error = {
+            "code": "internal-error",
+            "message": f"{type(exc).__name__}: {exc}",
+            "hint": "a bug in gradesync",
+        }
+    else:
+        error = {"code": "interrupted", "message": type(exc).__name__, "hint": None}
+    return RunOutcome(code, error)
+
+
+def _finish(run: Run, outcome: RunOutcome, exc: BaseException | None) -> Path | None:
     """Log the outcome, write the final ``run.json`` and prune; never raises (the run's own exit wins)."""
-    summary_path = run.report_dir / "summary.json"
+    reports = {name: Path(p) for name, p in outcome.reports.items()}
+    summary_path = reports.get("summary.json")
     try:
-        if isinstance(exc, GradesyncError):
-            log.error("%s [%s]: %s", run.command, exc.code, exc.message, extra={"error_code": exc.code})
-        elif exc is not None and code == ExitCode.INTERNAL:
-            log.error("%s: internal error", run.command, exc_info=exc)
-        summary: dict[str, Any] = {}
-        if summary_path.is_file():
-            summary = json.loads(summary_path.read_text(encoding="utf-8"))
-            _log_summary(summary)
-        plan_file = run.plan_path or (run.report_dir / PLAN_NAME)
+        if outcome.error:
+            log.error(
+                "%s [%s]: %s",
+                run.command,
+                outcome.error.get("code"),
+                outcome.error.get("message"),
+                extra={"error_code": outcome.error.get("code")},
+                exc_info=exc if outcome.exit_code == ExitCode.INTERNAL else None,
+            )
+        if summary_path is not None and summary_path.is_file():
+            _log_summary(json.loads(summary_path.read_text(encoding="utf-8")))
+        plan_file = outcome.plan or run.plan_path
         run.write_record(
             finished_at=_utc(),
-            status="finished" if exc is None or code in (0, 1) else "failed",
-            exit_code=code,
-            error=exc.as_dict() if isinstance(exc, GradesyncError) else None,
-            summary=str(summary_path) if summary_path.is_file() else None,
-            plan=str(plan_file) if plan_file.is_file() else None,
-            reports={
-                p.name: str(p) for p in sorted(run.report_dir.glob("*")) if p.suffix in (".csv", ".html")
-            }
-            | ({"summary.json": str(summary_path)} if summary_path.is_file() else {}),
-            status_counts=summary.get("status_counts"),
+            status="finished" if outcome.exit_code in (0, 1, 6) and not outcome.error else "failed",
+            exit_code=outcome.exit_code,
+            error=outcome.error,
+            summary=str(summary_path) if summary_path is not None else None,
+            plan=str(plan_file) if plan_file is not None else None,
+            reports={name: str(p) for name, p in sorted(reports.items())},
+            status_counts=outcome.status_counts,
+            **outcome.extra,
         )
-        log.info("%s finished: exit code %d", run.command, code, extra={"exit_code": code})
+        log.info(
+            "%s finished: exit code %d",
+            run.command,
+            outcome.exit_code,
+            extra={"exit_code": outcome.exit_code},
+        )
         deleted = prune_runs(run.options.runs_dir, run.options.keep_runs, current=run.run_dir)
         if deleted:
             log.info(
@@ -423,7 +449,7 @@ def _finish(run: Run, exc: BaseException | None, code: int) -> Path | None:
             )
     except Exception:  # bookkeeping must never hide the run's own outcome
         log.exception("could not finish the run's records")
-    return summary_path if summary_path.is_file() else None
+    return summary_path
 
 
 def _log_summary(summary: dict[str, Any]) -> None:
@@ -443,43 +469,3 @@ def _log_summary(summary: dict[str, Any]) -> None:
             stats.get("throttled", summary.get("throttled", "?")),
             extra={"graph_stats": stats},
         )
-
-
-def run_options(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """The options of an unattended run (``sync`` and ``apply``); unset ones fall back to ``[run]``."""
-    decorators = [
-        click.option(
-            "--runs-dir",
-            type=click.Path(file_okay=False),
-            help="Where each run's directory is created [default: 'runs' beside --state-dir].",
-        ),
-        click.option(
-            "--keep-runs",
-            type=click.IntRange(1),
-            help=f"Keep the newest N run directories, delete older ones [default: {DEFAULT_KEEP_RUNS}].",
-        ),
-        click.option(
-            "--log-format",
-            type=click.Choice(["text", "json"]),
-            help="The log file's format; json: one object per line [default: text].",
-        ),
-        click.option(
-            "--log-file",
-            type=click.Path(dir_okay=False, allow_dash=True),
-            help="Where the log goes; '-' for stderr [default: RUN_DIR/gradesync.log].",
-        ),
-        click.option(
-            "--log-level",
-            type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False),
-            help="The least severe level logged [default: INFO].",
-        ),
-        click.option(
-            "--notify",
-            metavar="CMD",
-            help="A shell command run when the run ends, with the summary path as its last argument "
-            "(and GRADESYNC_SUMMARY, GRADESYNC_RUN_DIR, GRADESYNC_EXIT_CODE set).",
-        ),
-    ]
-    for deco in reversed(decorators):
-        fn = deco(fn)
-    return fn

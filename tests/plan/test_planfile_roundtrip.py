@@ -102,11 +102,11 @@ def test_layout_diffs_well(plan: Plan) -> None:
     assert list(json.loads(text)) == list(TOP_KEYS)  # stable key order
     assert "NaN" not in text and "Infinity" not in text
     assert text.endswith("}\n")
-    # a changed grade changes one row line and one operation line (plus the counts)
+    # a changed grade changes one row line, one operation line and the digest (plus the counts)
     other = plan_of(school(), [*ROWS[:1], (C, "Unit 1 Quiz", "000127", "31"), *ROWS[2:]], strict=True)
     other.inputs, other.warnings, other.plan_id = plan.inputs, plan.warnings, plan.plan_id
     changed = [(a, b) for a, b in zip(lines, dumps_plan(other).splitlines(), strict=True) if a != b]
-    assert len(changed) == 2
+    assert len(changed) == 3 and changed[0][0].startswith('  "digest"')
 
 
 def test_only_whitelisted_keys_are_written(plan: Plan) -> None:

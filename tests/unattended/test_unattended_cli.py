@@ -11,16 +11,15 @@ import csv
 import json
 import os
 import re
+import select
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
 from click.testing import CliRunner
 
 from gradesync.cli import cli
-from graph_emulator import FaultConfig
 
 REPO = Path(__file__).resolve().parents[2]
 SAMPLE = str(REPO / "sample_data" / "sis_long.csv")
@@ -128,23 +127,42 @@ def test_explicit_report_dir_and_apply_keeps_a_plan_copy(emulator: Any, token: s
     assert (newest / "plan.json").read_bytes() == (rep / "plan.json").read_bytes()
 
 
-def test_two_syncs_at_once_the_second_exits_5(emulator_factory: Any, token: str, tmp_path: Path) -> None:
-    server = emulator_factory(faults=FaultConfig(latency_ms=100, scope="http"))
-    env = _env(server, token)
+def _wait_readable(path: Path, limit: float = 120.0) -> bytes:
+    """Block until the writer end of FIFO ``path`` has written (an event, not a sleep); ``limit`` is
+    only a safety net against a hung test."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        ready, _, _ = select.select([fd], [], [], limit)
+        assert ready, f"nothing arrived on {path}"
+        return os.read(fd, 100)
+    finally:
+        os.close(fd)
+
+
+def test_two_syncs_at_once_the_second_exits_5(emulator: Any, token: str, tmp_path: Path) -> None:
+    # The first run holds the lock until the test lets it go: its --notify hook (run while the lock
+    # is held) says "holding" through one FIFO, then waits for "go" on another. No timing involved.
+    holding, release = tmp_path / "holding.fifo", tmp_path / "release.fifo"
+    os.mkfifo(holding)
+    os.mkfifo(release)
+    hook = f"sh -c 'echo holding > {holding}; cat {release} > /dev/null'"
+    env = _env(emulator, token)
     argv = [sys.executable, "-m", "gradesync", "sync", SAMPLE, "--state-dir", str(tmp_path / "state"), *LOOSE]
-    first = subprocess.Popen([*argv, "--max-in-flight", "1"], env=env, cwd=tmp_path,
+    first = subprocess.Popen([*argv, "--notify", hook], env=env, cwd=tmp_path,
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
     try:
-        lock = tmp_path / "state" / "lock"
-        deadline = time.monotonic() + 30
-        while not (lock.exists() and lock.read_text().startswith("pid=")):
-            assert first.poll() is None and time.monotonic() < deadline
-            time.sleep(0.02)
+        assert _wait_readable(holding).strip() == b"holding"
         second = _sync(tmp_path, env, *LOOSE)
         assert second.returncode == 5
         assert f"pid={first.pid}".encode() in second.stderr and b"[locked]" in second.stderr
         assert len(_run_dirs(tmp_path)) == 1  # the refused run made no run directory
     finally:
+        try:  # the hook is waiting on it by now; if the first run died early, nobody reads
+            fd = os.open(release, os.O_WRONLY | os.O_NONBLOCK)
+            os.write(fd, b"go\n")
+            os.close(fd)
+        except OSError:
+            pass
         first.wait(timeout=60)
     assert first.returncode == 1  # the sample's rejected rows
 

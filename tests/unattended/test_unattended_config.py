@@ -111,7 +111,7 @@ def test_config_check_exit_2_on_a_bad_file_or_variable(tmp_path: Path) -> None:
     assert "GRADESYNC_POLICY_ABOVE_MAX" in result.output
 
 
-def test_config_check_exit_1_when_graph_is_unreachable(tmp_path: Path) -> None:
+def test_config_check_exit_7_when_graph_is_unreachable(tmp_path: Path) -> None:
     result = _check([], {"GRADESYNC_GRAPH_URL": "http://127.0.0.1:9/v1.0", "GRADESYNC_ACCESS_TOKEN": "tok-x"})
-    assert result.exit_code == 1, result.output
-    assert "graph: FAILED" in result.output
+    assert result.exit_code == 7, result.output  # ExitCode.NETWORK: an environment failure, not the rows
+    assert "graph: FAILED [graph-unreachable]" in result.output
