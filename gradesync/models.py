@@ -149,6 +149,9 @@ SNAPSHOT_COLUMNS: dict[str, dict[str, str]] = {
         "status": "object",
         "graded": "bool",  # grading is a points grade type
         "max_points": "float64",  # NaN when ungraded
+        # when resolve finished listing this assignment's submissions (ISO 8601 UTC, milliseconds);
+        # "" for an assignment whose submissions were not read
+        "read_at": "object",
     },
     "submissions": {
         "class_id": "object",
@@ -301,6 +304,9 @@ class Plan:
     # A random id per plan made: two plans made in the same second from the same export are
     # still two plans (the journal refuses to apply one plan twice, never a new one).
     plan_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    # per assignment ``"class_id/assignment_id"``: when resolve finished reading its submissions
+    # (ISO 8601 UTC with milliseconds); the executor treats a missing entry as stale
+    read_at: dict[str, str] = field(default_factory=dict)
 
     def operations(self) -> list[Operation]:
         writes = self.rows[self.rows["action"].isin(WRITE_ACTIONS)]
