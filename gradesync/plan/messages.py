@@ -7,7 +7,7 @@ already taken for those rows (``pd.Series`` of ``str``). The rules in ``gradesyn
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeAlias
 
 import numpy as np
 import pandas as pd
@@ -26,7 +26,7 @@ OVERRIDE_OUTCOME = {
     '([policy] teacher_override = "sis-wins")',
 }
 
-Text = pd.Series  # a Series of str, one per row being described
+Text: TypeAlias = pd.Series  # a Series of str, one per row being described
 
 
 # ---------------------------------------------------------------------------------------------
@@ -157,7 +157,11 @@ def group_submission(where: Text) -> Text:
 
 def no_submission(student: Text, where: Text) -> Text:
     return (
-        "student " + student + " has no submission for " + where + "; the assignment may not be assigned to them"
+        "student "
+        + student
+        + " has no submission for "
+        + where
+        + "; the assignment may not be assigned to them"
     )
 
 
@@ -180,7 +184,9 @@ def percent_converted(percent: Any, maximum: Any, converted: Any, precision: int
 
 def fraction_converted(numerator: Any, denominator: Any, precision: int) -> Text:
     """The note of a fraction out of the maximum: ``17/20 → 17 points``."""
-    return points(numerator, 6) + "/" + points(denominator, 6) + " → " + points(numerator, precision) + " points"
+    return (
+        points(numerator, 6) + "/" + points(denominator, 6) + " → " + points(numerator, precision) + " points"
+    )
 
 
 def fraction_scaled(numerator: Any, denominator: Any, maximum: Any, converted: Any, precision: int) -> Text:
@@ -197,7 +203,9 @@ def fraction_scaled(numerator: Any, denominator: Any, maximum: Any, converted: A
     )
 
 
-def fraction_mismatch(numerator: Any, denominator: Any, maximum: Any, assignment: Text, precision: int) -> Text:
+def fraction_mismatch(
+    numerator: Any, denominator: Any, maximum: Any, assignment: Text, precision: int
+) -> Text:
     return (
         points(numerator, 6)
         + "/"
@@ -238,7 +246,11 @@ def points_possible_mismatch(possible: Any, maximum: Any, assignment: Text, prec
 
 def above_max_points(value: Any, maximum: Any, assignment: Text, precision: int) -> Text:
     return (
-        points(value, precision) + " is above the maximum of " + points(maximum, precision) + " points for " + assignment
+        points(value, precision)
+        + " is above the maximum of "
+        + points(maximum, precision)
+        + " points for "
+        + assignment
     )
 
 

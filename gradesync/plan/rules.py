@@ -8,6 +8,7 @@ the order is documented in ``gradesync.plan.build``. Pure: no I/O.
 from __future__ import annotations
 
 from dataclasses import dataclass
+
 import numpy as np
 import pandas as pd
 
@@ -28,7 +29,6 @@ from gradesync.plan.arrays import (
 )
 from gradesync.plan.match import match_assignments, match_students
 
-R = ReasonCode
 NOOP_REASONS = frozenset(r.value for r in REJECT_REASONS_NOOP)
 
 
@@ -73,13 +73,17 @@ def read_desired(desired: pd.DataFrame) -> tuple[Desired, Verdicts]:
         excuse=d["excuse"].to_numpy(dtype=bool) if "excuse" in d else np.zeros(n, dtype=bool),
         unit=unit,
         denominator=(
-            d["points_denominator"].to_numpy(dtype="float64") if "points_denominator" in d else np.full(n, np.nan)
+            d["points_denominator"].to_numpy(dtype="float64")
+            if "points_denominator" in d
+            else np.full(n, np.nan)
         ),
         source_file=passthrough(d["source_file"]),
         source_row=d["source_row"].to_numpy(dtype="int64"),
     )
     verdicts = Verdicts(
-        reason=texts(d["reason"]).copy(), message=passthrough(d["message"]).copy(), note=texts(d["note"]).copy()
+        reason=texts(d["reason"]).copy(),
+        message=passthrough(d["message"]).copy(),
+        note=texts(d["note"]).copy(),
     )
     return rows, verdicts
 
@@ -109,18 +113,18 @@ def match_classes(d: Desired, v: Verdicts, snapshot: Snapshot, settings: Setting
     )
     by_key = by_key.reindex(pd.Index(c_uniq, dtype=object))
     count = by_key["n"].fillna(0).to_numpy(dtype="int64")
-    key_id = np.where(count == 1, by_key["class_id"].to_numpy(dtype=object), None)
+    key_id = np.asarray(np.where(count == 1, by_key["class_id"].to_numpy(dtype=object), None), dtype=object)
     key_name = np.where(count == 1, by_key["class_name"].to_numpy(dtype=object), None)
     class_id, class_name = take(key_id, c_codes, None), take(key_name, c_codes, None)
     row_count = take(count, c_codes, 0)
 
     by = settings.match.class_by
-    v.give(row_count == 0, R.UNKNOWN_CLASS, lambda i: say.unknown_class(d.class_key[i], by))
+    v.give(row_count == 0, ReasonCode.UNKNOWN_CLASS, lambda i: say.unknown_class(d.class_key[i], by))
     if (row_count > 1).any():
         names = cl.groupby("class_key", sort=False)["class_name"].agg(lambda s: ", ".join(sorted(s)))
         v.give(
             row_count > 1,
-            R.AMBIGUOUS_CLASS,
+            ReasonCode.AMBIGUOUS_CLASS,
             lambda i: say.ambiguous_class(
                 d.class_key[i],
                 row_count[i],
@@ -164,7 +168,9 @@ def _assignment_details(snapshot: Snapshot) -> pd.DataFrame:
     ).drop_duplicates(["class_id", "assignment_id"])
 
 
-def match_assignments_of(d: Desired, v: Verdicts, c: Classes, snapshot: Snapshot, settings: Settings) -> Assignments:
+def match_assignments_of(
+    d: Desired, v: Verdicts, c: Classes, snapshot: Snapshot, settings: Settings
+) -> Assignments:
     """Rule 3: ``unknown_assignment``, ``ambiguous_assignment`` (see ``gradesync.plan.match``)."""
     codes_, pair_class_id, pair_key, pair_ok = pair_codes(c.codes, d.assignment_key, c.key_class_id)
     details_of = _assignment_details(snapshot)
@@ -176,7 +182,11 @@ def match_assignments_of(d: Desired, v: Verdicts, c: Classes, snapshot: Snapshot
     details = matched.merge(details_of, on=["class_id", "assignment_id"], how="left")
     n = len(pair_key)
     pair_id, pair_name = np.full(n, None, dtype=object), np.full(n, None, dtype=object)
-    pair_reason, pair_graded, pair_max = np.full(n, "", dtype=object), np.zeros(n, dtype=bool), np.full(n, np.nan)
+    pair_reason, pair_graded, pair_max = (
+        np.full(n, "", dtype=object),
+        np.zeros(n, dtype=bool),
+        np.full(n, np.nan),
+    )
     pair_id[pair_ok] = objects(details["assignment_id"])
     pair_reason[pair_ok] = texts(details["reason"])
     pair_name[pair_ok] = objects(details["display_name"])
@@ -186,24 +196,26 @@ def match_assignments_of(d: Desired, v: Verdicts, c: Classes, snapshot: Snapshot
     name = pair_name[codes_]
     reason = pair_reason[codes_]
     v.give(
-        reason == R.UNKNOWN_ASSIGNMENT.value,
-        R.UNKNOWN_ASSIGNMENT,
+        reason == ReasonCode.UNKNOWN_ASSIGNMENT.value,
+        ReasonCode.UNKNOWN_ASSIGNMENT,
         lambda i: say.unknown_assignment(d.assignment_key[i], c.label[i]),
     )
     v.give(
-        reason == R.AMBIGUOUS_ASSIGNMENT.value,
-        R.AMBIGUOUS_ASSIGNMENT,
+        reason == ReasonCode.AMBIGUOUS_ASSIGNMENT.value,
+        ReasonCode.AMBIGUOUS_ASSIGNMENT,
         lambda i: say.ambiguous_assignment(d.assignment_key[i], c.label[i]),
     )
     label = Lazy(lambda i: say.assignment_label(d.assignment_key[i], name[i]))
-    return Assignments(codes_, pair_class_id, pair_id, pair_graded, pair_id[codes_], name, pair_max[codes_], label)
+    return Assignments(
+        codes_, pair_class_id, pair_id, pair_graded, pair_id[codes_], name, pair_max[codes_], label
+    )
 
 
 def reject_ungraded(v: Verdicts, c: Classes, a: Assignments) -> None:
     """Rule 3 (cont.): ``ungraded_assignment``, an assignment without points grading."""
     v.give(
         (pd.notna(a.pair_id) & ~a.pair_graded)[a.codes],
-        R.UNGRADED_ASSIGNMENT,
+        ReasonCode.UNGRADED_ASSIGNMENT,
         lambda i: say.ungraded_assignment(a.assignment_name[i], c.label[i]),
     )
 
@@ -220,7 +232,9 @@ class Students:
     label: Lazy  # '"000123" (Ada Lovelace)'
 
 
-def match_students_of(d: Desired, v: Verdicts, c: Classes, snapshot: Snapshot, settings: Settings) -> Students:
+def match_students_of(
+    d: Desired, v: Verdicts, c: Classes, snapshot: Snapshot, settings: Settings
+) -> Students:
     """Rule 4: ``unknown_student``, ``ambiguous_student``, ``not_in_class``."""
     codes_, pair_class_id, pair_key, pair_ok = pair_codes(c.codes, d.student_key, c.key_class_id)
     members = snapshot.members
@@ -252,16 +266,20 @@ def match_students_of(d: Desired, v: Verdicts, c: Classes, snapshot: Snapshot, s
     order = ", ".join(settings.match.student_by)
     key = d.student_key
     v.give(
-        reason == R.UNKNOWN_STUDENT.value,
-        R.UNKNOWN_STUDENT,
+        reason == ReasonCode.UNKNOWN_STUDENT.value,
+        ReasonCode.UNKNOWN_STUDENT,
         lambda i: say.unknown_student(key[i], order, say.lost_zeros_hint(key[i], members)),
     )
     v.give(
-        reason == R.AMBIGUOUS_STUDENT.value,
-        R.AMBIGUOUS_STUDENT,
+        reason == ReasonCode.AMBIGUOUS_STUDENT.value,
+        ReasonCode.AMBIGUOUS_STUDENT,
         lambda i: say.ambiguous_student(key[i], c.label[i]),
     )
-    v.give(reason == R.NOT_IN_CLASS.value, R.NOT_IN_CLASS, lambda i: say.not_in_class(key[i], c.label[i]))
+    v.give(
+        reason == ReasonCode.NOT_IN_CLASS.value,
+        ReasonCode.NOT_IN_CLASS,
+        lambda i: say.not_in_class(key[i], c.label[i]),
+    )
     label = Lazy(lambda i: say.student_label(key[i], name[i]))
     return Students(codes_, pair_uid, pair_uid[codes_], name, label)
 
@@ -284,7 +302,7 @@ class Submissions:
 
 
 def find_submissions(d: Desired, a: Assignments, s: Students, snapshot: Snapshot) -> Submissions:
-    """Rule 5 (lookup): each row's submission by ``(class, assignment, recipient.userId)``, on integer codes."""
+    """Rule 5 (lookup): each row's submission by ``(class, assignment, recipient.userId)``, by codes."""
     subs = snapshot.submissions
     sc_codes, sc_uniq = codes(subs["class_id"])
     sa_codes, sa_uniq = codes(subs["assignment_id"])
@@ -300,7 +318,9 @@ def find_submissions(d: Desired, a: Assignments, s: Students, snapshot: Snapshot
     pa_sc = pd.Index(sc_uniq, dtype=object).get_indexer(a.pair_class_id)
     pa_sa = pd.Index(sa_uniq, dtype=object).get_indexer(a.pair_id)
     pa_raw = np.where(pa_has & (pa_sc >= 0) & (pa_sa >= 0), pa_sc.astype("int64") * nsa + pa_sa, -1)
-    pa_pair = np.where(pa_raw >= 0, pair_index.get_indexer(pa_raw), -1) if n_pairs else np.full(len(pa_raw), -1)
+    pa_pair = (
+        np.where(pa_raw >= 0, pair_index.get_indexer(pa_raw), -1) if n_pairs else np.full(len(pa_raw), -1)
+    )
     ps_su = pd.Index(su_uniq, dtype=object).get_indexer(s.pair_user_id)
     ps_su = np.where(pd.notna(s.pair_user_id), ps_su, -1)
 
@@ -344,8 +364,8 @@ def reject_missing_submission(v: Verdicts, c: Classes, a: Assignments, s: Studen
     resolved = a.found & pd.notna(s.pair_user_id)[s.codes]
     missing = resolved & (sub.pos < 0)
     where = _where(a, c)
-    v.give(missing & sub.row_group, R.GROUP_SUBMISSION, lambda i: say.group_submission(where[i]))
-    v.give(missing, R.NO_SUBMISSION, lambda i: say.no_submission(s.label[i], where[i]))
+    v.give(missing & sub.row_group, ReasonCode.GROUP_SUBMISSION, lambda i: say.group_submission(where[i]))
+    v.give(missing, ReasonCode.NO_SUBMISSION, lambda i: say.no_submission(s.label[i], where[i]))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -358,9 +378,11 @@ def check_excused(
     excused submission → ``submission_excused`` unless ``policy.excused == "allow"`` (then a note)."""
     excused = (sub.pos >= 0) & (sub.status == "excused")
     where = _where(a, c)
-    v.give(d.excuse & excused, R.ALREADY_EXCUSED, lambda i: say.already_excused(s.label[i], where[i]))
+    v.give(
+        d.excuse & excused, ReasonCode.ALREADY_EXCUSED, lambda i: say.already_excused(s.label[i], where[i])
+    )
     if settings.policy.excused == "reject":
-        v.give(excused, R.SUBMISSION_EXCUSED, lambda i: say.submission_excused(s.label[i], where[i]))
+        v.give(excused, ReasonCode.SUBMISSION_EXCUSED, lambda i: say.submission_excused(s.label[i], where[i]))
     else:
         v.add_note(np.flatnonzero(excused & v.open()), say.NOTE_EXCUSED_ALLOWED)
 
@@ -382,7 +404,7 @@ def convert_units(d: Desired, v: Verdicts, a: Assignments, settings: Settings) -
     no_max = np.isnan(maximum)
     v.give(
         (percent | fraction) & no_max,
-        R.PERCENT_WITHOUT_MAXIMUM,
+        ReasonCode.PERCENT_WITHOUT_MAXIMUM,
         lambda i: say.percent_without_maximum(passthrough(d.frame["points_raw"])[i], d.unit[i], a.label[i]),
     )
     idx = np.flatnonzero(percent & v.open())
@@ -406,7 +428,7 @@ def convert_units(d: Desired, v: Verdicts, a: Assignments, settings: Settings) -
         d.points[idx] = converted
     v.give(
         other & ~scaled,
-        R.FRACTION_MISMATCH,
+        ReasonCode.FRACTION_MISMATCH,
         lambda i: say.fraction_mismatch(d.points[i], den[i], maximum[i], a.label[i], precision),
     )
 
@@ -421,14 +443,14 @@ def check_points(d: Desired, v: Verdicts, a: Assignments, settings: Settings) ->
     mismatch = has_max & ~np.isnan(possible) & (rounded(possible, precision) != rounded(maximum, precision))
     v.give(
         mismatch,
-        R.POINTS_POSSIBLE_MISMATCH,
+        ReasonCode.POINTS_POSSIBLE_MISMATCH,
         lambda i: say.points_possible_mismatch(possible[i], maximum[i], a.label[i], precision),
     )
     above = has_max & ~d.clear & (rounded(d.points, precision) > rounded(maximum, precision))
     if settings.policy.above_max == "reject":
         v.give(
             above,
-            R.ABOVE_MAX_POINTS,
+            ReasonCode.ABOVE_MAX_POINTS,
             lambda i: say.above_max_points(d.points[i], maximum[i], a.label[i], precision),
         )
     else:
@@ -436,7 +458,7 @@ def check_points(d: Desired, v: Verdicts, a: Assignments, settings: Settings) ->
         v.add_note(i, say.above_max_allowed(d.points[i], maximum[i], a.label[i], precision))
     v.give(
         ~d.clear & ~d.excuse & np.isnan(d.points),
-        R.BLANK_POINTS,
+        ReasonCode.BLANK_POINTS,
         lambda i: pd.Series([say.BLANK_POINTS] * len(i), dtype=object),
     )
 
@@ -450,7 +472,9 @@ def comparable_values(d: Desired, precision: int) -> np.ndarray:
     return np.where(d.clear, -np.inf, np.where(d.excuse, np.inf, rounded(d.points, precision)))
 
 
-def check_duplicates(d: Desired, v: Verdicts, a: Assignments, s: Students, sub: Submissions, precision: int) -> None:
+def check_duplicates(
+    d: Desired, v: Verdicts, a: Assignments, s: Students, sub: Submissions, precision: int
+) -> None:
     """Rule 9: rows reaching the same submission (e.g. one keyed by SIS id, one by e-mail): different
     values → all ``duplicate_conflict``; the same value → the first by ``row_key`` is kept, the others
     are ``duplicate_identical`` (noop)."""
@@ -466,7 +490,11 @@ def check_duplicates(d: Desired, v: Verdicts, a: Assignments, s: Students, sub: 
         "clear",
         np.where(d.excuse[idx], "excuse", say.points(np.where(special, np.nan, value[idx]), precision)),
     )
-    where = pd.Series(d.source_file[idx], dtype=object) + " row " + pd.Series(d.source_row[idx]).astype(str).astype(object)
+    where = (
+        pd.Series(d.source_file[idx], dtype=object)
+        + " row "
+        + pd.Series(d.source_row[idx]).astype(str).astype(object)
+    )
     g = pd.DataFrame({"row": idx, "sub": sub.pos[idx], "value": value[idx], "shown": shown, "where": where})
     g["n_values"] = g.groupby("sub")["value"].transform("nunique")
     conflict = g[g["n_values"] > 1]
@@ -474,7 +502,7 @@ def check_duplicates(d: Desired, v: Verdicts, a: Assignments, s: Students, sub: 
         listing = (conflict["shown"] + " (" + conflict["where"] + ")").groupby(conflict["sub"]).agg(", ".join)
         v.give(
             v.mask(conflict["row"].to_numpy()),
-            R.DUPLICATE_CONFLICT,
+            ReasonCode.DUPLICATE_CONFLICT,
             lambda i: say.duplicate_conflict(
                 s.label[i], a.label[i], pd.Series(sub.pos[i]).map(listing).astype(object)
             ),
@@ -484,10 +512,12 @@ def check_duplicates(d: Desired, v: Verdicts, a: Assignments, s: Students, sub: 
         first = same.groupby("sub")["row"].transform("min")
         later = same[same["row"] != first]
         first_where = same.set_index("row")["where"]
-        kept = pd.Series(first[same["row"] != first].to_numpy(), index=later["row"].to_numpy()).map(first_where)
+        kept = pd.Series(first[same["row"] != first].to_numpy(), index=later["row"].to_numpy()).map(
+            first_where
+        )
         v.give(
             v.mask(later["row"].to_numpy()),
-            R.DUPLICATE_IDENTICAL,
+            ReasonCode.DUPLICATE_IDENTICAL,
             lambda i: say.duplicate_identical(
                 pd.Series(kept.reindex(i).to_numpy(), dtype=object), s.label[i], a.label[i]
             ),
@@ -514,7 +544,7 @@ def diff(d: Desired, v: Verdicts, a: Assignments, s: Students, sub: Submissions,
     has_grade = ~np.isnan(sub.before_points)
     v.give(
         d.clear & ~has_grade,
-        R.ALREADY_CLEAR,
+        ReasonCode.ALREADY_CLEAR,
         lambda i: say.already_clear(s.label[i], a.label[i]),
     )
     same = open_ & ~d.clear & ~d.excuse & (comparable_values(d, precision) == current)
@@ -553,7 +583,7 @@ def teacher_override(
     policy = settings.policy.teacher_override
     idx = v.give(
         change.write & ~d.excuse & change.has_outcome & memo.known & differs,
-        R.TEACHER_OVERRIDE,
+        ReasonCode.TEACHER_OVERRIDE,
         lambda i: say.teacher_override(
             memo.points[i], memo.at[i], sub.before_points[i], d.points[i], d.clear[i], policy, precision
         ),
@@ -569,7 +599,9 @@ class Decisions:
     decrease: np.ndarray
 
 
-def decide_actions(d: Desired, v: Verdicts, change: Diff, overridden: np.ndarray, settings: Settings) -> Decisions:
+def decide_actions(
+    d: Desired, v: Verdicts, change: Diff, overridden: np.ndarray, settings: Settings
+) -> Decisions:
     """The action of every row: a reason → ``reject`` (or ``noop`` for the noop reasons); a write →
     ``excuse``, ``update`` (the submission has a points outcome, also with null points) or ``create``;
     ``sis-wins`` turns a ``teacher_override`` into an update. ``decrease``: an update lowering a grade."""
