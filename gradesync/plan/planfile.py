@@ -352,7 +352,7 @@ def _operation_columns(rows: pd.DataFrame) -> dict[str, tuple[np.ndarray, str]]:
     def text_or_none(col: str) -> np.ndarray:
         values = writes[col].to_numpy(dtype=object)
         blank = pd.isna(values) | (values == "")
-        return np.where(blank, None, values).astype(object)
+        return np.asarray(np.where(blank, None, values), dtype=object)
 
     clear = writes["clear"].to_numpy(dtype=bool)
     desired = np.where(clear, np.nan, writes["desired_points"].to_numpy(dtype="float64"))
