@@ -30,6 +30,7 @@ from gradesync.plan.arrays import (
 from gradesync.plan.match import match_assignments, match_students
 
 NOOP_REASONS = frozenset(r.value for r in REJECT_REASONS_NOOP)
+ACTIONS = (Action.NOOP, Action.REJECT, Action.EXCUSE, Action.UPDATE, Action.CREATE)
 
 
 @dataclass
@@ -605,27 +606,30 @@ def decide_actions(
     """The action of every row: a reason → ``reject`` (or ``noop`` for the noop reasons); a write →
     ``excuse``, ``update`` (the submission has a points outcome, also with null points) or ``create``;
     ``sis-wins`` turns a ``teacher_override`` into an update. ``decrease``: an update lowering a grade."""
-    action = np.full(d.n, Action.NOOP.value, dtype=object)
-    reasoned = np.flatnonzero(v.reason != "")
-    action[reasoned] = np.where(
-        pd.Series(v.reason[reasoned], dtype=object).isin(NOOP_REASONS).to_numpy(dtype=bool),
-        Action.NOOP.value,
-        Action.REJECT.value,
-    )
+    noop, reject, excuse, update, create = range(len(ACTIONS))  # codes into ACTIONS
+    code = np.zeros(d.n, dtype="int8")
+    given = ~v.open()
+    reasoned = np.flatnonzero(given)
+    is_noop = pd.Series(v.reason[reasoned], dtype=object).isin(NOOP_REASONS).to_numpy(dtype=bool)
+    code[reasoned] = np.where(is_noop, noop, reject)
     write = change.write
-    action[write & d.excuse] = Action.EXCUSE.value
-    action[write & ~d.excuse & change.has_outcome] = Action.UPDATE.value
-    action[write & ~d.excuse & ~change.has_outcome] = Action.CREATE.value
+    code[write & d.excuse] = excuse
+    code[write & ~d.excuse & change.has_outcome] = update
+    code[write & ~d.excuse & ~change.has_outcome] = create
     policy = settings.policy.teacher_override
     override_policy = np.full(d.n, "", dtype=object)
     override_policy[overridden] = policy
     if policy == "sis-wins":
-        action[overridden] = Action.UPDATE.value
-    plain = v.reason == ""
+        code[overridden] = update
+    plain = ~given
     v.message[plain & change.same] = say.MESSAGE_SAME
-    v.message[plain & (action == Action.UPDATE.value)] = say.MESSAGE_UPDATE
-    v.message[plain & (action == Action.CREATE.value)] = say.MESSAGE_CREATE
-    v.message[plain & (action == Action.EXCUSE.value)] = say.MESSAGE_EXCUSE
+    for kind, text in (
+        (update, say.MESSAGE_UPDATE),
+        (create, say.MESSAGE_CREATE),
+        (excuse, say.MESSAGE_EXCUSE),
+    ):
+        v.message[plain & (code == kind)] = text
     value = comparable_values(d, settings.policy.precision)
-    decrease = (action == Action.UPDATE.value) & change.has_grade & (d.clear | (value < change.current))
+    decrease = (code == update) & change.has_grade & (d.clear | (value < change.current))
+    action = np.array([a.value for a in ACTIONS], dtype=object)[code]
     return Decisions(action, override_policy, decrease)
