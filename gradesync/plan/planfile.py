@@ -347,7 +347,9 @@ def _row_columns(rows: pd.DataFrame) -> dict[str, tuple[np.ndarray, str]]:
 
 def _operation_columns(rows: pd.DataFrame) -> dict[str, tuple[np.ndarray, str]]:
     """The operations (``Plan.operations``, ``Operation.from_row``) as columns of the write rows."""
-    writes = rows[rows["action"].isin(WRITE_ACTIONS)]
+    needed = ["row_key", "action", "class_id", "assignment_id", "submission_id", "outcome_id", "clear"]
+    needed += ["desired_points", "before_points", "before_modified"]
+    writes = rows.loc[rows["action"].isin(WRITE_ACTIONS).to_numpy(), needed]  # only the columns used
 
     def text_or_none(col: str) -> np.ndarray:
         values = writes[col].to_numpy(dtype=object)
