@@ -85,6 +85,7 @@ TOP_KEYS: tuple[str, ...] = (
 # files written before plans had an id lack it; before read times, read_at
 OPTIONAL_TOP_KEYS = frozenset({"plan_id", "read_at"})
 CHUNK_ROWS = 50_000  # rows encoded and written at a time
+SAMPLE_ROWS = 1_000  # a text column mostly distinct in its first rows is encoded value by value
 INPUT_KEYS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(InputFile))
 OPERATION_KEYS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(Operation))
 ROW_KEYS: tuple[str, ...] = tuple(PLAN_COLUMNS)
@@ -311,6 +312,11 @@ def _encode_values(values: list[Any]) -> np.ndarray:
     )
 
 
+def _encode_one(value: Any) -> str:
+    missing = value is None or (isinstance(value, float) and math.isnan(value))
+    return "null" if missing else _dump(_json_value(value))
+
+
 def _encode_column(values: np.ndarray, dtype: str) -> list[str]:
     """A column's values as JSON texts, exactly as ``json.dumps`` writes each (NaN/None → ``null``)."""
     if dtype == "int64":
@@ -323,6 +329,9 @@ def _encode_column(values: np.ndarray, dtype: str) -> list[str]:
         shown = np.asarray(uniq, dtype="int64").view("float64").tolist()
         encoded = _encode_values([None if math.isnan(v) else v for v in shown])
         return encoded[codes].tolist() if len(codes) else []
+    sample = values[:SAMPLE_ROWS]
+    if len(sample) == SAMPLE_ROWS and len(pd.unique(sample)) > SAMPLE_ROWS // 2:  # mostly distinct ids
+        return [_ENCODE_STR(v) if type(v) is str else _encode_one(v) for v in values.tolist()]
     codes, uniq = pd.factorize(values, use_na_sentinel=True)  # None and NaN → -1 → null
     encoded = np.append(_encode_values(list(uniq)), "null")
     return encoded[codes].tolist()

@@ -231,11 +231,15 @@ def test_a_plan_file_written_before_read_times_still_loads() -> None:
     assert [op.desired_points for op in old.operations()] == [45.0, 30.0]
 
 
-def test_the_chunked_writer_writes_what_the_records_say(plan: Plan, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("sample", [1_000, 2])  # 2: every text column is encoded value by value
+def test_the_chunked_writer_writes_what_the_records_say(
+    plan: Plan, monkeypatch: pytest.MonkeyPatch, sample: int
+) -> None:
     """Rows and operations are encoded column by column, a chunk at a time; the text parses back to
     exactly ``plan_to_dict`` (the reader's view), whatever the chunk size."""
     from gradesync.plan import planfile
 
     expected = json.loads(json.dumps(plan_to_dict(plan)))
-    monkeypatch.setattr(planfile, "CHUNK_ROWS", 2)
+    monkeypatch.setattr(planfile, "CHUNK_ROWS", 3)
+    monkeypatch.setattr(planfile, "SAMPLE_ROWS", sample)
     assert json.loads(dumps_plan(plan)) == expected
