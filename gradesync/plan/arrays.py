@@ -53,6 +53,15 @@ def codes(values: Any) -> tuple[np.ndarray, np.ndarray]:
     return found, np.asarray(uniq, dtype=object)
 
 
+def equals(values: pd.Series, value: str) -> np.ndarray:
+    """``values == value`` as a bool array (on the codes of a categorical column)."""
+    if isinstance(values.dtype, pd.CategoricalDtype):
+        cat = values.array
+        at = cat.categories.get_indexer([value])[0]
+        return np.asarray(cat.codes) == at if at >= 0 else np.zeros(len(values), dtype=bool)
+    return texts(values) == value
+
+
 def take(values: npt.ArrayLike, pos: np.ndarray, fill: Any) -> np.ndarray:
     """``values[pos]`` where ``pos >= 0``, ``fill`` elsewhere."""
     arr = np.asarray(values)

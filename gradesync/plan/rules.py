@@ -19,6 +19,7 @@ from gradesync.plan.arrays import (
     Lazy,
     Verdicts,
     codes,
+    equals,
     objects,
     pair_codes,
     passthrough,
@@ -325,12 +326,16 @@ def find_submissions(d: Desired, a: Assignments, s: Students, snapshot: Snapshot
     ps_su = pd.Index(su_uniq, dtype=object).get_indexer(s.pair_user_id)
     ps_su = np.where(pd.notna(s.pair_user_id), ps_su, -1)
 
-    is_group = texts(subs["recipient_type"]) == "group"
+    is_group = equals(subs["recipient_type"], "group")
     individual = ~is_group & (sub_pair >= 0) & (su_codes >= 0)
-    sub_key = np.where(individual, sub_pair * nsu + su_codes, -1)
-    first = individual & ~pd.Series(sub_key).duplicated().to_numpy()
-    key_index = pd.Index(sub_key[first])
-    key_pos = np.flatnonzero(first)
+    # each (pair, user) key once, at its first submission: one factorize, no duplicated() pass
+    ind_pos = np.flatnonzero(individual)
+    key_codes, key_uniq = pd.factorize(sub_pair[ind_pos].astype("int64") * nsu + su_codes[ind_pos])
+    key_index = pd.Index(np.asarray(key_uniq, dtype="int64"))
+    # factorize numbers keys in order of first appearance: a key's first row is where its code
+    # exceeds every code before it, and those rows come in code order
+    seen = np.maximum.accumulate(np.concatenate([[-1], key_codes[:-1]])) if len(key_codes) else key_codes
+    key_pos = ind_pos[key_codes > seen]
     row_pair = pa_pair[a.codes]
     row_su = ps_su[s.codes]
     row_key = np.where((row_pair >= 0) & (row_su >= 0), row_pair * nsu + row_su, -1)
