@@ -10,6 +10,7 @@ import importlib
 
 MODULES: list[str] = [
     "benchmarks.plan_bench",
+    "benchmarks.plan_e2e",
     "benchmarks.apply_bench",
 ]
 

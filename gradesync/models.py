@@ -149,6 +149,9 @@ SNAPSHOT_COLUMNS: dict[str, dict[str, str]] = {
         "status": "object",
         "graded": "bool",  # grading is a points grade type
         "max_points": "float64",  # NaN when ungraded
+        # when resolve finished listing this assignment's submissions (ISO 8601 UTC, milliseconds);
+        # "" for an assignment whose submissions were not read
+        "read_at": "object",
     },
     "submissions": {
         "class_id": "object",
@@ -304,6 +307,9 @@ class Plan:
     # The digest the plan file stored (``plan.digest``; "" for a plan made in memory or an older file).
     # ``apply`` compares it with the digest recomputed from the rows.
     digest: str = ""
+    # per assignment ``"class_id/assignment_id"``: when resolve finished reading its submissions
+    # (ISO 8601 UTC with milliseconds); the executor treats a missing entry as stale
+    read_at: dict[str, str] = field(default_factory=dict)
 
     def operations(self) -> list[Operation]:
         writes = self.rows[self.rows["action"].isin(WRITE_ACTIONS)]

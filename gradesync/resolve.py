@@ -8,26 +8,46 @@ Reads are quota-frugal (each sub-request counts against Graph's ~10,000/hour):
    touches — never a GET per submission.
 
 Matching input keys to Graph ids is the pure ``gradesync.plan.match``; this module only decides what to
-read and turns Graph JSON into the Snapshot frames of ``gradesync.models``.
+read and turns Graph JSON into the Snapshot frames of ``gradesync.models``, reading it through the
+tolerant ``gradesync.graph.odata``.
+
+Memory is bounded by the columns, not by Graph's JSON: the submissions listings are read
+``SUBMISSION_LISTINGS_PER_READ`` at a time and each batch of pages becomes columns right away (its
+dicts are dropped before the next is read). The submissions' ``class_id``, ``assignment_id``,
+``user_id``, ``recipient_type`` and ``status`` are handed to the plan *coded* (pandas categoricals:
+the same values, each distinct id stored once), so planning a million rows does not hash a million
+id strings again. Each assignment whose submissions were read gets ``read_at`` (contract 4): the
+moment its listing finished, ISO 8601 UTC with milliseconds.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from gradesync.config import Settings
-from gradesync.graph import GraphClient, points_of
+from gradesync.graph import GraphClient, odata_type, points_of, points_outcomes
 from gradesync.graph.urls import assignments_url, class_lookup_url, members_url, submissions_url
 from gradesync.models import SNAPSHOT_COLUMNS, Snapshot, empty_frame
 from gradesync.plan.match import match_assignments
 
-POINTS_OUTCOME = "#microsoft.graph.educationPointsOutcome"
+# odata.py has no reader for a grading's type; compared case-insensitively, like its outcome types
 POINTS_GRADE_TYPE = "#microsoft.graph.educationAssignmentPointsGradeType"
+# submissions listings read per get_all_many call: enough to keep every $batch envelope full
+# (20 sub-requests, max_in_flight at once), few enough that one call's pages stay small
+SUBMISSION_LISTINGS_PER_READ = 400
 
 Progress = Callable[[str, int, int], None]  # (step, done, total)
+Clock = Callable[[], datetime]
+
+
+def utc_ms(moment: datetime) -> str:
+    """``2024-06-01T11:59:58.123Z``: a read time as the plan file stores it."""
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def _frame(name: str, records: Iterable[dict[str, Any]]) -> pd.DataFrame:
@@ -55,37 +75,106 @@ def _member_record(class_id: str, user: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _is_points_grading(grading: Any) -> bool:
+    kind = odata_type(grading)
+    points_type = kind is not None and kind.lstrip("#").lower() == POINTS_GRADE_TYPE.lstrip("#").lower()
+    return points_type or (isinstance(grading, dict) and "maxPoints" in grading)
+
+
+def _max_points(grading: Any) -> float:
+    value = grading.get("maxPoints") if isinstance(grading, dict) else None
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    return float("nan")
+
+
 def _assignment_record(class_id: str, a: dict[str, Any]) -> dict[str, Any]:
-    grading = a.get("grading") or {}
-    graded = grading.get("@odata.type") == POINTS_GRADE_TYPE or "maxPoints" in grading
-    max_points = grading.get("maxPoints") if graded else None
+    grading = a.get("grading")
+    graded = _is_points_grading(grading)
     return {
         "class_id": class_id,
         "assignment_id": a.get("id"),
         "display_name": a.get("displayName"),
         "status": a.get("status"),
-        "graded": bool(graded),
-        "max_points": float(max_points) if max_points is not None else float("nan"),
+        "graded": graded,
+        "max_points": _max_points(grading) if graded else float("nan"),
+        "read_at": "",
     }
 
 
-def _submission_record(class_id: str, assignment_id: str, s: dict[str, Any]) -> dict[str, Any]:
-    recipient = s.get("recipient") or {}
-    is_group = "Group" in str(recipient.get("@odata.type", "")) or "groupId" in recipient
-    points_outcomes = [o for o in s.get("outcomes") or [] if o.get("@odata.type") == POINTS_OUTCOME]
-    outcome = points_outcomes[0] if points_outcomes else None
-    points = points_of(outcome) if outcome else None
-    return {
-        "class_id": class_id,
-        "assignment_id": assignment_id,
-        "submission_id": s.get("id"),
-        "user_id": None if is_group else recipient.get("userId"),
-        "recipient_type": "group" if is_group else "individual",
-        "status": s.get("status"),
-        "outcome_id": outcome.get("id") if outcome else None,
-        "points": float("nan") if points is None else float(points),
-        "last_modified": outcome.get("lastModifiedDateTime") if outcome else None,
-    }
+def _is_group(recipient: Any) -> bool:
+    if not isinstance(recipient, dict):
+        return False
+    return "group" in (odata_type(recipient) or "").lower() or "groupId" in recipient
+
+
+class SubmissionColumns:
+    """The submissions frame, built page batch by page batch: per row only the values that differ
+    between submissions are kept (ids, status, points); class and assignment are one code per listing."""
+
+    def __init__(self) -> None:
+        self.listings: list[tuple[str, str]] = []  # (class_id, assignment_id) per listing read
+        self.listing_rows: list[int] = []
+        self.submission_id: list[Any] = []
+        self.user_id: list[Any] = []
+        self.group: list[bool] = []
+        self.status: list[Any] = []
+        self.outcome_id: list[Any] = []
+        self.points: list[float] = []
+        self.last_modified: list[Any] = []
+
+    def add(self, class_id: str, assignment_id: str, items: list[dict[str, Any]]) -> None:
+        """One assignment's listing: its submission dicts become column values (and can be dropped)."""
+        self.listings.append((class_id, assignment_id))
+        self.listing_rows.append(len(items))
+        for s in items:
+            recipient = s.get("recipient")
+            group = _is_group(recipient)
+            outcomes = points_outcomes(s)
+            outcome = outcomes[0] if outcomes else None
+            points = points_of(outcome)
+            self.submission_id.append(s.get("id"))
+            self.user_id.append(None if group or not isinstance(recipient, dict) else recipient.get("userId"))
+            self.group.append(group)
+            self.status.append(s.get("status"))
+            self.outcome_id.append(outcome.get("id") if outcome else None)
+            self.points.append(float("nan") if points is None else points)
+            self.last_modified.append(outcome.get("lastModifiedDateTime") if outcome else None)
+
+    def frame(self) -> pd.DataFrame:
+        """``SNAPSHOT_COLUMNS["submissions"]``, with the repeated ids as categoricals."""
+        if not self.submission_id:
+            return empty_frame(SNAPSHOT_COLUMNS["submissions"])
+        listing = np.repeat(np.arange(len(self.listings)), self.listing_rows)
+        class_ids = pd.Categorical([c for c, _ in self.listings])
+        assignment_ids = pd.Categorical([a for _, a in self.listings])
+        group = np.array(self.group, dtype=bool)
+
+        def coded(values: Any) -> pd.Categorical:
+            return pd.Categorical(values)
+
+        def by_listing(cat: pd.Categorical) -> pd.Categorical:
+            return pd.Categorical.from_codes(np.asarray(cat.codes)[listing], categories=cat.categories)
+
+        def objects(values: list[Any]) -> pd.Series:
+            out = np.empty(len(values), dtype=object)
+            out[:] = values
+            return pd.Series(out, dtype=object, copy=False)  # kept as object (no str inference)
+
+        return pd.DataFrame(
+            {
+                "class_id": by_listing(class_ids),
+                "assignment_id": by_listing(assignment_ids),
+                "submission_id": objects(self.submission_id),
+                "user_id": coded(self.user_id),
+                "recipient_type": coded(np.where(group, "group", "individual")),
+                "status": coded(self.status),
+                "outcome_id": objects(self.outcome_id),
+                "points": np.array(self.points, dtype="float64"),
+                "last_modified": objects(self.last_modified),
+            },
+            copy=False,
+        )
 
 
 def _read_all(
@@ -116,9 +205,14 @@ def resolve(
     client: GraphClient,
     *,
     progress: Progress | None = None,
+    clock: Clock | None = None,
 ) -> Snapshot:
-    """Read the classes, members, assignments and submissions the ``desired`` rows touch."""
+    """Read the classes, members, assignments and submissions the ``desired`` rows touch.
+
+    ``clock`` (UTC now, for the read times) is for tests.
+    """
     note = progress or (lambda step, done, total: None)
+    now = clock or (lambda: datetime.now(UTC))
     by = settings.match.class_by
 
     # 1. classes: one lookup per distinct key, batched.
@@ -145,23 +239,31 @@ def resolve(
         "assignments",
         (_assignment_record(cid, a) for cid, (_, a_url) in listing.items() for a in pages.get(a_url) or []),
     )
+    del pages
     note("rosters", len(class_ids), len(class_ids))
 
-    # 3. submissions with outcomes: one listing per graded assignment the input touches.
+    # 3. submissions with outcomes: one listing per graded assignment the input touches, read a
+    #    slice of listings at a time; each slice's pages become columns before the next is read.
     touched = _touched_assignments(desired, classes, assignments, settings)
-    sub_urls = {(cid, aid): submissions_url(cid, aid) for cid, aid in touched}
-    note("submissions", 0, len(sub_urls))
-    sub_pages = _read_all(client, list(sub_urls.values()))
-    submissions = _frame(
-        "submissions",
-        (
-            _submission_record(cid, aid, s)
-            for (cid, aid), url in sub_urls.items()
-            for s in sub_pages.get(url) or []
-        ),
-    )
-    note("submissions", len(sub_urls), len(sub_urls))
-    return Snapshot(classes=classes, members=members, assignments=assignments, submissions=submissions)
+    columns = SubmissionColumns()
+    read_at: dict[tuple[str, str], str] = {}
+    note("submissions", 0, len(touched))
+    for start in range(0, len(touched), SUBMISSION_LISTINGS_PER_READ):
+        part = touched[start : start + SUBMISSION_LISTINGS_PER_READ]
+        sub_urls = {pair: submissions_url(*pair) for pair in part}
+        sub_pages = _read_all(client, list(sub_urls.values()))
+        finished = utc_ms(now())  # every listing of this slice is complete now
+        for (cid, aid), url in sub_urls.items():
+            columns.add(cid, aid, sub_pages.get(url) or [])
+            read_at[(cid, aid)] = finished
+        del sub_pages
+        note("submissions", start + len(part), len(touched))
+    if read_at:
+        keys = list(zip(assignments["class_id"], assignments["assignment_id"], strict=True))
+        assignments["read_at"] = pd.Series(
+            [read_at.get(k, "") for k in keys], index=assignments.index, dtype=object
+        )
+    return Snapshot(classes=classes, members=members, assignments=assignments, submissions=columns.frame())
 
 
 def _touched_assignments(

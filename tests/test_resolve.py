@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pandas as pd
@@ -161,3 +162,85 @@ def test_a_listing_that_cannot_be_read_fails_the_run_instead_of_planning_on_a_ga
         resolve(desired, Settings.model_validate({"graph": {"base_url": srv.base_url}}), client)
     assert "could not read /education/classes" in e.value.message
     assert token not in str(e.value)
+
+
+def test_submission_listings_become_columns_a_slice_at_a_time(emulator, token, monkeypatch):
+    """Read one listing per get_all_many call: the same Snapshot for the same Graph requests; every
+    touched assignment gets its read time (contract 4); repeated ids are handed over coded."""
+    import gradesync.resolve as resolve_module
+
+    settings = _settings(emulator)
+    desired = read_inputs(SAMPLES[:1], settings).frame
+    moments = iter(datetime(2024, 6, 1, 12, 0, s, 123_000, tzinfo=UTC) for s in range(60))
+    with _client(emulator, token) as client:
+        whole = resolve(desired, settings, client)
+        before = emulator.stats()["by_route"]
+        monkeypatch.setattr(resolve_module, "SUBMISSION_LISTINGS_PER_READ", 1)
+        sliced = resolve(desired, settings, client, clock=lambda: next(moments))
+    routes = emulator.stats()["by_route"]
+    assert {k: routes[k] - before.get(k, 0) for k in routes} == before  # the very same requests again
+    for name in ("classes", "members", "submissions"):
+        pd.testing.assert_frame_equal(getattr(whole, name), getattr(sliced, name))
+    read = sliced.assignments[sliced.assignments["read_at"] != ""]
+    touched = set(zip(sliced.submissions["class_id"], sliced.submissions["assignment_id"], strict=True))
+    assert set(zip(read["class_id"], read["assignment_id"], strict=True)) == touched
+    assert sorted(read["read_at"]) == [f"2024-06-01T12:00:{s:02d}.123Z" for s in range(len(read))]
+    assert all(
+        t.endswith("Z") and len(t) == len("2024-06-01T12:00:00.000Z")
+        for t in whole.assignments["read_at"]
+        if t
+    )
+    for column in ("class_id", "assignment_id", "user_id", "status"):
+        assert isinstance(sliced.submissions[column].dtype, pd.CategoricalDtype), column
+
+
+def test_graph_json_is_read_tolerantly():
+    """Types compared case-insensitively, unknown outcome kinds skipped, a bare-number points shape read."""
+    from gradesync.resolve import SubmissionColumns, _assignment_record
+
+    assert (
+        _assignment_record(
+            "c",
+            {
+                "id": "a",
+                "grading": {
+                    "@odata.type": "#Microsoft.Graph.educationAssignmentPointsGradeType",
+                    "maxPoints": 10,
+                },
+            },
+        )["max_points"]
+        == 10.0
+    )
+    assert not _assignment_record("c", {"id": "a", "grading": None})["graded"]
+    cols = SubmissionColumns()
+    cols.add(
+        "c",
+        "a",
+        [
+            {
+                "id": "s1",
+                "status": "returned",
+                "recipient": {
+                    "@odata.type": "#microsoft.graph.educationSubmissionIndividualRecipient",
+                    "userId": "u1",
+                },
+                "outcomes": [
+                    {"@odata.type": "#microsoft.graph.unknownFutureValue", "id": "x"},
+                    {"@odata.type": "#Microsoft.Graph.EducationPointsOutcome", "id": "o1", "points": 7},
+                ],
+            },
+            {
+                "id": "s2",
+                "status": "working",
+                "recipient": {
+                    "@odata.type": "#microsoft.graph.educationSubmissionGroupRecipient",
+                    "groupId": "g",
+                },
+            },
+        ],
+    )
+    frame = cols.frame()
+    assert frame["outcome_id"].tolist() == ["o1", None] and frame["points"].tolist()[0] == 7.0
+    assert frame["recipient_type"].tolist() == ["individual", "group"] and frame[
+        "user_id"
+    ].isna().tolist() == [False, True]

@@ -1,20 +1,20 @@
 """Stage 3, plan: desired grades + a Graph Snapshot → a Plan (pure: data in, data out).
 
 match.py     input keys → Graph ids (classes, assignments, students)
-build.py     the plan rules, one named step each, over vectorised frames
+build.py     build_plan: runs the plan rules in order; summarize, apply_operations
+rules.py     the plan rules, one function per rule, over vectorised columns
+messages.py  every reject message and note the rules write
+arrays.py    vectorised helpers and Verdicts (each row's reason while the rules run)
 planfile.py  the plan file: a versioned JSON document (the one file this stage writes)
 """
 
 from gradesync.plan.build import (
-    MESSAGE_CREATE,
-    MESSAGE_EXCUSE,
-    MESSAGE_SAME,
-    MESSAGE_UPDATE,
     apply_operations,
     build_plan,
     plan_is_refused,
     summarize,
 )
+from gradesync.plan.messages import MESSAGE_CREATE, MESSAGE_EXCUSE, MESSAGE_SAME, MESSAGE_UPDATE
 
 __all__ = [
     "MESSAGE_CREATE",

@@ -69,11 +69,6 @@ def _normalize(value: str) -> str:
     return _WHITESPACE.sub(" ", value).strip().casefold()
 
 
-def normalize_name(series: pd.Series) -> pd.Series:
-    """A name ignoring case and whitespace: runs of whitespace → one space, stripped, casefolded."""
-    return pd.Series(_map_distinct(_text_array(series), _normalize), index=series.index, dtype=object)
-
-
 def _lookup(space: pd.Index, values: np.ndarray) -> np.ndarray:
     """Positions of ``values`` in ``space`` (``-1`` when absent), as int64."""
     if len(space) == 0 or len(values) == 0:

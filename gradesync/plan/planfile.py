@@ -14,6 +14,7 @@ Layout (keys always in this order; one JSON object per line inside the long list
         {"path":"grades.csv","sha256":"…","rows":120,"encoding":"utf-8","sheet":null}
       ],
       "warnings": [],
+      "read_at": {"<class_id>/<assignment_id>": "2024-06-01T11:59:58.123Z"},
       "summary": {…},
       "operations": [
         {"row_key":3,"action":"update","class_id":"…",…}
@@ -32,6 +33,14 @@ refused). NaN is written as ``null``; on reading, ``null`` is NaN in a float col
 text column, so a plan round-trips exactly. The writer only knows the whitelisted keys below: a token
 cannot end up in a plan file because nothing here ever receives one.
 
+``read_at`` says when resolve finished reading each assignment's submissions (the executor re-reads
+an assignment whose read is older than its read-to-write window, or missing). It is optional on
+reading: files written before it existed still load, with an empty ``read_at``.
+
+The rows and operations are written in chunks of ``CHUNK_ROWS``, each column encoded once per
+distinct value (``json`` only for the texts that need escaping): a million-row plan never exists as
+Python dicts nor as one string.
+
 Versions: 2 added the row columns ``excuse``, ``last_written_points`` and ``override_policy`` and the
 action ``excuse``; a version-1 file is still read (those columns take ``V1_DEFAULTS``). A file is
 always written in the current version.
@@ -46,6 +55,7 @@ import json
 import math
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -53,7 +63,7 @@ import numpy as np
 import pandas as pd
 
 from gradesync.errors import InputError, UsageError
-from gradesync.models import PLAN_COLUMNS, ROSTER_GAP_KEYS, InputFile, Operation, Plan
+from gradesync.models import PLAN_COLUMNS, ROSTER_GAP_KEYS, WRITE_ACTIONS, InputFile, Operation, Plan
 from gradesync.plan.digest import plan_digest
 
 SCHEMA_VERSION = 2
@@ -69,13 +79,16 @@ TOP_KEYS: tuple[str, ...] = (
     "strict",
     "inputs",
     "warnings",
+    "read_at",
     "summary",
     "operations",
     "rows",
     "roster_gaps",
 )
-# files written before plans had an id (or a digest, plan/digest.py) lack them
-OPTIONAL_TOP_KEYS = frozenset({"plan_id", "digest"})
+# files written before plans had an id, a digest (plan/digest.py) or read times lack them
+OPTIONAL_TOP_KEYS = frozenset({"plan_id", "digest", "read_at"})
+CHUNK_ROWS = 50_000  # rows encoded and written at a time
+SAMPLE_ROWS = 1_000  # a text column mostly distinct in its first rows is encoded value by value
 INPUT_KEYS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(InputFile))
 OPERATION_KEYS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(Operation))
 ROW_KEYS: tuple[str, ...] = tuple(PLAN_COLUMNS)
@@ -115,8 +128,8 @@ def _operation_record(op: Operation) -> dict[str, Any]:
     return {k: _json_value(getattr(op, k).value if k == "action" else getattr(op, k)) for k in OPERATION_KEYS}
 
 
-def plan_to_dict(plan: Plan) -> dict[str, Any]:
-    """The plan as plain JSON-ready data, keys in the documented order."""
+def _header(plan: Plan) -> dict[str, Any]:
+    """Every top-level value but the two long lists (operations and rows)."""
     from gradesync.plan import summarize
 
     return {
@@ -129,11 +142,18 @@ def plan_to_dict(plan: Plan) -> dict[str, Any]:
         "strict": bool(plan.strict),
         "inputs": [{k: _json_value(getattr(i, k)) for k in INPUT_KEYS} for i in plan.inputs],
         "warnings": [str(w) for w in plan.warnings],
+        "read_at": {str(k): str(v) for k, v in sorted(plan.read_at.items())},
         "summary": summarize(plan),
-        "operations": [_operation_record(op) for op in plan.operations()],
-        "rows": rows_to_records(plan.rows),
         "roster_gaps": [{k: _json_value(g.get(k)) for k in GAP_KEYS} for g in plan.roster_gaps],
     }
+
+
+def plan_to_dict(plan: Plan) -> dict[str, Any]:
+    """The plan as plain JSON-ready data, keys in the documented order."""
+    d = _header(plan)
+    d["operations"] = [_operation_record(op) for op in plan.operations()]
+    d["rows"] = rows_to_records(plan.rows)
+    return {key: d[key] for key in TOP_KEYS}
 
 
 class _Corrupt(Exception):
@@ -214,6 +234,11 @@ def plan_from_dict(d: Any, *, source: str = "plan") -> Plan:
         )
         _require(isinstance(d["warnings"], list), '"warnings" is not a list')
         _require(isinstance(d["roster_gaps"], list), '"roster_gaps" is not a list')
+        read_at = d.get("read_at", {})
+        _require(
+            isinstance(read_at, dict) and all(isinstance(v, str) for v in read_at.values()),
+            '"read_at" is not an object of times',
+        )
         for n, i in enumerate(d["inputs"]):
             _require(
                 set(i) == set(INPUT_KEYS)
@@ -237,6 +262,7 @@ def plan_from_dict(d: Any, *, source: str = "plan") -> Plan:
             warnings=[str(w) for w in d["warnings"]],
             plan_id=str(d.get("plan_id") or ""),
             digest=str(d.get("digest") or ""),
+            read_at=dict(read_at),
         )
         expected = [_operation_record(op) for op in plan.operations()]
         _require(
@@ -284,20 +310,124 @@ def _block(d: dict[str, Any], indent: str = "  ") -> str:
     return "{\n" + ",\n".join(parts) + "\n" + indent + "}"
 
 
-def dumps_plan(plan: Plan) -> str:
-    """The plan file's text: scalars one per line, long lists one compact object per line."""
-    d = plan_to_dict(plan)
-    parts = []
-    for key in TOP_KEYS:
-        value = d[key]
-        if isinstance(value, list):
-            text = _lines(value)
-        elif isinstance(value, dict):
-            text = _block(value)
+# ---------------------------------------------------------------------------------------------
+# the long lists, in chunks: each column encoded once per distinct value
+# ---------------------------------------------------------------------------------------------
+_ENCODE_STR = json.encoder.encode_basestring  # json.dumps of a str with ensure_ascii=False, in C
+
+
+def _encode_values(values: list[Any]) -> np.ndarray:
+    """The JSON text of each (distinct) Python value, as ``_dump`` writes it."""
+    return np.array(
+        [_ENCODE_STR(v) if type(v) is str else _dump(_json_value(v)) for v in values], dtype=object
+    )
+
+
+def _encode_one(value: Any) -> str:
+    missing = value is None or (isinstance(value, float) and math.isnan(value))
+    return "null" if missing else _dump(_json_value(value))
+
+
+def _encode_column(values: np.ndarray, dtype: str) -> list[str]:
+    """A column's values as JSON texts, exactly as ``json.dumps`` writes each (NaN/None → ``null``)."""
+    if dtype == "int64":
+        return values.astype("int64").astype(str).tolist()
+    if dtype == "bool":
+        return np.where(values.astype(bool), "true", "false").tolist()
+    if dtype == "float64":
+        floats = values.astype("float64")
+        codes, uniq = pd.factorize(floats.view("int64"))  # by bit pattern: -0.0 stays -0.0
+        shown = np.asarray(uniq, dtype="int64").view("float64").tolist()
+        encoded = _encode_values([None if math.isnan(v) else v for v in shown])
+        return encoded[codes].tolist() if len(codes) else []
+    sample = values[:SAMPLE_ROWS]
+    if len(sample) == SAMPLE_ROWS and len(pd.unique(sample)) > SAMPLE_ROWS // 2:  # mostly distinct ids
+        return [_ENCODE_STR(v) if type(v) is str else _encode_one(v) for v in values.tolist()]
+    codes, uniq = pd.factorize(values, use_na_sentinel=True)  # None and NaN → -1 → null
+    encoded = np.append(_encode_values(list(uniq)), "null")
+    return encoded[codes].tolist()
+
+
+def _object_lines(columns: dict[str, tuple[np.ndarray, str]], indent: str = "    ") -> Iterator[str]:
+    """One compact JSON object per row (keys in ``columns`` order), ``CHUNK_ROWS`` rows at a time;
+    each yielded text is a run of lines, a comma ending every line but the last."""
+    template = indent + "{" + ",".join(f"{json.dumps(k)}:%s" for k in columns) + "}"
+    total = len(next(iter(columns.values()))[0]) if columns else 0
+    for start in range(0, total, CHUNK_ROWS):
+        stop = min(start + CHUNK_ROWS, total)
+        encoded = [_encode_column(values[start:stop], dtype) for values, dtype in columns.values()]
+        yield ",\n".join([template % row for row in zip(*encoded, strict=True)])
+
+
+def _row_columns(rows: pd.DataFrame) -> dict[str, tuple[np.ndarray, str]]:
+    return {
+        c: (rows[c].to_numpy(dtype=object if dt == "object" else dt), dt) for c, dt in PLAN_COLUMNS.items()
+    }
+
+
+def _operation_columns(rows: pd.DataFrame) -> dict[str, tuple[np.ndarray, str]]:
+    """The operations (``Plan.operations``, ``Operation.from_row``) as columns of the write rows."""
+    needed = ["row_key", "action", "class_id", "assignment_id", "submission_id", "outcome_id", "clear"]
+    needed += ["desired_points", "before_points", "before_modified"]
+    writes = rows.loc[rows["action"].isin(WRITE_ACTIONS).to_numpy(), needed]  # only the columns used
+
+    def text_or_none(col: str) -> np.ndarray:
+        values = writes[col].to_numpy(dtype=object)
+        blank = pd.isna(values) | (values == "")
+        return np.asarray(np.where(blank, None, values), dtype=object)
+
+    clear = writes["clear"].to_numpy(dtype=bool)
+    desired = np.where(clear, np.nan, writes["desired_points"].to_numpy(dtype="float64"))
+    columns: dict[str, tuple[np.ndarray, str]] = {
+        "row_key": (writes["row_key"].to_numpy(dtype="int64"), "int64"),
+        "action": (writes["action"].to_numpy(dtype=object), "object"),
+        "class_id": (writes["class_id"].astype(str).to_numpy(dtype=object), "object"),
+        "assignment_id": (writes["assignment_id"].astype(str).to_numpy(dtype=object), "object"),
+        "submission_id": (writes["submission_id"].astype(str).to_numpy(dtype=object), "object"),
+        "outcome_id": (text_or_none("outcome_id"), "object"),
+        "desired_points": (desired, "float64"),
+        "before_points": (writes["before_points"].to_numpy(dtype="float64"), "float64"),
+        "before_modified": (text_or_none("before_modified"), "object"),
+    }
+    assert tuple(columns) == OPERATION_KEYS
+    return columns
+
+
+def _long_list(chunks: Iterator[str]) -> Iterator[str]:
+    """``_lines`` of already encoded chunks: ``[``, one item per line, ``]``."""
+    first = True
+    for chunk in chunks:
+        if not chunk:
+            continue
+        yield ("[\n" if first else ",\n") + chunk
+        first = False
+    yield "[]" if first else "\n  ]"
+
+
+def iter_plan_text(plan: Plan) -> Iterator[str]:
+    """The plan file's text in pieces: scalars one per line, long lists one compact object per line."""
+    header = _header(plan)
+    yield "{\n"
+    for n, key in enumerate(TOP_KEYS):
+        yield f"  {json.dumps(key)}: "
+        if key == "operations":
+            yield from _long_list(_object_lines(_operation_columns(plan.rows)))
+        elif key == "rows":
+            yield from _long_list(_object_lines(_row_columns(plan.rows)))
         else:
-            text = _dump(value)
-        parts.append(f"  {json.dumps(key)}: {text}")
-    return "{\n" + ",\n".join(parts) + "\n}\n"
+            value = header[key]
+            if isinstance(value, list):
+                yield _lines(value)
+            elif isinstance(value, dict) and value:
+                yield _block(value)
+            else:
+                yield _dump(value)
+        yield ",\n" if n < len(TOP_KEYS) - 1 else "\n}\n"
+
+
+def dumps_plan(plan: Plan) -> str:
+    """The plan file's text (``iter_plan_text`` joined)."""
+    return "".join(iter_plan_text(plan))
 
 
 def loads_plan(text: str, *, source: str = "plan") -> Plan:
@@ -317,12 +447,12 @@ def loads_plan(text: str, *, source: str = "plan") -> Plan:
 def write_plan(plan: Plan, path: str | os.PathLike[str]) -> None:
     """Write atomically (a temporary file in the same folder, then a rename)."""
     target = Path(path)
-    text = dumps_plan(plan)
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
-            f.write(text)
+            for piece in iter_plan_text(plan):  # in chunks: the text never exists whole
+                f.write(piece)
         Path(tmp).replace(target)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

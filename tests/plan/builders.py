@@ -120,7 +120,9 @@ class Tenant:
         for name, cols in SNAPSHOT_COLUMNS.items():
             records = getattr(self, name)
             frames[name] = (
-                pd.DataFrame({c: pd.Series([r[c] for r in records], dtype=t) for c, t in cols.items()})
+                pd.DataFrame(
+                    {c: pd.Series([r.get(c, "") for r in records], dtype=t) for c, t in cols.items()}
+                )
                 if records
                 else empty_frame(cols)
             )
@@ -174,7 +176,9 @@ def desired_frame(rows: list[tuple | dict[str, Any]], clear_token: str = "CLEAR"
         records.append(rec)
     if not records:
         return empty_frame(DESIRED_COLUMNS)
-    return pd.DataFrame({c: pd.Series([r[c] for r in records], dtype=t) for c, t in DESIRED_COLUMNS.items()})
+    return pd.DataFrame(
+        {c: pd.Series([r.get(c, "") for r in records], dtype=t) for c, t in DESIRED_COLUMNS.items()}
+    )
 
 
 def plan_of(tenant: Tenant | Snapshot, rows: list[tuple | dict[str, Any]], **policy: Any):

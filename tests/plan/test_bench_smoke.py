@@ -17,3 +17,16 @@ def test_plan_benchmark_smoke(capsys: pytest.CaptureFixture[str]) -> None:
     assert sum(result["counts"].values()) == rows
     assert result["counts"]["update"] > 0 and result["counts"]["noop"] > 0 and result["counts"]["reject"] > 0
     assert result["build_plan_peak_mb"] > 0 and result["naive_sample_rows"] == rows
+
+
+def test_end_to_end_plan_benchmark_smoke(capsys: pytest.CaptureFixture[str]) -> None:
+    """`gradesync plan` as a subprocess against the emulator in its own process, at a tiny scale."""
+    from benchmarks import plan_e2e
+
+    result = plan_e2e.main(scale=0.001)  # 2 classes × 30 students × 20 assignments
+    out = capsys.readouterr().out
+    for label in ("read_csv (dtype=str)", "gradesync plan", "× read_csv CPU", "peak RSS", "of bound"):
+        assert label in out
+    assert result["rows"] > 1000 and sum(result["actions"].values()) == result["rows"]
+    assert result["exit_code"] in (0, 1) and result["cpu"] > 0 and result["peak_mb"] > 0
+    assert result["actions"]["update"] > 0

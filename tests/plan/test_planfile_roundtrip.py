@@ -208,3 +208,38 @@ def test_each_plan_has_its_own_identity_and_keeps_it_through_the_file(plan: Plan
     older = json.loads(dumps_plan(plan))
     del older["plan_id"]  # files written before plans had an id still read
     assert plan_from_dict(older).plan_id == ""
+
+
+def test_read_times_travel_through_the_plan_file(plan: Plan, tmp_path: Path) -> None:
+    plan.read_at = {"c1/a-unit1": "2024-06-01T11:59:58.123Z", "c1/a-essay": "2024-06-01T11:59:59.004Z"}
+    write_plan(plan, tmp_path / "p.json")
+    back = read_plan(tmp_path / "p.json")
+    assert back.read_at == plan.read_at
+    assert json.loads((tmp_path / "p.json").read_text(encoding="utf-8"))["read_at"] == dict(
+        sorted(plan.read_at.items())
+    )
+
+
+def test_a_plan_file_written_before_read_times_still_loads() -> None:
+    """tests/plan/data/plan_before_read_at.json was written by the previous writer (no "read_at")."""
+    path = Path(__file__).parent / "data" / "plan_before_read_at.json"
+    assert '"read_at"' not in path.read_text(encoding="utf-8")
+    old = read_plan(path)
+    assert old.read_at == {}  # every assignment's read counts as stale for the executor
+    assert old.plan_id == "0123456789abcdef0123456789abcdef"
+    assert old.rows["action"].tolist() == ["update", "create", "reject"]
+    assert [op.desired_points for op in old.operations()] == [45.0, 30.0]
+
+
+@pytest.mark.parametrize("sample", [1_000, 2])  # 2: every text column is encoded value by value
+def test_the_chunked_writer_writes_what_the_records_say(
+    plan: Plan, monkeypatch: pytest.MonkeyPatch, sample: int
+) -> None:
+    """Rows and operations are encoded column by column, a chunk at a time; the text parses back to
+    exactly ``plan_to_dict`` (the reader's view), whatever the chunk size."""
+    from gradesync.plan import planfile
+
+    expected = json.loads(json.dumps(plan_to_dict(plan)))
+    monkeypatch.setattr(planfile, "CHUNK_ROWS", 3)
+    monkeypatch.setattr(planfile, "SAMPLE_ROWS", sample)
+    assert json.loads(dumps_plan(plan)) == expected

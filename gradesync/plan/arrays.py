@@ -1,0 +1,159 @@
+"""Small vectorised helpers of the plan core, and ``Verdicts``: each row's reason as the rules decide it.
+
+Everything here works on whole numpy columns (one entry per input row); no per-row Python.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+from pandas._libs import lib
+
+from gradesync.models import ReasonCode
+
+
+def objects(values: Any) -> np.ndarray:
+    """An object array of Python values with every missing value as ``None`` (copied only if needed)."""
+    arr = values.to_numpy(dtype=object) if isinstance(values, pd.Series) else np.asarray(values, dtype=object)
+    missing = pd.isna(arr)
+    if missing.any():
+        arr = arr.copy()
+        arr[missing] = None
+    return arr
+
+
+def texts(values: Any) -> np.ndarray:
+    """An object array of ``str`` with missing values as ``""`` (copied only if needed)."""
+    arr = values.to_numpy(dtype=object) if isinstance(values, pd.Series) else np.asarray(values, dtype=object)
+    if len(arr) and lib.is_string_array(arr, skipna=False):  # all text: nothing to replace (fast path)
+        return arr
+    missing = pd.isna(arr)
+    if missing.any():
+        arr = arr.copy()
+        arr[missing] = ""
+    return arr
+
+
+def passthrough(values: pd.Series) -> np.ndarray:
+    """A column carried through unchanged: zero-copy when it already is ``object`` (the contract)."""
+    return values.to_numpy() if values.dtype == object else objects(values)
+
+
+def codes(values: Any) -> tuple[np.ndarray, np.ndarray]:
+    """``pd.factorize`` that reuses the codes of a categorical column (resolve hands ids over coded)."""
+    if isinstance(values, pd.Series) and isinstance(values.dtype, pd.CategoricalDtype):
+        cat = values.array
+        return np.asarray(cat.codes, dtype="int64"), np.asarray(cat.categories, dtype=object)
+    arr = values.to_numpy(dtype=object) if isinstance(values, pd.Series) else values
+    found, uniq = pd.factorize(arr)
+    return found, np.asarray(uniq, dtype=object)
+
+
+def equals(values: pd.Series, value: str) -> np.ndarray:
+    """``values == value`` as a bool array (on the codes of a categorical column)."""
+    if isinstance(values.dtype, pd.CategoricalDtype):
+        cat = values.array
+        at = cat.categories.get_indexer([value])[0]
+        return np.asarray(cat.codes) == at if at >= 0 else np.zeros(len(values), dtype=bool)
+    return texts(values) == value
+
+
+def take(values: npt.ArrayLike, pos: np.ndarray, fill: Any) -> np.ndarray:
+    """``values[pos]`` where ``pos >= 0``, ``fill`` elsewhere."""
+    arr = np.asarray(values)
+    if len(arr) == 0:
+        out = np.empty(len(pos), dtype=arr.dtype if arr.dtype != object else object)
+        out[...] = fill
+        return out
+    missing = pos < 0
+    out = arr[np.where(missing, 0, pos)]
+    if missing.any():
+        out[missing] = fill
+    return out
+
+
+def taken(values: pd.Series, pos: np.ndarray, fill: Any) -> np.ndarray:
+    """``take`` of a frame column (categorical columns are taken by their codes)."""
+    if isinstance(values.dtype, pd.CategoricalDtype):
+        cat = values.array
+        cats = np.asarray(cat.categories, dtype=object)
+        at = take(np.asarray(cat.codes, dtype="int64"), pos, -1)
+        return take(cats, at, fill) if len(cats) else np.full(len(pos), fill, dtype=object)
+    if values.dtype == object:
+        return take(objects(values), pos, fill)
+    return take(values.to_numpy(), pos, fill)
+
+
+def rounded(values: np.ndarray, precision: int) -> np.ndarray:
+    return np.round(values.astype("float64"), precision)
+
+
+def pair_codes(
+    c_codes: np.ndarray, keys: np.ndarray, class_ids: npt.ArrayLike
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Code the distinct (class, key) pairs of the rows: matching then runs once per pair.
+
+    Returns each row's pair code and, per pair, its class id (None for an unresolved class), its
+    key, and whether the class resolved.
+    """
+    k_codes, k_uniq = pd.factorize(keys)
+    k_uniq = np.asarray(k_uniq, dtype=object)
+    nk = max(len(k_uniq), 1)
+    found, pair_uniq = pd.factorize(c_codes.astype("int64") * nk + k_codes)
+    pair_uniq = np.asarray(pair_uniq, dtype="int64")
+    pair_class_id = take(class_ids, pair_uniq // nk, None)
+    pair_key = k_uniq[pair_uniq % nk] if len(k_uniq) else np.empty(0, dtype=object)
+    return found, pair_class_id, pair_key, pd.notna(pair_class_id)
+
+
+class Lazy:
+    """Labels for messages, computed only for the rows that get one: ``label[idx]``."""
+
+    def __init__(self, build: Callable[[np.ndarray], Any]) -> None:
+        self.build = build
+
+    def __getitem__(self, idx: np.ndarray) -> pd.Series:
+        return pd.Series(np.asarray(self.build(idx), dtype=object), dtype=object)
+
+
+class Verdicts:
+    """Each row's reason, message and note while the rules run: the first reason a row gets wins
+    (a read-stage reason is never overwritten)."""
+
+    def __init__(self, reason: np.ndarray, message: np.ndarray, note: np.ndarray) -> None:
+        self.reason, self.message, self.note = reason, message, note
+        self._open = reason == ""
+
+    def __len__(self) -> int:
+        return len(self.reason)
+
+    def open(self) -> np.ndarray:
+        """Rows without a reason yet (a copy: use ``give`` to give one)."""
+        return self._open.copy()
+
+    def give(self, mask: np.ndarray, code: ReasonCode, build: Callable[[np.ndarray], Any]) -> np.ndarray:
+        """Give ``code`` to the rows of ``mask`` that have no reason yet; ``build(idx)`` → their messages."""
+        idx = np.flatnonzero(mask & self._open)
+        if len(idx):
+            self.reason[idx] = code.value
+            self.message[idx] = np.asarray(build(idx), dtype=object)
+            self._open[idx] = False
+        return idx
+
+    def mask(self, idx: np.ndarray) -> np.ndarray:
+        """A row mask from row positions."""
+        out = np.zeros(len(self.reason), dtype=bool)
+        out[idx] = True
+        return out
+
+    def add_note(self, idx: np.ndarray, note: Any) -> None:
+        """Append ``note`` (one text, or one per row of ``idx``) to the rows' notes."""
+        if not len(idx):
+            return
+        old = pd.Series(self.note[idx], dtype=object).fillna("").astype(object)
+        new = pd.Series(np.broadcast_to(np.asarray(note, dtype=object), (len(idx),)), dtype=object)
+        self.note[idx] = np.asarray(new.where(old == "", old + "; " + new), dtype=object)

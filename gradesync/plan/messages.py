@@ -1,0 +1,290 @@
+"""Every text the plan core writes on a row: reject messages, notes, and the plain-change messages.
+
+One function per reason code (or note), each building the texts of many rows at once from arrays
+already taken for those rows (``pd.Series`` of ``str``). The rules in ``gradesync.plan.rules`` decide
+*which* rows get a reason; this module only says it. Pure: no I/O.
+"""
+
+from __future__ import annotations
+
+from typing import Any, TypeAlias
+
+import numpy as np
+import pandas as pd
+
+MESSAGE_UPDATE = "the grade in Teams will be changed"
+MESSAGE_CREATE = "the grade will be entered in Teams (no points yet)"
+MESSAGE_SAME = "Teams already has this grade"
+MESSAGE_EXCUSE = "the submission will be excused in Teams"
+NOTE_EXCUSED_ALLOWED = "the submission is excused; graded anyway by policy"
+BLANK_POINTS = "blank points: no change"
+OVERRIDE_OUTCOME = {
+    "report": "; the teacher's grade is kept and listed for review: settle it in the gradebook or in Teams "
+    '([policy] teacher_override = "report")',
+    "teacher-wins": '; the teacher\'s grade is kept ([policy] teacher_override = "teacher-wins")',
+    "sis-wins": "; it will be overwritten with the gradebook's value "
+    '([policy] teacher_override = "sis-wins")',
+}
+
+Text: TypeAlias = pd.Series  # a Series of str, one per row being described
+
+
+# ---------------------------------------------------------------------------------------------
+# pieces
+# ---------------------------------------------------------------------------------------------
+def format_points(value: float, precision: int = 6) -> str:
+    """``87.0`` → ``"87"``, ``87.50`` → ``"87.5"``: points as a registrar writes them."""
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return "no grade"
+    text = format(float(value), f".{precision}f")
+    return text.rstrip("0").rstrip(".") if "." in text else text
+
+
+def points(values: Any, precision: int) -> Text:
+    """``format_points`` of each value, formatted once per distinct value (NaN reads "no grade")."""
+    floats = np.asarray(values, dtype="float64")
+    codes, uniq = pd.factorize(floats.view("int64"))  # by bit pattern: -0.0 stays "-0"
+    shown = np.array(
+        [format_points(v, precision) for v in np.asarray(uniq, dtype="int64").view("float64").tolist()]
+        or [""],
+        dtype=object,
+    )
+    return pd.Series(shown[codes] if len(codes) else shown[:0], dtype=object)
+
+
+def text(values: Any) -> Text:
+    """Values as a Series of ``str``; missing → ``""``."""
+    return pd.Series(values, dtype=object).fillna("").astype(object)
+
+
+def quoted(values: Any) -> Text:
+    return '"' + text(values) + '"'
+
+
+def class_label(keys: Any, names: Any) -> Text:
+    """``SEC-1001 (Algebra I - P1)``, or just the key when the name is unknown."""
+    k, n = text(keys), text(names)
+    return k.where(n == "", k + " (" + n + ")")
+
+
+def student_label(keys: Any, names: Any) -> Text:
+    """``"000123" (Ada Lovelace)``."""
+    q, n = quoted(keys), text(names)
+    return q.where(n == "", q + " (" + n + ")")
+
+
+def assignment_label(keys: Any, names: Any) -> Text:
+    """The Teams name of the assignment when known, else the key as written, quoted."""
+    names = np.asarray(names, dtype=object)
+    return quoted(np.where(pd.notna(names), names, np.asarray(keys, dtype=object)))
+
+
+def _counts(values: Any) -> Text:
+    return pd.Series(values).astype(str).astype(object)
+
+
+# ---------------------------------------------------------------------------------------------
+# classes, assignments, students, submissions
+# ---------------------------------------------------------------------------------------------
+def unknown_class(key: Any, by: str) -> Text:
+    return "class " + quoted(key) + f" was not found in Teams (looked up by {by})"
+
+
+def ambiguous_class(key: Any, count: Any, names: Text) -> Text:
+    return "class " + quoted(key) + " matches " + _counts(count) + " classes in Teams: " + names
+
+
+def unknown_assignment(key: Any, klass: Text) -> Text:
+    return "no assignment " + quoted(key) + " in " + klass
+
+
+def ambiguous_assignment(key: Any, klass: Text) -> Text:
+    return (
+        "assignment "
+        + quoted(key)
+        + " matches more than one assignment in "
+        + klass
+        + "; give them different names in Teams or use the assignment id"
+    )
+
+
+def ungraded_assignment(name: Any, klass: Text) -> Text:
+    return quoted(name) + " in " + klass + " is not graded with points"
+
+
+def unknown_student(key: Any, order: str, hint: Text) -> Text:
+    return "student " + quoted(key) + f" was not found in Teams (looked up by {order})" + hint
+
+
+def ambiguous_student(key: Any, klass: Text) -> Text:
+    return "student " + quoted(key) + " matches more than one student in " + klass
+
+
+def not_in_class(key: Any, klass: Text) -> Text:
+    return "student " + quoted(key) + " is not on the roster of " + klass
+
+
+def lost_zeros_hint(keys: Any, members: pd.DataFrame) -> Text:
+    """For an all-digit key that is a member id without its leading zeros (Excel turned ``000123``
+    into the number ``123``): a hint naming the id it probably was; "" otherwise. Per distinct key."""
+    out = pd.Series("", index=range(len(keys)), dtype=object)
+    k = text(keys)
+    digits = k.str.fullmatch(r"[1-9][0-9]*").fillna(False).to_numpy(dtype=bool)
+    if not digits.any() or members.empty:
+        return out
+    ids = pd.concat([members[c] for c in ("sis_id", "student_number") if c in members]).dropna().astype(str)
+    padded = ids[ids.str.fullmatch(r"0+[1-9][0-9]*").fillna(False)].drop_duplicates()
+    if padded.empty:
+        return out
+    by_stripped = pd.Series(padded.to_numpy(), index=padded.str.lstrip("0").to_numpy())
+    by_stripped = by_stripped[~by_stripped.index.duplicated()]
+    found = k[digits].map(by_stripped)
+    hit = found.notna()
+    out.loc[found.index[hit]] = (
+        "; did Excel drop its leading zeros? "
+        + found[hit].map(lambda v: f'"{v}"')
+        + " is an id in Teams (format the id column as Text before exporting)"
+    )
+    return out
+
+
+def group_submission(where: Text) -> Text:
+    return (
+        where + " is a group assignment; its grades belong to the group's submission, "
+        "which gradesync does not write"
+    )
+
+
+def no_submission(student: Text, where: Text) -> Text:
+    return (
+        "student "
+        + student
+        + " has no submission for "
+        + where
+        + "; the assignment may not be assigned to them"
+    )
+
+
+def already_excused(student: Text, where: Text) -> Text:
+    return "student " + student + " is already excused from " + where
+
+
+def submission_excused(student: Text, where: Text) -> Text:
+    return "student " + student + " is excused from " + where + ' (policy.excused = "reject")'
+
+
+# ---------------------------------------------------------------------------------------------
+# values
+# ---------------------------------------------------------------------------------------------
+def percent_converted(percent: Any, maximum: Any, converted: Any, precision: int) -> Text:
+    """The note of a converted percent: ``95% of 20 → 19``."""
+    p, m, c = points(percent, 6), points(maximum, precision), points(converted, precision)
+    return p + "% of " + m + " → " + c
+
+
+def fraction_converted(numerator: Any, denominator: Any, precision: int) -> Text:
+    """The note of a fraction out of the maximum: ``17/20 → 17 points``."""
+    return (
+        points(numerator, 6) + "/" + points(denominator, 6) + " → " + points(numerator, precision) + " points"
+    )
+
+
+def fraction_scaled(numerator: Any, denominator: Any, maximum: Any, converted: Any, precision: int) -> Text:
+    """The note of a fraction scaled to the maximum: ``17/20 of 50 → 42.5 ([input] fractions = "scale")``."""
+    return (
+        points(numerator, 6)
+        + "/"
+        + points(denominator, 6)
+        + " of "
+        + points(maximum, precision)
+        + " → "
+        + points(converted, precision)
+        + ' ([input] fractions = "scale")'
+    )
+
+
+def fraction_mismatch(
+    numerator: Any, denominator: Any, maximum: Any, assignment: Text, precision: int
+) -> Text:
+    return (
+        points(numerator, 6)
+        + "/"
+        + points(denominator, 6)
+        + " is out of "
+        + points(denominator, 6)
+        + ", but Teams has a maximum of "
+        + points(maximum, precision)
+        + " points for "
+        + assignment
+        + '; write the points, or set [input] fractions = "scale" to scale fractions to the maximum'
+    )
+
+
+def percent_without_maximum(raw: Any, unit: Any, assignment: Text) -> Text:
+    kind = pd.Series(np.where(np.asarray(unit, dtype=object) == "percent", "a percent", "a fraction"))
+    return (
+        quoted(raw)
+        + " is "
+        + kind.astype(object)
+        + ", but "
+        + assignment
+        + " has no maximum in Teams to take it of; write the points instead"
+    )
+
+
+def points_possible_mismatch(possible: Any, maximum: Any, assignment: Text, precision: int) -> Text:
+    return (
+        "the file gives "
+        + points(possible, precision)
+        + " points possible for "
+        + assignment
+        + ", but Teams has a maximum of "
+        + points(maximum, precision)
+        + " points"
+    )
+
+
+def above_max_points(value: Any, maximum: Any, assignment: Text, precision: int) -> Text:
+    return (
+        points(value, precision)
+        + " is above the maximum of "
+        + points(maximum, precision)
+        + " points for "
+        + assignment
+    )
+
+
+def above_max_allowed(value: Any, maximum: Any, assignment: Text, precision: int) -> Text:
+    return above_max_points(value, maximum, assignment, precision) + '; allowed by policy.above_max = "allow"'
+
+
+# ---------------------------------------------------------------------------------------------
+# duplicates, clears, three-way sync
+# ---------------------------------------------------------------------------------------------
+def duplicate_conflict(student: Text, assignment: Text, listing: Text) -> Text:
+    return "conflicting grades for " + student + " on " + assignment + ": " + listing + "; none is applied"
+
+
+def duplicate_identical(kept_where: Text, student: Text, assignment: Text) -> Text:
+    return "the same grade as " + kept_where + " for " + student + " on " + assignment + "; applied once"
+
+
+def already_clear(student: Text, assignment: Text) -> Text:
+    return "no grade to clear for " + student + " on " + assignment
+
+
+def teacher_override(
+    remembered: Any, remembered_at: Any, current: Any, desired: Any, clear: Any, policy: str, precision: int
+) -> Text:
+    when = pd.Series(remembered_at, dtype=object).map(lambda t: f" ({t})" if t else "").astype(object)
+    wanted = pd.Series(np.where(clear, "no grade (clear)", points(desired, precision)))
+    return (
+        "a teacher changed this grade in Teams since gradesync last wrote "
+        + points(remembered, precision)
+        + when
+        + ": Teams holds "
+        + points(current, precision)
+        + ", the gradebook says "
+        + wanted
+        + OVERRIDE_OUTCOME[policy]
+    )

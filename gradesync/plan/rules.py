@@ -1,0 +1,640 @@
+"""The plan rules, one function per rule, in the order they run (the first reason a row gets wins).
+
+Each rule reads whole columns (numpy arrays, one entry per input row), gives reasons through
+``Verdicts.give`` and returns what later rules need. The texts are in ``gradesync.plan.messages``;
+the order is documented in ``gradesync.plan.build``. Pure: no I/O.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from gradesync.config import Settings
+from gradesync.models import MEMORY_COLUMNS, REJECT_REASONS_NOOP, Action, ReasonCode, Snapshot, ValueUnit
+from gradesync.plan import messages as say
+from gradesync.plan.arrays import (
+    Lazy,
+    Verdicts,
+    codes,
+    equals,
+    objects,
+    pair_codes,
+    passthrough,
+    rounded,
+    take,
+    taken,
+    texts,
+)
+from gradesync.plan.match import match_assignments, match_students
+
+NOOP_REASONS = frozenset(r.value for r in REJECT_REASONS_NOOP)
+ACTIONS = (Action.NOOP, Action.REJECT, Action.EXCUSE, Action.UPDATE, Action.CREATE)
+
+
+@dataclass
+class Desired:
+    """The input columns the rules read, ordered by ``row_key``."""
+
+    frame: pd.DataFrame
+    class_key: np.ndarray
+    assignment_key: np.ndarray
+    student_key: np.ndarray
+    points: np.ndarray  # the number as written; ``convert_units`` turns percents and fractions to points
+    points_possible: np.ndarray
+    clear: np.ndarray
+    excuse: np.ndarray
+    unit: np.ndarray  # ValueUnit values
+    denominator: np.ndarray
+    source_file: np.ndarray
+    source_row: np.ndarray
+
+    @property
+    def n(self) -> int:
+        return len(self.frame)
+
+
+def read_desired(desired: pd.DataFrame) -> tuple[Desired, Verdicts]:
+    """The desired frame in ``row_key`` order as arrays, and the verdicts the read stage already gave."""
+    d = desired
+    if len(d) and not d["row_key"].is_monotonic_increasing:
+        d = d.sort_values("row_key", kind="stable")
+    d = d.reset_index(drop=True)
+    n = len(d)
+    unit = texts(d["points_unit"]) if "points_unit" in d else np.full(n, "", dtype=object)
+    rows = Desired(
+        frame=d,
+        class_key=texts(d["class_key"]),
+        assignment_key=texts(d["assignment_key"]),
+        student_key=texts(d["student_key"]),
+        points=d["desired_points"].to_numpy(dtype="float64").copy(),
+        points_possible=d["points_possible"].to_numpy(dtype="float64"),
+        clear=d["clear"].to_numpy(dtype=bool),
+        excuse=d["excuse"].to_numpy(dtype=bool) if "excuse" in d else np.zeros(n, dtype=bool),
+        unit=unit,
+        denominator=(
+            d["points_denominator"].to_numpy(dtype="float64")
+            if "points_denominator" in d
+            else np.full(n, np.nan)
+        ),
+        source_file=passthrough(d["source_file"]),
+        source_row=d["source_row"].to_numpy(dtype="int64"),
+    )
+    verdicts = Verdicts(
+        reason=texts(d["reason"]).copy(),
+        message=passthrough(d["message"]).copy(),
+        note=texts(d["note"]).copy(),
+    )
+    return rows, verdicts
+
+
+# ---------------------------------------------------------------------------------------------
+# rule 2: classes
+# ---------------------------------------------------------------------------------------------
+@dataclass
+class Classes:
+    codes: np.ndarray  # row → distinct class key
+    key_class_id: np.ndarray  # distinct class key → its class id (None unless exactly one class)
+    class_id: np.ndarray  # per row
+    class_name: np.ndarray
+    label: Lazy  # "SEC-1001 (Algebra I - P1)"
+
+
+def match_classes(d: Desired, v: Verdicts, snapshot: Snapshot, settings: Settings) -> Classes:
+    """Rule 2: ``unknown_class`` (no Graph class for the key), ``ambiguous_class`` (more than one)."""
+    c_codes, c_uniq = pd.factorize(d.class_key)
+    c_uniq = np.asarray(c_uniq, dtype=object)
+    classes = snapshot.classes
+    cl = pd.DataFrame(
+        {k: texts(classes[k]) for k in ("class_key", "class_id", "class_name")}, dtype=object
+    ).drop_duplicates(["class_key", "class_id"])
+    by_key = cl.groupby("class_key", sort=False).agg(
+        n=("class_id", "size"), class_id=("class_id", "first"), class_name=("class_name", "first")
+    )
+    by_key = by_key.reindex(pd.Index(c_uniq, dtype=object))
+    count = by_key["n"].fillna(0).to_numpy(dtype="int64")
+    key_id = np.asarray(np.where(count == 1, by_key["class_id"].to_numpy(dtype=object), None), dtype=object)
+    key_name = np.where(count == 1, by_key["class_name"].to_numpy(dtype=object), None)
+    class_id, class_name = take(key_id, c_codes, None), take(key_name, c_codes, None)
+    row_count = take(count, c_codes, 0)
+
+    by = settings.match.class_by
+    v.give(row_count == 0, ReasonCode.UNKNOWN_CLASS, lambda i: say.unknown_class(d.class_key[i], by))
+    if (row_count > 1).any():
+        names = cl.groupby("class_key", sort=False)["class_name"].agg(lambda s: ", ".join(sorted(s)))
+        v.give(
+            row_count > 1,
+            ReasonCode.AMBIGUOUS_CLASS,
+            lambda i: say.ambiguous_class(
+                d.class_key[i],
+                row_count[i],
+                pd.Series(d.class_key[i], dtype=object).map(names).fillna("").astype(object),
+            ),
+        )
+    label = Lazy(lambda i: say.class_label(d.class_key[i], class_name[i]))
+    return Classes(c_codes, key_id, class_id, class_name, label)
+
+
+# ---------------------------------------------------------------------------------------------
+# rule 3: assignments
+# ---------------------------------------------------------------------------------------------
+@dataclass
+class Assignments:
+    codes: np.ndarray  # row → distinct (class, assignment key) pair
+    pair_class_id: np.ndarray
+    pair_id: np.ndarray  # pair → assignment id (None: unmatched)
+    pair_graded: np.ndarray
+    assignment_id: np.ndarray  # per row
+    assignment_name: np.ndarray
+    max_points: np.ndarray
+    label: Lazy  # the Teams name, quoted
+
+    @property
+    def found(self) -> np.ndarray:
+        """Per row: the assignment was matched."""
+        return pd.notna(self.pair_id)[self.codes]
+
+
+def _assignment_details(snapshot: Snapshot) -> pd.DataFrame:
+    asg = snapshot.assignments
+    return pd.DataFrame(
+        {
+            "class_id": texts(asg["class_id"]),
+            "assignment_id": texts(asg["assignment_id"]),
+            "display_name": objects(asg["display_name"]),
+            "graded": asg["graded"].to_numpy(dtype=bool),
+            "max_points": asg["max_points"].to_numpy(dtype="float64"),
+        }
+    ).drop_duplicates(["class_id", "assignment_id"])
+
+
+def match_assignments_of(
+    d: Desired, v: Verdicts, c: Classes, snapshot: Snapshot, settings: Settings
+) -> Assignments:
+    """Rule 3: ``unknown_assignment``, ``ambiguous_assignment`` (see ``gradesync.plan.match``)."""
+    codes_, pair_class_id, pair_key, pair_ok = pair_codes(c.codes, d.assignment_key, c.key_class_id)
+    details_of = _assignment_details(snapshot)
+    matched = match_assignments(
+        pd.DataFrame({"class_id": pair_class_id[pair_ok], "assignment_key": pair_key[pair_ok]}, dtype=object),
+        details_of,
+        settings.match.assignment_by,
+    )
+    details = matched.merge(details_of, on=["class_id", "assignment_id"], how="left")
+    n = len(pair_key)
+    pair_id, pair_name = np.full(n, None, dtype=object), np.full(n, None, dtype=object)
+    pair_reason, pair_graded, pair_max = (
+        np.full(n, "", dtype=object),
+        np.zeros(n, dtype=bool),
+        np.full(n, np.nan),
+    )
+    pair_id[pair_ok] = objects(details["assignment_id"])
+    pair_reason[pair_ok] = texts(details["reason"])
+    pair_name[pair_ok] = objects(details["display_name"])
+    pair_graded[pair_ok] = details["graded"].fillna(False).to_numpy(dtype=bool)
+    pair_max[pair_ok] = details["max_points"].to_numpy(dtype="float64")
+
+    name = pair_name[codes_]
+    reason = pair_reason[codes_]
+    v.give(
+        reason == ReasonCode.UNKNOWN_ASSIGNMENT.value,
+        ReasonCode.UNKNOWN_ASSIGNMENT,
+        lambda i: say.unknown_assignment(d.assignment_key[i], c.label[i]),
+    )
+    v.give(
+        reason == ReasonCode.AMBIGUOUS_ASSIGNMENT.value,
+        ReasonCode.AMBIGUOUS_ASSIGNMENT,
+        lambda i: say.ambiguous_assignment(d.assignment_key[i], c.label[i]),
+    )
+    label = Lazy(lambda i: say.assignment_label(d.assignment_key[i], name[i]))
+    return Assignments(
+        codes_, pair_class_id, pair_id, pair_graded, pair_id[codes_], name, pair_max[codes_], label
+    )
+
+
+def reject_ungraded(v: Verdicts, c: Classes, a: Assignments) -> None:
+    """Rule 3 (cont.): ``ungraded_assignment``, an assignment without points grading."""
+    v.give(
+        (pd.notna(a.pair_id) & ~a.pair_graded)[a.codes],
+        ReasonCode.UNGRADED_ASSIGNMENT,
+        lambda i: say.ungraded_assignment(a.assignment_name[i], c.label[i]),
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# rule 4: students
+# ---------------------------------------------------------------------------------------------
+@dataclass
+class Students:
+    codes: np.ndarray  # row → distinct (class, student key) pair
+    pair_user_id: np.ndarray
+    user_id: np.ndarray  # per row
+    student_name: np.ndarray
+    label: Lazy  # '"000123" (Ada Lovelace)'
+
+
+def match_students_of(
+    d: Desired, v: Verdicts, c: Classes, snapshot: Snapshot, settings: Settings
+) -> Students:
+    """Rule 4: ``unknown_student``, ``ambiguous_student``, ``not_in_class``."""
+    codes_, pair_class_id, pair_key, pair_ok = pair_codes(c.codes, d.student_key, c.key_class_id)
+    members = snapshot.members
+    matched = match_students(
+        pd.DataFrame({"class_id": pair_class_id[pair_ok], "student_key": pair_key[pair_ok]}, dtype=object),
+        members,
+        settings.match.student_by,
+    )
+    names = pd.DataFrame(
+        {
+            "class_id": texts(members["class_id"]),
+            "user_id": texts(members["user_id"]),
+            "display_name": objects(members["display_name"]),
+        }
+    ).drop_duplicates(["class_id", "user_id"])
+    details = matched.merge(names, on=["class_id", "user_id"], how="left")
+    n = len(pair_key)
+    pair_uid, pair_name, pair_reason = (
+        np.full(n, None, dtype=object),
+        np.full(n, None, dtype=object),
+        np.full(n, "", dtype=object),
+    )
+    pair_uid[pair_ok] = objects(details["user_id"])
+    pair_reason[pair_ok] = texts(details["reason"])
+    pair_name[pair_ok] = objects(details["display_name"])
+
+    name = pair_name[codes_]
+    reason = pair_reason[codes_]
+    order = ", ".join(settings.match.student_by)
+    key = d.student_key
+    v.give(
+        reason == ReasonCode.UNKNOWN_STUDENT.value,
+        ReasonCode.UNKNOWN_STUDENT,
+        lambda i: say.unknown_student(key[i], order, say.lost_zeros_hint(key[i], members)),
+    )
+    v.give(
+        reason == ReasonCode.AMBIGUOUS_STUDENT.value,
+        ReasonCode.AMBIGUOUS_STUDENT,
+        lambda i: say.ambiguous_student(key[i], c.label[i]),
+    )
+    v.give(
+        reason == ReasonCode.NOT_IN_CLASS.value,
+        ReasonCode.NOT_IN_CLASS,
+        lambda i: say.not_in_class(key[i], c.label[i]),
+    )
+    label = Lazy(lambda i: say.student_label(key[i], name[i]))
+    return Students(codes_, pair_uid, pair_uid[codes_], name, label)
+
+
+# ---------------------------------------------------------------------------------------------
+# rule 5: submissions
+# ---------------------------------------------------------------------------------------------
+@dataclass
+class Submissions:
+    pos: np.ndarray  # per row: its submission's position in snapshot.submissions, -1 for none
+    row_pair: np.ndarray  # per row: its (class, assignment) code in the submissions, -1 for none
+    sub_pair: np.ndarray  # per submission: its (class, assignment) code
+    individual: np.ndarray  # per submission: an individual recipient
+    row_group: np.ndarray  # per row: its assignment has group submissions
+    submission_id: np.ndarray  # per row
+    outcome_id: np.ndarray
+    before_points: np.ndarray
+    before_modified: np.ndarray
+    status: np.ndarray
+
+
+def find_submissions(d: Desired, a: Assignments, s: Students, snapshot: Snapshot) -> Submissions:
+    """Rule 5 (lookup): each row's submission by ``(class, assignment, recipient.userId)``, by codes."""
+    subs = snapshot.submissions
+    sc_codes, sc_uniq = codes(subs["class_id"])
+    sa_codes, sa_uniq = codes(subs["assignment_id"])
+    su_codes, su_uniq = codes(subs["user_id"])
+    nsa, nsu = max(len(sa_uniq), 1), max(len(su_uniq), 1)
+    # dense codes of the (class, assignment) pairs of the submissions: 0..n_pairs-1, -1 = missing
+    raw = np.where((sc_codes >= 0) & (sa_codes >= 0), sc_codes.astype("int64") * nsa + sa_codes, -1)
+    sub_pair, pair_uniq = pd.factorize(raw, use_na_sentinel=True)
+    pair_index = pd.Index(np.asarray(pair_uniq, dtype="int64"))
+    sub_pair = np.where(raw >= 0, sub_pair, -1)
+    n_pairs = len(pair_uniq)
+    pa_has = pd.notna(a.pair_id)
+    pa_sc = pd.Index(sc_uniq, dtype=object).get_indexer(a.pair_class_id)
+    pa_sa = pd.Index(sa_uniq, dtype=object).get_indexer(a.pair_id)
+    pa_raw = np.where(pa_has & (pa_sc >= 0) & (pa_sa >= 0), pa_sc.astype("int64") * nsa + pa_sa, -1)
+    pa_pair = (
+        np.where(pa_raw >= 0, pair_index.get_indexer(pa_raw), -1) if n_pairs else np.full(len(pa_raw), -1)
+    )
+    ps_su = pd.Index(su_uniq, dtype=object).get_indexer(s.pair_user_id)
+    ps_su = np.where(pd.notna(s.pair_user_id), ps_su, -1)
+
+    is_group = equals(subs["recipient_type"], "group")
+    individual = ~is_group & (sub_pair >= 0) & (su_codes >= 0)
+    # each (pair, user) key once, at its first submission: one factorize, no duplicated() pass
+    ind_pos = np.flatnonzero(individual)
+    key_codes, key_uniq = pd.factorize(sub_pair[ind_pos].astype("int64") * nsu + su_codes[ind_pos])
+    key_index = pd.Index(np.asarray(key_uniq, dtype="int64"))
+    # factorize numbers keys in order of first appearance: a key's first row is where its code
+    # exceeds every code before it, and those rows come in code order
+    seen = np.maximum.accumulate(np.concatenate([[-1], key_codes[:-1]])) if len(key_codes) else key_codes
+    key_pos = ind_pos[key_codes > seen]
+    row_pair = pa_pair[a.codes]
+    row_su = ps_su[s.codes]
+    row_key = np.where((row_pair >= 0) & (row_su >= 0), row_pair * nsu + row_su, -1)
+    found = key_index.get_indexer(row_key) if len(key_index) else np.full(d.n, -1)
+    pos = np.where((row_key >= 0) & (found >= 0), take(key_pos, found, -1), -1)
+
+    pair_group = np.zeros(n_pairs + 1, dtype=bool)  # last slot: "no pair" (-1)
+    pair_group[sub_pair[is_group & (sub_pair >= 0)]] = True
+    return Submissions(
+        pos=pos,
+        row_pair=row_pair,
+        sub_pair=sub_pair,
+        individual=individual,
+        row_group=pair_group[row_pair],
+        submission_id=taken(subs["submission_id"], pos, None),
+        outcome_id=taken(subs["outcome_id"], pos, None),
+        before_points=take(subs["points"].to_numpy(dtype="float64"), pos, np.nan),
+        before_modified=taken(subs["last_modified"], pos, None),
+        status=taken(subs["status"], pos, ""),
+    )
+
+
+def _where(a: Assignments, c: Classes) -> Lazy:
+    """'"Unit 1 Quiz" in SEC-1001 (Algebra I - P1)'."""
+    return Lazy(lambda i: a.label[i] + " in " + c.label[i])
+
+
+def reject_missing_submission(v: Verdicts, c: Classes, a: Assignments, s: Students, sub: Submissions) -> None:
+    """Rule 5: no submission → ``group_submission`` when the assignment has group submissions (a group
+    recipient carries no ``userId``, so a student with no individual submission there is taken to be in
+    a group), else ``no_submission``."""
+    resolved = a.found & pd.notna(s.pair_user_id)[s.codes]
+    missing = resolved & (sub.pos < 0)
+    where = _where(a, c)
+    v.give(missing & sub.row_group, ReasonCode.GROUP_SUBMISSION, lambda i: say.group_submission(where[i]))
+    v.give(missing, ReasonCode.NO_SUBMISSION, lambda i: say.no_submission(s.label[i], where[i]))
+
+
+# ---------------------------------------------------------------------------------------------
+# rules 6-8: excused submissions, value units, points checks
+# ---------------------------------------------------------------------------------------------
+def check_excused(
+    d: Desired, v: Verdicts, c: Classes, a: Assignments, s: Students, sub: Submissions, settings: Settings
+) -> None:
+    """Rule 6: an excused mark on an excused submission → ``already_excused`` (noop); any other row on an
+    excused submission → ``submission_excused`` unless ``policy.excused == "allow"`` (then a note)."""
+    excused = (sub.pos >= 0) & (sub.status == "excused")
+    where = _where(a, c)
+    v.give(
+        d.excuse & excused, ReasonCode.ALREADY_EXCUSED, lambda i: say.already_excused(s.label[i], where[i])
+    )
+    if settings.policy.excused == "reject":
+        v.give(excused, ReasonCode.SUBMISSION_EXCUSED, lambda i: say.submission_excused(s.label[i], where[i]))
+    else:
+        v.add_note(np.flatnonzero(excused & v.open()), say.NOTE_EXCUSED_ALLOWED)
+
+
+def convert_units(d: Desired, v: Verdicts, a: Assignments, settings: Settings) -> None:
+    """Rule 7: percents and fractions become points against Teams' maximum, noted on the row.
+
+    percent p → max × p / 100; a fraction x/den → x when den equals the maximum, else
+    ``fraction_mismatch`` unless ``[input] fractions = "scale"`` (then x / den × max); either
+    without a maximum → ``percent_without_maximum``. Rounded to ``policy.precision``; updates
+    ``d.points`` in place (the above-maximum check runs after this).
+    """
+    precision = settings.policy.precision
+    percent = v.open() & (d.unit == ValueUnit.PERCENT.value) & ~np.isnan(d.points)
+    fraction = v.open() & (d.unit == ValueUnit.FRACTION.value) & ~np.isnan(d.points)
+    if not (percent.any() or fraction.any()):
+        return
+    maximum = a.max_points
+    no_max = np.isnan(maximum)
+    v.give(
+        (percent | fraction) & no_max,
+        ReasonCode.PERCENT_WITHOUT_MAXIMUM,
+        lambda i: say.percent_without_maximum(passthrough(d.frame["points_raw"])[i], d.unit[i], a.label[i]),
+    )
+    idx = np.flatnonzero(percent & v.open())
+    if len(idx):
+        converted = rounded(maximum[idx] * d.points[idx] / 100.0, precision)
+        v.add_note(idx, say.percent_converted(d.points[idx], maximum[idx], converted, precision))
+        d.points[idx] = converted
+    fraction &= v.open()
+    den = d.denominator
+    out_of_max = fraction & (rounded(den, precision) == rounded(maximum, precision))
+    idx = np.flatnonzero(out_of_max)
+    v.add_note(idx, say.fraction_converted(d.points[idx], den[idx], precision))
+    d.points[idx] = rounded(d.points[idx], precision)
+    other = fraction & ~out_of_max
+    scaled = np.zeros(d.n, dtype=bool)
+    if getattr(settings.input, "fractions", "reject") == "scale":
+        scaled = other & (den > 0)
+        idx = np.flatnonzero(scaled)
+        converted = rounded(d.points[idx] / den[idx] * maximum[idx], precision)
+        v.add_note(idx, say.fraction_scaled(d.points[idx], den[idx], maximum[idx], converted, precision))
+        d.points[idx] = converted
+    v.give(
+        other & ~scaled,
+        ReasonCode.FRACTION_MISMATCH,
+        lambda i: say.fraction_mismatch(d.points[i], den[i], maximum[i], a.label[i], precision),
+    )
+
+
+def check_points(d: Desired, v: Verdicts, a: Assignments, settings: Settings) -> None:
+    """Rules 8: ``points_possible_mismatch`` (a wide file's "Points Possible" differs from Teams'
+    maximum; checked first, because it explains every over-maximum row of the column), then
+    ``above_max_points`` unless ``policy.above_max == "allow"`` (then a note), then ``blank_points``."""
+    precision = settings.policy.precision
+    maximum, possible = a.max_points, d.points_possible
+    has_max = ~np.isnan(maximum)
+    mismatch = has_max & ~np.isnan(possible) & (rounded(possible, precision) != rounded(maximum, precision))
+    v.give(
+        mismatch,
+        ReasonCode.POINTS_POSSIBLE_MISMATCH,
+        lambda i: say.points_possible_mismatch(possible[i], maximum[i], a.label[i], precision),
+    )
+    above = has_max & ~d.clear & (rounded(d.points, precision) > rounded(maximum, precision))
+    if settings.policy.above_max == "reject":
+        v.give(
+            above,
+            ReasonCode.ABOVE_MAX_POINTS,
+            lambda i: say.above_max_points(d.points[i], maximum[i], a.label[i], precision),
+        )
+    else:
+        i = np.flatnonzero(above & v.open())
+        v.add_note(i, say.above_max_allowed(d.points[i], maximum[i], a.label[i], precision))
+    v.give(
+        ~d.clear & ~d.excuse & np.isnan(d.points),
+        ReasonCode.BLANK_POINTS,
+        lambda i: pd.Series([say.BLANK_POINTS] * len(i), dtype=object),
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# rule 9: two rows reaching the same submission
+# ---------------------------------------------------------------------------------------------
+def comparable_values(d: Desired, precision: int) -> np.ndarray:
+    """One float per row that two rows share exactly when they ask for the same: -inf a clear,
+    +inf an excuse, else the points rounded to ``precision``."""
+    return np.where(d.clear, -np.inf, np.where(d.excuse, np.inf, rounded(d.points, precision)))
+
+
+def check_duplicates(
+    d: Desired, v: Verdicts, a: Assignments, s: Students, sub: Submissions, precision: int
+) -> None:
+    """Rule 9: rows reaching the same submission (e.g. one keyed by SIS id, one by e-mail): different
+    values → all ``duplicate_conflict``; the same value → the first by ``row_key`` is kept, the others
+    are ``duplicate_identical`` (noop)."""
+    live_idx = np.flatnonzero(v.open() & (sub.pos >= 0))
+    dup = pd.Series(sub.pos[live_idx]).duplicated(keep=False).to_numpy()
+    if not dup.any():
+        return
+    idx = live_idx[dup]
+    value = comparable_values(d, precision)
+    special = d.clear[idx] | d.excuse[idx]
+    shown = np.where(
+        d.clear[idx],
+        "clear",
+        np.where(d.excuse[idx], "excuse", say.points(np.where(special, np.nan, value[idx]), precision)),
+    )
+    where = (
+        pd.Series(d.source_file[idx], dtype=object)
+        + " row "
+        + pd.Series(d.source_row[idx]).astype(str).astype(object)
+    )
+    g = pd.DataFrame({"row": idx, "sub": sub.pos[idx], "value": value[idx], "shown": shown, "where": where})
+    g["n_values"] = g.groupby("sub")["value"].transform("nunique")
+    conflict = g[g["n_values"] > 1]
+    if len(conflict):
+        listing = (conflict["shown"] + " (" + conflict["where"] + ")").groupby(conflict["sub"]).agg(", ".join)
+        v.give(
+            v.mask(conflict["row"].to_numpy()),
+            ReasonCode.DUPLICATE_CONFLICT,
+            lambda i: say.duplicate_conflict(
+                s.label[i], a.label[i], pd.Series(sub.pos[i]).map(listing).astype(object)
+            ),
+        )
+    same = g[g["n_values"] == 1]
+    if len(same):
+        first = same.groupby("sub")["row"].transform("min")
+        later = same[same["row"] != first]
+        first_where = same.set_index("row")["where"]
+        kept = pd.Series(first[same["row"] != first].to_numpy(), index=later["row"].to_numpy()).map(
+            first_where
+        )
+        v.give(
+            v.mask(later["row"].to_numpy()),
+            ReasonCode.DUPLICATE_IDENTICAL,
+            lambda i: say.duplicate_identical(
+                pd.Series(kept.reindex(i).to_numpy(), dtype=object), s.label[i], a.label[i]
+            ),
+        )
+
+
+# ---------------------------------------------------------------------------------------------
+# rules 10-11: the diff, clears, excuses and the three-way teacher_override
+# ---------------------------------------------------------------------------------------------
+@dataclass
+class Diff:
+    same: np.ndarray  # Teams already holds the value
+    write: np.ndarray  # the row writes (update, create or excuse) unless rule 11 keeps the teacher's grade
+    current: np.ndarray  # Teams' points rounded to the precision
+    has_grade: np.ndarray
+    has_outcome: np.ndarray
+
+
+def diff(d: Desired, v: Verdicts, a: Assignments, s: Students, sub: Submissions, precision: int) -> Diff:
+    """Rule 10: against the current points, both rounded to ``policy.precision``: equal → unchanged; a
+    clear with no grade → ``already_clear`` (noop); everything else open writes."""
+    open_ = v.open()
+    current = rounded(sub.before_points, precision)
+    has_grade = ~np.isnan(sub.before_points)
+    v.give(
+        d.clear & ~has_grade,
+        ReasonCode.ALREADY_CLEAR,
+        lambda i: say.already_clear(s.label[i], a.label[i]),
+    )
+    same = open_ & ~d.clear & ~d.excuse & (comparable_values(d, precision) == current)
+    return Diff(same, v.open() & ~same, current, has_grade, pd.notna(sub.outcome_id))
+
+
+@dataclass
+class Remembered:
+    points: np.ndarray  # what gradesync last wrote (NaN: nothing, or a clear)
+    at: np.ndarray
+    known: np.ndarray
+
+
+def remembered(memory: pd.DataFrame | None, submission_id: np.ndarray) -> Remembered:
+    """Per row: what gradesync last wrote to its submission (``MEMORY_COLUMNS``), when, and whether known."""
+    n = len(submission_id)
+    if memory is None or memory.empty:
+        return Remembered(np.full(n, np.nan), np.full(n, None, dtype=object), np.zeros(n, dtype=bool))
+    m = memory[list(MEMORY_COLUMNS)].drop_duplicates("submission_id", keep="last")
+    index = pd.Index(texts(m["submission_id"]), dtype=object)
+    keys = np.where(pd.isna(submission_id), "\x00", submission_id).astype(object)  # "\x00": no submission
+    pos = index.get_indexer(keys)
+    points = take(m["last_written_points"].to_numpy(dtype="float64"), pos, np.nan)
+    return Remembered(points, take(objects(m["last_written_at"]), pos, None), pos >= 0)
+
+
+def teacher_override(
+    d: Desired, v: Verdicts, sub: Submissions, change: Diff, memo: Remembered, settings: Settings
+) -> np.ndarray:
+    """Rule 11, three-way sync: a write whose current points differ from what gradesync last wrote to
+    that submission was changed by a teacher in Teams since → ``teacher_override``. Returns those rows;
+    ``policy.teacher_override`` decides (``decide_actions``). Nothing remembered: an ordinary change."""
+    precision = settings.policy.precision
+    memo_round = rounded(memo.points, precision)
+    differs = ~((np.isnan(change.current) & np.isnan(memo_round)) | (change.current == memo_round))
+    policy = settings.policy.teacher_override
+    idx = v.give(
+        change.write & ~d.excuse & change.has_outcome & memo.known & differs,
+        ReasonCode.TEACHER_OVERRIDE,
+        lambda i: say.teacher_override(
+            memo.points[i], memo.at[i], sub.before_points[i], d.points[i], d.clear[i], policy, precision
+        ),
+    )
+    change.write[idx] = False
+    return idx
+
+
+@dataclass
+class Decisions:
+    action: np.ndarray
+    override_policy: np.ndarray
+    decrease: np.ndarray
+
+
+def decide_actions(
+    d: Desired, v: Verdicts, change: Diff, overridden: np.ndarray, settings: Settings
+) -> Decisions:
+    """The action of every row: a reason → ``reject`` (or ``noop`` for the noop reasons); a write →
+    ``excuse``, ``update`` (the submission has a points outcome, also with null points) or ``create``;
+    ``sis-wins`` turns a ``teacher_override`` into an update. ``decrease``: an update lowering a grade."""
+    noop, reject, excuse, update, create = range(len(ACTIONS))  # codes into ACTIONS
+    code = np.zeros(d.n, dtype="int8")
+    given = ~v.open()
+    reasoned = np.flatnonzero(given)
+    is_noop = pd.Series(v.reason[reasoned], dtype=object).isin(NOOP_REASONS).to_numpy(dtype=bool)
+    code[reasoned] = np.where(is_noop, noop, reject)
+    write = change.write
+    code[write & d.excuse] = excuse
+    code[write & ~d.excuse & change.has_outcome] = update
+    code[write & ~d.excuse & ~change.has_outcome] = create
+    policy = settings.policy.teacher_override
+    override_policy = np.full(d.n, "", dtype=object)
+    override_policy[overridden] = policy
+    if policy == "sis-wins":
+        code[overridden] = update
+    plain = ~given
+    v.message[plain & change.same] = say.MESSAGE_SAME
+    for kind, text in (
+        (update, say.MESSAGE_UPDATE),
+        (create, say.MESSAGE_CREATE),
+        (excuse, say.MESSAGE_EXCUSE),
+    ):
+        v.message[plain & (code == kind)] = text
+    value = comparable_values(d, settings.policy.precision)
+    decrease = (code == update) & change.has_grade & (d.clear | (value < change.current))
+    action = np.array([a.value for a in ACTIONS], dtype=object)[code]
+    return Decisions(action, override_policy, decrease)
