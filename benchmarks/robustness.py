@@ -9,12 +9,24 @@ Each run *i* of a campaign with seed *S* draws everything from ``random.Random(f
   ``$batch`` or both; about 5–25 % of requests in all;
 * throttling (``ThrottleConfig``): a tight budget (80–240 requests per 0.3–1 s window) that the
   client's own rate limiter (Graph's 350/10 s) does not know about, so real 429s come back;
-* 0–3 SIGKILLs of the ``sync``/``apply`` subprocess at random instants of its expected duration.
+* 0–3 SIGKILLs of the ``sync``/``apply`` subprocess at random instants of its expected duration;
+* teacher edits: half of the runs start as a review (``gradesync plan``, then ``apply`` of that
+  plan), and a teacher grades 1–3 of its rows in between; after any SIGKILL, before the resume, a
+  teacher grades 1–3 rows the plan has not written yet (real PATCHes); the apply that follows must
+  never overwrite them (it reports them ``conflict``);
+* token expiry (when the emulator has ``token_lifetime``, contract 7): tokens live 2–6 s, every
+  attempt signs in with a new ``T.<n>``; a run whose token expires stops with its rows carried over
+  (exit 3) and the next attempt finishes them;
+* deadlines (when ``[apply] max_duration`` exists, contract 5): a third of the runs start with a
+  0.3–2 s budget; the rows not sent are carried over (exit 6) and ``--resume`` finishes them.
 
 After each run: **convergence** (every valid row's submission holds the desired grade), **no
 duplicate** points outcome anywhere, **no wrong grade** (every grade either unchanged or the desired
 value of a valid row), and **every input row** in the final ``reconciliation.csv`` with the status
 it should have. The expected values come from a fault-free reference plan of the same inputs.
+After every attempt: **no teacher edit overwritten** by the attempt that followed it, and **no row
+``failed``** (every fault injected here is transient, so a ``failed`` row is one left failed for a
+transient reason).
 
     python -m benchmarks.robustness                 # 50 runs (make robustness)
     python -m benchmarks.robustness --runs 200 --seed 7
@@ -67,6 +79,7 @@ timeout_seconds = {CLIENT_TIMEOUT}
 max_attempts = 10
 max_retry_seconds = 60
 """
+TEACHER_POINTS = 0.25  # what the campaign's "teacher" gives: no sample row asks for it
 _MISSING = object()
 
 
@@ -193,6 +206,11 @@ class RunResult:
     rows_converged: int = 0
     duplicates: int = 0
     rows_lost: int = 0
+    teacher_edits: int = 0
+    edits_overwritten: int = 0
+    transient_failed: int = 0  # rows reported `failed` (every fault here is transient)
+    carried_runs: int = 0  # attempts that ended carried over (exit 6)
+    token_stops: int = 0  # attempts stopped by an expired token (exit 3 with token expiry on)
     wall: float = 0.0
     problems: list[str] = field(default_factory=list)
     fault_spec: str = ""
@@ -267,6 +285,90 @@ def _read_report(path: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(fh))
 
 
+def apply_setting_supported(name: str) -> bool:
+    """Whether ``[apply] <name>`` exists in this checkout's Settings (contract 5 lands in parallel)."""
+    from gradesync.config import Settings
+
+    section = Settings.model_fields.get("apply")
+    return section is not None and name in getattr(section.annotation, "model_fields", {})
+
+
+def token_expiry_supported(server: EmulatorServer) -> bool:
+    """Whether the emulator can expire tokens (contract 7 lands in parallel)."""
+    return "token_lifetime" in server.stats().get("config", {})
+
+
+def _config(*, window_zero: bool, max_duration: str | None) -> str:
+    lines = ['read_write_window = "0s"'] if window_zero else []
+    if max_duration:
+        lines.append(f'max_duration = "{max_duration}"')
+    return CONFIG + ("\n[apply]\n" + "\n".join(lines) + "\n" if lines else "")
+
+
+def teacher_edits(
+    server: EmulatorServer,
+    plan_file: Path,
+    state_dir: Path,
+    rng: random.Random,
+    restore: tuple[FaultConfig, ThrottleConfig],
+    token: str = TOKEN,
+) -> dict[str, float]:
+    """While the run is down: a teacher grades 1–3 rows the plan has not written yet (journal
+    ``pending``, Teams still at the plan's before-value), over real HTTP with faults off.
+    Returns submission id → the teacher's grade."""
+    import httpx
+
+    from gradesync.execute.apply import plan_hash
+    from gradesync.execute.decide import grade_body
+    from gradesync.plan.planfile import read_plan
+    from gradesync.state.journal import JOURNAL_NAME, Journal
+
+    if not plan_file.exists():
+        return {}
+    plan = read_plan(plan_file)
+    records = {}
+    if (state_dir / JOURNAL_NAME).exists():  # else the plan was never applied: every row is open
+        with Journal.in_dir(state_dir) as journal:
+            records = journal.ops(plan_hash(plan))
+    now = points_by_submission(server.state())
+    open_ops = [
+        op
+        for op in plan.operations()
+        if op.action.value in ("update", "create")
+        and ((rec := records.get(op.row_key)) is None or rec.status == "pending")
+        and now.get(op.submission_id, []) == ([] if op.outcome_id is None else [op.before_points])
+    ]
+    chosen = rng.sample(open_ops, min(len(open_ops), rng.randint(1, 3)))
+    edits: dict[str, float] = {}
+    server.configure(faults=None, throttle=ThrottleConfig.off())
+    try:
+        headers = {"Authorization": f"Bearer {token}"}
+        for op in chosen:
+            url = f"{server.base_url}{op.submission_path}/outcomes"
+            body = grade_body(TEACHER_POINTS)
+            if op.outcome_id is None:
+                r = httpx.post(url, json=body, headers=headers, timeout=10)
+            else:
+                r = httpx.patch(f"{url}/{op.outcome_id}", json=body, headers=headers, timeout=10)
+            if r.status_code in (200, 201):
+                edits[op.submission_id] = TEACHER_POINTS
+    finally:
+        server.configure(faults=restore[0], throttle=restore[1])
+    return edits
+
+
+def _check_edits(server: EmulatorServer, watched: dict[str, float], result: RunResult) -> None:
+    """Count the teacher edits an attempt overwrote (each is judged by the attempt after it)."""
+    if not watched:
+        return
+    now = points_by_submission(server.state())
+    for sid, points in watched.items():
+        held = now.get(sid, [])
+        if not held or not _same(held[0], points):
+            result.edits_overwritten += 1
+            result.problems.append(f"teacher edit overwritten: submission {sid} holds {held}, not {points}")
+
+
 def _spawn(argv: list[str], env: dict[str, str], cwd: Path, log: Path) -> subprocess.Popen[bytes]:
     with log.open("ab") as fh:
         return subprocess.Popen(
@@ -289,7 +391,7 @@ def run_one(
     *,
     kills: tuple[int, ...] = (0, 1, 1, 2, 3),
     duration_hint: float = 4.0,
-    max_attempts: int = 10,
+    max_attempts: int = 14,
     fault_scale: float = 1.0,
     per_window: tuple[int, int] = (80, 240),
 ) -> RunResult:
@@ -300,10 +402,19 @@ def run_one(
     faults, throttle = draw_faults(rng, fault_scale), draw_throttle(rng, per_window)
     result.fault_spec = _fault_spec(faults, throttle)
     planned_kills = rng.choice(kills)
+    # contract 5 and 7 land in parallel: each is exercised once this checkout has it
+    window_zero = apply_setting_supported("read_write_window")
+    budget = None
+    if apply_setting_supported("max_duration") and rng.random() < 1 / 3:
+        budget = f"{rng.uniform(0.3, 2.0):.1f}s"
+        result.fault_spec += f"; max_duration {budget} (first attempt)"
+    lifetime = rng.uniform(2.0, 6.0) if token_expiry_supported(server) else None
+    if lifetime is not None:
+        result.fault_spec += f"; tokens live {lifetime:.1f}s"
     run_dir = workdir / f"run{index:03d}"
     shutil.rmtree(run_dir, ignore_errors=True)
     run_dir.mkdir(parents=True)
-    (run_dir / "gradesync.toml").write_text(CONFIG, encoding="utf-8")
+    (run_dir / "gradesync.toml").write_text(_config(window_zero=window_zero, max_duration=None))
     reports, state = run_dir / "reports", run_dir / "state"
     common = ["--config", str(run_dir / "gradesync.toml"), "--report-dir", str(reports)]
     common += ["--state-dir", str(state), "--quiet", *GUARDS]
@@ -312,11 +423,31 @@ def run_one(
 
     server.reset(tenant)
     server.configure(faults=faults, throttle=throttle)
+    if lifetime is not None or token_expiry_supported(server):
+        server.configure(token_lifetime=lifetime)
     before = server.state()
     started = time.monotonic()
     need_fresh_sync, done = True, False
+    watched: dict[str, float] = {}  # teacher edits the next attempt must not overwrite
+    if rng.random() < 0.5:  # a reviewed plan, and a teacher grading while it waits for approval
+        review = ["plan", *(str(SAMPLES / n) for n in INPUTS), "--out", str(reports / "plan.json")]
+        review += ["--report-dir", str(reports / "preview"), "--state-dir", str(state), "--quiet"]
+        review += ["--config", str(run_dir / "gradesync.toml")]
+        reports.mkdir(parents=True, exist_ok=True)
+        if lifetime is not None:
+            env["GRADESYNC_ACCESS_TOKEN"] = f"{TOKEN}.review"
+        _spawn(review, env, run_dir, run_dir / "output.log").wait()
+        if (reports / "plan.json").exists():
+            need_fresh_sync = False
+            who = TOKEN if lifetime is None else f"{TOKEN}.teacher"
+            watched = teacher_edits(server, reports / "plan.json", state, rng, (faults, throttle), who)
+            result.teacher_edits += len(watched)
     for attempt in range(max_attempts):
         plan_file = reports / "plan.json"
+        config = _config(window_zero=window_zero, max_duration=budget if attempt == 0 else None)
+        (run_dir / "gradesync.toml").write_text(config, encoding="utf-8")
+        if lifetime is not None:  # a new sign-in per attempt: T.<n> (contract 7)
+            env["GRADESYNC_ACCESS_TOKEN"] = f"{TOKEN}.{attempt}"
         if need_fresh_sync or not plan_file.exists():
             argv = ["sync", *(str(SAMPLES / n) for n in INPUTS), *common]
             result.syncs += 1
@@ -336,6 +467,11 @@ def run_one(
                 proc.wait()
                 result.exit_codes.append(-9)
                 need_fresh_sync = False  # resume the plan if the sync got as far as saving it
+                _check_edits(server, watched, result)
+                who = TOKEN if lifetime is None else f"{TOKEN}.teacher{attempt}"
+                edits = teacher_edits(server, plan_file, state, rng, (faults, throttle), who)
+                watched.update(edits)
+                result.teacher_edits += len(edits)
                 continue
         try:
             code = proc.wait(timeout=240)
@@ -347,6 +483,23 @@ def run_one(
         result.exit_codes.append(code)
         duration_hint = 0.5 * duration_hint + 0.5 * (time.monotonic() - t0)
         report = reports / "reconciliation.csv"
+        _check_edits(server, watched, result)
+        watched = {}  # judged: a later sync may legitimately write the gradebook's grade
+        if report.exists():
+            failed = sum(1 for r in _read_report(report) if r.get("status") == "failed")
+            if failed:
+                result.transient_failed += failed
+                result.problems.append(
+                    f"attempt {attempt}: {failed} row(s) left failed for a transient reason"
+                )
+        if code == 6 and plan_file.exists():  # carried over (a deadline): the resume finishes it
+            result.carried_runs += 1
+            need_fresh_sync = False
+            continue
+        if code == 3 and lifetime is not None:  # the token expired mid-run: rows carried over
+            result.token_stops += 1
+            need_fresh_sync = not plan_file.exists()
+            continue
         if code not in (0, 1) or not report.exists():
             if code in (3, 70):  # auth or a crash: retrying cannot be the answer
                 tail = (run_dir / "output.log").read_text(errors="replace")[-1500:]
@@ -485,6 +638,13 @@ def render(result: CampaignResult, console: Console) -> None:
     table.add_row("rows converged", str(result.total("rows_converged")))
     table.add_row("duplicates (must be 0)", str(result.total("duplicates")))
     table.add_row("rows lost (must be 0)", str(result.total("rows_lost")))
+    table.add_row("teacher edits (while a run was down)", str(result.total("teacher_edits")))
+    table.add_row("teacher edits overwritten (must be 0)", str(result.total("edits_overwritten")))
+    table.add_row(
+        "rows left failed for a transient reason (must be 0)", str(result.total("transient_failed"))
+    )
+    table.add_row("attempts carried over (exit 6: deadline)", str(result.total("carried_runs")))
+    table.add_row("attempts stopped by an expired token (exit 3)", str(result.total("token_stops")))
     table.add_row("runs failed (must be 0)", str(len(result.failed)))
     table.add_row("wall time", f"{result.wall:.1f} s")
     console.print(table)
