@@ -380,30 +380,67 @@ def _spawn(argv: list[str], env: dict[str, str], cwd: Path, log: Path) -> subpro
         )
 
 
-def run_one(
+@dataclass
+class _Run:
+    """What one run's attempts share (its seeded draws, its directories, its environment)."""
+
+    server: EmulatorServer
+    rng: random.Random
+    result: RunResult
+    faults: FaultConfig
+    throttle: ThrottleConfig
+    run_dir: Path
+    env: dict[str, str]
+    window_zero: bool
+    budget: str | None
+    lifetime: float | None
+    duration_hint: float
+    need_fresh_sync: bool = True
+    watched: dict[str, float] = field(default_factory=dict)  # edits the next attempt must not overwrite
+
+    @property
+    def reports(self) -> Path:
+        return self.run_dir / "reports"
+
+    @property
+    def state(self) -> Path:
+        return self.run_dir / "state"
+
+    @property
+    def plan_file(self) -> Path:
+        return self.reports / "plan.json"
+
+    @property
+    def common(self) -> list[str]:
+        out = ["--config", str(self.run_dir / "gradesync.toml"), "--report-dir", str(self.reports)]
+        return [*out, "--state-dir", str(self.state), "--quiet", *GUARDS]
+
+    def teacher(self, who: str) -> dict[str, float]:
+        token = TOKEN if self.lifetime is None else f"{TOKEN}.{who}"
+        edits = teacher_edits(
+            self.server, self.plan_file, self.state, self.rng, (self.faults, self.throttle), token
+        )
+        self.result.teacher_edits += len(edits)
+        return edits
+
+
+def _new_run(
     server: EmulatorServer,
-    tenant: dict[str, Any],
-    reference: Any,
-    expected: dict[str, float | None],
     campaign_seed: int,
     index: int,
     workdir: Path,
+    rows: int,
     *,
-    kills: tuple[int, ...] = (0, 1, 1, 2, 3),
-    duration_hint: float = 4.0,
-    max_attempts: int = 14,
-    fault_scale: float = 1.0,
-    per_window: tuple[int, int] = (80, 240),
-) -> RunResult:
-    """One seeded run: sync, SIGKILLs at random instants, ``--resume`` / new syncs until done; checks."""
+    fault_scale: float,
+    per_window: tuple[int, int],
+    duration_hint: float,
+) -> _Run:
     seed = f"{campaign_seed}:{index}"
     rng = random.Random(seed)
-    result = RunResult(index=index, seed=seed, rows=len(reference))
+    result = RunResult(index=index, seed=seed, rows=rows)
     faults, throttle = draw_faults(rng, fault_scale), draw_throttle(rng, per_window)
     result.fault_spec = _fault_spec(faults, throttle)
-    planned_kills = rng.choice(kills)
-    # contract 5 and 7 land in parallel: each is exercised once this checkout has it
-    window_zero = apply_setting_supported("read_write_window")
+    # contracts 5 and 7 land in parallel: each is exercised once this checkout has it
     budget = None
     if apply_setting_supported("max_duration") and rng.random() < 1 / 3:
         budget = f"{rng.uniform(0.3, 2.0):.1f}s"
@@ -413,113 +450,115 @@ def run_one(
         result.fault_spec += f"; tokens live {lifetime:.1f}s"
     run_dir = workdir / f"run{index:03d}"
     shutil.rmtree(run_dir, ignore_errors=True)
-    run_dir.mkdir(parents=True)
-    (run_dir / "gradesync.toml").write_text(_config(window_zero=window_zero, max_duration=None))
-    reports, state = run_dir / "reports", run_dir / "state"
-    common = ["--config", str(run_dir / "gradesync.toml"), "--report-dir", str(reports)]
-    common += ["--state-dir", str(state), "--quiet", *GUARDS]
+    (run_dir / "reports").mkdir(parents=True)
     env = {**os.environ, "GRADESYNC_GRAPH_URL": server.base_url, "GRADESYNC_ACCESS_TOKEN": TOKEN}
     env.pop("GRADESYNC_CLIENT_SECRET", None)
+    window_zero = apply_setting_supported("read_write_window")
+    run = _Run(
+        server, rng, result, faults, throttle, run_dir, env, window_zero, budget, lifetime, duration_hint
+    )
+    (run_dir / "gradesync.toml").write_text(_config(window_zero=window_zero, max_duration=None))
+    return run
 
-    server.reset(tenant)
-    server.configure(faults=faults, throttle=throttle)
-    if lifetime is not None or token_expiry_supported(server):
-        server.configure(token_lifetime=lifetime)
-    before = server.state()
-    started = time.monotonic()
-    need_fresh_sync, done = True, False
-    watched: dict[str, float] = {}  # teacher edits the next attempt must not overwrite
-    if rng.random() < 0.5:  # a reviewed plan, and a teacher grading while it waits for approval
-        review = ["plan", *(str(SAMPLES / n) for n in INPUTS), "--out", str(reports / "plan.json")]
-        review += ["--report-dir", str(reports / "preview"), "--state-dir", str(state), "--quiet"]
-        review += ["--config", str(run_dir / "gradesync.toml")]
-        reports.mkdir(parents=True, exist_ok=True)
-        if lifetime is not None:
-            env["GRADESYNC_ACCESS_TOKEN"] = f"{TOKEN}.review"
-        _spawn(review, env, run_dir, run_dir / "output.log").wait()
-        if (reports / "plan.json").exists():
-            need_fresh_sync = False
-            who = TOKEN if lifetime is None else f"{TOKEN}.teacher"
-            watched = teacher_edits(server, reports / "plan.json", state, rng, (faults, throttle), who)
-            result.teacher_edits += len(watched)
-    for attempt in range(max_attempts):
-        plan_file = reports / "plan.json"
-        config = _config(window_zero=window_zero, max_duration=budget if attempt == 0 else None)
-        (run_dir / "gradesync.toml").write_text(config, encoding="utf-8")
-        if lifetime is not None:  # a new sign-in per attempt: T.<n> (contract 7)
-            env["GRADESYNC_ACCESS_TOKEN"] = f"{TOKEN}.{attempt}"
-        if need_fresh_sync or not plan_file.exists():
-            argv = ["sync", *(str(SAMPLES / n) for n in INPUTS), *common]
-            result.syncs += 1
-            plan_file.unlink(missing_ok=True)
-        else:
-            argv = ["apply", str(plan_file), "--resume", *common]
-            result.resumes += 1
-        (reports / "reconciliation.csv").unlink(missing_ok=True)
-        t0 = time.monotonic()
-        proc = _spawn(argv, env, run_dir, run_dir / "output.log")
-        if attempt < planned_kills:
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                proc.wait(timeout=rng.uniform(0.1, 0.95) * duration_hint)
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGKILL)
-                result.kills += 1
-                proc.wait()
-                result.exit_codes.append(-9)
-                need_fresh_sync = False  # resume the plan if the sync got as far as saving it
-                _check_edits(server, watched, result)
-                who = TOKEN if lifetime is None else f"{TOKEN}.teacher{attempt}"
-                edits = teacher_edits(server, plan_file, state, rng, (faults, throttle), who)
-                watched.update(edits)
-                result.teacher_edits += len(edits)
-                continue
-        try:
-            code = proc.wait(timeout=240)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+
+def _review(run: _Run) -> None:
+    """Half of the runs: ``gradesync plan`` first, and a teacher grades some rows before the apply."""
+    if run.rng.random() >= 0.5:
+        return
+    argv = ["plan", *(str(SAMPLES / n) for n in INPUTS), "--out", str(run.plan_file)]
+    argv += ["--report-dir", str(run.reports / "preview"), "--state-dir", str(run.state), "--quiet"]
+    argv += ["--config", str(run.run_dir / "gradesync.toml")]
+    if run.lifetime is not None:
+        run.env["GRADESYNC_ACCESS_TOKEN"] = f"{TOKEN}.review"
+    _spawn(argv, run.env, run.run_dir, run.run_dir / "output.log").wait()
+    if run.plan_file.exists():
+        run.need_fresh_sync = False
+        run.watched = run.teacher("teacher")
+
+
+def _attempt(run: _Run, attempt: int, kill: bool, reference: Any) -> str:
+    """One sync / ``apply --resume``: "again" (another attempt), "done" or "stop" (a problem)."""
+    result = run.result
+    config = _config(window_zero=run.window_zero, max_duration=run.budget if attempt == 0 else None)
+    (run.run_dir / "gradesync.toml").write_text(config, encoding="utf-8")
+    if run.lifetime is not None:  # a new sign-in per attempt: T.<n> (contract 7)
+        run.env["GRADESYNC_ACCESS_TOKEN"] = f"{TOKEN}.{attempt}"
+    if run.need_fresh_sync or not run.plan_file.exists():
+        argv = ["sync", *(str(SAMPLES / n) for n in INPUTS), *run.common]
+        result.syncs += 1
+        run.plan_file.unlink(missing_ok=True)
+    else:
+        argv = ["apply", str(run.plan_file), "--resume", *run.common]
+        result.resumes += 1
+    report = run.reports / "reconciliation.csv"
+    report.unlink(missing_ok=True)
+    t0 = time.monotonic()
+    proc = _spawn(argv, run.env, run.run_dir, run.run_dir / "output.log")
+    if kill:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=run.rng.uniform(0.1, 0.95) * run.duration_hint)
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGKILL)
+            result.kills += 1
             proc.wait()
-            result.problems.append(f"attempt {attempt}: {argv[0]} hung for 240 s")
-            break
-        result.exit_codes.append(code)
-        duration_hint = 0.5 * duration_hint + 0.5 * (time.monotonic() - t0)
-        report = reports / "reconciliation.csv"
-        _check_edits(server, watched, result)
-        watched = {}  # judged: a later sync may legitimately write the gradebook's grade
-        if report.exists():
-            failed = sum(1 for r in _read_report(report) if r.get("status") == "failed")
-            if failed:
-                result.transient_failed += failed
-                result.problems.append(
-                    f"attempt {attempt}: {failed} row(s) left failed for a transient reason"
-                )
-        if code == 6 and plan_file.exists():  # carried over (a deadline): the resume finishes it
-            result.carried_runs += 1
-            need_fresh_sync = False
-            continue
-        if code == 3 and lifetime is not None:  # the token expired mid-run: rows carried over
-            result.token_stops += 1
-            need_fresh_sync = not plan_file.exists()
-            continue
-        if code not in (0, 1) or not report.exists():
-            if code in (3, 70):  # auth or a crash: retrying cannot be the answer
-                tail = (run_dir / "output.log").read_text(errors="replace")[-1500:]
-                result.problems.append(f"attempt {attempt}: {argv[0]} exited {code}:\n{tail}")
-                break
-            need_fresh_sync = True  # e.g. a read failed for good while planning: start over
-            continue
-        rows = _read_report(report)
-        if any(r["status"] not in (*OK_STATUSES, "rejected") for r in rows):
-            need_fresh_sync = True  # rows Graph kept failing: a new sync picks them up
-            continue
-        lost, problems = check_report(rows, reference)
-        result.rows_lost = lost
-        result.problems += problems
-        done = True
-        break
-    result.wall = time.monotonic() - started
-    if not done and not result.problems:
-        result.problems.append(f"no attempt completed in {max_attempts} ({result.exit_codes})")
-        result.rows_lost = len(reference)
+            result.exit_codes.append(-9)
+            run.need_fresh_sync = False  # resume the plan if the sync got as far as saving it
+            _check_edits(run.server, run.watched, result)
+            run.watched.update(run.teacher(f"teacher{attempt}"))
+            return "again"
+    try:
+        code = proc.wait(timeout=240)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+        result.problems.append(f"attempt {attempt}: {argv[0]} hung for 240 s")
+        return "stop"
+    result.exit_codes.append(code)
+    run.duration_hint = 0.5 * run.duration_hint + 0.5 * (time.monotonic() - t0)
+    _check_edits(run.server, run.watched, result)
+    run.watched = {}  # judged: a later sync may legitimately write the gradebook's grade
+    return _judge(run, attempt, code, argv[0], reference)
+
+
+def _judge(run: _Run, attempt: int, code: int, command: str, reference: Any) -> str:
+    """What a finished attempt's exit code and report mean for the run."""
+    result, report = run.result, run.reports / "reconciliation.csv"
+    rows = _read_report(report) if report.exists() else []
+    failed = sum(1 for r in rows if r.get("status") == "failed")
+    if failed:
+        result.transient_failed += failed
+        result.problems.append(f"attempt {attempt}: {failed} row(s) left failed for a transient reason")
+    if code == 6 and run.plan_file.exists():  # carried over (a deadline): the resume finishes it
+        result.carried_runs += 1
+        run.need_fresh_sync = False
+        return "again"
+    if code == 3 and run.lifetime is not None:  # the token expired mid-run: rows carried over
+        result.token_stops += 1
+        run.need_fresh_sync = not run.plan_file.exists()
+        return "again"
+    if code not in (0, 1) or not report.exists():
+        if code in (3, 70):  # auth or a crash: retrying cannot be the answer
+            tail = (run.run_dir / "output.log").read_text(errors="replace")[-1500:]
+            result.problems.append(f"attempt {attempt}: {command} exited {code}:\n{tail}")
+            return "stop"
+        run.need_fresh_sync = True  # e.g. a read failed for good while planning: start over
+        return "again"
+    if any(r["status"] not in (*OK_STATUSES, "rejected") for r in rows):
+        run.need_fresh_sync = True  # rows Graph kept failing: a new sync picks them up
+        return "again"
+    lost, problems = check_report(rows, reference)
+    result.rows_lost = lost
+    result.problems += problems
+    return "done"
+
+
+def _final_checks(
+    result: RunResult,
+    server: EmulatorServer,
+    before: dict[str, Any],
+    expected: dict[str, float | None],
+    reference: Any,
+) -> None:
     stats = server.stats()
     result.faults = Counter(stats["faults"])
     result.throttled = int(stats["throttled"])
@@ -539,6 +578,53 @@ def run_one(
     result.rows_converged = sum(
         1 for sid in valid if len(now.get(sid, [])) == 1 and _same(now[sid][0], expected[sid])
     )
+
+
+def run_one(
+    server: EmulatorServer,
+    tenant: dict[str, Any],
+    reference: Any,
+    expected: dict[str, float | None],
+    campaign_seed: int,
+    index: int,
+    workdir: Path,
+    *,
+    kills: tuple[int, ...] = (0, 1, 1, 2, 3),
+    duration_hint: float = 4.0,
+    max_attempts: int = 14,
+    fault_scale: float = 1.0,
+    per_window: tuple[int, int] = (80, 240),
+) -> RunResult:
+    """One seeded run: sync, SIGKILLs at random instants, ``--resume`` / new syncs until done; checks."""
+    run = _new_run(
+        server,
+        campaign_seed,
+        index,
+        workdir,
+        len(reference),
+        fault_scale=fault_scale,
+        per_window=per_window,
+        duration_hint=duration_hint,
+    )
+    planned_kills = run.rng.choice(kills)
+    server.reset(tenant)
+    server.configure(faults=run.faults, throttle=run.throttle)
+    if token_expiry_supported(server):
+        server.configure(token_lifetime=run.lifetime)
+    before = server.state()
+    started = time.monotonic()
+    _review(run)
+    outcome = "again"
+    for attempt in range(max_attempts):
+        outcome = _attempt(run, attempt, attempt < planned_kills, reference)
+        if outcome != "again":
+            break
+    result = run.result
+    result.wall = time.monotonic() - started
+    if outcome != "done" and not result.problems:
+        result.problems.append(f"no attempt completed in {max_attempts} ({result.exit_codes})")
+        result.rows_lost = len(reference)
+    _final_checks(result, server, before, expected, reference)
     return result
 
 
