@@ -195,7 +195,7 @@ def test_a_deadline_carries_the_rest_to_a_second_run_that_finishes_it_once(
 
 
 def _teacher_edits_supported(server: Any, token: str) -> bool:
-    r = httpx.get(f"{server.base_url}/_emulator/teacher-edits", headers={"Authorization": f"Bearer {token}"})
+    r = httpx.get(f"{server.url}/_emulator/teacher-edits", headers={"Authorization": f"Bearer {token}"})
     return r.status_code == 200
 
 
@@ -230,7 +230,7 @@ def test_teacher_edits_scheduled_inside_the_emulator_with_window_zero(
     for e in edits:
         after = e.pop("after_writes")
         resp = httpx.post(
-            f"{emulator.base_url}/_emulator/teacher-edits",
+            f"{emulator.url}/_emulator/teacher-edits",
             json={"edits": [e], "after_writes": after},
             headers={"Authorization": f"Bearer {token}"},
         )
