@@ -14,7 +14,7 @@ Each run *i* of a campaign with seed *S* draws everything from ``random.Random(f
   plan), and a teacher grades 1–3 of its rows in between; after any SIGKILL, before the resume, a
   teacher grades 1–3 rows the plan has not written yet (real PATCHes); the apply that follows must
   never overwrite them (it reports them ``conflict``);
-* token expiry (when the emulator has ``token_lifetime``, contract 7): tokens live 2–6 s, every
+* token expiry (when the emulator has ``token_lifetime``, contract 7): tokens live 5–15 s, every
   attempt signs in with a new ``T.<n>``; a run whose token expires stops with its rows carried over
   (exit 3) and the next attempt finishes them;
 * deadlines (when ``[apply] max_duration`` exists, contract 5): a third of the runs start with a
@@ -445,7 +445,9 @@ def _new_run(
     if apply_setting_supported("max_duration") and rng.random() < 1 / 3:
         budget = f"{rng.uniform(0.3, 2.0):.1f}s"
         result.fault_spec += f"; max_duration {budget} (first attempt)"
-    lifetime = rng.uniform(2.0, 6.0) if token_expiry_supported(server) else None
+    # long enough to plan under heavy throttling (a static token cannot be renewed mid-plan),
+    # short enough that an apply often outlives it
+    lifetime = rng.uniform(5.0, 15.0) if token_expiry_supported(server) else None
     if lifetime is not None:
         result.fault_spec += f"; tokens live {lifetime:.1f}s"
     run_dir = workdir / f"run{index:03d}"
