@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from execute_helpers import FAST, assert_converged, build_plan
+from execute_helpers import FAST, assert_converged, build_plan, graph_patch
 
 from gradesync.errors import AuthError, ExitCode, GraphAuthError
 from gradesync.execute.apply import ApplyOptions, apply_plan
@@ -57,10 +57,14 @@ def test_reads_and_writes_failing_carry_rows_over_and_resume_finishes_them(
     assert carried["message"].str.contains("carried over|not sent", regex=True).all()
 
     server.configure(faults=None)
+    # one row never sent meanwhile gets its desired grade some other way: re-checked, it is unchanged
+    unsent = carried[carried["message"].str.startswith("not sent")].iloc[0]
+    graph_patch(server, token, unsent, float(unsent.desired_points))
     with _client(server, Tokens(token)) as client, Journal.in_dir(tmp_path) as journal:
         second = apply_plan(plan, client, journal=journal, options=RESUME)
     assert second.exit_code is ExitCode.OK
     assert "failed" not in set(second.rows["status"])
+    assert second.rows.set_index("row_key").loc[unsent.row_key, "status"] == "unchanged"
     assert_converged(server, plan)
 
 
