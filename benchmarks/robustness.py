@@ -9,12 +9,24 @@ Each run *i* of a campaign with seed *S* draws everything from ``random.Random(f
   ``$batch`` or both; about 5–25 % of requests in all;
 * throttling (``ThrottleConfig``): a tight budget (80–240 requests per 0.3–1 s window) that the
   client's own rate limiter (Graph's 350/10 s) does not know about, so real 429s come back;
-* 0–3 SIGKILLs of the ``sync``/``apply`` subprocess at random instants of its expected duration.
+* 0–3 SIGKILLs of the ``sync``/``apply`` subprocess at random instants of its expected duration;
+* teacher edits: half of the runs start as a review (``gradesync plan``, then ``apply`` of that
+  plan), and a teacher grades 1–3 of its rows in between; after any SIGKILL, before the resume, a
+  teacher grades 1–3 rows the plan has not written yet (real PATCHes); the apply that follows must
+  never overwrite them (it reports them ``conflict``);
+* token expiry (when the emulator has ``token_lifetime``, contract 7): tokens live 5–15 s, every
+  attempt signs in with a new ``T.<n>``; a run whose token expires stops with its rows carried over
+  (exit 3) and the next attempt finishes them;
+* deadlines (when ``[apply] max_duration`` exists, contract 5): a third of the runs start with a
+  0.3–2 s budget; the rows not sent are carried over (exit 6) and ``--resume`` finishes them.
 
 After each run: **convergence** (every valid row's submission holds the desired grade), **no
 duplicate** points outcome anywhere, **no wrong grade** (every grade either unchanged or the desired
 value of a valid row), and **every input row** in the final ``reconciliation.csv`` with the status
 it should have. The expected values come from a fault-free reference plan of the same inputs.
+After every attempt: **no teacher edit overwritten** by the attempt that followed it, and **no row
+``failed``** (every fault injected here is transient, so a ``failed`` row is one left failed for a
+transient reason).
 
     python -m benchmarks.robustness                 # 50 runs (make robustness)
     python -m benchmarks.robustness --runs 200 --seed 7
@@ -67,6 +79,7 @@ timeout_seconds = {CLIENT_TIMEOUT}
 max_attempts = 10
 max_retry_seconds = 60
 """
+TEACHER_POINTS = 0.25  # what the campaign's "teacher" gives: no sample row asks for it
 _MISSING = object()
 
 
@@ -193,6 +206,11 @@ class RunResult:
     rows_converged: int = 0
     duplicates: int = 0
     rows_lost: int = 0
+    teacher_edits: int = 0
+    edits_overwritten: int = 0
+    transient_failed: int = 0  # rows reported `failed` (every fault here is transient)
+    carried_runs: int = 0  # attempts that ended carried over (exit 6)
+    token_stops: int = 0  # attempts stopped by an expired token (exit 3 with token expiry on)
     wall: float = 0.0
     problems: list[str] = field(default_factory=list)
     fault_spec: str = ""
@@ -267,6 +285,90 @@ def _read_report(path: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(fh))
 
 
+def apply_setting_supported(name: str) -> bool:
+    """Whether ``[apply] <name>`` exists in this checkout's Settings (contract 5 lands in parallel)."""
+    from gradesync.config import Settings
+
+    section = Settings.model_fields.get("apply")
+    return section is not None and name in getattr(section.annotation, "model_fields", {})
+
+
+def token_expiry_supported(server: EmulatorServer) -> bool:
+    """Whether the emulator can expire tokens (contract 7 lands in parallel)."""
+    return "token_lifetime" in server.stats().get("config", {})
+
+
+def _config(*, window_zero: bool, max_duration: str | None) -> str:
+    lines = ['read_write_window = "0s"'] if window_zero else []
+    if max_duration:
+        lines.append(f'max_duration = "{max_duration}"')
+    return CONFIG + ("\n[apply]\n" + "\n".join(lines) + "\n" if lines else "")
+
+
+def teacher_edits(
+    server: EmulatorServer,
+    plan_file: Path,
+    state_dir: Path,
+    rng: random.Random,
+    restore: tuple[FaultConfig, ThrottleConfig],
+    token: str = TOKEN,
+) -> dict[str, float]:
+    """While the run is down: a teacher grades 1–3 rows the plan has not written yet (journal
+    ``pending``, Teams still at the plan's before-value), over real HTTP with faults off.
+    Returns submission id → the teacher's grade."""
+    import httpx
+
+    from gradesync.execute.apply import plan_hash
+    from gradesync.execute.decide import grade_body
+    from gradesync.plan.planfile import read_plan
+    from gradesync.state.journal import JOURNAL_NAME, Journal
+
+    if not plan_file.exists():
+        return {}
+    plan = read_plan(plan_file)
+    records = {}
+    if (state_dir / JOURNAL_NAME).exists():  # else the plan was never applied: every row is open
+        with Journal.in_dir(state_dir) as journal:
+            records = journal.ops(plan_hash(plan))
+    now = points_by_submission(server.state())
+    open_ops = [
+        op
+        for op in plan.operations()
+        if op.action.value in ("update", "create")
+        and ((rec := records.get(op.row_key)) is None or rec.status == "pending")
+        and now.get(op.submission_id, []) == ([] if op.outcome_id is None else [op.before_points])
+    ]
+    chosen = rng.sample(open_ops, min(len(open_ops), rng.randint(1, 3)))
+    edits: dict[str, float] = {}
+    server.configure(faults=None, throttle=ThrottleConfig.off())
+    try:
+        headers = {"Authorization": f"Bearer {token}"}
+        for op in chosen:
+            url = f"{server.base_url}{op.submission_path}/outcomes"
+            body = grade_body(TEACHER_POINTS)
+            if op.outcome_id is None:
+                r = httpx.post(url, json=body, headers=headers, timeout=10)
+            else:
+                r = httpx.patch(f"{url}/{op.outcome_id}", json=body, headers=headers, timeout=10)
+            if r.status_code in (200, 201):
+                edits[op.submission_id] = TEACHER_POINTS
+    finally:
+        server.configure(faults=restore[0], throttle=restore[1])
+    return edits
+
+
+def _check_edits(server: EmulatorServer, watched: dict[str, float], result: RunResult) -> None:
+    """Count the teacher edits an attempt overwrote (each is judged by the attempt after it)."""
+    if not watched:
+        return
+    now = points_by_submission(server.state())
+    for sid, points in watched.items():
+        held = now.get(sid, [])
+        if not held or not _same(held[0], points):
+            result.edits_overwritten += 1
+            result.problems.append(f"teacher edit overwritten: submission {sid} holds {held}, not {points}")
+
+
 def _spawn(argv: list[str], env: dict[str, str], cwd: Path, log: Path) -> subprocess.Popen[bytes]:
     with log.open("ab") as fh:
         return subprocess.Popen(
@@ -278,95 +380,187 @@ def _spawn(argv: list[str], env: dict[str, str], cwd: Path, log: Path) -> subpro
         )
 
 
-def run_one(
+@dataclass
+class _Run:
+    """What one run's attempts share (its seeded draws, its directories, its environment)."""
+
+    server: EmulatorServer
+    rng: random.Random
+    result: RunResult
+    faults: FaultConfig
+    throttle: ThrottleConfig
+    run_dir: Path
+    env: dict[str, str]
+    window_zero: bool
+    budget: str | None
+    lifetime: float | None
+    duration_hint: float
+    need_fresh_sync: bool = True
+    watched: dict[str, float] = field(default_factory=dict)  # edits the next attempt must not overwrite
+
+    @property
+    def reports(self) -> Path:
+        return self.run_dir / "reports"
+
+    @property
+    def state(self) -> Path:
+        return self.run_dir / "state"
+
+    @property
+    def plan_file(self) -> Path:
+        return self.reports / "plan.json"
+
+    @property
+    def common(self) -> list[str]:
+        out = ["--config", str(self.run_dir / "gradesync.toml"), "--report-dir", str(self.reports)]
+        return [*out, "--state-dir", str(self.state), "--quiet", *GUARDS]
+
+    def teacher(self, who: str) -> dict[str, float]:
+        token = TOKEN if self.lifetime is None else f"{TOKEN}.{who}"
+        edits = teacher_edits(
+            self.server, self.plan_file, self.state, self.rng, (self.faults, self.throttle), token
+        )
+        self.result.teacher_edits += len(edits)
+        return edits
+
+
+def _new_run(
     server: EmulatorServer,
-    tenant: dict[str, Any],
-    reference: Any,
-    expected: dict[str, float | None],
     campaign_seed: int,
     index: int,
     workdir: Path,
+    rows: int,
     *,
-    kills: tuple[int, ...] = (0, 1, 1, 2, 3),
-    duration_hint: float = 4.0,
-    max_attempts: int = 10,
-    fault_scale: float = 1.0,
-    per_window: tuple[int, int] = (80, 240),
-) -> RunResult:
-    """One seeded run: sync, SIGKILLs at random instants, ``--resume`` / new syncs until done; checks."""
+    fault_scale: float,
+    per_window: tuple[int, int],
+    duration_hint: float,
+) -> _Run:
     seed = f"{campaign_seed}:{index}"
     rng = random.Random(seed)
-    result = RunResult(index=index, seed=seed, rows=len(reference))
+    result = RunResult(index=index, seed=seed, rows=rows)
     faults, throttle = draw_faults(rng, fault_scale), draw_throttle(rng, per_window)
     result.fault_spec = _fault_spec(faults, throttle)
-    planned_kills = rng.choice(kills)
+    # contracts 5 and 7 land in parallel: each is exercised once this checkout has it
+    budget = None
+    if apply_setting_supported("max_duration") and rng.random() < 1 / 3:
+        budget = f"{rng.uniform(0.3, 2.0):.1f}s"
+        result.fault_spec += f"; max_duration {budget} (first attempt)"
+    # long enough to plan under heavy throttling (a static token cannot be renewed mid-plan),
+    # short enough that an apply often outlives it
+    lifetime = rng.uniform(5.0, 15.0) if token_expiry_supported(server) else None
+    if lifetime is not None:
+        result.fault_spec += f"; tokens live {lifetime:.1f}s"
     run_dir = workdir / f"run{index:03d}"
     shutil.rmtree(run_dir, ignore_errors=True)
-    run_dir.mkdir(parents=True)
-    (run_dir / "gradesync.toml").write_text(CONFIG, encoding="utf-8")
-    reports, state = run_dir / "reports", run_dir / "state"
-    common = ["--config", str(run_dir / "gradesync.toml"), "--report-dir", str(reports)]
-    common += ["--state-dir", str(state), "--quiet", *GUARDS]
+    (run_dir / "reports").mkdir(parents=True)
     env = {**os.environ, "GRADESYNC_GRAPH_URL": server.base_url, "GRADESYNC_ACCESS_TOKEN": TOKEN}
     env.pop("GRADESYNC_CLIENT_SECRET", None)
+    window_zero = apply_setting_supported("read_write_window")
+    run = _Run(
+        server, rng, result, faults, throttle, run_dir, env, window_zero, budget, lifetime, duration_hint
+    )
+    (run_dir / "gradesync.toml").write_text(_config(window_zero=window_zero, max_duration=None))
+    return run
 
-    server.reset(tenant)
-    server.configure(faults=faults, throttle=throttle)
-    before = server.state()
-    started = time.monotonic()
-    need_fresh_sync, done = True, False
-    for attempt in range(max_attempts):
-        plan_file = reports / "plan.json"
-        if need_fresh_sync or not plan_file.exists():
-            argv = ["sync", *(str(SAMPLES / n) for n in INPUTS), *common]
-            result.syncs += 1
-            plan_file.unlink(missing_ok=True)
-        else:
-            argv = ["apply", str(plan_file), "--resume", *common]
-            result.resumes += 1
-        (reports / "reconciliation.csv").unlink(missing_ok=True)
-        t0 = time.monotonic()
-        proc = _spawn(argv, env, run_dir, run_dir / "output.log")
-        if attempt < planned_kills:
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                proc.wait(timeout=rng.uniform(0.1, 0.95) * duration_hint)
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGKILL)
-                result.kills += 1
-                proc.wait()
-                result.exit_codes.append(-9)
-                need_fresh_sync = False  # resume the plan if the sync got as far as saving it
-                continue
-        try:
-            code = proc.wait(timeout=240)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+
+def _review(run: _Run) -> None:
+    """Half of the runs: ``gradesync plan`` first, and a teacher grades some rows before the apply."""
+    if run.rng.random() >= 0.5:
+        return
+    argv = ["plan", *(str(SAMPLES / n) for n in INPUTS), "--out", str(run.plan_file)]
+    argv += ["--report-dir", str(run.reports / "preview"), "--state-dir", str(run.state), "--quiet"]
+    argv += ["--config", str(run.run_dir / "gradesync.toml")]
+    if run.lifetime is not None:
+        run.env["GRADESYNC_ACCESS_TOKEN"] = f"{TOKEN}.review"
+    _spawn(argv, run.env, run.run_dir, run.run_dir / "output.log").wait()
+    if run.plan_file.exists():
+        run.need_fresh_sync = False
+        run.watched = run.teacher("teacher")
+
+
+def _attempt(run: _Run, attempt: int, kill: bool, reference: Any) -> str:
+    """One sync / ``apply --resume``: "again" (another attempt), "done" or "stop" (a problem)."""
+    result = run.result
+    config = _config(window_zero=run.window_zero, max_duration=run.budget if attempt == 0 else None)
+    (run.run_dir / "gradesync.toml").write_text(config, encoding="utf-8")
+    if run.lifetime is not None:  # a new sign-in per attempt: T.<n> (contract 7)
+        run.env["GRADESYNC_ACCESS_TOKEN"] = f"{TOKEN}.{attempt}"
+    if run.need_fresh_sync or not run.plan_file.exists():
+        argv = ["sync", *(str(SAMPLES / n) for n in INPUTS), *run.common]
+        result.syncs += 1
+        run.plan_file.unlink(missing_ok=True)
+    else:
+        argv = ["apply", str(run.plan_file), "--resume", *run.common]
+        result.resumes += 1
+    report = run.reports / "reconciliation.csv"
+    report.unlink(missing_ok=True)
+    t0 = time.monotonic()
+    proc = _spawn(argv, run.env, run.run_dir, run.run_dir / "output.log")
+    if kill:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=run.rng.uniform(0.1, 0.95) * run.duration_hint)
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGKILL)
+            result.kills += 1
             proc.wait()
-            result.problems.append(f"attempt {attempt}: {argv[0]} hung for 240 s")
-            break
-        result.exit_codes.append(code)
-        duration_hint = 0.5 * duration_hint + 0.5 * (time.monotonic() - t0)
-        report = reports / "reconciliation.csv"
-        if code not in (0, 1) or not report.exists():
-            if code in (3, 70):  # auth or a crash: retrying cannot be the answer
-                tail = (run_dir / "output.log").read_text(errors="replace")[-1500:]
-                result.problems.append(f"attempt {attempt}: {argv[0]} exited {code}:\n{tail}")
-                break
-            need_fresh_sync = True  # e.g. a read failed for good while planning: start over
-            continue
-        rows = _read_report(report)
-        if any(r["status"] not in (*OK_STATUSES, "rejected") for r in rows):
-            need_fresh_sync = True  # rows Graph kept failing: a new sync picks them up
-            continue
-        lost, problems = check_report(rows, reference)
-        result.rows_lost = lost
-        result.problems += problems
-        done = True
-        break
-    result.wall = time.monotonic() - started
-    if not done and not result.problems:
-        result.problems.append(f"no attempt completed in {max_attempts} ({result.exit_codes})")
-        result.rows_lost = len(reference)
+            result.exit_codes.append(-9)
+            run.need_fresh_sync = False  # resume the plan if the sync got as far as saving it
+            _check_edits(run.server, run.watched, result)
+            run.watched.update(run.teacher(f"teacher{attempt}"))
+            return "again"
+    try:
+        code = proc.wait(timeout=240)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+        result.problems.append(f"attempt {attempt}: {argv[0]} hung for 240 s")
+        return "stop"
+    result.exit_codes.append(code)
+    run.duration_hint = 0.5 * run.duration_hint + 0.5 * (time.monotonic() - t0)
+    _check_edits(run.server, run.watched, result)
+    run.watched = {}  # judged: a later sync may legitimately write the gradebook's grade
+    return _judge(run, attempt, code, argv[0], reference)
+
+
+def _judge(run: _Run, attempt: int, code: int, command: str, reference: Any) -> str:
+    """What a finished attempt's exit code and report mean for the run."""
+    result, report = run.result, run.reports / "reconciliation.csv"
+    rows = _read_report(report) if report.exists() else []
+    failed = sum(1 for r in rows if r.get("status") == "failed")
+    if failed:
+        result.transient_failed += failed
+        result.problems.append(f"attempt {attempt}: {failed} row(s) left failed for a transient reason")
+    if code == 6 and run.plan_file.exists():  # carried over (a deadline): the resume finishes it
+        result.carried_runs += 1
+        run.need_fresh_sync = False
+        return "again"
+    if code == 3 and run.lifetime is not None:  # the token expired mid-run: rows carried over
+        result.token_stops += 1
+        run.need_fresh_sync = not run.plan_file.exists()
+        return "again"
+    if code not in (0, 1) or not report.exists():
+        if code in (3, 70):  # auth or a crash: retrying cannot be the answer
+            tail = (run.run_dir / "output.log").read_text(errors="replace")[-1500:]
+            result.problems.append(f"attempt {attempt}: {command} exited {code}:\n{tail}")
+            return "stop"
+        run.need_fresh_sync = True  # e.g. a read failed for good while planning: start over
+        return "again"
+    if any(r["status"] not in (*OK_STATUSES, "rejected") for r in rows):
+        run.need_fresh_sync = True  # rows Graph kept failing: a new sync picks them up
+        return "again"
+    lost, problems = check_report(rows, reference)
+    result.rows_lost = lost
+    result.problems += problems
+    return "done"
+
+
+def _final_checks(
+    result: RunResult,
+    server: EmulatorServer,
+    before: dict[str, Any],
+    expected: dict[str, float | None],
+    reference: Any,
+) -> None:
     stats = server.stats()
     result.faults = Counter(stats["faults"])
     result.throttled = int(stats["throttled"])
@@ -386,6 +580,53 @@ def run_one(
     result.rows_converged = sum(
         1 for sid in valid if len(now.get(sid, [])) == 1 and _same(now[sid][0], expected[sid])
     )
+
+
+def run_one(
+    server: EmulatorServer,
+    tenant: dict[str, Any],
+    reference: Any,
+    expected: dict[str, float | None],
+    campaign_seed: int,
+    index: int,
+    workdir: Path,
+    *,
+    kills: tuple[int, ...] = (0, 1, 1, 2, 3),
+    duration_hint: float = 4.0,
+    max_attempts: int = 14,
+    fault_scale: float = 1.0,
+    per_window: tuple[int, int] = (80, 240),
+) -> RunResult:
+    """One seeded run: sync, SIGKILLs at random instants, ``--resume`` / new syncs until done; checks."""
+    run = _new_run(
+        server,
+        campaign_seed,
+        index,
+        workdir,
+        len(reference),
+        fault_scale=fault_scale,
+        per_window=per_window,
+        duration_hint=duration_hint,
+    )
+    planned_kills = run.rng.choice(kills)
+    server.reset(tenant)
+    server.configure(faults=run.faults, throttle=run.throttle)
+    if token_expiry_supported(server):
+        server.configure(token_lifetime=run.lifetime)
+    before = server.state()
+    started = time.monotonic()
+    _review(run)
+    outcome = "again"
+    for attempt in range(max_attempts):
+        outcome = _attempt(run, attempt, attempt < planned_kills, reference)
+        if outcome != "again":
+            break
+    result = run.result
+    result.wall = time.monotonic() - started
+    if outcome != "done" and not result.problems:
+        result.problems.append(f"no attempt completed in {max_attempts} ({result.exit_codes})")
+        result.rows_lost = len(reference)
+    _final_checks(result, server, before, expected, reference)
     return result
 
 
@@ -485,6 +726,13 @@ def render(result: CampaignResult, console: Console) -> None:
     table.add_row("rows converged", str(result.total("rows_converged")))
     table.add_row("duplicates (must be 0)", str(result.total("duplicates")))
     table.add_row("rows lost (must be 0)", str(result.total("rows_lost")))
+    table.add_row("teacher edits (while a run was down)", str(result.total("teacher_edits")))
+    table.add_row("teacher edits overwritten (must be 0)", str(result.total("edits_overwritten")))
+    table.add_row(
+        "rows left failed for a transient reason (must be 0)", str(result.total("transient_failed"))
+    )
+    table.add_row("attempts carried over (exit 6: deadline)", str(result.total("carried_runs")))
+    table.add_row("attempts stopped by an expired token (exit 3)", str(result.total("token_stops")))
     table.add_row("runs failed (must be 0)", str(len(result.failed)))
     table.add_row("wall time", f"{result.wall:.1f} s")
     console.print(table)

@@ -1,22 +1,33 @@
-"""Apply a reviewed plan to Graph exactly: guards → stale-plan check → journalled $batch writes →
-re-verification of unknown fates → reconciliation.
+"""Apply a reviewed plan to Graph exactly: guards → assignment-by-assignment writes, each on a read no
+older than the read-to-write window → re-verification of unknown fates → reconciliation.
 
 ::
 
     apply_plan(plan, client, journal=..., options=...)
-      1. refuse: plan age, --max-changes, --max-decreases, clears without --allow-clear   (no I/O)
-      2. read the assignments the open operations touch (one paged ``submissions?$expand=outcomes``
-         listing each, batched through ``get_all_many``) and decide per operation (``decide.py``):
-         write, already done, conflict (changed since the plan) or failed; refuse on --min-coverage
-      3. waves of writes: journal ``sending`` (committed) → ``client.batch`` → journal final (committed)
-      4. operations whose fate is unknown (dropped connection, 5xx/429 after sending, 409 on create,
-         left ``sending`` by a killed run) are re-read (their submission's outcomes, batched) and
-         decided again — a create is never re-sent without that read
-      5. with ``--return`` (``publish.py``): return the written submissions of the allowed assignments
-      6. reconcile (``reconcile.py``): read the touched assignments back and give every input row a status
+      1. refuse: plan age, --max-changes, --max-decreases, clears without --allow-clear,
+         --min-coverage (all from the plan: no I/O)
+      2. waves of writes, assignment by assignment (``window.py``):
+         a. stop before the deadline: what is not sent is carried over (``carried_over``)
+         b. the wave's assignments whose last read (the plan's ``read_at``, or this run's) is older
+            than ``read_write_window`` are read again (one ``$expand=outcomes`` listing each,
+            batched); each operation is decided on the newest read (``decide.py``): write, already
+            done, conflict (changed since it was read: never a silent overwrite) or carried over
+            (the read could not be made)
+         c. journal ``sending`` (committed) → ``client.batch`` → journal the answers (committed);
+            the 2xx answers carry the value written: they are the verification (``writes.py``)
+         d. operations whose fate is unknown (dropped connection, 5xx/429 after sending, 409 on
+            create) are re-read (their submission, batched: ``reads.read_submissions``) and decided
+            again — a create is never re-sent without that read
+      3. with ``--return`` (``publish.py``): return the written submissions of the allowed assignments
+      4. reconcile (``reconcile.py``): every input row gets a status and what Teams holds
 
-Three-way sync: with a ``Memory`` (``memory.py``), every successful grade write is remembered just
-before the journal records it, and grades found agreeing with the gradebook become the new base.
+A transient failure (429, 5xx, network, an expired token, a read that could not be made) never makes
+a row final: it stays ``pending``/``sending`` in the journal and is reported ``carried_over``;
+``--resume`` and the next sync finish it. A 401, or Graph unreachable, stops the run (nothing more
+is sent): its rows are carried over too.
+
+Three-way sync: with a ``Memory`` (``state/memory.py``), every successful grade write is remembered
+just before the journal records it, and grades found agreeing with the gradebook become the new base.
 """
 
 from __future__ import annotations
@@ -28,14 +39,17 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
-from urllib.parse import quote
 
 import pandas as pd
 
-from gradesync.errors import AuthError, ExitCode, UsageError
-from gradesync.execute.decide import SEND_KINDS, Current, Decision, Kind, decide, fmt, grade_body
-from gradesync.execute.reads import coverage, read_assignments
-from gradesync.graph import GraphClient, SubRequest, SubResponse, points_of
+from gradesync.errors import AuthError, ExitCode, GradesyncError, NetworkError, TerminalGraphError, UsageError
+from gradesync.execute.decide import SEND_KINDS, Current, Decision, Kind, decide, decide_from_plan
+from gradesync.execute.publish import publish
+from gradesync.execute.reads import plan_coverage, read_assignments, read_submissions
+from gradesync.execute.reconcile import reconcile
+from gradesync.execute.window import Deadline, Pair, ReadTimes
+from gradesync.execute.writes import dry_outcome, final_outcome, interpret, request_for
+from gradesync.graph import GraphClient
 from gradesync.guards import (
     DEFAULT_MAX_CHANGES,
     DEFAULT_MAX_DECREASES,
@@ -51,17 +65,17 @@ from gradesync.guards import (
     plan_figures,
     refuse,
 )
-from gradesync.models import Action, Operation, Plan
-from gradesync.state.journal import SENDING, Journal, OpRecord, Outcome
+from gradesync.models import OK_STATUSES, PROBLEM_STATUSES, Action, Operation, Plan, Status
+from gradesync.state.journal import PENDING, SENDING, Journal, OpRecord, Outcome
 from gradesync.state.memory import Memory, Written
 
 Progress = Callable[[str, int, int], None]
 T = TypeVar("T")
 
 WAVE_ROUNDS = 4  # a wave (one journal commit) is this many rounds of max_in_flight $batch envelopes
-OK_STATUSES = frozenset({"unchanged", "updated", "created", "excused"})
-_REMEMBERED = frozenset({"updated", "created", "unchanged"})  # a grade write's outcomes kept in memory
-
+DEFAULT_READ_WRITE_WINDOW = timedelta(seconds=60)
+# stop sending this long before the deadline at least (longer when a wave took longer)
+DEFAULT_DEADLINE_MARGIN = timedelta(seconds=5)
 
 _DEFAULT_MAX_CHANGES = Limit.parse(DEFAULT_MAX_CHANGES)
 _DEFAULT_MAX_DECREASES = Limit.parse(DEFAULT_MAX_DECREASES)
@@ -86,11 +100,19 @@ class ApplyOptions:
     wave_size: int | None = (
         None  # operations per journal commit; None: 4 rounds of the client's in-flight batches
     )
-    verify: str = "all"  # read back: "all" touched assignments, or only "uncertain" ones (cheaper)
+    # read back after writing: "uncertain" (default) only the assignments holding a write whose fate
+    # is still unknown — the write answers verify the rest; "all" every touched assignment (one more
+    # listing each: catches a change made right after our write, e.g. by another run)
+    verify: str = "uncertain"
     max_rounds: int = 6  # re-verify/re-send rounds for operations whose fate is unknown
     publish: bool = False  # --return: return (publish) the submissions this plan wrote
     publish_assignments: tuple[str, ...] = ()  # [publish] assignments: names or ids, "*" = all
-    now: Callable[[], datetime] = _utcnow
+    # no grade is written on a read older than this; 0: re-read right before every write wave
+    read_write_window: timedelta = DEFAULT_READ_WRITE_WINDOW
+    deadline: datetime | None = None  # aware UTC: stop sending before it; the rest is carried over
+    deadline_margin: timedelta = DEFAULT_DEADLINE_MARGIN
+    now: Callable[[], datetime] = _utcnow  # the wall clock: read once per run (plan age, read_at, deadline)
+    clock: Callable[[], float] = time.monotonic  # every duration inside a run
 
     def __post_init__(self) -> None:
         if self.on_conflict not in ("skip", "overwrite"):
@@ -99,6 +121,10 @@ class ApplyOptions:
             raise UsageError(f"--verify must be all or uncertain, not {self.verify!r}")
         if (self.wave_size is not None and self.wave_size < 1) or self.max_rounds < 1:
             raise UsageError("wave size and rounds must be at least 1")
+        if self.read_write_window < timedelta(0):
+            raise UsageError("the read-to-write window cannot be negative")
+        if self.deadline is not None and self.deadline.tzinfo is None:
+            raise UsageError("the deadline must be a timezone-aware time")
 
     @property
     def overwrite(self) -> bool:
@@ -109,7 +135,7 @@ class ApplyOptions:
 class ApplyResult:
     """What an apply did: the reconciliation rows and the figures the summary needs."""
 
-    rows: pd.DataFrame  # PLAN_COLUMNS + after_points, status, request_id (message updated)
+    rows: pd.DataFrame  # PLAN_COLUMNS + after_points, status (Status values), request_id, returned
     plan_hash: str
     figures: Figures
     graph_stats: dict[str, Any]
@@ -118,24 +144,38 @@ class ApplyResult:
     auth_failed: bool = False
     notes: list[str] = field(default_factory=list)
     return_failed: int = 0  # --return: written submissions that could not be returned
+    error: GradesyncError | None = None  # what stopped the run early (AuthError, NetworkError)
 
     @property
     def status_counts(self) -> dict[str, int]:
         return {str(k): int(v) for k, v in self.rows["status"].value_counts().items()}
 
     @property
+    def carried_over(self) -> int:
+        return int((self.rows["status"] == Status.CARRIED_OVER).sum())
+
+    @property
     def exit_code(self) -> ExitCode:
+        """Kept for the CLI until the pipeline's ``RunResult.exit_code`` (contract 5) owns it:
+        3 auth / 7 network stop; 1 rows need attention; 6 only carried-over rows; else 0."""
         if self.auth_failed:
             return ExitCode.AUTH
-        ok = self.rows["status"].isin(OK_STATUSES | ({"pending"} if self.dry_run else set()))
-        return ExitCode.OK if bool(ok.all()) and not self.return_failed else ExitCode.ROWS_NOT_DONE
+        if self.error is not None:
+            return self.error.exit_code
+        status = self.rows["status"]
+        if bool(status.isin(PROBLEM_STATUSES).any()) or self.return_failed:
+            return ExitCode.ROWS_NOT_DONE
+        if bool((status == Status.CARRIED_OVER).any()):
+            return ExitCode.CARRIED_OVER
+        ok = status.isin(OK_STATUSES | ({"pending"} if self.dry_run else set()))
+        return ExitCode.OK if bool(ok.all()) else ExitCode.ROWS_NOT_DONE
 
 
-# --- identity and URLs ---------------------------------------------------------------------------
+# --- identity ------------------------------------------------------------------------------------
 def plan_hash(plan: Plan) -> str:
     """The plan's identity in the journal: its header and every operation, canonically hashed."""
-    fields = ("row_key", "class_id", "assignment_id", "submission_id", "outcome_id", "desired_points")
-    fields += ("before_points", "before_modified")
+    fields: tuple[str, ...] = ("row_key", "class_id", "assignment_id", "submission_id", "outcome_id")
+    fields += ("desired_points", "before_points", "before_modified")
     ops = [[o.action.value, *(getattr(o, f) for f in fields)] for o in plan.operations()]
     payload = {
         **({"id": plan.plan_id} if plan.plan_id else {}),
@@ -148,16 +188,8 @@ def plan_hash(plan: Plan) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 
-def _q(value: str) -> str:
-    return quote(value, safe="")
-
-
-def submission_path(op: Operation) -> str:
-    return op.submission_path
-
-
-def outcomes_url(op: Operation) -> str:
-    return submission_path(op) + "/outcomes"
+def _pair(op: Operation) -> Pair:
+    return (op.class_id, op.assignment_id)
 
 
 def _chunks(items: list[T], n: int) -> Iterable[list[T]]:
@@ -165,27 +197,29 @@ def _chunks(items: list[T], n: int) -> Iterable[list[T]]:
         yield items[i : i + n]
 
 
+def waves_of(ops: list[Operation], size: int) -> list[list[Operation]]:
+    """Operations grouped assignment by assignment into waves of at most ``size`` (an assignment
+    larger than a wave spans several; small ones share one)."""
+    by_pair: dict[Pair, list[Operation]] = {}
+    for op in sorted(ops, key=lambda o: (_pair(o), o.row_key)):
+        by_pair.setdefault(_pair(op), []).append(op)
+    waves: list[list[Operation]] = []
+    current: list[Operation] = []
+    for group in by_pair.values():
+        for chunk in _chunks(group, size):
+            if current and len(current) + len(chunk) > size:
+                waves.append(current)
+                current = []
+            current += chunk
+    if current:
+        waves.append(current)
+    return waves
+
+
 # --- the executor --------------------------------------------------------------------------------
-@dataclass(slots=True)
-class _State:
-    """Per-operation results gathered during this run (mirrors what the journal holds)."""
-
-    records: dict[int, OpRecord]
-    auth_failed: bool = False
-
-    def set(self, outcome: Outcome) -> None:
-        rec = self.records.get(outcome.row_key)
-        if rec is None:
-            return
-        rec.status = outcome.status
-        rec.outcome_id = outcome.outcome_id or rec.outcome_id
-        rec.after_points = outcome.after_points
-        rec.http_status = outcome.http_status
-        rec.request_id = outcome.request_id
-        rec.message = outcome.message
-
-
 class Executor:
+    """One apply of one plan. ``run`` is the recipe; each step below is one method."""
+
     def __init__(
         self,
         client: GraphClient,
@@ -195,33 +229,72 @@ class Executor:
         memory: Memory | None = None,
     ) -> None:
         self.client = client
-        self.journal = journal
         self.options = options
+        self.journal = None if options.dry_run else journal
         self.note: Progress = progress or (lambda step, done, total: None)
         self.memory = memory
-        self._ops: dict[int, Operation] = {}
+        self.phash = ""
+        self.ops: dict[int, Operation] = {}
+        self.records: dict[int, OpRecord] = {}
+        self.seen: dict[str, Current] = {}  # submission id → its newest read in this run
+        self.read_by_us: set[Pair] = set()  # assignments this run read itself
+        self.stop: GradesyncError | None = None  # AuthError / NetworkError: nothing more is sent
 
-    # ------------------------------------------------------------------ entry point
+    # ------------------------------------------------------------------ the recipe
     def run(self, plan: Plan) -> ApplyResult:
-        from gradesync.execute.reconcile import reconcile
-
-        started = time.monotonic()
         opts = self.options
-        phash = plan_hash(plan)
-        ops = {op.row_key: op for op in plan.operations()}
-        self._ops = ops
+        started = opts.clock()
+        self.phash = plan_hash(plan)
+        self.ops = {op.row_key: op for op in plan.operations()}
         figures = plan_figures(plan.rows)
-        journal = None if opts.dry_run else self.journal
-        run = journal.run_state(phash) if journal else None
-        if run is not None and not opts.resume:
+        run_state = self._refuse_a_second_run()
+        self._guards(plan, figures, run_state)
+        self._load_records()
+        open_ops = [op for k, op in self.ops.items() if not self.records[k].final]
+        now = opts.now()
+        times = ReadTimes.from_plan(
+            getattr(plan, "read_at", None),
+            {_pair(op) for op in open_ops},
+            window=opts.read_write_window,
+            now=now,
+            clock=opts.clock,
+        )
+        deadline = Deadline(opts.deadline, now=now, clock=opts.clock, margin=opts.deadline_margin)
+        if self.journal is not None:
+            self.journal.start(self.phash, plan.created_at, self.ops.values())
+        self._write_waves(open_ops, times, deadline)
+        if self.journal is not None and self.stop is None and all(r.final for r in self.records.values()):
+            self.journal.finish_run(self.phash)
+        rows, notes, return_failed = self._report(plan)
+        return ApplyResult(
+            rows=rows,
+            plan_hash=self.phash,
+            figures=figures,
+            graph_stats=self.client.stats.asdict(),
+            elapsed_seconds=opts.clock() - started,
+            dry_run=opts.dry_run,
+            auth_failed=isinstance(self.stop, AuthError),
+            notes=notes,
+            return_failed=return_failed,
+            error=self.stop,
+        )
+
+    # ------------------------------------------------------------------ 1. before any I/O
+    def _refuse_a_second_run(self) -> dict[str, str | None] | None:
+        journal = self.journal
+        run = journal.run_state(self.phash) if journal else None
+        if run is not None and not self.options.resume:
+            assert journal is not None
             what = "was already applied" if run["state"] == "finished" else "was interrupted"
             raise UsageError(
-                f"this plan {what} (run started {run['started_at']}, journal {journal.path})",  # type: ignore[union-attr]
+                f"this plan {what} (run started {run['started_at']}, journal {journal.path})",
                 code="plan-already-run",
                 hint="use --resume to finish it (or to re-check and report it); never apply a plan twice",
             )
+        return run
 
-        # 1. guards that need no I/O
+    def _guards(self, plan: Plan, figures: Figures, run: dict[str, str | None] | None) -> None:
+        opts = self.options
         ref = parse_time(str(run["started_at"])) if run else opts.now()
         violations = [v for v in [plan_age_violation(plan.created_at, ref, opts.max_plan_age)] if v]
         violations += guard_violations(
@@ -230,55 +303,218 @@ class Executor:
             max_decreases=opts.max_decreases,
             allow_clear=opts.allow_clear,
         )
+        if not run:  # a resumed run passed this guard before it wrote anything
+            pairs = {_pair(op) for op in self.ops.values()}
+            covered, roster = plan_coverage(plan.rows, plan.roster_gaps, pairs)
+            violations += [v for v in [coverage_violation(covered, roster, opts.min_coverage)] if v]
         refuse(violations)
 
-        prior = journal.ops(phash) if journal else {}
-        state = _State({k: prior.get(k) or OpRecord(k, op.action.value, "pending") for k, op in ops.items()})
-        open_ops = [op for k, op in ops.items() if not state.records[k].final]
-        maybe_sent = {k for k, rec in prior.items() if rec.status == SENDING}
+    def _load_records(self) -> None:
+        prior = self.journal.ops(self.phash) if self.journal else {}
+        self.records = {
+            k: prior.get(k) or OpRecord(k, op.action.value, PENDING) for k, op in self.ops.items()
+        }
 
-        # 2. the stale-plan check: read what the targets hold now, decide per operation
-        self.note("checking", 0, len(open_ops))
-        read = read_assignments(self.client, {(op.class_id, op.assignment_id) for op in open_ops})
-        if not run:  # a resumed run passed this guard before it wrote anything
-            covered, roster = coverage(plan.rows, read)
-            refuse([v for v in [coverage_violation(covered, roster, opts.min_coverage)] if v])
-        decisions: dict[int, Decision] = {}
-        for op in open_ops:
-            pair = (op.class_id, op.assignment_id)
-            if pair in read.errors:
-                err = read.errors[pair]
-                if isinstance(err, AuthError):
-                    raise err
-                decisions[op.row_key] = Decision(
-                    Kind.FAILED, message=f"could not read the assignment to confirm the plan: {err.message}"
+    # ------------------------------------------------------------------ 2. the waves
+    def _write_waves(self, open_ops: list[Operation], times: ReadTimes, deadline: Deadline) -> None:
+        opts = self.options
+        size = opts.wave_size or 20 * int(getattr(self.client, "max_in_flight", 4)) * WAVE_ROUNDS
+        waves = waves_of(open_ops, size)
+        total, done = len(open_ops), 0
+        self.note("writing", 0, total)
+        for i, wave in enumerate(waves):
+            if not opts.dry_run and deadline.reached():
+                self._carry_over(
+                    [op for w in waves[i:] for op in w],
+                    f"not sent: the deadline {deadline.text} was reached; `gradesync apply --resume` "
+                    "(or the next sync) sends it",
                 )
-                continue
-            decisions[op.row_key] = decide(
-                op,
-                read.current.get(op.submission_id),
-                overwrite=opts.overwrite,
-                maybe_sent=op.row_key in maybe_sent,
+                return
+            began = opts.clock()
+            try:
+                self._wave(wave, times, deadline)
+            except (AuthError, NetworkError) as err:
+                self.stop = err
+            deadline.wave_took(opts.clock() - began)
+            done += len(wave)
+            self.note("writing", done, total)
+            if self.stop is not None:
+                why = self.stop.message
+                self._carry_over([op for w in waves[i:] for op in w], f"not sent: the run stopped ({why})")
+                return
+
+    def _wave(self, wave: list[Operation], times: ReadTimes, deadline: Deadline) -> None:
+        decisions = self._check(wave, times)
+        if self.options.dry_run:
+            for op in wave:
+                self._set(dry_outcome(op, decisions[op.row_key]))
+            return
+        self._record([o for op in wave if (o := final_outcome(op, decisions[op.row_key])) is not None])
+        to_send = {k: d for k, d in decisions.items() if d.kind in SEND_KINDS}
+        unknown = self._send(to_send)
+        self._settle(unknown, deadline)
+
+    def _check(self, wave: list[Operation], times: ReadTimes) -> dict[int, Decision]:
+        """Read the wave's stale assignments (and those of maybe-sent operations) again, then decide
+        each operation on the newest read — or on the plan's own read when that is still fresh."""
+        opts = self.options
+        pairs = {_pair(op) for op in wave}
+        maybe_sent = {op.row_key for op in wave if self.records[op.row_key].status == SENDING}
+        need = {p for p in pairs if times.stale(p)} | {_pair(self.ops[k]) for k in maybe_sent}
+        read = read_assignments(self.client, need)
+        times.mark(need - read.errors.keys())
+        self.read_by_us |= need - read.errors.keys()
+        self.seen.update(read.current)
+        decisions: dict[int, Decision] = {}
+        for op in wave:
+            pair, k = _pair(op), op.row_key
+            if pair in read.errors:
+                decisions[k] = _read_failed(read.errors[pair])
+            elif pair in self.read_by_us:
+                cur = self.seen.get(op.submission_id)
+                decisions[k] = decide(op, cur, overwrite=opts.overwrite, maybe_sent=k in maybe_sent)
+            else:
+                decisions[k] = decide_from_plan(op)
+        return decisions
+
+    def _send(self, to_send: dict[int, Decision]) -> set[int]:
+        """Journal, send and record one wave of writes; returns the keys whose fate is unknown.
+
+        Sent one round of ``max_in_flight`` envelopes at a time: after a 401 (or Graph unreachable)
+        no further envelope leaves, and the operations that did not go are back to ``pending``."""
+        if not to_send:
+            return set()
+        keys = sorted(to_send)
+        assert self.journal is not None
+        self.journal.mark_sending(self.phash, keys)
+        for k in keys:
+            self.records[k].status = SENDING
+            self.records[k].attempts += 1
+        unknown: set[int] = set()
+        per_round = 20 * int(getattr(self.client, "max_in_flight", 4))
+        for i, chunk in enumerate(_chunks(keys, per_round)):
+            if self.stop is not None:
+                why = f"not sent: the run stopped ({self.stop.message}); carried over"
+                self._record([Outcome(k, PENDING, message=why) for k in keys[i * per_round :]])
+                break
+            unknown |= self._send_round(chunk, to_send)
+        return unknown
+
+    def _send_round(self, keys: list[int], to_send: dict[int, Decision]) -> set[int]:
+        try:
+            answers = self.client.batch([request_for(self.ops[k], to_send[k]) for k in keys])
+        except (AuthError, NetworkError) as err:
+            self.stop = err  # some envelopes may have gone: left ``sending`` (re-read next run)
+            return set()
+        outcomes = [interpret(self.ops[k], to_send[k], answers[str(k)]) for k in keys]
+        for k in keys:
+            refused = answers[str(k)].error
+            if isinstance(refused, AuthError) and self.stop is None:
+                self.stop = refused  # a refused token or a missing permission: nothing else can succeed
+        self._record([o for o in outcomes if o.status != SENDING])
+        return {o.row_key for o in outcomes if o.status == SENDING}
+
+    def _settle(self, unknown: set[int], deadline: Deadline) -> None:
+        """The one re-verify path: re-read each operation whose fate is unknown, decide again
+        (done, conflict, or send once more), for up to ``max_rounds`` rounds."""
+        opts = self.options
+        for _ in range(opts.max_rounds):
+            if not unknown or self.stop is not None or deadline.reached():
+                break
+            keys = sorted(unknown)
+            found = read_submissions(self.client, {k: self.ops[k].submission_path for k in keys})
+            resend: dict[int, Decision] = {}
+            finals: list[Outcome] = []
+            for k in keys:
+                if k not in found:
+                    continue  # the read failed: still unknown, read again next round
+                cur = found[k]
+                if cur is not None:
+                    self.seen[cur.submission_id] = cur
+                d = decide(self.ops[k], cur, overwrite=opts.overwrite, maybe_sent=True)
+                if d.kind in SEND_KINDS:
+                    resend[k] = d
+                elif (out := final_outcome(self.ops[k], d)) is not None:
+                    finals.append(out)
+            self._record(finals)
+            unknown = (unknown - {o.row_key for o in finals} - set(resend)) | self._send(resend)
+        for k in sorted(unknown):  # left ``sending``: --resume re-verifies them, never re-sends blindly
+            rec = self.records[k]
+            rec.message = (
+                f"could not confirm the write after {rec.attempts} attempt(s): Graph kept failing; "
+                "carried over: `gradesync apply --resume` (or the next sync) re-checks it"
             )
-        self.note("checking", len(open_ops), len(open_ops))
 
-        if opts.dry_run:
-            for op in open_ops:
-                state.set(self._dry_outcome(op, decisions[op.row_key]))
-        else:
-            assert journal is not None
-            journal.start(phash, plan.created_at, ops.values())
-            self._write(phash, ops, decisions, state, maybe_sent)
-            if not any(rec.status == SENDING for rec in state.records.values()):
-                journal.finish_run(phash)
+    def _carry_over(self, ops: list[Operation], message: str) -> None:
+        """Operations not sent in this run: they stay open in the journal (``pending``, or
+        ``sending`` when a send may have happened), reported ``carried_over`` with ``message``."""
+        outcomes = []
+        for op in ops:
+            rec = self.records[op.row_key]
+            if rec.final or self.options.dry_run:
+                continue
+            if rec.status == SENDING:
+                rec.message = rec.message or message
+                continue
+            outcomes.append(Outcome(op.row_key, PENDING, message=message))
+        self._record(outcomes)
 
+    # ------------------------------------------------------------------ journal and memory
+    def _set(self, outcome: Outcome) -> None:
+        rec = self.records[outcome.row_key]
+        rec.status = outcome.status
+        rec.outcome_id = outcome.outcome_id or rec.outcome_id
+        rec.after_points = outcome.after_points
+        rec.http_status = outcome.http_status
+        rec.request_id = outcome.request_id
+        rec.message = outcome.message
+
+    def _record(self, outcomes: list[Outcome]) -> None:
+        if not outcomes:
+            return
+        if self.journal is not None:
+            if self.memory is not None:  # before the journal: a recorded write is always remembered
+                self.memory.remember(self._written(outcomes))
+            self.journal.record(self.phash, outcomes)
+        for o in outcomes:
+            self._set(o)
+
+    def _written(self, outcomes: list[Outcome]) -> list[Written]:
+        """The grade writes among ``outcomes`` (updated/created, or already at the desired value)."""
+        out = []
+        remembered = (Status.UPDATED, Status.CREATED, Status.UNCHANGED)
+        for o in outcomes:
+            op = self.ops.get(o.row_key)
+            if op is None or op.action is Action.EXCUSE or o.status not in remembered:
+                continue
+            points = o.after_points if o.after_points is not None else op.desired_points
+            out.append(
+                Written(
+                    op.submission_id, op.class_id, op.assignment_id, o.outcome_id or op.outcome_id, points
+                )
+            )
+        return out
+
+    # ------------------------------------------------------------------ 3 and 4. return, reconcile
+    def _report(self, plan: Plan) -> tuple[pd.DataFrame, list[str], int]:
+        opts = self.options
         published = None
-        if opts.publish and not opts.dry_run:
-            from gradesync.execute.publish import publish
-
+        notes: list[str] = []
+        if opts.publish and not opts.dry_run and self.stop is None:
             self.note("returning", 0, 0)
-            published = publish(self.client, plan.rows, state.records, opts.publish_assignments)
-        rows, notes = reconcile(plan, self.client, state.records, dry_run=opts.dry_run, verify=opts.verify)
+            published = publish(self.client, plan.rows, self.records, opts.publish_assignments)
+        rows, read_notes = reconcile(
+            plan,
+            self.client,
+            self.records,
+            seen=self.seen,
+            dry_run=opts.dry_run,
+            verify=opts.verify,
+            read_back=self.stop is None,
+        )
+        notes += read_notes
+        if self.stop is not None:
+            notes.append(f"the run stopped early: {self.stop.message}; the rows not written are carried over")
         rows["returned"] = False
         if published is not None:
             keys = rows["row_key"].astype(int)
@@ -287,21 +523,11 @@ class Executor:
             has = failed.notna()
             rows.loc[has, "message"] = rows.loc[has, "message"].astype(str) + "; " + failed[has].astype(str)
             notes += published.notes
-        elif opts.publish:
+        elif opts.publish and opts.dry_run:
             notes.append("dry run: nothing was returned to students")
         if self.memory is not None and not opts.dry_run:
             self._remember_agreements(rows)
-        return ApplyResult(
-            rows=rows,
-            plan_hash=phash,
-            figures=figures,
-            graph_stats=self.client.stats.asdict(),
-            elapsed_seconds=time.monotonic() - started,
-            dry_run=opts.dry_run,
-            auth_failed=state.auth_failed,
-            notes=notes,
-            return_failed=len(published.failed) if published is not None else 0,
-        )
+        return rows, notes, len(published.failed) if published is not None else 0
 
     def _remember_agreements(self, rows: pd.DataFrame) -> None:
         """Three-way sync: a grade a teacher changed that the gradebook now agrees with (a noop whose
@@ -313,7 +539,7 @@ class Executor:
         agree = (
             (rows["action"] == Action.NOOP.value)
             & (rows["reason"].fillna("") == "")
-            & (rows["status"] == "unchanged")
+            & (rows["status"] == Status.UNCHANGED)
             & rows["submission_id"].notna()
             & remembered.notna()
             & now.notna()
@@ -325,210 +551,19 @@ class Executor:
             for r in rows[agree].itertuples(index=False)
         )
 
-    # ------------------------------------------------------------------ writes
-    def _write(
-        self,
-        phash: str,
-        ops: dict[int, Operation],
-        decisions: dict[int, Decision],
-        state: _State,
-        maybe_sent: set[int],
-    ) -> None:
-        opts = self.options
-        journal = self.journal
-        assert journal is not None
-        final = [self._final(ops[k], d, k in maybe_sent) for k, d in decisions.items()]
-        final = [o for o in final if o is not None]
-        self._record(phash, state, final)
-        to_send = {k: d for k, d in decisions.items() if d.kind in SEND_KINDS}
-        unknown: set[int] = set()
-        total, done = len(to_send), 0
-        self.note("writing", 0, total)
-        wave_size = opts.wave_size or 20 * int(getattr(self.client, "max_in_flight", 4)) * WAVE_ROUNDS
-        for round_no in range(opts.max_rounds):
-            for wave in _chunks(sorted(to_send), wave_size):
-                journal.mark_sending(phash, wave)
-                for k in wave:
-                    state.records[k].status = SENDING
-                    state.records[k].attempts += 1
-                reqs = [self._request(ops[k], to_send[k]) for k in wave]
-                answers = self.client.batch(reqs)
-                outcomes: list[Outcome] = []
-                for k in wave:
-                    out = self._interpret(ops[k], to_send[k], answers[str(k)], state)
-                    if out is None:
-                        unknown.add(k)
-                    else:
-                        outcomes.append(out)
-                self._record(phash, state, outcomes)
-                done += len(wave)
-                self.note("writing", min(done, total), max(total, done))
-            if not unknown:
-                return
-            # re-read what Graph holds for every operation whose fate is unknown, then decide again
-            to_send = {}
-            found = self._reread([ops[k] for k in sorted(unknown)])
-            outcomes = []
-            for k in sorted(unknown):
-                if k not in found:
-                    continue  # the read failed: still unknown, read again next round
-                d = decide(ops[k], found[k], overwrite=opts.overwrite, maybe_sent=True)
-                if d.kind in SEND_KINDS:
-                    to_send[k] = d
-                else:
-                    out = self._final(ops[k], d, True)
-                    if out is not None:
-                        outcomes.append(out)
-                    unknown.discard(k)
-            unknown -= set(to_send)
-            self._record(phash, state, outcomes)
-            if not to_send and not unknown:
-                return
-            total += len(to_send)
-            if round_no == opts.max_rounds - 1:
-                break
-        # still unknown: left ``sending`` in the journal so that --resume re-verifies them
-        for k in sorted(unknown | set(to_send)):
-            rec = state.records[k]
-            rec.status = SENDING
-            rec.message = (
-                f"could not confirm the write after {rec.attempts} attempt(s): Graph kept failing; "
-                "run `gradesync apply --resume` to re-check it (it is never re-sent blindly)"
-            )
 
-    def _record(self, phash: str, state: _State, outcomes: list[Outcome]) -> None:
-        if not outcomes:
-            return
-        assert self.journal is not None
-        if self.memory is not None:  # before the journal: a recorded write is always remembered
-            self.memory.remember(self._written(outcomes))
-        self.journal.record(phash, outcomes)
-        for o in outcomes:
-            state.set(o)
-
-    def _written(self, outcomes: list[Outcome]) -> list[Written]:
-        """The grade writes among ``outcomes`` (updated/created, or already at the desired value)."""
-        out = []
-        for o in outcomes:
-            op = self._ops.get(o.row_key)
-            if (
-                op is None
-                or op.action is Action.EXCUSE
-                or o.status not in ("updated", "created", "unchanged")
-            ):
-                continue
-            points = o.after_points if o.after_points is not None else op.desired_points
-            out.append(
-                Written(
-                    op.submission_id, op.class_id, op.assignment_id, o.outcome_id or op.outcome_id, points
-                )
-            )
-        return out
-
-    def _reread(self, ops: list[Operation]) -> dict[int, Current | None]:
-        """Each operation's submission outcomes now (None: the submission is gone; absent: read failed).
-
-        An excuse needs the submission's status: its submission is read (``$expand=outcomes``)."""
-        urls = {
-            op.row_key: submission_path(op) + "?$expand=outcomes"
-            if op.action is Action.EXCUSE
-            else outcomes_url(op)
-            for op in ops
-        }
-        pages = self.client.get_all_many(list(urls.values()))
-        found: dict[int, Current | None] = {}
-        for op in ops:
-            url = urls[op.row_key]
-            if url in pages and op.action is Action.EXCUSE:
-                items = pages[url]
-                found[op.row_key] = Current.from_submission(items[0]) if items else None
-            elif url in pages:
-                found[op.row_key] = Current.from_outcomes(op.submission_id, pages[url])
-            elif (err := pages.errors.get(url)) is not None:
-                if isinstance(err, AuthError):
-                    raise err
-                if err.status == 404:
-                    found[op.row_key] = None
-        return found
-
-    @staticmethod
-    def _request(op: Operation, d: Decision) -> SubRequest:
-        if d.kind is Kind.EXCUSE:
-            return SubRequest(str(op.row_key), "POST", submission_path(op) + "/excuse")
-        if d.kind is Kind.PATCH:
-            url = outcomes_url(op) + "/" + _q(str(d.outcome_id))
-            return SubRequest(str(op.row_key), "PATCH", url, grade_body(op.desired_points))
-        return SubRequest(str(op.row_key), "POST", outcomes_url(op), grade_body(op.desired_points))
-
-    @staticmethod
-    def _status_for(op: Operation) -> str:
-        if op.action is Action.EXCUSE:
-            return "excused"
-        return "created" if op.action is Action.CREATE else "updated"
-
-    def _final(self, op: Operation, d: Decision, maybe_sent: bool) -> Outcome | None:
-        if d.kind is Kind.DONE:
-            return Outcome(op.row_key, d.status, d.outcome_id, d.after, message=d.message or None)
-        if d.kind is Kind.CONFLICT:
-            return Outcome(op.row_key, "conflict", d.outcome_id, d.after, message=d.message)
-        if d.kind is Kind.FAILED:
-            return Outcome(op.row_key, "failed", message=d.message)
-        return None
-
-    def _interpret(self, op: Operation, d: Decision, answer: SubResponse, state: _State) -> Outcome | None:
-        """A final Outcome, or None when the fate is unknown (re-read before anything else)."""
-        if answer.ok and op.action is Action.EXCUSE:
-            rid = answer.headers.get("request-id") if answer.headers else None
-            return Outcome(op.row_key, "excused", d.outcome_id, d.after, answer.status, rid, None)
-        if answer.ok:
-            body = answer.body if isinstance(answer.body, dict) else {}
-            outcome_id = str(body.get("id") or d.outcome_id or "") or None
-            return Outcome(
-                op.row_key,
-                self._status_for(op),
-                outcome_id,
-                points_of(body) if body else op.desired_points,
-                answer.status,
-                answer.headers.get("request-id") if answer.headers else None,
-                d.message or None,
-            )
-        err = answer.error
-        if answer.fate_unknown:
-            return None
-        if answer.status == 409 and d.kind is Kind.POST:
-            return None  # a points outcome exists after all: re-read, then PATCH if needed
-        if err is not None and getattr(err, "retryable", False):
-            return None  # retries exhausted: PATCH is idempotent, but re-read first all the same
-        if isinstance(err, AuthError):
-            state.auth_failed = True
-        message = err.message if err is not None else f"Graph answered {answer.status}"
-        if isinstance(err, AuthError) and err.hint:
-            message += f" — {err.hint}"
-        return Outcome(
-            op.row_key,
-            "failed",
-            http_status=answer.status or None,
-            request_id=getattr(err, "request_id", None),
-            message=message,
+def _read_failed(err: GradesyncError) -> Decision:
+    """An operation whose assignment could not be read: a terminal answer (the class or the
+    assignment is gone, 400) fails it; anything transient carries it over (never final)."""
+    if isinstance(err, TerminalGraphError):
+        return Decision(
+            Kind.FAILED, message=f"could not read the assignment to confirm the plan: {err.message}"
         )
-
-    @staticmethod
-    def _dry_outcome(op: Operation, d: Decision) -> Outcome:
-        if d.kind is Kind.EXCUSE:
-            return Outcome(
-                op.row_key, "pending", d.outcome_id, op.before_points, message="dry run: would excuse"
-            )
-        if d.kind in SEND_KINDS:
-            verb = "create" if d.kind is Kind.POST else "update"
-            msg = f"dry run: would {verb} {fmt(op.before_points)} → {fmt(op.desired_points)}"
-            if d.message:
-                msg += f" ({d.message})"
-            return Outcome(op.row_key, "pending", d.outcome_id, op.before_points, message=msg)
-        if d.kind is Kind.DONE:
-            return Outcome(op.row_key, "unchanged", d.outcome_id, d.after, message=d.message or None)
-        if d.kind is Kind.CONFLICT:
-            return Outcome(op.row_key, "conflict", d.outcome_id, d.after, message=d.message)
-        return Outcome(op.row_key, "failed", message=d.message)
+    return Decision(
+        Kind.CARRY,
+        message=f"not sent: could not read the assignment to confirm the plan ({err.message}); "
+        "carried over: `gradesync apply --resume` (or the next sync) re-checks it",
+    )
 
 
 def apply_plan(
@@ -543,6 +578,8 @@ def apply_plan(
     """Apply ``plan`` through ``client`` (see the module docstring).
 
     ``memory``: the three-way sync state database; every successful grade write is remembered there.
-    Raises GuardError (a guard refused), UsageError (already applied without --resume), AuthError.
+    Raises GuardError (a guard refused), UsageError (already applied without --resume),
+    StorageError (the journal failed). An expired token or an unreachable Graph mid-run stops the
+    run with its rows carried over (``ApplyResult.error``), not raised.
     """
     return Executor(client, journal, options or ApplyOptions(), progress, memory).run(plan)

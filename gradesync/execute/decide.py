@@ -75,7 +75,8 @@ class Kind(StrEnum):
     EXCUSE = "excuse"  # POST .../excuse
     DONE = "done"  # the target already holds the desired value
     CONFLICT = "conflict"
-    FAILED = "failed"
+    FAILED = "failed"  # final: a terminal reason (the submission is gone, a 4xx)
+    CARRY = "carry"  # not decided now (the read could not be made): carried over to the next run
 
 
 SEND_KINDS = frozenset({Kind.PATCH, Kind.POST, Kind.EXCUSE})  # decisions that send a request
@@ -182,6 +183,16 @@ def decide(
     if overwrite:
         return Decision(Kind.PATCH, cur.outcome_id, message="overwrote: " + _changed(op, cur))
     return Decision(Kind.CONFLICT, cur.outcome_id, after=cur.points, message=_changed(op, cur))
+
+
+def decide_from_plan(op: Operation) -> Decision:
+    """The decision when the plan's own read is the before-write check (read within the window):
+    the target holds what the plan saw, so the plan's action is what to send."""
+    if op.action is Action.EXCUSE:
+        return Decision(Kind.EXCUSE, op.outcome_id, after=op.before_points)
+    if op.action is Action.CREATE and op.outcome_id is None:
+        return Decision(Kind.POST)
+    return Decision(Kind.PATCH, op.outcome_id)  # an update, or a create filling an empty outcome
 
 
 def decide_excuse(op: Operation, cur: Current, *, maybe_sent: bool = False) -> Decision:

@@ -22,14 +22,13 @@ from urllib.parse import quote
 
 import pandas as pd
 
-from gradesync.errors import AuthError
-from gradesync.execute.decide import Current
-from gradesync.execute.reads import read_assignments
+from gradesync.errors import AuthError, TransientGraphError
+from gradesync.execute.reads import read_assignments, read_submissions
 from gradesync.graph import GraphClient, SubRequest
-from gradesync.models import Action
+from gradesync.models import Action, Status
 from gradesync.state.journal import OpRecord
 
-WRITTEN = frozenset({"updated", "created"})
+WRITTEN = frozenset({Status.UPDATED, Status.CREATED})
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,7 +123,7 @@ def publish(
                 answer = answers[str(k)]
                 if answer.ok:
                     result.returned.add(k)
-                elif answer.fate_unknown or getattr(answer.error, "retryable", False):
+                elif answer.fate_unknown or isinstance(answer.error, TransientGraphError):
                     unknown[k] = t
                 else:
                     if isinstance(answer.error, AuthError):
@@ -134,20 +133,17 @@ def publish(
             to_send = {}
         if not unknown:
             break
-        # read each such submission again; return again only those still not published
-        urls = {k: t.path + "?$expand=outcomes" for k, t in unknown.items()}
-        pages = client.get_all_many(urls.values())
-        for k, t in list(unknown.items()):
-            items = pages.get(urls[k])
-            if items:
-                del unknown[k]
-                if Current.from_submission(items[0]).published:
-                    result.returned.add(k)
-                else:
-                    to_send[k] = t
-            elif isinstance(err := pages.errors.get(urls[k]), AuthError):
-                raise err
-            # else: the read failed; read it again next round (never re-sent blindly)
+        # read each such submission again (the one re-verify path); return again only those
+        # still not published; a failed read is read again next round (never re-sent blindly)
+        found = read_submissions(client, {k: t.path for k, t in unknown.items()})
+        for k, cur in found.items():
+            t = unknown.pop(k)
+            if cur is not None and cur.published:
+                result.returned.add(k)
+            elif cur is not None:
+                to_send[k] = t
+            else:
+                result.failed[k] = "not returned: the submission no longer exists in Teams"
     for k in [*to_send, *unknown]:
         result.failed[k] = "not returned: Graph kept failing and the return could not be confirmed"
     if result.failed:

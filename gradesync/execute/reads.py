@@ -1,13 +1,18 @@
-"""The reads the executor makes: one paged ``$expand=outcomes`` listing per touched assignment.
+"""The reads the executor makes, and the one re-verify read.
 
-Shared by the stale-plan check (``apply``), publishing (``publish``) and reconciliation
-(``reconcile``), so none of them imports another.
+* :func:`read_assignments` — one paged ``$expand=outcomes`` listing per assignment, all batched:
+  the before-write check of an assignment whose read went stale (``apply``), publishing's check
+  (``publish``) and the read-back (``reconcile``), so none of them imports another;
+* :func:`read_submissions` — each given submission with its outcomes (one GET each, batched): the
+  one path that re-verifies a write or a return whose fate is unknown;
+* :func:`plan_coverage` — the ``--min-coverage`` figures from the plan's own read (no I/O).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 import pandas as pd
 
@@ -25,7 +30,9 @@ class AssignmentRead:
 
 
 def read_assignments(client: GraphClient, pairs: Iterable[tuple[str, str]]) -> AssignmentRead:
-    """One paged ``$expand=outcomes`` listing per assignment, all batched (never a GET per submission)."""
+    """One paged ``$expand=outcomes`` listing per assignment, all batched (never a GET per submission).
+
+    Raises AuthError (nothing else can succeed then); any other failure is in ``errors``."""
     urls = {pair: submissions_url(*pair) for pair in sorted(set(pairs))}
     out = AssignmentRead({}, {}, {})
     if not urls:
@@ -45,13 +52,42 @@ def read_assignments(client: GraphClient, pairs: Iterable[tuple[str, str]]) -> A
     return out
 
 
-def coverage(rows: pd.DataFrame, read: AssignmentRead) -> tuple[int, int]:
-    """(students the input names, students with a submission) over the assignments read."""
-    if not read.roster:
+def read_submissions(client: GraphClient, paths: dict[int, str]) -> dict[int, Current | None]:
+    """Each key's submission (``paths``: key → submission path) as Graph holds it now.
+
+    ``None``: the submission is gone (404); a key absent from the answer: the read failed (try again
+    later — never act on it). Raises AuthError."""
+    urls = {k: p + "?$expand=outcomes" for k, p in paths.items()}
+    pages = client.get_all_many(list(urls.values()))
+    found: dict[int, Current | None] = {}
+    for k, url in urls.items():
+        items = pages.get(url)
+        if items:
+            found[k] = Current.from_submission(items[0])
+        elif (err := pages.errors.get(url)) is not None:
+            if isinstance(err, AuthError):
+                raise err
+            if err.status == 404:
+                found[k] = None
+    return found
+
+
+def plan_coverage(
+    rows: pd.DataFrame, roster_gaps: list[dict[str, Any]], pairs: set[tuple[str, str]]
+) -> tuple[int, int]:
+    """(students the input names, students with a submission) over ``pairs``, from the plan's read:
+    a student named with a submission is on the roster; ``roster_gaps`` are the roster's others."""
+    if not pairs:
         return 0, 0
-    named = rows[["class_id", "assignment_id", "user_id"]].dropna()
-    by_pair: dict[tuple[str, str], set[str]] = {}
-    for cid, aid, uid in named.itertuples(index=False, name=None):
-        by_pair.setdefault((str(cid), str(aid)), set()).add(str(uid))
-    covered = sum(len(users & by_pair.get(pair, set())) for pair, users in read.roster.items())
-    return covered, sum(len(u) for u in read.roster.values())
+    named = rows[["class_id", "assignment_id", "user_id", "submission_id"]].dropna()
+    covered: set[tuple[str, str, str]] = {
+        (str(c), str(a), str(u))
+        for c, a, u, _ in named.itertuples(index=False, name=None)
+        if (str(c), str(a)) in pairs
+    }
+    gaps = {
+        (str(g.get("class_id")), str(g.get("assignment_id")), str(g.get("user_id")))
+        for g in roster_gaps
+        if (str(g.get("class_id")), str(g.get("assignment_id"))) in pairs
+    }
+    return len(covered), len(covered | gaps)

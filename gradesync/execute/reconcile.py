@@ -1,21 +1,28 @@
-"""Reconciliation: read the touched assignments back and give every input row its final status.
+"""Reconciliation: give every input row its final status and what Teams holds for it at the end.
 
-Status per row (``status`` column; ``after_points`` is what Teams holds afterwards):
+Status per row (``status`` column, ``models.Status``; ``after_points`` is what Teams holds):
 
 * ``rejected``  — the plan rejected the row (its reason and message are kept);
 * ``unchanged`` — nothing to write (a noop), or the grade was already at its desired value;
-* ``updated`` / ``created`` — written, and the read-back shows the desired value;
-* ``conflict``  — not written because the grade changed in Teams since the plan (``--on-conflict
-  skip``), or the read-back shows another value than the desired one (changed after our write);
-* ``failed``    — Graph refused the write (its code, inner code, message and request-id are in
-  ``message``/``request_id``), or its fate could not be confirmed (``--resume`` re-checks it);
-* ``excused``   — an excused mark: the submission was excused (the read-back shows status ``excused``);
+* ``updated`` / ``created`` — written: Graph's answer to the write carries the value written;
+* ``excused``   — the submission was excused;
+* ``conflict``  — not written because the grade changed in Teams since it was read (never a silent
+  overwrite), or Teams holds another value than the desired one after the write;
+* ``failed``    — Graph refused the write for good (a terminal 4xx: its code, message and
+  request-id are in ``message``/``request_id``);
+* ``carried_over`` — not sent, or sent with a fate that could not be confirmed, for a passing reason
+  (the deadline, 429/5xx, network, an expired token, a read that could not be made): the next run
+  (``--resume`` or the next sync) finishes it;
 * ``teacher_override`` — a teacher changed the grade in Teams since gradesync last wrote it and
-  ``[policy] teacher_override = "report"`` kept it: it needs a person (``teacher-wins`` rows are
-  ``unchanged``, ``sis-wins`` rows ``updated``; all three keep the reason ``teacher_override``);
+  ``[policy] teacher_override = "report"`` kept it: it needs a person;
 * ``pending``   — only in a ``--dry-run``: would be written.
 
-Reads are one paged ``submissions?$expand=outcomes`` listing per assignment with a write, batched.
+What Teams holds (``after_points``) comes from the newest thing this run learnt, in this order: the
+read-back, the write's answer, the before-write read, the plan's read. A write row whose final value
+is neither its old nor its desired value says so in ``message`` (counted in the notes).
+
+Read-back (``verify``): ``"uncertain"`` (default) reads back only the assignments holding a write
+whose fate is still unknown; ``"all"`` every assignment with a write (one more listing each).
 """
 
 from __future__ import annotations
@@ -26,13 +33,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from gradesync.execute.decide import fmt
+from gradesync.execute.decide import Current, fmt
 from gradesync.execute.reads import read_assignments
 from gradesync.graph import GraphClient
-from gradesync.models import Action, Plan
-from gradesync.state.journal import SENDING, OpRecord
+from gradesync.models import WRITE_ACTIONS, Action, Plan, Status
+from gradesync.state.journal import PENDING, SENDING, OpRecord
 
-RECONCILIATION_EXTRA = ("after_points", "status", "request_id")
+_WRITTEN = (Status.UPDATED, Status.CREATED, Status.UNCHANGED)
 
 
 def _same(a: float, b: float) -> bool:
@@ -45,115 +52,154 @@ def _nan(v: Any) -> float:
     return float("nan") if v is None else float(v)
 
 
+def _shown(v: float) -> str:
+    return fmt(None if math.isnan(v) else v)
+
+
+def _read_back(
+    plan: Plan, client: GraphClient, records: dict[int, OpRecord], verify: str
+) -> tuple[dict[str, Current], list[str]]:
+    """The read-back listings (``verify``), and notes about them."""
+    rows = plan.rows
+    mask = rows["action"].astype(str).isin(WRITE_ACTIONS)
+    if verify == "uncertain":
+        uncertain = {k for k, r in records.items() if r.status == SENDING}
+        mask &= rows["row_key"].astype(int).isin(uncertain)
+    if not bool(mask.any()):
+        return {}, []
+    pairs = set(rows.loc[mask, ["class_id", "assignment_id"]].astype(str).itertuples(index=False, name=None))
+    read = read_assignments(client, pairs)
+    notes = [
+        f"could not read back assignment {aid} of class {cid}: {err.message}"
+        for (cid, aid), err in read.errors.items()
+    ]
+    dups = sorted(sid for sid, cur in read.current.items() if cur.points_outcomes > 1)
+    if dups:
+        notes.append(f"{len(dups)} submission(s) hold more than one points outcome: {', '.join(dups[:10])}")
+    return read.current, notes
+
+
 def reconcile(
     plan: Plan,
     client: GraphClient,
     records: dict[int, OpRecord],
     *,
+    seen: dict[str, Current] | None = None,
     dry_run: bool = False,
-    verify: str = "all",
+    verify: str = "uncertain",
+    read_back: bool = True,
 ) -> tuple[pd.DataFrame, list[str]]:
-    """(rows: PLAN_COLUMNS + after_points/status/request_id, notes about the read-back).
+    """(rows: PLAN_COLUMNS + after_points/status/request_id, notes).
 
-    ``verify="all"`` reads back every assignment with a write; ``"uncertain"`` only those holding a
-    row whose write Graph did not confirm with a 2xx answer (failed, fate unknown) — the others are
-    verified by the write answers and the pre-write read, which saves one listing per assignment.
-    """
-
+    ``seen``: the before-write reads of this run (submission id → Current); ``read_back=False``
+    (a run stopped by a refused token or an unreachable Graph) reads nothing more."""
     rows = plan.rows.copy()
-    notes: list[str] = []
-    action = rows["action"].astype(str)
-    writes = action.isin([Action.UPDATE.value, Action.CREATE.value, Action.EXCUSE.value])
-    excuse = action == Action.EXCUSE.value
-    current: dict[str, Any] = {}
-    if not dry_run and bool(writes.any()):
-        mask = writes
-        if verify == "uncertain":
-            done = {
-                k for k, r in records.items() if r.status in ("updated", "created", "unchanged", "conflict")
-            }
-            mask = writes & ~rows["row_key"].astype(int).isin(done)
-        pairs = set(
-            rows.loc[mask, ["class_id", "assignment_id"]].astype(str).itertuples(index=False, name=None)
-        )
-        read = read_assignments(client, pairs)
-        for (cid, aid), err in read.errors.items():
-            notes.append(f"could not read back assignment {aid} of class {cid}: {err.message}")
-        current = read.current
-        dups = sorted(sid for sid, cur in current.items() if cur.points_outcomes > 1)
-        if dups:
-            notes.append(
-                f"{len(dups)} submission(s) hold more than one points outcome: {', '.join(dups[:10])}"
-            )
-
+    current, notes = ({}, []) if dry_run or not read_back else _read_back(plan, client, records, verify)
+    known = {**(seen or {}), **current}
     sid = rows["submission_id"].astype(object).where(rows["submission_id"].notna(), "").astype(str)
-    verified = sid.isin(current.keys()) & (sid != "")
-    cur_points = sid.map(lambda s: _nan(current[s].points) if s in current else np.nan).astype(float)
     before = rows["before_points"].astype(float)
-    after = before.where(~verified, cur_points)
+    in_known = sid.isin(known.keys()) & (sid != "")
+    known_points = sid.map(lambda s: _nan(known[s].points) if s in known else np.nan).astype(float)
+    after = before.where(~in_known, known_points)
     clear = rows["clear"].fillna(False).astype(bool)
     desired = rows["desired_points"].astype(float).where(~clear, np.nan)
-
-    status = pd.Series("unchanged", index=rows.index, dtype=object)
-    status[action == Action.REJECT.value] = "rejected"
-    if "override_policy" in rows:
-        kept = (rows["reason"] == "teacher_override") & (rows["override_policy"] == "report")
-        status[kept & (action == Action.NOOP.value)] = "teacher_override"
-    message = rows["message"].fillna("").astype(str).copy()
+    status, message = _plan_statuses(rows, after, desired, in_known)
     request_id = pd.Series("", index=rows.index, dtype=object)
-
-    # noop rows that state a grade: a read-back that disagrees means Teams changed since the plan
-    stated = (action == Action.NOOP.value) & (rows["reason"].fillna("").astype(str) == "") & verified
-    for i in rows.index[stated]:
-        if not _same(after[i], desired[i]):
-            status[i] = "conflict"
-            message[i] = (
-                f"changed in Teams since the plan: now {fmt(None if math.isnan(after[i]) else after[i])}"
-            )
-
+    read_back_now = sid.isin(current.keys()) & (sid != "")
+    action = rows["action"].astype(str)
     row_keys = rows["row_key"].astype(int)
-    for i in rows.index[writes]:
+    for i in rows.index[action.isin(WRITE_ACTIONS)]:
         rec = records.get(int(row_keys[i]))
         if rec is None:
-            status[i], message[i] = "failed", "not attempted (no journal record)"
-            continue
-        st = rec.status
-        if st == SENDING or (st == "pending" and not dry_run):
-            st = "failed"
-            if not rec.message:
-                rec.message = (
-                    "the write could not be confirmed; run `gradesync apply --resume` to re-check it"
-                )
-        status[i] = st
-        if rec.message:
-            message[i] = rec.message
-        request_id[i] = rec.request_id or ""
-        if excuse[i]:  # the points stay; the read-back must show the status
-            shown_status = current[sid[i]].status if verified[i] else None
-            if not dry_run and st in ("excused", "unchanged") and verified[i] and shown_status != "excused":
-                status[i] = "conflict"
-                message[i] = f"Teams shows the submission as {shown_status}, not excused, after this run"
-            continue
-        if not verified[i]:
-            if rec.after_points is not None:
-                after[i] = rec.after_points
-            elif st == "pending":
-                after[i] = before[i]
-        if (
-            not dry_run
-            and st in ("updated", "created", "unchanged")
-            and verified[i]
-            and not _same(after[i], desired[i])
-        ):
-            status[i] = "conflict"
-            shown = None if math.isnan(after[i]) else after[i]
-            wanted = None if math.isnan(desired[i]) else desired[i]
-            message[i] = (
-                f"Teams holds {fmt(shown)} after this run, not {fmt(wanted)} (changed after the write?)"
+            status[i], message[i] = (
+                Status.CARRIED_OVER,
+                "not attempted (no journal record): the next run sends it",
             )
-
+            continue
+        request_id[i] = rec.request_id or ""
+        status[i], message[i], after[i] = _write_row(
+            rec,
+            excuse=action[i] == Action.EXCUSE.value,
+            shown=known.get(sid[i]) if read_back_now[i] else None,
+            after=after[i],
+            before=before[i],
+            desired=desired[i],
+            message=message[i],
+            dry_run=dry_run,
+        )
+    odd = int(message.str.contains("neither the value before", regex=False).sum())
+    if odd:
+        notes.append(f"{odd} row(s) hold a value in Teams that is neither the old nor the desired one")
     rows["after_points"] = after.astype(float)
     rows["status"] = status
     rows["message"] = message
     rows["request_id"] = request_id
     return rows, notes
+
+
+def _plan_statuses(
+    rows: pd.DataFrame, after: pd.Series, desired: pd.Series, known: pd.Series
+) -> tuple[pd.Series, pd.Series]:
+    """Statuses of the rows the plan decided alone (rejected, noop, teacher_override)."""
+    action = rows["action"].astype(str)
+    status = pd.Series(Status.UNCHANGED, index=rows.index, dtype=object)
+    status[action == Action.REJECT.value] = Status.REJECTED
+    if "override_policy" in rows:
+        kept = (rows["reason"] == "teacher_override") & (rows["override_policy"] == "report")
+        status[kept & (action == Action.NOOP.value)] = Status.TEACHER_OVERRIDE
+    message = rows["message"].fillna("").astype(str).copy()
+    # noop rows that state a grade: a newer read that disagrees means Teams changed since the plan
+    stated = (action == Action.NOOP.value) & (rows["reason"].fillna("").astype(str) == "") & known
+    for i in rows.index[stated]:
+        if not _same(after[i], desired[i]):
+            status[i] = Status.CONFLICT
+            message[i] = f"changed in Teams since the plan: now {_shown(after[i])}"
+    return status, message
+
+
+def _write_row(
+    rec: OpRecord,
+    *,
+    excuse: bool,
+    shown: Current | None,
+    after: float,
+    before: float,
+    desired: float,
+    message: str,
+    dry_run: bool,
+) -> tuple[str, str, float]:
+    """(status, message, after_points) of one write row, from its journal record and the reads."""
+    st = str(rec.status)
+    if st in (SENDING, PENDING) and not dry_run:
+        st = Status.CARRIED_OVER
+        message = rec.message or "not sent in this run: the next run (or --resume) sends it"
+    elif rec.message:
+        message = rec.message
+    if excuse:  # the points stay; the read-back must show the status
+        if not dry_run and st in (Status.EXCUSED, Status.UNCHANGED) and shown and shown.status != "excused":
+            return (
+                Status.CONFLICT,
+                f"Teams shows the submission as {shown.status}, not excused, after this run",
+                after,
+            )
+        return st, message, after
+    if shown is None and rec.after_points is not None and st != Status.CARRIED_OVER:
+        after = rec.after_points  # the write's answer (or the read it was decided on)
+    if not dry_run and st in _WRITTEN and not _same(after, desired):
+        wanted = _shown(desired)
+        return (
+            Status.CONFLICT,
+            f"Teams holds {_shown(after)} after this run, not {wanted} (changed after the write?)",
+            after,
+        )
+    if (
+        not dry_run
+        and st not in (*_WRITTEN, Status.CONFLICT)
+        and not _same(after, before)
+        and not _same(after, desired)
+    ):
+        message = (message + "; " if message else "") + (
+            f"Teams holds {_shown(after)}: neither the value before ({_shown(before)}) "
+            f"nor the desired one ({_shown(desired)})"
+        )
+    return st, message, after

@@ -7,7 +7,14 @@ operation, one of:
 
 * ``pending``  — never sent: send it (after the stale-plan check);
 * ``sending``  — maybe sent, fate unknown: re-read the target first, never resend blindly;
-* ``updated`` / ``created`` / ``unchanged`` / ``conflict`` / ``failed`` — final: report, do not touch.
+* ``updated`` / ``created`` / ``unchanged`` / ``excused`` / ``conflict`` / ``failed`` — final:
+  report, do not touch (``failed`` only for a terminal reason: a 4xx other than 401/408/429).
+
+A row carried over (deadline, or a transient failure: 429, 5xx, network, an expired token, a read
+that could not be made) stays ``pending`` (never sent) or ``sending`` (maybe sent) with the reason
+in ``message``: the report calls it ``carried_over``, and ``--resume`` (or the next sync) finishes it.
+
+Every SQLite or disk failure leaves as a named ``StorageError`` (``storage.py``).
 
 Tables::
 
@@ -26,13 +33,17 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from gradesync.models import Operation
+from gradesync.models import Operation, Status
+from gradesync.state.storage import guarded, open_db
 
 JOURNAL_NAME = "journal.sqlite"
 
 PENDING = "pending"
 SENDING = "sending"
-FINAL = frozenset({"updated", "created", "unchanged", "conflict", "failed"})
+# the journal statuses that are final: a resumed run reports them and never touches them again
+FINAL = frozenset(
+    {Status.UPDATED, Status.CREATED, Status.UNCHANGED, Status.EXCUSED, Status.CONFLICT, Status.FAILED}
+)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -109,11 +120,7 @@ class Journal:
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(self.path, isolation_level=None, timeout=30.0)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")  # a committed status survives a power cut too
-        self._db.executescript(_SCHEMA)
+        self._db = open_db(self.path, "journal", _SCHEMA)
 
     @classmethod
     def in_dir(cls, state_dir: str | Path) -> Journal:
@@ -130,22 +137,29 @@ class Journal:
 
     @contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
-        self._db.execute("BEGIN IMMEDIATE")
-        try:
-            yield self._db
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
-        self._db.execute("COMMIT")
+        with guarded(self.path, "journal"):
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    def _read(self, sql: str, params: tuple[object, ...]) -> list[tuple[object, ...]]:
+        with guarded(self.path, "journal"):
+            return self._db.execute(sql, params).fetchall()
 
     # --- runs ---------------------------------------------------------------------------------
     def run_state(self, plan_hash: str) -> dict[str, str | None] | None:
-        row = self._db.execute(
+        found = self._read(
             "SELECT plan_created_at, started_at, finished_at, state FROM runs WHERE plan_hash = ?",
             (plan_hash,),
-        ).fetchone()
-        if row is None:
+        )
+        if not found:
             return None
+        row = [None if v is None else str(v) for v in found[0]]
         return {"plan_created_at": row[0], "started_at": row[1], "finished_at": row[2], "state": row[3]}
 
     def start(self, plan_hash: str, plan_created_at: str, operations: Iterable[Operation]) -> None:
@@ -171,12 +185,12 @@ class Journal:
 
     # --- operations ---------------------------------------------------------------------------
     def ops(self, plan_hash: str) -> dict[int, OpRecord]:
-        cur = self._db.execute(
+        found = self._read(
             "SELECT row_key, action, status, attempts, outcome_id, after_points, http_status, request_id, "
             "message FROM ops WHERE plan_hash = ?",
             (plan_hash,),
         )
-        return {r[0]: OpRecord(*r) for r in cur.fetchall()}
+        return {int(r[0]): OpRecord(*r) for r in found}  # type: ignore[arg-type, call-overload]
 
     def mark_sending(self, plan_hash: str, row_keys: Iterable[int]) -> None:
         """Committed before the batch leaves: from now on the ops' fate is unknown until recorded."""
@@ -227,10 +241,10 @@ class Journal:
             )
 
     def attempts(self, plan_hash: str, row_key: int) -> list[dict[str, object]]:
-        cur = self._db.execute(
+        found = self._read(
             "SELECT attempt, at, status, http_status, request_id, message FROM attempts "
             "WHERE plan_hash = ? AND row_key = ? ORDER BY id",
             (plan_hash, row_key),
         )
         names = ("attempt", "at", "status", "http_status", "request_id", "message")
-        return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
+        return [dict(zip(names, r, strict=True)) for r in found]

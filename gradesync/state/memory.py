@@ -19,8 +19,7 @@ The planner never sees this module: I/O stays here.
 from __future__ import annotations
 
 import math
-import sqlite3
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -28,6 +27,7 @@ from pathlib import Path
 import pandas as pd
 
 from gradesync.models import MEMORY_COLUMNS, empty_frame
+from gradesync.state.storage import guarded, open_db
 
 MEMORY_NAME = "memory.sqlite"
 _CHUNK = 900  # SQLite's default limit of host parameters is 999
@@ -66,11 +66,7 @@ class Memory:
     def __init__(self, path: str | Path, *, graph_base_url: str = "") -> None:
         self.path = Path(path)
         self.graph_base_url = graph_base_url
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(self.path, isolation_level=None, timeout=30.0)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
-        self._db.executescript(_SCHEMA)
+        self._db = open_db(self.path, "state database (memory)", _SCHEMA)
 
     @classmethod
     def in_dir(cls, state_dir: str | Path, *, graph_base_url: str = "") -> Memory:
@@ -102,6 +98,11 @@ class Memory:
         ]
         if not rows:
             return 0
+        with guarded(self.path, "state database (memory)"):
+            self._write(rows)
+        return len(rows)
+
+    def _write(self, rows: Sequence[tuple[str | float | None, ...]]) -> None:
         self._db.execute("BEGIN IMMEDIATE")
         try:
             self._db.executemany(
@@ -113,10 +114,10 @@ class Memory:
                 rows,
             )
         except BaseException:
-            self._db.execute("ROLLBACK")
+            if self._db.in_transaction:
+                self._db.execute("ROLLBACK")
             raise
         self._db.execute("COMMIT")
-        return len(rows)
 
     def frame(self, submission_ids: Iterable[str | None]) -> pd.DataFrame:
         """The remembered values of ``submission_ids`` (``MEMORY_COLUMNS``; unknown ids are absent)."""
@@ -125,10 +126,11 @@ class Memory:
         for i in range(0, len(ids), _CHUNK):
             chunk = ids[i : i + _CHUNK]
             marks = ",".join("?" * len(chunk))
-            found += self._db.execute(
-                f"SELECT submission_id, points, written_at FROM written WHERE submission_id IN ({marks})",  # noqa: S608 (placeholders only)
-                chunk,
-            ).fetchall()
+            with guarded(self.path, "state database (memory)"):
+                found += self._db.execute(
+                    f"SELECT submission_id, points, written_at FROM written WHERE submission_id IN ({marks})",  # noqa: S608 (placeholders only)
+                    chunk,
+                ).fetchall()
         if not found:
             return empty_frame(MEMORY_COLUMNS)
         return pd.DataFrame(

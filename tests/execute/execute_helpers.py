@@ -139,7 +139,30 @@ def build_plan(
             )
         )
     frame = pd.DataFrame(rows, columns=list(PLAN_COLUMNS)).astype(PLAN_COLUMNS)
-    return Plan(rows=frame, created_at=created_at or now_iso(), graph_base_url=base_url, config_hash="test")
+    return Plan(
+        rows=frame,
+        created_at=created_at or now_iso(),
+        graph_base_url=base_url,
+        config_hash="test",
+        roster_gaps=roster_gaps(tenant, frame),
+    )
+
+
+def roster_gaps(tenant: dict, rows: pd.DataFrame) -> list[dict[str, Any]]:
+    """The plan's roster gaps as the planner records them: per assignment the plan writes to, the
+    students with an individual submission that no row names."""
+    named = {
+        (r.class_id, r.assignment_id, r.user_id)
+        for r in rows.itertuples()
+        if isinstance(r.user_id, str) and isinstance(r.submission_id, str)
+    }
+    pairs = {(c, a) for c, a, _ in named}
+    gaps = []
+    for cls, asg, sub in iter_submissions(tenant):
+        user = sub.get("recipient", {}).get("userId")
+        if (cls["id"], asg["id"]) in pairs and user and (cls["id"], asg["id"], user) not in named:
+            gaps.append({"class_id": cls["id"], "assignment_id": asg["id"], "user_id": user})
+    return gaps
 
 
 def points_outcomes_of(tenant: dict) -> dict[str, list[dict]]:

@@ -202,3 +202,15 @@ def test_sigkill_at_random_moments_then_resume(emulator_factory: Any, token: str
         assert statuses.count("updated") == 50 and statuses.count("created") == 20, statuses
     assert killed_mid_run >= 5, phases  # most kills really interrupted a run
     assert "sending" in phases, phases  # some kill left a batch whose fate was unknown
+
+
+def test_a_corrupt_journal_exits_8_with_its_named_error(emulator: Any, token: str, tmp_path: Path) -> None:
+    plan = build_plan(emulator.state(), updates=3, creates=0, rejects=0, base_url=emulator.base_url)
+    save(plan, tmp_path)
+    (tmp_path / "state").mkdir()
+    (tmp_path / "state" / "journal.sqlite").write_bytes(b"not a database\x00" * 300)
+    emulator.reset_stats()
+    result = apply(tmp_path, emulator, token, *LOOSE)
+    assert result.exit_code == 8, result.output
+    assert "storage-journal-corrupt" in result.output
+    assert emulator.stats()["writes_applied"] == 0

@@ -13,7 +13,7 @@ import pytest
 
 from gradesync.errors import LockError
 from gradesync.models import Action, Operation
-from gradesync.state.journal import Journal, Outcome
+from gradesync.state.journal import Journal, OpRecord, Outcome
 from gradesync.state.lock import RunLock
 
 
@@ -32,6 +32,8 @@ def test_journal_statuses_survive_reopen(tmp_path: Path) -> None:
         ops = j.ops("h1")
         assert {k: r.status for k, r in ops.items()} == {1: "updated", 2: "sending", 3: "pending"}
         assert ops[1].final and not ops[2].final
+        assert OpRecord(9, "excuse", "excused").final  # an excused row is done: resume leaves it
+        assert not OpRecord(9, "update", "pending").final
         assert ops[2].attempts == 1
         assert [a["status"] for a in j.attempts("h1", 1)] == ["sending", "updated"]
         # start again (resume): existing records are kept

@@ -33,3 +33,6 @@ def test_short_campaign_converges_with_no_duplicate_and_no_lost_row(tmp_path: Pa
     assert result.total("rows_lost") == 0
     assert result.total("rows_converged") == result.total("valid_rows") > 0
     assert result.total("rows") == 5 * 233  # every input row of every run was checked
+    assert result.total("transient_failed") == 0
+    assert result.total("edits_overwritten") == 0
+    assert result.total("teacher_edits") > 0  # edits made while a run was down were judged

@@ -1,0 +1,244 @@
+"""The read-to-write window, teacher edits during a long apply, each read once, and the deadline.
+
+Time is an injected monotonic clock that the test advances after each write wave (the executor's
+progress callback): a "long" apply takes no real time, and nothing waits on a sleep. Teacher edits
+are real PATCHes over HTTP, made from that callback, i.e. between two write waves.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from execute_helpers import assert_converged, build_plan, client_for, graph_patch, points_outcomes_of
+
+from gradesync.errors import ExitCode
+from gradesync.execute.apply import ApplyOptions, apply_plan, waves_of
+from gradesync.models import Plan
+from gradesync.state.journal import Journal
+from graph_emulator.state import iter_submissions
+
+WAVE = 8  # operations per wave: a 96-row plan is a dozen waves over several assignments
+STEP = 25.0  # seconds of (injected) time per wave
+
+
+class PlanWithReads(Plan):
+    """A Plan carrying ``read_at`` (contract 4) on a branch where models.Plan may not have it yet."""
+
+
+def with_reads(plan: Plan, at: datetime) -> Plan:
+    out = PlanWithReads(**{f: getattr(plan, f) for f in Plan.__dataclass_fields__})
+    stamp = at.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    pairs = set(zip(plan.rows["class_id"], plan.rows["assignment_id"], strict=True))
+    out.read_at = {f"{c}/{a}": stamp for c, a in pairs if isinstance(c, str)}  # type: ignore[attr-defined]
+    return out
+
+
+@dataclass
+class Clock:
+    t: float = 1000.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+@dataclass
+class Edits:
+    """Teacher edits made between waves: row_key → the (injected) time it landed."""
+
+    server: Any
+    token: str
+    plan: Plan
+    clock: Clock
+    rng: random.Random
+    per_wave: int = 2
+    landed: dict[int, float] = field(default_factory=dict)
+    waves: int = 0
+
+    def __call__(self, step: str, done: int, total: int) -> None:
+        if step != "writing" or done == 0:
+            return
+        self.waves += 1
+        self.clock.t += STEP
+        order = [op.row_key for w in waves_of(self.plan.operations(), WAVE) for op in w]
+        later = [k for k in order[done:] if k not in self.landed]
+        rows = self.plan.rows.set_index("row_key")
+        for k in self.rng.sample(later, min(self.per_wave, len(later))):
+            graph_patch(self.server, self.token, rows.loc[k], 0.5)  # neither before nor desired
+            self.landed[k] = self.clock.t
+
+
+def _write_times(plan: Plan) -> dict[int, float]:
+    """The injected time at which each row's wave goes out (wave i starts after i callbacks)."""
+    start = Clock().t
+    return {op.row_key: start + STEP * i for i, w in enumerate(waves_of(plan.operations(), WAVE)) for op in w}
+
+
+def _options(window: float, clock: Clock, **kw: Any) -> ApplyOptions:
+    return ApplyOptions(
+        max_changes=None,
+        max_decreases=None,
+        min_coverage=None,
+        wave_size=WAVE,
+        read_write_window=timedelta(seconds=window),
+        clock=clock,
+        **kw,
+    )
+
+
+@pytest.mark.parametrize(("window", "seed"), [(60.0, 1), (60.0, 2), (0.0, 3)])
+def test_teacher_edits_during_a_long_apply_are_never_overwritten_once_older_than_the_window(
+    emulator: Any, token: str, tmp_path: Path, window: float, seed: int
+) -> None:
+    plan = with_reads(
+        build_plan(emulator.state(), updates=96, creates=0, noops=0, rejects=0), datetime.now(UTC)
+    )
+    clock = Clock()
+    edits = Edits(emulator, token, plan, clock, random.Random(seed))
+    with client_for(emulator, token, max_in_flight=1) as client, Journal.in_dir(tmp_path) as journal:
+        result = apply_plan(plan, client, journal=journal, options=_options(window, clock), progress=edits)
+    assert edits.waves > 8 and len(edits.landed) > 10  # a long apply, edited all along
+    held = points_outcomes_of(emulator.state())
+    rows = result.rows.set_index("row_key")
+    writes = _write_times(plan)
+    protected = [k for k, t in edits.landed.items() if writes[k] - t > window or window == 0]
+    assert protected, "the seed must give edits that landed earlier than the window"
+    for k in protected:
+        sid = rows.loc[k, "submission_id"]
+        assert held[sid][0]["points"] == 0.5, (k, "a teacher's edit was overwritten")
+        assert rows.loc[k, "status"] == "conflict", (k, rows.loc[k, "message"])
+        assert rows.loc[k, "after_points"] == 0.5
+    for k in set(edits.landed) - set(protected):  # inside the window: reported truthfully either way
+        sid = rows.loc[k, "submission_id"]
+        truth = held[sid][0]["points"]
+        assert rows.loc[k, "after_points"] == truth or rows.loc[k, "status"] == "updated"
+    untouched = rows.index.difference(list(edits.landed))
+    assert set(rows.loc[untouched, "status"]) == {"updated"}
+    if window == 0:
+        assert set(rows.loc[list(edits.landed), "status"]) == {"conflict"}
+
+
+def test_a_fresh_plan_is_written_without_reading_again_and_a_stale_one_reads_each_assignment_once(
+    emulator: Any, token: str, tmp_path: Path
+) -> None:
+    """Each read once: a sync's own planning read (within the window) is the before-write check and
+    the write answers verify the writes; an older plan reads each touched assignment once."""
+    base = build_plan(emulator.state(), updates=40, creates=4, rejects=0)
+    pairs = set(zip(base.rows["class_id"], base.rows["assignment_id"], strict=True))
+    clock = Clock()
+    emulator.reset_stats()
+    with client_for(emulator, token) as client, Journal.in_dir(tmp_path / "fresh") as journal:
+        fresh = apply_plan(
+            with_reads(base, datetime.now(UTC)), client, journal=journal, options=_options(60, clock)
+        )
+    assert fresh.graph_stats["reads"] == 0
+    assert fresh.graph_stats["writes"] == 44
+    assert fresh.status_counts == {"updated": 40, "created": 4, "unchanged": 2}
+    assert_converged(emulator, base)
+
+    emulator.reset()
+    emulator.reset_stats()
+    with client_for(emulator, token) as client, Journal.in_dir(tmp_path / "stale") as journal:
+        old = with_reads(base, datetime.now(UTC) - timedelta(hours=2))
+        stale = apply_plan(old, client, journal=journal, options=_options(60, clock))
+    listings = {r for r in emulator.stats()["by_route"] if "submissions" in r}
+    assert listings  # the reads were submission listings
+    pages = emulator.stats()["by_method"].get("GET", 0)
+    per_page = emulator.stats()["config"]["page_size"]
+    most = sum(-(-len(_subs(emulator, c, a)) // per_page) for c, a in pairs)
+    assert stale.graph_stats["reads"] == pages <= most  # one listing per assignment, no more
+    assert stale.status_counts == fresh.status_counts
+    assert_converged(emulator, base)
+
+
+def _subs(server: Any, class_id: str, assignment_id: str) -> list[dict]:
+    return [
+        s for c, a, s in iter_submissions(server.state()) if (c["id"], a["id"]) == (class_id, assignment_id)
+    ]
+
+
+def test_a_deadline_carries_the_rest_to_a_second_run_that_finishes_it_once(
+    emulator: Any, token: str, tmp_path: Path
+) -> None:
+    plan = build_plan(emulator.state(), updates=40, creates=6, rejects=0)
+    clock = Clock()
+    now = datetime.now(UTC)
+
+    def tick(step: str, done: int, total: int) -> None:
+        if step == "writing" and done:
+            clock.t += 30.0
+
+    # a deadline 90 s away, a 5 s margin: the waves at t = 0, 30, 60 go out; the one at 90 does not
+    opts = _options(60, clock, deadline=now + timedelta(seconds=90), now=lambda: now)
+    emulator.reset_stats()
+    with client_for(emulator, token) as client, Journal.in_dir(tmp_path) as journal:
+        first = apply_plan(plan, client, journal=journal, options=opts, progress=tick)
+    sent = sum(len(w) for w in waves_of(plan.operations(), WAVE)[:3])
+    assert first.status_counts.get("carried_over") == 46 - sent
+    assert first.exit_code is ExitCode.CARRIED_OVER
+    assert emulator.stats()["writes_applied"] == sent
+    carried = first.rows[first.rows["status"] == "carried_over"]
+    assert carried["message"].str.contains("deadline").all()
+
+    emulator.reset_stats()
+    with client_for(emulator, token) as client, Journal.in_dir(tmp_path) as journal:
+        second = apply_plan(plan, client, journal=journal, options=_options(60, Clock(), resume=True))
+    assert emulator.stats()["writes_applied"] == 46 - sent  # no grade rewritten, none sent twice
+    assert second.exit_code is ExitCode.OK
+    assert second.status_counts == {"updated": 40, "created": 6, "unchanged": 2}
+    assert_converged(emulator, plan)
+
+
+def _teacher_edits_supported(server: Any, token: str) -> bool:
+    r = httpx.get(f"{server.url}/_emulator/teacher-edits", headers={"Authorization": f"Bearer {token}"})
+    return r.status_code == 200
+
+
+def test_teacher_edits_scheduled_inside_the_emulator_with_window_zero(
+    emulator: Any, token: str, tmp_path: Path
+) -> None:
+    """Contract 8: the emulator applies each edit just before its N-th write sub-request. With
+    window 0 and one envelope in flight, an edit landing before the wave of its target is read is
+    never overwritten (an edit between a wave's read and its write is the race no Graph API closes)."""
+    if not _teacher_edits_supported(emulator, token):
+        pytest.skip("the emulator has no /_emulator/teacher-edits yet (contract 8)")
+    plan = build_plan(emulator.state(), updates=96, creates=0, rejects=0)
+    waves = waves_of(plan.operations(), WAVE)
+    first_write = {}  # row_key → the 1-based write index of the first write of its wave
+    n = 0
+    for w in waves:
+        for op in w:
+            first_write[op.row_key] = n + 1
+        n += len(w)
+    rng = random.Random(8)
+    rows = plan.rows.set_index("row_key")
+    edits, chosen = [], {}
+    for after in sorted(rng.sample(range(1, 80), 12)):
+        later = [k for k, f in first_write.items() if f > after and k not in chosen]
+        k = rng.choice(later)
+        chosen[k] = after
+        r = rows.loc[k]
+        edits.append(
+            {"class_id": r.class_id, "assignment_id": r.assignment_id, "submission_id": r.submission_id}
+            | {"points": 0.5, "after_writes": after}
+        )
+    for e in edits:
+        after = e.pop("after_writes")
+        resp = httpx.post(
+            f"{emulator.url}/_emulator/teacher-edits",
+            json={"edits": [e], "after_writes": after},
+            headers={"Authorization": f"Bearer {token}"},
+        )
+        assert resp.status_code == 200, resp.text
+    with client_for(emulator, token, max_in_flight=1) as client, Journal.in_dir(tmp_path) as journal:
+        result = apply_plan(plan, client, journal=journal, options=_options(0, Clock()))
+    held = points_outcomes_of(emulator.state())
+    out = result.rows.set_index("row_key")
+    for k in chosen:
+        assert held[out.loc[k, "submission_id"]][0]["points"] == 0.5, k
+        assert out.loc[k, "status"] == "conflict"
