@@ -244,15 +244,23 @@ def _find_header(table: RawTable, cfg: InputSettings, header_row: int | None = N
     wanted = {normalize_header(a) for a in HEADER_ALIASES["student"]}
     if cfg.student_column is not None:
         wanted = {normalize_header(cfg.student_column)}
-    if any(normalize_header(h) in wanted for h in table.header):
-        if table.n_rows and _is_group_row(table, wanted):
-            return _promote(table, 0, "a merged group row?")
-        return table, []
-    for i in range(min(HEADER_SEARCH_ROWS, table.n_rows)):
-        row = [str(col[i]) for col in table.cells]
-        if any(normalize_header(c) in wanted for c in row):
-            return _promote(table, i, "a title?")
-    return table, []
+    found: tuple[RawTable, list[str]] = (table, [])
+    if not any(normalize_header(h) in wanted for h in table.header):
+        for i in range(min(HEADER_SEARCH_ROWS, table.n_rows)):
+            row = [str(col[i]) for col in table.cells]
+            if any(normalize_header(c) in wanted for c in row):
+                found = _promote(table, i, "a title?")
+                break
+        else:
+            return table, []
+    header, warnings = found
+    if header.n_rows and _is_group_row(header, wanted):
+        promoted, more = _promote(header, 0, "a merged group row?")
+        if warnings:  # one warning for everything above the real header
+            promoted, more = _promote(table, int(np.flatnonzero(table.source_row == promoted.header_row)[0]),
+                                      "a title and a merged group row?")
+        return promoted, more
+    return header, warnings
 
 
 def _is_group_row(table: RawTable, wanted: set[str]) -> bool:

@@ -205,6 +205,11 @@ def build_mapped(table: RawTable, mapping: Mapping, cfg: InputSettings, class_ke
         cols = _Columns(table)
     rule = mapping.class_
     given = (class_key or "").strip() or (rule.key or "").strip() or (cfg.class_key or "").strip()
+    if (class_key or "").strip() and (rule.template or rule.column):
+        warnings.append(
+            f"{table.path}: --class {class_key.strip()} is used for every row instead of the mapping's class "
+            f"({rule.template or rule.column})"
+        )
     if rule.template and not (class_key or "").strip():
         parts = rule.template_columns()
         for p in parts:

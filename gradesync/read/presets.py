@@ -98,7 +98,7 @@ POWERSCHOOL = Preset(
 INFINITE_CAMPUS = Preset(
     name="infinite-campus",
     title="Infinite Campus grade book scores (long)",
-    requires=("Student Number", "Course Number", "Section Number", "Assignment Name", "Score"),
+    requires=("Student Number", "Course Number", "Section Number", "Assignment Name", "Score", "Flags"),
     mapping=Mapping(
         preset="infinite-campus",
         description="Infinite Campus grade book scores, one row per student and assignment; Flags X = exempt",
@@ -184,7 +184,7 @@ ONEROSTER = Preset(
 ONEROSTER_LINE_ITEMS: Final = ("sourcedId", "title", "classSourcedId")
 
 PRESETS: Final[dict[str, Preset]] = {
-    p.name: p for p in (ONEROSTER, CANVAS, POWERSCHOOL, INFINITE_CAMPUS, MOODLE, GOOGLE_CLASSROOM, SKYWARD)
+    p.name: p for p in (ONEROSTER, CANVAS, INFINITE_CAMPUS, POWERSCHOOL, MOODLE, GOOGLE_CLASSROOM, SKYWARD)
 }
 
 
