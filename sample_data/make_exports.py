@@ -137,6 +137,27 @@ ignore = ["Name", "Total", "Letter"]
 """
 
 
+# PowerSchool's preset builds the class key as "{Course_Number}.{Section_Number}"; this school's Teams
+# classes were synced with externalIds like SEC-1001, so its mapping says so.
+POWERSCHOOL_MAPPING = """\
+# PowerSchool assignment scores, for a school whose Teams classes are SEC-<section>.
+preset = "powerschool"
+layout = "long"
+
+[student]
+column = "Student_Number"
+
+[class]
+template = "{Course_Number}-{Section_Number}"
+
+[assignment]
+column = "Assignment_Name"
+points = "Score"
+maximum = "Points_Possible"
+excuse = "Exempt"
+"""
+
+
 def registrar_workbook(path: Path) -> None:
     import openpyxl
 
@@ -196,6 +217,7 @@ def write_all(out: Path = OUT) -> dict[str, Path]:
         "oneroster-lineitems": (out / "oneroster" / "lineItems.csv", ONEROSTER_LINE_ITEMS, "utf-8"),
         "oneroster": (out / "oneroster" / "results.csv", ONEROSTER_RESULTS, "utf-8"),
         "registrar-mapping": (out / "registrar_workbook.mapping.toml", REGISTRAR_MAPPING, "utf-8"),
+        "powerschool-mapping": (out / "powerschool_scores.mapping.toml", POWERSCHOOL_MAPPING, "utf-8"),
     }
     paths = {}
     for name, (path, text, encoding) in files.items():

@@ -208,18 +208,21 @@ def _read_one(
     line_items: dict[str, RawTable],
     warnings: list[str],
 ) -> FileReading:
+    # The mapping given, else the format forced, else a NAME.mapping.toml beside the file, else the
+    # preset detected from the header, else the generic reading (header aliases).
     preset = None
     chosen = mapping
-    if chosen is None and "!" not in table.path and (beside := find_mapping_beside(table.path)) is not None:
-        chosen = load_mapping(beside)
-        warnings.append(f"{table.path}: read with the mapping {beside}")
+    if chosen is None and format not in ("auto", "generic"):
+        chosen = PRESETS[format].mapping
+    if chosen is None and format == "auto" and "!" not in table.path:
+        if (beside := find_mapping_beside(table.path)) is not None:
+            chosen = load_mapping(beside)
+            warnings.append(f"{table.path}: read with the mapping {beside}")
     if chosen is not None:
         preset = chosen.preset or "mapping"
     elif format == "auto":
         found = detect_preset(table)
         preset, chosen = (found.name, found.mapping) if found else (None, None)
-    elif format != "generic":
-        preset, chosen = format, PRESETS[format].mapping
     if preset == "oneroster" and chosen is not None:
         items = _line_items_for(table, line_items)
         desired = build_oneroster(table, items, chosen.values.excuse_statuses)

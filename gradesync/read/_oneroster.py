@@ -146,7 +146,10 @@ def build_oneroster(results: RawTable, line_items: RawTable | None, statuses: li
     )
     wanted = {s.casefold() for s in statuses}
     roles = [ColumnRole(j, h.strip(), "ignored", why="not a grade") for j, h in enumerate(results.header)]
-    roles[j_line] = ColumnRole(j_line, results.header[j_line].strip(), "assignment", why="via lineItems.csv title")
+    titles = ", ".join(f'"{t}"' for t in list(dict.fromkeys(t for t in title if t))[:6])
+    roles[j_line] = ColumnRole(
+        j_line, results.header[j_line].strip(), "assignment-id", why=f"the assignment, via lineItems.csv title: {titles}"
+    )
     roles[j_student] = ColumnRole(j_student, results.header[j_student].strip(), "student")
     roles[j_score] = ColumnRole(j_score, results.header[j_score].strip(), "points")
     if (j := _col(results, "scoreStatus")) is not None:
