@@ -28,7 +28,7 @@ def _teams_lookup(paths: list[str], settings: Settings, **kw: object) -> Snapsho
         return None
     try:
         read = read_inputs(paths, settings, **kw)  # type: ignore[arg-type]
-    except Exception:  # noqa: BLE001 - inspect_inputs reports the file's own problem below
+    except Exception:
         return None
     with graph_client(settings) as client:
         return lookup_from_snapshot(resolve(read.frame, settings, client))
@@ -48,7 +48,9 @@ def _teams_lookup(paths: list[str], settings: Settings, **kw: object) -> Snapsho
     type=click.Choice(["auto", "generic", *PRESETS]),
     help="The export format (auto: detected from the header).",
 )
-@click.option("--write-mapping", type=click.Path(dir_okay=False), help="Write the mapping TOML here, to edit.")
+@click.option(
+    "--write-mapping", type=click.Path(dir_okay=False), help="Write the mapping TOML here, to edit."
+)
 @click.option("--offline", is_flag=True, help="Do not check classes and assignments against Teams.")
 @click.option("--json", "as_json", is_flag=True, help="Print the inspection as JSON.")
 @handle_errors

@@ -53,16 +53,16 @@ from gradesync.read.presets import PRESETS, Preset, detect, is_line_items, is_ma
 
 __all__ = [
     "HEADER_ALIASES",
-    "PRESETS",
-    "FileReading",
-    "Mapping",
-    "load_mapping",
     "MAX_POINTS_EXCLUSIVE",
     "POINTS_POSSIBLE_LABELS",
+    "PRESETS",
     "WIDE_NON_GRADE_HEADERS",
+    "FileReading",
+    "Mapping",
     "ReadResult",
     "cell_text",
     "format_points",
+    "load_mapping",
     "normalize_header",
     "read_inputs",
     "validate",
@@ -98,7 +98,7 @@ def read_inputs(
     class_key: str | None = None,
     sheet: str | None = None,
     mapping: Mapping | None = None,
-    format: str = "auto",  # noqa: A002 - the option's name (--format)
+    format: str = "auto",
 ) -> ReadResult:
     """Read every input file, in order, into one validated desired frame.
 
@@ -204,7 +204,7 @@ def _read_one(
     settings: Settings,
     class_key: str | None,
     mapping: Mapping | None,
-    format: str,  # noqa: A002
+    format: str,
     line_items: dict[str, RawTable],
     warnings: list[str],
 ) -> FileReading:
@@ -214,10 +214,10 @@ def _read_one(
     chosen = mapping
     if chosen is None and format not in ("auto", "generic"):
         chosen = PRESETS[format].mapping
-    if chosen is None and format == "auto" and "!" not in table.path:
-        if (beside := find_mapping_beside(table.path)) is not None:
-            chosen = load_mapping(beside)
-            warnings.append(f"{table.path}: read with the mapping {beside}")
+    beside = find_mapping_beside(table.path) if format == "auto" and "!" not in table.path else None
+    if chosen is None and beside is not None:
+        chosen = load_mapping(beside)
+        warnings.append(f"{table.path}: read with the mapping {beside}")
     if chosen is not None:
         preset = chosen.preset or "mapping"
     elif format == "auto":
@@ -231,7 +231,12 @@ def _read_one(
     else:
         desired = build_desired(table, settings.input, class_key)
     return FileReading(
-        path=table.path, preset=preset, mapping=chosen, desired=desired, sheet=table.sheet, encoding=table.encoding
+        path=table.path,
+        preset=preset,
+        mapping=chosen,
+        desired=desired,
+        sheet=table.sheet,
+        encoding=table.encoding,
     )
 
 
@@ -262,7 +267,10 @@ def _merged_rules(mappings: list[Mapping | None], warnings: list[str]) -> ValueR
     for v in present:
         for key, value in v.letters.items():
             if key in letters and letters[key] != value:
-                warnings.append(f'letter "{key}" is mapped differently in two mappings; the first ({letters[key]}) is used')
+                warnings.append(
+                    f'letter "{key}" is mapped differently in two mappings; '
+                    f"the first ({letters[key]}) is used"
+                )
             letters.setdefault(key, value)
     return ValueRules(
         excused_marks=sorted({m for v in present for m in v.excused_marks}),

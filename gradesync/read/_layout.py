@@ -232,7 +232,9 @@ def _frame(table: RawTable, n: int, **columns: np.ndarray) -> pd.DataFrame:
 HEADER_SEARCH_ROWS: Final = 10
 
 
-def _find_header(table: RawTable, cfg: InputSettings, header_row: int | None = None) -> tuple[RawTable, list[str]]:
+def _find_header(
+    table: RawTable, cfg: InputSettings, header_row: int | None = None
+) -> tuple[RawTable, list[str]]:
     """A title row above the header (``Gradebook — Algebra I``, often merged across the columns) is
     common in exports people make by hand. When the first non-blank row names no student column,
     the first of the next ``HEADER_SEARCH_ROWS`` rows that does becomes the header and the rows
@@ -257,8 +259,11 @@ def _find_header(table: RawTable, cfg: InputSettings, header_row: int | None = N
     if header.n_rows and _is_group_row(header, wanted):
         promoted, more = _promote(header, 0, "a merged group row?")
         if warnings:  # one warning for everything above the real header
-            promoted, more = _promote(table, int(np.flatnonzero(table.source_row == promoted.header_row)[0]),
-                                      "a title and a merged group row?")
+            promoted, more = _promote(
+                table,
+                int(np.flatnonzero(table.source_row == promoted.header_row)[0]),
+                "a title and a merged group row?",
+            )
         return promoted, more
     return header, warnings
 
@@ -280,7 +285,11 @@ def _header_at(table: RawTable, header_row: int) -> tuple[RawTable, list[str]]:
     if header_row < table.header_row or not len(hits):
         raise InputError(
             f"the mapping says the header is on row {header_row}, but "
-            + (f"the first non-blank row is {table.header_row}" if header_row < table.header_row else "the file has no such row"),
+            + (
+                f"the first non-blank row is {table.header_row}"
+                if header_row < table.header_row
+                else "the file has no such row"
+            ),
             file=table.path,
             row=header_row,
             code="input-no-header",
@@ -390,7 +399,9 @@ def _grade_columns(table: RawTable, frame: pd.DataFrame) -> list[int]:
     return [j for j, h in enumerate(table.header) if h.strip() in used]
 
 
-def _unmapped_roles(table: RawTable, roles: dict[str, int], layout: str, frame: pd.DataFrame) -> list[ColumnRole]:
+def _unmapped_roles(
+    table: RawTable, roles: dict[str, int], layout: str, frame: pd.DataFrame
+) -> list[ColumnRole]:
     by_index = {j: r for r, j in roles.items()}
     grades = set(_grade_columns(table, frame)) if layout == "wide" else set()
     out = []

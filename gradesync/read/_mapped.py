@@ -116,17 +116,19 @@ def _class_template(table: RawTable, cols: _Columns, template: str, parts: list[
     columns = {p: cols.stripped(j) for p, j in indexes.items()}
     for i in range(n):
         values = {p: columns[p][i] for p in parts}
-        out[i] = "" if any(v == "" for v in values.values()) else re.sub(
-            r"\{([^{}]+)\}", lambda m, vals=values: vals[m.group(1)], template
-        )
+        out[i] = "" if any(v == "" for v in values.values()) else _fill(template, values)
     return out
+
+
+def _fill(template: str, values: dict[str, str]) -> str:
+    return re.sub(r"\{([^{}]+)\}", lambda m: values[m.group(1)], template)
 
 
 def _no_class_error(table: RawTable, cols: _Columns, mapping: Mapping) -> InputError:
     section = _optional(table, "Section")
     hint = (
         "say which Teams class the file is for with --class CLASS (its externalId, e.g. SEC-1001), or "
-        'write class.key / class.column / class.template in the mapping'
+        "write class.key / class.column / class.template in the mapping"
     )
     if section is not None:
         sample = next((v for v in cols.stripped(section) if v), "")
@@ -198,14 +200,16 @@ def build_mapped(table: RawTable, mapping: Mapping, cfg: InputSettings, class_ke
     student = _find(table, wanted_student, "student.column")
     cols = _Columns(table)
     roles: dict[str, int] = {"student": student}
-    column_roles: dict[int, ColumnRole] = {student: ColumnRole(student, table.header[student].strip(), "student")}
+    column_roles: dict[int, ColumnRole] = {
+        student: ColumnRole(student, table.header[student].strip(), "student")
+    }
     if mapping.student.zero_pad or mapping.student.strip_prefix:
         ids = normalise_ids(table.cells[student], mapping.student.zero_pad, mapping.student.strip_prefix)
         table = _replace_column(table, student, ids)
         cols = _Columns(table)
     rule = mapping.class_
     given = (class_key or "").strip() or (rule.key or "").strip() or (cfg.class_key or "").strip()
-    if (class_key or "").strip() and (rule.template or rule.column):
+    if class_key and class_key.strip() and (rule.template or rule.column):
         warnings.append(
             f"{table.path}: --class {class_key.strip()} is used for every row instead of the mapping's class "
             f"({rule.template or rule.column})"
@@ -240,7 +244,9 @@ def build_mapped(table: RawTable, mapping: Mapping, cfg: InputSettings, class_ke
         warnings.append(f"{table.path}: header only, no data rows")
     if table.extra_cells:
         _reject_extra_cells(table, frame)
-    ignored = _ignored_rows(table, cols, mapping, [j for j, r in column_roles.items() if r.role != "assignment"])
+    ignored = _ignored_rows(
+        table, cols, mapping, [j for j, r in column_roles.items() if r.role != "assignment"]
+    )
     mark_ignored_rows(frame, ignored)
     roles_list = [
         column_roles.get(j, ColumnRole(j, h.strip(), "ignored", why="not used by this layout"))
@@ -281,20 +287,20 @@ def _mapped_long(
     position = {int(r): i for i, r in enumerate(table.source_row)}
     take = np.array([position[int(r)] for r in rows], dtype=np.int64)
     warnings: list[str] = []
-    if (j := _optional(table, rule.maximum)) is not None:
-        column_roles[j] = ColumnRole(j, table.header[j].strip(), "maximum")
-        values = pd.to_numeric(pd.Series(cols.stripped(j)[take], dtype=object), errors="coerce")
+    if (jm := _optional(table, rule.maximum)) is not None:
+        column_roles[jm] = ColumnRole(jm, table.header[jm].strip(), "maximum")
+        values = pd.to_numeric(pd.Series(cols.stripped(jm)[take], dtype=object), errors="coerce")
         frame["points_possible"] = values.to_numpy(dtype=float)
     excuse = np.zeros(len(frame), dtype=bool)
-    if (j := _optional(table, rule.excuse)) is not None:
-        column_roles[j] = ColumnRole(j, table.header[j].strip(), "excuse")
-        flags = cols.stripped(j)[take]
+    if (je := _optional(table, rule.excuse)) is not None:
+        column_roles[je] = ColumnRole(je, table.header[je].strip(), "excuse")
+        flags = cols.stripped(je)[take]
         excuse |= np.array([str(v).casefold() in _TRUE for v in flags], dtype=bool)
     statuses = {s.casefold() for s in mapping.values.excuse_statuses}
-    if (j := _optional(table, rule.status)) is not None:
-        column_roles[j] = ColumnRole(j, table.header[j].strip(), "status")
+    if (js := _optional(table, rule.status)) is not None:
+        column_roles[js] = ColumnRole(js, table.header[js].strip(), "status")
         if statuses:
-            flags = cols.stripped(j)[take]
+            flags = cols.stripped(js)[take]
             excuse |= np.array([str(v).casefold() in statuses for v in flags], dtype=bool)
     frame["excuse"] = excuse
     return frame, warnings
@@ -353,7 +359,10 @@ def _ignored_rows(table: RawTable, cols: _Columns, mapping: Mapping, ident: list
             for k, u in enumerate(uniques):
                 if u and pattern.search(str(u)):
                     for i in np.flatnonzero(codes == k):
-                        out.setdefault(int(table.source_row[i]), f'"{u}" in column "{table.header[j].strip()}": {rule.why}')
+                        out.setdefault(
+                            int(table.source_row[i]),
+                            f'"{u}" in column "{table.header[j].strip()}": {rule.why}',
+                        )
     for row, why in summary_rows(table, cols, [j for j in ident if j < len(table.header)]).items():
         out.setdefault(row, why)
     return dict(sorted(out.items()))

@@ -49,7 +49,7 @@ def is_bundle(data: bytes) -> bool:
 def read_bundle(path: str, data: bytes) -> Bundle:
     with zipfile.ZipFile(io.BytesIO(data)) as archive:
         members = {n.lower(): n for n in archive.namelist()}
-        tables = {}
+        tables: dict[str, RawTable] = {}
         for lower in ("manifest.csv", "results.csv", "lineitems.csv"):
             if lower in members:
                 info = archive.getinfo(members[lower])
@@ -64,7 +64,9 @@ def read_bundle(path: str, data: bytes) -> Bundle:
     if "manifest.csv" in tables:
         m = tables["manifest.csv"]
         if len(m.cells) >= 2:
-            props = dict(zip((str(v).strip() for v in m.cells[0]), (str(v).strip() for v in m.cells[1]), strict=True))
+            props = dict(
+                zip((str(v).strip() for v in m.cells[0]), (str(v).strip() for v in m.cells[1]), strict=True)
+            )
             version = props.get("oneroster.version", "")
             for name in ("results", "lineItems"):
                 if props.get(f"file.{name}", "").lower() == "absent" and f"{name.lower()}.csv" in tables:
@@ -88,7 +90,9 @@ def _need(table: RawTable, name: str) -> int:
     j = _col(table, name)
     if j is None:
         raise InputError(
-            f'no column "{name}": not a OneRoster {"results" if "student" in name.lower() else "lineItems"} file',
+            f'no column "{name}": not a OneRoster '
+            + ("results" if "student" in name.lower() else "lineItems")
+            + " file",
             file=table.path,
             row=table.header_row,
             column=name,
@@ -126,12 +130,16 @@ def build_oneroster(results: RawTable, line_items: RawTable | None, statuses: li
     line = cols.stripped(j_line)
     pos = np.array([index.get(v, -1) for v in line], dtype=np.int64)
     known = pos >= 0
-    class_key = np.where(known, li_class.take(np.where(known, pos, 0)) if len(li_class) else "", "").astype(object)
+    class_key = np.where(known, li_class.take(np.where(known, pos, 0)) if len(li_class) else "", "").astype(
+        object
+    )
     if (j := _col(results, "classSourcedId")) is not None:  # OneRoster 1.2 carries it on the result too
         own = cols.stripped(j)
         class_key = np.where(class_key == "", own, class_key).astype(object)
     assignment = np.where(known, title.take(np.where(known, pos, 0)) if len(title) else "", "").astype(object)
-    points_possible = np.where(known, maximum.take(np.where(known, pos, 0)) if len(maximum) else np.nan, np.nan)
+    points_possible = np.where(
+        known, maximum.take(np.where(known, pos, 0)) if len(maximum) else np.nan, np.nan
+    )
     n = results.n_rows
     frame = _frame(
         results,
@@ -148,7 +156,10 @@ def build_oneroster(results: RawTable, line_items: RawTable | None, statuses: li
     roles = [ColumnRole(j, h.strip(), "ignored", why="not a grade") for j, h in enumerate(results.header)]
     titles = ", ".join(f'"{t}"' for t in list(dict.fromkeys(t for t in title if t))[:6])
     roles[j_line] = ColumnRole(
-        j_line, results.header[j_line].strip(), "assignment-id", why=f"the assignment, via lineItems.csv title: {titles}"
+        j_line,
+        results.header[j_line].strip(),
+        "assignment-id",
+        why=f"the assignment, via lineItems.csv title: {titles}",
     )
     roles[j_student] = ColumnRole(j_student, results.header[j_student].strip(), "student")
     roles[j_score] = ColumnRole(j_score, results.header[j_score].strip(), "points")

@@ -21,7 +21,9 @@ MAX_POINTS_EXCLUSIVE = 9_999_999.0
 MAX_POINTS_TEXT = 64  # longer points text is not parsed at all
 
 # Points kinds, per distinct points text.
-_OK, _BLANK, _CLEAR, _NAN, _COMMA, _INF, _LARGE, _NEG, _LONG, _EXCUSE, _LETTER, _DATE, _PCT_OFF, _ZERO_DEN = range(14)
+_OK, _BLANK, _CLEAR, _NAN, _COMMA, _INF, _LARGE, _NEG, _LONG, _EXCUSE, _LETTER, _DATE, _PCT_OFF, _ZERO_DEN = (
+    range(14)
+)
 _PROBLEM = {
     _NAN: "is not a number",
     _COMMA: "is not a number (decimal comma? write it with a point, e.g. 1.5)",
@@ -29,7 +31,7 @@ _PROBLEM = {
     _LARGE: "is too large (points must be below 9,999,999)",
     _NEG: "is negative (points cannot be below 0)",
     _LONG: "is not a number (too long)",
-    _PCT_OFF: "is a percent, and the mapping's value rule says percent = \"reject\"",
+    _PCT_OFF: 'is a percent, and the mapping\'s value rule says percent = "reject"',
     _ZERO_DEN: "is a fraction over 0",
 }
 #: Kinds with a reason code of their own (not ``invalid_points``).
@@ -355,7 +357,7 @@ def validate(
     for i in bad:
         code = _OWN_REASON.get(int(kind[i]), ReasonCode.INVALID_POINTS)
         reason[i] = code.value
-        message[i] = _invalid_message(int(kind[i]), _value_text(raw, i), str(columns[i]))
+        message[i] = _invalid_message(int(kind[i]), _value_text(raw, int(i)), str(columns[i]))
         note[i] = ""
 
     # Missing identifiers (overrides the above).
@@ -387,7 +389,9 @@ def validate(
     excuse_ok = np.array([i for i in np.flatnonzero(excuse) if not reason[i]], dtype=np.int64)
     note[excuse_ok] = np.array(
         [
-            "; ".join(x for x in (note[i], _excuse_note(raw, i, bool(flagged[i]), bool(flagged_score[i]))) if x)
+            "; ".join(
+                x for x in (note[i], _excuse_note(raw, i, bool(flagged[i]), bool(flagged_score[i]))) if x
+            )
             for i in excuse_ok
         ],
         dtype=object,

@@ -28,7 +28,14 @@ from gradesync.read import FileReading, read_inputs
 from gradesync.read.mapping import AssignmentRule, ClassRule, ColumnRules, Mapping, StudentRule
 from gradesync.read.presets import PRESETS
 
-__all__ = ["ColumnInfo", "FileInspection", "Inspection", "SnapshotLookup", "inspect_inputs", "lookup_from_snapshot"]
+__all__ = [
+    "ColumnInfo",
+    "FileInspection",
+    "Inspection",
+    "SnapshotLookup",
+    "inspect_inputs",
+    "lookup_from_snapshot",
+]
 
 _NO_CLASS = "(no class: give --class)"
 
@@ -118,7 +125,7 @@ def inspect_inputs(
     class_key: str | None = None,
     sheet: str | None = None,
     mapping: Mapping | None = None,
-    format: str = "auto",  # noqa: A002 - the option's name (--format)
+    format: str = "auto",
 ) -> Inspection:
     """Read ``paths`` as plan would and say how they are understood. A file whose rows carry no class
     (a Canvas export without ``--class``) is still inspected; the diagnoses say what to give."""
@@ -136,7 +143,11 @@ def inspect_inputs(
     if lookup is not None:
         diagnoses += _id_hints(read.files, lookup)
     return Inspection(
-        files=files, warnings=list(read.warnings), diagnoses=diagnoses, preset=read.preset, teams=lookup is not None
+        files=files,
+        warnings=list(read.warnings),
+        diagnoses=diagnoses,
+        preset=read.preset,
+        teams=lookup is not None,
     )
 
 
@@ -146,7 +157,9 @@ def _close(name: str, pool: Sequence[str]) -> list[str]:
     return [folded[h] for h in hits]
 
 
-def _file(reading: FileReading, frame: pd.DataFrame, lookup: SnapshotLookup | None, class_key: str | None) -> FileInspection:
+def _file(
+    reading: FileReading, frame: pd.DataFrame, lookup: SnapshotLookup | None, class_key: str | None
+) -> FileInspection:
     d = reading.desired
     teams_assignments = {a.casefold() for a in (lookup.assignments if lookup else ())}
     columns = []
@@ -159,21 +172,23 @@ def _file(reading: FileReading, frame: pd.DataFrame, lookup: SnapshotLookup | No
         columns.append(info)
     rows = frame[frame["source_file"] == reading.path]
     live = rows[rows["reason"] != ReasonCode.IGNORED_ROW.value]
-    classes = []
+    classes: list[ClassInfo] = []
     teams_classes = {k.casefold() for k in (lookup.class_keys if lookup else ())}
     for key, count in Counter(live["class_key"].tolist()).most_common(50):
-        info = ClassInfo(key=key, rows=count)
+        klass = ClassInfo(key=key, rows=count)
         if lookup is not None and key and key != _NO_CLASS:
-            info.in_teams = key.casefold() in teams_classes
-            if not info.in_teams:
-                info.did_you_mean = _close(key, [*lookup.class_keys, *lookup.class_names])
-        classes.append(info)
+            klass.in_teams = key.casefold() in teams_classes
+            if not klass.in_teams:
+                klass.did_you_mean = _close(key, [*lookup.class_keys, *lookup.class_names])
+        classes.append(klass)
     preset = PRESETS.get(reading.preset or "")
     return FileInspection(
         path=reading.path,
         sheet=reading.sheet,
         preset=reading.preset,
-        preset_title=preset.title if preset else ("a mapping file" if reading.mapping else "generic (header aliases)"),
+        preset_title=preset.title
+        if preset
+        else ("a mapping file" if reading.mapping else "generic (header aliases)"),
         layout=d.layout,
         header_row=d.header_row,
         header=[h.strip() for h in d.header],
@@ -215,7 +230,8 @@ def _id_hints(readings: Sequence[FileReading], lookup: SnapshotLookup) -> list[s
         hits = [i for i in ids if i.zfill(width) in teams]
         if hits and len(hits) * 2 >= len(ids):
             out.append(
-                f'{r.path}: ids such as "{hits[0]}" match Teams once padded with zeros ("{hits[0].zfill(width)}"); '
+                f'{r.path}: ids such as "{hits[0]}" match Teams once padded with zeros '
+                f'("{hits[0].zfill(width)}"); '
                 f"Excel dropped the leading zeros: add [student] zero_pad = {width} to the mapping"
             )
     return out
@@ -232,7 +248,8 @@ def mapping_of(reading: FileReading, class_key: str | None = None) -> Mapping:
     klass = ClassRule(column=roles["class"]) if "class" in roles else ClassRule(key=key or None)
     ignored = [c.header for c in d.columns if c.role == "ignored" and c.header]
     return Mapping(
-        description="written by gradesync inspect: edit, then give it with --mapping or save it beside the file",
+        description="written by gradesync inspect: edit, then give it with --mapping or save it beside "
+        "the file",
         layout="long" if d.layout == "long" else "wide",
         header_row=d.header_row,
         student=student,
@@ -260,7 +277,9 @@ def render_text(ins: Inspection) -> str:
                 if c.in_teams is True:
                     line += " (in Teams)"
                 elif c.in_teams is False:
-                    line += " (NOT in Teams" + (f"; did you mean {', '.join(map(repr, c.did_you_mean))}?)" if c.did_you_mean else ")")
+                    line += " (NOT in Teams" + (
+                        f"; did you mean {', '.join(map(repr, c.did_you_mean))}?)" if c.did_you_mean else ")"
+                    )
             elif c.why:
                 line += f" ({c.why})"
             out.append(line)
@@ -281,5 +300,7 @@ def _class_text(c: ClassInfo) -> str:
     if c.in_teams is True:
         text += ", in Teams"
     elif c.in_teams is False:
-        text += ", NOT in Teams" + (f"; did you mean {', '.join(map(repr, c.did_you_mean))}?" if c.did_you_mean else "")
+        text += ", NOT in Teams" + (
+            f"; did you mean {', '.join(map(repr, c.did_you_mean))}?" if c.did_you_mean else ""
+        )
     return text + ")"

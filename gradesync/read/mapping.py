@@ -72,9 +72,13 @@ class ClassRule(_Part):
     def _one(self) -> ClassRule:
         given = [n for n in ("column", "template", "key") if getattr(self, n)]
         if len(given) > 1:
-            raise ValueError(f"give only one of class.column, class.template, class.key (got {', '.join(given)})")
+            raise ValueError(
+                f"give only one of class.column, class.template, class.key (got {', '.join(given)})"
+            )
         if self.template is not None and not TEMPLATE_FIELD.search(self.template):
-            raise ValueError('class.template names no column: write it like "{Course_Number}.{Section_Number}"')
+            raise ValueError(
+                'class.template names no column: write it like "{Course_Number}.{Section_Number}"'
+            )
         return self
 
     def template_columns(self) -> list[str]:
@@ -189,11 +193,14 @@ def load_mapping(path: str | Path) -> Mapping:
     try:
         return Mapping.model_validate(data)
     except ValidationError as e:
-        problems = "; ".join(f"{'.'.join(str(x) for x in err['loc']) or '(top)'}: {err['msg']}" for err in e.errors())
+        problems = "; ".join(
+            f"{'.'.join(str(x) for x in err['loc']) or '(top)'}: {err['msg']}" for err in e.errors()
+        )
         raise ConfigError(
             f"{p}: {problems}",
             code="mapping-invalid",
-            hint="see config/mappings/*.toml for examples, or write one with gradesync inspect FILE --write-mapping",
+            hint="see config/mappings/*.toml for examples, or write one with "
+            "gradesync inspect FILE --write-mapping",
         ) from None
 
 
@@ -238,7 +245,7 @@ _SECTION_HELP = {
 
 def _to_toml(m: Mapping) -> str:
     data = m.model_dump(by_alias=True, exclude_defaults=True)
-    lines = ["# gradesync mapping: see README, section \"The mapping file\""]
+    lines = ['# gradesync mapping: see README, section "The mapping file"']
     for key in ("preset", "description", "layout", "header_row"):
         if key in data:
             lines.append(f"{key} = {_literal(data[key])}")

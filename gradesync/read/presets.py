@@ -123,7 +123,10 @@ SKYWARD = Preset(
         student=StudentRule(column="Other ID"),
         columns=ColumnRules(
             ignore=["Student Name", "Student ID", "Grade", "Grade Level", "Status"],
-            ignore_patterns=[r"(?i)^(term|semester|quarter|q\d|s\d|t\d)( grade| percent| %)?$", r"(?i)^(percent|%)$"],
+            ignore_patterns=[
+                r"(?i)^(term|semester|quarter|q\d|s\d|t\d)( grade| percent| %)?$",
+                r"(?i)^(percent|%)$",
+            ],
         ),
         ignore_rows=[IgnoreRow(column="Student Name", pattern=SUMMARY_ROW_PATTERN, why="a summary row")],
         values=ValueRules(excused_marks=["EXE", "EX"], blank_marks=["*"]),
@@ -160,11 +163,21 @@ MOODLE = Preset(
         columns=ColumnRules(
             decoration=r"^[^:]+: (.+) \(Real\)$",
             ignore=[
-                "First name", "Last name", "Username", "Institution", "Department", "Email address",
-                "Suspended", "Last downloaded from this course",
+                "First name",
+                "Last name",
+                "Username",
+                "Institution",
+                "Department",
+                "Email address",
+                "Suspended",
+                "Last downloaded from this course",
             ],
-            ignore_patterns=[r"(?i)^course total( \(.*\))?$", r"\((Letter|Feedback)\)$", r"(?i) total \(.*\)$"],
-        ),  # fmt: skip
+            ignore_patterns=[
+                r"(?i)^course total( \(.*\))?$",
+                r"\((Letter|Feedback)\)$",
+                r"(?i) total \(.*\)$",
+            ],
+        ),
         values=ValueRules(blank_marks=["-"]),
     ),
 )

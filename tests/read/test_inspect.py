@@ -29,7 +29,10 @@ def test_canvas_offline_without_class_still_explains_the_file() -> None:
     assert roles["SIS User ID"] == ("student", "")
     assert roles["Unit 1 Quiz (48211)"] == ("assignment", "Unit 1 Quiz")
     assert roles["Current Score"][0] == "ignored"
-    assert f.ignored_rows[-1] == {"row": 7, "why": '"Test Student" in column "Student": Canvas\'s test student'}
+    assert f.ignored_rows[-1] == {
+        "row": 7,
+        "why": '"Test Student" in column "Student": Canvas\'s test student',
+    }
     assert f.id_formats == {"6 digits": 4}
     assert any('column "Section" holds section names' in d for d in ins.diagnoses)
     assert not ins.teams and "offline" in ins.render()
@@ -57,7 +60,7 @@ def test_write_mapping_from_a_generic_file_reads_back_the_same(tmp_path: Path) -
         cli, ["inspect", str(src), "--class", "SEC-1", "--offline", "--write-mapping", str(out)]
     )
     assert result.exit_code == 0, result.output
-    assert "header on row 2" in result.output and "row 4: \"Class Average\"" in result.output
+    assert "header on row 2" in result.output and 'row 4: "Class Average"' in result.output
     mapping = load_mapping(out)
     assert (mapping.header_row, mapping.student.column, mapping.class_.key) == (2, "Student ID", "SEC-1")
     again = read_inputs([src], Settings())  # the mapping beside the file is used

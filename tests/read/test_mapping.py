@@ -61,7 +61,9 @@ def test_a_long_mapping(tmp_path: Path) -> None:
 
 def test_a_wide_mapping_with_a_table_patterns_and_ignored_rows(tmp_path: Path) -> None:
     data = tmp_path / "wide.csv"
-    data.write_text("ID,Name,Q1 [7],Essay (final),Avg,Letter\n1,Ann,5,8,6.5,B\nTEST,Tester,1,1,1,F\nTotals,,6,9,,\n")
+    data.write_text(
+        "ID,Name,Q1 [7],Essay (final),Avg,Letter\n1,Ann,5,8,6.5,B\nTEST,Tester,1,1,1,F\nTotals,,6,9,,\n"
+    )
     mapping = Mapping.model_validate(
         {
             "student": {"column": "ID"},
@@ -122,7 +124,11 @@ def test_a_mapping_naming_a_missing_column_says_which(tmp_path: Path) -> None:
     mapping = Mapping.model_validate({"student": {"column": "Student"}, "class": {"key": "S"}})
     with pytest.raises(InputError) as e:
         read_inputs([data], Settings(), mapping=mapping)
-    assert e.value.code == "input-missing-column" and '"Pupil"' in str(e.value) and "student.column" in str(e.value)
+    assert (
+        e.value.code == "input-missing-column"
+        and '"Pupil"' in str(e.value)
+        and "student.column" in str(e.value)
+    )
 
 
 def test_merged_group_row_above_the_header_is_skipped(tmp_path: Path) -> None:

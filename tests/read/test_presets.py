@@ -18,13 +18,16 @@ import pytest
 from gradesync.config import Settings
 from gradesync.errors import InputError
 from gradesync.read import ReadResult, read_inputs
+
 EXPORTS = Path(__file__).resolve().parents[2] / "sample_data" / "exports"
 _spec = importlib.util.spec_from_file_location("make_exports", EXPORTS.parent / "make_exports.py")
 assert _spec is not None and _spec.loader is not None
 make_exports = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(make_exports)
 
-Row = tuple[int, str, str, str, Any, str, bool, str]  # row, class, assignment, student, points, unit, excuse, reason
+Row = tuple[
+    int, str, str, str, Any, str, bool, str
+]  # row, class, assignment, student, points, unit, excuse, reason
 
 
 def rows(result: ReadResult) -> list[Row]:
@@ -166,7 +169,10 @@ def test_moodle() -> None:
         (4, c, q, "000103", None, "points", False, "blank_points"),
         (4, c, a, "000103", 27.5, "points", False, ""),
     ]
-    assert set(result.frame["source_column"]) == {"Quiz: Unit 1 Quiz (Real)", "Assignment: Lab Report 1 (Real)"}
+    assert set(result.frame["source_column"]) == {
+        "Quiz: Unit 1 Quiz (Real)",
+        "Assignment: Lab Report 1 (Real)",
+    }
 
 
 ONEROSTER_ROWS = [

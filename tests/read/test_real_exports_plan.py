@@ -41,11 +41,20 @@ def _ops(rows: pd.DataFrame) -> list[Op]:
     out = []
     for r in rows.to_dict("records"):
         d = r["desired_points"]
-        out.append((int(r["source_row"]), r["student_key"], r["assignment_key"], r["action"], None if math.isnan(d) else d))
+        out.append(
+            (
+                int(r["source_row"]),
+                r["student_key"],
+                r["assignment_key"],
+                r["action"],
+                None if math.isnan(d) else d,
+            )
+        )
     return out
 
 
 Q, L = "Unit 1 Quiz", "Lab Report 1"
+ANA, ANA2, NOAH = "ana.moreau101@contoso.edu", "ana.alvarez102@contoso.edu", "noah.ahmed103@contoso.edu"
 CASES: dict[str, tuple[str, str | None, list[Op]]] = {
     "canvas": (
         "canvas_gradebook.csv",
@@ -63,7 +72,8 @@ CASES: dict[str, tuple[str, str | None, list[Op]]] = {
         None,
         [
             (2, "000101", Q, "noop", 9.5), (3, "000102", Q, "update", 6.0), (4, "000103", Q, "excuse", None),
-            (5, "000105", Q, "update", 4.0), (6, "000130", Q, "update", 13.0), (7, "000131", Q, "create", 18.0),
+            (5, "000105", Q, "update", 4.0), (6, "000130", Q, "update", 13.0),
+            (7, "000131", Q, "create", 18.0),
         ],
     ),
     "infinite-campus": (
@@ -86,10 +96,11 @@ CASES: dict[str, tuple[str, str | None, list[Op]]] = {
         "google_classroom_grades.csv",
         "SEC-1001",
         [
-            (2, "", Q, "noop", None), (2, "", L, "noop", None), (4, "", Q, "noop", None), (4, "", L, "noop", None),
-            (5, "ana.moreau101@contoso.edu", Q, "noop", 9.5), (5, "ana.moreau101@contoso.edu", L, "update", 45.0),
-            (6, "ana.alvarez102@contoso.edu", Q, "update", 5.0), (6, "ana.alvarez102@contoso.edu", L, "noop", None),
-            (7, "noah.ahmed103@contoso.edu", Q, "create", 8.5), (7, "noah.ahmed103@contoso.edu", L, "update", 28.0),
+            (2, "", Q, "noop", None), (2, "", L, "noop", None),  # the due-date row
+            (4, "", Q, "noop", None), (4, "", L, "noop", None),  # Class average
+            (5, ANA, Q, "noop", 9.5), (5, ANA, L, "update", 45.0),
+            (6, ANA2, Q, "update", 5.0), (6, ANA2, L, "noop", None),
+            (7, NOAH, Q, "create", 8.5), (7, NOAH, L, "update", 28.0),
         ],
     ),
     "moodle": (
@@ -159,7 +170,9 @@ def test_registrar_workbook_in_process(emulator: Any, token: str) -> None:
 # ---------------------------------------------------------------------------------------------
 # end to end: `gradesync plan` as a subprocess
 # ---------------------------------------------------------------------------------------------
-def _run_plan(args: list[str], emulator: Any, token: str, cwd: Path) -> tuple[subprocess.CompletedProcess[str], pd.DataFrame]:
+def _run_plan(
+    args: list[str], emulator: Any, token: str, cwd: Path
+) -> tuple[subprocess.CompletedProcess[str], pd.DataFrame]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("GRADESYNC_")}
     env |= {"GRADESYNC_GRAPH_URL": emulator.base_url, "GRADESYNC_ACCESS_TOKEN": token}
     result = subprocess.run(
@@ -175,20 +188,30 @@ def _run_plan(args: list[str], emulator: Any, token: str, cwd: Path) -> tuple[su
 
 def _cli_ops(rows: pd.DataFrame) -> list[Op]:
     return [
-        (int(r["source_row"]), r["student"], r["assignment"], r["action"], float(r["desired_points"]) if r["desired_points"] else None)
+        (
+            int(r["source_row"]),
+            r["student"],
+            r["assignment"],
+            r["action"],
+            float(r["desired_points"]) if r["desired_points"] else None,
+        )
         for r in rows.to_dict("records")
     ]
 
 
 def test_canvas_end_to_end(tmp_path: Path, emulator: Any, token: str) -> None:
     before = emulator.state()
-    result, rows = _run_plan([str(EXPORTS / "canvas_gradebook.csv"), "--class", "SEC-1001"], emulator, token, tmp_path)
+    result, rows = _run_plan(
+        [str(EXPORTS / "canvas_gradebook.csv"), "--class", "SEC-1001"], emulator, token, tmp_path
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     assert _cli_ops(rows) == CASES["canvas"][2]
     assert emulator.state() == before
 
 
-def test_canvas_end_to_end_without_class_explains_the_section_column(tmp_path: Path, emulator: Any, token: str) -> None:
+def test_canvas_end_to_end_without_class_explains_the_section_column(
+    tmp_path: Path, emulator: Any, token: str
+) -> None:
     result, _ = _run_plan([str(EXPORTS / "canvas_gradebook.csv")], emulator, token, tmp_path)
     assert result.returncode == 2
     text = " ".join(result.stderr.split())

@@ -56,7 +56,9 @@ def test_units_are_marked_and_the_number_kept_as_written(
         ("-5%", "invalid_points", "negative"),
     ],
 )
-def test_values_that_are_not_points_are_refused_saying_why(tmp_path: Path, raw: str, reason: str, fragment: str) -> None:
+def test_values_that_are_not_points_are_refused_saying_why(
+    tmp_path: Path, raw: str, reason: str, fragment: str
+) -> None:
     row = one(tmp_path, raw)
     assert row["reason"] == reason
     assert fragment in row["message"] and 'column "points"' in row["message"]
@@ -105,7 +107,10 @@ def test_excel_percent_formatted_cells_are_percent_not_fractions_of_a_point(tmp_
     path = tmp_path / "book.xlsx"
     wb.save(path)
     result = read(path, class_key_arg="SEC-1")
-    got = [(r["points_raw"], r["desired_points"], r["points_unit"], r["reason"]) for r in result.frame.to_dict("records")]
+    got = [
+        (r["points_raw"], r["desired_points"], r["points_unit"], r["reason"])
+        for r in result.frame.to_dict("records")
+    ]
     assert got[0] == ("55%", 55.0, "percent", "")  # typed "55%": Excel stores 0.55 with a percent format
     assert got[1] == ("87.5%", 87.5, "percent", "")
     assert got[2][3] == "date_not_points"  # "9/10" that Excel made a date
