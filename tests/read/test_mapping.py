@@ -137,3 +137,14 @@ def test_merged_group_row_above_the_header_is_skipped(tmp_path: Path) -> None:
     result = read_inputs([data], Settings(), class_key="SEC-1")
     assert result.frame["assignment_key"].tolist() == ["Quiz", "Lab"]
     assert "merged group row" in result.warnings[0]
+
+
+def test_the_readme_example_mapping_loads(tmp_path: Path) -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    section = readme.split("### The mapping file", 1)[1]
+    block = section.split("```toml\n", 1)[1].split("```", 1)[0]
+    path = tmp_path / "example.toml"
+    path.write_text(block)
+    mapping = load_mapping(path)
+    assert mapping.student.zero_pad == 6 and mapping.values.letters == {"A": "95%", "B": 85}
+    assert mapping.columns.decoration == r" \((\d+)\)$"
