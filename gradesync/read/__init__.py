@@ -46,7 +46,7 @@ from gradesync.read._layout import (
 )
 from gradesync.read._mapped import build_mapped
 from gradesync.read._oneroster import build_oneroster, is_bundle, read_bundle
-from gradesync.read._source import RawTable, cell_text, load_table
+from gradesync.read._source import RawTable, cell_text, load_table, table_from_bytes
 from gradesync.read._validate import MAX_POINTS_EXCLUSIVE, format_points, validate
 from gradesync.read.mapping import Mapping, ValueRules, find_mapping_beside, load_mapping
 from gradesync.read.presets import PRESETS, Preset, detect, is_line_items, is_manifest, norm
@@ -178,15 +178,18 @@ def _load_all(paths: Sequence[str | Path], sheet: str | None) -> tuple[list[RawT
     tables: list[RawTable] = []
     warnings: list[str] = []
     for path in paths:
-        p = Path(path)
-        data = p.read_bytes() if p.is_file() else b""
-        if data and is_bundle(data):
+        try:
+            data = Path(path).read_bytes()
+        except OSError:
+            tables.append(load_table(path, sheet=sheet))  # raises the InputError that says why
+            continue
+        if is_bundle(data):
             bundle = read_bundle(str(path), data)
             tables += list(bundle.tables.values())
             if bundle.version:
                 warnings.append(f"{path}: OneRoster {bundle.version} bundle")
             continue
-        tables.append(load_table(path, sheet=sheet))
+        tables.append(table_from_bytes(str(path), data, sheet=sheet))
     given = {Path(t.path).resolve() for t in tables if "!" not in t.path}
     has_items = any(is_line_items(t.header) for t in tables)
     for t in list(tables):

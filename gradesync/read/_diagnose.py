@@ -7,7 +7,6 @@ Pure: the validated frame and what the layout learned in, sentences out.
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -27,7 +26,7 @@ MOST = 0.5
 def diagnose(frame: pd.DataFrame, readings: Sequence[FileReading], settings: Settings) -> list[str]:
     out: list[str] = []
     for reading in readings:
-        rows = frame[frame["source_file"] == reading.path]
+        rows = frame if len(readings) == 1 else frame[frame["source_file"] == reading.path]
         out += _reasons(reading.path, rows)
         out += _class_names(reading, rows, settings)
         out += _lost_zeros(reading)
@@ -35,18 +34,21 @@ def diagnose(frame: pd.DataFrame, readings: Sequence[FileReading], settings: Set
 
 
 def _reasons(path: str, rows: pd.DataFrame) -> list[str]:
-    graded = rows[~rows["reason"].isin([ReasonCode.BLANK_POINTS.value, ReasonCode.IGNORED_ROW.value])]
-    if len(graded) < 3:
+    reasons = rows["reason"]
+    counts = reasons.value_counts()
+    skipped = int(counts.get(ReasonCode.BLANK_POINTS.value, 0) + counts.get(ReasonCode.IGNORED_ROW.value, 0))
+    total = len(rows) - skipped
+    counts = counts.drop([ReasonCode.BLANK_POINTS.value, ReasonCode.IGNORED_ROW.value, ""], errors="ignore")
+    if total < 3 or not len(counts):
         return []
-    counts = Counter(graded["reason"].tolist())
-    counts.pop("", None)
     out = []
-    for reason, count in counts.most_common(1):
-        if count / len(graded) < MOST:
+    for reason, n in list(counts.items())[:1]:
+        count = int(n)
+        if count / total < MOST:
             continue
-        sample = graded[graded["reason"] == reason].iloc[0]
+        sample = rows.iloc[int(np.flatnonzero(reasons.to_numpy() == reason)[0])]
         value, column = str(sample["points_raw"]).strip()[:30], sample["source_column"]
-        share = f"{count} of {len(graded)} grades in {path}"
+        share = f"{count} of {total} grades in {path}"
         if reason == ReasonCode.LETTER_GRADE.value:
             out.append(
                 f'{share} are letter grades (e.g. "{value}" in column "{column}"): Teams holds points; '

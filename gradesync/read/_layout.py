@@ -390,7 +390,7 @@ def build_desired(table: RawTable, cfg: InputSettings, class_key: str | None) ->
         ignored_rows=ignored,
         header_row=table.header_row,
         header=list(table.header),
-        student_ids=list(pd.unique(cols.stripped(roles["student"]))),
+        student_ids=list(dict.fromkeys(str(u) for u in cols._codes(roles["student"])[1] if u)),
     )
 
 
@@ -427,8 +427,7 @@ def summary_rows(table: RawTable, cols: _Columns, columns: list[int]) -> dict[in
     for j in columns:
         if j >= len(table.cells):
             continue
-        values = cols.stripped(j)
-        codes, uniques = pd.factorize(values)
+        codes, uniques = cols._codes(j)  # per distinct value: a regex on each, not on each row
         hits = [k for k, u in enumerate(uniques) if u and _SUMMARY.match(str(u))]
         for k in hits:
             for i in np.flatnonzero(codes == k):

@@ -262,7 +262,7 @@ def build_mapped(table: RawTable, mapping: Mapping, cfg: InputSettings, class_ke
         ignored_rows=ignored,
         header_row=table.header_row,
         header=[h for h in table.header if h != _TEMPLATE_HEADER],
-        student_ids=list(pd.unique(cols.stripped(student))),
+        student_ids=list(dict.fromkeys(str(u) for u in cols._codes(student)[1] if u)),
     )
 
 
