@@ -430,10 +430,15 @@ def summary_rows(table: RawTable, cols: _Columns, columns: list[int]) -> dict[in
         codes, uniques = cols._codes(j)  # per distinct value: a regex on each, not on each row
         hits = [k for k, u in enumerate(uniques) if u and _SUMMARY.match(str(u))]
         for k in hits:
+            what = (
+                "the points-possible row (each assignment's maximum, checked against Teams)"
+                if normalize_header(str(uniques[k])) in _POINTS_POSSIBLE_NORMS
+                else "a summary row"
+            )
             for i in np.flatnonzero(codes == k):
                 out.setdefault(
                     int(table.source_row[i]),
-                    f'"{uniques[k]}" in column "{table.header[j].strip()}" is a summary row, not a student',
+                    f'"{uniques[k]}" in column "{table.header[j].strip()}" is {what}, not a student',
                 )
     return out
 
