@@ -223,3 +223,22 @@ def test_format_forces_a_preset_and_unknown_names_are_refused() -> None:
     with pytest.raises(InputError) as wrong:  # a wrong format, forced: names the missing column
         read("skyward_gradebook.csv", format="moodle", class_key="SEC-1001")
     assert wrong.value.code == "input-missing-column" and "ID number" in str(wrong.value)
+
+
+def test_oneroster_1_2_results_carry_their_class(tmp_path: Path) -> None:
+    (tmp_path / "lineItems.csv").write_text(
+        "sourcedId,status,dateLastModified,title,description,assignDate,dueDate,classSourcedId,schoolSourcedId,"
+        "categorySourcedId,gradingPeriodSourcedId,academicSessionSourcedId,scoreScaleSourcedId,resultValueMin,"
+        "resultValueMax\nli-9,active,,Essay 1,,,,,org-1,cat,gp,as,,0,10\n"
+    )
+    results = tmp_path / "results.csv"
+    results.write_text(
+        "sourcedId,status,dateLastModified,lineItemSourcedId,studentSourcedId,classSourcedId,scoreScaleSourcedId,"
+        "scoreStatus,score,textScore,scoreDate,comment\n"
+        "r-1,active,,li-9,000129,SEC-1002,,fully graded,8,,,\n"
+        "r-2,active,,li-404,000130,SEC-1002,,fully graded,9,,,\n"
+    )
+    result = read_inputs([results], Settings())
+    assert rows(result)[0] == (2, "SEC-1002", "Essay 1", "000129", 8.0, "points", False, "")
+    assert rows(result)[1][7] == "missing_identifier"  # an unknown line item: no assignment
+    assert any('"li-404"' in w for w in result.warnings)
