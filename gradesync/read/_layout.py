@@ -6,7 +6,7 @@ Header matching, the choice of layout, the "Points Possible" row and the wide �
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Final
 
 import numpy as np
@@ -16,6 +16,7 @@ from gradesync.config import InputSettings
 from gradesync.errors import InputError
 from gradesync.models import DESIRED_COLUMNS, ReasonCode
 from gradesync.read._source import RawTable
+from gradesync.read.presets import SUMMARY_ROW_PATTERN
 
 #: Accepted headers per role, in order of preference: when several are present the first listed wins.
 #: Matching ignores case, spaces, ``_`` and ``-`` (so ``Student ID``, ``student_id``, ``STUDENT-ID``
@@ -37,12 +38,13 @@ WIDE_NON_GRADE_HEADERS: Final[tuple[str, ...]] = (
     "e-mail", "email address", "mail", "username", "user name", "login", "login id",
     "sis user id", "sis login id", "integration id", "id",
     "total", "final grade", "final score", "current grade", "current score", "letter grade",
+    "letter", "grade letter", "mark", "class average", "total points", "total score", "overall grade",
     "overall", "average", "percent", "percentage", "notes", "comment", "comments",
 )  # fmt: skip
 
 #: Wide layout: the first non-empty identifier cell of the optional "points possible" row.
 POINTS_POSSIBLE_LABELS: Final[tuple[str, ...]] = (
-    "points possible", "possible points", "max points", "maximum points", "out of", "max",
+    "points possible", "possible points", "max points", "maximum points", "out of", "max", "points",
 )  # fmt: skip
 
 _ROLE_WORD = {"class": "class", "assignment": "assignment", "student": "student", "points": "points"}
@@ -61,6 +63,17 @@ _NON_GRADE_NORMS = frozenset(
 _POINTS_POSSIBLE_NORMS = frozenset(normalize_header(h) for h in POINTS_POSSIBLE_LABELS)
 
 
+@dataclass(frozen=True, slots=True)
+class ColumnRole:
+    """What read made of one column (``gradesync inspect`` shows these)."""
+
+    index: int  # 0-based
+    header: str
+    role: str  # student | class | class-part | assignment | points | maximum | excuse | status | ignored
+    assignment: str = ""  # the assignment name a grade column maps to
+    why: str = ""  # why a column is ignored
+
+
 @dataclass(slots=True)
 class Desired:
     """One file's desired rows (DESIRED_COLUMNS, not yet validated) and what read learned about it."""
@@ -69,6 +82,11 @@ class Desired:
     key_columns: dict[str, str]  # role → header (or "--class") for validation messages
     layout: str
     warnings: list[str]
+    columns: list[ColumnRole] = field(default_factory=list)
+    ignored_rows: dict[int, str] = field(default_factory=dict)  # source_row → why
+    header_row: int = 1
+    header: list[str] = field(default_factory=list)
+    student_ids: list[str] = field(default_factory=list)  # distinct, as read (after normalisation)
 
 
 class _Columns:
@@ -214,43 +232,95 @@ def _frame(table: RawTable, n: int, **columns: np.ndarray) -> pd.DataFrame:
 HEADER_SEARCH_ROWS: Final = 10
 
 
-def _find_header(table: RawTable, cfg: InputSettings) -> tuple[RawTable, list[str]]:
+def _find_header(
+    table: RawTable, cfg: InputSettings, header_row: int | None = None
+) -> tuple[RawTable, list[str]]:
     """A title row above the header (``Gradebook — Algebra I``, often merged across the columns) is
     common in exports people make by hand. When the first non-blank row names no student column,
     the first of the next ``HEADER_SEARCH_ROWS`` rows that does becomes the header and the rows
-    above it are skipped, with a warning naming them. Otherwise the table is returned as it is."""
+    above it are skipped, with a warning naming them. A merged group row (``Student | Assignments |
+    Totals``, most of its cells empty) above a header that names the student column too is skipped
+    the same way. ``header_row`` (a mapping's, as a person numbers rows) says it outright."""
+    if header_row is not None:
+        return _header_at(table, header_row)
     wanted = {normalize_header(a) for a in HEADER_ALIASES["student"]}
     if cfg.student_column is not None:
         wanted = {normalize_header(cfg.student_column)}
-    if any(normalize_header(h) in wanted for h in table.header):
+    found: tuple[RawTable, list[str]] = (table, [])
+    if not any(normalize_header(h) in wanted for h in table.header):
+        for i in range(min(HEADER_SEARCH_ROWS, table.n_rows)):
+            row = [str(col[i]) for col in table.cells]
+            if any(normalize_header(c) in wanted for c in row):
+                found = _promote(table, i, "a title?")
+                break
+        else:
+            return table, []
+    header, warnings = found
+    if header.n_rows and _is_group_row(header, wanted):
+        promoted, more = _promote(header, 0, "a merged group row?")
+        if warnings:  # one warning for everything above the real header
+            promoted, more = _promote(
+                table,
+                int(np.flatnonzero(table.source_row == promoted.header_row)[0]),
+                "a title and a merged group row?",
+            )
+        return promoted, more
+    return header, warnings
+
+
+def _is_group_row(table: RawTable, wanted: set[str]) -> bool:
+    """The header names the student column, and so does the row below it, which fills more cells."""
+    below = [str(col[0]) for col in table.cells]
+    if not any(normalize_header(c) in wanted for c in below):
+        return False
+    filled_header = sum(1 for h in table.header if h.strip())
+    filled_below = sum(1 for c in below if c.strip())
+    return filled_below > filled_header
+
+
+def _header_at(table: RawTable, header_row: int) -> tuple[RawTable, list[str]]:
+    if header_row == table.header_row:
         return table, []
-    for i in range(min(HEADER_SEARCH_ROWS, table.n_rows)):
-        row = [str(col[i]) for col in table.cells]
-        if not any(normalize_header(c) in wanted for c in row):
-            continue
-        header_row = int(table.source_row[i])
-        promoted = RawTable(
-            path=table.path,
-            sha256=table.sha256,
-            header=row,
-            header_row=header_row,
-            cells=[col[i + 1 :] for col in table.cells],
-            source_row=table.source_row[i + 1 :],
-            sheet=table.sheet,
-            encoding=table.encoding,
-            warnings=table.warnings,
-            extra_cells={r: c for r, c in table.extra_cells.items() if r > header_row},
-            delimiter=table.delimiter,
+    hits = np.flatnonzero(table.source_row == header_row)
+    if header_row < table.header_row or not len(hits):
+        raise InputError(
+            f"the mapping says the header is on row {header_row}, but "
+            + (
+                f"the first non-blank row is {table.header_row}"
+                if header_row < table.header_row
+                else "the file has no such row"
+            ),
+            file=table.path,
+            row=header_row,
+            code="input-no-header",
+            hint="set header_row in the mapping to the row number Excel shows for the header",
         )
-        skipped = (
-            f"rows {table.header_row}–{header_row - 1}"
-            if header_row - 1 > table.header_row
-            else (f"row {table.header_row}")
-        )
-        return promoted, [
-            f"{table.path}: the header is on row {header_row}; {skipped} above it skipped (a title?)"
-        ]
-    return table, []
+    return _promote(table, int(hits[0]), "as the mapping says")
+
+
+def _promote(table: RawTable, i: int, why: str) -> tuple[RawTable, list[str]]:
+    """Data row ``i`` becomes the header; the rows above it are skipped, with a warning."""
+    row = [str(col[i]) for col in table.cells]
+    header_row = int(table.source_row[i])
+    promoted = RawTable(
+        path=table.path,
+        sha256=table.sha256,
+        header=row,
+        header_row=header_row,
+        cells=[col[i + 1 :] for col in table.cells],
+        source_row=table.source_row[i + 1 :],
+        sheet=table.sheet,
+        encoding=table.encoding,
+        warnings=table.warnings,
+        extra_cells={r: c for r, c in table.extra_cells.items() if r > header_row},
+        delimiter=table.delimiter,
+    )
+    skipped = (
+        f"rows {table.header_row}–{header_row - 1}"
+        if header_row - 1 > table.header_row
+        else (f"row {table.header_row}")
+    )
+    return promoted, [f"{table.path}: the header is on row {header_row}; {skipped} above it skipped ({why})"]
 
 
 def build_desired(table: RawTable, cfg: InputSettings, class_key: str | None) -> Desired:
@@ -308,7 +378,85 @@ def build_desired(table: RawTable, cfg: InputSettings, class_key: str | None) ->
         warnings += more
     if table.extra_cells:
         _reject_extra_cells(table, frame)
-    return Desired(frame=frame, key_columns=key_columns, layout=layout, warnings=warnings)
+    ident = sorted({roles["student"], 0} - set(_grade_columns(table, frame)))
+    ignored = summary_rows(table, cols, ident)
+    mark_ignored_rows(frame, ignored)
+    return Desired(
+        frame=frame,
+        key_columns=key_columns,
+        layout=layout,
+        warnings=warnings,
+        columns=_unmapped_roles(table, roles, layout, frame),
+        ignored_rows=ignored,
+        header_row=table.header_row,
+        header=list(table.header),
+        student_ids=list(dict.fromkeys(str(u) for u in cols._codes(roles["student"])[1] if u)),
+    )
+
+
+def _grade_columns(table: RawTable, frame: pd.DataFrame) -> list[int]:
+    used = set(frame["source_column"].unique())
+    return [j for j, h in enumerate(table.header) if h.strip() in used]
+
+
+def _unmapped_roles(
+    table: RawTable, roles: dict[str, int], layout: str, frame: pd.DataFrame
+) -> list[ColumnRole]:
+    by_index = {j: r for r, j in roles.items()}
+    grades = set(_grade_columns(table, frame)) if layout == "wide" else set()
+    out = []
+    for j, header in enumerate(table.header):
+        h = header.strip()
+        if j in by_index and (layout == "long" or by_index[j] in ("student", "class")):
+            out.append(ColumnRole(j, h, by_index[j]))
+        elif j in grades:
+            out.append(ColumnRole(j, h, "assignment", assignment=h))
+        elif layout == "wide" and normalize_header(h) in _NON_GRADE_NORMS:
+            out.append(ColumnRole(j, h, "ignored", why="a name, identifier or total column, not a grade"))
+        else:
+            out.append(ColumnRole(j, h, "ignored", why="no header" if not h else "not used by this layout"))
+    return out
+
+
+_SUMMARY = re.compile(SUMMARY_ROW_PATTERN)
+
+
+def summary_rows(table: RawTable, cols: _Columns, columns: list[int]) -> dict[int, str]:
+    """Rows whose identifier cell is a summary label (``Class Average``, ``Total``): source_row → why."""
+    out: dict[int, str] = {}
+    for j in columns:
+        if j >= len(table.cells):
+            continue
+        codes, uniques = cols._codes(j)  # per distinct value: a regex on each, not on each row
+        hits = [k for k, u in enumerate(uniques) if u and _SUMMARY.match(str(u))]
+        for k in hits:
+            what = (
+                "the points-possible row (each assignment's maximum, checked against Teams)"
+                if normalize_header(str(uniques[k])) in _POINTS_POSSIBLE_NORMS
+                else "a summary row"
+            )
+            for i in np.flatnonzero(codes == k):
+                out.setdefault(
+                    int(table.source_row[i]),
+                    f'"{uniques[k]}" in column "{table.header[j].strip()}" is {what}, not a student',
+                )
+    return out
+
+
+def mark_ignored_rows(frame: pd.DataFrame, rows: dict[int, str]) -> None:
+    """Give every frame row of the source rows in ``rows`` the ``ignored_row`` reason (a noop)."""
+    if not rows or not len(frame):
+        return
+    src = frame["source_row"].to_numpy()
+    hit = np.flatnonzero(np.isin(src, np.fromiter(rows, dtype=np.int64)))
+    if not len(hit):
+        return
+    reason = frame["reason"].to_numpy(dtype=object).copy()
+    message = frame["message"].to_numpy(dtype=object).copy()
+    reason[hit] = ReasonCode.IGNORED_ROW.value
+    message[hit] = [f"row ignored: {rows[int(r)]}" for r in src[hit]]
+    frame["reason"] = pd.Series(reason, index=frame.index, dtype=object)
+    frame["message"] = pd.Series(message, index=frame.index, dtype=object)
 
 
 def _reject_extra_cells(table: RawTable, frame: pd.DataFrame) -> None:
@@ -361,12 +509,20 @@ def _long(table: RawTable, cols: _Columns, roles: dict[str, int], class_key: str
 
 
 def _wide(
-    table: RawTable, cols: _Columns, roles: dict[str, int], class_key: str
+    table: RawTable,
+    cols: _Columns,
+    roles: dict[str, int],
+    class_key: str,
+    chosen: list[tuple[int, str]] | None = None,
 ) -> tuple[pd.DataFrame, list[str]]:
+    """``chosen``: the (column, assignment name) pairs a mapping picked; else every column that is
+    not an identifier or a known non-grade header, named by its header."""
     warnings: list[str] = []
     key_cols = {roles["student"], roles.get("class", -1)}
     assignment_cols: list[int] = []
-    for j, header in enumerate(table.header):
+    if chosen is not None:
+        assignment_cols = [j for j, _ in chosen]
+    for j, header in enumerate(table.header if chosen is None else []):
         norm = normalize_header(header)
         if j in key_cols or norm in _NON_GRADE_NORMS:
             continue
@@ -418,6 +574,7 @@ def _wide(
 
     n, m = int(keep.sum()), len(assignment_cols)
     headers = np.array([table.header[j].strip() for j in assignment_cols], dtype=object)
+    names = headers if chosen is None else np.array([name for _, name in chosen], dtype=object)
     values = np.empty((n, m), dtype=object)
     for k, j in enumerate(assignment_cols):
         values[:, k] = table.cells[j][keep]
@@ -428,7 +585,7 @@ def _wide(
         source_row=np.repeat(table.source_row[keep], m),
         source_column=np.tile(headers, n),
         class_key=np.repeat(classes, m),
-        assignment_key=np.tile(headers, n),
+        assignment_key=np.tile(names, n),
         student_key=np.repeat(cols.stripped(roles["student"])[keep], m),
         points_raw=values.ravel(),  # row-major: reading order, left to right within a row
         points_possible=np.tile(points_possible, n),

@@ -14,6 +14,7 @@ import io
 import re
 import zipfile
 from dataclasses import dataclass, field
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -85,6 +86,12 @@ def load_table(path: str | Path, *, sheet: str | None = None) -> RawTable:
         raise InputError("is a folder, not a file", file=name, code="input-unreadable") from None
     except OSError as e:
         raise InputError(f"cannot be read: {e.strerror}", file=name, code="input-unreadable") from None
+    return table_from_bytes(name, data, sheet=sheet)
+
+
+def table_from_bytes(name: str, data: bytes, *, sheet: str | None = None) -> RawTable:
+    """:func:`load_table` for bytes already read (a member of a OneRoster zip, say)."""
+    p = Path(name)
     sha256 = hashlib.sha256(data).hexdigest()
     if not data:
         raise InputError("the file is empty (0 bytes)", file=name, code="input-empty", hint=_EXPORT_HINT)
@@ -427,6 +434,74 @@ def _error_cells(data: bytes, sheet: str) -> dict[tuple[int, int], str]:
     return found
 
 
+def percent_text(value: Any, shown: str) -> str:
+    """A percent-formatted number as Excel shows it: 0.55 → ``"55%"`` (exact: decimal, not float)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return shown
+    scaled = (Decimal(repr(float(value))) * 100).normalize()
+    text = format(scaled, "f")
+    return f"{text}%"
+
+
+#: Excel's built-in number formats that are percentages (0% and 0.00%).
+_BUILTIN_PERCENT = frozenset({9, 10})
+
+
+def _sheet_part(archive: zipfile.ZipFile, sheet: str) -> str | None:
+    book = ElementTree.fromstring(archive.read("xl/workbook.xml"))
+    rels = ElementTree.fromstring(archive.read("xl/_rels/workbook.xml.rels"))
+    rid = next((e.get(f"{_NS_REL}id") for e in book.iter(f"{_NS_MAIN}sheet") if e.get("name") == sheet), None)
+    target = next(
+        (r.get("Target") for r in rels.iter(f"{_NS_PKG_REL}Relationship") if r.get("Id") == rid), None
+    )
+    if not target:
+        return None
+    return target.lstrip("/") if target.startswith("/") else "xl/" + target
+
+
+def _percent_cells(data: bytes, sheet: str) -> list[tuple[int, int]]:
+    """``(row, column)`` (0-based) of the sheet's numeric cells shown with a percent number format.
+
+    Excel stores a typed ``55%`` as 0.55 with a percent format; python-calamine hands back 0.55, which
+    would be planned as 0.55 points. The styles part says which cell formats are percentages.
+    """
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            part = _sheet_part(archive, sheet)
+            if part is None or "xl/styles.xml" not in archive.namelist():
+                return []
+            styles = ElementTree.fromstring(archive.read("xl/styles.xml"))
+            custom = {
+                int(f.get("numFmtId") or -1): f.get("formatCode") or ""
+                for f in styles.iter(f"{_NS_MAIN}numFmt")
+            }
+            xfs_parent = styles.find(f"{_NS_MAIN}cellXfs")
+            xfs = list(xfs_parent.iter(f"{_NS_MAIN}xf")) if xfs_parent is not None else []
+            percent_styles = set()
+            for k, xf in enumerate(xfs):
+                fmt = int(xf.get("numFmtId") or 0)
+                if fmt in _BUILTIN_PERCENT or "%" in re.sub(r'"[^"]*"|\\.', "", custom.get(fmt, "")):
+                    percent_styles.add(str(k))
+            if not percent_styles:
+                return []
+            xml = archive.read(part)
+        cells = list(ElementTree.fromstring(xml).iter(f"{_NS_MAIN}c"))
+    except (KeyError, zipfile.BadZipFile, ElementTree.ParseError, DefusedXmlException, ValueError, OSError):
+        return []
+    found = []
+    for cell in cells:
+        if cell.get("s") not in percent_styles or cell.get("t") not in (None, "n"):
+            continue
+        m = _CELL_REF.fullmatch(cell.get("r") or "")
+        if not m:
+            continue
+        col = 0
+        for ch in m.group(1):
+            col = col * 26 + ord(ch) - 64
+        found.append((int(m.group(2)) - 1, col - 1))
+    return found
+
+
 def _load_workbook(name: str, data: bytes, sha256: str, sheet: str | None) -> RawTable:
     import python_calamine as pc
 
@@ -470,6 +545,10 @@ def _load_workbook(name: str, data: bytes, sha256: str, sheet: str | None) -> Ra
             f"sheet {chosen!r} cannot be read ({e})", file=name, code="input-not-spreadsheet"
         ) from None
     text_rows = [[cell_text(v) for v in row] for row in rows]
+    if data.startswith(_ZIP_MAGIC):
+        for r, c in _percent_cells(data, chosen):
+            if r < len(rows) and c < len(rows[r]):
+                text_rows[r][c] = percent_text(rows[r][c], text_rows[r][c])
     errors = _error_cells(data, chosen) if data.startswith(_ZIP_MAGIC) else {}
     for (r, c), text in errors.items():
         if r < len(text_rows) and c < len(text_rows[r]):

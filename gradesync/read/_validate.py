@@ -6,6 +6,7 @@ Work is done once per *distinct* value (points text, identifier) and mapped back
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 
@@ -13,13 +14,16 @@ import numpy as np
 import pandas as pd
 
 from gradesync.config import PolicySettings
-from gradesync.models import DESIRED_COLUMNS, ReasonCode
+from gradesync.models import DESIRED_COLUMNS, ReasonCode, ValueUnit
+from gradesync.read.mapping import ValueRules
 
 MAX_POINTS_EXCLUSIVE = 9_999_999.0
 MAX_POINTS_TEXT = 64  # longer points text is not parsed at all
 
 # Points kinds, per distinct points text.
-_OK, _BLANK, _CLEAR, _NAN, _COMMA, _INF, _LARGE, _NEG, _LONG, _EXCUSE = range(10)
+_OK, _BLANK, _CLEAR, _NAN, _COMMA, _INF, _LARGE, _NEG, _LONG, _EXCUSE, _LETTER, _DATE, _PCT_OFF, _ZERO_DEN = (
+    range(14)
+)
 _PROBLEM = {
     _NAN: "is not a number",
     _COMMA: "is not a number (decimal comma? write it with a point, e.g. 1.5)",
@@ -27,10 +31,27 @@ _PROBLEM = {
     _LARGE: "is too large (points must be below 9,999,999)",
     _NEG: "is negative (points cannot be below 0)",
     _LONG: "is not a number (too long)",
+    _PCT_OFF: 'is a percent, and the mapping\'s value rule says percent = "reject"',
+    _ZERO_DEN: "is a fraction over 0",
 }
+#: Kinds with a reason code of their own (not ``invalid_points``).
+_OWN_REASON = {_LETTER: ReasonCode.LETTER_GRADE, _DATE: ReasonCode.DATE_NOT_POINTS}
 _DEFAULT_KEY_COLUMNS = {"class": "class", "assignment": "assignment", "student": "student"}
 #: Reasons the layout stage gives (validate cannot see them in the cells); they win over all others.
-_LAYOUT_REASONS = frozenset({ReasonCode.EXTRA_CELLS.value})
+_LAYOUT_REASONS = frozenset({ReasonCode.EXTRA_CELLS.value, ReasonCode.IGNORED_ROW.value})
+
+_PERCENT = re.compile(r"^([+-]?(?:\d+(?:\.\d*)?|\.\d+))\s*%$")
+_FRACTION = re.compile(r"^(\d+(?:\.\d+)?)\s*/\s*(\d+(?:\.\d+)?)$")
+_LETTER_RE = re.compile(r"^[A-Fa-f][+-]?$")
+#: What Excel (or a person) leaves where a number was expected: ISO dates from a date cell, and
+#: the usual typed forms (9/10/2026, 10-Sep, Sep-10, 10.09.2026).
+_DATES = re.compile(
+    r"^(\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?)?"
+    r"|\d{1,2}[/.\-]\d{1,2}[/.\-]\d{2,4}"
+    r"|\d{1,2}[\- ](jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*([\- ]\d{2,4})?"
+    r"|(jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*[\- ]\d{1,2}([\- ,]+\d{2,4})?)$",
+    re.IGNORECASE,
+)
 
 
 def format_points(value: float, precision: int = 6) -> str:
@@ -57,18 +78,33 @@ def _key_codes(arr: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return uniques.take(codes), folded.take(codes), blank.take(codes)
 
 
-def _classify_points(uniques: np.ndarray, policy: PolicySettings) -> tuple[np.ndarray, ...]:
-    """Per distinct stripped points text: kind, value (rounded), value key, rounding note."""
+def _classify_points(
+    uniques: np.ndarray, policy: PolicySettings, rules: ValueRules | None = None
+) -> tuple[np.ndarray, ...]:
+    """Per distinct stripped points text: kind, value (rounded), value key, note, unit, denominator.
+
+    A number is points. With the value rules (``rules``, from the mapping or preset): a blank mark
+    (``-``, ``*``) is a blank; ``95%`` is a percent (value 95, unit percent) unless percent =
+    "reject"; ``17/20`` is a fraction (17, denominator 20); a letter is converted only by the
+    mapping's letter table, else rejected (``letter_grade``); a date is ``date_not_points``.
+    """
+    rules = rules or ValueRules()
     k = len(uniques)
     kind = np.full(k, _OK, dtype=np.int8)
+    unit = np.full(k, ValueUnit.POINTS.value, dtype=object)
+    denominator = np.full(k, np.nan)
+    notes = np.full(k, "", dtype=object)
     lengths = np.fromiter((len(u) for u in uniques), dtype=np.int64, count=k)
     kind[lengths == 0] = _BLANK
     kind[lengths > MAX_POINTS_TEXT] = _LONG
+    blanks = {m.strip().casefold() for m in rules.blank_marks if m.strip()}
+    if blanks:
+        kind[np.array([u.casefold() in blanks for u in uniques], dtype=bool) & (kind == _OK)] = _BLANK
     token = policy.clear_token.strip().casefold()
     if token:
         folded = np.array([u.casefold() if len(u) == len(token) else "" for u in uniques], dtype=object)
         kind[(folded == token) & (kind == _OK)] = _CLEAR
-    marks = {m.strip().casefold() for m in policy.excused_marks if m.strip()}
+    marks = {m.strip().casefold() for m in [*policy.excused_marks, *rules.excused_marks] if m.strip()}
     if marks:  # an excused mark ([policy] excused_marks): excuse the submission (the clear token wins)
         excused = np.array([u.casefold() in marks for u in uniques], dtype=bool)
         kind[excused & (kind == _OK)] = _EXCUSE
@@ -81,6 +117,9 @@ def _classify_points(uniques: np.ndarray, policy: PolicySettings) -> tuple[np.nd
     kind[nan] = _NAN
     comma = np.array([("," in u) for u in uniques], dtype=bool)
     kind[nan & comma] = _COMMA
+    letters = {str(key).strip().casefold(): value for key, value in rules.letters.items()}
+    for i in np.flatnonzero(nan):  # per distinct text that is not a plain number
+        kind[i], values[i], unit[i], denominator[i], notes[i] = _classify_text(uniques[i], rules, letters)
     finite = candidates & ~np.isnan(values)
     with np.errstate(invalid="ignore"):
         inf_text = np.array([("inf" in u.casefold()) for u in uniques], dtype=bool)
@@ -90,13 +129,18 @@ def _classify_points(uniques: np.ndarray, policy: PolicySettings) -> tuple[np.nd
         kind[finite & (values < 0) & ~np.isinf(values)] = _NEG
     ok = kind == _OK
     values[~ok] = np.nan
+    denominator[~ok] = np.nan
+    unit[~ok] = ValueUnit.POINTS.value
+    notes[~ok] = ""
     values[ok] += 0.0  # -0 → 0
 
-    # Rounding: exact half-up on the decimal text, only where the float check says it changes.
+    # Rounding (points only: a percent or fraction is converted by the plan, then rounded): exact
+    # half-up on the decimal text, only where the float check says it changes.
     p = policy.precision
-    notes = np.full(k, "", dtype=object)
+    points = ok & (unit == ValueUnit.POINTS.value)
+    plain = points & (notes == "")  # a letter mapped to points carries its own note and value
     with np.errstate(invalid="ignore"):
-        maybe = ok & (np.round(values, p) != values)
+        maybe = plain & (np.round(values, p) != values)
     quantum = Decimal(1).scaleb(-p)
     for i in np.flatnonzero(maybe):
         try:
@@ -109,15 +153,56 @@ def _classify_points(uniques: np.ndarray, policy: PolicySettings) -> tuple[np.nd
     if (values[ok] >= MAX_POINTS_EXCLUSIVE).any():  # 9999998.999 rounds up to the limit
         over = ok & (values >= MAX_POINTS_EXCLUSIVE)
         kind[over], values[over], notes[over] = _LARGE, np.nan, ""
-    # What two rows must share to be identical copies: the rounded value, "clear", or the bad text.
+    # What two rows must share to be identical copies: the rounded value and its unit, "clear", or
+    # the bad text.
     value_key = np.array(
         [
-            f"={v!r}" if kd == _OK else "clear" if kd == _CLEAR else "excuse" if kd == _EXCUSE else f"!{u}"
-            for u, kd, v in zip(uniques, kind, values, strict=True)
+            (f"={v!r}" if un == "points" else f"{un}={v!r}/{d!r}")
+            if kd == _OK
+            else "clear"
+            if kd == _CLEAR
+            else "excuse"
+            if kd == _EXCUSE
+            else f"!{u}"
+            for u, kd, v, un, d in zip(uniques, kind, values, unit, denominator, strict=True)
         ],
         dtype=object,
     )
-    return kind, values, value_key, notes
+    return kind, values, value_key, notes, unit, denominator
+
+
+def _classify_text(
+    text: str, rules: ValueRules, letters: Mapping[str, str | float]
+) -> tuple[int, float, str, float, str]:
+    """One non-numeric points text → (kind, value, unit, denominator, note)."""
+    nan = float("nan")
+    if (m := _PERCENT.match(text)) is not None:
+        if rules.percent == "reject":
+            return _PCT_OFF, nan, "points", nan, ""
+        return _OK, float(m.group(1)), ValueUnit.PERCENT.value, nan, ""
+    if (m := _FRACTION.match(text)) is not None:
+        den = float(m.group(2))
+        if den == 0:
+            return _ZERO_DEN, nan, "points", nan, ""
+        return _OK, float(m.group(1)), ValueUnit.FRACTION.value, den, ""
+    if text.casefold() in letters:
+        target = letters[text.casefold()]
+        shown = format_points(target) if isinstance(target, (int, float)) else str(target).strip()
+        note = f'letter "{text}" → {shown} (the mapping\'s letter table)'
+        if isinstance(target, (int, float)):
+            return _OK, float(target), "points", nan, note
+        if (m := _PERCENT.match(shown)) is not None:
+            return _OK, float(m.group(1)), ValueUnit.PERCENT.value, nan, note
+        try:
+            return _OK, float(shown), "points", nan, note
+        except ValueError:
+            return _NAN, nan, "points", nan, ""
+    if _LETTER_RE.match(text):
+        return _LETTER, nan, "points", nan, ""
+    if _DATES.match(text):
+        return _DATE, nan, "points", nan, ""
+    kind = _COMMA if "," in text else _NAN
+    return kind, nan, "points", nan, ""
 
 
 def _ref(files: np.ndarray, rows: np.ndarray, columns: np.ndarray, i: int, here: int) -> str:
@@ -132,11 +217,36 @@ def _value_text(raw: np.ndarray, i: int) -> str:
     return f'"{text[:40]}…"' if len(text) > 40 else f'"{text}"'
 
 
+def _invalid_message(kind: int, value: str, column: str) -> str:
+    if kind == _LETTER:
+        return (
+            f'letter grade {value} in column "{column}": Teams holds points, and gradesync never guesses '
+            "what a letter is worth; give the points, or map letters in the mapping file "
+            '([values.letters] "A-" = "90%")'
+        )
+    if kind == _DATE:
+        return (
+            f'{value} in column "{column}" is a date, not points: Excel turned this into a date (a typed '
+            "9/10 becomes 10 September); type the points again, or format the column as Text first"
+        )
+    return f'points {value} in column "{column}" {_PROBLEM[kind]}'
+
+
+def _excuse_note(raw: np.ndarray, i: int, flagged: bool, with_score: bool) -> str:
+    text = str(raw[i]).strip()
+    if not flagged:
+        return f"{text} excuses the submission"
+    if with_score:
+        return f"marked exempt: excuses the submission (the score {text} is not written)"
+    return "marked exempt: excuses the submission"
+
+
 def validate(
     frame: pd.DataFrame,
     policy: PolicySettings,
     *,
     key_columns: Mapping[str, Mapping[str, str]] | None = None,
+    rules: ValueRules | None = None,
 ) -> pd.DataFrame:
     """Fill ``desired_points``, ``clear``, ``excuse``, ``reason``, ``message``, ``note``; returns a new frame.
 
@@ -165,9 +275,20 @@ def validate(
 
     # Points, per distinct text.
     pcodes, puniques = _stripped_codes(raw)
-    kind_u, value_u, vkey_u, note_u = _classify_points(puniques, policy)
+    kind_u, value_u, vkey_u, note_u, unit_u, den_u = _classify_points(puniques, policy, rules)
     kind = kind_u.take(pcodes) if n else np.zeros(0, dtype=np.int8)
     desired = value_u.take(pcodes) if n else np.zeros(0)
+    unit = unit_u.take(pcodes) if n else np.zeros(0, dtype=object)
+    denominator = den_u.take(pcodes) if n else np.zeros(0)
+    # An exempt flag the layout found (an Exempt column, scoreStatus "exempt"): excuse, whatever
+    # the points cell says (a score beside an exempt flag is not written; the note says so).
+    flagged = np.asarray(frame["excuse"], dtype=bool) & ~layout_rejected if n else np.zeros(0, dtype=bool)
+    flagged_score = flagged & (kind != _BLANK) & (kind != _EXCUSE)
+    if flagged.any():
+        kind = kind.copy()
+        kind[flagged] = _EXCUSE
+        desired = desired.copy()
+        desired[flagged] = np.nan
     clear = kind == _CLEAR
     excuse = kind == _EXCUSE
     note_rows = np.flatnonzero(note_u.take(pcodes) != "") if n else np.zeros(0, dtype=np.int64)
@@ -234,8 +355,9 @@ def validate(
     # Invalid points (overrides duplicates), with the column and the value.
     bad = np.flatnonzero(invalid)
     for i in bad:
-        reason[i] = ReasonCode.INVALID_POINTS.value
-        message[i] = f'points {_value_text(raw, i)} in column "{columns[i]}" {_PROBLEM[int(kind[i])]}'
+        code = _OWN_REASON.get(int(kind[i]), ReasonCode.INVALID_POINTS)
+        reason[i] = code.value
+        message[i] = _invalid_message(int(kind[i]), _value_text(raw, int(i)), str(columns[i]))
         note[i] = ""
 
     # Missing identifiers (overrides the above).
@@ -267,7 +389,9 @@ def validate(
     excuse_ok = np.array([i for i in np.flatnonzero(excuse) if not reason[i]], dtype=np.int64)
     note[excuse_ok] = np.array(
         [
-            "; ".join(x for x in (note[i], f"{str(raw[i]).strip()} excuses the submission") if x)
+            "; ".join(
+                x for x in (note[i], _excuse_note(raw, i, bool(flagged[i]), bool(flagged_score[i]))) if x
+            )
             for i in excuse_ok
         ],
         dtype=object,
@@ -282,6 +406,9 @@ def validate(
         desired[lr] = np.nan
         clear[lr] = False
         excuse[lr] = False
+    rejected = (reason != "") | clear | excuse
+    unit = np.where(rejected, ValueUnit.POINTS.value, unit).astype(object)
+    denominator = np.where(rejected, np.nan, denominator)
 
     computed = {
         "class_key": stripped["class"],
@@ -290,6 +417,8 @@ def validate(
         "desired_points": desired,
         "clear": clear,
         "excuse": excuse,
+        "points_unit": unit,
+        "points_denominator": denominator,
         "reason": reason,
         "message": message,
         "note": note,

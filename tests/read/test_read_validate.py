@@ -54,7 +54,7 @@ def test_valid_points(tmp_path: Path, raw: str, value: float) -> None:
             'points "9999998.999" in column "Points" is too large (points must be below 9,999,999)',
         ),
         ("-5", 'points "-5" in column "Points" is negative (points cannot be below 0)'),
-        ("85%", 'points "85%" in column "Points" is not a number'),
+        ("85 pts", 'points "85 pts" in column "Points" is not a number'),  # 85% is a percent now
         ("9" * 100, f'points "{"9" * 40}…" in column "Points" is not a number (too long)'),
     ],
 )

@@ -1,0 +1,200 @@
+"""OneRoster 1.1 / 1.2 gradebook CSV: ``results.csv`` joined to ``lineItems.csv`` → desired rows.
+
+A result row is one student's score on one line item (``lineItemSourcedId``, ``studentSourcedId``,
+``scoreStatus``, ``score``); the line item gives the assignment (``title``), the class
+(``classSourcedId``: the Teams class externalId when classes come from School Data Sync) and the
+maximum (``resultValueMax``). ``scoreStatus`` ``exempt`` excuses the submission; a row with
+``status`` ``tobedeleted`` is ignored. The files come alone, side by side, or in the bulk zip with
+``manifest.csv``.
+"""
+
+from __future__ import annotations
+
+import io
+import zipfile
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from gradesync.errors import InputError
+from gradesync.models import ReasonCode
+from gradesync.read._layout import ColumnRole, Desired, _Columns, _const, _frame, normalize_header
+from gradesync.read._source import RawTable, table_from_bytes
+
+ZIP_MEMBERS = ("manifest.csv", "results.csv", "lineItems.csv")
+
+
+@dataclass(slots=True)
+class Bundle:
+    """The OneRoster CSVs of one zip (members named ``bundle.zip!results.csv``)."""
+
+    path: str
+    tables: dict[str, RawTable]  # lower-cased member name → table
+    version: str = ""
+
+
+def is_bundle(data: bytes) -> bool:
+    """A zip of OneRoster CSVs (manifest.csv or results.csv at its root), not an Excel workbook."""
+    if not data.startswith(b"PK"):
+        return False
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            names = {n.lower() for n in archive.namelist()}
+    except (zipfile.BadZipFile, ValueError, OSError):
+        return False
+    return "xl/workbook.xml" not in names and bool({"manifest.csv", "results.csv"} & names)
+
+
+def read_bundle(path: str, data: bytes) -> Bundle:
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        members = {n.lower(): n for n in archive.namelist()}
+        tables: dict[str, RawTable] = {}
+        for lower in ("manifest.csv", "results.csv", "lineitems.csv"):
+            if lower in members:
+                info = archive.getinfo(members[lower])
+                if info.file_size > 512 * 1024 * 1024:
+                    raise InputError(
+                        f"{members[lower]} would expand to {info.file_size:,} bytes",
+                        file=path,
+                        code="input-suspicious-xlsx",
+                    )
+                tables[lower] = table_from_bytes(f"{path}!{members[lower]}", archive.read(members[lower]))
+    version = ""
+    if "manifest.csv" in tables:
+        m = tables["manifest.csv"]
+        if len(m.cells) >= 2:
+            props = dict(
+                zip((str(v).strip() for v in m.cells[0]), (str(v).strip() for v in m.cells[1]), strict=True)
+            )
+            version = props.get("oneroster.version", "")
+            for name in ("results", "lineItems"):
+                if props.get(f"file.{name}", "").lower() == "absent" and f"{name.lower()}.csv" in tables:
+                    del tables[f"{name.lower()}.csv"]
+    if "results.csv" not in tables:
+        raise InputError(
+            "is a OneRoster zip without results.csv (the grades)",
+            file=path,
+            code="input-missing-file",
+            hint="export the gradebook (results and lineItems) from the SIS, not only the roster",
+        )
+    return Bundle(path=path, tables=tables, version=version)
+
+
+def _col(table: RawTable, name: str) -> int | None:
+    target = normalize_header(name)
+    return next((j for j, h in enumerate(table.header) if normalize_header(h) == target), None)
+
+
+def _need(table: RawTable, name: str) -> int:
+    j = _col(table, name)
+    if j is None:
+        raise InputError(
+            f'no column "{name}": not a OneRoster '
+            + ("results" if "student" in name.lower() else "lineItems")
+            + " file",
+            file=table.path,
+            row=table.header_row,
+            column=name,
+            code="input-missing-column",
+            hint="OneRoster results.csv has sourcedId, status, dateLastModified, lineItemSourcedId, "
+            "studentSourcedId, scoreStatus, score, scoreDate, comment; lineItems.csv has sourcedId, "
+            "title, classSourcedId, resultValueMax",
+        )
+    return j
+
+
+def build_oneroster(results: RawTable, line_items: RawTable | None, statuses: list[str]) -> Desired:
+    """One results table joined to its line items."""
+    if line_items is None:
+        raise InputError(
+            "a OneRoster results.csv needs its lineItems.csv (the assignments: title, class, maximum)",
+            file=results.path,
+            code="input-missing-file",
+            hint="give lineItems.csv too (gradesync plan results.csv lineItems.csv), put it beside "
+            "results.csv, or give the whole OneRoster zip",
+        )
+    li_cols, cols = _Columns(line_items), _Columns(results)
+    li_id = li_cols.stripped(_need(line_items, "sourcedId"))
+    title = li_cols.stripped(_need(line_items, "title"))
+    li_class = li_cols.stripped(_need(line_items, "classSourcedId"))
+    j_max = _col(line_items, "resultValueMax")
+    maximum = (
+        pd.to_numeric(pd.Series(li_cols.stripped(j_max), dtype=object), errors="coerce").to_numpy(dtype=float)
+        if j_max is not None
+        else np.full(line_items.n_rows, np.nan)
+    )
+    index = {v: i for i, v in enumerate(li_id) if v}
+    j_line, j_student = _need(results, "lineItemSourcedId"), _need(results, "studentSourcedId")
+    j_score = _need(results, "score")
+    line = cols.stripped(j_line)
+    pos = np.array([index.get(v, -1) for v in line], dtype=np.int64)
+    known = pos >= 0
+    class_key = np.where(known, li_class.take(np.where(known, pos, 0)) if len(li_class) else "", "").astype(
+        object
+    )
+    if (j := _col(results, "classSourcedId")) is not None:  # OneRoster 1.2 carries it on the result too
+        own = cols.stripped(j)
+        class_key = np.where(class_key == "", own, class_key).astype(object)
+    assignment = np.where(known, title.take(np.where(known, pos, 0)) if len(title) else "", "").astype(object)
+    points_possible = np.where(
+        known, maximum.take(np.where(known, pos, 0)) if len(maximum) else np.nan, np.nan
+    )
+    n = results.n_rows
+    frame = _frame(
+        results,
+        n,
+        source_row=results.source_row,
+        source_column=_const(results.header[j_score].strip(), n),
+        class_key=class_key,
+        assignment_key=assignment,
+        student_key=results.cells[j_student],
+        points_raw=results.cells[j_score],
+        points_possible=points_possible.astype(float),
+    )
+    wanted = {s.casefold() for s in statuses}
+    roles = [ColumnRole(j, h.strip(), "ignored", why="not a grade") for j, h in enumerate(results.header)]
+    titles = ", ".join(f'"{t}"' for t in list(dict.fromkeys(t for t in title if t))[:6])
+    roles[j_line] = ColumnRole(
+        j_line,
+        results.header[j_line].strip(),
+        "assignment-id",
+        why=f"the assignment, via lineItems.csv title: {titles}",
+    )
+    roles[j_student] = ColumnRole(j_student, results.header[j_student].strip(), "student")
+    roles[j_score] = ColumnRole(j_score, results.header[j_score].strip(), "points")
+    if (j := _col(results, "scoreStatus")) is not None:
+        frame["excuse"] = np.array([str(v).casefold() in wanted for v in cols.stripped(j)], dtype=bool)
+        roles[j] = ColumnRole(j, results.header[j].strip(), "status", why='"exempt" excuses the submission')
+    ignored: dict[int, str] = {}
+    if (j := _col(results, "status")) is not None:
+        for i in np.flatnonzero(cols.stripped(j) == "tobedeleted"):
+            ignored[int(results.source_row[i])] = 'status "tobedeleted": the SIS withdrew this result'
+    reason = frame["reason"].to_numpy(dtype=object).copy()
+    message = frame["message"].to_numpy(dtype=object).copy()
+    src = frame["source_row"].to_numpy()
+    for i in np.flatnonzero(np.isin(src, np.fromiter(ignored, dtype=np.int64))) if ignored else []:
+        reason[i], message[i] = ReasonCode.IGNORED_ROW.value, f"row ignored: {ignored[int(src[i])]}"
+    frame["reason"], frame["message"] = reason, message
+    warnings = []
+    unknown = sorted({v for v, k in zip(line, known, strict=True) if v and not k})
+    if unknown:
+        warnings.append(
+            f"{results.path}: {len(unknown)} lineItemSourcedId(s) not in {line_items.path}: "
+            + ", ".join(f'"{u}"' for u in unknown[:5])
+        )
+    return Desired(
+        frame=frame,
+        key_columns={
+            "class": f"classSourcedId ({line_items.path})",
+            "assignment": f"title ({line_items.path}, via lineItemSourcedId)",
+            "student": results.header[j_student].strip(),
+        },
+        layout="long",
+        warnings=warnings,
+        columns=roles,
+        ignored_rows=ignored,
+        header_row=results.header_row,
+        header=list(results.header),
+        student_ids=list(pd.unique(cols.stripped(j_student))),
+    )
