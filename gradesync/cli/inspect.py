@@ -14,7 +14,8 @@ from pathlib import Path
 
 import click
 
-from gradesync.cli.common import TOKEN_ENV, graph_client, handle_errors, stderr_console, stdout_console
+from gradesync.auth import TOKEN_ENV
+from gradesync.cli.common import graph_client, handle_errors, stderr_console, stdout_console
 from gradesync.config import Settings, load_settings
 from gradesync.read import PRESETS, load_mapping, read_inputs
 from gradesync.read.inspect import SnapshotLookup, inspect_inputs, lookup_from_snapshot
