@@ -39,9 +39,8 @@ def plan(t: Tenant, raw: str, number: float, unit: str, denominator: float = mat
         "reason": "",  # the read stage understood the cell
         "message": "",
     }
-    s = settings()
-    for key, value in input_rule.items():  # until [input] fractions lands in config.py
-        object.__setattr__(s.input, key, value)
+    base = settings()
+    s = base.model_copy(update={"input": base.input.model_copy(update=input_rule)})  # never the shared one
     p = build_plan(
         desired_frame([row]), t.snapshot(), s, created_at=CREATED_AT, graph_base_url=GRAPH, inputs=[]
     )
