@@ -24,6 +24,7 @@ from gradesync.cli.common import (
 from gradesync.cli.configcheck import config_group
 from gradesync.cli.demo import demo_command
 from gradesync.cli.emulator import emulator_command
+from gradesync.cli.serve import serve_command  # its heavy imports (uvicorn, the app) are lazy
 from gradesync.config import load_settings
 from gradesync.errors import ExitCode
 
@@ -134,6 +135,7 @@ cli.add_command(sync_command, name="sync")
 cli.add_command(auth_group, name="auth")
 cli.add_command(demo_command, name="demo")
 cli.add_command(config_group, name="config")
+cli.add_command(serve_command, name="serve")
 
 
 def main() -> None:

@@ -56,6 +56,11 @@ def _asset(name: str) -> str:
     return _ASSETS.joinpath(name).read_text(encoding="utf-8").replace("\r\n", "\n")
 
 
+def page_assets() -> tuple[str, str]:
+    """The report page's inline style and script, exactly as written into report.html."""
+    return _asset("report.css"), _asset("report.js")
+
+
 def csp_hash(text: str) -> str:
     """The CSP source expression for an inline element whose content is exactly ``text``."""
     digest = hashlib.sha256(text.encode("utf-8")).digest()
