@@ -172,9 +172,15 @@ class WebApp:
         return self.render(request, "upload.html", max_mb=self.config.max_upload_bytes // (1024 * 1024))
 
     async def upload(self, request: Request) -> Response:
-        form = await self.form(request)
-        if form is None:
-            return self.error(request, "The form expired (CSRF check failed); go back and try again.", 403)
+        form = await request.form(max_files=MAX_FILES, max_fields=20)
+        try:
+            if not csrf_ok(request.session, form.get(CSRF_FIELD)):
+                return self.error(request, "The form expired (CSRF check failed); go back and try again.", 403)
+            return await self._store(request, form)
+        finally:
+            await form.close()  # the spooled upload files
+
+    async def _store(self, request: Request, form: Any) -> Response:
         files = [f for f in form.getlist("files") if hasattr(f, "read") and f.filename]
         if not files:
             return self.error(request, "Choose at least one CSV, TSV or XLSX file.")
