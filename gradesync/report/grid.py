@@ -166,7 +166,9 @@ def class_grids(rows: pd.DataFrame, *, changed_only: bool = True) -> list[ClassG
         ai = a_index[ck].get(aid)
         if ai is None:
             ai = a_index[ck][aid] = len(grid.assignments)
-            grid.assignments.append(Assignment(aid, t["assignment_name"][i] or aid, format_number(t["max"][i])))
+            grid.assignments.append(
+                Assignment(aid, t["assignment_name"][i] or aid, format_number(t["max"][i]))
+            )
         sk = t["user_id"][i]
         si = s_index[ck].get(sk)
         if si is None:

@@ -137,6 +137,7 @@ class _Rows:
         self.before = float_column(rows, "before_points").tolist()
         self.desired = float_column(rows, "desired_points").tolist()
         self.after = float_column(rows, "after_points").tolist()
+        self.max_points = float_column(rows, "max_points").tolist()
         self.clear = bool_column(rows, "clear").tolist()
         self.decrease = bool_column(rows, "decrease").tolist()
         self.last_written = float_column(rows, "last_written_points").tolist()
@@ -196,7 +197,9 @@ class _Rows:
 
     def old_new(self, i: int) -> str:
         before = esc(self.before[i]) or "—"
-        return f"{before} → {self.desired_text(i) or '—'}"
+        top = esc(self.max_points[i])
+        of = f" <span class='key'>of {top}</span>" if top else ""
+        return f"{before} → {self.desired_text(i) or '—'}{of}"
 
 
 def _table(
@@ -452,6 +455,27 @@ def _summary_block(summary: RunSummary, gaps: int) -> str:
     return "<section id='summary'><h2>Summary</h2>" + "".join(parts) + "</section>"
 
 
+def _checks_block(summary: RunSummary) -> str:
+    """The guards' verdict, the plan digest and the read stage's warnings (issues 10 and 12)."""
+    parts: list[str] = []
+    verdict = summary.guard_verdict
+    if verdict:
+        items = "".join(f"<li>{esc(v)}</li>" for v in verdict)
+        parts.append(
+            f"<div class='banner'><b>Apply would be refused by the guards:</b><ul>{items}</ul></div>"
+        )
+    elif verdict is not None:
+        parts.append("<p class='banner ok'>The guards would let this plan be applied.</p>")
+    if summary.digest:
+        parts.append(f"<p>Plan digest: <code class='digest'>{esc(summary.digest)}</code></p>")
+    if summary.warnings:
+        items = "".join(f"<li>{esc(w)}</li>" for w in summary.warnings)
+        parts.append(f"<h3>Reader warnings ({_n(len(summary.warnings))})</h3><ul>{items}</ul>")
+    if not parts:
+        return ""
+    return "<section id='checks'><h2>Guards, digest and warnings</h2>" + "".join(parts) + "</section>"
+
+
 def _group_block(
     section_id: str, title: str, groups: list[dict[str, Any]], with_assignment: bool, csv: str
 ) -> str:
@@ -514,10 +538,11 @@ def _gaps_block(gaps: list[Mapping[str, Any]]) -> str:
             f"<tr><td>{esc(cname or g.get('class_id'))}<span class='key'>{esc(g.get('class_id'))}</span></td>"
             f"<td>{esc(aname or g.get('assignment_id'))}"
             f"<span class='key'>{esc(g.get('assignment_id'))}</span></td>"
-            f"<td>{esc(g.get('student_name'))}</td><td><code>{esc(g.get('user_id'))}</code></td>"
+            f"<td>{esc(g.get('student_name'))}</td>"
+            f"<td>{esc(g.get('sis_id')) or '<code>' + esc(g.get('user_id')) + '</code>'}</td>"
             f"<td class='num'>{esc(g.get('current_points'))}</td></tr>"
         )
-    head = [("Class", ""), ("Assignment", ""), ("Student", ""), ("User id", ""), ("Current points", "num")]
+    head = [("Class", ""), ("Assignment", ""), ("Student", ""), ("SIS id", ""), ("Current points", "num")]
     note = ""
     if total > HTML_ROW_LIMIT:
         note = f"<p class='truncated'>Showing the first {_n(HTML_ROW_LIMIT)} of {_n(total)}.</p>"
@@ -545,6 +570,7 @@ def render_html(
     blocks = [
         _inputs_block(summary),
         _summary_block(summary, len(gaps)),
+        _checks_block(summary),
         _group_block("per-class", "Counts per class", summary.per_class, False, csv_name),
         _group_block("per-assignment", "Counts per assignment", summary.per_assignment, True, csv_name),
     ]

@@ -175,7 +175,9 @@ class WebApp:
         form = await request.form(max_files=MAX_FILES, max_fields=20)
         try:
             if not csrf_ok(request.session, form.get(CSRF_FIELD)):
-                return self.error(request, "The form expired (CSRF check failed); go back and try again.", 403)
+                return self.error(
+                    request, "The form expired (CSRF check failed); go back and try again.", 403
+                )
             return await self._store(request, form)
         finally:
             await form.close()  # the spooled upload files
@@ -244,7 +246,9 @@ class WebApp:
         if request.method == "POST":
             form = await self.form(request)
             if form is None:
-                return self.error(request, "The form expired (CSRF check failed); go back and try again.", 403)
+                return self.error(
+                    request, "The form expired (CSRF check failed); go back and try again.", 403
+                )
             mapping: dict[str, str | None] = {}
             for key, value in form.multi_items():
                 if key.startswith("map:"):
@@ -258,7 +262,9 @@ class WebApp:
                 upload.inspection = await asyncio.to_thread(self._inspect, upload)
         except GradesyncError as e:
             return self.error(request, e.message, 400, hint=e.hint or "")
-        return self.render(request, "map.html", upload=upload, inspection=upload.inspection, ignore=runner.IGNORE)
+        return self.render(
+            request, "map.html", upload=upload, inspection=upload.inspection, ignore=runner.IGNORE
+        )
 
     async def preview(self, request: Request) -> Response:
         upload = self.upload_of(request)
@@ -345,7 +351,8 @@ class WebApp:
                 if not events:
                     yield ": keep-alive\n\n"
                     continue
-                for event in events:
+                for item in events:
+                    event = item
                     if event["kind"] == "end":
                         event = {
                             **event,
@@ -358,7 +365,9 @@ class WebApp:
                     if event["kind"] == "end":
                         return
 
-        return StreamingResponse(stream(), media_type="text/event-stream", headers={"Cache-Control": "no-store"})
+        return StreamingResponse(
+            stream(), media_type="text/event-stream", headers={"Cache-Control": "no-store"}
+        )
 
     def _run_dir(self, name: str) -> Path | None:
         for path in list_runs(self.config.runs_dir):
@@ -380,7 +389,9 @@ class WebApp:
             return self.error(request, "No such run directory.", 404)
         record, summary = _json(path / "run.json"), _json(path / "summary.json")
         rows = _reconciliation(path / "reconciliation.csv")
-        grids = class_grids(rows, changed_only=request.query_params.get("all") != "1") if rows is not None else []
+        grids = (
+            class_grids(rows, changed_only=request.query_params.get("all") != "1") if rows is not None else []
+        )
         files = [name for name in RUN_FILES if (path / name).is_file()]
         return self.render(
             request,
@@ -401,7 +412,10 @@ class WebApp:
         target = path / name
         if name == "report.html":  # the report's own hash-based policy, not the app's nonce policy
             style, script = htmlreport.page_assets()
-            headers = {"Content-Security-Policy": htmlreport.content_security_policy(style, script), "x-own-csp": "1"}
+            headers = {
+                "Content-Security-Policy": htmlreport.content_security_policy(style, script),
+                "x-own-csp": "1",
+            }
             return FileResponse(target, media_type="text/html; charset=utf-8", headers=headers)
         media = "text/csv; charset=utf-8" if name.endswith(".csv") else "application/json"
         return FileResponse(target, media_type=media, filename=name if name.endswith(".csv") else None)

@@ -83,7 +83,11 @@ class Jobs:
                 job.error, job.error_code, job.exit_code = e.message, e.code, int(e.exit_code)
                 job.finish("failed")
             except Exception as e:  # a bug: say so on the page, keep the server up
-                job.error, job.error_code, job.exit_code = f"internal error: {type(e).__name__}", "internal", 70
+                job.error, job.error_code, job.exit_code = (
+                    f"internal error: {type(e).__name__}",
+                    "internal",
+                    70,
+                )
                 job.finish("failed")
 
         threading.Thread(target=run, name=f"web-apply-{job.id}", daemon=True).start()

@@ -212,9 +212,7 @@ def inspect(
                     role="assignment" if desired.layout == "wide" else "assignment values",
                     rows=int(n),
                     target=target if (known or target == IGNORE) else None,
-                    did_you_mean=[]
-                    if known
-                    else difflib.get_close_matches(name, choices, n=3, cutoff=0.5),
+                    did_you_mean=[] if known else difflib.get_close_matches(name, choices, n=3, cutoff=0.5),
                     choices=choices,
                 )
             )
@@ -281,8 +279,10 @@ def _apply_mapping(frame: pd.DataFrame, mapping: ColumnMap) -> pd.DataFrame:
             frame.loc[live, "desired_points"] = math.nan
         else:
             frame.loc[hit, "assignment_key"] = target
-            frame.loc[hit, "note"] = frame.loc[hit, "note"].fillna("").map(
-                lambda n, s=source, t=target: (n + "; " if n else "") + f"“{s}” mapped to “{t}”"
+            frame.loc[hit, "note"] = (
+                frame.loc[hit, "note"]
+                .fillna("")
+                .map(lambda n, s=source, t=target: (n + "; " if n else "") + f"“{s}” mapped to “{t}”")
             )
     return frame
 
@@ -300,8 +300,8 @@ def _coverage(rows: pd.DataFrame, snapshot: Snapshot) -> tuple[int, int]:
         if (cid, aid) in pairs and uid:
             roster.setdefault((cid, aid), set()).add(str(uid))
     named: dict[tuple[str, str], set[str]] = {}
-    for cid, aid, uid in rows[["class_id", "assignment_id", "user_id"]].dropna().itertuples(
-        index=False, name=None
+    for cid, aid, uid in (
+        rows[["class_id", "assignment_id", "user_id"]].dropna().itertuples(index=False, name=None)
     ):
         named.setdefault((str(cid), str(aid)), set()).add(str(uid))
     covered = sum(len(users & named.get(pair, set())) for pair, users in roster.items())
@@ -358,8 +358,12 @@ def plan(
     verdict = guard_verdict(made, limits.options, snapshot)
     digest = plan_digest(made)
     members = snapshot.members
-    sis = members["sis_id"].where(members["sis_id"].notna() & (members["sis_id"] != ""), members["external_id"])
-    sis_ids = {str(u): str(s) for u, s in zip(members["user_id"], sis, strict=True) if isinstance(s, str) and s}
+    sis = members["sis_id"].where(
+        members["sis_id"].notna() & (members["sis_id"] != ""), members["external_id"]
+    )
+    sis_ids = {
+        str(u): str(s) for u, s in zip(members["user_id"], sis, strict=True) if isinstance(s, str) and s
+    }
     summary = summarise(made, kind="plan", guard_verdict=verdict, digest=digest)
     result = PlanResult(made, summary, verdict, digest, list(made.warnings), sis_ids=sis_ids)
     if report_dir is not None:

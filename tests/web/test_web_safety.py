@@ -41,10 +41,14 @@ def _csrf(text: str) -> str:
     return re.search(r'name="csrf" value="([^"]+)"', text).group(1)
 
 
-def _preview(c: TestClient, name: str = "gradebook_wide.csv", data: bytes | None = None) -> tuple[str, str, str]:
+def _preview(
+    c: TestClient, name: str = "gradebook_wide.csv", data: bytes | None = None
+) -> tuple[str, str, str]:
     csrf = _csrf(c.get("/").text)
     body = SAMPLE.read_bytes() if data is None else data
-    r = c.post("/upload", data={"csrf": csrf}, files=[("files", (name, body, "text/csv"))], follow_redirects=False)
+    r = c.post(
+        "/upload", data={"csrf": csrf}, files=[("files", (name, body, "text/csv"))], follow_redirects=False
+    )
     assert r.status_code == 303, r.text
     base = r.headers["location"].rsplit("/", 1)[0]
     page = c.get(base + "/preview").text
@@ -78,7 +82,9 @@ def test_a_nightly_run_holding_the_lock_refuses_the_web_apply(emulator, token, t
     csrf, base, digest = _preview(c)
     before = _outcomes(emulator)
     with RunLock(config.state_dir):  # what a nightly `gradesync sync` holds while it runs
-        r = c.post(base + "/approve", data={"csrf": csrf, "digest": digest, "confirm": "yes"}, follow_redirects=False)
+        r = c.post(
+            base + "/approve", data={"csrf": csrf, "digest": digest, "confirm": "yes"}, follow_redirects=False
+        )
         events = _events(c, r.headers["location"])
     assert '"error_code": "locked"' in events[-1] and '"exit_code": 5' in events[-1]
     page = c.get(r.headers["location"]).text
@@ -102,7 +108,9 @@ def test_a_web_apply_holding_the_lock_refuses_the_nightly_run(emulator, token, t
     monkeypatch.setattr(Job, "add", held)
     c = _client(config)
     csrf, base, digest = _preview(c)
-    r = c.post(base + "/approve", data={"csrf": csrf, "digest": digest, "confirm": "yes"}, follow_redirects=False)
+    r = c.post(
+        base + "/approve", data={"csrf": csrf, "digest": digest, "confirm": "yes"}, follow_redirects=False
+    )
     assert inside.wait(120)
     try:
         env = {**os.environ, "GRADESYNC_GRAPH_URL": emulator.base_url, "GRADESYNC_ACCESS_TOKEN": token}
@@ -124,7 +132,9 @@ def test_an_unapproved_or_edited_plan_is_not_applied(emulator, token, tmp_path):
     before = _outcomes(emulator)
     r = c.post(base + "/approve", data={"csrf": csrf, "digest": digest}, follow_redirects=False)
     assert r.status_code == 400 and "confirms you reviewed" in r.text  # no confirmation ticked
-    r = c.post(base + "/approve", data={"csrf": csrf, "digest": "0" * 12, "confirm": "yes"}, follow_redirects=False)
+    r = c.post(
+        base + "/approve", data={"csrf": csrf, "digest": "0" * 12, "confirm": "yes"}, follow_redirects=False
+    )
     assert r.status_code == 409  # approved something else
     r = c.post(base + "/approve", data={"digest": digest, "confirm": "yes"}, follow_redirects=False)
     assert r.status_code == 403  # no CSRF token
@@ -134,7 +144,9 @@ def test_an_unapproved_or_edited_plan_is_not_applied(emulator, token, tmp_path):
     writes = plan.rows.index[plan.rows["action"] == "update"]
     plan.rows.loc[writes[0], "desired_points"] = 1.0
     write_plan(plan, plan_path)
-    r = c.post(base + "/approve", data={"csrf": csrf, "digest": digest, "confirm": "yes"}, follow_redirects=False)
+    r = c.post(
+        base + "/approve", data={"csrf": csrf, "digest": digest, "confirm": "yes"}, follow_redirects=False
+    )
     assert r.status_code == 303
     end = _events(c, r.headers["location"])[-1]
     assert '"error_code": "plan-digest-mismatch"' in end and '"exit_code": 4' in end
@@ -149,7 +161,7 @@ def test_pages_escape_values_under_a_nonce_csp(emulator, token, tmp_path):
     nonce = re.search(r"'nonce-([^']+)'", csp).group(1)
     assert all(f'nonce="{nonce}"' in tag for tag in re.findall(r"<script[^>]*>", r.text))
     hostile = SAMPLE.read_text(encoding="utf-8").replace("Unit 1 Quiz", "<script>alert(1)</script>", 1)
-    csrf, base, _ = _preview(c, name="<img src=x onerror=alert(1)>.csv", data=hostile.encode())
+    _csrf_token, base, _ = _preview(c, name="<img src=x onerror=alert(1)>.csv", data=hostile.encode())
     for page in (c.get(base + "/map").text, c.get(base + "/preview").text):
         assert "<script>alert(1)" not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
         assert "<img src=x" not in page
@@ -173,7 +185,11 @@ def test_sniff_kinds():
     assert sniff("a.csv", b"a,b\n1,2\n") == "text"
     assert sniff("a.tsv", b"a\tb\n") == "text"
     assert sniff("a.xlsx", (REPO / "sample_data" / "gradebook.xlsx").read_bytes()) == "xlsx"
-    for name, data in (("a.csv", b"just words\n"), ("a.csv", b"<!DOCTYPE html><p>,"), ("a.xls", b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1")):
+    for name, data in (
+        ("a.csv", b"just words\n"),
+        ("a.csv", b"<!DOCTYPE html><p>,"),
+        ("a.xls", b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"),
+    ):
         with pytest.raises(UploadRefused):
             sniff(name, data)
 
