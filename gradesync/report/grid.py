@@ -37,6 +37,11 @@ class Cell:
     reason: str = ""
     message: str = ""
     note: str = ""
+    request_id: str = ""  # reconciliation: Graph's request id of the write (in the cell's title)
+
+    @property
+    def title(self) -> str:
+        return " · ".join(x for x in (self.note or self.message, self.request_id) if x)
 
     @property
     def changes(self) -> bool:
@@ -119,13 +124,14 @@ def _cell(t: dict[str, list[Any]], i: int) -> Cell:
         reason=t["reason"][i],
         message=t["message"][i],
         note=t["note"][i],
+        request_id=t["request_id"][i],
     )
 
 
 def _columns(rows: pd.DataFrame) -> dict[str, list[Any]]:
     names = ("class_key", "class_name", "assignment_id", "assignment_name", "student_key", "student_name")
     t: dict[str, list[Any]] = {n: text_column(rows, n).tolist() for n in names}
-    for n in ("action", "status", "reason", "message", "note", "user_id", "submission_id"):
+    for n in ("action", "status", "reason", "message", "note", "user_id", "request_id"):
         t[n] = text_column(rows, n).tolist()
     t["before"] = float_column(rows, "before_points").tolist()
     t["desired"] = float_column(rows, "desired_points").tolist()

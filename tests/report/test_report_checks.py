@@ -29,7 +29,7 @@ def test_warnings_verdict_and_digest_in_summary_and_page(tmp_path):
     assert "Apply would be refused by the guards" in page and "above --max-changes 50%" in page
     assert "0123456789ab" in page and "title row skipped &lt;b&gt;" in page
     assert "000777" in page  # the roster gap's SIS id, not the object id
-    assert "of 100" in page  # the maximum beside the grade
+    assert "max 100" in page  # the maximum beside the grade (under the assignment in the grid)
 
 
 def test_no_verdict_means_not_evaluated(tmp_path):
