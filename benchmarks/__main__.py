@@ -11,6 +11,7 @@ import importlib
 MODULES: list[str] = [
     "benchmarks.plan_bench",
     "benchmarks.apply_bench",
+    "benchmarks.web_bench",
 ]
 
 

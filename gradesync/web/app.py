@@ -95,6 +95,7 @@ class Upload:
     class_key: str | None = None
     mapping: dict[str, str | None] = field(default_factory=dict)
     inspection: runner.Inspection | None = None
+    reuse: runner.Reused | None = None  # what the last inspection read (files and Teams)
     result: runner.PlanResult | None = None
     grids: list[Any] = field(default_factory=list)
     plan_path: Path | None = None
@@ -230,7 +231,9 @@ class WebApp:
                 mapping=upload.mapping,
                 state_dir=self.config.state_dir,
                 limits=self.config.limits,
+                reuse=upload.reuse,
             )
+        upload.reuse = None  # once: a second preview reads Teams again
         path = upload.dir / "plan.json"
         runner.save_plan(result, path)
         path.chmod(0o600)
@@ -260,6 +263,7 @@ class WebApp:
         try:
             if upload.inspection is None:
                 upload.inspection = await asyncio.to_thread(self._inspect, upload)
+                upload.reuse = upload.inspection.reuse
         except GradesyncError as e:
             return self.error(request, e.message, 400, hint=e.hint or "")
         return self.render(

@@ -21,6 +21,7 @@ import difflib
 import hashlib
 import json
 import math
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -151,6 +152,8 @@ class Inspection:
     files: list[FileView]
     classes: list[dict[str, Any]]  # per class key: found id and name (or not found)
     warnings: list[str]
+    # what inspect read, so that a plan made right after it need not read the files and Teams again
+    reuse: Reused | None = None
 
     def asdict(self) -> dict[str, Any]:
         return {
@@ -158,6 +161,22 @@ class Inspection:
             "classes": list(self.classes),
             "warnings": list(self.warnings),
         }
+
+
+SNAPSHOT_REUSE_SECONDS = 300.0  # a preview never shows "current" grades read longer ago than this
+
+
+@dataclass(slots=True)
+class Reused:
+    read: Any  # the ReadResult
+    snapshot: Snapshot
+    keys: frozenset[str]  # the assignment keys the file names (their submissions were read)
+    at: float  # time.monotonic() when Teams was read
+
+    def fits(self, mapping: ColumnMap) -> bool:
+        """True when a plan with ``mapping`` needs nothing the snapshot lacks, and it is recent."""
+        fresh = time.monotonic() - self.at <= SNAPSHOT_REUSE_SECONDS
+        return fresh and all(t in (None, IGNORE) or t in self.keys for t in mapping.values())
 
 
 def _assignment_names(snapshot: Snapshot) -> dict[str, list[str]]:
@@ -183,6 +202,7 @@ def inspect(
     listener: Listener = _quiet,
 ) -> Inspection:
     """Read the files and look their classes and assignments up in Teams; plan nothing."""
+    started = time.monotonic()
     listener(Event("stage", "read"))
     read = read_inputs(list(paths), settings, class_key=class_key, sheet=sheet)
     listener(Event("stage", "resolve"))
@@ -239,7 +259,9 @@ def inspect(
                 "matches": 0 if rows is None else len(rows),
             }
         )
-    return Inspection(files=files, classes=classes, warnings=list(read.warnings))
+    keys = frozenset(str(k) for k in read.frame["assignment_key"].unique())
+    reuse = Reused(read, snapshot, keys, started)
+    return Inspection(files=files, classes=classes, warnings=list(read.warnings), reuse=reuse)
 
 
 # --- plan (the Preview page) --------------------------------------------------------------------
@@ -334,14 +356,23 @@ def plan(
     limits: Limits | None = None,
     listener: Listener = _quiet,
     report_dir: Path | None = None,
+    reuse: Reused | None = None,
 ) -> PlanResult:
-    """Read, resolve and plan (with the Map page's ``mapping``); guards evaluated, nothing written."""
+    """Read, resolve and plan (with the Map page's ``mapping``); guards evaluated, nothing written.
+
+    ``reuse``: what a recent ``inspect`` of the same files read; used when it holds everything this
+    mapping needs (see :meth:`Reused.fits`), so a preview does not read the files and Teams twice."""
     limits = limits or Limits()
-    listener(Event("stage", "read"))
-    read = read_inputs(list(paths), settings, class_key=class_key, sheet=sheet)
-    frame = _apply_mapping(read.frame, mapping or {})
-    listener(Event("stage", "resolve"))
-    snapshot = resolve(frame, settings, client, progress=_progress(listener, "resolve"))
+    mapping = mapping or {}
+    if reuse is not None and reuse.fits(mapping):
+        read, snapshot = reuse.read, reuse.snapshot
+        frame = _apply_mapping(read.frame, mapping)
+    else:
+        listener(Event("stage", "read"))
+        read = read_inputs(list(paths), settings, class_key=class_key, sheet=sheet)
+        frame = _apply_mapping(read.frame, mapping)
+        listener(Event("stage", "resolve"))
+        snapshot = resolve(frame, settings, client, progress=_progress(listener, "resolve"))
     memory = load_memory(state_dir, snapshot.submissions["submission_id"].tolist())
     listener(Event("stage", "plan"))
     made = build_plan(
