@@ -434,13 +434,20 @@ class WebApp:
         return RedirectResponse(url, status_code=303)
 
     async def callback(self, request: Request) -> Response:
+        """The authority POSTs the code here (form_post; no session cookie on that cross-site POST)."""
+        auth = self.config.authenticator
+        if auth is None:
+            return RedirectResponse("/", status_code=303)
+        form = await request.form(max_files=0, max_fields=20)
+        await asyncio.to_thread(auth.redeem, {k: str(v) for k, v in form.items()})
+        return RedirectResponse("/auth/finish", status_code=303)
+
+    async def finish(self, request: Request) -> Response:
         auth = self.config.authenticator
         if auth is None:
             return RedirectResponse("/", status_code=303)
         try:
-            user = await asyncio.to_thread(
-                auth.complete, request.session.pop("flow", None), dict(request.query_params)
-            )
+            user = auth.finish(request.session.pop("flow", None))
         except AuthError as e:
             return self.error(request, e.message, 403, hint=e.hint or "")
         request.session.clear()
@@ -545,7 +552,8 @@ def create_app(config: WebConfig) -> Starlette:
         Route("/runs/{name}", web.run_page),
         Route("/runs/{name}/files/{file}", web.run_file),
         Route("/auth/login", web.login),
-        Route("/auth/callback", web.callback),
+        Route("/auth/callback", web.callback, methods=["POST"]),
+        Route("/auth/finish", web.finish),
         Route("/auth/logout", web.logout, methods=["POST"]),
         Mount("/static", app=StaticFiles(directory=HERE / "static"), name="static"),
     ]
