@@ -291,7 +291,7 @@ class WebApp:
             summary=result.summary,
             show_all=show_all,
             **_grid_context(request, grids),
-            rejects=_rejects(result.plan.rows),
+            rejects=_rejects(result.plan.rows, upload.dir),
             unplaced=len(not_placed(result.plan.rows)),
             gaps=runner.with_sis_ids(result.plan.roster_gaps, result.sis_ids),
             may_approve=bool((self.user(request) or {}).get("approver")),
@@ -487,13 +487,15 @@ def _reconciliation(path: Path) -> pd.DataFrame | None:
     return frame
 
 
-def _rejects(rows: pd.DataFrame) -> list[dict[str, Any]]:
+def _rejects(rows: pd.DataFrame, folder: Path) -> list[dict[str, Any]]:
     rejected = rows[rows["action"] == "reject"].head(500)
     keep = ["source_file", "source_row", "source_column", "class_key", "assignment_key", "student_key"]
     keep += ["points_raw", "reason", "message"]
     out = rejected.reindex(columns=keep).fillna("").to_dict("records")
+    prefix = f"{folder}/"  # the server's upload folder is nobody's business on the page
     for item in out:
         item["source_file"] = Path(str(item["source_file"])).name
+        item["message"] = str(item["message"]).replace(prefix, "")
     return out
 
 
