@@ -188,9 +188,7 @@ class WebApp:
         if not files:
             return self.error(request, "Choose at least one CSV, TSV or XLSX file.")
         prune_uploads(self.upload_root, self.config.retention_seconds)
-        upload_id = secrets.token_urlsafe(12)
-        folder = private_dir(self.upload_root / upload_id)
-        paths, names = [], []
+        checked: list[tuple[str, bytes]] = []  # every file is checked before anything is stored
         for item in files:
             data = await item.read()
             if len(data) > self.config.max_upload_bytes:
@@ -200,8 +198,13 @@ class WebApp:
             except UploadRefused as e:
                 return self.error(request, str(e), 415)
             name = safe_name(item.filename)
-            while name in names:
+            while name in [n for n, _ in checked]:
                 name = "copy-" + name
+            checked.append((name, data))
+        upload_id = secrets.token_urlsafe(12)
+        folder = private_dir(self.upload_root / upload_id)
+        paths, names = [], []
+        for name, data in checked:
             path = folder / name
             write_private(path, data)
             paths.append(path)

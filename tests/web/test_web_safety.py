@@ -10,6 +10,7 @@ import re
 import subprocess
 import sys
 import threading
+import time
 import warnings
 from pathlib import Path
 
@@ -200,3 +201,20 @@ def test_serve_refuses_a_public_bind_without_signin(tmp_path):
     result = CliRunner().invoke(cli, ["serve", "--host", "0.0.0.0", "--state-dir", str(tmp_path)])  # noqa: S104
     assert result.exit_code == 2
     assert "without sign-in" in result.output
+
+
+def test_uploads_over_the_limit_are_refused_and_old_ones_removed(emulator, token, tmp_path):
+    config = web_config(emulator, token, tmp_path / "state")
+    config.max_upload_bytes = 1024 * 1024
+    c = _client(config)
+    csrf = _csrf(c.get("/").text)
+    big = b"a,b\n" + b"1,2\n" * 300_000  # 1.2 MB
+    r = c.post("/upload", data={"csrf": csrf}, files=[("files", ("big.csv", big, "text/csv"))])
+    assert r.status_code == 413
+    _preview(c)
+    root = config.state_dir / "web" / "uploads"
+    (folder,) = list(root.iterdir())
+    old = time.time() - config.retention_seconds - 60
+    os.utime(folder, (old, old))
+    _preview(c)  # the next upload prunes what is past the retention period
+    assert not folder.exists() and len(list(root.iterdir())) == 1
