@@ -575,7 +575,9 @@ class Pipeline:
             strict_refused=applied is None and plan_is_refused(plan),
             dry_run=True if applied is None else applied.dry_run,
         )
-        return dataclasses.replace(summary, guard_verdict=tuple(verdict), plan_digest=short_digest(digest))
+        return dataclasses.replace(
+            summary, guard_verdict=list(verdict), digest=short_digest(digest), warnings=list(plan.warnings)
+        )
 
     def _reports(self, rows: pd.DataFrame, summary: RunSummary, plan: Plan, report_dir: str | Path,
                  kind: str = "plan") -> dict[str, Path]:  # fmt: skip

@@ -123,8 +123,8 @@ def print_summary(summary: Any, out: Console) -> None:
 
     if out.is_terminal:
         render_table(summary, out)
-        if summary.plan_digest:
-            out.print(f"plan digest: {summary.plan_digest}", markup=False)
+        if summary.digest:
+            out.print(f"plan digest: {summary.digest}", markup=False)
         for reason in summary.guard_verdict:
             out.print(f"apply {'would be ' if summary.kind == 'plan' else ''}refused: {reason}", markup=False)
     else:

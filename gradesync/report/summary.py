@@ -205,10 +205,11 @@ class RunSummary:
     teacher_overrides: int = 0
     overrides_for_review: int = 0
     returned: int = 0  # submissions published by --return in this run
-    # the preview is the apply (gradesync.pipeline): why apply would refuse / refused ([] = it goes on),
-    # and the plan digest a reviewer approves (the first 12 hex digits, gradesync.plan.digest)
-    guard_verdict: tuple[str, ...] = ()
-    plan_digest: str = ""
+    # issue 10/12: the read stage's warnings, the guards' verdict (why apply would be refused; [] = it
+    # would go on; None = not evaluated) and the plan digest (contract 10), when the caller has them
+    warnings: list[str] = field(default_factory=list)
+    guard_verdict: list[str] | None = None
+    digest: str = ""
 
     @classmethod
     def from_rows(
@@ -225,6 +226,9 @@ class RunSummary:
         throttled: int = 0,
         strict_refused: bool = False,
         dry_run: bool = False,
+        warnings: Iterable[str] = (),
+        guard_verdict: Iterable[str] | None = None,
+        digest: str = "",
     ) -> RunSummary:
         """Count ``rows`` (PLAN_COLUMNS, plus ``status``/``after_points`` for a reconciliation)."""
         if kind not in KINDS:
@@ -278,6 +282,9 @@ class RunSummary:
             teacher_overrides=int(override.sum()),
             overrides_for_review=int(for_review.sum()),
             returned=int(bool_column(rows, "returned").sum()),
+            warnings=[str(w) for w in warnings],
+            guard_verdict=None if guard_verdict is None else [str(v) for v in guard_verdict],
+            digest=str(digest or ""),
         )
 
     # -- derived -----------------------------------------------------------------------------------
@@ -340,8 +347,9 @@ class RunSummary:
             "teacher_overrides": self.teacher_overrides,
             "overrides_for_review": self.overrides_for_review,
             "returned": self.returned,
-            "plan_digest": self.plan_digest,
-            "guard_verdict": list(self.guard_verdict),
+            "warnings": list(self.warnings),
+            "guard_verdict": None if self.guard_verdict is None else list(self.guard_verdict),
+            "digest": self.digest,
             "apply_refused": bool(self.guard_verdict),
         }
 
@@ -389,8 +397,8 @@ class RunSummary:
             extra.append(f"{self.elapsed_seconds:.1f} s")
         if extra:
             lines.append("  " + ", ".join(extra))
-        if self.plan_digest:
-            lines.append(f"  plan digest: {self.plan_digest}")
+        if self.digest:
+            lines.append(f"  plan digest: {self.digest}")
         for reason in self.guard_verdict:
             lines.append(f"  APPLY {'WOULD BE ' if self.kind == 'plan' else ''}REFUSED: {reason}")
         if self.strict_refused:

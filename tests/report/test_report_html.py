@@ -129,7 +129,8 @@ def test_hostile_values_stay_text(make):
         assert hostile in page.text, f"{hostile!r} is not shown as text"
     assert HOSTILE_IMG in page.text  # inside the reject message
     assert "<script>document" not in text and "<b>Gap" not in text
-    assert "&lt;script&gt;document.title=&#x27;PWNED-SCRIPT&#x27;&lt;/script&gt;" in text
+    # Jinja2's autoescape (markupsafe) writes ' as &#39;
+    assert "&lt;script&gt;document.title=&#39;PWNED-SCRIPT&#39;&lt;/script&gt;" in text
 
 
 def test_reconciliation_escapes_graph_messages_and_request_ids():
@@ -216,21 +217,34 @@ def _rows_of(text: str, section_id: str) -> list[str]:
     return re.findall(r"<tr[ >].*?</tr>", text[start:end], re.S)[1:]  # skip the header row
 
 
+def _cells(text: str, section_id: str = "changes") -> list[str]:
+    """The grid cells of a section (issue 13: changes are a grid per class, students × assignments)."""
+    start = text.index(f"<section id='{section_id}'")
+    end = text.index("</section>", start)
+    return re.findall(r'<td class="cell [^"]*".*?</td>', text[start:end], re.S)
+
+
+def _plain(cell: str) -> str:
+    return re.sub(r"<[^>]+>", "", cell)
+
+
 def test_changes_show_old_to_new_and_mark_decreases_in_words():
     text, _ = plan_page()
-    changes = _rows_of(text, "changes")
-    assert len(changes) == 4
-    ana, ben, new, clear = changes
-    assert "70 → 85" in ana and "▲ increase" in ana and "decrease" not in ana
-    assert "90 → 60.5" in ben and "▼ decrease" in ben and ben.startswith("<tr class='decrease'>")
-    assert "— → 77.25" in new and "+ new grade" in new
-    assert "✕ clear grade" in clear and "40 → (none)" in clear
+    cells = [c for c in _cells(text) if "cell none" not in c]
+    assert len(cells) == 4  # Math 101: Ana, Ben, the new grade; Art: the clear
+    ana, ben, new, clear = cells
+    assert 'class="cell increase"' in ana and "70 → 85" in _plain(ana) and "decrease" not in ana
+    assert 'class="cell decrease"' in ben and "90 → 60.5 ▼ decrease" in _plain(ben)
+    assert 'class="cell new"' in new and "— → 77.25" in _plain(new)
+    assert 'class="cell clear"' in clear and "40 → (none) ✕ clear" in _plain(clear)
+    assert "max 100" in text  # the maximum under each assignment's name
+    assert "Changes (4)" in text
 
 
 def test_decrease_is_marked_even_without_the_flag():
     rows = frame([row(before_points=90.0, desired_points=80.0, decrease=False)])
     text, _ = plan_page(rows)
-    assert "▼ decrease" in _rows_of(text, "changes")[0]
+    assert "▼ decrease" in _cells(text)[0]
 
 
 def test_noops_are_collapsed_and_hidden_by_the_switch():
@@ -253,31 +267,38 @@ def test_reconciliation_puts_conflicts_and_failures_first_with_request_ids():
     assert len(problems) == 2
     assert "conflict" in problems[0] and "r-2" in problems[0]
     assert "failed" in problems[1] and "req-&lt;b&gt;7&lt;/b&gt;" in problems[1]
-    changes = _rows_of(text, "changes")
-    assert len(changes) == 2 and all("r-" in c for c in changes)
+    changes = [c for c in _cells(text) if "cell none" not in c]
+    assert len(changes) == 2 and all("r-" in c for c in changes)  # the request id in the cell's title
     assert "created" in changes[1] and "77.25" in changes[1]
     assert "retries: 1, throttled responses: 1" in page.text and "Graph requests: 5" in page.text
 
 
 def test_large_plans_are_capped_per_section_with_a_note(monkeypatch):
     monkeypatch.setattr(htmlreport, "HTML_ROW_LIMIT", 25)
-    rows = frame([row(student_key=f"S{i:03d}") for i in range(40)])
+    rows = frame([row(student_key=f"S{i:03d}", user_id=f"u-{i}") for i in range(40)])
     text, page = plan_page(rows)
-    assert len(_rows_of(text, "changes")) == 25
+    assert len(_cells(text)) == 25
     assert "Showing the first 25 of 40 rows; plan.csv has every row." in page.text
 
 
 def test_ten_thousand_rows_render_completely(tmp_path):
     rows = frame(
         [
-            row(student_key=f"S{i:05d}", class_key=f"C{i % 40}", desired_points=float(i % 100))
+            row(
+                student_key=f"S{i:05d}",
+                user_id=f"u-{i}",
+                class_key=f"C{i % 40}",
+                class_id=f"c-{i % 40}",
+                desired_points=float(i % 100),
+            )
             for i in range(10_000)
         ]
     )
     summary = RunSummary.from_rows(rows, kind="plan", created_at=WHEN)
     paths = write_reports(rows, summary, tmp_path, kind="plan")
     text = paths["report.html"].read_text(encoding="utf-8")
-    assert text.count("<tr") - text.count("<tr><th") >= 10_000
+    assert len(_cells(text)) == 10_000  # 40 class grids, every student on one of their pages
+    assert text.count('<tbody class="rows page"') == 40 * 5  # 250 students a class, 50 a page
     assert "S09999" in text and "Showing the first" not in text
 
 

@@ -55,13 +55,13 @@ def test_plan_returns_digest_and_the_guards_verdict(emulator: Any, token: str, t
     events: list[Event] = []
     pipeline = _pipeline(_settings(emulator.base_url, tmp_path), token, events)
     preview = pipeline.plan([SAMPLE], report_dir=tmp_path / "rep", out=tmp_path / "plan.json")
-    assert len(preview.digest) == 64 and preview.summary.plan_digest == preview.digest[:12]
+    assert len(preview.digest) == 64 and preview.summary.digest == preview.digest[:12]
     # the sample rewrites most grades: apply (default guards) would refuse it, and the preview says so
     assert any("--max-changes" in reason for reason in preview.guard_verdict), preview.guard_verdict
     result = preview.result()
     assert result.kind == "plan" and result.exit_code == ExitCode.ROWS_NOT_DONE  # rejected rows come first
     summary = json.loads((tmp_path / "rep" / "summary.json").read_text())
-    assert summary["plan_digest"] == preview.digest[:12] and summary["apply_refused"] is True
+    assert summary["digest"] == preview.digest[:12] and summary["apply_refused"] is True
     assert summary["guard_verdict"] == preview.guard_verdict
     assert "Apply would be refused" in (tmp_path / "rep" / "report.html").read_text()
     assert read_plan(tmp_path / "plan.json").digest == preview.digest  # the plan file stores it

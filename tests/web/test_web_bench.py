@@ -1,0 +1,9 @@
+"""Smoke run of benchmarks/web_bench.py at a tiny scale (the figures themselves live in the notes)."""
+
+from benchmarks import web_bench
+
+
+def test_web_bench_smoke():
+    result = web_bench.measure(scale=0.02)
+    assert result["rows"] > 0 and result["page_kb"] > 0
+    assert int(result["changed"].replace(",", "")) > 0
