@@ -125,7 +125,7 @@ def print_summary(summary: Any, out: Console) -> None:
         render_table(summary, out)
         if summary.digest:
             out.print(f"plan digest: {summary.digest}", markup=False)
-        for reason in summary.guard_verdict:
+        for reason in summary.guard_verdict or ():
             out.print(f"apply {'would be ' if summary.kind == 'plan' else ''}refused: {reason}", markup=False)
     else:
         for line in str(summary).splitlines():

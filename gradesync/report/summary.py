@@ -399,7 +399,7 @@ class RunSummary:
             lines.append("  " + ", ".join(extra))
         if self.digest:
             lines.append(f"  plan digest: {self.digest}")
-        for reason in self.guard_verdict:
+        for reason in self.guard_verdict or ():
             lines.append(f"  APPLY {'WOULD BE ' if self.kind == 'plan' else ''}REFUSED: {reason}")
         if self.strict_refused:
             lines.append("  REFUSED: --strict and some rows are rejected; nothing will be written")
