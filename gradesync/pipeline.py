@@ -39,6 +39,7 @@ from gradesync.errors import (
     ExitCode,
     GradesyncError,
     GuardError,
+    InputError,
     LockError,
     NetworkError,
     StorageError,
@@ -54,7 +55,8 @@ from gradesync.models import OK_STATUSES, Plan, Status
 from gradesync.plan import build_plan, plan_is_refused
 from gradesync.plan.digest import digest_matches, plan_digest, short_digest
 from gradesync.plan.planfile import write_plan
-from gradesync.read import read_inputs
+from gradesync.read import ReadResult, load_mapping, read_inputs
+from gradesync.read.inspect import Inspection, inspect_inputs, lookup_from_snapshot
 from gradesync.report import RunSummary, write_reports
 from gradesync.resolve import resolve
 from gradesync.state.journal import Journal
@@ -348,21 +350,52 @@ class Pipeline:
         return note
 
     # ------------------------------------------------------------------ read, resolve, plan
-    def inspect(self, paths: Sequence[str | Path], *, class_key: str | None = None,
-                sheet: str | None = None, mapping: Any = None) -> Any:  # fmt: skip
-        """The read stage's inspection of ``paths`` (``gradesync.read.inspect``), for the Map page and
-        ``gradesync inspect``; Graph is only read to name the classes it finds."""
-        from gradesync.read.inspect import inspect_inputs  # the read engineer's module (contract 11)
+    def _read(self, paths: Sequence[str | Path], *, class_key: str | None, sheet: str | None,
+              mapping: Any, format: str | None) -> ReadResult:  # fmt: skip
+        """The read stage with the mapping and format of ``[input]`` unless given; the detected preset
+        and the file-level diagnoses travel with the reader's warnings (reports and summary show them)."""
+        if mapping is None and self.settings.input.mapping:
+            mapping = load_mapping(self.settings.input.mapping)
+        read = read_inputs(list(paths), self.settings, class_key=class_key, sheet=sheet, mapping=mapping,
+                           format=format or self.settings.input.format)  # fmt: skip
+        if read.preset:
+            read.warnings.insert(0, f"read as: {read.preset} (format detected from the header)")
+        read.warnings.extend(read.diagnoses)
+        return read
 
+    def inspect(
+        self,
+        paths: Sequence[str | Path],
+        *,
+        class_key: str | None = None,
+        sheet: str | None = None,
+        mapping: Any = None,
+        format: str | None = None,
+        offline: bool = False,
+    ) -> Inspection:
+        """How ``paths`` are understood (``gradesync.read.inspect``), for the Map page and
+        ``gradesync inspect``; unless ``offline``, Graph is read to say "did you mean" for the classes
+        and assignments the files name."""
         self.emit("stage", "read", message="inspect")
-        return inspect_inputs(list(paths), self.settings, class_key=class_key, sheet=sheet, mapping=mapping)
+        kw: dict[str, Any] = {"class_key": class_key, "sheet": sheet, "mapping": mapping,
+                              "format": format or self.settings.input.format}  # fmt: skip
+        lookup = None
+        if not offline:
+            try:
+                read = self._read(paths, **kw)
+            except InputError:
+                read = None  # inspect_inputs says what is wrong with the file
+            if read is not None:
+                self.emit("stage", "resolve")
+                lookup = lookup_from_snapshot(resolve(read.frame, self.settings, self.client))
+        return inspect_inputs(list(paths), self.settings, lookup, **kw)
 
     def make_plan(self, paths: Sequence[str | Path], *, class_key: str | None = None,
-                  sheet: str | None = None, mapping: Any = None) -> Plan:  # fmt: skip
+                  sheet: str | None = None, mapping: Any = None,
+                  format: str | None = None) -> Plan:  # fmt: skip
         """read → resolve → plan; read warnings travel in ``plan.warnings`` (and as events)."""
         self.emit("stage", "read")
-        extra: dict[str, Any] = {} if mapping is None else {"mapping": mapping}
-        read = read_inputs(list(paths), self.settings, class_key=class_key, sheet=sheet, **extra)
+        read = self._read(paths, class_key=class_key, sheet=sheet, mapping=mapping, format=format)
         for warning in read.warnings:
             self.emit("warning", "read", message=str(warning))
         self.emit("stage", "resolve")

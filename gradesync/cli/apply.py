@@ -36,6 +36,22 @@ APPLY_KEYS = (
     "allow_clear", "on_conflict", "verify", "max_in_flight", "read_write_window", "deadline", "max_duration",
 )  # fmt: skip
 RUN_KEYS = ("runs_dir", "keep_runs", "log_format", "log_level", "log_file", "notify")
+INPUT_KEYS = ("format", "mapping")
+
+
+def input_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """How ``plan``, ``sync`` and ``inspect`` read an export ([input] format and mapping)."""
+    fn = click.option(
+        "--mapping",
+        type=click.Path(dir_okay=False),
+        help="A mapping TOML (gradesync inspect --write-mapping) [default: [input] mapping, else "
+        "NAME.mapping.toml beside the file].",
+    )(fn)
+    return click.option(
+        "--format",
+        help="The export format: auto (detected from the header), generic, or a preset name "
+        "(canvas, powerschool, ...) [default: [input] format, auto].",
+    )(fn)
 
 
 def _flag(name: str, help_text: str) -> Callable[..., Any]:
@@ -114,6 +130,7 @@ def settings_from(config_path: str | None, kw: dict[str, Any], *, strict: bool =
     """``--config`` (or the default file) with the command line's overrides applied."""
     settings = load_settings(config_path).strict(strict)
     settings = settings.override("apply", **{k: kw.get(k) for k in APPLY_KEYS})
+    settings = settings.override("input", **{k: kw.get(k) for k in INPUT_KEYS})
     if kw.get("log_level"):
         kw["log_level"] = str(kw["log_level"]).upper()
     return settings.override("run", **{k: kw.get(k) for k in RUN_KEYS})
@@ -187,6 +204,7 @@ def apply_command(plan_path: str, approved_digest: str | None, config_path: str 
 @click.option("--class", "class_key", help="The class every row of a wide file belongs to.")
 @click.option("--sheet", help="Excel sheet to read (default: the first).")
 @click.option("--strict", is_flag=True, help="Refuse the whole sync when any row is rejected.")
+@input_options
 @guard_options
 @write_options
 @handle_errors

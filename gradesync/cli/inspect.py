@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+from contextlib import nullcontext
 from pathlib import Path
 
 import click
@@ -17,22 +18,12 @@ import click
 from gradesync.auth import TOKEN_ENV
 from gradesync.cli.common import graph_client, handle_errors, stderr_console, stdout_console
 from gradesync.config import Settings, load_settings
-from gradesync.read import PRESETS, load_mapping, read_inputs
-from gradesync.read.inspect import SnapshotLookup, inspect_inputs, lookup_from_snapshot
+from gradesync.read import PRESETS, load_mapping
 
 
-def _teams_lookup(paths: list[str], settings: Settings, **kw: object) -> SnapshotLookup | None:
-    """What Teams holds for the classes the files touch; None when no connection is configured."""
-    from gradesync.resolve import resolve
-
-    if not os.environ.get(TOKEN_ENV, "").strip() and settings.auth.mode == "token":
-        return None
-    try:
-        read = read_inputs(paths, settings, **kw)  # type: ignore[arg-type]
-    except Exception:
-        return None
-    with graph_client(settings) as client:
-        return lookup_from_snapshot(resolve(read.frame, settings, client))
+def _connected(settings: Settings) -> bool:
+    """Whether a Graph connection is configured (a token, or a sign-in mode other than 'token')."""
+    return bool(os.environ.get(TOKEN_ENV, "").strip()) or settings.auth.mode != "token"
 
 
 @click.command("inspect")
@@ -71,11 +62,20 @@ def inspect_command(
 
     Exit status: 0 (it only reads); 2 an unreadable file, mapping or configuration.
     """
+    from gradesync.pipeline import Pipeline
+
     settings = load_settings(config_path)
     mapping = load_mapping(mapping_path) if mapping_path else None
-    kw = {"class_key": class_key, "sheet": sheet, "mapping": mapping, "format": format_name}
-    lookup = None if offline else _teams_lookup(list(inputs), settings, **kw)
-    inspection = inspect_inputs(list(inputs), settings, lookup, **kw)  # type: ignore[arg-type]
+    offline = offline or not _connected(settings)
+    with nullcontext() if offline else graph_client(settings) as client:  # offline: Graph is never read
+        inspection = Pipeline(settings, client).inspect(  # type: ignore[arg-type]
+            list(inputs),
+            class_key=class_key,
+            sheet=sheet,
+            mapping=mapping,
+            format=format_name,
+            offline=offline,
+        )
     out = stdout_console()
     if as_json:
         click.echo(json.dumps(inspection.asdict(), indent=2, default=str))

@@ -6,7 +6,7 @@ from typing import Any
 
 import click
 
-from gradesync.cli.apply import guard_options, settings_from
+from gradesync.cli.apply import guard_options, input_options, settings_from
 from gradesync.cli.common import (
     event_renderer,
     exit_with,
@@ -39,6 +39,7 @@ from gradesync.errors import ExitCode
 @click.option("--class", "class_key", help="The class every row of a wide file belongs to.")
 @click.option("--sheet", help="Excel sheet to read (default: the first).")
 @click.option("--strict", is_flag=True, help="Refuse the whole plan when any row is rejected.")
+@input_options
 @guard_options
 @handle_errors
 def plan_command(
