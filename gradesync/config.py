@@ -186,7 +186,7 @@ class ApplySettings(_Section):
     max_plan_age: str = Field("24h", pattern=_DURATION)
     allow_clear: bool = False
     on_conflict: Literal["skip", "overwrite"] = "skip"
-    verify: Literal["all", "uncertain"] = "all"
+    verify: Literal["all", "uncertain"] = "uncertain"  # the write answers verify; see README
     max_in_flight: int = Field(4, ge=1, le=16)  # measured: benchmarks/apply_bench.py
     # No grade is written on the strength of a read older than this ("0s": re-read before every wave).
     read_write_window: str = Field("60s", pattern=_DURATION)

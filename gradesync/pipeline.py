@@ -565,8 +565,11 @@ class Pipeline:
         paths = self._reports(applied.rows, summary, plan, run.report_dir, kind="reconciliation")
         for note in applied.notes:
             self.emit("warning", "reconcile", message=note)
+        error = applied.error  # what stopped the run early: the rows it left are carried over
+        if isinstance(error, TransientGraphError) and error.code in NETWORK_CODES:
+            error = network_error(error)
         result = RunResult(
-            kind=kind, plan=plan, rows=applied.rows, summary=summary, digest=digest,
+            kind=kind, plan=plan, rows=applied.rows, summary=summary, digest=digest, error=error,
             warnings=list(plan.warnings), report_paths=paths, notes=list(applied.notes),
             dry_run=applied.dry_run, auth_failed=applied.auth_failed, return_failed=applied.return_failed,
         )  # fmt: skip

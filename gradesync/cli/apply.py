@@ -94,7 +94,7 @@ def write_options(fn: Callable[..., Any]) -> Callable[..., Any]:
                      "overwrite it [default: [apply], skip]."),
         click.option("--verify", type=click.Choice(["all", "uncertain"]),
                      help="Read back every touched assignment after writing, or only those with an "
-                     "unconfirmed write [default: [apply], all]."),
+                     "unconfirmed write [default: [apply], uncertain]."),
         click.option("--read-write-window", help="No grade is written on a read older than this (60s; 0s: "
                      "re-read before every wave) [default: [apply], 60s]."),
         click.option("--deadline", metavar="HH:MM", help="Stop sending before this local time; the rest is "
