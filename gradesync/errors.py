@@ -182,3 +182,11 @@ class TransientGraphError(GraphError):
 
 class TerminalGraphError(GraphError):
     code = "graph-terminal"
+
+
+class GraphUnreachableError(NetworkError, TransientGraphError):
+    """No connection to Graph could be made (DNS, connection refused, TLS, proxy): transient while the
+    client retries; once its retries are exhausted it surfaces as a :class:`NetworkError` (exit 7)."""
+
+    code = "graph-unreachable"
+    exit_code = ExitCode.NETWORK
