@@ -81,7 +81,8 @@ def graph_client(settings: Settings, *, token: str | None = None, **kwargs: Any)
     from gradesync.graph import GraphClient, RetryPolicy
     from gradesync.logs import logging_transport, redacting
 
-    provider = redacting((lambda: token) if token is not None else token_provider(settings))
+    fixed = (lambda force_refresh=False: token) if token is not None else None
+    provider = redacting(fixed or token_provider(settings))
     if "transport" not in kwargs and "http" not in kwargs:  # requests are logged (never their headers)
         kwargs["transport"] = logging_transport(kwargs.get("max_in_flight", 4))
     policy = RetryPolicy(

@@ -152,7 +152,7 @@ def test_envelopes_rejected_together_renew_the_token_once():
         return httpx.Response(200, json={"responses": [{"id": r["id"], "status": 200} for r in reqs]})
 
     tokens = Tokens()
-    client, seen = tokens_client(handle, tokens, max_in_flight=4)
+    client, _ = tokens_client(handle, tokens, max_in_flight=4)
     out = client.batch([SubRequest(str(i), "GET", f"/x/{i}") for i in range(80)])
     assert all(r.ok for r in out.values())
     assert tokens.forced == 1 and client.stats.token_renewals == 1
@@ -182,9 +182,8 @@ def test_every_request_and_every_sub_request_prefers_unknown_enum_members():
     client, rec, _ = make_client(handle)
     client.get("/education/classes/x")
     client.request("PATCH", "/o/1", {"points": 1})
-    client.batch(
-        [SubRequest("a", "GET", "/a"), SubRequest("b", "GET", "/b", headers={"Prefer": "odata.maxpagesize=999"})]
-    )
+    other = {"Prefer": "odata.maxpagesize=999"}
+    client.batch([SubRequest("a", "GET", "/a"), SubRequest("b", "GET", "/b", headers=other)])
     assert all(r.headers["prefer"] == PREFER for r in rec.requests)
     items = {i["id"]: i for i in json.loads(rec.requests[-1].content)["requests"]}
     assert items["a"]["headers"] == {"Prefer": PREFER}
@@ -241,7 +240,9 @@ def test_a_token_expiring_mid_run_does_not_stop_the_run(emulator_factory, token,
 
 def test_the_emulators_401_for_a_wrong_token_renews_then_stops(emulator, token):
     tokens = Tokens("wrong-" + token)
-    with GraphClient(emulator.base_url, tokens, rate_limit=RateLimit.off()) as client:
-        with pytest.raises(AuthError):
-            client.get_all_many(["/education/classes"])
+    with (
+        GraphClient(emulator.base_url, tokens, rate_limit=RateLimit.off()) as client,
+        pytest.raises(AuthError),
+    ):
+        client.get_all_many(["/education/classes"])
     assert tokens.forced == 1 and emulator.stats()["unauthorized"] == 2
