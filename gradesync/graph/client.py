@@ -35,6 +35,7 @@ from __future__ import annotations
 import inspect
 import json
 import random
+import re
 import threading
 import time
 from collections import defaultdict
@@ -201,6 +202,9 @@ class _Raw(NamedTuple):
     content: bytes
     token: str  # the bearer token this request was sent with (to renew exactly that one on a 401)
 
+
+# A relative path made only of URL-safe characters (what urls.py builds): used as is in $batch.
+_PLAIN_PATH = re.compile(r"^/?(?!/)[A-Za-z0-9\-._~!$&'()*+,;=:@/%?]*$")
 
 # (request, its final SubResponse, or the error to retry it after): what one envelope yields per request
 _Outcome = tuple[SubRequest, SubResponse | None, AnyGraphError | None]
@@ -388,6 +392,8 @@ class GraphClient:
 
     def _relative(self, url: str) -> str:
         """A ``$batch`` item URL: relative to the version root when on it, else absolute (same origin)."""
+        if "://" not in url and _PLAIN_PATH.match(url):  # a clean relative path (urls.py): no parsing
+            return "/" + url.lstrip("/")
         target = self._absolute(url)
         raw = target.raw_path.decode("ascii")
         path = raw.split("?", 1)[0]
