@@ -381,12 +381,18 @@ def _pct(part: float, whole: float) -> str:
 
 def main(scale: float = 1.0) -> dict[str, Any]:
     from rich.console import Console
-    from rich.table import Table
 
     results = measure(scale)
-    n = results["n"]
     console = Console()
+    for table in (_limited_table, _half_table, _latency_table, _pages_table):
+        console.print(table(results))
+    return results
 
+
+def _limited_table(results: dict[str, Any]) -> Any:
+    from rich.table import Table
+
+    n = results["n"]
     t1 = Table(title=f"apply {n:,} changes under Graph's published limits (350/10 s, 10,000/h)")
     for col in (
         "client",
@@ -413,8 +419,13 @@ def main(scale: float = 1.0) -> dict[str, Any]:
             f"{o.early_retries:,}",
             f"{o.graph_requests / n:.3f}",
         )
-    console.print(t1)
+    return t1
 
+
+def _half_table(results: dict[str, Any]) -> Any:
+    from rich.table import Table
+
+    n = results["n"]
     t2 = Table(title=f"apply {n:,} changes, Graph limited to half its published rate ({HALF})")
     for col in (
         "client",
@@ -434,13 +445,18 @@ def main(scale: float = 1.0) -> dict[str, Any]:
             f"{o.seconds:,.1f}",
             f"{o.admitted / o.seconds:,.1f}" if o.seconds else "",
             f"{ideal:,.1f}",
-            _pct(ideal, o.seconds),
+            _pct(ideal, o.seconds) if ideal else "n/a (within burst)",
             f"{o.throttled:,} ({_pct(o.throttled, o.graph_requests)})",
             f"{o.early_retries:,} ({_pct(o.early_retries, o.graph_requests)})",
             f"{o.pace:.1f}/s" if o.pace is not None else "",
         )
-    console.print(t2)
+    return t2
 
+
+def _latency_table(results: dict[str, Any]) -> Any:
+    from rich.table import Table
+
+    n = results["n"]
     t3 = Table(title=f"apply {n:,} changes, limits off, {LATENCY_MS:g} ms latency per HTTP request")
     for col in ("client", "wall s", "write phase s", "ideal writes s", "write phase / ideal", "req/change"):
         t3.add_column(col, justify="left" if col == "client" else "right")
@@ -459,14 +475,19 @@ def main(scale: float = 1.0) -> dict[str, Any]:
             f"{ws / ideal:.2f}x" if ideal else "",
             f"{o.graph_requests / n:.3f}",
         )
-    console.print(t3)
+    return t3
+
+
+def _pages_table(results: dict[str, Any]) -> Any:
+    from rich.table import Table
+
+    n = results["n"]
     t4 = Table(title="Graph requests per change (reads included), by page size and --verify")
     for col in ("client", "requests/change"):
         t4.add_column(col, justify="left" if col == "client" else "right")
     for o in results["pages"]:
         t4.add_row(o.label, f"{o.graph_requests / n:.3f}")
-    console.print(t4)
-    return results
+    return t4
 
 
 if __name__ == "__main__":
