@@ -16,10 +16,9 @@ The model, per throttling scope (the app in the tenant — one :class:`Pacer` pe
   opens a new throttling episode lowers the short bucket's refill rate to ``decrease`` × the rate
   Graph actually admitted over the last window (never below ``floor`` × the ceiling): a tenant whose
   real limit is lower settles just under it. While nothing is throttled the rate creeps back up by
-  ``increase`` × the ceiling per second, never above the ceiling. **Stray 429s are told apart** by
-  a probe: when 429s keep coming at the same share although the pace has not risen since the last
-  cut, they do not depend on the pace (a flaky Graph, or injected faults): the cut is undone and
-  that share is remembered as noise, below which 429s only pause. The burst capacity and the hourly
+  ``increase`` × the ceiling per second, never above the ceiling. Stray 429s (fewer than ``noise``
+  × ``per_10s`` in the last window: a flaky Graph rather than a lower limit) only pause. The burst
+  capacity and the hourly
   bucket stay at the documented values (a long Retry-After, e.g. an hourly quota used by another
   app, is handled by the pause below, not by the pace).
 * **Retry-After pauses the whole scope.** Any Retry-After (whole response or one sub-response)
@@ -32,6 +31,8 @@ from __future__ import annotations
 import math
 from collections import deque
 from dataclasses import dataclass, field
+
+LEARN_WINDOWS = 6  # the admitted rate a cut is based on is measured over up to this many windows
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,13 +51,14 @@ class RateLimit:
     long_window: float = 3600.0
     adaptive: bool = True
     decrease: float = 0.85  # new rate = decrease x the rate Graph admitted over the last window
-    increase: float = 0.01  # fraction of the ceiling regained per second without a 429
-    floor: float = 0.1  # the pace never falls below this fraction of the ceiling
+    increase: float = 0.005  # fraction of the ceiling regained per second without a 429
+    floor: float = 0.25  # the pace never falls below this fraction of the ceiling
+    noise: float = 0.02  # fewer 429s than this x per_10s within a window do not lower the pace
 
     def __post_init__(self) -> None:
         if self.per_10s < 1 or self.per_hour < 1 or self.short_window <= 0 or self.long_window <= 0:
             raise ValueError("rate limits and windows must be positive")
-        if not (0 < self.decrease < 1 and self.increase >= 0 and 0 < self.floor <= 1):
+        if not (0 < self.decrease < 1 and self.increase >= 0 and 0 < self.floor <= 1 and self.noise >= 0):
             raise ValueError("decrease must be in (0, 1), increase >= 0 and floor in (0, 1]")
 
     @classmethod
@@ -114,8 +116,6 @@ class Pacer:
     episode_until: float = -math.inf  # 429s before this belong to the episode already learnt from
     episodes: int = 0
     _crept_at: float = -math.inf
-    noise: float = 0.0  # learnt share of 429s that does not depend on the pace
-    _cut: tuple[float, float, float, float] | None = None  # last cut: (when, 429 share, new rate, old)
     _sent: deque[tuple[float, int]] = field(default_factory=deque)
     _throttled: deque[tuple[float, int]] = field(default_factory=deque)
 
@@ -163,51 +163,33 @@ class Pacer:
         self.short.level = min(self.short.level, 0.0)  # a long Retry-After pauses for that case)
         if not self.limit.adaptive or now < self.episode_until:
             return False
-        self.episode_until = max(self.pause_until, now)
-        return self._lower(now)
-
-    def _lower(self, now: float) -> bool:
-        """Lower the pace — unless Graph's 429s are shown not to depend on it (a probe)."""
-        lim = self.limit
-        fraction = self.throttled_fraction(now)
-        if fraction <= 1.5 * self.noise:
-            return False  # 429s at this share come whatever our pace: pausing is all that helps
-        cut = self._cut
-        if cut is not None and self.short.rate <= 1.05 * cut[2] and fraction >= 0.5 * cut[1]:
-            # 429s as often as before, though the pace has not risen since the cut: they do not
-            # depend on it. Undo the cut and remember their share as noise.
-            self.noise = max(self.noise, fraction)
-            self.short.set_rate(now, cut[3])
-            self._cut = None
-            return False
+        if self.throttled_in_window(now) < self.limit.noise * self.limit.per_10s:
+            return False  # a stray 429 (Graph's own hiccup): paused, but not worth a lower pace
         self.episodes += 1
+        self.episode_until = max(self.pause_until, now)
         admitted = self.admitted_rate(now)
+        lim = self.limit
         new_rate = max(lim.floor * lim.ceiling, min(self.short.rate, lim.decrease * admitted))
-        self._cut = (now, fraction, new_rate, self.short.rate)
         self.short.set_rate(now, new_rate)
         return True
 
-    def throttled_fraction(self, now: float) -> float:
-        sent = sum(n for t, n in self._sent if now - self.limit.short_window <= t <= now)
-        return self.throttled_in_window(now) / max(1, sent)
-
     def throttled_in_window(self, now: float) -> int:
-        horizon = now - self.limit.short_window
-        while self._throttled and self._throttled[0][0] < horizon:
-            self._throttled.popleft()
-        return sum(n for _, n in self._throttled)
+        return sum(n for t, n in self._throttled if t >= now - self.limit.short_window)
 
     def admitted_rate(self, now: float) -> float:
-        """Requests per second Graph let through over the last short window (sent minus 429s)."""
-        horizon = now - self.limit.short_window
+        """Requests per second Graph let through lately (sent minus 429s), over up to
+        ``LEARN_WINDOWS`` short windows: a longer horizon dilutes the burst Graph's bucket allowed
+        after a quiet spell, which a single window would mistake for its rate."""
+        span = max(self.limit.short_window, min(LEARN_WINDOWS * self.limit.short_window, now - self.start))
+        horizon = now - span
         for log in (self._sent, self._throttled):
             while log and log[0][0] < horizon:
                 log.popleft()
         sent = sum(n for t, n in self._sent if t <= now)
         throttled = sum(n for _, n in self._throttled)
-        # over the whole window even early on: Graph counts "per 10 s", and a burst at the start
+        # over a whole window even early on: Graph counts "per 10 s", and a burst at the start
         # (the full bucket) spread over 10 s is what the window really allowed
-        return max(0.0, sent - throttled) / self.limit.short_window
+        return max(0.0, sent - throttled) / span
 
     def _creep(self, now: float) -> None:
         """Additive increase: regain ``increase`` x ceiling per second since the last update."""

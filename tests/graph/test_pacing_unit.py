@@ -73,8 +73,8 @@ def test_a_tenant_throttled_below_the_published_limit_settles_just_under_its_rea
     steady = admitted_per_second(log, 100.0, 600.0)
     assert 0.9 * real <= steady <= 1.01 * real
     assert server.early == 0  # nothing sent inside a Retry-After window
-    throttled = sum(20 - a for _, a in log)  # the price of probing: a few 429s (no quota, no early)
-    assert throttled < 0.03 * sum(20 for _ in log)
+    throttled = sum(20 - a for _, a in log)  # the price of probing: some 429s (no quota, none early)
+    assert throttled < 0.08 * sum(20 for _ in log)
     assert pacer.rate <= 35.0
 
 
@@ -82,12 +82,13 @@ def test_the_pace_creeps_back_up_to_the_ceiling_but_never_above():
     pacer = Pacer(RateLimit.graph(), 0.0)
     for _ in range(17):
         pacer.reserve(0.0, 20)  # 340 in the first second
-    assert pacer.throttled(1.0, 6, retry_after=0.5)
+    assert not pacer.throttled(1.0, 6, retry_after=0.5)  # 6 < 2% of 350: a stray 429, only a pause
+    assert pacer.throttled(1.6, 30, retry_after=0.5)
     low = pacer.rate
-    assert low == pytest.approx(0.85 * (340 - 6) / 10)  # 0.85 x what Graph admitted per second
-    pacer.reserve(2.0, 1)
+    assert low == pytest.approx(0.85 * (340 - 36) / 10)  # 0.85 x what Graph admitted per second
+    pacer.reserve(3.0, 1)
     assert low < pacer.rate < 35.0
-    pacer.reserve(200.0, 1)  # increase: 1% of the ceiling per second, capped at the ceiling
+    pacer.reserve(400.0, 1)  # increase: 0.5% of the ceiling per second, capped at the ceiling
     assert pacer.rate == 35.0
 
 
@@ -97,18 +98,18 @@ def test_429s_of_one_episode_lower_the_pace_once_and_never_below_the_floor():
     assert pacer.throttled(0.5, 20, retry_after=1.0)
     assert not pacer.throttled(0.6, 20, retry_after=1.0)  # in flight before the first came back
     assert pacer.episodes == 1
-    assert pacer.rate == pytest.approx(0.1 * 35.0)  # Graph admitted nothing: the floor
+    assert pacer.rate == pytest.approx(0.25 * 35.0)  # Graph admitted nothing: the floor
 
 
-def test_429s_that_do_not_depend_on_the_pace_are_learnt_as_noise_and_the_cut_undone():
+def test_stray_429s_only_pause():
     rng = random.Random(1)
     pacer, now = Pacer(RateLimit.graph(), 0.0), 0.0
-    for _ in range(500):  # one sub-request in ten is answered 429, whatever the pace
+    for _ in range(500):  # one sub-request in 200 is answered 429, whatever the pace
         now = pacer.reserve(now + 0.05, 20)
-        if throttled := sum(rng.random() < 0.1 for _ in range(20)):
+        if throttled := sum(rng.random() < 0.005 for _ in range(20)):
             pacer.throttled(now, throttled, retry_after=0.2)
-    assert pacer.noise > 0
-    assert 20 * 500 / now > 0.9 * 35  # slowing down did not help, so the pace stayed up
+    assert pacer.episodes == 0
+    assert 20 * 500 / now > 0.9 * 35
 
 
 def test_a_retry_after_holds_back_every_reservation_until_it_has_passed():
