@@ -352,6 +352,16 @@ class GraphClient:
         """The pacer's current rate (requests per second; learnt from Graph's 429s)."""
         return self._limiter.rate
 
+    def _learning(self) -> bool:
+        """One envelope at a time while the pace is not known to hold: during the first burst (until
+        one window's budget was sent) and while Graph throttles us below its documented limits (the
+        pace is under the ceiling). A 429 then finds no other envelope already on its way into the
+        Retry-After window; at such a pace one envelope in flight is rarely the bottleneck."""
+        lim = self.rate_limit
+        if not (lim.enabled and lim.adaptive):
+            return False
+        return self.stats.graph_requests < lim.per_10s or self.pace < lim.ceiling
+
     def _token(self) -> str:
         return self._token_provider(force_refresh=False) if self._provider_forces else self._token_provider()
 
@@ -642,7 +652,7 @@ class GraphClient:
         def one(chunk: list[SubRequest]) -> list[_Outcome]:
             return self._envelope(chunk, attempt, renewed, check)
 
-        if len(chunks) == 1 or self.max_in_flight == 1:
+        if len(chunks) == 1 or self.max_in_flight == 1 or self._learning():
             return [one(chunk) for chunk in chunks]
         with self._pool_lock:
             if self._pool is None:
