@@ -712,3 +712,29 @@ def test_a_page_that_stays_broken_gives_up_within_the_attempt_budget():
     assert "/education/classes" not in pages
     assert pages.errors["/education/classes"].code == "graph-malformed-response"
     assert len(seen) == 3
+
+
+def test_one_envelope_at_a_time_until_the_pace_is_known_to_hold():
+    """During the first burst and while Graph throttles below its limits, envelopes go one by one:
+    a 429 then finds no other envelope already on its way into the Retry-After window."""
+    import threading
+
+    active = {"now": 0, "max": 0}
+    lock = threading.Lock()
+
+    def handle(request):
+        with lock:
+            active["now"] += 1
+            active["max"] = max(active["max"], active["now"])
+        reqs = json.loads(request.content)["requests"]
+        with lock:
+            active["now"] -= 1
+        return httpx.Response(200, json={"responses": [ok(r) for r in reqs]})
+
+    client, _, _ = make_client(handle, rate_limit=RateLimit.graph(), max_in_flight=4)
+    client.batch([SubRequest(f"r{i}", "GET", f"/x/{i}") for i in range(360)])
+    assert active["max"] == 1  # the first burst: one at a time
+    assert client._learning() is False  # a window's budget went through without a 429
+    client._limiter.throttled(40, retry_after=0.1)  # Graph throttles below its documented limits
+    assert client.pace < 35 and client._learning() is True
+    client.close()
