@@ -266,7 +266,9 @@ class GraphClient:
     takes ~0.3–1 s on the real service, so 1 in flight may fall below 35/s while 4 keep the quota
     busy up to ~2.3 s per envelope, with the pacer (not concurrency) pacing the rest.
     A caveat of any concurrency: envelopes already sent when a 429 arrives reach the blocked scope
-    "early"; everything sent after it waits (``max_in_flight=1`` gives strictly zero early requests).
+    "early"; everything sent after it waits. So during the first burst and while the pace is below
+    the ceiling (Graph throttles below its documented limits), envelopes go one at a time
+    (:meth:`_learning`); ``max_in_flight`` applies once the pace holds at the ceiling.
     """
 
     def __init__(
