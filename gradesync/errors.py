@@ -216,3 +216,11 @@ def storage_error(exc: BaseException, what: str, path: object = None) -> Storage
         code = "storage-unwritable"
     where = f" {path}" if path is not None else ""
     return StorageError(f"cannot write the {what}{where}: {text}", code=code, hint=STORAGE_HINTS[code])
+
+
+class GraphUnreachableError(NetworkError, TransientGraphError):
+    """No connection to Graph could be made (DNS, connection refused, TLS, proxy): transient while the
+    client retries; once its retries are exhausted it surfaces as a :class:`NetworkError` (exit 7)."""
+
+    code = "graph-unreachable"
+    exit_code = ExitCode.NETWORK

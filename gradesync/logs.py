@@ -283,11 +283,12 @@ class redacting:
     """Wrap a token provider: every token it hands out is added to the active log redactors (a token
     MSAL obtains is in no environment variable, yet must never reach the log)."""
 
-    def __init__(self, provider: Callable[[], str]) -> None:
+    def __init__(self, provider: Callable[..., str]) -> None:
         self._provider = provider
 
-    def __call__(self) -> str:
-        token = self._provider()
+    def __call__(self, *, force_refresh: bool = False) -> str:
+        # force_refresh (the Graph client after a 401) is passed on only when asked for
+        token = self._provider(force_refresh=True) if force_refresh else self._provider()
         for redactor in _active:
             redactor.add(token)
         return token

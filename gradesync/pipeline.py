@@ -225,7 +225,8 @@ def make_client(settings: Settings, *, token: str | None = None, **kwargs: Any) 
     """The GraphClient for ``settings``; the token is ``token`` if given, else ``gradesync.auth``'s
     provider (``GRADESYNC_ACCESS_TOKEN``, then the configured MSAL sign-in). Requests are logged
     (never their headers)."""
-    provider = redacting((lambda: token) if token is not None else token_provider(settings))
+    fixed = (lambda force_refresh=False: token) if token is not None else None  # a fixed token: no renewal
+    provider = redacting(fixed or token_provider(settings))
     kwargs.setdefault("max_in_flight", settings.apply.max_in_flight)
     if "transport" not in kwargs and "http" not in kwargs:
         kwargs["transport"] = logging_transport(kwargs["max_in_flight"])

@@ -40,7 +40,7 @@ EVOLVED_STATUSES = ("reassigned", "excused")  # educationSubmissionStatus member
 # The enum-evolution mode a new Emulator starts in. "off" until the graph client sends
 # `Prefer: include-unknown-enum-members` on every request (brief contract 6); the lead flips this
 # to "v1.0" when the graph branch is merged (see the emu notes).
-DEFAULT_ENUM_EVOLUTION = "off"
+DEFAULT_ENUM_EVOLUTION = "v1.0"  # as real Graph v1.0: excused/reassigned hidden without the Prefer header
 DEFAULT_RETURN_LAG = 1  # reads that still show the old status after a return (a count: race-free)
 
 

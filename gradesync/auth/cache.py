@@ -19,9 +19,10 @@ import os
 import stat
 import tempfile
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-import msal
+if TYPE_CHECKING:  # msal is imported when a cache is opened: `import gradesync.auth` stays light
+    import msal
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +49,8 @@ class FileTokenStore:
 
     def __init__(self, location: Path) -> None:
         self.location = location
+        import msal
+
         self.cache = msal.SerializableTokenCache()
         if location.exists():
             self._load()
@@ -67,6 +70,8 @@ class FileTokenStore:
         try:
             self.cache.deserialize(self.location.read_text(encoding="utf-8"))
         except (ValueError, UnicodeDecodeError):
+            import msal
+
             log.warning("token cache %s is not readable JSON; starting with an empty cache", self.location)
             self.cache = msal.SerializableTokenCache()
 
@@ -78,6 +83,8 @@ class FileTokenStore:
 
     def clear(self) -> None:
         self.location.unlink(missing_ok=True)
+        import msal
+
         self.cache = msal.SerializableTokenCache()
 
 

@@ -75,10 +75,11 @@ class TokenInfo:
     """A token MSAL gave us. ``repr`` never shows the token."""
 
     access_token: str = field(repr=False)
-    expires_at: float  # epoch seconds
+    expires_at: float  # epoch seconds (for display; renewal counts expires_in on a monotonic clock)
     source: str  # "cache" or "identity_provider"
     account: str | None = None  # the person's username (device code); None for the app itself
     client_id: str | None = None
+    expires_in: float = 0.0  # seconds the token was still valid for when MSAL handed it out
 
 
 @dataclass(frozen=True)
@@ -262,11 +263,14 @@ class SignIn:
             self._app = self._build_app()
         return self._app
 
-    def acquire(self, *, interactive: bool = False, force: bool = False) -> TokenInfo:
+    def acquire(self, *, interactive: bool = False, force: bool = False, refresh: bool = False) -> TokenInfo:
         """A token for ``self.scopes``: from the cache when it can, else from the identity provider.
 
         Device code needs ``interactive`` (someone to type the code); otherwise a missing or expired
-        sign-in is an AuthError telling the operator to run ``gradesync auth login``.
+        sign-in is an AuthError telling the operator to run ``gradesync auth login``. ``force``
+        (``auth login --force``) signs a person in again; ``refresh`` skips the cached *access*
+        token (Graph rejected it) and gets a new one — silently, from the refresh token or the
+        app's credential.
         """
         mode = self.auth.mode
         if mode == "token":
@@ -279,27 +283,34 @@ class SignIn:
         with self._lock:
             try:
                 if mode == "client_credentials":
-                    info = self._acquire_for_client()
+                    info = self._acquire_for_client(refresh=refresh)
                 else:
-                    info = self._acquire_delegated(interactive=interactive, force=force)
+                    info = self._acquire_delegated(interactive=interactive, force=force, refresh=refresh)
             finally:
                 if self._store is not None:
                     self._store.flush()
         return info
 
-    def _acquire_for_client(self) -> TokenInfo:
+    def _acquire_for_client(self, *, refresh: bool = False) -> TokenInfo:
         app = self.app
         with self._translate("signing in as the application"):
+            if refresh:
+                # acquire_token_for_client refuses force_refresh (MSAL Python: "Historically, this
+                # method does not support force_refresh"; AzureAD/microsoft-authentication-library-
+                # for-python#650): forget the app's cached tokens so the next call asks Entra.
+                app.remove_tokens_for_client()
             result = app.acquire_token_for_client(scopes=self.scopes)  # looks in the cache first
         return self._token_info(result, account=None)
 
-    def _acquire_delegated(self, *, interactive: bool, force: bool) -> TokenInfo:
+    def _acquire_delegated(self, *, interactive: bool, force: bool, refresh: bool = False) -> TokenInfo:
         app = self.app
         silent_error: dict[str, Any] | None = None
         if not force:
             with self._translate("reusing the cached sign-in"):
                 for account in app.get_accounts():
-                    result = app.acquire_token_silent_with_error(self.scopes, account=account)
+                    result = app.acquire_token_silent_with_error(
+                        self.scopes, account=account, force_refresh=refresh
+                    )
                     if result and "access_token" in result:
                         return self._token_info(result, account=account.get("username"))
                     silent_error = result or silent_error
@@ -332,14 +343,17 @@ class SignIn:
             info.source,
             account=(signed_in or {}).get("username") or _username(result),
             client_id=info.client_id,
+            expires_in=info.expires_in,
         )
 
     def _token_info(self, result: dict[str, Any] | None, *, account: str | None) -> TokenInfo:
         if not result or "access_token" not in result:
             raise self._auth_error(result or {}, "sign-in failed")
+        expires_in = float(result.get("expires_in", 0))
         return TokenInfo(
             access_token=result["access_token"],
-            expires_at=time.time() + float(result.get("expires_in", 0)),
+            expires_at=time.time() + expires_in,
+            expires_in=expires_in,
             source=str(result.get("token_source", "identity_provider")),
             account=account,
             client_id=self.auth.client_id,
@@ -597,19 +611,28 @@ class TokenProvider:
     cache) is consulted only when the token is about to expire.
     """
 
-    def __init__(self, sign_in: SignIn, *, interactive: bool) -> None:
+    def __init__(
+        self, sign_in: SignIn, *, interactive: bool, clock: Callable[[], float] | None = None
+    ) -> None:
         self._sign_in = sign_in
         self._interactive = interactive
+        self._clock = clock or (lambda: time.monotonic())  # noqa: PLW0108 - looked up per call (tests patch it)
         self._lock = threading.Lock()
         self._token: str | None = None
         self._renew_at = 0.0
 
-    def __call__(self) -> str:
+    def __call__(self, *, force_refresh: bool = False) -> str:
+        """The memoised token; a new one shortly before it expires, or at once with ``force_refresh``
+        (the Graph client asks so after a 401). "Expires" is counted on a monotonic clock from the
+        token's ``expires_in``: a wall clock that jumps neither keeps an expired token nor renews early.
+        """
         with self._lock:
-            if self._token is None or time.time() >= self._renew_at:
-                info = self._sign_in.acquire(interactive=self._interactive)
+            if force_refresh or self._token is None or self._clock() >= self._renew_at:
+                # renewing a token we hold: skip MSAL's cache, whose expiry is by wall clock
+                refresh = force_refresh or self._token is not None
+                info = self._sign_in.acquire(interactive=self._interactive, refresh=refresh)
                 self._token = info.access_token
-                self._renew_at = info.expires_at - RENEW_MARGIN_SECONDS
+                self._renew_at = self._clock() + info.expires_in - RENEW_MARGIN_SECONDS
             return self._token
 
     def __repr__(self) -> str:
@@ -622,8 +645,8 @@ class StaticTokenProvider:
     def __init__(self, token: str) -> None:
         self._token = token
 
-    def __call__(self) -> str:
-        return self._token
+    def __call__(self, *, force_refresh: bool = False) -> str:
+        return self._token  # nothing to renew: a rejected one ends the run with an AuthError
 
     def __repr__(self) -> str:
         return f"StaticTokenProvider(from {TOKEN_ENV})"
@@ -636,7 +659,7 @@ def token_provider(
     http_client: Any = None,
     interactive: bool | None = None,
     prompt: TextIO | None = None,
-) -> Callable[[], str]:
+) -> Callable[..., str]:
     """The bearer-token source for Graph requests (see the module docstring for the order).
 
     Configuration problems are raised now (ConfigError, exit 2); sign-in itself happens on the first

@@ -3,29 +3,39 @@
 A request walks down a short chain; the network sits behind one seam (``httpx``'s transport)::
 
     get / get_all / get_all_many / batch
-      └── retry loops       single requests: tenacity; $batch sub-requests: re-batching (ours)
-            └── _send       scope-wide Retry-After pause → client-side rate limiter → token →
-                            origin check → httpx (pooled) → bounded read → error mapping (errors.py)
+      └── RetryEngine (engine.py)   ONE engine for single requests, $batch sub-requests and pages:
+            │                       rounds; retry decided by the error's type; waits from retry.py
+            └── _send               pacer (token buckets + Retry-After pauses, ratelimit.py) →
+                                    token (renewed once on a 401) → origin check → httpx (pooled)
+                                    → bounded read → error mapping (errors.py, the only place
+                                    errors are built)
 
 Rules it keeps (see /work/shared/graph/CONTRACT.md):
 
+* Every request and every ``$batch`` sub-request carries ``Prefer: include-unknown-enum-members``
+  (Graph shows ``excused``/``reassigned`` submissions only then; without it they read ``returned``).
 * The bearer token goes only to the configured base URL's scheme, host and port; a nextLink
   elsewhere is refused (``graph-foreign-nextlink``), a looping one detected (``graph-nextlink-loop``).
 * Transient failures (429, 500, 502, 503, 504, timeouts, dropped connections, malformed JSON in a
-  2xx, a batch answer missing a request) are retried, honouring ``Retry-After``, else with
-  exponential backoff and full jitter, bounded by attempts and a time budget.
+  2xx, a batch answer missing a request, a broken page) are retried, honouring ``Retry-After``,
+  else with exponential backoff and full jitter, bounded by attempts and a time budget. A Graph
+  that cannot be reached at all ends as ``GraphUnreachableError`` (a NetworkError, exit 7).
 * A ``Retry-After`` anywhere (whole response or one sub-response) pauses *everything* this client
-  sends until it has passed: Graph throttles the app, not the request.
+  sends until it has passed: Graph throttles the app, not the request. A 429 also teaches the
+  pacer a lower pace when Graph throttles below its documented limits.
+* A 401 renews the token once (``token_provider(force_refresh=True)``) and resends; a second 401
+  is an AuthError.
 * A POST (a create: not idempotent) is never resent once it may have reached Graph: a POST whose
-  envelope failed or whose sub-response was 429/5xx comes back ``fate_unknown=True``.
+  envelope failed or whose sub-response was 429/5xx/401 comes back ``fate_unknown=True``.
 * Every request is counted in :class:`GraphStats`.
 """
 
 from __future__ import annotations
 
+import inspect
 import json
-import math
 import random
+import re
 import threading
 import time
 from collections import defaultdict
@@ -35,16 +45,29 @@ from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 import httpx
-import tenacity
 
-from gradesync.errors import AuthError, GraphError, TerminalGraphError, TransientGraphError
-from gradesync.graph.errors import map_graph_error, map_transport_error, mark_sent, was_sent
+from gradesync.errors import AuthError, GraphError, TransientGraphError
+from gradesync.graph.engine import RetryEngine
+from gradesync.graph.errors import (
+    foreign_link,
+    is_token_rejected,
+    malformed_answer,
+    map_graph_error,
+    map_transport_error,
+    mark_sent,
+    missing_sub_response,
+    next_link_loop,
+    token_renewed,
+    too_large,
+    was_sent,
+)
 from gradesync.graph.ratelimit import RateLimit, RateLimiter
-from gradesync.graph.retry import RetryPolicy, backoff, next_wait
+from gradesync.graph.retry import RetryPolicy
 
 MAX_BATCH = 20  # Graph's limit of requests per $batch envelope
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "PATCH", "DELETE"})
 RETRY_AFTER_MARGIN = 0.01  # seconds added to a Retry-After: the header is rounded to milliseconds
+PREFER = "include-unknown-enum-members"  # Graph shows excused/reassigned submissions only with it
 
 AnyGraphError = GraphError | AuthError
 
@@ -110,6 +133,7 @@ _COUNTERS = (
     "throttled",
     "transient_errors",
     "fate_unknown",
+    "token_renewals",
 )
 
 
@@ -136,6 +160,7 @@ class GraphStats:
     throttled: int = 0
     transient_errors: int = 0
     fate_unknown: int = 0
+    token_renewals: int = 0
     wait_seconds: float = 0.0
     by_method: dict[str, int] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
@@ -175,6 +200,16 @@ class _Raw(NamedTuple):
     status: int
     headers: dict[str, str]
     content: bytes
+    token: str  # the bearer token this request was sent with (to renew exactly that one on a 401)
+
+
+# A relative path made only of URL-safe characters (what urls.py builds): used as is in $batch.
+_PLAIN_PATH = re.compile(r"^/?(?!/)[A-Za-z0-9\-._~!$&'()*+,;=:@/%?]*$")
+
+# (request, its final SubResponse, or the error to retry it after): what one envelope yields per request
+_Outcome = tuple[SubRequest, SubResponse | None, AnyGraphError | None]
+# Checks a 2xx sub-response body; returns the (transient) error that makes it unusable, or None.
+BodyCheck = Callable[[SubRequest, Any], TransientGraphError | None]
 
 
 def _origin(url: httpx.URL) -> tuple[str, str, int | None]:
@@ -189,23 +224,36 @@ def _loads(content: bytes) -> Any:
     return json.loads(content)
 
 
-def _malformed(what: str, detail: str) -> TransientGraphError:
-    err = TransientGraphError(
-        f"{what}: Graph's answer is not the JSON expected ({detail})",
-        code="graph-malformed-response",
-        hint="Graph or a proxy between us kept sending broken answers, even after retries; "
-        "check for a proxy rewriting responses, then run again",
-    )
-    mark_sent(err, True)
-    return err
+def _with_prefer(headers: Mapping[str, str] | None) -> dict[str, str]:
+    """``headers`` plus ``Prefer: include-unknown-enum-members`` (kept alongside any other preference)."""
+    out = dict(headers or {})
+    for key, value in out.items():
+        if key.lower() == "prefer":
+            if PREFER.lower() not in value.lower():
+                out[key] = f"{value}, {PREFER}"
+            return out
+    out["Prefer"] = PREFER
+    return out
+
+
+def _takes_force_refresh(provider: Callable[..., str]) -> bool:
+    """Whether the token provider accepts ``force_refresh=`` (a bare ``lambda: token`` does not)."""
+    try:
+        params = inspect.signature(provider).parameters.values()
+    except (TypeError, ValueError):
+        return False
+    return any(p.name == "force_refresh" or p.kind is inspect.Parameter.VAR_KEYWORD for p in params)
 
 
 class GraphClient:
-    """The Graph client: retry, paging, ``$batch``, rate limiting and error mapping in one place.
+    """The Graph client: retry, paging, ``$batch``, pacing, token renewal and error mapping in one place.
 
-    ``token_provider`` is called for every request (tokens refresh). ``http`` (an ``httpx.Client``
-    you own) or ``transport`` (for tests) replace the pooled client built here. ``sleep``,
-    ``clock`` and ``rng`` are injected so that tests compute waits without waiting.
+    ``token_provider(force_refresh=False) -> str`` is called for every request (a provider memoises
+    its token); on a 401 it is called once with ``force_refresh=True`` and the request is resent; a
+    second 401 is an :class:`~gradesync.errors.AuthError`. A provider without the parameter (a bare
+    ``lambda: token``) is simply called again. ``http`` (an ``httpx.Client`` you own) or
+    ``transport`` (for tests) replace the pooled client built here. ``sleep``, ``clock`` and ``rng``
+    are injected so that tests compute waits without waiting.
 
     ``max_in_flight`` envelopes are sent concurrently by :meth:`batch`. Default 4, by measurement
     against the emulator (360 PATCHes = 18 envelopes, 50 ms latency per HTTP answer, limits off)::
@@ -216,15 +264,17 @@ class GraphClient:
     Graph's quota is 35 sub-requests/s (350 per 10 s), so speed beyond that only matters with
     limits off; what matters is staying at the quota when Graph is slow: one 20-request envelope
     takes ~0.3–1 s on the real service, so 1 in flight may fall below 35/s while 4 keep the quota
-    busy up to ~2.3 s per envelope, with the rate limiter (not concurrency) pacing the rest.
+    busy up to ~2.3 s per envelope, with the pacer (not concurrency) pacing the rest.
     A caveat of any concurrency: envelopes already sent when a 429 arrives reach the blocked scope
-    "early"; everything sent after it waits (``max_in_flight=1`` gives strictly zero early requests).
+    "early"; everything sent after it waits. So during the first burst and while the pace is below
+    the ceiling (Graph throttles below its documented limits), envelopes go one at a time
+    (:meth:`_learning`); ``max_in_flight`` applies once the pace holds at the ceiling.
     """
 
     def __init__(
         self,
         base_url: str,
-        token_provider: Callable[[], str],
+        token_provider: Callable[..., str],
         *,
         http: httpx.Client | None = None,
         transport: httpx.BaseTransport | None = None,
@@ -249,6 +299,9 @@ class GraphClient:
             raise ValueError(f"the Graph base URL must be an absolute http(s) URL, not {base_url!r}")
         self._base_path = self._base.raw_path.decode("ascii").split("?", 1)[0].rstrip("/")
         self._token_provider = token_provider
+        self._provider_forces = _takes_force_refresh(token_provider)
+        self._token_lock = threading.Lock()
+        self._stale_tokens: set[str] = set()  # tokens already renewed after a 401
         self.policy = policy or RetryPolicy()
         self.rate_limit = rate_limit or RateLimit.graph()
         self.max_in_flight = max_in_flight
@@ -256,8 +309,6 @@ class GraphClient:
         self.max_response_bytes = max_response_bytes
         self._sleep_fn = sleep
         self._clock = clock
-        self._rng = rng or random.Random()
-        self._rng_lock = threading.Lock()
         self._owns_http = http is None
         self._http = http or httpx.Client(
             transport=transport,
@@ -268,8 +319,7 @@ class GraphClient:
             ),
         )
         self._limiter = RateLimiter(self.rate_limit, clock=clock, sleep=self._sleep)
-        self._pause_lock = threading.Lock()
-        self._pause_until = -math.inf
+        self._engine = RetryEngine(self.policy, clock=clock, sleep=self._sleep, rng=rng or random.Random())
         self._pool: ThreadPoolExecutor | None = None
         self._pool_lock = threading.Lock()
         self.stats = GraphStats()
@@ -292,23 +342,51 @@ class GraphClient:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    # ------------------------------------------------------------------ waiting
+    # ------------------------------------------------------------------ waiting, tokens
 
     def _sleep(self, seconds: float) -> None:
         if seconds > 0:
             self.stats.add(wait_seconds=seconds)
             self._sleep_fn(seconds)
 
-    def _note_retry_after(self, seconds: float) -> None:
-        """Pause everything this client sends until ``seconds`` (+ a margin) from now."""
-        with self._pause_lock:
-            self._pause_until = max(self._pause_until, self._clock() + seconds + RETRY_AFTER_MARGIN)
+    @property
+    def pace(self) -> float:
+        """The pacer's current rate (requests per second; learnt from Graph's 429s)."""
+        return self._limiter.rate
 
-    def _gate(self) -> None:
-        """Wait out a scope-wide pause set by any Retry-After this client has been given."""
-        with self._pause_lock:
-            remaining = self._pause_until - self._clock()
-        self._sleep(remaining)
+    def _learning(self) -> bool:
+        """One envelope at a time while the pace is not known to hold: during the first burst (until
+        one window's budget was sent) and while Graph throttles us below its documented limits (the
+        pace is under the ceiling). A 429 then finds no other envelope already on its way into the
+        Retry-After window; at such a pace one envelope in flight is rarely the bottleneck."""
+        lim = self.rate_limit
+        if not (lim.enabled and lim.adaptive):
+            return False
+        return self.stats.graph_requests < lim.per_10s or self.pace < lim.ceiling
+
+    def _token(self) -> str:
+        return self._token_provider(force_refresh=False) if self._provider_forces else self._token_provider()
+
+    def _renew(self, stale: str) -> None:
+        """Ask the provider for a fresh token, once per rejected token (concurrent 401s share it)."""
+        with self._token_lock:
+            if stale in self._stale_tokens:
+                return
+            self._stale_tokens.add(stale)
+            self.stats.add(token_renewals=1)
+            if self._provider_forces:
+                self._token_provider(force_refresh=True)
+            else:
+                self._token_provider()
+
+    def _rejected(self, err: AnyGraphError, token: str, renewed: set[str], key: str) -> AnyGraphError:
+        """A 401 for ``key``: the first time, renew the token and return a transient error (resend
+        at once); a second 401 for the same ``key`` stays the AuthError it is."""
+        if not is_token_rejected(err) or key in renewed:
+            return err
+        renewed.add(key)
+        self._renew(token)
+        return token_renewed(err)
 
     # ------------------------------------------------------------------ URLs
 
@@ -320,18 +398,14 @@ class GraphClient:
             except httpx.InvalidURL as exc:
                 raise map_transport_error(exc, method="GET", url="<invalid URL>") from None
             if _origin(target) != _origin(self._base):
-                raise TerminalGraphError(
-                    f"Graph pointed to {target.scheme}://{target.host}:{target.port or ''} "
-                    f"instead of the configured {self._base.scheme}://{self._base.host}; "
-                    "the link was not followed and no token was sent there",
-                    code="graph-foreign-nextlink",
-                    hint="Check GRADESYNC_GRAPH_URL and any proxy rewriting Graph's answers.",
-                )
+                raise foreign_link(target, self._base)
             return target
         return httpx.URL(self.base_url + "/" + url.lstrip("/"))
 
     def _relative(self, url: str) -> str:
         """A ``$batch`` item URL: relative to the version root when on it, else absolute (same origin)."""
+        if "://" not in url and _PLAIN_PATH.match(url):  # a clean relative path (urls.py): no parsing
+            return "/" + url.lstrip("/")
         target = self._absolute(url)
         raw = target.raw_path.decode("ascii")
         path = raw.split("?", 1)[0]
@@ -341,16 +415,12 @@ class GraphClient:
 
     def _check_next_link(self, link: Any, seen: set[str], pages: int, origin_url: str) -> None:
         if not isinstance(link, str) or not link:
-            raise _malformed(f"GET {origin_url}", "@odata.nextLink is not a string")
+            raise malformed_answer(f"GET {origin_url}", "@odata.nextLink is not a string")
         target = self._absolute(link)  # raises graph-foreign-nextlink
         key = str(target)
         if key in seen or pages >= self.max_pages:
             why = "a link seen before" if key in seen else f"more than {self.max_pages} pages"
-            raise TerminalGraphError(
-                f"GET {origin_url}: Graph's @odata.nextLink chain loops ({why}); paging stopped",
-                code="graph-nextlink-loop",
-                hint="Graph or a proxy is misbehaving; retry later or report it with this URL.",
-            )
+            raise next_link_loop(origin_url, why)
         seen.add(key)
 
     # ------------------------------------------------------------------ the seam
@@ -364,15 +434,12 @@ class GraphClient:
         body: Any = None,
         weight: int = 1,
     ) -> _Raw:
-        """Send one HTTP request (after the pause and the rate limit); read at most max_response_bytes.
-
-        Raises only mapped gradesync errors for transport failures; HTTP error statuses are returned.
-        """
+        """Send one HTTP request (after the pacer: buckets and Retry-After pauses); read at most
+        max_response_bytes. Raises only mapped gradesync errors; HTTP error statuses are returned."""
         target = self._absolute(url)
-        self._gate()
         self._limiter.acquire(weight)
-        self._gate()  # a Retry-After may have arrived while the rate limiter made us wait
-        headers = {"Authorization": f"Bearer {self._token_provider()}", "Accept": "application/json"}
+        token = self._token()
+        headers = _with_prefer({"Authorization": f"Bearer {token}", "Accept": "application/json"})
         request = self._http.build_request(method, target, params=params, json=body, headers=headers)
         self.stats.add(http_requests=1)
         try:
@@ -383,16 +450,9 @@ class GraphClient:
                 for chunk in response.iter_bytes():
                     total += len(chunk)
                     if total > self.max_response_bytes:
-                        err = TerminalGraphError(
-                            f"{method} {url}: Graph's answer is larger than {self.max_response_bytes} bytes; "
-                            "it was not read",
-                            code="graph-response-too-large",
-                            hint="Ask for smaller pages ($top, $select) or raise max_response_bytes.",
-                        )
-                        mark_sent(err, True)
-                        raise err
+                        raise too_large(method, url, self.max_response_bytes)
                     chunks.append(chunk)
-                return _Raw(response.status_code, dict(response.headers.items()), b"".join(chunks))
+                return _Raw(response.status_code, dict(response.headers.items()), b"".join(chunks), token)
             finally:
                 response.close()
         except httpx.HTTPError as exc:
@@ -409,10 +469,14 @@ class GraphClient:
         return err
 
     def _note_error(self, err: AnyGraphError) -> None:
-        if isinstance(err, TransientGraphError):
-            self.stats.add(transient_errors=1, throttled=1 if err.status == 429 else 0)
-            if err.retry_after is not None:
-                self._note_retry_after(err.retry_after)
+        """Count a failure; a 429 tells the pacer (pause + learning), any Retry-After pauses the scope."""
+        if isinstance(err, TransientGraphError) and err.code != "auth-token-renewed":
+            throttled = err.status == 429
+            self.stats.add(transient_errors=1, throttled=1 if throttled else 0)
+            if throttled:
+                self._limiter.throttled(1, _margin(err.retry_after))
+            elif err.retry_after is not None:
+                self._limiter.pause(err.retry_after + RETRY_AFTER_MARGIN)
 
     # ------------------------------------------------------------------ single requests
 
@@ -424,71 +488,65 @@ class GraphClient:
         params: Mapping[str, Any] | None = None,
         body: Any = None,
         expect_object: bool = False,
+        retry: bool = True,
     ) -> Any:
-        """One request with retries (tenacity); returns the parsed JSON body (``None`` when empty).
+        """One request through the retry engine; returns the parsed JSON body (``None`` when empty).
 
-        With ``expect_object``, anything but a JSON object is malformed (and retried like one)."""
-        start = self._clock()
-        last: dict[str, Any] = {"retry_after": None}
+        With ``expect_object``, anything but a JSON object is malformed (and retried like one).
+        Without ``retry`` (a create) it is sent once — except after a 401, which Graph did not apply.
+        """
+        answer: dict[str, Any] = {}
+        renewed: set[str] = set()
 
-        def attempt() -> Any:
-            retry_state = tenacity_state["state"]
-            number = retry_state.attempt_number if retry_state else 1
-            self.stats.count_request(method, retry=number > 1, sub=False)
-            last["retry_after"] = None
+        def send_round(keys: list[str], attempt: int) -> dict[str, AnyGraphError]:
+            self.stats.count_request(method, retry=attempt > 1, sub=False)
             try:
-                raw = self._send(method, url, params=params, body=body)
-            except TransientGraphError as exc:
-                self._note_error(exc)
-                raise
-            if raw.status >= 300:
-                err = self._error_answer(raw, method, url)
-                if isinstance(err, GraphError):
-                    last["retry_after"] = err.retry_after
-                raise err
-            try:
-                parsed = _loads(raw.content)
-            except ValueError as exc:
-                err = _malformed(f"{method} {url}", str(exc)[:80])
-                self._note_error(err)
-                raise err from None
-            if expect_object and not isinstance(parsed, dict):
-                err = _malformed(f"{method} {url}", "not a JSON object")
-                self._note_error(err)
-                raise err
-            return parsed
+                answer["body"] = self._attempt(method, url, params, body, expect_object, renewed)
+            except (GraphError, AuthError) as err:
+                if retry or (err.code == "auth-token-renewed" and not was_sent(err)):
+                    return {"once": err}
+                answer["settled"] = err  # a create that may have reached Graph: never resent
+            return {}
 
-        tenacity_state: dict[str, tenacity.RetryCallState | None] = {"state": None}
+        failures = self._engine.run(["once"], send_round)
+        if failures:
+            raise failures["once"]
+        if "settled" in answer:
+            raise answer["settled"]
+        return answer.get("body")
 
-        def wait(state: tenacity.RetryCallState) -> float:
-            retry_after = last["retry_after"]
-            with self._rng_lock:
-                computed = next_wait(
-                    attempts_made=state.attempt_number,
-                    elapsed=self._clock() - start,
-                    retry_after=retry_after,
-                    policy=self.policy,
-                    rng=self._rng,
-                )
-            if computed is None:
-                return math.inf
-            return 0.0 if retry_after is not None else computed  # the gate waits out a Retry-After
-
-        def stop(state: tenacity.RetryCallState) -> bool:
-            return state.upcoming_sleep == math.inf
-
-        def before(state: tenacity.RetryCallState) -> None:
-            tenacity_state["state"] = state
-
-        retrying = tenacity.Retrying(
-            retry=tenacity.retry_if_exception_type(TransientGraphError),
-            wait=wait,
-            stop=stop,
-            sleep=self._sleep,
-            before=before,
-            reraise=True,
-        )
-        return retrying(attempt)
+    def _attempt(
+        self,
+        method: str,
+        url: str,
+        params: Mapping[str, Any] | None,
+        body: Any,
+        expect_object: bool,
+        renewed: set[str],
+    ) -> Any:
+        """Send once; raise the mapped error (a first 401 becomes ``auth-token-renewed``)."""
+        try:
+            raw = self._send(method, url, params=params, body=body)
+        except TransientGraphError as exc:
+            self._note_error(exc)
+            raise
+        if raw.status >= 300:
+            err = self._error_answer(raw, method, url)
+            err = self._rejected(err, raw.token, renewed, "once")
+            if isinstance(err, TransientGraphError) and err.code == "auth-token-renewed":
+                mark_sent(err, False)  # refused at the door: nothing was applied
+            raise err
+        try:
+            parsed = _loads(raw.content)
+        except ValueError as exc:
+            err = malformed_answer(f"{method} {url}", str(exc)[:80])
+            self._note_error(err)
+            raise err from None
+        if expect_object and not isinstance(parsed, dict):
+            err = malformed_answer(f"{method} {url}", "not a JSON object")
+            self._note_error(err)
+            raise err
+        return parsed
 
     def get(self, url: str, params: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """GET one resource (with retries). ``url`` is relative to the version root or absolute on it."""
@@ -496,23 +554,16 @@ class GraphClient:
         return body
 
     def request(self, method: str, url: str, body: Any = None) -> Any:
-        """Any single request with retries. Only for idempotent methods: a POST is sent once, never
-        retried after it may have reached Graph (a transient failure is raised with ``sent``)."""
+        """Any single request with retries. Only idempotent methods are retried: a POST is sent once,
+        never again after it may have reached Graph (a transient failure is raised with ``sent``);
+        a POST answered 401 (refused, not applied) is resent once with a renewed token."""
         method = method.upper()
-        if method in IDEMPOTENT_METHODS:
-            return self._request_json(method, url, body=body)
-        self.stats.count_request(method, retry=False, sub=False)
         try:
-            raw = self._send(method, url, body=body)
-        except GraphError as exc:
-            self._note_error(exc)
+            return self._request_json(method, url, body=body, retry=method in IDEMPOTENT_METHODS)
+        except TransientGraphError as exc:
+            if exc.code == "graph-malformed-response" and method not in IDEMPOTENT_METHODS:
+                return None  # a create's answer we cannot read: it was applied
             raise
-        if raw.status >= 300:
-            raise self._error_answer(raw, method, url)
-        try:
-            return _loads(raw.content)
-        except ValueError:
-            return None
 
     def get_all(self, url: str, params: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
         """Every item of a collection: follows ``@odata.nextLink`` (same origin only) until absent.
@@ -541,6 +592,7 @@ class GraphClient:
 
         Returns ``id → SubResponse`` in input order, one for every request. Rules:
 
+        * every item carries its own ``headers`` with ``Prefer: include-unknown-enum-members``;
         * responses are matched by id; a missing, duplicated or unparsable answer counts as a
           transient failure of that request (``graph-batch-missing-response``), never guessed;
         * idempotent requests (GET, PUT, PATCH, DELETE) failing transiently (429, 5xx, missing
@@ -548,13 +600,16 @@ class GraphClient:
           among them (else backoff) until they succeed, fail terminally, or the policy's
           attempt/time budget runs out — then their SubResponse carries the last error
           (``status`` of that error, 0 if none);
+        * a 401 (sub-response or envelope) renews the token once and resends just those requests;
+          a second 401 is final (a GraphAuthError in the SubResponse, or raised for an envelope);
         * a POST is sent once: if its envelope failed after it may have left (timeout, dropped
-          connection, 429/5xx envelope, broken answer) or it was answered 429/5xx, it comes back
-          ``fate_unknown=True`` with the error. Only an envelope that certainly never left (no
-          connection could be made) is resent with its POSTs. A POST answered 4xx is final;
+          connection, 429/5xx envelope, broken answer) or it was answered 429/5xx/401, it comes
+          back ``fate_unknown=True`` with the error. Only an envelope that certainly never left
+          (no connection, or refused whole with 401) is resent with its POSTs. A POST answered
+          another 4xx is final;
         * other errors are returned in the SubResponse, not raised. The call raises only
-          :class:`~gradesync.errors.AuthError` for a 401/403 on the whole envelope, and
-          ``ValueError`` for duplicate ids or a URL off the configured origin.
+          :class:`~gradesync.errors.AuthError` for a second 401 or a 403 on the whole envelope,
+          and ``ValueError`` for duplicate ids or a URL off the configured origin.
         """
         reqs = list(requests)
         seen: set[str] = set()
@@ -568,59 +623,46 @@ class GraphClient:
                 raise ValueError(f"request {req.id!r}: {exc.message}") from None
         return self._run_batch(reqs)
 
-    def _run_batch(self, reqs: list[SubRequest]) -> dict[str, SubResponse]:
-        start = self._clock()
+    def _run_batch(self, reqs: list[SubRequest], check: BodyCheck | None = None) -> dict[str, SubResponse]:
+        """Every request through the retry engine, re-batching the transient failures together."""
+        by_id = {r.id: SubRequest(r.id, r.method.upper(), r.url, r.body, r.headers) for r in reqs}
         results: dict[str, SubResponse] = {}
-        pending = [SubRequest(r.id, r.method.upper(), r.url, r.body, r.headers) for r in reqs]
-        round_no = 0
-        while pending:
-            round_no += 1
+        attempts: dict[str, int] = {}
+        renewed: set[str] = set()
+
+        def send_round(ids: list[str], attempt: int) -> dict[str, AnyGraphError]:
+            pending = [by_id[i] for i in ids]
             chunks = [pending[i : i + MAX_BATCH] for i in range(0, len(pending), MAX_BATCH)]
-            retry: list[tuple[SubRequest, AnyGraphError]] = []
-            for outcome in self._run_envelopes(chunks, round_no):
+            failures: dict[str, AnyGraphError] = {}
+            for outcome in self._run_envelopes(chunks, attempt, renewed, check):
                 for req, final, err in outcome:
+                    attempts[req.id] = attempt
                     if final is not None:
                         results[req.id] = final
-                    else:
-                        assert err is not None
-                        retry.append((req, err))
-            if not retry:
-                break
-            waits = [
-                e.retry_after for _, e in retry if isinstance(e, GraphError) and e.retry_after is not None
-            ]
-            retry_after = max(waits) if waits else None
-            with self._rng_lock:
-                wait = next_wait(
-                    attempts_made=round_no,
-                    elapsed=self._clock() - start,
-                    retry_after=retry_after,
-                    policy=self.policy,
-                    rng=self._rng,
-                )
-            if wait is None:
-                for req, err in retry:
-                    results[req.id] = SubResponse(
-                        req.id, getattr(err, "status", None) or 0, None, {}, err, False, round_no
-                    )
-                break
-            if retry_after is None:
-                self._sleep(wait)  # a Retry-After was already turned into a scope-wide pause
-            pending = [req for req, _ in retry]
+                    elif err is not None:
+                        failures[req.id] = err
+            return failures
+
+        for rid, err in self._engine.run(list(by_id), send_round).items():
+            status = getattr(err, "status", None) or 0
+            results[rid] = SubResponse(rid, status, None, {}, err, False, attempts[rid])
         return {r.id: results[r.id] for r in reqs}
 
     def _run_envelopes(
-        self, chunks: list[list[SubRequest]], round_no: int
-    ) -> list[list[tuple[SubRequest, SubResponse | None, AnyGraphError | None]]]:
-        if len(chunks) == 1 or self.max_in_flight == 1:
-            return [self._envelope(chunk, round_no) for chunk in chunks]
+        self, chunks: list[list[SubRequest]], attempt: int, renewed: set[str], check: BodyCheck | None
+    ) -> list[list[_Outcome]]:
+        def one(chunk: list[SubRequest]) -> list[_Outcome]:
+            return self._envelope(chunk, attempt, renewed, check)
+
+        if len(chunks) == 1 or self.max_in_flight == 1 or self._learning():
+            return [one(chunk) for chunk in chunks]
         with self._pool_lock:
             if self._pool is None:
                 self._pool = ThreadPoolExecutor(
                     max_workers=self.max_in_flight, thread_name_prefix="graph-batch"
                 )
             pool = self._pool
-        futures = [pool.submit(self._envelope, chunk, round_no) for chunk in chunks]
+        futures = [pool.submit(one, chunk) for chunk in chunks]
         outcomes, first_error = [], None
         for future in futures:
             try:
@@ -633,79 +675,81 @@ class GraphClient:
 
     def _item(self, req: SubRequest) -> dict[str, Any]:
         item: dict[str, Any] = {"id": req.id, "method": req.method, "url": self._relative(req.url)}
-        headers = dict(req.headers or {})
+        headers = _with_prefer(req.headers)
         if req.body is not None:
             headers.setdefault("Content-Type", "application/json")
             item["body"] = req.body
-        if headers:
-            item["headers"] = headers
+        item["headers"] = headers
         return item
 
     def _envelope(
-        self, chunk: list[SubRequest], round_no: int
-    ) -> list[tuple[SubRequest, SubResponse | None, AnyGraphError | None]]:
+        self, chunk: list[SubRequest], attempt: int, renewed: set[str], check: BodyCheck | None
+    ) -> list[_Outcome]:
         """Send one envelope; per request: a final SubResponse, or the error to re-batch it after."""
         payload = {"requests": [self._item(r) for r in chunk]}
         self.stats.add(batches=1)
         for req in chunk:
-            self.stats.count_request(req.method, retry=round_no > 1, sub=True)
+            self.stats.count_request(req.method, retry=attempt > 1, sub=True)
         try:
             raw = self._send("POST", "/$batch", body=payload, weight=len(chunk))
         except GraphError as exc:
             self._note_error(exc)
-            return self._envelope_failed(chunk, exc, round_no)
+            return self._envelope_failed(chunk, exc, attempt)
         if raw.status >= 300:
-            try:
-                error_body = _loads(raw.content)
-            except ValueError:
-                error_body = None
-            err = map_graph_error(raw.status, error_body, raw.headers, method="POST", url="/$batch")
-            if isinstance(err, AuthError):
-                raise err
-            self._note_error(err)
-            mark_sent(err, True)
-            return self._envelope_failed(chunk, err, round_no)
+            return self._envelope_refused(chunk, raw, attempt, renewed)
         try:
             answer = _loads(raw.content)
         except ValueError as exc:
             answer = exc
         responses = answer.get("responses") if isinstance(answer, dict) else None
         if not isinstance(responses, list):
-            err = _malformed("POST /$batch", "no responses list")
+            err = malformed_answer("POST /$batch", "no responses list")
             self._note_error(err)
-            return self._envelope_failed(chunk, err, round_no)
+            return self._envelope_failed(chunk, err, attempt)
         by_id: dict[str, list[dict[str, Any]]] = defaultdict(list)
         for item in responses:
             if isinstance(item, dict) and item.get("id") is not None:
                 by_id[str(item["id"])].append(item)
-        out: list[tuple[SubRequest, SubResponse | None, AnyGraphError | None]] = []
+        out: list[_Outcome] = []
         for req in chunk:
             items = by_id.get(req.id, [])
             if len(items) == 1 and isinstance(items[0].get("status"), int):
-                out.append(self._sub_outcome(req, items[0], round_no))
+                out.append(self._sub_outcome(req, items[0], attempt, SubContext(raw.token, renewed, check)))
                 continue
             why = "no answer" if not items else f"{len(items)} answers" if len(items) > 1 else "no status"
-            err = TransientGraphError(
-                f"{req.method} {req.url}: the $batch answer had {why} for request id {req.id!r}",
-                code="graph-batch-missing-response",
-                hint="Graph's batch answer was incomplete; the request is retried if that is safe.",
-            )
-            mark_sent(err, True)
+            err = missing_sub_response(req.method, req.url, req.id, why)
             self._note_error(err)
-            out.append(self._transient_sub(req, err, round_no))
+            out.append(self._transient_sub(req, err, attempt))
         return out
 
-    def _envelope_failed(
-        self, chunk: list[SubRequest], err: AnyGraphError, round_no: int
-    ) -> list[tuple[SubRequest, SubResponse | None, AnyGraphError | None]]:
+    def _envelope_refused(
+        self, chunk: list[SubRequest], raw: _Raw, attempt: int, renewed: set[str]
+    ) -> list[_Outcome]:
+        """The whole envelope answered with an error status (401: renew once and resend it all)."""
+        try:
+            error_body = _loads(raw.content)
+        except ValueError:
+            error_body = None
+        err = map_graph_error(raw.status, error_body, raw.headers, method="POST", url="/$batch")
+        if is_token_rejected(err) and not any(r.id in renewed for r in chunk):
+            renewed.update(r.id for r in chunk)
+            self._renew(raw.token)
+            return [(req, None, mark_sent(token_renewed(err), False)) for req in chunk]
+        if isinstance(err, AuthError):
+            raise err
+        self._note_error(err)
+        mark_sent(err, True)
+        return self._envelope_failed(chunk, err, attempt)
+
+    def _envelope_failed(self, chunk: list[SubRequest], err: AnyGraphError, attempt: int) -> list[_Outcome]:
         sent = was_sent(err)
-        out: list[tuple[SubRequest, SubResponse | None, AnyGraphError | None]] = []
+        out: list[_Outcome] = []
         for req in chunk:
             if isinstance(err, TransientGraphError):
                 if not sent:  # never left this machine: safe to resend, POSTs included
                     out.append((req, None, err))
                 else:
-                    out.append(self._transient_sub(req, err, round_no))
+                    out.append(self._transient_sub(req, err, attempt))
             else:
                 status = getattr(err, "status", None) or 0
                 # A 4xx for the whole envelope: nothing was applied. A failure while reading the
@@ -713,32 +757,35 @@ class GraphClient:
                 unknown = req.method not in IDEMPOTENT_METHODS and status == 0 and sent
                 if unknown:
                     self.stats.add(fate_unknown=1)
-                out.append((req, SubResponse(req.id, status, None, {}, err, unknown, round_no), None))
+                out.append((req, SubResponse(req.id, status, None, {}, err, unknown, attempt), None))
         return out
 
-    def _transient_sub(
-        self, req: SubRequest, err: AnyGraphError, round_no: int
-    ) -> tuple[SubRequest, SubResponse | None, AnyGraphError | None]:
+    def _transient_sub(self, req: SubRequest, err: AnyGraphError, attempt: int) -> _Outcome:
+        """A transient failure of a sub-request that may have reached Graph: an idempotent one is
+        retried; a create is final with ``fate_unknown`` (the executor re-reads before deciding)."""
         if req.method in IDEMPOTENT_METHODS:
             return (req, None, err)
         self.stats.add(fate_unknown=1)
         status = getattr(err, "status", None) or 0
-        return (req, SubResponse(req.id, status, None, {}, err, True, round_no), None)
+        return (req, SubResponse(req.id, status, None, {}, err, True, attempt), None)
 
-    def _sub_outcome(
-        self, req: SubRequest, item: dict[str, Any], round_no: int
-    ) -> tuple[SubRequest, SubResponse | None, AnyGraphError | None]:
+    def _sub_outcome(self, req: SubRequest, item: dict[str, Any], attempt: int, ctx: SubContext) -> _Outcome:
         status = int(item["status"])
         raw_headers = item.get("headers")
         headers = {str(k): str(v) for k, v in raw_headers.items()} if isinstance(raw_headers, dict) else {}
         body = item.get("body")
         if status < 300:
-            return (req, SubResponse(req.id, status, body, headers, None, False, round_no), None)
+            broken = ctx.check(req, body) if ctx.check is not None else None
+            if broken is None:
+                return (req, SubResponse(req.id, status, body, headers, None, False, attempt), None)
+            self._note_error(broken)
+            return self._transient_sub(req, broken, attempt)
         err = map_graph_error(status, body, headers, method=req.method, url=req.url)
         self._note_error(err)
+        err = self._rejected(err, ctx.token, ctx.renewed, req.id)
         if isinstance(err, TransientGraphError):
-            return self._transient_sub(req, err, round_no)
-        return (req, SubResponse(req.id, status, body, headers, err, False, round_no), None)
+            return self._transient_sub(req, err, attempt)
+        return (req, SubResponse(req.id, status, body, headers, err, False, attempt), None)
 
     # ------------------------------------------------------------------ many collections
 
@@ -748,14 +795,15 @@ class GraphClient:
         Round 1 sends every first page (≤ 20 per envelope, ``max_in_flight`` envelopes at once);
         each next round sends the ``@odata.nextLink`` of every collection not yet complete (made
         relative to the version root), until none is left. Each page costs exactly one
-        sub-request (plus retries of transient failures), so for collections of p₁…pₙ pages the
-        cost is Σpᵢ sub-requests in Σ_rounds ⌈open_r / 20⌉ envelopes.
+        sub-request (plus retries of transient failures — a broken page inside a 200 sub-response
+        is one: the same retry engine reads it again), so for collections of p₁…pₙ pages the cost
+        is Σpᵢ sub-requests in Σ_rounds ⌈open_r / 20⌉ envelopes.
 
         Errors are **returned, not raised**: a url whose listing failed (404 class gone, 400,
         retries exhausted, a foreign or looping nextLink, a malformed page) is absent from the
         result and its mapped error is in ``result.errors[url]`` (check ``error.status == 404``
         or ``error.code == "graph-not-found"``). Only an :class:`~gradesync.errors.AuthError`
-        (401/403 anywhere) is raised, since nothing else can succeed then. Partial listings are
+        (401 twice, 403) is raised, since nothing else can succeed then. Partial listings are
         never returned. Duplicate urls are read once. A body without ``value`` (a single entity,
         e.g. ``/education/classes/{id}``) is returned as a one-item list.
         """
@@ -764,7 +812,6 @@ class GraphClient:
         items: dict[str, list[dict[str, Any]]] = {u: [] for u in unique}
         seen: dict[str, set[str]] = {}
         pages: dict[str, int] = dict.fromkeys(unique, 0)
-        malformed: dict[str, int] = {}  # broken pages seen per collection (retried)
         current: dict[str, str] = {}
         for url in unique:
             try:
@@ -775,9 +822,8 @@ class GraphClient:
         while current:
             keys = list(current)
             subs = [SubRequest(str(i), "GET", current[k]) for i, k in enumerate(keys)]
-            answers = self._run_batch(subs)
+            answers = self._run_batch(subs, check=_page_check)
             upcoming: dict[str, str] = {}
-            broken_round = 0  # the most broken pages any collection of this round has had
             for i, key in enumerate(keys):
                 answer = answers[str(i)]
                 if answer.error is not None:
@@ -785,20 +831,7 @@ class GraphClient:
                         raise answer.error
                     result.errors[key] = answer.error
                     continue
-                try:
-                    value, next_link = _page_items(answer.body, f"GET {current[key]}")
-                except TransientGraphError as exc:
-                    # A broken page inside a 200 sub-response is retried like a broken HTTP answer:
-                    # re-read the same page next round, within the attempt budget.
-                    self._note_error(exc)
-                    malformed[key] = malformed.get(key, 0) + 1
-                    if malformed[key] < self.policy.max_attempts:
-                        self.stats.add(retries=1)
-                        upcoming[key] = current[key]
-                        broken_round = max(broken_round, malformed[key])
-                    else:
-                        result.errors[key] = exc
-                    continue
+                value, next_link = _page_items(answer.body, f"GET {current[key]}")
                 pages[key] += 1
                 try:
                     items[key].extend(value)
@@ -807,10 +840,6 @@ class GraphClient:
                         upcoming[key] = self._relative(next_link)
                 except GraphError as exc:
                     result.errors[key] = exc
-            if broken_round:
-                with self._rng_lock:
-                    wait = backoff(broken_round, self.policy, self._rng)
-                self._sleep(wait)
             current = upcoming
         for url in unique:
             if url not in result.errors:
@@ -818,13 +847,34 @@ class GraphClient:
         return result
 
 
+class SubContext(NamedTuple):
+    """What a sub-response is judged with: the envelope's token, the ids renewed once, the body check."""
+
+    token: str
+    renewed: set[str]
+    check: BodyCheck | None
+
+
+def _margin(retry_after: float | None) -> float | None:
+    return None if retry_after is None else retry_after + RETRY_AFTER_MARGIN
+
+
+def _page_check(req: SubRequest, body: Any) -> TransientGraphError | None:
+    """A 200 sub-response that is not a collection page (or entity) is broken: retried."""
+    try:
+        _page_items(body, f"GET {req.url}")
+    except TransientGraphError as exc:
+        return exc
+    return None
+
+
 def _page_items(page: Any, what: str) -> tuple[list[dict[str, Any]], Any]:
     """(items, nextLink) of a collection page; a single entity (no ``value``) is one item."""
     if not isinstance(page, dict):
-        raise _malformed(what, "not a JSON object")
+        raise malformed_answer(what, "not a JSON object")
     if "value" not in page:
         return [page], None
     value = page["value"]
     if not isinstance(value, list):
-        raise _malformed(what, "value is not a list")
+        raise malformed_answer(what, "value is not a list")
     return [v for v in value if isinstance(v, dict)], page.get("@odata.nextLink")

@@ -9,8 +9,11 @@
 The resulting tree (retry code acts on the type alone)::
 
     AuthError                 401, 403 (exit 3); names the permission that is probably missing
-    TransientGraphError       429, 500, 502, 503, 504, timeouts, dropped/refused connections,
-                              malformed JSON in a 2xx, a batch answer that misses a request
+    TransientGraphError       429, 500, 502, 503, 504, timeouts, dropped connections, malformed
+                              JSON in a 2xx, a batch answer that misses a request, a 401 whose
+                              token was just renewed (``auth-token-renewed``: resend at once)
+    └── GraphUnreachableError no connection at all (DNS, refused, TLS, proxy, connect timeout);
+                              also a NetworkError: once retries are exhausted it is exit 7
     TerminalGraphError        any other 4xx, a foreign or looping nextLink, an oversized answer,
                               client-side misuse (bad URL, protocol error on our side)
 
@@ -25,7 +28,14 @@ from typing import Any
 
 import httpx
 
-from gradesync.errors import AuthError, GraphAuthError, GraphError, TerminalGraphError, TransientGraphError
+from gradesync.errors import (
+    AuthError,
+    GraphAuthError,
+    GraphError,
+    GraphUnreachableError,
+    TerminalGraphError,
+    TransientGraphError,
+)
 from gradesync.graph.retry import parse_retry_after
 
 TRANSIENT_STATUSES = frozenset({429, 500, 502, 503, 504})
@@ -77,6 +87,11 @@ TRANSPORT_ERRORS: dict[type[Exception], tuple[bool, str, str]] = {
 }
 
 
+# Failures that mean "Graph cannot be reached from here" (no connection was ever established):
+# GraphUnreachableError, transient while retried, exit 7 (NetworkError) once retries are exhausted.
+UNREACHABLE = frozenset({httpx.ConnectError, httpx.ConnectTimeout, httpx.ProxyError})
+
+
 def mark_sent(err: GraphError, sent: bool) -> GraphError:
     """Record on ``err`` whether its request may have reached Graph (read by :func:`was_sent`)."""
     err.sent = sent  # type: ignore[attr-defined]
@@ -107,7 +122,15 @@ def map_transport_error(exc: Exception, *, method: str, url: str) -> GraphError:
     detail = str(exc) or kind
     message = f"{method} {url}: {kind}: {detail}"
     err: GraphError
-    if transient:
+    if any(cls in UNREACHABLE for cls in type(exc).__mro__):
+        err = GraphUnreachableError(
+            message,
+            code=code,
+            hint="Graph could not be reached (DNS, connection refused, TLS or proxy), even after "
+            "retries; check the network, the proxy and GRADESYNC_GRAPH_URL, then run again — "
+            "an interrupted apply finishes with --resume",
+        )
+    elif transient:
         err = TransientGraphError(
             message,
             code=code,
@@ -228,3 +251,85 @@ def map_graph_error(
         code=code,
         hint=hint,
     )
+
+
+# ---------------------------------------------------------------- errors the client detects itself
+# Every error the Graph client raises is built here (the client builds none itself).
+
+
+def malformed_answer(what: str, detail: str) -> TransientGraphError:
+    """A 2xx (or a 200 sub-response) whose body is not the JSON expected: retried like a 5xx."""
+    err = TransientGraphError(
+        f"{what}: Graph's answer is not the JSON expected ({detail})",
+        code="graph-malformed-response",
+        hint="Graph or a proxy between us kept sending broken answers, even after retries; "
+        "check for a proxy rewriting responses, then run again",
+    )
+    mark_sent(err, True)
+    return err
+
+
+def foreign_link(target: httpx.URL, base: httpx.URL) -> TerminalGraphError:
+    """A link (nextLink or request URL) off the configured origin: never followed, no token sent."""
+    return TerminalGraphError(
+        f"Graph pointed to {target.scheme}://{target.host}:{target.port or ''} "
+        f"instead of the configured {base.scheme}://{base.host}; "
+        "the link was not followed and no token was sent there",
+        code="graph-foreign-nextlink",
+        hint="Check GRADESYNC_GRAPH_URL and any proxy rewriting Graph's answers.",
+    )
+
+
+def next_link_loop(url: str, why: str) -> TerminalGraphError:
+    return TerminalGraphError(
+        f"GET {url}: Graph's @odata.nextLink chain loops ({why}); paging stopped",
+        code="graph-nextlink-loop",
+        hint="Graph or a proxy is misbehaving; retry later or report it with this URL.",
+    )
+
+
+def too_large(method: str, url: str, limit: int) -> TerminalGraphError:
+    err = TerminalGraphError(
+        f"{method} {url}: Graph's answer is larger than {limit} bytes; it was not read",
+        code="graph-response-too-large",
+        hint="Ask for smaller pages ($top, $select) or raise max_response_bytes.",
+    )
+    mark_sent(err, True)
+    return err
+
+
+def missing_sub_response(method: str, url: str, request_id: str, why: str) -> TransientGraphError:
+    """A ``$batch`` answer without exactly one usable response for a request: never guessed."""
+    err = TransientGraphError(
+        f"{method} {url}: the $batch answer had {why} for request id {request_id!r}",
+        code="graph-batch-missing-response",
+        hint="Graph's batch answer was incomplete; the request is retried if that is safe.",
+    )
+    mark_sent(err, True)
+    return err
+
+
+def token_renewed(rejected: GraphError | AuthError) -> TransientGraphError:
+    """A 401 after which the token provider handed out a fresh token: resend at once (wait 0).
+
+    Not applied by Graph (it refused the token), yet a create answered so inside a ``$batch`` is
+    still reported ``fate_unknown`` by the client rather than resent blindly.
+    """
+    status = getattr(rejected, "status", None) or 401
+    err = TransientGraphError(
+        f"{rejected.message} — a fresh token was requested and the request is sent again",
+        status=status,
+        graph_code=getattr(rejected, "graph_code", None),
+        inner_code=getattr(rejected, "inner_code", None),
+        request_id=getattr(rejected, "request_id", None),
+        retry_after=0.0,
+        code="auth-token-renewed",
+        hint="Graph refused the access token twice in a row; check the sign-in (gradesync auth status).",
+    )
+    mark_sent(err, True)
+    return err
+
+
+def is_token_rejected(err: BaseException) -> bool:
+    """A 401 from Graph (the token, not a permission: 403 is final)."""
+    return isinstance(err, GraphAuthError) and err.status == 401

@@ -1,7 +1,8 @@
 """Every Graph URL gradesync builds, in one place: paths below the version root, ids URL-quoted.
 
-Listings ask only for the fields gradesync reads (``$select``). Paths are relative to the version
-root (``/education/...``), as ``GraphClient`` and ``$batch`` sub-requests take them.
+Listings ask only for the fields gradesync reads (``$select``) and for pages as large as Graph will
+serve (``$top``, :data:`TOP`): every page costs one request of the quota. Paths are relative to the
+version root (``/education/...``), as ``GraphClient`` and ``$batch`` sub-requests take them.
 """
 
 from __future__ import annotations
@@ -11,6 +12,12 @@ from urllib.parse import quote
 CLASS_SELECT = "id,displayName,externalId,mailNickname"
 MEMBER_SELECT = "id,displayName,userPrincipalName,mail,externalId,primaryRole,student"
 ASSIGNMENT_SELECT = "id,classId,displayName,status,grading"
+# $top asked of every listing. Graph documents no maximum for the education listings; 999 is the
+# largest page Graph documents anywhere ("Paging Microsoft Graph data in your app": directory
+# listings such as /users accept 1 to 999). $top is a request, not a promise: Graph may serve fewer
+# (the client follows @odata.nextLink whatever the page size), and a server that caps lower just
+# caps. The emulator honours $top only to make pages smaller, so its small pages stay small.
+TOP = 999
 
 
 def _q(value: str) -> str:
@@ -25,21 +32,21 @@ def _odata_literal(value: str) -> str:
 def class_lookup_url(key: str, by: str) -> str:
     if by == "id":
         return f"/education/classes/{quote(key, safe='')}?$select={CLASS_SELECT}"
-    return f"/education/classes?$filter={by}%20eq%20{_odata_literal(key)}&$select={CLASS_SELECT}"
+    return f"/education/classes?$filter={by}%20eq%20{_odata_literal(key)}&$select={CLASS_SELECT}&$top={TOP}"
 
 
 def members_url(class_id: str) -> str:
-    return f"/education/classes/{quote(class_id, safe='')}/members?$select={MEMBER_SELECT}"
+    return f"/education/classes/{quote(class_id, safe='')}/members?$select={MEMBER_SELECT}&$top={TOP}"
 
 
 def assignments_url(class_id: str) -> str:
-    return f"/education/classes/{quote(class_id, safe='')}/assignments?$select={ASSIGNMENT_SELECT}"
+    return f"/education/classes/{quote(class_id, safe='')}/assignments?$select={ASSIGNMENT_SELECT}&$top={TOP}"
 
 
 def submissions_url(class_id: str, assignment_id: str) -> str:
     return (
         f"/education/classes/{quote(class_id, safe='')}/assignments/{quote(assignment_id, safe='')}"
-        "/submissions?$expand=outcomes"
+        f"/submissions?$expand=outcomes&$top={TOP}"
     )
 
 

@@ -323,11 +323,43 @@ def test_provider_renews_shortly_before_expiry(endpoint, http, make_settings, mo
     settings = make_settings(mode="client_credentials")
     provider = token_provider(settings, environ=SECRET_ENV, http_client=http)
     first = provider()
-    real = time.time
-    monkeypatch.setattr(time, "time", lambda: real() + endpoint.state.expires_in)  # an hour later
+    real = time.monotonic
+    monkeypatch.setattr(time, "monotonic", lambda: real() + endpoint.state.expires_in)  # an hour later
     second = provider()
     assert second != first
     assert endpoint.state.requests == {"client_credentials": 2}
+
+
+def test_a_wall_clock_jump_neither_renews_early_nor_keeps_an_expired_token(
+    endpoint, http, make_settings, monkeypatch
+):
+    settings = make_settings(mode="client_credentials")
+    provider = token_provider(settings, environ=SECRET_ENV, http_client=http)
+    first = provider()
+    real = time.time
+    monkeypatch.setattr(time, "time", lambda: real() + 10 * endpoint.state.expires_in)  # NTP jumps ahead
+    assert provider() == first  # "expires in" counts on the monotonic clock: no needless renewal
+    assert endpoint.state.requests == {"client_credentials": 1}
+
+
+def test_force_refresh_gets_a_new_app_token_although_msal_cached_one(endpoint, http, make_settings):
+    settings = make_settings(mode="client_credentials")
+    provider = token_provider(settings, environ=SECRET_ENV, http_client=http)
+    first = provider()
+    assert provider() == first  # memoised
+    renewed = provider(force_refresh=True)  # Graph said 401: MSAL's cache must not hand it back
+    assert renewed != first and provider() == renewed
+    assert endpoint.state.requests == {"client_credentials": 2}
+
+
+def test_force_refresh_of_a_persons_token_uses_the_refresh_token_silently(endpoint, http, make_settings):
+    settings = device_settings(make_settings)
+    token_provider(settings, environ={}, http_client=http, interactive=True, prompt=io.StringIO())()
+    nightly = token_provider(settings, environ={}, http_client=http, interactive=False)
+    first = nightly()
+    renewed = nightly(force_refresh=True)
+    assert renewed != first
+    assert endpoint.state.requests.get("refresh_token") == 1  # no person needed
 
 
 def test_msal_extensions_store_when_the_os_store_works(endpoint, http, make_settings, tmp_path, monkeypatch):

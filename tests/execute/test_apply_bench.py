@@ -13,7 +13,9 @@ def test_apply_bench_runs_at_tiny_scale() -> None:
         assert outcome.converged
         assert outcome.graph_requests >= n  # every change costs a request; reads come on top
     naive = results["limited"][2]
-    assert naive.graph_requests == n  # one request per row, nothing else
+    assert naive.graph_requests == 2 * n  # one GET + one PATCH per row, nothing else
+    half = results["half"][0]
+    assert half.converged and half.pace is not None
     assert apply_bench.ideal_limited_seconds(350) == 0.0
     assert apply_bench.ideal_limited_seconds(700) == 10.0
     assert apply_bench.ideal_latency_seconds(10_000, 4) == 6.25

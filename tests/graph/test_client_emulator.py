@@ -260,4 +260,7 @@ def test_a_bad_token_is_an_auth_error_everywhere(emulator, token):
                 call()
             assert info.value.exit_code == 3 and info.value.code == "auth-token-rejected"
             assert bad not in str(info.value) and bad not in repr(info.value)
-        assert client.stats.retries == 0
+        # each call asked for a fresh token once and resent once; the provider (a fixed string here)
+        # is asked only once for this one rejected token, and the second 401 is the AuthError
+        assert client.stats.token_renewals == 1
+        assert client.stats.retries == 4 and client.stats.http_requests == 8

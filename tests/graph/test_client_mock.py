@@ -213,13 +213,14 @@ def test_batch_items_are_relative_with_content_type_only_with_a_body_and_chunked
     assert all(r.ok for r in out.values()) and list(out) == [r.id for r in reqs]
     assert sorted(len(call) for call in seen) == [5, 20, 20]
     items = {i["id"]: i for call in seen for i in call}
-    assert items["g3"] == {"id": "g3", "method": "GET", "url": "/education/classes/3"}
+    prefer = {"Prefer": "include-unknown-enum-members"}  # in every sub-request's own headers
+    assert items["g3"] == {"id": "g3", "method": "GET", "url": "/education/classes/3", "headers": prefer}
     assert items["p7"] == {
         "id": "p7",
         "method": "PATCH",
         "url": "/o/7",
         "body": {"v": 7},
-        "headers": {"Content-Type": "application/json"},
+        "headers": {**prefer, "Content-Type": "application/json"},
     }
     assert client.stats.batches == 3 and client.stats.sub_requests == 45
     assert client.stats.by_method == {"GET": 25, "PATCH": 20}
@@ -444,7 +445,7 @@ def test_a_sub_request_retry_after_pauses_every_later_request_of_the_client():
     assert [len(c) for c in seen] == [2, 1]  # only the throttled one is re-batched
     assert rec.times[1] - rec.times[0] >= 2.5
     # a pause set by one caller also holds back a different request sent meanwhile
-    client._note_retry_after(4.0)
+    client._limiter.pause(4.0)
     t0 = clock()
     client.get("/education/classes/x")
     assert rec.times[-1] - t0 >= 4.0
@@ -629,13 +630,14 @@ def test_the_rate_limiter_paces_sub_requests_on_the_injected_clock():
     client, rec, _clock = make_client(handle, rate_limit=RateLimit.graph(), max_in_flight=1)
     out = client.batch([SubRequest(str(i), "GET", f"/g/{i}") for i in range(700)])
     assert all(r.ok for r in out.values()) and len(seen) == 35
-    # envelopes of 20: 340 fit in a window of 350, so 17 envelopes at 0 s, 17 at 10 s, 1 at 20 s
-    assert sorted(set(rec.times)) == [1000.0, 1010.0, 1020.0]
-    assert client.stats.wait_seconds == pytest.approx(20.0)
-    # never more than 350 sub-requests in any 10 s window
+    # envelopes of 20 from a bucket of 350 refilling at 35/s: 17 at once, the rest at the rate
+    assert rec.times[:17] == [1000.0] * 17
+    assert rec.times[-1] == pytest.approx(1000.0 + (700 - 350) / 35)
+    assert client.stats.wait_seconds == pytest.approx(10.0)
+    # never more sent by time t than the bucket allows: 350 + 35 t
     sizes = [len(c) for c in seen]
-    for t in rec.times:
-        assert sum(s for s, u in zip(sizes, rec.times, strict=True) if t - 10.0 < u <= t) <= 350
+    for k, t in enumerate(rec.times):
+        assert sum(sizes[: k + 1]) <= 350 + 35 * (t - 1000.0) + 1e-6
 
 
 def test_single_post_is_sent_once_even_on_503():
@@ -710,3 +712,29 @@ def test_a_page_that_stays_broken_gives_up_within_the_attempt_budget():
     assert "/education/classes" not in pages
     assert pages.errors["/education/classes"].code == "graph-malformed-response"
     assert len(seen) == 3
+
+
+def test_one_envelope_at_a_time_until_the_pace_is_known_to_hold():
+    """During the first burst and while Graph throttles below its limits, envelopes go one by one:
+    a 429 then finds no other envelope already on its way into the Retry-After window."""
+    import threading
+
+    active = {"now": 0, "max": 0}
+    lock = threading.Lock()
+
+    def handle(request):
+        with lock:
+            active["now"] += 1
+            active["max"] = max(active["max"], active["now"])
+        reqs = json.loads(request.content)["requests"]
+        with lock:
+            active["now"] -= 1
+        return httpx.Response(200, json={"responses": [ok(r) for r in reqs]})
+
+    client, _, _ = make_client(handle, rate_limit=RateLimit.graph(), max_in_flight=4)
+    client.batch([SubRequest(f"r{i}", "GET", f"/x/{i}") for i in range(360)])
+    assert active["max"] == 1  # the first burst: one at a time
+    assert client._learning() is False  # a window's budget went through without a 429
+    client._limiter.throttled(40, retry_after=0.1)  # Graph throttles below its documented limits
+    assert client.pace < 35 and client._learning() is True
+    client.close()

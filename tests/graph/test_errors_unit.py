@@ -5,7 +5,15 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from gradesync.errors import AuthError, ExitCode, GraphError, TerminalGraphError, TransientGraphError
+from gradesync.errors import (
+    AuthError,
+    ExitCode,
+    GraphError,
+    GraphUnreachableError,
+    NetworkError,
+    TerminalGraphError,
+    TransientGraphError,
+)
 from gradesync.graph import map_graph_error, map_transport_error
 from gradesync.graph.errors import TRANSPORT_ERRORS
 
@@ -33,8 +41,8 @@ def test_every_httpx_exception_class_is_mapped_explicitly():
 @pytest.mark.parametrize(
     ("exc", "kind", "code", "sent"),
     [
-        (httpx.ConnectError("refused"), TransientGraphError, "graph-connection-failed", False),
-        (httpx.ConnectTimeout("t"), TransientGraphError, "graph-timeout", False),
+        (httpx.ConnectError("refused"), GraphUnreachableError, "graph-connection-failed", False),
+        (httpx.ConnectTimeout("t"), GraphUnreachableError, "graph-timeout", False),
         (httpx.PoolTimeout("t"), TransientGraphError, "graph-timeout", False),
         (httpx.ReadTimeout("t"), TransientGraphError, "graph-timeout", True),
         (httpx.WriteTimeout("t"), TransientGraphError, "graph-timeout", True),
@@ -51,6 +59,10 @@ def test_transport_errors_are_transient_or_terminal(exc, kind, code, sent):
     assert err.code == code
     assert err.sent is sent
     assert "PATCH /education/x" in err.message
+    # "Graph unreachable" is transient while retried and a NetworkError (exit 7) once given up
+    assert isinstance(err, NetworkError) is (kind is GraphUnreachableError)
+    if kind is GraphUnreachableError:
+        assert isinstance(err, TransientGraphError) and err.exit_code == 7
 
 
 def test_every_mapped_transient_class_retries_and_every_terminal_does_not():
