@@ -349,13 +349,21 @@ class Pipeline:
 
     # ------------------------------------------------------------------ read, resolve, plan
     def inspect(self, paths: Sequence[str | Path], *, class_key: str | None = None,
-                sheet: str | None = None, mapping: Any = None) -> Any:  # fmt: skip
+                sheet: str | None = None, mapping: Any = None, teams: bool = False) -> Any:  # fmt: skip
         """The read stage's inspection of ``paths`` (``gradesync.read.inspect``), for the Map page and
-        ``gradesync inspect``; Graph is only read to name the classes it finds."""
-        from gradesync.read.inspect import inspect_inputs  # the read engineer's module (contract 11)
+        ``gradesync inspect``; with ``teams`` Graph is read (resolve, nothing planned) for "did you mean"."""
+        from gradesync.read.inspect import inspect_inputs, lookup_from_snapshot  # contract 11
 
         self.emit("stage", "read", message="inspect")
-        return inspect_inputs(list(paths), self.settings, class_key=class_key, sheet=sheet, mapping=mapping)
+        lookup = None
+        if teams:
+            read = read_inputs(list(paths), self.settings, class_key=class_key, sheet=sheet, mapping=mapping)
+            self.emit("stage", "resolve")
+            with _errors_mapped("state directory"):
+                lookup = lookup_from_snapshot(resolve(read.frame, self.settings, self.client,
+                                                      progress=self._progress("resolve")))  # fmt: skip
+        return inspect_inputs(list(paths), self.settings, lookup, class_key=class_key, sheet=sheet,
+                              mapping=mapping)  # fmt: skip
 
     def make_plan(self, paths: Sequence[str | Path], *, class_key: str | None = None,
                   sheet: str | None = None, mapping: Any = None) -> Plan:  # fmt: skip
