@@ -105,6 +105,7 @@ def measure(scale: float = 1.0) -> dict[str, Any]:
                 preview = http.get(str(r.url).replace("/map", "/preview"))
                 done = time.perf_counter()
                 render = _browser_render(live.url, str(preview.url), http.cookies.get("gradesync_session"))
+        assert r.status_code == 200 and "How the file is understood" in r.text, r.text[:500]
         assert preview.status_code == 200, preview.text[:500]
         changed = re.search(r'id="changed-count">([^<]+)<', preview.text)
         return {

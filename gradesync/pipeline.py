@@ -359,8 +359,9 @@ class Pipeline:
         if teams:
             read = read_inputs(list(paths), self.settings, class_key=class_key, sheet=sheet, mapping=mapping)
             self.emit("stage", "resolve")
+            names = read.frame.assign(assignment_key="")  # rows naming no assignment: no submissions read
             with _errors_mapped("state directory"):
-                lookup = lookup_from_snapshot(resolve(read.frame, self.settings, self.client,
+                lookup = lookup_from_snapshot(resolve(names, self.settings, self.client,
                                                       progress=self._progress("resolve")))  # fmt: skip
         return inspect_inputs(list(paths), self.settings, lookup, class_key=class_key, sheet=sheet,
                               mapping=mapping)  # fmt: skip
