@@ -82,7 +82,7 @@ def measure(scale: float = 1.0) -> dict[str, Any]:
             from gradesync.cli.common import graph_client
             from gradesync.config import load_settings
 
-            settings = load_settings(None)
+            settings = load_settings(None).override("apply", **LIFTED)
             settings = settings.model_copy(
                 update={"graph": settings.graph.model_copy(update={"base_url": base})}
             )
@@ -90,7 +90,6 @@ def measure(scale: float = 1.0) -> dict[str, Any]:
                 settings=settings,
                 client_factory=lambda: graph_client(settings, token=TOKEN),
                 state_dir=Path(tmp) / "state",
-                limits=LIFTED,
             )
             with (
                 LiveServer(config) as live,
@@ -106,6 +105,7 @@ def measure(scale: float = 1.0) -> dict[str, Any]:
                 preview = http.get(str(r.url).replace("/map", "/preview"))
                 done = time.perf_counter()
                 render = _browser_render(live.url, str(preview.url), http.cookies.get("gradesync_session"))
+        assert r.status_code == 200 and "How the file is understood" in r.text, r.text[:500]
         assert preview.status_code == 200, preview.text[:500]
         changed = re.search(r'id="changed-count">([^<]+)<', preview.text)
         return {

@@ -372,23 +372,26 @@ class Pipeline:
         sheet: str | None = None,
         mapping: Any = None,
         format: str | None = None,
-        offline: bool = False,
+        teams: bool = False,
     ) -> Inspection:
         """How ``paths`` are understood (``gradesync.read.inspect``), for the Map page and
-        ``gradesync inspect``; unless ``offline``, Graph is read to say "did you mean" for the classes
-        and assignments the files name."""
+        ``gradesync inspect``. With ``teams``, Graph is read for "did you mean": classes, rosters and
+        assignments only (the rows' assignment names are blanked, so no submission list is read)."""
         self.emit("stage", "read", message="inspect")
         kw: dict[str, Any] = {"class_key": class_key, "sheet": sheet, "mapping": mapping,
                               "format": format or self.settings.input.format}  # fmt: skip
         lookup = None
-        if not offline:
+        if teams:
             try:
-                read = self._read(paths, **kw)
+                read = read_inputs(list(paths), self.settings, **kw)
             except InputError:
                 read = None  # inspect_inputs says what is wrong with the file
             if read is not None:
                 self.emit("stage", "resolve")
-                lookup = lookup_from_snapshot(resolve(read.frame, self.settings, self.client))
+                names = read.frame.assign(assignment_key="")
+                with _errors_mapped("state directory"):
+                    lookup = lookup_from_snapshot(resolve(names, self.settings, self.client,
+                                                          progress=self._progress("resolve")))  # fmt: skip
         return inspect_inputs(list(paths), self.settings, lookup, **kw)
 
     def make_plan(self, paths: Sequence[str | Path], *, class_key: str | None = None,

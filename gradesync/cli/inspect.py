@@ -74,7 +74,7 @@ def inspect_command(
             sheet=sheet,
             mapping=mapping,
             format=format_name,
-            offline=offline,
+            teams=not offline,
         )
     out = stdout_console()
     if as_json:

@@ -19,11 +19,9 @@ from typing import Any
 
 import click
 
-from gradesync.cli.apply import DEFAULT_STATE_DIR, _limit
 from gradesync.cli.common import graph_client, handle_errors, stdout_console
 from gradesync.config import load_settings
 from gradesync.errors import UsageError
-from gradesync.guards import DEFAULT_MAX_CHANGES, DEFAULT_MAX_DECREASES, DEFAULT_MIN_COVERAGE
 
 SAMPLE_DIR = Path(__file__).resolve().parent.parent.parent / "sample_data"
 
@@ -60,15 +58,14 @@ def _demo_emulator() -> Iterator[Any]:
 @click.option("--config", "config_path", type=click.Path(dir_okay=False), help="TOML settings file.")
 @click.option(
     "--state-dir",
-    default=DEFAULT_STATE_DIR,
-    show_default=True,
     type=click.Path(file_okay=False),
-    help="The same state directory as the nightly run: one lock, one journal, one history.",
+    help="The same state directory as the nightly run: one lock, one journal, one history "
+    "[default: [apply] state_dir, .gradesync/state; --demo: a temporary one].",
 )
 @click.option("--demo", is_flag=True, help="Start the embedded Graph emulator with the sample tenant.")
-@click.option("--max-changes", default=DEFAULT_MAX_CHANGES, show_default=True, help="As for apply.")
-@click.option("--max-decreases", default=DEFAULT_MAX_DECREASES, show_default=True, help="As for apply.")
-@click.option("--min-coverage", default=DEFAULT_MIN_COVERAGE, show_default=True, help="As for apply.")
+@click.option("--max-changes", help="As for apply [default: [apply], 50%].")
+@click.option("--max-decreases", help="As for apply [default: [apply], 20%].")
+@click.option("--min-coverage", help="As for apply [default: [apply], 60%].")
 @click.option("--max-upload-mb", default=25, show_default=True, type=click.IntRange(1, 1024))
 @click.option("--upload-retention-hours", default=24.0, show_default=True, type=click.FloatRange(0.01))
 @click.option("--signin-tenant", envvar="GRADESYNC_WEB_TENANT", help="Entra tenant id for sign-in.")
@@ -93,11 +90,11 @@ def serve_command(
     host: str,
     port: int,
     config_path: str | None,
-    state_dir: str,
+    state_dir: str | None,
     demo: bool,
-    max_changes: str,
-    max_decreases: str,
-    min_coverage: str,
+    max_changes: str | None,
+    max_decreases: str | None,
+    min_coverage: str | None,
     max_upload_mb: int,
     upload_retention_hours: float,
     signin_tenant: str | None,
@@ -111,10 +108,8 @@ def serve_command(
     """Serve the registrars' web app: upload, map, preview, approve, apply, download."""
     import uvicorn
 
-    from gradesync.execute.apply import ApplyOptions
     from gradesync.web.app import WebConfig, create_app
     from gradesync.web.auth import SignIn
-    from gradesync.web.runner import Limits
 
     signin = None
     if signin_tenant or signin_client_id or signin_group:
@@ -144,23 +139,22 @@ def serve_command(
         )
     if demo:  # the sample is a first load that changes most grades on purpose (see gradesync demo)
         max_changes, max_decreases = "100%", "100%"
-    options = ApplyOptions(
-        max_changes=_limit(max_changes, "--max-changes"),
-        max_decreases=_limit(max_decreases, "--max-decreases"),
-        min_coverage=_limit(min_coverage, "--min-coverage"),
-    )
     console = stdout_console()
     with contextlib.ExitStack() as stack:
-        settings = load_settings(config_path)
+        # the guard limits the web apply uses are [apply] settings, as for a nightly run
+        settings = load_settings(config_path).override(
+            "apply", max_changes=max_changes, max_decreases=max_decreases, min_coverage=min_coverage
+        )
         token: str | None = None
         if demo:
             server, token = stack.enter_context(_demo_emulator())
             settings = settings.model_copy(
                 update={"graph": settings.graph.model_copy(update={"base_url": server.base_url})}
             )
-            if state_dir == DEFAULT_STATE_DIR:
+            if state_dir is None:
                 state_dir = str(Path(stack.enter_context(tempfile.TemporaryDirectory())) / "state")
             console.print(f"demo: Graph emulator at {server.base_url} with the sample tenant", markup=False)
+        state_dir = state_dir or settings.apply.state_dir
 
         def client_factory() -> Any:
             return graph_client(settings, token=token)
@@ -169,7 +163,6 @@ def serve_command(
             settings=settings,
             client_factory=client_factory,
             state_dir=Path(state_dir),
-            limits=Limits(options),
             signin=signin,
             max_upload_bytes=max_upload_mb * 1024 * 1024,
             retention_seconds=upload_retention_hours * 3600,

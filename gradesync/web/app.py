@@ -36,6 +36,7 @@ from starlette.templating import Jinja2Templates
 
 from gradesync.config import Settings
 from gradesync.errors import AuthError, GradesyncError
+from gradesync.read.mapping import Mapping
 from gradesync.report import htmlreport
 from gradesync.report.grid import PAGE_SIZE, class_grids, not_placed
 from gradesync.report.summary import format_number
@@ -69,8 +70,7 @@ MAX_FILES = 10
 class WebConfig:
     settings: Settings
     client_factory: Callable[[], AbstractContextManager[Any]]  # a Graph client with the app's credentials
-    state_dir: Path
-    limits: runner.Limits = field(default_factory=runner.Limits)
+    state_dir: Path  # also ``[apply] state_dir`` of ``settings`` (set here): one lock, journal, history
     secret_key: str = field(default_factory=lambda: secrets.token_urlsafe(32))
     signin: SignIn | None = None
     max_upload_bytes: int = DEFAULT_MAX_UPLOAD
@@ -78,6 +78,9 @@ class WebConfig:
     https: bool = False  # Secure cookies (set when served over https)
     title: str = "gradesync"
     authenticator: Authenticator | None = None
+
+    def __post_init__(self) -> None:
+        self.settings = runner.settings_for(self.settings, self.state_dir)
 
     @property
     def runs_dir(self) -> Path:
@@ -93,9 +96,9 @@ class Upload:
     paths: list[Path]
     names: list[str]
     class_key: str | None = None
-    mapping: dict[str, str | None] = field(default_factory=dict)
+    choices: dict[str, str] = field(default_factory=dict)  # column header → assignment, "" ignore
+    mapping: Mapping | None = None  # the choices as read's Mapping (None: read as detected)
     inspection: runner.Inspection | None = None
-    reuse: runner.Reused | None = None  # what the last inspection read (files and Teams)
     result: runner.PlanResult | None = None
     grids: list[Any] = field(default_factory=list)
     plan_path: Path | None = None
@@ -220,9 +223,7 @@ class WebApp:
 
     def _inspect(self, upload: Upload) -> runner.Inspection:
         with self._client() as client:
-            return runner.inspect(
-                upload.paths, self.config.settings, client, class_key=upload.class_key, mapping=upload.mapping
-            )
+            return runner.inspect(upload.paths, self.config.settings, client, class_key=upload.class_key)
 
     def _plan(self, upload: Upload) -> runner.PlanResult:
         with self._client() as client:
@@ -232,11 +233,7 @@ class WebApp:
                 client,
                 class_key=upload.class_key,
                 mapping=upload.mapping,
-                state_dir=self.config.state_dir,
-                limits=self.config.limits,
-                reuse=upload.reuse,
             )
-        upload.reuse = None  # once: a second preview reads Teams again
         path = upload.dir / "plan.json"
         runner.save_plan(result, path)
         path.chmod(0o600)
@@ -255,22 +252,31 @@ class WebApp:
                 return self.error(
                     request, "The form expired (CSRF check failed); go back and try again.", 403
                 )
-            mapping: dict[str, str | None] = {}
-            for key, value in form.multi_items():
-                if key.startswith("map:"):
-                    mapping[key[4:]] = str(value)
-            upload.mapping = {k: (v if v != runner.IGNORE else runner.IGNORE) for k, v in mapping.items()}
+            if upload.inspection is None:
+                return self.error(request, "Open the Map page first.", 409)
+            choices = {k[4:]: str(v) for k, v in form.multi_items() if k.startswith("map:")}
+            try:
+                upload.mapping = runner.mapping_from(upload.inspection, choices)
+            except GradesyncError as e:
+                return self.error(request, e.message, 400, hint=e.hint or "")
+            upload.choices = choices
             upload.result = None
-            upload.inspection = None
             return RedirectResponse(f"/u/{upload.id}/preview", status_code=303)
         try:
             if upload.inspection is None:
                 upload.inspection = await asyncio.to_thread(self._inspect, upload)
-                upload.reuse = upload.inspection.reuse
         except GradesyncError as e:
             return self.error(request, e.message, 400, hint=e.hint or "")
         return self.render(
-            request, "map.html", upload=upload, inspection=upload.inspection, ignore=runner.IGNORE
+            request,
+            "map.html",
+            upload=upload,
+            inspection=upload.inspection,
+            files=_map_view(upload.inspection, upload.choices),
+            warnings=_hidden(upload.inspection.warnings, upload.dir),
+            diagnoses=_hidden(upload.inspection.diagnoses, upload.dir),
+            mappable=runner.mappable(upload.inspection),
+            ignore=runner.IGNORE,
         )
 
     async def preview(self, request: Request) -> Response:
@@ -291,12 +297,13 @@ class WebApp:
             "preview.html",
             upload=upload,
             result=result,
+            digest=runner.short_digest(result.digest),
             summary=result.summary,
             show_all=show_all,
             **_grid_context(request, grids),
             rejects=_rejects(result.plan.rows, upload.dir),
             unplaced=len(not_placed(result.plan.rows)),
-            gaps=runner.with_sis_ids(result.plan.roster_gaps, result.sis_ids),
+            gaps=result.plan.roster_gaps,
             may_approve=bool((self.user(request) or {}).get("approver")),
         )
 
@@ -313,10 +320,9 @@ class WebApp:
         digest = str(form.get("digest") or "")
         if form.get("confirm") != "yes":
             return self.error(request, "Tick the box that confirms you reviewed this plan.", 400)
-        if digest != upload.result.digest:
+        if digest != runner.short_digest(upload.result.digest):
             return self.error(request, "The approval is for another plan; preview again.", 409)
         who = user.get("username") or user.get("name") or "local user"
-        sis_ids = dict(upload.result.sis_ids)
         plan_path = upload.plan_path
 
         def work(job: Any) -> runner.RunResult:
@@ -328,11 +334,8 @@ class WebApp:
                     client,
                     approved_digest=digest,
                     approved_by=str(who),
-                    state_dir=self.config.state_dir,
-                    limits=self.config.limits,
+                    plan_file=plan_path,
                     listener=job.add,
-                    sis_ids=sis_ids,
-                    on_run_dir=lambda d: setattr(job, "run_dir", d),
                 )
 
         job = self.jobs.start(upload.id, str(who), digest, work)
@@ -488,6 +491,27 @@ def _reconciliation(path: Path) -> pd.DataFrame | None:
         if name in frame.columns:
             frame[name] = frame[name].str.lower().isin(["true", "1", "yes"])
     return frame
+
+
+def _hidden(texts: list[str], folder: Path) -> list[str]:
+    """Reader warnings and diagnoses without the server's upload folder in them."""
+    return [str(t).replace(f"{folder}/", "") for t in texts]
+
+
+def _map_view(inspection: runner.Inspection, choices: dict[str, str]) -> list[dict[str, Any]]:
+    """read's FileInspection per file, with each assignment column's options for the Map page."""
+    out = []
+    for f in inspection.files:
+        named = [c.assignment for c in f.columns if c.role == "assignment" and c.assignment]
+        columns = []
+        for c in f.columns:
+            options: list[str] = []
+            if c.role == "assignment":
+                options = list(dict.fromkeys([c.assignment, *c.did_you_mean, *named]))
+            chosen = choices.get(c.header, c.assignment)
+            columns.append({"info": c, "options": options, "chosen": chosen})
+        out.append({"name": Path(f.path).name, "file": f, "columns": columns})
+    return out
 
 
 def _rejects(rows: pd.DataFrame, folder: Path) -> list[dict[str, Any]]:

@@ -2,7 +2,8 @@
 
 A page reload (or a second tab) reconnects to ``/jobs/{id}/events`` and gets every event again from
 the start (or from ``Last-Event-ID``), so progress survives a reload. The run itself is an ordinary
-thread calling ``runner.apply`` — the same lock, journal and guards as a nightly run.
+thread calling ``runner.apply`` (``Pipeline.apply``) — the same lock, journal and guards as a nightly
+run. A refusal or failure is the result's ``error`` (the pipeline never raises one from apply).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from gradesync.errors import GradesyncError
-from gradesync.web.runner import Event, RunResult
+from gradesync.pipeline import Event, RunResult
 
 
 @dataclass
@@ -76,9 +77,14 @@ class Jobs:
 
         def run() -> None:
             try:
-                job.result = work(job)
-                job.exit_code = job.result.exit_code
-                job.finish("done")
+                result = job.result = work(job)
+                job.exit_code = int(result.exit_code)
+                job.run_dir = result.run_dir
+                if result.error is not None:
+                    job.error, job.error_code = result.error.message, result.error.code
+                    job.finish("failed")
+                else:
+                    job.finish("done")
             except GradesyncError as e:
                 job.error, job.error_code, job.exit_code = e.message, e.code, int(e.exit_code)
                 job.finish("failed")

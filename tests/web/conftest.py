@@ -18,10 +18,7 @@ import uvicorn
 
 from gradesync.cli.common import graph_client
 from gradesync.config import load_settings
-from gradesync.execute.apply import ApplyOptions
-from gradesync.guards import Limit
 from gradesync.web.app import WebConfig, create_app
-from gradesync.web.runner import Limits
 
 CHROMIUM = shutil.which("chromium") or ("/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None)
 CHROMEDRIVER = shutil.which("chromedriver") or (
@@ -31,11 +28,12 @@ needs_browser = pytest.mark.skipif(
     CHROMIUM is None or CHROMEDRIVER is None,
     reason="chromium/chromedriver are not installed (apt-get install chromium chromium-driver)",
 )
-LIFTED = Limits(ApplyOptions(max_changes=Limit.parse("100%"), max_decreases=Limit.parse("100%")))
+# the sample is a first load that changes most grades (as gradesync demo lifts them): [apply] settings
+LIFTED = {"max_changes": "100%", "max_decreases": "100%"}
 
 
-def web_config(emulator: Any, token: str, state_dir: Path, limits: Limits = LIFTED) -> WebConfig:
-    settings = load_settings(None)
+def web_config(emulator: Any, token: str, state_dir: Path, limits: dict[str, str] = LIFTED) -> WebConfig:
+    settings = load_settings(None).override("apply", **limits)
     settings = settings.model_copy(
         update={"graph": settings.graph.model_copy(update={"base_url": emulator.base_url})}
     )
@@ -43,7 +41,6 @@ def web_config(emulator: Any, token: str, state_dir: Path, limits: Limits = LIFT
         settings=settings,
         client_factory=lambda: graph_client(settings, token=token),
         state_dir=state_dir,
-        limits=limits,
     )
 
 

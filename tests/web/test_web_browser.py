@@ -28,10 +28,11 @@ def _expected_changes(web) -> tuple[int, int]:
     """What the preview must show, from the pipeline itself (a plan made directly, nothing written)."""
     config = web.app.state.web.config
     with config.client_factory() as client:
-        plain = runner.plan([SAMPLE], config.settings, client, state_dir=config.state_dir)
-        mapped = runner.plan(
-            [SAMPLE], config.settings, client, mapping={IGNORED: runner.IGNORE}, state_dir=config.state_dir
-        )
+        plain = runner.plan([SAMPLE], config.settings, client)
+        inspection = runner.inspect([SAMPLE], config.settings, client)
+        mapping = runner.mapping_from(inspection, {IGNORED: runner.IGNORE})
+        assert mapping is not None and IGNORED in mapping.columns.ignore  # read's Mapping (contract 11)
+        mapped = runner.plan([SAMPLE], config.settings, client, mapping=mapping)
     count = lambda r: sum(g.changed_cells for g in class_grids(r.plan.rows))  # noqa: E731
     return count(plain), count(mapped)
 
