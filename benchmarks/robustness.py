@@ -209,7 +209,7 @@ class RunResult:
     teacher_edits: int = 0
     edits_overwritten: int = 0
     transient_failed: int = 0  # rows reported `failed` (every fault here is transient)
-    carried_runs: int = 0  # attempts that ended carried over (exit 6)
+    carried_runs: int = 0  # attempts whose report carried rows over (a deadline, an expired token)
     token_stops: int = 0  # attempts stopped by an expired token (exit 3 with token expiry on)
     wall: float = 0.0
     problems: list[str] = field(default_factory=list)
@@ -530,8 +530,9 @@ def _judge(run: _Run, attempt: int, code: int, command: str, reference: Any) -> 
     if failed:
         result.transient_failed += failed
         result.problems.append(f"attempt {attempt}: {failed} row(s) left failed for a transient reason")
-    if code == 6 and run.plan_file.exists():  # carried over (a deadline): the resume finishes it
+    if any(r.get("status") == "carried_over" for r in rows):  # exit 6, or 1 beside rejected rows
         result.carried_runs += 1
+    if code == 6 and run.plan_file.exists():  # carried over (a deadline): the resume finishes it
         run.need_fresh_sync = False
         return "again"
     if code == 3 and run.lifetime is not None:  # the token expired mid-run: rows carried over
@@ -731,7 +732,7 @@ def render(result: CampaignResult, console: Console) -> None:
     table.add_row(
         "rows left failed for a transient reason (must be 0)", str(result.total("transient_failed"))
     )
-    table.add_row("attempts carried over (exit 6: deadline)", str(result.total("carried_runs")))
+    table.add_row("attempts that carried rows over", str(result.total("carried_runs")))
     table.add_row("attempts stopped by an expired token (exit 3)", str(result.total("token_stops")))
     table.add_row("runs failed (must be 0)", str(len(result.failed)))
     table.add_row("wall time", f"{result.wall:.1f} s")
