@@ -71,8 +71,12 @@ def _eligible(tenant: dict[str, Any]) -> list[tuple[dict, dict, dict]]:
     return out
 
 
-def bench_plan(tenant: dict[str, Any], n: int, base_url: str) -> Any:
-    """A plan of exactly ``n`` writes (updates by ±1, creates where no points outcome) — whole assignments."""
+def bench_plan(tenant: dict[str, Any], n: int, base_url: str, *, fresh: bool = False) -> Any:
+    """A plan of exactly ``n`` writes (updates by ±1, creates where no points outcome) — whole assignments.
+
+    ``fresh``: the plan says its assignments were read just now (``read_at``), as a ``sync``'s plan
+    does, so the executor writes on that read; otherwise it is an older reviewed plan, and each
+    assignment is read once just before its writes (the read-to-write window)."""
     import pandas as pd
 
     from gradesync.models import PLAN_COLUMNS, Plan
@@ -121,7 +125,11 @@ def bench_plan(tenant: dict[str, Any], n: int, base_url: str) -> Any:
         )
     frame = pd.DataFrame(rows, columns=list(PLAN_COLUMNS)).astype(PLAN_COLUMNS)
     created = datetime.now(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
-    return Plan(rows=frame, created_at=created, graph_base_url=base_url, config_hash="bench")
+    plan = Plan(rows=frame, created_at=created, graph_base_url=base_url, config_hash="bench")
+    if fresh:  # the tenant state was read from the emulator just now: that is the planning read
+        now = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        plan.read_at = {f"{r['class_id']}/{r['assignment_id']}": now for r in rows}
+    return plan
 
 
 # --- the emulator, in its own process ---------------------------------------------------------------
@@ -210,13 +218,14 @@ def run_gradesync(
     page_size: int = 25,
     verify: str = "all",
     label: str = "",
+    fresh: bool = False,
 ) -> Outcome:
     from gradesync.execute.apply import ApplyOptions, apply_plan
     from gradesync.graph import GraphClient, RateLimit
     from gradesync.state.journal import Journal
 
     emu.setup(throttle=throttle, latency_ms=latency_ms, page_size=page_size)
-    plan = bench_plan(emu.state(), n, emu.base_url)
+    plan = bench_plan(emu.state(), n, emu.base_url, fresh=fresh)
     marks: dict[str, float] = {}
 
     def progress(step: str, done: int, total: int) -> None:
@@ -355,7 +364,16 @@ def measure(scale: float = 1.0, in_flights: tuple[int, ...] = (1, 2, 4, 8)) -> d
             )
         ]
         latency = [
-            run_gradesync(emu, n, latency_ms=LATENCY_MS, in_flight=k, verify="uncertain") for k in in_flights
+            run_gradesync(
+                emu,
+                n,
+                latency_ms=LATENCY_MS,
+                in_flight=k,
+                verify="uncertain",
+                fresh=True,
+                label=f"gradesync ($batch, {k} in flight, on a sync's fresh read)",
+            )
+            for k in in_flights
         ]
         latency.append(
             run_naive(emu, n, min(n, max(10, round(NAIVE_LATENCY * scale))), latency_ms=LATENCY_MS)
