@@ -79,22 +79,10 @@ def _key_codes(arr: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return uniques.take(codes), folded.take(codes), blank.take(codes)
 
 
-def _classify_points(
-    uniques: np.ndarray, policy: PolicySettings, rules: ValueRules | None = None
-) -> tuple[np.ndarray, ...]:
-    """Per distinct stripped points text: kind, value (rounded), value key, note, unit, denominator.
-
-    A number is points. With the value rules (``rules``, from the mapping or preset): a blank mark
-    (``-``, ``*``) is a blank; ``95%`` is a percent (value 95, unit percent) unless percent =
-    "reject"; ``17/20`` is a fraction (17, denominator 20); a letter is converted only by the
-    mapping's letter table, else rejected (``letter_grade``); a date is ``date_not_points``.
-    """
-    rules = rules or ValueRules()
+def _token_kinds(uniques: np.ndarray, policy: PolicySettings, rules: ValueRules) -> np.ndarray:
+    """Rule: empty is blank, too long is not parsed; blank marks, the clear token, excused marks."""
     k = len(uniques)
     kind = np.full(k, _OK, dtype=np.int8)
-    unit = np.full(k, ValueUnit.POINTS.value, dtype=object)
-    denominator = np.full(k, np.nan)
-    notes = np.full(k, "", dtype=object)
     lengths = np.fromiter((len(u) for u in uniques), dtype=np.int64, count=k)
     kind[lengths == 0] = _BLANK
     kind[lengths > MAX_POINTS_TEXT] = _LONG
@@ -109,6 +97,17 @@ def _classify_points(
     if marks:  # an excused mark ([policy] excused_marks): excuse the submission (the clear token wins)
         excused = np.array([u.casefold() in marks for u in uniques], dtype=bool)
         kind[excused & (kind == _OK)] = _EXCUSE
+    return kind
+
+
+def _parse_values(
+    uniques: np.ndarray, kind: np.ndarray, rules: ValueRules
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Rule: a number is points; other text may be a percent, fraction, mapped letter, letter or date."""
+    k = len(uniques)
+    unit = np.full(k, ValueUnit.POINTS.value, dtype=object)
+    denominator = np.full(k, np.nan)
+    notes = np.full(k, "", dtype=object)
     candidates = kind == _OK
     values = np.full(k, np.nan)
     values[candidates] = pd.to_numeric(
@@ -121,6 +120,11 @@ def _classify_points(
     letters = {str(key).strip().casefold(): value for key, value in rules.letters.items()}
     for i in np.flatnonzero(nan):  # per distinct text that is not a plain number
         kind[i], values[i], unit[i], denominator[i], notes[i] = _classify_text(uniques[i], rules, letters)
+    return candidates, values, unit, denominator, notes
+
+
+def _check_range(uniques: np.ndarray, kind: np.ndarray, values: np.ndarray, candidates: np.ndarray) -> None:
+    """Rule: points are finite, below 9,999,999 and not negative."""
     finite = candidates & ~np.isnan(values)
     with np.errstate(invalid="ignore"):
         inf_text = np.array([("inf" in u.casefold()) for u in uniques], dtype=bool)
@@ -128,35 +132,42 @@ def _classify_points(
         kind[finite & np.isinf(values) & inf_text] = _INF
         kind[finite & (values >= MAX_POINTS_EXCLUSIVE) & ~np.isinf(values)] = _LARGE
         kind[finite & (values < 0) & ~np.isinf(values)] = _NEG
-    ok = kind == _OK
-    values[~ok] = np.nan
-    denominator[~ok] = np.nan
-    unit[~ok] = ValueUnit.POINTS.value
-    notes[~ok] = ""
-    values[ok] += 0.0  # -0 → 0
 
-    # Rounding (points only: a percent or fraction is converted by the plan, then rounded): exact
-    # half-up on the decimal text, only where the float check says it changes.
-    p = policy.precision
+
+def _round_points(
+    uniques: np.ndarray,
+    kind: np.ndarray,
+    values: np.ndarray,
+    unit: np.ndarray,
+    notes: np.ndarray,
+    precision: int,
+) -> None:
+    """Rule: points (not a percent or fraction) round half-up on the decimal text, noted on the row."""
+    ok = kind == _OK
+    # Exact half-up on the decimal text, only where the float check says it changes.
     points = ok & (unit == ValueUnit.POINTS.value)
     plain = points & (notes == "")  # a letter mapped to points carries its own note and value
     with np.errstate(invalid="ignore"):
-        maybe = plain & (np.round(values, p) != values)
-    quantum = Decimal(1).scaleb(-p)
+        maybe = plain & (np.round(values, precision) != values)
+    quantum = Decimal(1).scaleb(-precision)
     for i in np.flatnonzero(maybe):
         try:
             rounded = float(Decimal(uniques[i]).quantize(quantum, rounding=ROUND_HALF_UP))
         except InvalidOperation:  # pragma: no cover - to_numeric accepted it, Decimal should too
-            rounded = round(float(values[i]), p)
+            rounded = round(float(values[i]), precision)
         if rounded != values[i]:
-            notes[i] = f"rounded {uniques[i]} → {format_points(rounded, p)}"
+            notes[i] = f"rounded {uniques[i]} → {format_points(rounded, precision)}"
             values[i] = rounded
     if (values[ok] >= MAX_POINTS_EXCLUSIVE).any():  # 9999998.999 rounds up to the limit
         over = ok & (values >= MAX_POINTS_EXCLUSIVE)
         kind[over], values[over], notes[over] = _LARGE, np.nan, ""
-    # What two rows must share to be identical copies: the rounded value and its unit, "clear", or
-    # the bad text.
-    value_key = np.array(
+
+
+def _value_keys(
+    uniques: np.ndarray, kind: np.ndarray, values: np.ndarray, unit: np.ndarray, denominator: np.ndarray
+) -> np.ndarray:
+    """Rule: identical copies share the rounded value and its unit, "clear", "excuse", or the bad text."""
+    return np.array(
         [
             (f"={v!r}" if un == "points" else f"{un}={v!r}/{d!r}")
             if kd == _OK
@@ -169,6 +180,30 @@ def _classify_points(
         ],
         dtype=object,
     )
+
+
+def _classify_points(
+    uniques: np.ndarray, policy: PolicySettings, rules: ValueRules | None = None
+) -> tuple[np.ndarray, ...]:
+    """Per distinct stripped points text: kind, value (rounded), value key, note, unit, denominator.
+
+    A number is points. With the value rules (``rules``, from the mapping or preset): a blank mark
+    (``-``, ``*``) is a blank; ``95%`` is a percent (value 95, unit percent) unless percent =
+    "reject"; ``17/20`` is a fraction (17, denominator 20); a letter is converted only by the
+    mapping's letter table, else rejected (``letter_grade``); a date is ``date_not_points``.
+    """
+    rules = rules or ValueRules()
+    kind = _token_kinds(uniques, policy, rules)
+    candidates, values, unit, denominator, notes = _parse_values(uniques, kind, rules)
+    _check_range(uniques, kind, values, candidates)
+    ok = kind == _OK  # whatever is not OK carries no value, unit, denominator or note
+    values[~ok] = np.nan
+    denominator[~ok] = np.nan
+    unit[~ok] = ValueUnit.POINTS.value
+    notes[~ok] = ""
+    values[ok] += 0.0  # -0 → 0
+    _round_points(uniques, kind, values, unit, notes, policy.precision)
+    value_key = _value_keys(uniques, kind, values, unit, denominator)
     return kind, values, value_key, notes, unit, denominator
 
 
