@@ -508,6 +508,78 @@ def _long(table: RawTable, cols: _Columns, roles: dict[str, int], class_key: str
     )
 
 
+def _assignment_columns(
+    table: RawTable,
+    cols: _Columns,
+    key_cols: set[int],
+    chosen: list[tuple[int, str]] | None,
+    warnings: list[str],
+) -> list[int]:
+    """Rule: the mapping's chosen columns, else every headed column not an identifier or non-grade."""
+    if chosen is not None:
+        assignment_cols = [j for j, _ in chosen]
+    else:
+        assignment_cols = []
+        for j, header in enumerate(table.header):
+            norm = normalize_header(header)
+            if j in key_cols or norm in _NON_GRADE_NORMS:
+                continue
+            if not norm:
+                if not cols.blank(j).all():
+                    warnings.append(f"{table.path}: column {j + 1} has no header; its values were ignored")
+                continue
+            assignment_cols.append(j)
+    if not assignment_cols:
+        raise InputError(
+            "no assignment columns: every column is an identifier or a name column",
+            file=table.path,
+            row=table.header_row,
+            code="input-no-assignments",
+            hint="a wide (gradebook) export has one column per assignment, headed by the assignment's "
+            "name; a long export needs assignment and points columns "
+            f"({', '.join(HEADER_ALIASES['assignment'])} / {', '.join(HEADER_ALIASES['points'])})",
+        )
+    return assignment_cols
+
+
+def _points_possible_row(
+    table: RawTable, cols: _Columns, assignment_cols: list[int], keep: np.ndarray, warnings: list[str]
+) -> np.ndarray:
+    """Rule: a row whose first identifier cell says "Points Possible" gives each column's maximum.
+
+    The row (and any further such rows) is taken out of ``keep``; the first one is used.
+    """
+    ident_cols = [j for j in range(len(table.header)) if j not in assignment_cols]
+    first = _const("", table.n_rows)
+    for j in ident_cols:
+        first = np.where(first == "", cols.stripped(j), first)
+    codes, uniques = pd.factorize(first)
+    is_label = np.array([normalize_header(str(u)) in _POINTS_POSSIBLE_NORMS for u in uniques], dtype=bool)
+    pp_rows = np.flatnonzero(is_label[codes] & keep) if len(uniques) else np.array([], dtype=np.int64)
+    points_possible = np.full(len(assignment_cols), np.nan)
+    if not len(pp_rows):
+        return points_possible
+    keep[pp_rows] = False
+    r = pp_rows[0]
+    row_no = int(table.source_row[r])
+    for k, j in enumerate(assignment_cols):
+        text = cols.stripped(j)[r]
+        value = pd.to_numeric(pd.Series([text], dtype=object), errors="coerce").iloc[0]
+        if text and (pd.isna(value) or value < 0 or np.isinf(value)):
+            warnings.append(
+                f'{table.path} row {row_no}: points possible "{text[:40]}" in column '
+                f'"{table.header[j].strip()}" is not a number; ignored'
+            )
+        elif text:
+            points_possible[k] = float(value)
+    if len(pp_rows) > 1:
+        warnings.append(
+            f"{table.path}: several points-possible rows (rows "
+            f"{', '.join(str(int(table.source_row[i])) for i in pp_rows)}); row {row_no} is used"
+        )
+    return points_possible
+
+
 def _wide(
     table: RawTable,
     cols: _Columns,
@@ -519,59 +591,11 @@ def _wide(
     not an identifier or a known non-grade header, named by its header."""
     warnings: list[str] = []
     key_cols = {roles["student"], roles.get("class", -1)}
-    assignment_cols: list[int] = []
-    if chosen is not None:
-        assignment_cols = [j for j, _ in chosen]
-    for j, header in enumerate(table.header if chosen is None else []):
-        norm = normalize_header(header)
-        if j in key_cols or norm in _NON_GRADE_NORMS:
-            continue
-        if not norm:
-            if not cols.blank(j).all():
-                warnings.append(f"{table.path}: column {j + 1} has no header; its values were ignored")
-            continue
-        assignment_cols.append(j)
-    if not assignment_cols:
-        raise InputError(
-            "no assignment columns: every column is an identifier or a name column",
-            file=table.path,
-            row=table.header_row,
-            code="input-no-assignments",
-            hint="a wide (gradebook) export has one column per assignment, headed by the assignment's "
-            "name; a long export needs assignment and points columns "
-            f"({', '.join(HEADER_ALIASES['assignment'])} / {', '.join(HEADER_ALIASES['points'])})",
-        )
-    ident_cols = [j for j in range(len(table.header)) if j not in assignment_cols]
+    assignment_cols = _assignment_columns(table, cols, key_cols, chosen, warnings)
     keep = ~cols.all_empty_rows([*key_cols - {-1}, *assignment_cols])
+    points_possible = _points_possible_row(table, cols, assignment_cols, keep, warnings)
 
-    # The optional "Points Possible" row: its first non-empty identifier cell names it.
-    first = _const("", table.n_rows)
-    for j in ident_cols:
-        first = np.where(first == "", cols.stripped(j), first)
-    codes, uniques = pd.factorize(first)
-    is_label = np.array([normalize_header(str(u)) in _POINTS_POSSIBLE_NORMS for u in uniques], dtype=bool)
-    pp_rows = np.flatnonzero(is_label[codes] & keep) if len(uniques) else np.array([], dtype=np.int64)
-    points_possible = np.full(len(assignment_cols), np.nan)
-    if len(pp_rows):
-        keep[pp_rows] = False
-        r = pp_rows[0]
-        row_no = int(table.source_row[r])
-        for k, j in enumerate(assignment_cols):
-            text = cols.stripped(j)[r]
-            value = pd.to_numeric(pd.Series([text], dtype=object), errors="coerce").iloc[0]
-            if text and (pd.isna(value) or value < 0 or np.isinf(value)):
-                warnings.append(
-                    f'{table.path} row {row_no}: points possible "{text[:40]}" in column '
-                    f'"{table.header[j].strip()}" is not a number; ignored'
-                )
-            elif text:
-                points_possible[k] = float(value)
-        if len(pp_rows) > 1:
-            warnings.append(
-                f"{table.path}: several points-possible rows (rows "
-                f"{', '.join(str(int(table.source_row[i])) for i in pp_rows)}); row {row_no} is used"
-            )
-
+    # One desired row per (kept row, assignment column), in reading order.
     n, m = int(keep.sum()), len(assignment_cols)
     headers = np.array([table.header[j].strip() for j in assignment_cols], dtype=object)
     names = headers if chosen is None else np.array([name for _, name in chosen], dtype=object)

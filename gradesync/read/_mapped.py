@@ -182,13 +182,11 @@ def assignment_name(header: str, mapping: Mapping) -> str:
     return header
 
 
-def build_mapped(table: RawTable, mapping: Mapping, cfg: InputSettings, class_key: str | None) -> Desired:
-    """One table read through ``mapping`` (layout "long" or "wide"; "auto" picks long when the mapping
-    names an assignment column)."""
+def _mapped_student(table: RawTable, mapping: Mapping, cfg: InputSettings) -> tuple[RawTable, list[str], int]:
+    """Rule: the mapping (else the settings) names the student column; its ids are normalised as told."""
     wanted_student = mapping.student.column or cfg.student_column
     probe = cfg if wanted_student is None else cfg.model_copy(update={"student_column": wanted_student})
     table, warnings = _find_header(table, probe, mapping.header_row)
-    layout = mapping.layout if mapping.layout != "auto" else ("long" if mapping.assignment.column else "wide")
     if wanted_student is None:
         raise InputError(
             "the mapping names no student column",
@@ -198,15 +196,22 @@ def build_mapped(table: RawTable, mapping: Mapping, cfg: InputSettings, class_ke
             hint='add [student] column = "…" to the mapping',
         )
     student = _find(table, wanted_student, "student.column")
-    cols = _Columns(table)
-    roles: dict[str, int] = {"student": student}
-    column_roles: dict[int, ColumnRole] = {
-        student: ColumnRole(student, table.header[student].strip(), "student")
-    }
     if mapping.student.zero_pad or mapping.student.strip_prefix:
         ids = normalise_ids(table.cells[student], mapping.student.zero_pad, mapping.student.strip_prefix)
         table = _replace_column(table, student, ids)
-        cols = _Columns(table)
+    return table, warnings, student
+
+
+def _mapped_class(
+    table: RawTable,
+    mapping: Mapping,
+    cfg: InputSettings,
+    class_key: str | None,
+    roles: dict[str, int],
+    column_roles: dict[int, ColumnRole],
+    warnings: list[str],
+) -> tuple[RawTable, str]:
+    """Rule: --class wins over the mapping's class template or column, which win over one class key."""
     rule = mapping.class_
     given = (class_key or "").strip() or (rule.key or "").strip() or (cfg.class_key or "").strip()
     if class_key and class_key.strip() and (rule.template or rule.column):
@@ -219,22 +224,52 @@ def build_mapped(table: RawTable, mapping: Mapping, cfg: InputSettings, class_ke
         for p in parts:
             j = _find(table, p, "class.template")
             column_roles[j] = ColumnRole(j, table.header[j].strip(), "class-part")
-        values = _class_template(table, cols, rule.template, parts)
+        values = _class_template(table, _Columns(table), rule.template, parts)
         table = _with_column(table, _TEMPLATE_HEADER, values)
-        cols = _Columns(table)
         roles["class"] = len(table.header) - 1
     elif rule.column and not (class_key or "").strip():
         j = _find(table, rule.column, "class.column")
         roles["class"] = j
         column_roles[j] = ColumnRole(j, table.header[j].strip(), "class")
     elif not given:
-        raise _no_class_error(table, cols, mapping)
+        raise _no_class_error(table, _Columns(table), mapping)
+    return table, given
+
+
+def _mapped_key_columns(table: RawTable, roles: dict[str, int], mapping: Mapping) -> dict[str, str]:
+    """Rule: messages name the file's own class and student headers (or the class template, or --class)."""
     key_columns = {
         "class": table.header[roles["class"]].strip() if "class" in roles else "--class",
-        "student": table.header[student].strip(),
+        "student": table.header[roles["student"]].strip(),
     }
-    if "class" in roles and roles["class"] == len(table.header) - 1 and rule.template:
-        key_columns["class"] = rule.template
+    if "class" in roles and roles["class"] == len(table.header) - 1 and mapping.class_.template:
+        key_columns["class"] = mapping.class_.template
+    return key_columns
+
+
+def _mapped_column_roles(
+    table: RawTable, column_roles: dict[int, ColumnRole], mapping: Mapping
+) -> list[ColumnRole]:
+    """Rule: every header column gets a role (unused ones "ignored"); the built class column is hidden."""
+    return [
+        column_roles.get(j, ColumnRole(j, h.strip(), "ignored", why="not used by this layout"))
+        for j, h in enumerate(table.header)
+        if h != _TEMPLATE_HEADER or j != len(table.header) - 1 or not mapping.class_.template
+    ]
+
+
+def build_mapped(table: RawTable, mapping: Mapping, cfg: InputSettings, class_key: str | None) -> Desired:
+    """One table read through ``mapping`` (layout "long" or "wide"; "auto" picks long when the mapping
+    names an assignment column)."""
+    layout = mapping.layout if mapping.layout != "auto" else ("long" if mapping.assignment.column else "wide")
+    table, warnings, student = _mapped_student(table, mapping, cfg)
+    roles: dict[str, int] = {"student": student}
+    column_roles: dict[int, ColumnRole] = {
+        student: ColumnRole(student, table.header[student].strip(), "student")
+    }
+    table, given = _mapped_class(table, mapping, cfg, class_key, roles, column_roles, warnings)
+    cols = _Columns(table)
+    key_columns = _mapped_key_columns(table, roles, mapping)
     if layout == "long":
         frame, more = _mapped_long(table, cols, mapping, roles, given, column_roles, key_columns)
     else:
@@ -248,17 +283,12 @@ def build_mapped(table: RawTable, mapping: Mapping, cfg: InputSettings, class_ke
         table, cols, mapping, [j for j, r in column_roles.items() if r.role != "assignment"]
     )
     mark_ignored_rows(frame, ignored)
-    roles_list = [
-        column_roles.get(j, ColumnRole(j, h.strip(), "ignored", why="not used by this layout"))
-        for j, h in enumerate(table.header)
-        if h != _TEMPLATE_HEADER or j != len(table.header) - 1 or not rule.template
-    ]
     return Desired(
         frame=frame,
         key_columns=key_columns,
         layout=layout,
         warnings=warnings,
-        columns=roles_list,
+        columns=_mapped_column_roles(table, column_roles, mapping),
         ignored_rows=ignored,
         header_row=table.header_row,
         header=[h for h in table.header if h != _TEMPLATE_HEADER],

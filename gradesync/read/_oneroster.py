@@ -104,6 +104,84 @@ def _need(table: RawTable, name: str) -> int:
     return j
 
 
+def _line_item_fields(line_items: RawTable) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Rule: a line item gives its id, the assignment (title), the class and the maximum."""
+    li_cols = _Columns(line_items)
+    li_id = li_cols.stripped(_need(line_items, "sourcedId"))
+    title = li_cols.stripped(_need(line_items, "title"))
+    li_class = li_cols.stripped(_need(line_items, "classSourcedId"))
+    j_max = _col(line_items, "resultValueMax")
+    maximum = (
+        pd.to_numeric(pd.Series(li_cols.stripped(j_max), dtype=object), errors="coerce").to_numpy(dtype=float)
+        if j_max is not None
+        else np.full(line_items.n_rows, np.nan)
+    )
+    return li_id, title, li_class, maximum
+
+
+def _join_line_items(
+    results: RawTable, cols: _Columns, line: np.ndarray, items: tuple[np.ndarray, ...]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Rule: each result takes its line item's class, title and maximum (a 1.2 result's own class wins)."""
+    li_id, title, li_class, maximum = items
+    index = {v: i for i, v in enumerate(li_id) if v}
+    pos = np.array([index.get(v, -1) for v in line], dtype=np.int64)
+    known = pos >= 0
+    at = np.where(known, pos, 0)
+    class_key = np.where(known, li_class.take(at) if len(li_class) else "", "").astype(object)
+    if (j := _col(results, "classSourcedId")) is not None:  # OneRoster 1.2 carries it on the result too
+        own = cols.stripped(j)
+        class_key = np.where(class_key == "", own, class_key).astype(object)
+    assignment = np.where(known, title.take(at) if len(title) else "", "").astype(object)
+    points_possible = np.where(known, maximum.take(at) if len(maximum) else np.nan, np.nan)
+    return class_key, assignment, points_possible, known
+
+
+def _result_roles(
+    results: RawTable, title: np.ndarray, j_line: int, j_student: int, j_score: int
+) -> list[ColumnRole]:
+    """Rule: the line item id stands for the assignment; student and score are read; the rest ignored."""
+    roles = [ColumnRole(j, h.strip(), "ignored", why="not a grade") for j, h in enumerate(results.header)]
+    titles = ", ".join(f'"{t}"' for t in list(dict.fromkeys(t for t in title if t))[:6])
+    roles[j_line] = ColumnRole(
+        j_line,
+        results.header[j_line].strip(),
+        "assignment-id",
+        why=f"the assignment, via lineItems.csv title: {titles}",
+    )
+    roles[j_student] = ColumnRole(j_student, results.header[j_student].strip(), "student")
+    roles[j_score] = ColumnRole(j_score, results.header[j_score].strip(), "points")
+    return roles
+
+
+def _ignore_withdrawn(results: RawTable, cols: _Columns, frame: pd.DataFrame) -> dict[int, str]:
+    """Rule: a result with status "tobedeleted" is an ignored row (the SIS withdrew it)."""
+    ignored: dict[int, str] = {}
+    if (j := _col(results, "status")) is not None:
+        for i in np.flatnonzero(cols.stripped(j) == "tobedeleted"):
+            ignored[int(results.source_row[i])] = 'status "tobedeleted": the SIS withdrew this result'
+    reason = frame["reason"].to_numpy(dtype=object).copy()
+    message = frame["message"].to_numpy(dtype=object).copy()
+    src = frame["source_row"].to_numpy()
+    for i in np.flatnonzero(np.isin(src, np.fromiter(ignored, dtype=np.int64))) if ignored else []:
+        reason[i], message[i] = ReasonCode.IGNORED_ROW.value, f"row ignored: {ignored[int(src[i])]}"
+    frame["reason"], frame["message"] = reason, message
+    return ignored
+
+
+def _unknown_line_items(
+    results: RawTable, line_items: RawTable, line: np.ndarray, known: np.ndarray
+) -> list[str]:
+    """Rule: results naming a line item that lineItems.csv lacks are warned about (first five named)."""
+    unknown = sorted({v for v, k in zip(line, known, strict=True) if v and not k})
+    if not unknown:
+        return []
+    return [
+        f"{results.path}: {len(unknown)} lineItemSourcedId(s) not in {line_items.path}: "
+        + ", ".join(f'"{u}"' for u in unknown[:5])
+    ]
+
+
 def build_oneroster(results: RawTable, line_items: RawTable | None, statuses: list[str]) -> Desired:
     """One results table joined to its line items."""
     if line_items is None:
@@ -114,32 +192,12 @@ def build_oneroster(results: RawTable, line_items: RawTable | None, statuses: li
             hint="give lineItems.csv too (gradesync plan results.csv lineItems.csv), put it beside "
             "results.csv, or give the whole OneRoster zip",
         )
-    li_cols, cols = _Columns(line_items), _Columns(results)
-    li_id = li_cols.stripped(_need(line_items, "sourcedId"))
-    title = li_cols.stripped(_need(line_items, "title"))
-    li_class = li_cols.stripped(_need(line_items, "classSourcedId"))
-    j_max = _col(line_items, "resultValueMax")
-    maximum = (
-        pd.to_numeric(pd.Series(li_cols.stripped(j_max), dtype=object), errors="coerce").to_numpy(dtype=float)
-        if j_max is not None
-        else np.full(line_items.n_rows, np.nan)
-    )
-    index = {v: i for i, v in enumerate(li_id) if v}
+    items = _line_item_fields(line_items)
+    cols = _Columns(results)
     j_line, j_student = _need(results, "lineItemSourcedId"), _need(results, "studentSourcedId")
     j_score = _need(results, "score")
     line = cols.stripped(j_line)
-    pos = np.array([index.get(v, -1) for v in line], dtype=np.int64)
-    known = pos >= 0
-    class_key = np.where(known, li_class.take(np.where(known, pos, 0)) if len(li_class) else "", "").astype(
-        object
-    )
-    if (j := _col(results, "classSourcedId")) is not None:  # OneRoster 1.2 carries it on the result too
-        own = cols.stripped(j)
-        class_key = np.where(class_key == "", own, class_key).astype(object)
-    assignment = np.where(known, title.take(np.where(known, pos, 0)) if len(title) else "", "").astype(object)
-    points_possible = np.where(
-        known, maximum.take(np.where(known, pos, 0)) if len(maximum) else np.nan, np.nan
-    )
+    class_key, assignment, points_possible, known = _join_line_items(results, cols, line, items)
     n = results.n_rows
     frame = _frame(
         results,
@@ -152,37 +210,12 @@ def build_oneroster(results: RawTable, line_items: RawTable | None, statuses: li
         points_raw=results.cells[j_score],
         points_possible=points_possible.astype(float),
     )
+    roles = _result_roles(results, items[1], j_line, j_student, j_score)
     wanted = {s.casefold() for s in statuses}
-    roles = [ColumnRole(j, h.strip(), "ignored", why="not a grade") for j, h in enumerate(results.header)]
-    titles = ", ".join(f'"{t}"' for t in list(dict.fromkeys(t for t in title if t))[:6])
-    roles[j_line] = ColumnRole(
-        j_line,
-        results.header[j_line].strip(),
-        "assignment-id",
-        why=f"the assignment, via lineItems.csv title: {titles}",
-    )
-    roles[j_student] = ColumnRole(j_student, results.header[j_student].strip(), "student")
-    roles[j_score] = ColumnRole(j_score, results.header[j_score].strip(), "points")
     if (j := _col(results, "scoreStatus")) is not None:
         frame["excuse"] = np.array([str(v).casefold() in wanted for v in cols.stripped(j)], dtype=bool)
         roles[j] = ColumnRole(j, results.header[j].strip(), "status", why='"exempt" excuses the submission')
-    ignored: dict[int, str] = {}
-    if (j := _col(results, "status")) is not None:
-        for i in np.flatnonzero(cols.stripped(j) == "tobedeleted"):
-            ignored[int(results.source_row[i])] = 'status "tobedeleted": the SIS withdrew this result'
-    reason = frame["reason"].to_numpy(dtype=object).copy()
-    message = frame["message"].to_numpy(dtype=object).copy()
-    src = frame["source_row"].to_numpy()
-    for i in np.flatnonzero(np.isin(src, np.fromiter(ignored, dtype=np.int64))) if ignored else []:
-        reason[i], message[i] = ReasonCode.IGNORED_ROW.value, f"row ignored: {ignored[int(src[i])]}"
-    frame["reason"], frame["message"] = reason, message
-    warnings = []
-    unknown = sorted({v for v, k in zip(line, known, strict=True) if v and not k})
-    if unknown:
-        warnings.append(
-            f"{results.path}: {len(unknown)} lineItemSourcedId(s) not in {line_items.path}: "
-            + ", ".join(f'"{u}"' for u in unknown[:5])
-        )
+    ignored = _ignore_withdrawn(results, cols, frame)
     return Desired(
         frame=frame,
         key_columns={
@@ -191,7 +224,7 @@ def build_oneroster(results: RawTable, line_items: RawTable | None, statuses: li
             "student": results.header[j_student].strip(),
         },
         layout="long",
-        warnings=warnings,
+        warnings=_unknown_line_items(results, line_items, line, known),
         columns=roles,
         ignored_rows=ignored,
         header_row=results.header_row,

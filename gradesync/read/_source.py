@@ -185,11 +185,11 @@ def _count_breaks(body: bytes) -> int:
     return body.count(b"\n") + body.count(b"\r") - crlf
 
 
-def _load_text(name: str, data: bytes, sha256: str) -> RawTable:
+def _prepare_text(name: str, data: bytes) -> tuple[bytes, str, str, int]:
+    """Rule: a text export is not binary, is UTF-8 (else cp1252), and has a header after blank lines."""
     body, label = _decode_plan(name, data)
     codec = "utf-8"
     _check_text(name, body)
-    warnings: list[str] = []
     try:
         body[: _SNIFF_BYTES * 4].decode("utf-8")
     except UnicodeDecodeError as e:
@@ -202,87 +202,98 @@ def _load_text(name: str, data: bytes, sha256: str) -> RawTable:
         raise InputError(
             "the file is empty (no header row)", file=name, code="input-empty", hint=_EXPORT_HINT
         )
-    sample = body[:_SNIFF_BYTES].decode(codec, errors="replace")
-    delimiter = _sniff_delimiter(sample)
+    return body, codec, label, lead_lines
 
-    header_fields = _header_fields(sample, delimiter)
+
+def _parse_csv(body: bytes, delimiter: str, codec: str, width: int | None) -> pd.DataFrame:
+    """Rule: every cell is text as written (no NA guessing), blank lines stay rows, one C-engine pass."""
+    return pd.read_csv(
+        io.BytesIO(body),
+        sep=delimiter,
+        header=None,
+        names=None if width is None else list(range(width)),
+        dtype=str,
+        keep_default_na=False,
+        na_filter=False,
+        skip_blank_lines=False,
+        index_col=False,
+        quotechar='"',
+        encoding=codec,
+        encoding_errors="strict" if codec == "utf-8" else "replace",
+        engine="c",
+    )
+
+
+def _wider(error: pd.errors.ParserError, width: int | None, name: str, lead_lines: int, sep_name: str) -> int:
+    """Rule: a row longer than the header widens the table; an unclosed quote or a huge row is refused."""
+    text = str(error)
+    eof = _RE_PARSER_EOF.search(text)
+    if eof:
+        raise InputError(
+            'a quoted value is never closed: a " opens a value here and no closing " '
+            "follows before the end of the file",
+            file=name,
+            row=int(eof.group(1)) + 1 + lead_lines,
+            code="input-unclosed-quote",
+            hint='remove the stray " or close the quote, or export the file again',
+        ) from None
+    m = _RE_PARSER_FIELDS.search(text)
+    if not m:
+        m2 = _RE_PARSER_LINE.search(text)
+        raise InputError(
+            f"cannot be split into cells ({text.rsplit('C error: ', maxsplit=1)[-1].strip()})",
+            file=name,
+            row=int(m2.group(1)) + lead_lines if m2 else None,
+            code="input-ragged-row",
+            hint="export the file again as CSV",
+        ) from None
+    saw = int(m.group(3))
+    if saw > _MAX_COLUMNS:
+        raise InputError(
+            f"a row has {saw} cells, more than a spreadsheet can hold",
+            file=name,
+            row=int(m.group(2)) + lead_lines,
+            code="input-ragged-row",
+            hint=f"is the separator {sep_name} right? Export the file again as CSV",
+        ) from None
+    return max(saw, 2 * (width or int(m.group(1))))
+
+
+def _parse_ragged(body: bytes, delimiter: str, codec: str, name: str, lead_lines: int) -> pd.DataFrame:
+    """Rule: rows longer than the header widen the table (short rows are padded with "")."""
     sep_name = "TAB" if delimiter == "\t" else repr(delimiter)
+    width: int | None = None
+    for _ in range(8):
+        try:
+            return _parse_csv(body, delimiter, codec, width)
+        except pd.errors.ParserError as e:
+            width = _wider(e, width, name, lead_lines, sep_name)
+    # Widths kept growing: measure the widest record once (slow path, only for such files).
+    text_body = body.decode(codec, errors="replace")
+    widest = max((len(r) for r in csv.reader(io.StringIO(text_body), delimiter=delimiter)), default=1)
+    return _parse_csv(body, delimiter, codec, min(widest, _MAX_COLUMNS))
 
-    def parse(codec: str, width: int | None) -> pd.DataFrame:
-        return pd.read_csv(
-            io.BytesIO(body),
-            sep=delimiter,
-            header=None,
-            names=None if width is None else list(range(width)),
-            dtype=str,
-            keep_default_na=False,
-            na_filter=False,
-            skip_blank_lines=False,
-            index_col=False,
-            quotechar='"',
-            encoding=codec,
-            encoding_errors="strict" if codec == "utf-8" else "replace",
-            engine="c",
-        )
 
-    def parse_ragged(codec: str) -> pd.DataFrame:
-        """Parse; rows longer than the header widen the table (short rows are padded with "")."""
-        width: int | None = None
-        for _ in range(8):
-            try:
-                return parse(codec, width)
-            except pd.errors.ParserError as e:
-                text = str(e)
-                eof = _RE_PARSER_EOF.search(text)
-                if eof:
-                    raise InputError(
-                        'a quoted value is never closed: a " opens a value here and no closing " '
-                        "follows before the end of the file",
-                        file=name,
-                        row=int(eof.group(1)) + 1 + lead_lines,
-                        code="input-unclosed-quote",
-                        hint='remove the stray " or close the quote, or export the file again',
-                    ) from None
-                m = _RE_PARSER_FIELDS.search(text)
-                if not m:
-                    m2 = _RE_PARSER_LINE.search(text)
-                    raise InputError(
-                        f"cannot be split into cells ({text.rsplit('C error: ', maxsplit=1)[-1].strip()})",
-                        file=name,
-                        row=int(m2.group(1)) + lead_lines if m2 else None,
-                        code="input-ragged-row",
-                        hint="export the file again as CSV",
-                    ) from None
-                saw = int(m.group(3))
-                if saw > _MAX_COLUMNS:
-                    raise InputError(
-                        f"a row has {saw} cells, more than a spreadsheet can hold",
-                        file=name,
-                        row=int(m.group(2)) + lead_lines,
-                        code="input-ragged-row",
-                        hint=f"is the separator {sep_name} right? Export the file again as CSV",
-                    ) from None
-                width = max(saw, 2 * (width or int(m.group(1))))
-        # Widths kept growing: measure the widest record once (slow path, only for such files).
-        text_body = body.decode(codec, errors="replace")
-        widest = max((len(r) for r in csv.reader(io.StringIO(text_body), delimiter=delimiter)), default=1)
-        return parse(codec, min(widest, _MAX_COLUMNS))
-
+def _parse_text(
+    body: bytes, delimiter: str, codec: str, label: str, name: str, lead_lines: int
+) -> tuple[pd.DataFrame, str, str]:
+    """Rule: a file that is not UTF-8 after all is read again as cp1252; no records at all is empty."""
     try:
         try:
-            frame = parse_ragged(codec)
+            frame = _parse_ragged(body, delimiter, codec, name, lead_lines)
         except UnicodeDecodeError:
             codec, label = "cp1252", "cp1252 (fallback)"
-            frame = parse_ragged(codec)
+            frame = _parse_ragged(body, delimiter, codec, name, lead_lines)
     except pd.errors.EmptyDataError:
         raise InputError("the file is empty (no header row)", file=name, code="input-empty") from None
-    if codec == "cp1252":
-        warnings.append(f"{name}: not UTF-8; read as cp1252")
+    return frame, codec, label
 
-    # Row numbers as a person sees them. Fast path: no quoted field spans lines, so record i is on
-    # physical line i + 1 (blank lines are kept as rows by skip_blank_lines=False). Otherwise add the
-    # line breaks inside the earlier records' cells.
-    cols = [np.asarray(frame[c], dtype=object) for c in frame.columns]
+
+def _first_lines(frame: pd.DataFrame, body: bytes, lead_lines: int) -> np.ndarray:
+    """Rule: row numbers are the physical line each record starts on, as a person sees them."""
+    # Fast path: no quoted field spans lines, so record i is on physical line i + 1 (blank lines are
+    # kept as rows by skip_blank_lines=False). Otherwise add the line breaks inside the earlier
+    # records' cells.
     n = len(frame)
     first_line = np.arange(1, n + 1, dtype=np.int64) + lead_lines
     if _count_breaks(body) + 1 != n:
@@ -290,28 +301,48 @@ def _load_text(name: str, data: bytes, sha256: str) -> RawTable:
         for c in frame.columns:
             extra += frame[c].str.count(_LINE_BREAK).to_numpy(dtype=np.int64)
         first_line += np.concatenate(([0], np.cumsum(extra)[:-1]))
+    return first_line
+
+
+def _cut_beyond_header(
+    cols: list[np.ndarray], header_fields: int, first_line: np.ndarray
+) -> tuple[list[np.ndarray], dict[int, list[tuple[int, str]]]]:
+    """Rule: cells beyond the header's last column are dropped, the rows with a non-empty one noted."""
     extra_cells: dict[int, list[tuple[int, str]]] = {}
-    if len(cols) > header_fields:
-        # Cells beyond the header's last column: drop them, and remember the rows where one is not
-        # empty (cells of those rows are shifted; layout rejects them).
-        beyond = cols[header_fields:]
-        if any(str(c[0]).strip() for c in beyond):  # the header itself is wider: keep its columns
-            header_fields = len(cols)
-        else:
-            cols = cols[:header_fields]
-            for offset, col in enumerate(beyond):
-                codes, uniques = pd.factorize(col[1:])
-                filled = np.array([bool(str(u).strip()) for u in uniques], dtype=bool)
-                if not filled.any():
-                    continue
-                for i in np.flatnonzero(filled.take(codes)):
-                    row = int(first_line[i + 1])
-                    extra_cells.setdefault(row, []).append((header_fields + offset + 1, str(col[i + 1])))
-    header = [str(h) for h in (col[0] for col in cols)]
+    if len(cols) <= header_fields:
+        return cols, extra_cells
+    # Cells of the noted rows are shifted; layout rejects them.
+    beyond = cols[header_fields:]
+    if any(str(c[0]).strip() for c in beyond):  # the header itself is wider: keep its columns
+        return cols, extra_cells
+    for offset, col in enumerate(beyond):
+        codes, uniques = pd.factorize(col[1:])
+        filled = np.array([bool(str(u).strip()) for u in uniques], dtype=bool)
+        if not filled.any():
+            continue
+        for i in np.flatnonzero(filled.take(codes)):
+            row = int(first_line[i + 1])
+            extra_cells.setdefault(row, []).append((header_fields + offset + 1, str(col[i + 1])))
+    return cols[:header_fields], extra_cells
+
+
+def _load_text(name: str, data: bytes, sha256: str) -> RawTable:
+    """Read a CSV/TSV export: decode, sniff the separator, parse every cell as text, number the rows."""
+    body, codec, label, lead_lines = _prepare_text(name, data)
+    sample = body[:_SNIFF_BYTES].decode(codec, errors="replace")
+    delimiter = _sniff_delimiter(sample)
+    header_fields = _header_fields(sample, delimiter)
+    frame, codec, label = _parse_text(body, delimiter, codec, label, name, lead_lines)
+    warnings: list[str] = []
+    if codec == "cp1252":
+        warnings.append(f"{name}: not UTF-8; read as cp1252")
+    first_line = _first_lines(frame, body, lead_lines)
+    cols = [np.asarray(frame[c], dtype=object) for c in frame.columns]
+    cols, extra_cells = _cut_beyond_header(cols, header_fields, first_line)
     return RawTable(
         path=name,
         sha256=sha256,
-        header=header,
+        header=[str(h) for h in (col[0] for col in cols)],
         header_row=int(first_line[0]),
         cells=[col[1:] for col in cols],
         source_row=first_line[1:],

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 
 import numpy as np
@@ -78,22 +79,10 @@ def _key_codes(arr: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return uniques.take(codes), folded.take(codes), blank.take(codes)
 
 
-def _classify_points(
-    uniques: np.ndarray, policy: PolicySettings, rules: ValueRules | None = None
-) -> tuple[np.ndarray, ...]:
-    """Per distinct stripped points text: kind, value (rounded), value key, note, unit, denominator.
-
-    A number is points. With the value rules (``rules``, from the mapping or preset): a blank mark
-    (``-``, ``*``) is a blank; ``95%`` is a percent (value 95, unit percent) unless percent =
-    "reject"; ``17/20`` is a fraction (17, denominator 20); a letter is converted only by the
-    mapping's letter table, else rejected (``letter_grade``); a date is ``date_not_points``.
-    """
-    rules = rules or ValueRules()
+def _token_kinds(uniques: np.ndarray, policy: PolicySettings, rules: ValueRules) -> np.ndarray:
+    """Rule: empty is blank, too long is not parsed; blank marks, the clear token, excused marks."""
     k = len(uniques)
     kind = np.full(k, _OK, dtype=np.int8)
-    unit = np.full(k, ValueUnit.POINTS.value, dtype=object)
-    denominator = np.full(k, np.nan)
-    notes = np.full(k, "", dtype=object)
     lengths = np.fromiter((len(u) for u in uniques), dtype=np.int64, count=k)
     kind[lengths == 0] = _BLANK
     kind[lengths > MAX_POINTS_TEXT] = _LONG
@@ -108,6 +97,17 @@ def _classify_points(
     if marks:  # an excused mark ([policy] excused_marks): excuse the submission (the clear token wins)
         excused = np.array([u.casefold() in marks for u in uniques], dtype=bool)
         kind[excused & (kind == _OK)] = _EXCUSE
+    return kind
+
+
+def _parse_values(
+    uniques: np.ndarray, kind: np.ndarray, rules: ValueRules
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Rule: a number is points; other text may be a percent, fraction, mapped letter, letter or date."""
+    k = len(uniques)
+    unit = np.full(k, ValueUnit.POINTS.value, dtype=object)
+    denominator = np.full(k, np.nan)
+    notes = np.full(k, "", dtype=object)
     candidates = kind == _OK
     values = np.full(k, np.nan)
     values[candidates] = pd.to_numeric(
@@ -120,6 +120,11 @@ def _classify_points(
     letters = {str(key).strip().casefold(): value for key, value in rules.letters.items()}
     for i in np.flatnonzero(nan):  # per distinct text that is not a plain number
         kind[i], values[i], unit[i], denominator[i], notes[i] = _classify_text(uniques[i], rules, letters)
+    return candidates, values, unit, denominator, notes
+
+
+def _check_range(uniques: np.ndarray, kind: np.ndarray, values: np.ndarray, candidates: np.ndarray) -> None:
+    """Rule: points are finite, below 9,999,999 and not negative."""
     finite = candidates & ~np.isnan(values)
     with np.errstate(invalid="ignore"):
         inf_text = np.array([("inf" in u.casefold()) for u in uniques], dtype=bool)
@@ -127,35 +132,42 @@ def _classify_points(
         kind[finite & np.isinf(values) & inf_text] = _INF
         kind[finite & (values >= MAX_POINTS_EXCLUSIVE) & ~np.isinf(values)] = _LARGE
         kind[finite & (values < 0) & ~np.isinf(values)] = _NEG
-    ok = kind == _OK
-    values[~ok] = np.nan
-    denominator[~ok] = np.nan
-    unit[~ok] = ValueUnit.POINTS.value
-    notes[~ok] = ""
-    values[ok] += 0.0  # -0 → 0
 
-    # Rounding (points only: a percent or fraction is converted by the plan, then rounded): exact
-    # half-up on the decimal text, only where the float check says it changes.
-    p = policy.precision
+
+def _round_points(
+    uniques: np.ndarray,
+    kind: np.ndarray,
+    values: np.ndarray,
+    unit: np.ndarray,
+    notes: np.ndarray,
+    precision: int,
+) -> None:
+    """Rule: points (not a percent or fraction) round half-up on the decimal text, noted on the row."""
+    ok = kind == _OK
+    # Exact half-up on the decimal text, only where the float check says it changes.
     points = ok & (unit == ValueUnit.POINTS.value)
     plain = points & (notes == "")  # a letter mapped to points carries its own note and value
     with np.errstate(invalid="ignore"):
-        maybe = plain & (np.round(values, p) != values)
-    quantum = Decimal(1).scaleb(-p)
+        maybe = plain & (np.round(values, precision) != values)
+    quantum = Decimal(1).scaleb(-precision)
     for i in np.flatnonzero(maybe):
         try:
             rounded = float(Decimal(uniques[i]).quantize(quantum, rounding=ROUND_HALF_UP))
         except InvalidOperation:  # pragma: no cover - to_numeric accepted it, Decimal should too
-            rounded = round(float(values[i]), p)
+            rounded = round(float(values[i]), precision)
         if rounded != values[i]:
-            notes[i] = f"rounded {uniques[i]} → {format_points(rounded, p)}"
+            notes[i] = f"rounded {uniques[i]} → {format_points(rounded, precision)}"
             values[i] = rounded
     if (values[ok] >= MAX_POINTS_EXCLUSIVE).any():  # 9999998.999 rounds up to the limit
         over = ok & (values >= MAX_POINTS_EXCLUSIVE)
         kind[over], values[over], notes[over] = _LARGE, np.nan, ""
-    # What two rows must share to be identical copies: the rounded value and its unit, "clear", or
-    # the bad text.
-    value_key = np.array(
+
+
+def _value_keys(
+    uniques: np.ndarray, kind: np.ndarray, values: np.ndarray, unit: np.ndarray, denominator: np.ndarray
+) -> np.ndarray:
+    """Rule: identical copies share the rounded value and its unit, "clear", "excuse", or the bad text."""
+    return np.array(
         [
             (f"={v!r}" if un == "points" else f"{un}={v!r}/{d!r}")
             if kd == _OK
@@ -168,6 +180,30 @@ def _classify_points(
         ],
         dtype=object,
     )
+
+
+def _classify_points(
+    uniques: np.ndarray, policy: PolicySettings, rules: ValueRules | None = None
+) -> tuple[np.ndarray, ...]:
+    """Per distinct stripped points text: kind, value (rounded), value key, note, unit, denominator.
+
+    A number is points. With the value rules (``rules``, from the mapping or preset): a blank mark
+    (``-``, ``*``) is a blank; ``95%`` is a percent (value 95, unit percent) unless percent =
+    "reject"; ``17/20`` is a fraction (17, denominator 20); a letter is converted only by the
+    mapping's letter table, else rejected (``letter_grade``); a date is ``date_not_points``.
+    """
+    rules = rules or ValueRules()
+    kind = _token_kinds(uniques, policy, rules)
+    candidates, values, unit, denominator, notes = _parse_values(uniques, kind, rules)
+    _check_range(uniques, kind, values, candidates)
+    ok = kind == _OK  # whatever is not OK carries no value, unit, denominator or note
+    values[~ok] = np.nan
+    denominator[~ok] = np.nan
+    unit[~ok] = ValueUnit.POINTS.value
+    notes[~ok] = ""
+    values[ok] += 0.0  # -0 → 0
+    _round_points(uniques, kind, values, unit, notes, policy.precision)
+    value_key = _value_keys(uniques, kind, values, unit, denominator)
     return kind, values, value_key, notes, unit, denominator
 
 
@@ -241,6 +277,233 @@ def _excuse_note(raw: np.ndarray, i: int, flagged: bool, with_score: bool) -> st
     return "marked exempt: excuses the submission"
 
 
+@dataclass(slots=True)
+class _Rows:
+    """The per-row inputs validate reads and the verdict columns it fills in place."""
+
+    files: np.ndarray
+    rows: np.ndarray
+    columns: np.ndarray
+    raw: np.ndarray
+    reason: np.ndarray
+    message: np.ndarray
+    note: np.ndarray
+
+
+@dataclass(slots=True)
+class _Points:
+    """Each row's points cell as classified (per distinct text), after the layout's exempt flag."""
+
+    codes: np.ndarray
+    vkey_u: np.ndarray
+    kind: np.ndarray
+    desired: np.ndarray
+    unit: np.ndarray
+    denominator: np.ndarray
+    flagged: np.ndarray
+    flagged_score: np.ndarray
+    clear: np.ndarray
+    excuse: np.ndarray
+
+
+def _start_rows(frame: pd.DataFrame) -> _Rows:
+    """Rule: every row starts with no reason, no message and no note."""
+    n = len(frame)
+    return _Rows(
+        files=_text(frame["source_file"]),
+        rows=np.asarray(frame["source_row"], dtype=np.int64),
+        columns=_text(frame["source_column"]),
+        raw=_text(frame["points_raw"]),
+        reason=np.full(n, "", dtype=object),
+        message=np.full(n, "", dtype=object),
+        note=np.full(n, "", dtype=object),
+    )
+
+
+def _read_points(
+    frame: pd.DataFrame,
+    out: _Rows,
+    layout_rejected: np.ndarray,
+    policy: PolicySettings,
+    rules: ValueRules | None,
+) -> _Points:
+    """Rule: points are classified once per distinct text; the layout's exempt flag excuses the row."""
+    n = len(frame)
+    pcodes, puniques = _stripped_codes(out.raw)
+    kind_u, value_u, vkey_u, note_u, unit_u, den_u = _classify_points(puniques, policy, rules)
+    kind = kind_u.take(pcodes) if n else np.zeros(0, dtype=np.int8)
+    desired = value_u.take(pcodes) if n else np.zeros(0)
+    unit = unit_u.take(pcodes) if n else np.zeros(0, dtype=object)
+    denominator = den_u.take(pcodes) if n else np.zeros(0)
+    # An exempt flag the layout found (an Exempt column, scoreStatus "exempt"): excuse, whatever
+    # the points cell says (a score beside an exempt flag is not written; the note says so).
+    flagged = np.asarray(frame["excuse"], dtype=bool) & ~layout_rejected if n else np.zeros(0, dtype=bool)
+    flagged_score = flagged & (kind != _BLANK) & (kind != _EXCUSE)
+    if flagged.any():
+        kind = kind.copy()
+        kind[flagged] = _EXCUSE
+        desired = desired.copy()
+        desired[flagged] = np.nan
+    note_rows = np.flatnonzero(note_u.take(pcodes) != "") if n else np.zeros(0, dtype=np.int64)
+    out.note[note_rows] = note_u.take(pcodes[note_rows])
+    return _Points(
+        codes=pcodes,
+        vkey_u=vkey_u,
+        kind=kind,
+        desired=desired,
+        unit=unit,
+        denominator=denominator,
+        flagged=flagged,
+        flagged_score=flagged_score,
+        clear=kind == _CLEAR,
+        excuse=kind == _EXCUSE,
+    )
+
+
+def _duplicate_keys(part: np.ndarray, key_codes: dict[str, np.ndarray]) -> pd.Series:
+    """Rule: a duplicate is the same (class, assignment, student) ignoring case: one int64 key each."""
+    c, a, s = (key_codes[r][part].astype(np.int64) for r in ("class", "assignment", "student"))
+    na, ns = int(a.max()) + 1, int(s.max()) + 1
+    if (int(c.max()) + 1) * na * ns < 2**62:
+        return pd.Series((c * na + a) * ns + s)  # one int64 key: hashing is cheap
+    return pd.Series(pd.MultiIndex.from_arrays([c, a, s]).factorize()[0])  # pragma: no cover
+
+
+def _mark_identical(out: _Rows, idx: np.ndarray) -> None:
+    """Rule: identical copies keep the first row (noted) and mark the rest ``duplicate_identical``."""
+    files, rows, columns = out.files, out.rows, out.columns
+    keep = idx[0]
+    for i in idx[1:]:
+        out.reason[i] = ReasonCode.DUPLICATE_IDENTICAL.value
+        out.message[i] = (
+            "same class, assignment, student and points as "
+            f"{_ref(files, rows, columns, keep, i)}, which is used; this row is ignored"
+        )
+    others = [_ref(files, rows, columns, i, keep) for i in idx[1:6]]
+    more = f" and {len(idx) - 6} more" if len(idx) > 6 else ""
+    out.note[keep] = "; ".join(
+        x for x in (out.note[keep], f"identical copy ignored: {', '.join(others)}{more}") if x
+    )
+
+
+def _mark_conflict(out: _Rows, idx: np.ndarray) -> None:
+    """Rule: copies with different values are every one ``duplicate_conflict``, naming the others."""
+    files, rows, columns, raw = out.files, out.rows, out.columns, out.raw
+    for i in idx:
+        others = [f"{_ref(files, rows, columns, j, i)} says {_value_text(raw, j)}" for j in idx if j != i]
+        more = f" and {len(others) - 5} more" if len(others) > 5 else ""
+        out.reason[i] = ReasonCode.DUPLICATE_CONFLICT.value
+        out.message[i] = (
+            f"conflicting grades for the same class, assignment and student: this row says "
+            f"{_value_text(raw, i)}, {', '.join(others[:5])}{more}; fix the input so only "
+            "one row remains"
+        )
+
+
+def _mark_duplicates(
+    out: _Rows, points: _Points, part: np.ndarray, key_codes: dict[str, np.ndarray], invalid: np.ndarray
+) -> None:
+    """Rule: among complete, non-blank rows, same-key copies are identical (first kept) or in conflict."""
+    if len(part) <= 1:
+        return
+    vcodes, _ = pd.factorize(points.vkey_u)
+    combined = _duplicate_keys(part, key_codes)
+    dup = combined.duplicated(keep=False).to_numpy()
+    if not dup.any():
+        return
+    dup_rows = part[dup]
+    groups = combined[dup].groupby(combined[dup], sort=False).indices
+    row_vcode = vcodes.take(points.codes[dup_rows])
+    for members in groups.values():
+        idx = dup_rows[members]  # frame positions, in reading order
+        vals = row_vcode[members]
+        if not (vals == vals[0]).all():
+            _mark_conflict(out, idx)
+        elif not invalid[idx[0]]:
+            _mark_identical(out, idx)
+
+
+def _mark_invalid(out: _Rows, kind: np.ndarray, invalid: np.ndarray) -> None:
+    """Rule: invalid points (overriding duplicates) name the column and the value."""
+    for i in np.flatnonzero(invalid):
+        code = _OWN_REASON.get(int(kind[i]), ReasonCode.INVALID_POINTS)
+        out.reason[i] = code.value
+        out.message[i] = _invalid_message(int(kind[i]), _value_text(out.raw, int(i)), str(out.columns[i]))
+        out.note[i] = ""
+
+
+def _mark_missing(
+    out: _Rows, missing: dict[str, np.ndarray], rows: np.ndarray, key_columns: Mapping[str, Mapping[str, str]]
+) -> None:
+    """Rule: a missing identifier (overriding the above) names the file's own blank headers."""
+    for i in rows:
+        headers = key_columns.get(out.files[i], _DEFAULT_KEY_COLUMNS)
+        roles = [r for r in ("class", "assignment", "student") if missing[r][i]]
+        cols = ", ".join(f'"{headers.get(r, r)}"' for r in roles)
+        verb = "is" if len(roles) == 1 else "are"
+        plural = "column" if len(roles) == 1 else "columns"
+        out.reason[i] = ReasonCode.MISSING_IDENTIFIER.value
+        out.message[i] = f"no {' and '.join(roles)}: {plural} {cols} {verb} blank"
+        out.note[i] = ""
+
+
+def _mark_blank(out: _Rows, blank: np.ndarray) -> None:
+    """Rule: blank points mean no change, overriding everything (nothing would happen anyway)."""
+    blank_rows = np.flatnonzero(blank)
+    out.reason[blank_rows] = ReasonCode.BLANK_POINTS.value
+    out.message[blank_rows] = np.array(
+        [f'no points in column "{out.columns[i]}": blank means no change' for i in blank_rows], dtype=object
+    )
+    out.note[blank_rows] = ""
+
+
+def _note_clears_and_excuses(out: _Rows, points: _Points, policy: PolicySettings) -> None:
+    """Rule: a clear or excuse row with no reason says so in its note."""
+    note, reason, raw = out.note, out.reason, out.raw
+    clear_ok = np.array([i for i in np.flatnonzero(points.clear) if not reason[i]], dtype=np.int64)
+    note[clear_ok] = np.array(
+        ["; ".join(x for x in (note[i], f"{policy.clear_token} clears the grade") if x) for i in clear_ok],
+        dtype=object,
+    )
+    flagged, flagged_score = points.flagged, points.flagged_score
+    excuse_ok = np.array([i for i in np.flatnonzero(points.excuse) if not reason[i]], dtype=np.int64)
+    note[excuse_ok] = np.array(
+        [
+            "; ".join(
+                x for x in (note[i], _excuse_note(raw, i, bool(flagged[i]), bool(flagged_score[i]))) if x
+            )
+            for i in excuse_ok
+        ],
+        dtype=object,
+    )
+
+
+def _apply_layout_rejects(
+    frame: pd.DataFrame, out: _Rows, points: _Points, incoming: np.ndarray, layout_rejected: np.ndarray
+) -> None:
+    """Rule: a layout reject (a shifted text row) wins over all: nothing in the row can be trusted."""
+    if not layout_rejected.any():
+        return
+    lr = np.flatnonzero(layout_rejected)
+    out.reason[lr] = incoming[lr]
+    out.message[lr] = _text(frame["message"])[lr]
+    out.note[lr] = ""
+    points.desired[lr] = np.nan
+    points.clear[lr] = False
+    points.excuse[lr] = False
+
+
+def _desired_frame(frame: pd.DataFrame, computed: dict[str, np.ndarray]) -> pd.DataFrame:
+    """Rule: the output has DESIRED_COLUMNS' order and dtypes, sharing the columns validate left alone."""
+    columns_out = {
+        name: pd.Series(computed[name], index=frame.index, dtype=dtype, copy=False)
+        if name in computed
+        else frame[name]
+        for name, dtype in DESIRED_COLUMNS.items()
+    }
+    return pd.DataFrame(columns_out, copy=False)  # copy=False: shares the untouched columns
+
+
 def validate(
     frame: pd.DataFrame,
     policy: PolicySettings,
@@ -260,39 +523,14 @@ def validate(
 
     ``key_columns`` maps ``source_file`` → {"class"|"assignment"|"student": header} so messages name
     the file's own headers; without it they say "class", "assignment", "student".
+
+    The steps run in reverse precedence, each overriding the one before: duplicates, invalid points,
+    missing identifiers, blank points, then the layout's own rejects.
     """
-    n = len(frame)
-    files = _text(frame["source_file"])
-    rows = np.asarray(frame["source_row"], dtype=np.int64)
-    columns = _text(frame["source_column"])
-    raw = _text(frame["points_raw"])
-
-    reason = np.full(n, "", dtype=object)
-    message = np.full(n, "", dtype=object)
-    note = np.full(n, "", dtype=object)
+    out = _start_rows(frame)
     incoming = _text(frame["reason"])
-    layout_rejected = np.isin(incoming, list(_LAYOUT_REASONS)) if n else np.zeros(0, dtype=bool)
-
-    # Points, per distinct text.
-    pcodes, puniques = _stripped_codes(raw)
-    kind_u, value_u, vkey_u, note_u, unit_u, den_u = _classify_points(puniques, policy, rules)
-    kind = kind_u.take(pcodes) if n else np.zeros(0, dtype=np.int8)
-    desired = value_u.take(pcodes) if n else np.zeros(0)
-    unit = unit_u.take(pcodes) if n else np.zeros(0, dtype=object)
-    denominator = den_u.take(pcodes) if n else np.zeros(0)
-    # An exempt flag the layout found (an Exempt column, scoreStatus "exempt"): excuse, whatever
-    # the points cell says (a score beside an exempt flag is not written; the note says so).
-    flagged = np.asarray(frame["excuse"], dtype=bool) & ~layout_rejected if n else np.zeros(0, dtype=bool)
-    flagged_score = flagged & (kind != _BLANK) & (kind != _EXCUSE)
-    if flagged.any():
-        kind = kind.copy()
-        kind[flagged] = _EXCUSE
-        desired = desired.copy()
-        desired[flagged] = np.nan
-    clear = kind == _CLEAR
-    excuse = kind == _EXCUSE
-    note_rows = np.flatnonzero(note_u.take(pcodes) != "") if n else np.zeros(0, dtype=np.int64)
-    note[note_rows] = note_u.take(pcodes[note_rows])
+    layout_rejected = np.isin(incoming, list(_LAYOUT_REASONS)) if len(frame) else np.zeros(0, dtype=bool)
+    points = _read_points(frame, out, layout_rejected, policy, rules)
 
     # Identifiers: case-insensitive codes for duplicates, and which are blank.
     stripped: dict[str, np.ndarray] = {}
@@ -301,132 +539,30 @@ def validate(
     for role in ("class", "assignment", "student"):
         stripped[role], key_codes[role], missing[role] = _key_codes(_text(frame[f"{role}_key"]))
     any_missing = missing["class"] | missing["assignment"] | missing["student"]
+    kind = points.kind
     blank = kind == _BLANK
-    invalid = ~blank & ~clear & ~excuse & (kind != _OK)
+    invalid = ~blank & ~points.clear & ~points.excuse & (kind != _OK)
 
-    # Duplicates among rows with complete keys and a non-blank points cell.
     part = np.flatnonzero(~any_missing & ~blank & ~layout_rejected)
-    if len(part) > 1:
-        vcodes, _ = pd.factorize(vkey_u)
-        c, a, s = (key_codes[r][part].astype(np.int64) for r in ("class", "assignment", "student"))
-        na, ns = int(a.max()) + 1, int(s.max()) + 1
-        if (int(c.max()) + 1) * na * ns < 2**62:
-            combined = pd.Series((c * na + a) * ns + s)  # one int64 key: hashing is cheap
-        else:  # pragma: no cover - more than 2**62 distinct key combinations
-            combined = pd.Series(pd.MultiIndex.from_arrays([c, a, s]).factorize()[0])
-        dup = combined.duplicated(keep=False).to_numpy()
-        if dup.any():
-            dup_rows = part[dup]
-            groups = combined[dup].groupby(combined[dup], sort=False).indices
-            row_vcode = vcodes.take(pcodes[dup_rows])
-            for members in groups.values():
-                idx = dup_rows[members]  # frame positions, in reading order
-                vals = row_vcode[members]
-                if (vals == vals[0]).all():
-                    keep = idx[0]
-                    if invalid[keep]:
-                        continue
-                    for i in idx[1:]:
-                        reason[i] = ReasonCode.DUPLICATE_IDENTICAL.value
-                        message[i] = (
-                            "same class, assignment, student and points as "
-                            f"{_ref(files, rows, columns, keep, i)}, which is used; this row is ignored"
-                        )
-                    others = [_ref(files, rows, columns, i, keep) for i in idx[1:6]]
-                    more = f" and {len(idx) - 6} more" if len(idx) > 6 else ""
-                    note[keep] = "; ".join(
-                        x for x in (note[keep], f"identical copy ignored: {', '.join(others)}{more}") if x
-                    )
-                else:
-                    for i in idx:
-                        others = [
-                            f"{_ref(files, rows, columns, j, i)} says {_value_text(raw, j)}"
-                            for j in idx
-                            if j != i
-                        ]
-                        more = f" and {len(others) - 5} more" if len(others) > 5 else ""
-                        reason[i] = ReasonCode.DUPLICATE_CONFLICT.value
-                        message[i] = (
-                            f"conflicting grades for the same class, assignment and student: this row says "
-                            f"{_value_text(raw, i)}, {', '.join(others[:5])}{more}; fix the input so only "
-                            "one row remains"
-                        )
+    _mark_duplicates(out, points, part, key_codes, invalid)
+    _mark_invalid(out, kind, invalid)
+    _mark_missing(out, missing, np.flatnonzero(any_missing & ~blank), key_columns or {})
+    _mark_blank(out, blank)
+    _note_clears_and_excuses(out, points, policy)
+    _apply_layout_rejects(frame, out, points, incoming, layout_rejected)
 
-    # Invalid points (overrides duplicates), with the column and the value.
-    bad = np.flatnonzero(invalid)
-    for i in bad:
-        code = _OWN_REASON.get(int(kind[i]), ReasonCode.INVALID_POINTS)
-        reason[i] = code.value
-        message[i] = _invalid_message(int(kind[i]), _value_text(raw, int(i)), str(columns[i]))
-        note[i] = ""
-
-    # Missing identifiers (overrides the above).
-    labels = key_columns or {}
-    for i in np.flatnonzero(any_missing & ~blank):
-        headers = labels.get(files[i], _DEFAULT_KEY_COLUMNS)
-        roles = [r for r in ("class", "assignment", "student") if missing[r][i]]
-        cols = ", ".join(f'"{headers.get(r, r)}"' for r in roles)
-        verb = "is" if len(roles) == 1 else "are"
-        plural = "column" if len(roles) == 1 else "columns"
-        reason[i] = ReasonCode.MISSING_IDENTIFIER.value
-        message[i] = f"no {' and '.join(roles)}: {plural} {cols} {verb} blank"
-        note[i] = ""
-
-    # Blank points: no change (overrides everything: nothing would happen anyway).
-    blank_rows = np.flatnonzero(blank)
-    reason[blank_rows] = ReasonCode.BLANK_POINTS.value
-    message[blank_rows] = np.array(
-        [f'no points in column "{columns[i]}": blank means no change' for i in blank_rows], dtype=object
-    )
-    note[blank_rows] = ""
-
-    clear_ok = np.array([i for i in np.flatnonzero(clear) if not reason[i]], dtype=np.int64)
-    note[clear_ok] = np.array(
-        ["; ".join(x for x in (note[i], f"{policy.clear_token} clears the grade") if x) for i in clear_ok],
-        dtype=object,
-    )
-
-    excuse_ok = np.array([i for i in np.flatnonzero(excuse) if not reason[i]], dtype=np.int64)
-    note[excuse_ok] = np.array(
-        [
-            "; ".join(
-                x for x in (note[i], _excuse_note(raw, i, bool(flagged[i]), bool(flagged_score[i]))) if x
-            )
-            for i in excuse_ok
-        ],
-        dtype=object,
-    )
-
-    # Layout rejects (a shifted text row): nothing in the row can be trusted.
-    if layout_rejected.any():
-        lr = np.flatnonzero(layout_rejected)
-        reason[lr] = incoming[lr]
-        message[lr] = _text(frame["message"])[lr]
-        note[lr] = ""
-        desired[lr] = np.nan
-        clear[lr] = False
-        excuse[lr] = False
-    rejected = (reason != "") | clear | excuse
-    unit = np.where(rejected, ValueUnit.POINTS.value, unit).astype(object)
-    denominator = np.where(rejected, np.nan, denominator)
-
+    rejected = (out.reason != "") | points.clear | points.excuse
     computed = {
         "class_key": stripped["class"],
         "assignment_key": stripped["assignment"],
         "student_key": stripped["student"],
-        "desired_points": desired,
-        "clear": clear,
-        "excuse": excuse,
-        "points_unit": unit,
-        "points_denominator": denominator,
-        "reason": reason,
-        "message": message,
-        "note": note,
+        "desired_points": points.desired,
+        "clear": points.clear,
+        "excuse": points.excuse,
+        "points_unit": np.where(rejected, ValueUnit.POINTS.value, points.unit).astype(object),
+        "points_denominator": np.where(rejected, np.nan, points.denominator),
+        "reason": out.reason,
+        "message": out.message,
+        "note": out.note,
     }
-    columns_out = {
-        name: pd.Series(computed[name], index=frame.index, dtype=dtype, copy=False)
-        if name in computed
-        else frame[name]
-        for name, dtype in DESIRED_COLUMNS.items()
-    }
-    return pd.DataFrame(columns_out, copy=False)  # copy=False: shares the untouched columns
+    return _desired_frame(frame, computed)
