@@ -52,6 +52,51 @@ def _demo_emulator() -> Iterator[Any]:
         yield server, token
 
 
+def _sign_in(
+    host: str,
+    port: int,
+    public_url: str | None,
+    *,
+    tenant: str | None,
+    client_id: str | None,
+    secret_file: str | None,
+    group: str | None,
+    approver_group: str | None,
+    authority_host: str,
+) -> Any:
+    """Entra ID sign-in from the options (None when none is configured); refuses a bind beyond
+    loopback without it: anyone who reaches the app could write grades."""
+    from gradesync.web.auth import SignIn
+
+    signin = None
+    if tenant or client_id or group:
+        secret = _secret(os.environ.get("GRADESYNC_WEB_CLIENT_SECRET"), secret_file)
+        if not (tenant and client_id and group and secret):
+            raise UsageError(
+                "sign-in needs --signin-tenant, --signin-client-id, --signin-group and a client secret "
+                "(--signin-secret-file or GRADESYNC_WEB_CLIENT_SECRET)",
+                code="web-signin-incomplete",
+            )
+        base = (public_url or f"http://{host}:{port}").rstrip("/")
+        signin = SignIn(
+            tenant_id=tenant,
+            client_id=client_id,
+            client_secret=secret,
+            group=group,
+            approver_group=approver_group,
+            authority_host=authority_host,
+            redirect_uri=f"{base}/auth/callback",
+        )
+    if not is_loopback(host) and signin is None:
+        raise UsageError(
+            f"refusing to serve on {host} without sign-in: anyone who reaches it could write grades",
+            code="web-signin-required",
+            hint="bind 127.0.0.1 (the default), or configure Entra ID sign-in (--signin-tenant, "
+            "--signin-client-id, --signin-group, --signin-secret-file)",
+        )
+    return signin
+
+
 @click.command("serve")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
 @click.option("--port", default=8765, show_default=True, type=click.IntRange(0, 65535))
@@ -109,34 +154,18 @@ def serve_command(
     import uvicorn
 
     from gradesync.web.app import WebConfig, create_app
-    from gradesync.web.auth import SignIn
 
-    signin = None
-    if signin_tenant or signin_client_id or signin_group:
-        secret = _secret(os.environ.get("GRADESYNC_WEB_CLIENT_SECRET"), signin_secret_file)
-        if not (signin_tenant and signin_client_id and signin_group and secret):
-            raise UsageError(
-                "sign-in needs --signin-tenant, --signin-client-id, --signin-group and a client secret "
-                "(--signin-secret-file or GRADESYNC_WEB_CLIENT_SECRET)",
-                code="web-signin-incomplete",
-            )
-        base = (public_url or f"http://{host}:{port}").rstrip("/")
-        signin = SignIn(
-            tenant_id=signin_tenant,
-            client_id=signin_client_id,
-            client_secret=secret,
-            group=signin_group,
-            approver_group=approver_group,
-            authority_host=signin_authority_host,
-            redirect_uri=f"{base}/auth/callback",
-        )
-    if not is_loopback(host) and signin is None:
-        raise UsageError(
-            f"refusing to serve on {host} without sign-in: anyone who reaches it could write grades",
-            code="web-signin-required",
-            hint="bind 127.0.0.1 (the default), or configure Entra ID sign-in (--signin-tenant, "
-            "--signin-client-id, --signin-group, --signin-secret-file)",
-        )
+    signin = _sign_in(
+        host,
+        port,
+        public_url,
+        tenant=signin_tenant,
+        client_id=signin_client_id,
+        secret_file=signin_secret_file,
+        group=signin_group,
+        approver_group=approver_group,
+        authority_host=signin_authority_host,
+    )
     if demo:  # the sample is a first load that changes most grades on purpose (see gradesync demo)
         max_changes, max_decreases = "100%", "100%"
     console = stdout_console()
