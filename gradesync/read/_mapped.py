@@ -296,6 +296,11 @@ def build_mapped(table: RawTable, mapping: Mapping, cfg: InputSettings, class_ke
     )
 
 
+def _casefold_in(values: np.ndarray, words: set[str] | frozenset[str]) -> np.ndarray:
+    """Which cells, as text and case-folded, are one of ``words`` (per value, never per row)."""
+    return pd.Series(values, dtype=object).astype(str).str.casefold().isin(words).to_numpy(dtype=bool)
+
+
 def _mapped_long(
     table: RawTable,
     cols: _Columns,
@@ -314,8 +319,7 @@ def _mapped_long(
         column_roles[j] = ColumnRole(j, table.header[j].strip(), role)
     frame = _long(table, cols, roles, class_key)
     rows = frame["source_row"].to_numpy()
-    position = {int(r): i for i, r in enumerate(table.source_row)}
-    take = np.array([position[int(r)] for r in rows], dtype=np.int64)
+    take = pd.Index(np.asarray(table.source_row, dtype=np.int64)).get_indexer(rows.astype(np.int64))
     warnings: list[str] = []
     if (jm := _optional(table, rule.maximum)) is not None:
         column_roles[jm] = ColumnRole(jm, table.header[jm].strip(), "maximum")
@@ -325,13 +329,13 @@ def _mapped_long(
     if (je := _optional(table, rule.excuse)) is not None:
         column_roles[je] = ColumnRole(je, table.header[je].strip(), "excuse")
         flags = cols.stripped(je)[take]
-        excuse |= np.array([str(v).casefold() in _TRUE for v in flags], dtype=bool)
+        excuse |= _casefold_in(flags, _TRUE)
     statuses = {s.casefold() for s in mapping.values.excuse_statuses}
     if (js := _optional(table, rule.status)) is not None:
         column_roles[js] = ColumnRole(js, table.header[js].strip(), "status")
         if statuses:
             flags = cols.stripped(js)[take]
-            excuse |= np.array([str(v).casefold() in statuses for v in flags], dtype=bool)
+            excuse |= _casefold_in(flags, statuses)
     frame["excuse"] = excuse
     return frame, warnings
 
