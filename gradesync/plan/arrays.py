@@ -84,8 +84,66 @@ def taken(values: pd.Series, pos: np.ndarray, fill: Any) -> np.ndarray:
         at = take(np.asarray(cat.codes, dtype="int64"), pos, -1)
         return take(cats, at, fill) if len(cats) else np.full(len(pos), fill, dtype=object)
     if values.dtype == object:
-        return take(objects(values), pos, fill)
+        arr = values.to_numpy()
+        out = take(arr, pos, fill)
+        if len(arr) and lib.is_string_array(arr, skipna=False):  # all text: nothing to normalise
+            return out
+        missing = (pos >= 0) & pd.isna(out)  # a missing value (NaN, NA) reads None, as ``objects``
+        if missing.any():
+            out[missing] = None
+        return out
     return take(values.to_numpy(), pos, fill)
+
+
+def first_positions(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct values of ``keys`` (int64, ≥ 0) in ascending order, and the position of each one's
+    first occurrence in ``keys``. By sorting (numpy's sort is far cheaper than hashing a million keys)."""
+    n = len(keys)
+    if not n:
+        return np.empty(0, dtype="int64"), np.empty(0, dtype="int64")
+    keys = keys.astype("int64", copy=False)
+    if int(keys.max()) < (np.iinfo(np.int64).max - n) // n:  # key × n + position fits: one plain sort
+        ordered, at = np.divmod(np.sort(keys * n + np.arange(n, dtype="int64")), n)
+    else:  # pragma: no cover - keys beyond 2^63 / n: a stable argsort keeps the first of equal keys first
+        at = np.argsort(keys, kind="stable")
+        ordered = keys[at]
+    first = np.ones(n, dtype=bool)
+    first[1:] = ordered[1:] != ordered[:-1]
+    return ordered[first], at[first]
+
+
+def lookup_sorted(space: np.ndarray, found: np.ndarray, queries: np.ndarray) -> np.ndarray:
+    """Per query: ``found[i]`` where it equals ``space[i]`` (``space`` ascending and distinct), else -1;
+    a negative query never matches. The queries are sorted first, so the binary searches stay in cache."""
+    out = np.full(len(queries), -1, dtype="int64")
+    if not len(space) or not len(queries):
+        return out
+    order = np.argsort(queries)
+    q = queries[order]
+    at = np.minimum(np.searchsorted(space, q), len(space) - 1)
+    hit = (space[at] == q) & (q >= 0)
+    out[order[hit]] = found[at[hit]]
+    return out
+
+
+def first_match(table: tuple[np.ndarray, np.ndarray], queries: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+    """Per query pair ``(a, b)``: the position of the first table row holding that pair, -1 for none.
+
+    ``table`` and ``queries`` are pairs of object arrays of text; a ``None`` in a query matches nothing.
+    Equal to a left ``merge`` on both columns against the table's ``drop_duplicates`` (first kept)."""
+    (ta, tb), (qa, qb) = table, queries
+    a_codes, a_uniq = pd.factorize(ta)
+    b_codes, b_uniq = pd.factorize(tb)
+    nb = max(len(b_uniq), 1)
+    rows = np.flatnonzero((a_codes >= 0) & (b_codes >= 0))  # a missing value in the table: no pair
+    space, at = first_positions(a_codes[rows].astype("int64") * nb + b_codes[rows])
+    at = rows[at]
+    if not len(space):
+        return np.full(len(qa), -1, dtype="int64")
+    qa_codes = pd.Index(np.asarray(a_uniq, dtype=object), dtype=object).get_indexer(qa)
+    qb_codes = pd.Index(np.asarray(b_uniq, dtype=object), dtype=object).get_indexer(qb)
+    keys = np.where((qa_codes >= 0) & (qb_codes >= 0), qa_codes.astype("int64") * nb + qb_codes, -1)
+    return lookup_sorted(space, at, keys)
 
 
 def rounded(values: np.ndarray, precision: int) -> np.ndarray:

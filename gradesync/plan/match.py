@@ -216,13 +216,14 @@ def eligible_members(members: pd.DataFrame) -> pd.DataFrame:
     return members[pd.Series(role, dtype=object).isin(STUDENT_ROLES).to_numpy(dtype=bool)]
 
 
-def _identifier_table(members: pd.DataFrame, order: Sequence[str]) -> pd.DataFrame:
-    """Long table ``[class_id, user_id, value, level, folded]``: one row per member identifier, by level."""
+def _identifier_table(members: pd.DataFrame, order: Sequence[str]) -> tuple[np.ndarray, ...]:
+    """The members' identifiers, one entry per (member, identifier), by level: ``(class_id, user_id,
+    value, level, folded)`` arrays (a blank identifier has no entry)."""
     for kind in order:
         if kind not in STUDENT_KINDS:
             raise ValueError(f"unknown student identifier kind {kind!r}")
     class_ids, user_ids = _text_array(members["class_id"]), _text_array(members["user_id"])
-    parts = []
+    parts: list[tuple[np.ndarray, ...]] = []
     level = 0
     for kind in order:
         columns, fold = STUDENT_KINDS[kind]
@@ -230,21 +231,20 @@ def _identifier_table(members: pd.DataFrame, order: Sequence[str]) -> pd.DataFra
             stripped = list(map(str.strip, _text_array(members[column]).tolist()))  # mostly distinct
             value = np.array(list(map(str.casefold, stripped)) if fold else stripped, dtype=object)
             keep = value != ""
+            k = int(keep.sum())
             parts.append(
-                pd.DataFrame(
-                    {
-                        "class_id": class_ids[keep],
-                        "user_id": user_ids[keep],
-                        "value": value[keep],
-                        "level": np.full(int(keep.sum()), level, dtype="int64"),
-                        "folded": np.full(int(keep.sum()), fold, dtype=bool),
-                    },
+                (
+                    class_ids[keep],
+                    user_ids[keep],
+                    value[keep],
+                    np.full(k, level, dtype="int64"),
+                    np.full(k, fold, dtype=bool),
                 )
             )
             level += 1
-    if not parts:
-        return pd.DataFrame(columns=["class_id", "user_id", "value", "level", "folded"])
-    return pd.concat(parts, ignore_index=True)
+    if not parts:  # pragma: no cover - order is never empty (MatchSettings refuses it)
+        return tuple(np.empty(0, dtype=t) for t in (object, object, object, "int64", bool))
+    return tuple(np.concatenate(columns) for columns in zip(*parts, strict=True))
 
 
 def match_students(keys: pd.DataFrame, members: pd.DataFrame, order: Sequence[str]) -> pd.DataFrame:
@@ -257,24 +257,25 @@ def match_students(keys: pd.DataFrame, members: pd.DataFrame, order: Sequence[st
     (class, key) pair is matched once, so the cost grows with the distinct keys, not the rows.
     """
     k_class, k_key = _text_array(keys["class_id"]), _text_array(keys["student_key"])
-    table = _identifier_table(eligible_members(members), order)
-    t_class, t_user, t_value = (table[c].to_numpy(dtype=object) for c in ("class_id", "user_id", "value"))
-    t_level = table["level"].to_numpy(dtype="int64")
-    t_fold = table["folded"].to_numpy(dtype=bool)
+    t_class, t_user, t_value, t_level, t_fold = _identifier_table(eligible_members(members), order)
     tc_codes, tc_uniq = pd.factorize(t_class)
-    tv_codes, tv_uniq = pd.factorize(t_value)
     tu_codes, tu_uniq = pd.factorize(t_user)
-    nv = len(tv_uniq)
     # per key row: its stripped and its folded form as codes of the members' values (-1: nobody has
     # it). A key's answer depends only on (class, plain code, folded code): unknown keys share one.
-    space = pd.Index(np.asarray(tv_uniq, dtype=object), dtype=object)
+    # One factorize codes the members' values and both forms of the keys: the values come first, so
+    # their codes are 0..nv-1 and a key's code beyond them means nobody has it.
     plain_list = list(map(str.strip, k_key.tolist()))
     plain = np.array(plain_list, dtype=object)
-    k_plain = _lookup(space, plain)
-    k_fold = k_plain.copy()
     folded = np.array(list(map(str.casefold, plain_list)), dtype=object)
     changed = np.flatnonzero(folded != plain) if len(plain) else np.zeros(0, dtype="int64")
-    k_fold[changed] = _lookup(space, folded[changed])
+    all_codes, _ = pd.factorize(np.concatenate([t_value, plain, folded[changed]]))
+    nt, nk = len(t_value), len(plain)
+    tv_codes = all_codes[:nt]
+    nv = int(tv_codes.max()) + 1 if nt else 0
+    k_codes = np.where(all_codes[nt:] < nv, all_codes[nt:], -1).astype("int64")
+    k_plain = k_codes[:nk]
+    k_fold = k_plain.copy()
+    k_fold[changed] = k_codes[nk:]
     del plain_list, plain, folded
     c_codes, c_uniq = pd.factorize(k_class)
     k_tc = _lookup(

@@ -20,6 +20,9 @@ from gradesync.plan.arrays import (
     Verdicts,
     codes,
     equals,
+    first_match,
+    first_positions,
+    lookup_sorted,
     objects,
     pair_codes,
     passthrough,
@@ -245,40 +248,36 @@ def match_students_of(
         members,
         settings.match.student_by,
     )
-    names = pd.DataFrame(
-        {
-            "class_id": texts(members["class_id"]),
-            "user_id": texts(members["user_id"]),
-            "display_name": objects(members["display_name"]),
-        }
-    ).drop_duplicates(["class_id", "user_id"])
-    details = matched.merge(names, on=["class_id", "user_id"], how="left")
     n = len(pair_key)
     pair_uid, pair_name, pair_reason = (
         np.full(n, None, dtype=object),
         np.full(n, None, dtype=object),
         np.full(n, "", dtype=object),
     )
-    pair_uid[pair_ok] = objects(details["user_id"])
-    pair_reason[pair_ok] = texts(details["reason"])
-    pair_name[pair_ok] = objects(details["display_name"])
+    pair_uid[pair_ok] = objects(matched["user_id"])
+    pair_reason[pair_ok] = texts(matched["reason"])
+    # the matched member's name: the first member row of that (class, user)
+    at = first_match(
+        (texts(members["class_id"]), texts(members["user_id"])),
+        (pair_class_id[pair_ok], pair_uid[pair_ok]),
+    )
+    pair_name[pair_ok] = take(objects(members["display_name"]), at, None)
 
     name = pair_name[codes_]
-    reason = pair_reason[codes_]
     order = ", ".join(settings.match.student_by)
     key = d.student_key
     v.give(
-        reason == ReasonCode.UNKNOWN_STUDENT.value,
+        (pair_reason == ReasonCode.UNKNOWN_STUDENT.value)[codes_],
         ReasonCode.UNKNOWN_STUDENT,
         lambda i: say.unknown_student(key[i], order, say.lost_zeros_hint(key[i], members)),
     )
     v.give(
-        reason == ReasonCode.AMBIGUOUS_STUDENT.value,
+        (pair_reason == ReasonCode.AMBIGUOUS_STUDENT.value)[codes_],
         ReasonCode.AMBIGUOUS_STUDENT,
         lambda i: say.ambiguous_student(key[i], c.label[i]),
     )
     v.give(
-        reason == ReasonCode.NOT_IN_CLASS.value,
+        (pair_reason == ReasonCode.NOT_IN_CLASS.value)[codes_],
         ReasonCode.NOT_IN_CLASS,
         lambda i: say.not_in_class(key[i], c.label[i]),
     )
@@ -298,9 +297,10 @@ class Submissions:
     row_group: np.ndarray  # per row: its assignment has group submissions
     submission_id: np.ndarray  # per row
     outcome_id: np.ndarray
+    has_outcome: np.ndarray  # per row: its submission has a points outcome (``outcome_id`` not None)
     before_points: np.ndarray
     before_modified: np.ndarray
-    status: np.ndarray
+    excused: np.ndarray  # per row: its submission's status is ``excused``
 
 
 def find_submissions(d: Desired, a: Assignments, s: Students, snapshot: Snapshot) -> Submissions:
@@ -328,22 +328,17 @@ def find_submissions(d: Desired, a: Assignments, s: Students, snapshot: Snapshot
 
     is_group = equals(subs["recipient_type"], "group")
     individual = ~is_group & (sub_pair >= 0) & (su_codes >= 0)
-    # each (pair, user) key once, at its first submission: one factorize, no duplicated() pass
+    # each (pair, user) key at its first individual submission, then each row's key looked up
     ind_pos = np.flatnonzero(individual)
-    key_codes, key_uniq = pd.factorize(sub_pair[ind_pos].astype("int64") * nsu + su_codes[ind_pos])
-    key_index = pd.Index(np.asarray(key_uniq, dtype="int64"))
-    # factorize numbers keys in order of first appearance: a key's first row is where its code
-    # exceeds every code before it, and those rows come in code order
-    seen = np.maximum.accumulate(np.concatenate([[-1], key_codes[:-1]])) if len(key_codes) else key_codes
-    key_pos = ind_pos[key_codes > seen]
+    key_space, key_at = first_positions(sub_pair[ind_pos].astype("int64") * nsu + su_codes[ind_pos])
     row_pair = pa_pair[a.codes]
     row_su = ps_su[s.codes]
     row_key = np.where((row_pair >= 0) & (row_su >= 0), row_pair * nsu + row_su, -1)
-    found = key_index.get_indexer(row_key) if len(key_index) else np.full(d.n, -1)
-    pos = np.where((row_key >= 0) & (found >= 0), take(key_pos, found, -1), -1)
+    pos = lookup_sorted(key_space, ind_pos[key_at], row_key)
 
     pair_group = np.zeros(n_pairs + 1, dtype=bool)  # last slot: "no pair" (-1)
     pair_group[sub_pair[is_group & (sub_pair >= 0)]] = True
+    outcome_id = taken(subs["outcome_id"], pos, None)
     return Submissions(
         pos=pos,
         row_pair=row_pair,
@@ -351,10 +346,11 @@ def find_submissions(d: Desired, a: Assignments, s: Students, snapshot: Snapshot
         individual=individual,
         row_group=pair_group[row_pair],
         submission_id=taken(subs["submission_id"], pos, None),
-        outcome_id=taken(subs["outcome_id"], pos, None),
+        outcome_id=outcome_id,
+        has_outcome=pd.notna(outcome_id),
         before_points=take(subs["points"].to_numpy(dtype="float64"), pos, np.nan),
         before_modified=taken(subs["last_modified"], pos, None),
-        status=taken(subs["status"], pos, ""),
+        excused=take(equals(subs["status"], "excused"), pos, False),
     )
 
 
@@ -382,7 +378,7 @@ def check_excused(
 ) -> None:
     """Rule 6: an excused mark on an excused submission → ``already_excused`` (noop); any other row on an
     excused submission → ``submission_excused`` unless ``policy.excused == "allow"`` (then a note)."""
-    excused = (sub.pos >= 0) & (sub.status == "excused")
+    excused = sub.excused
     where = _where(a, c)
     v.give(
         d.excuse & excused, ReasonCode.ALREADY_EXCUSED, lambda i: say.already_excused(s.label[i], where[i])
@@ -554,7 +550,7 @@ def diff(d: Desired, v: Verdicts, a: Assignments, s: Students, sub: Submissions,
         lambda i: say.already_clear(s.label[i], a.label[i]),
     )
     same = open_ & ~d.clear & ~d.excuse & (comparable_values(d, precision) == current)
-    return Diff(same, v.open() & ~same, current, has_grade, pd.notna(sub.outcome_id))
+    return Diff(same, v.open() & ~same, current, has_grade, sub.has_outcome)
 
 
 @dataclass
