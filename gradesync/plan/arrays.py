@@ -53,6 +53,28 @@ def codes(values: Any) -> tuple[np.ndarray, np.ndarray]:
     return found, np.asarray(uniq, dtype=object)
 
 
+def text_codes(values: pd.Series) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray]]:
+    """``texts(values)`` and its codes ``(codes, uniques)`` as ``pd.factorize`` gives them (up to the
+    order of the codes). A categorical column is not hashed again: its codes are reused, a missing
+    value reading as ``""`` like ``texts``."""
+    if isinstance(values.dtype, pd.CategoricalDtype):
+        cat = values.array
+        uniques = np.asarray(cat.categories, dtype=object)
+        found = np.asarray(cat.codes, dtype="int64")
+        if len(found) and found.min() < 0:
+            blank = np.flatnonzero(uniques == "")
+            if not len(blank):
+                uniques, blank = np.append(uniques, np.array([""], dtype=object)), [len(uniques)]
+            found = np.where(found < 0, blank[0], found)
+        return uniques.take(found) if len(uniques) else np.full(len(found), "", dtype=object), (
+            found,
+            uniques,
+        )
+    arr = texts(values)
+    found, uniques = pd.factorize(arr)
+    return arr, (found, np.asarray(uniques, dtype=object))
+
+
 def equals(values: pd.Series, value: str) -> np.ndarray:
     """``values == value`` as a bool array (on the codes of a categorical column)."""
     if isinstance(values.dtype, pd.CategoricalDtype):
@@ -146,20 +168,34 @@ def first_match(table: tuple[np.ndarray, np.ndarray], queries: tuple[np.ndarray,
     return lookup_sorted(space, at, keys)
 
 
+def taken_or_none(values: pd.Series, pos: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``taken(values, pos, None)`` and where it is ``None`` (no row, or a missing value)."""
+    if values.dtype == object:
+        arr = values.to_numpy()
+        out = take(arr, pos, None)
+        if len(arr) and lib.is_string_array(arr, skipna=False):  # all text: only the rows without one
+            return out, pos < 0
+        missing = pd.isna(out)
+        if missing.any():
+            out[missing] = None
+        return out, missing
+    out = taken(values, pos, None)
+    return out, pd.isna(out)
+
+
 def rounded(values: np.ndarray, precision: int) -> np.ndarray:
     return np.round(values.astype("float64"), precision)
 
 
 def pair_codes(
-    c_codes: np.ndarray, keys: np.ndarray, class_ids: npt.ArrayLike
+    c_codes: np.ndarray, keys: tuple[np.ndarray, np.ndarray], class_ids: npt.ArrayLike
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Code the distinct (class, key) pairs of the rows: matching then runs once per pair.
 
-    Returns each row's pair code and, per pair, its class id (None for an unresolved class), its
-    key, and whether the class resolved.
+    ``keys`` are the rows' key codes and their uniques (``text_codes``). Returns each row's pair code
+    and, per pair, its class id (None for an unresolved class), its key, and whether the class resolved.
     """
-    k_codes, k_uniq = pd.factorize(keys)
-    k_uniq = np.asarray(k_uniq, dtype=object)
+    k_codes, k_uniq = keys
     nk = max(len(k_uniq), 1)
     found, pair_uniq = pd.factorize(c_codes.astype("int64") * nk + k_codes)
     pair_uniq = np.asarray(pair_uniq, dtype="int64")

@@ -69,7 +69,7 @@ from gradesync.models import (
     Snapshot,
 )
 from gradesync.plan import rules
-from gradesync.plan.arrays import objects, passthrough, texts
+from gradesync.plan.arrays import first_match, objects, passthrough, take, taken, texts
 from gradesync.plan.match import eligible_members
 from gradesync.plan.messages import format_points, text
 
@@ -177,7 +177,9 @@ def plan_rows(
 
 
 def roster_gaps(snapshot: Snapshot, found: rules.Submissions) -> list[dict[str, Any]]:
-    """Roster students (class members with a submission) of each touched assignment with no input row."""
+    """Roster students (class members with a submission) of each touched assignment with no input row,
+    ordered by class name, class id, assignment name, assignment id, student name, user id (missing
+    names last; equal keys in the submissions' order)."""
     subs = snapshot.submissions
     sub_pos, row_ca, sub_ca, individual = found.pos, found.row_pair, found.sub_pair, found.individual
     if subs.empty:
@@ -186,57 +188,64 @@ def roster_gaps(snapshot: Snapshot, found: rules.Submissions) -> list[dict[str, 
     touched[row_ca[row_ca >= 0]] = True
     present = np.zeros(len(subs), dtype=bool)
     present[sub_pos[sub_pos >= 0]] = True
-    gap = individual & touched[sub_ca] & ~present
-    if not gap.any():
+    gap = np.flatnonzero(individual & touched[sub_ca] & ~present)
+    if not len(gap):
         return []
-    g = subs[gap]
-    g = pd.DataFrame(
-        {
-            "class_id": texts(g["class_id"]),
-            "assignment_id": texts(g["assignment_id"]),
-            "user_id": texts(g["user_id"]),
-            "current_points": g["points"].to_numpy(dtype="float64"),
-        }
+    class_id, assignment_id, user_id = (
+        texts(taken(subs[k], gap, None)) for k in ("class_id", "assignment_id", "user_id")
     )
     m = snapshot.members
-    roster = pd.DataFrame(
-        {
-            "class_id": texts(m["class_id"]),
-            "user_id": texts(m["user_id"]),
-            "student_name": objects(m["display_name"]),
-        }
+    roster = m[m.index.isin(eligible_members(m).index)] if len(m) else m
+    at = first_match((texts(roster["class_id"]), texts(roster["user_id"])), (class_id, user_id))
+    on_roster = at >= 0  # a submission of nobody on the class's roster is no gap
+    keep = np.flatnonzero(on_roster)
+    c, a = snapshot.classes, snapshot.assignments
+    columns = {
+        "class_id": class_id[keep],
+        "class_name": _class_names(c, class_id[keep]),
+        "assignment_id": assignment_id[keep],
+        "assignment_name": take(
+            objects(a["display_name"]),
+            first_match(
+                (texts(a["class_id"]), texts(a["assignment_id"])), (class_id[keep], assignment_id[keep])
+            ),
+            None,
+        ),
+        "user_id": user_id[keep],
+        "student_name": take(objects(roster["display_name"]), at[keep], None),
+        "current_points": take(subs["points"].to_numpy(dtype="float64"), gap[keep], np.nan),
+    }
+    order = _sort_order(
+        [
+            columns[k]
+            for k in ("class_name", "class_id", "assignment_name", "assignment_id", "student_name", "user_id")
+        ]
     )
-    roster = roster[roster.index.isin(eligible_members(m).index)] if len(m) else roster
-    roster = roster.drop_duplicates(["class_id", "user_id"])
-    c = snapshot.classes
-    cnames = pd.DataFrame(
-        {"class_id": texts(c["class_id"]), "class_name": objects(c["class_name"])}
-    ).drop_duplicates("class_id")
-    a = snapshot.assignments
-    anames = pd.DataFrame(
-        {
-            "class_id": texts(a["class_id"]),
-            "assignment_id": texts(a["assignment_id"]),
-            "assignment_name": objects(a["display_name"]),
-        }
-    ).drop_duplicates(["class_id", "assignment_id"])
-    g = g.merge(roster, on=["class_id", "user_id"]).merge(cnames, on="class_id", how="left")
-    g = g.merge(anames, on=["class_id", "assignment_id"], how="left")
-    g = g.sort_values(
-        ["class_name", "class_id", "assignment_name", "assignment_id", "student_name", "user_id"],
-        na_position="last",
-        kind="stable",
-    )
-    cols = ROSTER_GAP_KEYS
-    columns = []
-    for col in cols:
-        values = g[col].to_numpy(dtype=object)  # float64 → Python floats
-        missing = pd.isna(values)
+    values = []
+    for col in ROSTER_GAP_KEYS:
+        v = columns[col][order].astype(object)  # float64 → Python floats
+        missing = pd.isna(v)
         if missing.any():
-            values = values.copy()
-            values[missing] = None
-        columns.append(values.tolist())
-    return [dict(zip(cols, vals, strict=True)) for vals in zip(*columns, strict=True)]
+            v[missing] = None
+        values.append(v.tolist())
+    return [dict(zip(ROSTER_GAP_KEYS, vals, strict=True)) for vals in zip(*values, strict=True)]
+
+
+def _class_names(classes: pd.DataFrame, class_ids: np.ndarray) -> np.ndarray:
+    """The name of each class id (its first row in ``classes``; None for an id it does not hold)."""
+    ids = pd.Index(texts(classes["class_id"]), dtype=object)
+    first = ~ids.duplicated()
+    at = ids[first].get_indexer(class_ids) if len(ids) else np.full(len(class_ids), -1)
+    return take(objects(classes["class_name"])[first], at, None)
+
+
+def _sort_order(keys: list[np.ndarray]) -> np.ndarray:
+    """A stable sort by ``keys`` (text columns, the first the most significant; missing values last)."""
+    codes = []
+    for values in keys:
+        found, _ = pd.factorize(values, sort=True)
+        codes.append(np.where(found < 0, found.max(initial=-1) + 1, found))
+    return np.lexsort(codes[::-1])
 
 
 # ---------------------------------------------------------------------------------------------

@@ -29,6 +29,8 @@ from gradesync.plan.arrays import (
     rounded,
     take,
     taken,
+    taken_or_none,
+    text_codes,
     texts,
 )
 from gradesync.plan.match import match_assignments, match_students
@@ -42,9 +44,12 @@ class Desired:
     """The input columns the rules read, ordered by ``row_key``."""
 
     frame: pd.DataFrame
-    class_key: np.ndarray
+    class_key: np.ndarray  # text per row
     assignment_key: np.ndarray
     student_key: np.ndarray
+    class_coded: tuple[np.ndarray, np.ndarray]  # (codes per row, the distinct keys): ``text_codes``
+    assignment_coded: tuple[np.ndarray, np.ndarray]
+    student_coded: tuple[np.ndarray, np.ndarray]
     points: np.ndarray  # the number as written; ``convert_units`` turns percents and fractions to points
     points_possible: np.ndarray
     clear: np.ndarray
@@ -67,11 +72,17 @@ def read_desired(desired: pd.DataFrame) -> tuple[Desired, Verdicts]:
     d = d.reset_index(drop=True)
     n = len(d)
     unit = texts(d["points_unit"]) if "points_unit" in d else np.full(n, "", dtype=object)
+    (class_key, class_coded), (assignment_key, assignment_coded), (student_key, student_coded) = (
+        text_codes(d[k]) for k in ("class_key", "assignment_key", "student_key")
+    )
     rows = Desired(
         frame=d,
-        class_key=texts(d["class_key"]),
-        assignment_key=texts(d["assignment_key"]),
-        student_key=texts(d["student_key"]),
+        class_key=class_key,
+        assignment_key=assignment_key,
+        student_key=student_key,
+        class_coded=class_coded,
+        assignment_coded=assignment_coded,
+        student_coded=student_coded,
         points=d["desired_points"].to_numpy(dtype="float64").copy(),
         points_possible=d["points_possible"].to_numpy(dtype="float64"),
         clear=d["clear"].to_numpy(dtype=bool),
@@ -107,8 +118,7 @@ class Classes:
 
 def match_classes(d: Desired, v: Verdicts, snapshot: Snapshot, settings: Settings) -> Classes:
     """Rule 2: ``unknown_class`` (no Graph class for the key), ``ambiguous_class`` (more than one)."""
-    c_codes, c_uniq = pd.factorize(d.class_key)
-    c_uniq = np.asarray(c_uniq, dtype=object)
+    c_codes, c_uniq = d.class_coded
     classes = snapshot.classes
     cl = pd.DataFrame(
         {k: texts(classes[k]) for k in ("class_key", "class_id", "class_name")}, dtype=object
@@ -177,14 +187,13 @@ def match_assignments_of(
     d: Desired, v: Verdicts, c: Classes, snapshot: Snapshot, settings: Settings
 ) -> Assignments:
     """Rule 3: ``unknown_assignment``, ``ambiguous_assignment`` (see ``gradesync.plan.match``)."""
-    codes_, pair_class_id, pair_key, pair_ok = pair_codes(c.codes, d.assignment_key, c.key_class_id)
+    codes_, pair_class_id, pair_key, pair_ok = pair_codes(c.codes, d.assignment_coded, c.key_class_id)
     details_of = _assignment_details(snapshot)
     matched = match_assignments(
         pd.DataFrame({"class_id": pair_class_id[pair_ok], "assignment_key": pair_key[pair_ok]}, dtype=object),
         details_of,
         settings.match.assignment_by,
     )
-    details = matched.merge(details_of, on=["class_id", "assignment_id"], how="left")
     n = len(pair_key)
     pair_id, pair_name = np.full(n, None, dtype=object), np.full(n, None, dtype=object)
     pair_reason, pair_graded, pair_max = (
@@ -192,21 +201,25 @@ def match_assignments_of(
         np.zeros(n, dtype=bool),
         np.full(n, np.nan),
     )
-    pair_id[pair_ok] = objects(details["assignment_id"])
-    pair_reason[pair_ok] = texts(details["reason"])
-    pair_name[pair_ok] = objects(details["display_name"])
-    pair_graded[pair_ok] = details["graded"].fillna(False).to_numpy(dtype=bool)
-    pair_max[pair_ok] = details["max_points"].to_numpy(dtype="float64")
+    pair_id[pair_ok] = objects(matched["assignment_id"])
+    pair_reason[pair_ok] = texts(matched["reason"])
+    # the matched assignment's details: its row of the (class, assignment) table
+    at = first_match(
+        (details_of["class_id"].to_numpy(), details_of["assignment_id"].to_numpy()),
+        (pair_class_id[pair_ok], pair_id[pair_ok]),
+    )
+    pair_name[pair_ok] = take(details_of["display_name"].to_numpy(), at, None)
+    pair_graded[pair_ok] = take(details_of["graded"].to_numpy(dtype=bool), at, False)
+    pair_max[pair_ok] = take(details_of["max_points"].to_numpy(dtype="float64"), at, np.nan)
 
     name = pair_name[codes_]
-    reason = pair_reason[codes_]
     v.give(
-        reason == ReasonCode.UNKNOWN_ASSIGNMENT.value,
+        (pair_reason == ReasonCode.UNKNOWN_ASSIGNMENT.value)[codes_],
         ReasonCode.UNKNOWN_ASSIGNMENT,
         lambda i: say.unknown_assignment(d.assignment_key[i], c.label[i]),
     )
     v.give(
-        reason == ReasonCode.AMBIGUOUS_ASSIGNMENT.value,
+        (pair_reason == ReasonCode.AMBIGUOUS_ASSIGNMENT.value)[codes_],
         ReasonCode.AMBIGUOUS_ASSIGNMENT,
         lambda i: say.ambiguous_assignment(d.assignment_key[i], c.label[i]),
     )
@@ -241,7 +254,7 @@ def match_students_of(
     d: Desired, v: Verdicts, c: Classes, snapshot: Snapshot, settings: Settings
 ) -> Students:
     """Rule 4: ``unknown_student``, ``ambiguous_student``, ``not_in_class``."""
-    codes_, pair_class_id, pair_key, pair_ok = pair_codes(c.codes, d.student_key, c.key_class_id)
+    codes_, pair_class_id, pair_key, pair_ok = pair_codes(c.codes, d.student_coded, c.key_class_id)
     members = snapshot.members
     matched = match_students(
         pd.DataFrame({"class_id": pair_class_id[pair_ok], "student_key": pair_key[pair_ok]}, dtype=object),
@@ -338,7 +351,7 @@ def find_submissions(d: Desired, a: Assignments, s: Students, snapshot: Snapshot
 
     pair_group = np.zeros(n_pairs + 1, dtype=bool)  # last slot: "no pair" (-1)
     pair_group[sub_pair[is_group & (sub_pair >= 0)]] = True
-    outcome_id = taken(subs["outcome_id"], pos, None)
+    outcome_id, no_outcome = taken_or_none(subs["outcome_id"], pos)
     return Submissions(
         pos=pos,
         row_pair=row_pair,
@@ -347,7 +360,7 @@ def find_submissions(d: Desired, a: Assignments, s: Students, snapshot: Snapshot
         row_group=pair_group[row_pair],
         submission_id=taken(subs["submission_id"], pos, None),
         outcome_id=outcome_id,
-        has_outcome=pd.notna(outcome_id),
+        has_outcome=~no_outcome,
         before_points=take(subs["points"].to_numpy(dtype="float64"), pos, np.nan),
         before_modified=taken(subs["last_modified"], pos, None),
         excused=take(equals(subs["status"], "excused"), pos, False),
