@@ -33,7 +33,7 @@ from gradesync.plan.arrays import (
     text_codes,
     texts,
 )
-from gradesync.plan.match import match_assignments, match_students
+from gradesync.plan.match import Roster, match_assignments, match_student_codes
 
 NOOP_REASONS = frozenset(r.value for r in REJECT_REASONS_NOOP)
 ACTIONS = (Action.NOOP, Action.REJECT, Action.EXCUSE, Action.UPDATE, Action.CREATE)
@@ -256,10 +256,9 @@ def match_students_of(
     """Rule 4: ``unknown_student``, ``ambiguous_student``, ``not_in_class``."""
     codes_, pair_class_id, pair_key, pair_ok = pair_codes(c.codes, d.student_coded, c.key_class_id)
     members = snapshot.members
-    matched = match_students(
-        pd.DataFrame({"class_id": pair_class_id[pair_ok], "student_key": pair_key[pair_ok]}, dtype=object),
-        members,
-        settings.match.student_by,
+    roster = Roster.of(members)
+    user, reason = match_student_codes(
+        pair_class_id[pair_ok], pair_key[pair_ok], members, roster, settings.match.student_by
     )
     n = len(pair_key)
     pair_uid, pair_name, pair_reason = (
@@ -267,12 +266,14 @@ def match_students_of(
         np.full(n, None, dtype=object),
         np.full(n, "", dtype=object),
     )
-    pair_uid[pair_ok] = objects(matched["user_id"])
-    pair_reason[pair_ok] = texts(matched["reason"])
+    pair_uid[pair_ok] = take(roster.user_uniq, user, None)
+    pair_reason[pair_ok] = reason
     # the matched member's name: the first member row of that (class, user)
-    at = first_match(
-        (texts(members["class_id"]), texts(members["user_id"])),
-        (pair_class_id[pair_ok], pair_uid[pair_ok]),
+    space, first_row = roster.first_rows()
+    pair_class = pd.Index(roster.class_uniq, dtype=object).get_indexer(pair_class_id[pair_ok])
+    nu = max(len(roster.user_uniq), 1)
+    at = lookup_sorted(
+        space, first_row, np.where((pair_class >= 0) & (user >= 0), pair_class * nu + user, -1)
     )
     pair_name[pair_ok] = take(objects(members["display_name"]), at, None)
 
