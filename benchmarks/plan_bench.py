@@ -47,7 +47,7 @@ def make_inputs(scale: float = 1.0, seed: int = 7) -> tuple[Any, pd.DataFrame]:
 
     About 60% of the grades are unchanged, 30% changed, 8% new (no points outcome) and 2% rejected.
     """
-    from gradesync.models import DESIRED_COLUMNS, Snapshot
+    from gradesync.models import DESIRED_CODED, DESIRED_COLUMNS, Snapshot
 
     rng = np.random.default_rng(seed)
     n_c = max(1, round(CLASSES * scale))
@@ -151,6 +151,8 @@ def make_inputs(scale: float = 1.0, seed: int = 7) -> tuple[Any, pd.DataFrame]:
         "note": np.full(n, "", dtype=object),
     }
     desired = pd.DataFrame({k: pd.Series(cols[k], dtype=t) for k, t in DESIRED_COLUMNS.items()})
+    # as the read stage hands them over: the keys coded (categoricals of the same text)
+    desired = desired.astype(dict.fromkeys(DESIRED_CODED, "category"))
     return snapshot, desired
 
 

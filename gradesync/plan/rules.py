@@ -20,6 +20,7 @@ from gradesync.plan.arrays import (
     Verdicts,
     codes,
     equals,
+    filled,
     first_match,
     first_positions,
     lookup_sorted,
@@ -578,7 +579,7 @@ def remembered(memory: pd.DataFrame | None, submission_id: np.ndarray) -> Rememb
     """Per row: what gradesync last wrote to its submission (``MEMORY_COLUMNS``), when, and whether known."""
     n = len(submission_id)
     if memory is None or memory.empty:
-        return Remembered(np.full(n, np.nan), np.full(n, None, dtype=object), np.zeros(n, dtype=bool))
+        return Remembered(np.full(n, np.nan), filled(n, None), np.zeros(n, dtype=bool))
     m = memory[list(MEMORY_COLUMNS)].drop_duplicates("submission_id", keep="last")
     index = pd.Index(texts(m["submission_id"]), dtype=object)
     keys = np.where(pd.isna(submission_id), "\x00", submission_id).astype(object)  # "\x00": no submission
@@ -622,28 +623,28 @@ def decide_actions(
     ``excuse``, ``update`` (the submission has a points outcome, also with null points) or ``create``;
     ``sis-wins`` turns a ``teacher_override`` into an update. ``decrease``: an update lowering a grade."""
     noop, reject, excuse, update, create = range(len(ACTIONS))  # codes into ACTIONS
-    code = np.zeros(d.n, dtype="int8")
+    write = change.write
+    # int8 arithmetic instead of nested np.where: create, or update with an outcome; excuse wins; 0 = noop
+    base = create - change.has_outcome.view("int8")
+    code = (base - (base - excuse) * d.excuse.view("int8")) * write.view("int8")
     given = ~v.open()
-    reasoned = np.flatnonzero(given)
+    reasoned = np.flatnonzero(given & ~write)  # a write has no reason (rule 11 ends the write it gives one)
     is_noop = pd.Series(v.reason[reasoned], dtype=object).isin(NOOP_REASONS).to_numpy(dtype=bool)
     code[reasoned] = np.where(is_noop, noop, reject)
-    write = change.write
-    code[write & d.excuse] = excuse
-    code[write & ~d.excuse & change.has_outcome] = update
-    code[write & ~d.excuse & ~change.has_outcome] = create
     policy = settings.policy.teacher_override
-    override_policy = np.full(d.n, "", dtype=object)
+    override_policy = filled(d.n, "")
     override_policy[overridden] = policy
     if policy == "sis-wins":
         code[overridden] = update
-    plain = ~given
-    v.message[plain & change.same] = say.MESSAGE_SAME
-    for kind, text in (
-        (update, say.MESSAGE_UPDATE),
-        (create, say.MESSAGE_CREATE),
-        (excuse, say.MESSAGE_EXCUSE),
-    ):
-        v.message[plain & (code == kind)] = text
+    # the plain change's message by action (a write's text wins over "already has it"); 0 keeps the row's
+    plain_texts = np.array([None, say.MESSAGE_SAME, say.MESSAGE_EXCUSE, say.MESSAGE_UPDATE, say.MESSAGE_CREATE])
+    by_action = np.array([0, 0, 2, 3, 4], dtype="int8")[code]  # ACTIONS order
+    which = np.where(by_action > 0, by_action, change.same.view("int8"))
+    which[given] = 0
+    message = plain_texts[which]
+    keep = np.flatnonzero(which == 0)
+    message[keep] = v.message[keep]
+    v.message = message
     value = comparable_values(d, settings.policy.precision)
     decrease = (code == update) & change.has_grade & (d.clear | (value < change.current))
     action = np.array([a.value for a in ACTIONS], dtype=object)[code]
