@@ -72,7 +72,8 @@ def read_desired(desired: pd.DataFrame) -> tuple[Desired, Verdicts]:
         d = d.sort_values("row_key", kind="stable")
     d = d.reset_index(drop=True)
     n = len(d)
-    unit = texts(d["points_unit"]) if "points_unit" in d else np.full(n, "", dtype=object)
+    # compared with the units' values only (a missing one is none of them): no text check needed
+    unit = d["points_unit"].to_numpy(dtype=object) if "points_unit" in d else filled(n, "")
     (class_key, class_coded), (assignment_key, assignment_coded), (student_key, student_coded) = (
         text_codes(d[k]) for k in ("class_key", "assignment_key", "student_key")
     )
@@ -413,8 +414,12 @@ def convert_units(d: Desired, v: Verdicts, a: Assignments, settings: Settings) -
     ``d.points`` in place (the above-maximum check runs after this).
     """
     precision = settings.policy.precision
-    percent = v.open() & (d.unit == ValueUnit.PERCENT.value) & ~np.isnan(d.points)
-    fraction = v.open() & (d.unit == ValueUnit.FRACTION.value) & ~np.isnan(d.points)
+    other = np.flatnonzero(d.unit != ValueUnit.POINTS.value)  # usually few rows: compare only those
+    percent, fraction = np.zeros(d.n, dtype=bool), np.zeros(d.n, dtype=bool)
+    percent[other] = d.unit[other] == ValueUnit.PERCENT.value
+    fraction[other] = d.unit[other] == ValueUnit.FRACTION.value
+    percent &= v.open() & ~np.isnan(d.points)
+    fraction &= v.open() & ~np.isnan(d.points)
     if not (percent.any() or fraction.any()):
         return
     maximum = a.max_points
@@ -483,10 +488,13 @@ def check_points(d: Desired, v: Verdicts, a: Assignments, settings: Settings) ->
 # ---------------------------------------------------------------------------------------------
 # rule 9: two rows reaching the same submission
 # ---------------------------------------------------------------------------------------------
-def comparable_values(d: Desired, precision: int) -> np.ndarray:
-    """One float per row that two rows share exactly when they ask for the same: -inf a clear,
-    +inf an excuse, else the points rounded to ``precision``."""
-    return np.where(d.clear, -np.inf, np.where(d.excuse, np.inf, rounded(d.points, precision)))
+def comparable_values(d: Desired, precision: int, idx: np.ndarray | None = None) -> np.ndarray:
+    """One float per row (of ``idx``, else of all) that two rows share exactly when they ask for the
+    same: -inf a clear, +inf an excuse, else the points rounded to ``precision``."""
+    clear, excuse, points = (
+        (d.clear, d.excuse, d.points) if idx is None else (d.clear[idx], d.excuse[idx], d.points[idx])
+    )
+    return np.where(clear, -np.inf, np.where(excuse, np.inf, rounded(points, precision)))
 
 
 def check_duplicates(
@@ -496,11 +504,14 @@ def check_duplicates(
     values → all ``duplicate_conflict``; the same value → the first by ``row_key`` is kept, the others
     are ``duplicate_identical`` (noop)."""
     live_idx = np.flatnonzero(v.open() & (sub.pos >= 0))
-    dup = pd.Series(sub.pos[live_idx]).duplicated(keep=False).to_numpy()
+    live_pos = sub.pos[live_idx]
+    # a submission two live rows reach: counted per submission (no hash of the positions)
+    dup = np.bincount(live_pos, minlength=int(live_pos.max(initial=-1)) + 1)[live_pos] > 1
     if not dup.any():
         return
     idx = live_idx[dup]
-    value = comparable_values(d, precision)
+    value = np.full(d.n, np.nan)
+    value[idx] = comparable_values(d, precision, idx)
     special = d.clear[idx] | d.excuse[idx]
     shown = np.where(
         d.clear[idx],
@@ -551,6 +562,7 @@ class Diff:
     current: np.ndarray  # Teams' points rounded to the precision
     has_grade: np.ndarray
     has_outcome: np.ndarray
+    value: np.ndarray  # the rows' ``comparable_values``
 
 
 def diff(d: Desired, v: Verdicts, a: Assignments, s: Students, sub: Submissions, precision: int) -> Diff:
@@ -564,8 +576,9 @@ def diff(d: Desired, v: Verdicts, a: Assignments, s: Students, sub: Submissions,
         ReasonCode.ALREADY_CLEAR,
         lambda i: say.already_clear(s.label[i], a.label[i]),
     )
-    same = open_ & ~d.clear & ~d.excuse & (comparable_values(d, precision) == current)
-    return Diff(same, v.open() & ~same, current, has_grade, sub.has_outcome)
+    value = comparable_values(d, precision)
+    same = open_ & ~d.clear & ~d.excuse & (value == current)
+    return Diff(same, v.open() & ~same, current, has_grade, sub.has_outcome, value)
 
 
 @dataclass
@@ -637,7 +650,9 @@ def decide_actions(
     if policy == "sis-wins":
         code[overridden] = update
     # the plain change's message by action (a write's text wins over "already has it"); 0 keeps the row's
-    plain_texts = np.array([None, say.MESSAGE_SAME, say.MESSAGE_EXCUSE, say.MESSAGE_UPDATE, say.MESSAGE_CREATE])
+    plain_texts = np.array(
+        [None, say.MESSAGE_SAME, say.MESSAGE_EXCUSE, say.MESSAGE_UPDATE, say.MESSAGE_CREATE]
+    )
     by_action = np.array([0, 0, 2, 3, 4], dtype="int8")[code]  # ACTIONS order
     which = np.where(by_action > 0, by_action, change.same.view("int8"))
     which[given] = 0
@@ -645,7 +660,6 @@ def decide_actions(
     keep = np.flatnonzero(which == 0)
     message[keep] = v.message[keep]
     v.message = message
-    value = comparable_values(d, settings.policy.precision)
-    decrease = (code == update) & change.has_grade & (d.clear | (value < change.current))
+    decrease = (code == update) & change.has_grade & (d.clear | (change.value < change.current))
     action = np.array([a.value for a in ACTIONS], dtype=object)[code]
     return Decisions(action, override_policy, decrease)
