@@ -70,13 +70,12 @@ def text_codes(values: pd.Series) -> tuple[np.ndarray, tuple[np.ndarray, np.ndar
         found = np.asarray(cat.codes, dtype="int64")
         if len(found) and found.min() < 0:
             blank = np.flatnonzero(uniques == "")
-            if not len(blank):
-                uniques, blank = np.append(uniques, np.array([""], dtype=object)), [len(uniques)]
-            found = np.where(found < 0, blank[0], found)
-        return uniques.take(found) if len(uniques) else np.full(len(found), "", dtype=object), (
-            found,
-            uniques,
-        )
+            at = int(blank[0]) if len(blank) else len(uniques)
+            if not len(blank):  # a "" key for the missing ones
+                uniques = np.append(uniques, np.array([""], dtype=object))
+            found = np.where(found < 0, at, found)
+        text = uniques.take(found) if len(uniques) else filled(len(found), "")
+        return text, (found, uniques)
     arr = texts(values)
     found, uniques = pd.factorize(arr)
     return arr, (found, np.asarray(uniques, dtype=object))

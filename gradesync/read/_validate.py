@@ -7,10 +7,10 @@ Work is done once per *distinct* value (points text, identifier) and mapped back
 from __future__ import annotations
 
 import re
-from typing import Any
 from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from typing import Any
 
 import numpy as np
 import pandas as pd
