@@ -462,13 +462,16 @@ def check_points(d: Desired, v: Verdicts, a: Assignments, settings: Settings) ->
     precision = settings.policy.precision
     maximum, possible = a.max_points, d.points_possible
     has_max = ~np.isnan(maximum)
-    mismatch = has_max & ~np.isnan(possible) & (rounded(possible, precision) != rounded(maximum, precision))
+    max_rounded = rounded(maximum, precision)
+    stated = np.flatnonzero(has_max & ~np.isnan(possible))  # only a wide file's columns state one
+    mismatch = np.zeros(d.n, dtype=bool)
+    mismatch[stated] = rounded(possible[stated], precision) != max_rounded[stated]
     v.give(
         mismatch,
         ReasonCode.POINTS_POSSIBLE_MISMATCH,
         lambda i: say.points_possible_mismatch(possible[i], maximum[i], a.label[i], precision),
     )
-    above = has_max & ~d.clear & (rounded(d.points, precision) > rounded(maximum, precision))
+    above = has_max & ~d.clear & (rounded(d.points, precision) > max_rounded)
     if settings.policy.above_max == "reject":
         v.give(
             above,
