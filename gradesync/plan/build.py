@@ -69,8 +69,17 @@ from gradesync.models import (
     Snapshot,
 )
 from gradesync.plan import rules
-from gradesync.plan.arrays import first_match, objects, passthrough, take, taken, texts
-from gradesync.plan.match import eligible_members
+from gradesync.plan.arrays import (
+    first_match,
+    first_positions,
+    lookup_sorted,
+    objects,
+    passthrough,
+    take,
+    taken,
+    texts,
+)
+from gradesync.plan.match import Roster, eligible_members
 from gradesync.plan.messages import format_points, text
 
 __all__ = ["apply_operations", "build_plan", "format_points", "plan_is_refused", "plan_rows", "summarize"]
@@ -173,10 +182,10 @@ def plan_rows(
         {k: pd.Series(np.asarray(out[k], dtype=dt), dtype=dt, copy=False) for k, dt in PLAN_COLUMNS.items()},
         copy=False,
     )
-    return frame, roster_gaps(snapshot, subs)
+    return frame, roster_gaps(snapshot, subs, students.roster)
 
 
-def roster_gaps(snapshot: Snapshot, found: rules.Submissions) -> list[dict[str, Any]]:
+def roster_gaps(snapshot: Snapshot, found: rules.Submissions, coded: Roster) -> list[dict[str, Any]]:
     """Roster students (class members with a submission) of each touched assignment with no input row,
     ordered by class name, class id, assignment name, assignment id, student name, user id (missing
     names last; equal keys in the submissions' order)."""
@@ -195,8 +204,7 @@ def roster_gaps(snapshot: Snapshot, found: rules.Submissions) -> list[dict[str, 
         texts(taken(subs[k], gap, None)) for k in ("class_id", "assignment_id", "user_id")
     )
     m = snapshot.members
-    roster = m[m.index.isin(eligible_members(m).index)] if len(m) else m
-    at = first_match((texts(roster["class_id"]), texts(roster["user_id"])), (class_id, user_id))
+    at = _on_roster(m, coded, class_id, user_id)
     on_roster = at >= 0  # a submission of nobody on the class's roster is no gap
     keep = np.flatnonzero(on_roster)
     c, a = snapshot.classes, snapshot.assignments
@@ -212,7 +220,7 @@ def roster_gaps(snapshot: Snapshot, found: rules.Submissions) -> list[dict[str, 
             None,
         ),
         "user_id": user_id[keep],
-        "student_name": take(objects(roster["display_name"]), at[keep], None),
+        "student_name": take(objects(m["display_name"]), at[keep], None),
         "current_points": take(subs["points"].to_numpy(dtype="float64"), gap[keep], np.nan),
     }
     order = _sort_order(
@@ -229,6 +237,21 @@ def roster_gaps(snapshot: Snapshot, found: rules.Submissions) -> list[dict[str, 
             v[missing] = None
         values.append(v.tolist())
     return [dict(zip(ROSTER_GAP_KEYS, vals, strict=True)) for vals in zip(*values, strict=True)]
+
+
+def _on_roster(members: pd.DataFrame, coded: Roster, class_id: np.ndarray, user_id: np.ndarray) -> np.ndarray:
+    """Per (class id, user id): the member row of its first eligible member, -1 for none."""
+    if not len(members):
+        return np.full(len(class_id), -1, dtype="int64")
+    eligible = members.index.isin(eligible_members(members).index)
+    rows = np.flatnonzero(eligible & (coded.class_codes >= 0) & (coded.user_codes >= 0))
+    nu = max(len(coded.user_uniq), 1)
+    space, first = first_positions(coded.class_codes[rows].astype("int64") * nu + coded.user_codes[rows])
+    gc = pd.Index(coded.class_uniq, dtype=object).get_indexer(class_id)
+    gu = pd.Index(coded.user_uniq, dtype=object).get_indexer(user_id)
+    return lookup_sorted(
+        space, rows[first], np.where((gc >= 0) & (gu >= 0), gc.astype("int64") * nu + gu, -1)
+    )
 
 
 def _class_names(classes: pd.DataFrame, class_ids: np.ndarray) -> np.ndarray:

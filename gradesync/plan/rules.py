@@ -250,6 +250,7 @@ class Students:
     user_id: np.ndarray  # per row
     student_name: np.ndarray
     label: Lazy  # '"000123" (Ada Lovelace)'
+    roster: Roster  # the members, coded
 
 
 def match_students_of(
@@ -298,7 +299,7 @@ def match_students_of(
         lambda i: say.not_in_class(key[i], c.label[i]),
     )
     label = Lazy(lambda i: say.student_label(key[i], name[i]))
-    return Students(codes_, pair_uid, pair_uid[codes_], name, label)
+    return Students(codes_, pair_uid, pair_uid[codes_], name, label, roster)
 
 
 # ---------------------------------------------------------------------------------------------
