@@ -30,7 +30,7 @@ import pandas as pd
 from pandas._libs import lib
 
 from gradesync.models import ReasonCode
-from gradesync.plan.arrays import first_positions
+from gradesync.plan.arrays import first_positions, lookup_sorted
 
 # student identifier kinds → (member columns tried in turn, case-insensitive?)
 STUDENT_KINDS: dict[str, tuple[tuple[str, ...], bool]] = {
@@ -159,9 +159,27 @@ def match_assignments(keys: pd.DataFrame, assignments: pd.DataFrame, by: str) ->
     Returns ``[class_id, assignment_key, assignment_id, reason]``, one row per key row in order;
     ``reason`` is ``""`` when matched, else ``unknown_assignment`` / ``ambiguous_assignment``.
     """
+    k_class, k_key = _text_array(keys["class_id"]), _text_array(keys["assignment_key"])
+    _, ids, reason = match_assignment_rows(k_class, k_key, assignments, by)
+    return pd.DataFrame(
+        {
+            "class_id": pd.Series(k_class, dtype=object),
+            "assignment_key": pd.Series(k_key, dtype=object),
+            "assignment_id": pd.Series(ids, dtype=object),
+            "reason": pd.Series(reason, dtype=object),
+        },
+        copy=False,
+    )
+
+
+def match_assignment_rows(
+    k_class: np.ndarray, k_key: np.ndarray, assignments: pd.DataFrame, by: str
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``match_assignments`` on arrays: per key row, the row of ``assignments`` holding the matched
+    assignment (its first row with that class and id; -1 for none), its id (None) and the reason."""
     if by not in ("id", "displayName"):
         raise ValueError(f"unknown assignment match kind {by!r}")
-    k_class, k_key = _text_array(keys["class_id"]), _text_array(keys["assignment_key"])
+    k_class, k_key = _text_array(k_class), _text_array(k_key)
     p_codes, p_class, p_key, c_uniq, k_uniq = _distinct_pairs(k_class, k_key)
     a_class, a_ids, a_names = (
         _text_array(assignments[c]) for c in ("class_id", "assignment_id", "display_name")
@@ -201,15 +219,12 @@ def match_assignments(keys: pd.DataFrame, assignments: pd.DataFrame, by: str) ->
         np.full(len(n), ReasonCode.UNKNOWN_ASSIGNMENT.value, dtype=object),
         ReasonCode.AMBIGUOUS_ASSIGNMENT.value,
     )
-    return pd.DataFrame(
-        {
-            "class_id": pd.Series(k_class, dtype=object),
-            "assignment_key": pd.Series(k_key, dtype=object),
-            "assignment_id": pd.Series(ids[p_codes], dtype=object),
-            "reason": pd.Series(reason[p_codes], dtype=object),
-        },
-        copy=False,
-    )
+    nid = max(len(id_uniq), 1)
+    space, first = first_positions(ac_codes.astype("int64") * nid + id_codes)  # texts: no -1 codes
+    matched = (n == 1) & (pc >= 0)
+    row = np.full(len(n), -1, dtype="int64")
+    row[matched] = lookup_sorted(space, first, pc[matched].astype("int64") * nid + one[matched])
+    return row[p_codes], ids[p_codes], reason[p_codes]
 
 
 def eligible_members(members: pd.DataFrame) -> pd.DataFrame:

@@ -21,7 +21,6 @@ from gradesync.plan.arrays import (
     codes,
     equals,
     filled,
-    first_match,
     first_positions,
     lookup_sorted,
     objects,
@@ -34,7 +33,7 @@ from gradesync.plan.arrays import (
     text_codes,
     texts,
 )
-from gradesync.plan.match import Roster, match_assignments, match_student_codes
+from gradesync.plan.match import Roster, match_assignment_rows, match_student_codes
 
 NOOP_REASONS = frozenset(r.value for r in REJECT_REASONS_NOOP)
 ACTIONS = (Action.NOOP, Action.REJECT, Action.EXCUSE, Action.UPDATE, Action.CREATE)
@@ -191,10 +190,8 @@ def match_assignments_of(
     """Rule 3: ``unknown_assignment``, ``ambiguous_assignment`` (see ``gradesync.plan.match``)."""
     codes_, pair_class_id, pair_key, pair_ok = pair_codes(c.codes, d.assignment_coded, c.key_class_id)
     details_of = _assignment_details(snapshot)
-    matched = match_assignments(
-        pd.DataFrame({"class_id": pair_class_id[pair_ok], "assignment_key": pair_key[pair_ok]}, dtype=object),
-        details_of,
-        settings.match.assignment_by,
+    at, ids, reason = match_assignment_rows(
+        pair_class_id[pair_ok], pair_key[pair_ok], details_of, settings.match.assignment_by
     )
     n = len(pair_key)
     pair_id, pair_name = np.full(n, None, dtype=object), np.full(n, None, dtype=object)
@@ -203,13 +200,9 @@ def match_assignments_of(
         np.zeros(n, dtype=bool),
         np.full(n, np.nan),
     )
-    pair_id[pair_ok] = objects(matched["assignment_id"])
-    pair_reason[pair_ok] = texts(matched["reason"])
+    pair_id[pair_ok] = ids
+    pair_reason[pair_ok] = reason
     # the matched assignment's details: its row of the (class, assignment) table
-    at = first_match(
-        (details_of["class_id"].to_numpy(), details_of["assignment_id"].to_numpy()),
-        (pair_class_id[pair_ok], pair_id[pair_ok]),
-    )
     pair_name[pair_ok] = take(details_of["display_name"].to_numpy(), at, None)
     pair_graded[pair_ok] = take(details_of["graded"].to_numpy(dtype=bool), at, False)
     pair_max[pair_ok] = take(details_of["max_points"].to_numpy(dtype="float64"), at, np.nan)
