@@ -236,7 +236,33 @@ def roster_gaps(snapshot: Snapshot, found: rules.Submissions, coded: Roster) -> 
         if missing.any():
             v[missing] = None
         values.append(v.tolist())
-    return [dict(zip(ROSTER_GAP_KEYS, vals, strict=True)) for vals in zip(*values, strict=True)]
+    if ROSTER_GAP_KEYS == _GAP_KEYS:  # a dict display is about twice as fast as dict(zip(...))
+        return [
+            {
+                "class_id": a,
+                "class_name": b,
+                "assignment_id": c,
+                "assignment_name": d,
+                "user_id": e,
+                "student_name": f,
+                "current_points": g,
+            }
+            for a, b, c, d, e, f, g in zip(*values, strict=True)
+        ]
+    return [
+        dict(zip(ROSTER_GAP_KEYS, vals, strict=True)) for vals in zip(*values, strict=True)
+    ]  # pragma: no cover
+
+
+_GAP_KEYS = (
+    "class_id",
+    "class_name",
+    "assignment_id",
+    "assignment_name",
+    "user_id",
+    "student_name",
+    "current_points",
+)
 
 
 def _on_roster(members: pd.DataFrame, coded: Roster, class_id: np.ndarray, user_id: np.ndarray) -> np.ndarray:
@@ -244,11 +270,15 @@ def _on_roster(members: pd.DataFrame, coded: Roster, class_id: np.ndarray, user_
     if not len(members):
         return np.full(len(class_id), -1, dtype="int64")
     eligible = members.index.isin(eligible_members(members).index)
-    rows = np.flatnonzero(eligible & (coded.class_codes >= 0) & (coded.user_codes >= 0))
-    nu = max(len(coded.user_uniq), 1)
-    space, first = first_positions(coded.class_codes[rows].astype("int64") * nu + coded.user_codes[rows])
-    gc = pd.Index(coded.class_uniq, dtype=object).get_indexer(class_id)
-    gu = pd.Index(coded.user_uniq, dtype=object).get_indexer(user_id)
+    # the few users and classes asked about, and each member's code among them (-1: not asked)
+    gc, gc_uniq = pd.factorize(class_id)
+    gu, gu_uniq = pd.factorize(user_id)
+    m_class = pd.Index(np.asarray(gc_uniq, dtype=object), dtype=object).get_indexer(coded.class_uniq)
+    m_user = pd.Index(np.asarray(gu_uniq, dtype=object), dtype=object).get_indexer(coded.user_uniq)
+    mc, mu = take(m_class, coded.class_codes, -1), take(m_user, coded.user_codes, -1)
+    rows = np.flatnonzero(eligible & (mc >= 0) & (mu >= 0))
+    nu = max(len(gu_uniq), 1)
+    space, first = first_positions(mc[rows].astype("int64") * nu + mu[rows])
     return lookup_sorted(
         space, rows[first], np.where((gc >= 0) & (gu >= 0), gc.astype("int64") * nu + gu, -1)
     )
