@@ -116,7 +116,9 @@ def taken(values: pd.Series, pos: np.ndarray, fill: Any) -> np.ndarray:
         out = take(arr, pos, fill)
         if len(arr) and lib.is_string_array(arr, skipna=False):  # all text: nothing to normalise
             return out
-        missing = (pos >= 0) & pd.isna(out)  # a missing value (NaN, NA) reads None, as ``objects``
+        # a missing value (NaN, NA) reads None, as ``objects``; found in the column in its own order
+        # (reading the taken objects in the rows' order would miss the cache when the orders differ)
+        missing = take(pd.isna(arr), pos, False)
         if missing.any():
             out[missing] = None
         return out
@@ -181,7 +183,7 @@ def taken_or_none(values: pd.Series, pos: np.ndarray) -> tuple[np.ndarray, np.nd
         out = take(arr, pos, None)
         if len(arr) and lib.is_string_array(arr, skipna=False):  # all text: only the rows without one
             return out, pos < 0
-        missing = pd.isna(out)
+        missing = take(pd.isna(arr), pos, True)  # in the column's own order, as ``taken``
         if missing.any():
             out[missing] = None
         return out, missing
