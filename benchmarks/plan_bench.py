@@ -3,10 +3,14 @@
 Side by side, in one run:
 
 (a) ``pandas.read_csv(dtype=str)`` of the same grades as a long CSV — the floor any planner pays
-    (the median of ``READ_REPEATS`` runs);
-(b) ``gradesync.plan.build_plan`` — time, and peak memory (max RSS of a fresh subprocess that builds
-    the inputs and plans; the inputs' own size is shown separately);
+    (wall and CPU time, each the median of ``READ_REPEATS`` runs);
+(b) ``gradesync.plan.build_plan`` — wall and CPU time (each the median of ``PLAN_REPEATS`` runs in a
+    fresh subprocess that builds the inputs and plans), and the peak memory of its first run (the
+    inputs' own size is shown separately);
 (c) a naive row-by-row planner (dict lookups per row), timed on a sample and extrapolated.
+
+The aim is build_plan ≤ ``AIM_RATIO``× read_csv; the table gives the ratio by CPU (the figure: the
+machine may be shared, so wall times are noisy) and by wall, and the CPU ratio's share of the bound.
 
 ``python -m benchmarks.plan_bench [scale]`` or ``make bench``. ``scale`` multiplies the number of classes.
 """
@@ -31,6 +35,7 @@ CLASSES, STUDENTS, ASSIGNMENTS = 2000, 30, 20
 NAIVE_SAMPLE = 100_000
 AIM_RATIO, AIM_PEAK_MB = 3.0, 2048
 READ_REPEATS = 7
+PLAN_REPEATS = 5
 
 
 def _strs(prefix: str, values: np.ndarray, width: int = 0) -> np.ndarray:
@@ -42,7 +47,7 @@ def make_inputs(scale: float = 1.0, seed: int = 7) -> tuple[Any, pd.DataFrame]:
 
     About 60% of the grades are unchanged, 30% changed, 8% new (no points outcome) and 2% rejected.
     """
-    from gradesync.models import DESIRED_COLUMNS, Snapshot
+    from gradesync.models import DESIRED_CODED, DESIRED_COLUMNS, Snapshot
 
     rng = np.random.default_rng(seed)
     n_c = max(1, round(CLASSES * scale))
@@ -146,6 +151,8 @@ def make_inputs(scale: float = 1.0, seed: int = 7) -> tuple[Any, pd.DataFrame]:
         "note": np.full(n, "", dtype=object),
     }
     desired = pd.DataFrame({k: pd.Series(cols[k], dtype=t) for k, t in DESIRED_COLUMNS.items()})
+    # as the read stage hands them over: the keys coded (categoricals of the same text)
+    desired = desired.astype(dict.fromkeys(DESIRED_CODED, "category"))
     return snapshot, desired
 
 
@@ -188,8 +195,9 @@ def _reset_peak() -> bool:
     return True
 
 
-def child(scale: float) -> dict[str, Any]:
-    """Run in a fresh process: build the inputs, then plan them; return the figures."""
+def child(scale: float, repeats: int = PLAN_REPEATS) -> dict[str, Any]:
+    """Run in a fresh process: build the inputs, then plan them ``repeats`` times; return the figures
+    (the medians of wall and CPU time; the peak memory of the first run)."""
     import gc
 
     from gradesync.config import Settings
@@ -199,20 +207,29 @@ def child(scale: float) -> dict[str, Any]:
     gc.collect()
     before_mb = _status_mb("VmRSS") or _maxrss_mb()
     reset = _reset_peak()
-    t0, c0 = time.perf_counter(), time.process_time()
-    plan = build_plan(
-        desired, snapshot, Settings(), created_at="2024-06-01T00:00:00Z", graph_base_url="x", inputs=[]
-    )
-    seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
-    peak = (_status_mb("VmHWM") if reset else None) or _maxrss_mb()
+    walls, cpus, peak, counts, rows = [], [], 0.0, {}, 0
+    for run in range(max(1, repeats)):
+        t0, c0 = time.perf_counter(), time.process_time()
+        plan = build_plan(
+            desired, snapshot, Settings(), created_at="2024-06-01T00:00:00Z", graph_base_url="x", inputs=[]
+        )
+        walls.append(time.perf_counter() - t0)
+        cpus.append(time.process_time() - c0)
+        if run == 0:
+            peak = (_status_mb("VmHWM") if reset else None) or _maxrss_mb()
+            counts, rows = plan.counts(), len(plan.rows)
+        del plan
+        gc.collect()
     return {
-        "rows": len(plan.rows),
-        "seconds": seconds,
-        "cpu_seconds": cpu,
+        "rows": rows,
+        "seconds": statistics.median(walls),
+        "cpu_seconds": statistics.median(cpus),
+        "cpu_range": (min(cpus), max(cpus)),
+        "repeats": len(walls),
         "peak_mb": peak,
         "inputs_mb": before_mb,
         "peak_is_planning_only": reset,
-        "counts": plan.counts(),
+        "counts": counts,
     }
 
 
@@ -264,14 +281,15 @@ def measure(scale: float = 1.0) -> dict[str, Any]:
         csv = Path(tmp) / "grades_long.csv"
         write_csv(desired, csv)
         csv_mb = csv.stat().st_size / 1e6
-        timings = []
+        timings, cpu_timings = [], []
         for _ in range(READ_REPEATS):  # one timing is noise: the median of several
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             frame = pd.read_csv(csv, dtype=str, keep_default_na=False)
             timings.append(time.perf_counter() - t0)
+            cpu_timings.append(time.process_time() - c0)
             assert len(frame) == n
             del frame
-        read_s = statistics.median(timings)
+        read_s, read_cpu = statistics.median(timings), statistics.median(cpu_timings)
     sample = desired.iloc[: min(NAIVE_SAMPLE, n)]
     t0 = time.perf_counter()
     indexes = naive_indexes(snapshot)
@@ -298,8 +316,11 @@ def measure(scale: float = 1.0) -> dict[str, Any]:
         "csv_mb": csv_mb,
         "read_csv_s": read_s,
         "read_csv_range": (min(timings), max(timings)),
+        "read_csv_cpu_s": read_cpu,
         "build_plan_s": built["seconds"],
         "build_plan_cpu_s": built["cpu_seconds"],
+        "build_plan_cpu_range": built["cpu_range"],
+        "build_plan_repeats": built["repeats"],
         "peak_is_planning_only": built["peak_is_planning_only"],
         "build_plan_peak_mb": built["peak_mb"],
         "inputs_mb": built["inputs_mb"],
@@ -311,41 +332,59 @@ def measure(scale: float = 1.0) -> dict[str, Any]:
     }
 
 
+def _ratio(value: float, floor: float) -> float:
+    return value / floor if floor else float("inf")
+
+
 def table(result: dict[str, Any]) -> Any:
     from rich.table import Table
 
-    n, read_s = result["rows"], result["read_csv_s"]
-    ratio = result["build_plan_s"] / read_s if read_s else float("inf")
+    n, read_s, read_cpu = result["rows"], result["read_csv_s"], result["read_csv_cpu_s"]
+    cpu_ratio = _ratio(result["build_plan_cpu_s"], read_cpu)
     counts = ", ".join(f"{k} {v:,}" for k, v in result["counts"].items())
+    verdict = "met" if cpu_ratio <= AIM_RATIO else "not met"
     t = Table(
         title=f"Planning {n:,} desired grades from a Snapshot",
-        caption=f"plan: {counts}. Aim: build_plan ≤ {AIM_RATIO:g}× read_csv, peak < {AIM_PEAK_MB:,} MB.",
+        caption=f"plan: {counts}. Aim: build_plan ≤ {AIM_RATIO:g}× read_csv by CPU ({verdict}: "
+        f"{cpu_ratio:.2f}×), peak < {AIM_PEAK_MB:,} MB.",
     )
-    for col in ("step", "rows", "seconds", "× read_csv", "memory", "note"):
-        t.add_column(col, justify="right" if col in ("rows", "seconds", "× read_csv", "memory") else "left")
+    numeric = ("rows", "wall s", "CPU s", "× read_csv CPU", "× read_csv wall", "of bound", "memory")
+    for col in ("step", *numeric, "note"):
+        t.add_column(col, justify="right" if col in numeric else "left")
     low, high = result["read_csv_range"]
     t.add_row(
         "read_csv (dtype=str)",
         f"{n:,}",
-        f"{read_s:.2f}",
+        f"{read_s:.3f}",
+        f"{read_cpu:.3f}",
+        "1.0",
         "1.0",
         "",
-        f"{result['csv_mb']:.0f} MB long CSV; median of {READ_REPEATS} ({low:.2f}–{high:.2f} s)",
+        "",
+        f"{result['csv_mb']:.0f} MB long CSV; median of {READ_REPEATS} (wall {low:.3f}–{high:.3f} s)",
     )
-    peak_note = "peak RSS while planning" if result["peak_is_planning_only"] else "max RSS of the process"
+    peak_note = "peak RSS of the first run" if result["peak_is_planning_only"] else "max RSS of the process"
+    c_low, c_high = result["build_plan_cpu_range"]
     t.add_row(
         "build_plan",
         f"{n:,}",
-        f"{result['build_plan_s']:.2f}",
-        f"{ratio:.1f}",
+        f"{result['build_plan_s']:.3f}",
+        f"{result['build_plan_cpu_s']:.3f}",
+        f"{cpu_ratio:.2f}",
+        f"{_ratio(result['build_plan_s'], read_s):.2f}",
+        f"{cpu_ratio / AIM_RATIO:.0%}",
         f"{result['build_plan_peak_mb']:,.0f} MB",
-        f"{peak_note} (inputs alone {result['inputs_mb']:,.0f} MB); CPU {result['build_plan_cpu_s']:.2f} s",
+        f"median of {result['build_plan_repeats']} (CPU {c_low:.3f}–{c_high:.3f} s); {peak_note} "
+        f"(inputs alone {result['inputs_mb']:,.0f} MB)",
     )
     t.add_row(
         "naive row-by-row",
         f"{n:,}",
         f"{result['naive_s']:.2f}",
-        f"{result['naive_s'] / read_s:.1f}" if read_s else "",
+        "",
+        "",
+        f"{_ratio(result['naive_s'], read_s):.1f}",
+        "",
         "",
         f"extrapolated: dicts {result['naive_index_s']:.2f} s + loop over "
         f"{result['naive_sample_rows']:,} rows {result['naive_sample_s']:.2f} s, scaled linearly",
@@ -359,7 +398,7 @@ def main(scale: float = 1.0) -> dict[str, Any]:
     result = measure(scale)
     console = Console()
     if not console.is_terminal:
-        console.width = max(console.width, 150)  # plain logs: keep each row on one line
+        console.width = max(console.width, 190)  # plain logs: keep each row on one line
     console.print(table(result))
     return result
 

@@ -43,6 +43,11 @@ DESIRED_COLUMNS: dict[str, str] = {
     "message": "object",  # what a registrar reads about that reason
     "note": "object",  # non-rejecting remarks (rounded, duplicate kept, cp1252 fallback)
 }
+# The read stage hands these DESIRED_COLUMNS over as pandas categoricals of the same stripped text
+# (coded once while validating, so planning a million rows does not hash every key again). Anything
+# that reads them as text still works (``==``, ``.tolist()``, ``.astype(str)``, ``.to_numpy(dtype=object)``);
+# ``.astype(DESIRED_COLUMNS)`` turns them back into object columns, which the plan accepts as well.
+DESIRED_CODED: tuple[str, ...] = ("class_key", "assignment_key", "student_key")
 
 
 class Action(StrEnum):

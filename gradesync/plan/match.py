@@ -23,12 +23,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 from pandas._libs import lib
 
 from gradesync.models import ReasonCode
+from gradesync.plan.arrays import first_positions, lookup_sorted
 
 # student identifier kinds → (member columns tried in turn, case-insensitive?)
 STUDENT_KINDS: dict[str, tuple[tuple[str, ...], bool]] = {
@@ -157,9 +159,27 @@ def match_assignments(keys: pd.DataFrame, assignments: pd.DataFrame, by: str) ->
     Returns ``[class_id, assignment_key, assignment_id, reason]``, one row per key row in order;
     ``reason`` is ``""`` when matched, else ``unknown_assignment`` / ``ambiguous_assignment``.
     """
+    k_class, k_key = _text_array(keys["class_id"]), _text_array(keys["assignment_key"])
+    _, ids, reason = match_assignment_rows(k_class, k_key, assignments, by)
+    return pd.DataFrame(
+        {
+            "class_id": pd.Series(k_class, dtype=object),
+            "assignment_key": pd.Series(k_key, dtype=object),
+            "assignment_id": pd.Series(ids, dtype=object),
+            "reason": pd.Series(reason, dtype=object),
+        },
+        copy=False,
+    )
+
+
+def match_assignment_rows(
+    k_class: np.ndarray, k_key: np.ndarray, assignments: pd.DataFrame, by: str
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``match_assignments`` on arrays: per key row, the row of ``assignments`` holding the matched
+    assignment (its first row with that class and id; -1 for none), its id (None) and the reason."""
     if by not in ("id", "displayName"):
         raise ValueError(f"unknown assignment match kind {by!r}")
-    k_class, k_key = _text_array(keys["class_id"]), _text_array(keys["assignment_key"])
+    k_class, k_key = _text_array(k_class), _text_array(k_key)
     p_codes, p_class, p_key, c_uniq, k_uniq = _distinct_pairs(k_class, k_key)
     a_class, a_ids, a_names = (
         _text_array(assignments[c]) for c in ("class_id", "assignment_id", "display_name")
@@ -199,52 +219,80 @@ def match_assignments(keys: pd.DataFrame, assignments: pd.DataFrame, by: str) ->
         np.full(len(n), ReasonCode.UNKNOWN_ASSIGNMENT.value, dtype=object),
         ReasonCode.AMBIGUOUS_ASSIGNMENT.value,
     )
-    return pd.DataFrame(
-        {
-            "class_id": pd.Series(k_class, dtype=object),
-            "assignment_key": pd.Series(k_key, dtype=object),
-            "assignment_id": pd.Series(ids[p_codes], dtype=object),
-            "reason": pd.Series(reason[p_codes], dtype=object),
-        },
-        copy=False,
-    )
+    nid = max(len(id_uniq), 1)
+    space, first = first_positions(ac_codes.astype("int64") * nid + id_codes)  # texts: no -1 codes
+    matched = (n == 1) & (pc >= 0)
+    row = np.full(len(n), -1, dtype="int64")
+    row[matched] = lookup_sorted(space, first, pc[matched].astype("int64") * nid + one[matched])
+    return row[p_codes], ids[p_codes], reason[p_codes]
 
 
 def eligible_members(members: pd.DataFrame) -> pd.DataFrame:
     """Members that can carry a grade: students, or members whose role Graph did not tell."""
+    return members[_eligible(members)]
+
+
+def _eligible(members: pd.DataFrame) -> np.ndarray:
+    """``eligible_members`` as a row mask."""
     role = _map_distinct(_text_array(members["primary_role"]), lambda r: r.strip().casefold())
-    return members[pd.Series(role, dtype=object).isin(STUDENT_ROLES).to_numpy(dtype=bool)]
+    return pd.Series(role, dtype=object).isin(STUDENT_ROLES).to_numpy(dtype=bool)
 
 
-def _identifier_table(members: pd.DataFrame, order: Sequence[str]) -> pd.DataFrame:
-    """Long table ``[class_id, user_id, value, level, folded]``: one row per member identifier, by level."""
+@dataclass
+class Roster:
+    """The snapshot's members coded once: each row's class and user as codes into the distinct ids."""
+
+    class_codes: np.ndarray
+    class_uniq: np.ndarray
+    user_codes: np.ndarray
+    user_uniq: np.ndarray
+
+    @classmethod
+    def of(cls, members: pd.DataFrame) -> Roster:
+        c_codes, c_uniq = pd.factorize(_text_array(members["class_id"]))
+        u_codes, u_uniq = pd.factorize(_text_array(members["user_id"]))
+        return cls(c_codes, np.asarray(c_uniq, dtype=object), u_codes, np.asarray(u_uniq, dtype=object))
+
+    def first_rows(self) -> tuple[np.ndarray, np.ndarray]:
+        """The distinct (class, user) keys (``class code × n users + user code``), sorted, and the
+        member row each first appears in."""
+        nu = max(len(self.user_uniq), 1)
+        return first_positions(self.class_codes.astype("int64") * nu + self.user_codes)
+
+
+def _identifier_table(
+    members: pd.DataFrame, roster: Roster, eligible: np.ndarray, order: Sequence[str]
+) -> tuple[np.ndarray, ...]:
+    """The eligible members' identifiers, one entry per (member, identifier), by level: ``(class code,
+    user code, value, level, folded)`` arrays (codes of ``roster``; a blank identifier has no entry)."""
     for kind in order:
         if kind not in STUDENT_KINDS:
             raise ValueError(f"unknown student identifier kind {kind!r}")
-    class_ids, user_ids = _text_array(members["class_id"]), _text_array(members["user_id"])
-    parts = []
+    rows = np.flatnonzero(eligible)
+    class_codes, user_codes = roster.class_codes[rows], roster.user_codes[rows]
+    parts: list[tuple[np.ndarray, ...]] = []
     level = 0
     for kind in order:
         columns, fold = STUDENT_KINDS[kind]
         for column in columns:
-            stripped = list(map(str.strip, _text_array(members[column]).tolist()))  # mostly distinct
+            raw = _text_array(members[column].to_numpy(dtype=object)[rows])
+            stripped = list(map(str.strip, raw.tolist()))  # mostly distinct
             value = np.array(list(map(str.casefold, stripped)) if fold else stripped, dtype=object)
             keep = value != ""
+            k = int(keep.sum())
             parts.append(
-                pd.DataFrame(
-                    {
-                        "class_id": class_ids[keep],
-                        "user_id": user_ids[keep],
-                        "value": value[keep],
-                        "level": np.full(int(keep.sum()), level, dtype="int64"),
-                        "folded": np.full(int(keep.sum()), fold, dtype=bool),
-                    },
+                (
+                    class_codes[keep],
+                    user_codes[keep],
+                    value[keep],
+                    np.full(k, level, dtype="int64"),
+                    np.full(k, fold, dtype=bool),
                 )
             )
             level += 1
-    if not parts:
-        return pd.DataFrame(columns=["class_id", "user_id", "value", "level", "folded"])
-    return pd.concat(parts, ignore_index=True)
+    if not parts:  # pragma: no cover - order is never empty (MatchSettings refuses it)
+        return tuple(np.empty(0, dtype=t) for t in ("int64", "int64", object, "int64", bool))
+    return tuple(np.concatenate(columns) for columns in zip(*parts, strict=True))
 
 
 def match_students(keys: pd.DataFrame, members: pd.DataFrame, order: Sequence[str]) -> pd.DataFrame:
@@ -252,35 +300,53 @@ def match_students(keys: pd.DataFrame, members: pd.DataFrame, order: Sequence[st
 
     Returns ``[class_id, student_key, user_id, reason]``, one row per key row in order; ``reason``
     is ``""`` when matched, else ``unknown_student`` / ``ambiguous_student`` / ``not_in_class``.
+    """
+    k_class, k_key = _text_array(keys["class_id"]), _text_array(keys["student_key"])
+    roster = Roster.of(members)
+    user, reason = match_student_codes(k_class, k_key, members, roster, order)
+    ids = np.full(len(user), None, dtype=object)
+    ids[user >= 0] = roster.user_uniq[user[user >= 0]]
+    return pd.DataFrame(
+        {
+            "class_id": pd.Series(k_class, dtype=object),
+            "student_key": pd.Series(k_key, dtype=object),
+            "user_id": pd.Series(ids, dtype=object),
+            "reason": pd.Series(reason, dtype=object),
+        },
+        copy=False,
+    )
+
+
+def match_student_codes(
+    k_class: np.ndarray, k_key: np.ndarray, members: pd.DataFrame, roster: Roster, order: Sequence[str]
+) -> tuple[np.ndarray, np.ndarray]:
+    """``match_students`` on arrays: per key row, the matched user as a code of ``roster.user_uniq``
+    (-1 for none) and the reason (``""`` when matched).
 
     Works on integer codes: each distinct key string is stripped and folded once, each distinct
     (class, key) pair is matched once, so the cost grows with the distinct keys, not the rows.
     """
-    k_class, k_key = _text_array(keys["class_id"]), _text_array(keys["student_key"])
-    table = _identifier_table(eligible_members(members), order)
-    t_class, t_user, t_value = (table[c].to_numpy(dtype=object) for c in ("class_id", "user_id", "value"))
-    t_level = table["level"].to_numpy(dtype="int64")
-    t_fold = table["folded"].to_numpy(dtype=bool)
-    tc_codes, tc_uniq = pd.factorize(t_class)
-    tv_codes, tv_uniq = pd.factorize(t_value)
-    tu_codes, tu_uniq = pd.factorize(t_user)
-    nv = len(tv_uniq)
+    k_class, k_key = _text_array(k_class), _text_array(k_key)
+    eligible = _eligible(members)
+    tc_codes, tu_codes, t_value, t_level, t_fold = _identifier_table(members, roster, eligible, order)
     # per key row: its stripped and its folded form as codes of the members' values (-1: nobody has
     # it). A key's answer depends only on (class, plain code, folded code): unknown keys share one.
-    space = pd.Index(np.asarray(tv_uniq, dtype=object), dtype=object)
+    # One factorize codes the members' values and both forms of the keys: the values come first, so
+    # their codes are 0..nv-1 and a key's code beyond them means nobody has it.
     plain_list = list(map(str.strip, k_key.tolist()))
     plain = np.array(plain_list, dtype=object)
-    k_plain = _lookup(space, plain)
-    k_fold = k_plain.copy()
     folded = np.array(list(map(str.casefold, plain_list)), dtype=object)
     changed = np.flatnonzero(folded != plain) if len(plain) else np.zeros(0, dtype="int64")
-    k_fold[changed] = _lookup(space, folded[changed])
+    all_codes, _ = pd.factorize(np.concatenate([t_value, plain, folded[changed]]))
+    nt, nk = len(t_value), len(plain)
+    tv_codes = all_codes[:nt]
+    nv = int(tv_codes.max()) + 1 if nt else 0
+    k_codes = np.where(all_codes[nt:] < nv, all_codes[nt:], -1).astype("int64")
+    k_plain = k_codes[:nk]
+    k_fold = k_plain.copy()
+    k_fold[changed] = k_codes[nk:]
     del plain_list, plain, folded
-    c_codes, c_uniq = pd.factorize(k_class)
-    k_tc = _lookup(
-        pd.Index(np.asarray(tc_uniq, dtype=object), dtype=object), np.asarray(c_uniq, dtype=object)
-    )
-    row_tc = k_tc[c_codes] if len(c_codes) else np.zeros(0, dtype="int64")
+    row_tc = _lookup(pd.Index(roster.class_uniq, dtype=object), k_class)
     n1 = n2 = nv + 1  # codes shifted by one: 0 = not found
     p_codes, p_uniq = pd.factorize((row_tc * n1 + (k_plain + 1)) * n2 + (k_fold + 1))
     p_uniq = np.asarray(p_uniq, dtype="int64")
@@ -306,15 +372,6 @@ def match_students(keys: pd.DataFrame, members: pd.DataFrame, order: Sequence[st
     unknown = np.where(elsewhere, ReasonCode.NOT_IN_CLASS.value, ReasonCode.UNKNOWN_STUDENT.value).astype(
         object
     )
-    ids, reason = _answers(
-        n, one, np.asarray(tu_uniq, dtype=object), unknown, ReasonCode.AMBIGUOUS_STUDENT.value
-    )
-    return pd.DataFrame(
-        {
-            "class_id": pd.Series(k_class, dtype=object),
-            "student_key": pd.Series(k_key, dtype=object),
-            "user_id": pd.Series(ids[p_codes], dtype=object),
-            "reason": pd.Series(reason[p_codes], dtype=object),
-        },
-        copy=False,
-    )
+    reason = np.where(n == 1, "", np.where(n > 1, ReasonCode.AMBIGUOUS_STUDENT.value, unknown)).astype(object)
+    user = np.where(n == 1, one, -1)
+    return user[p_codes], reason[p_codes]

@@ -20,15 +20,20 @@ from gradesync.plan.arrays import (
     Verdicts,
     codes,
     equals,
+    filled,
+    first_positions,
+    lookup_sorted,
     objects,
     pair_codes,
     passthrough,
     rounded,
     take,
     taken,
+    taken_or_none,
+    text_codes,
     texts,
 )
-from gradesync.plan.match import match_assignments, match_students
+from gradesync.plan.match import Roster, match_assignment_rows, match_student_codes
 
 NOOP_REASONS = frozenset(r.value for r in REJECT_REASONS_NOOP)
 ACTIONS = (Action.NOOP, Action.REJECT, Action.EXCUSE, Action.UPDATE, Action.CREATE)
@@ -39,9 +44,12 @@ class Desired:
     """The input columns the rules read, ordered by ``row_key``."""
 
     frame: pd.DataFrame
-    class_key: np.ndarray
+    class_key: np.ndarray  # text per row
     assignment_key: np.ndarray
     student_key: np.ndarray
+    class_coded: tuple[np.ndarray, np.ndarray]  # (codes per row, the distinct keys): ``text_codes``
+    assignment_coded: tuple[np.ndarray, np.ndarray]
+    student_coded: tuple[np.ndarray, np.ndarray]
     points: np.ndarray  # the number as written; ``convert_units`` turns percents and fractions to points
     points_possible: np.ndarray
     clear: np.ndarray
@@ -63,12 +71,19 @@ def read_desired(desired: pd.DataFrame) -> tuple[Desired, Verdicts]:
         d = d.sort_values("row_key", kind="stable")
     d = d.reset_index(drop=True)
     n = len(d)
-    unit = texts(d["points_unit"]) if "points_unit" in d else np.full(n, "", dtype=object)
+    # compared with the units' values only (a missing one is none of them): no text check needed
+    unit = d["points_unit"].to_numpy(dtype=object) if "points_unit" in d else filled(n, "")
+    (class_key, class_coded), (assignment_key, assignment_coded), (student_key, student_coded) = (
+        text_codes(d[k]) for k in ("class_key", "assignment_key", "student_key")
+    )
     rows = Desired(
         frame=d,
-        class_key=texts(d["class_key"]),
-        assignment_key=texts(d["assignment_key"]),
-        student_key=texts(d["student_key"]),
+        class_key=class_key,
+        assignment_key=assignment_key,
+        student_key=student_key,
+        class_coded=class_coded,
+        assignment_coded=assignment_coded,
+        student_coded=student_coded,
         points=d["desired_points"].to_numpy(dtype="float64").copy(),
         points_possible=d["points_possible"].to_numpy(dtype="float64"),
         clear=d["clear"].to_numpy(dtype=bool),
@@ -104,8 +119,7 @@ class Classes:
 
 def match_classes(d: Desired, v: Verdicts, snapshot: Snapshot, settings: Settings) -> Classes:
     """Rule 2: ``unknown_class`` (no Graph class for the key), ``ambiguous_class`` (more than one)."""
-    c_codes, c_uniq = pd.factorize(d.class_key)
-    c_uniq = np.asarray(c_uniq, dtype=object)
+    c_codes, c_uniq = d.class_coded
     classes = snapshot.classes
     cl = pd.DataFrame(
         {k: texts(classes[k]) for k in ("class_key", "class_id", "class_name")}, dtype=object
@@ -174,14 +188,11 @@ def match_assignments_of(
     d: Desired, v: Verdicts, c: Classes, snapshot: Snapshot, settings: Settings
 ) -> Assignments:
     """Rule 3: ``unknown_assignment``, ``ambiguous_assignment`` (see ``gradesync.plan.match``)."""
-    codes_, pair_class_id, pair_key, pair_ok = pair_codes(c.codes, d.assignment_key, c.key_class_id)
+    codes_, pair_class_id, pair_key, pair_ok = pair_codes(c.codes, d.assignment_coded, c.key_class_id)
     details_of = _assignment_details(snapshot)
-    matched = match_assignments(
-        pd.DataFrame({"class_id": pair_class_id[pair_ok], "assignment_key": pair_key[pair_ok]}, dtype=object),
-        details_of,
-        settings.match.assignment_by,
+    at, ids, reason = match_assignment_rows(
+        pair_class_id[pair_ok], pair_key[pair_ok], details_of, settings.match.assignment_by
     )
-    details = matched.merge(details_of, on=["class_id", "assignment_id"], how="left")
     n = len(pair_key)
     pair_id, pair_name = np.full(n, None, dtype=object), np.full(n, None, dtype=object)
     pair_reason, pair_graded, pair_max = (
@@ -189,21 +200,21 @@ def match_assignments_of(
         np.zeros(n, dtype=bool),
         np.full(n, np.nan),
     )
-    pair_id[pair_ok] = objects(details["assignment_id"])
-    pair_reason[pair_ok] = texts(details["reason"])
-    pair_name[pair_ok] = objects(details["display_name"])
-    pair_graded[pair_ok] = details["graded"].fillna(False).to_numpy(dtype=bool)
-    pair_max[pair_ok] = details["max_points"].to_numpy(dtype="float64")
+    pair_id[pair_ok] = ids
+    pair_reason[pair_ok] = reason
+    # the matched assignment's details: its row of the (class, assignment) table
+    pair_name[pair_ok] = take(details_of["display_name"].to_numpy(), at, None)
+    pair_graded[pair_ok] = take(details_of["graded"].to_numpy(dtype=bool), at, False)
+    pair_max[pair_ok] = take(details_of["max_points"].to_numpy(dtype="float64"), at, np.nan)
 
     name = pair_name[codes_]
-    reason = pair_reason[codes_]
     v.give(
-        reason == ReasonCode.UNKNOWN_ASSIGNMENT.value,
+        (pair_reason == ReasonCode.UNKNOWN_ASSIGNMENT.value)[codes_],
         ReasonCode.UNKNOWN_ASSIGNMENT,
         lambda i: say.unknown_assignment(d.assignment_key[i], c.label[i]),
     )
     v.give(
-        reason == ReasonCode.AMBIGUOUS_ASSIGNMENT.value,
+        (pair_reason == ReasonCode.AMBIGUOUS_ASSIGNMENT.value)[codes_],
         ReasonCode.AMBIGUOUS_ASSIGNMENT,
         lambda i: say.ambiguous_assignment(d.assignment_key[i], c.label[i]),
     )
@@ -232,58 +243,56 @@ class Students:
     user_id: np.ndarray  # per row
     student_name: np.ndarray
     label: Lazy  # '"000123" (Ada Lovelace)'
+    roster: Roster  # the members, coded
 
 
 def match_students_of(
     d: Desired, v: Verdicts, c: Classes, snapshot: Snapshot, settings: Settings
 ) -> Students:
     """Rule 4: ``unknown_student``, ``ambiguous_student``, ``not_in_class``."""
-    codes_, pair_class_id, pair_key, pair_ok = pair_codes(c.codes, d.student_key, c.key_class_id)
+    codes_, pair_class_id, pair_key, pair_ok = pair_codes(c.codes, d.student_coded, c.key_class_id)
     members = snapshot.members
-    matched = match_students(
-        pd.DataFrame({"class_id": pair_class_id[pair_ok], "student_key": pair_key[pair_ok]}, dtype=object),
-        members,
-        settings.match.student_by,
+    roster = Roster.of(members)
+    user, reason = match_student_codes(
+        pair_class_id[pair_ok], pair_key[pair_ok], members, roster, settings.match.student_by
     )
-    names = pd.DataFrame(
-        {
-            "class_id": texts(members["class_id"]),
-            "user_id": texts(members["user_id"]),
-            "display_name": objects(members["display_name"]),
-        }
-    ).drop_duplicates(["class_id", "user_id"])
-    details = matched.merge(names, on=["class_id", "user_id"], how="left")
     n = len(pair_key)
     pair_uid, pair_name, pair_reason = (
         np.full(n, None, dtype=object),
         np.full(n, None, dtype=object),
         np.full(n, "", dtype=object),
     )
-    pair_uid[pair_ok] = objects(details["user_id"])
-    pair_reason[pair_ok] = texts(details["reason"])
-    pair_name[pair_ok] = objects(details["display_name"])
+    pair_uid[pair_ok] = take(roster.user_uniq, user, None)
+    pair_reason[pair_ok] = reason
+    # the matched member's name: the first member row of that (class, user)
+    space, first_row = roster.first_rows()
+    pair_class = pd.Index(roster.class_uniq, dtype=object).get_indexer(pair_class_id[pair_ok])
+    nu = max(len(roster.user_uniq), 1)
+    at = lookup_sorted(
+        space, first_row, np.where((pair_class >= 0) & (user >= 0), pair_class * nu + user, -1)
+    )
+    pair_name[pair_ok] = take(objects(members["display_name"]), at, None)
 
     name = pair_name[codes_]
-    reason = pair_reason[codes_]
     order = ", ".join(settings.match.student_by)
     key = d.student_key
     v.give(
-        reason == ReasonCode.UNKNOWN_STUDENT.value,
+        (pair_reason == ReasonCode.UNKNOWN_STUDENT.value)[codes_],
         ReasonCode.UNKNOWN_STUDENT,
         lambda i: say.unknown_student(key[i], order, say.lost_zeros_hint(key[i], members)),
     )
     v.give(
-        reason == ReasonCode.AMBIGUOUS_STUDENT.value,
+        (pair_reason == ReasonCode.AMBIGUOUS_STUDENT.value)[codes_],
         ReasonCode.AMBIGUOUS_STUDENT,
         lambda i: say.ambiguous_student(key[i], c.label[i]),
     )
     v.give(
-        reason == ReasonCode.NOT_IN_CLASS.value,
+        (pair_reason == ReasonCode.NOT_IN_CLASS.value)[codes_],
         ReasonCode.NOT_IN_CLASS,
         lambda i: say.not_in_class(key[i], c.label[i]),
     )
     label = Lazy(lambda i: say.student_label(key[i], name[i]))
-    return Students(codes_, pair_uid, pair_uid[codes_], name, label)
+    return Students(codes_, pair_uid, pair_uid[codes_], name, label, roster)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -298,9 +307,10 @@ class Submissions:
     row_group: np.ndarray  # per row: its assignment has group submissions
     submission_id: np.ndarray  # per row
     outcome_id: np.ndarray
+    has_outcome: np.ndarray  # per row: its submission has a points outcome (``outcome_id`` not None)
     before_points: np.ndarray
     before_modified: np.ndarray
-    status: np.ndarray
+    excused: np.ndarray  # per row: its submission's status is ``excused``
 
 
 def find_submissions(d: Desired, a: Assignments, s: Students, snapshot: Snapshot) -> Submissions:
@@ -328,22 +338,17 @@ def find_submissions(d: Desired, a: Assignments, s: Students, snapshot: Snapshot
 
     is_group = equals(subs["recipient_type"], "group")
     individual = ~is_group & (sub_pair >= 0) & (su_codes >= 0)
-    # each (pair, user) key once, at its first submission: one factorize, no duplicated() pass
+    # each (pair, user) key at its first individual submission, then each row's key looked up
     ind_pos = np.flatnonzero(individual)
-    key_codes, key_uniq = pd.factorize(sub_pair[ind_pos].astype("int64") * nsu + su_codes[ind_pos])
-    key_index = pd.Index(np.asarray(key_uniq, dtype="int64"))
-    # factorize numbers keys in order of first appearance: a key's first row is where its code
-    # exceeds every code before it, and those rows come in code order
-    seen = np.maximum.accumulate(np.concatenate([[-1], key_codes[:-1]])) if len(key_codes) else key_codes
-    key_pos = ind_pos[key_codes > seen]
+    key_space, key_at = first_positions(sub_pair[ind_pos].astype("int64") * nsu + su_codes[ind_pos])
     row_pair = pa_pair[a.codes]
     row_su = ps_su[s.codes]
     row_key = np.where((row_pair >= 0) & (row_su >= 0), row_pair * nsu + row_su, -1)
-    found = key_index.get_indexer(row_key) if len(key_index) else np.full(d.n, -1)
-    pos = np.where((row_key >= 0) & (found >= 0), take(key_pos, found, -1), -1)
+    pos = lookup_sorted(key_space, ind_pos[key_at], row_key)
 
     pair_group = np.zeros(n_pairs + 1, dtype=bool)  # last slot: "no pair" (-1)
     pair_group[sub_pair[is_group & (sub_pair >= 0)]] = True
+    outcome_id, no_outcome = taken_or_none(subs["outcome_id"], pos)
     return Submissions(
         pos=pos,
         row_pair=row_pair,
@@ -351,10 +356,11 @@ def find_submissions(d: Desired, a: Assignments, s: Students, snapshot: Snapshot
         individual=individual,
         row_group=pair_group[row_pair],
         submission_id=taken(subs["submission_id"], pos, None),
-        outcome_id=taken(subs["outcome_id"], pos, None),
+        outcome_id=outcome_id,
+        has_outcome=~no_outcome,
         before_points=take(subs["points"].to_numpy(dtype="float64"), pos, np.nan),
         before_modified=taken(subs["last_modified"], pos, None),
-        status=taken(subs["status"], pos, ""),
+        excused=take(equals(subs["status"], "excused"), pos, False),
     )
 
 
@@ -382,7 +388,7 @@ def check_excused(
 ) -> None:
     """Rule 6: an excused mark on an excused submission → ``already_excused`` (noop); any other row on an
     excused submission → ``submission_excused`` unless ``policy.excused == "allow"`` (then a note)."""
-    excused = (sub.pos >= 0) & (sub.status == "excused")
+    excused = sub.excused
     where = _where(a, c)
     v.give(
         d.excuse & excused, ReasonCode.ALREADY_EXCUSED, lambda i: say.already_excused(s.label[i], where[i])
@@ -402,8 +408,12 @@ def convert_units(d: Desired, v: Verdicts, a: Assignments, settings: Settings) -
     ``d.points`` in place (the above-maximum check runs after this).
     """
     precision = settings.policy.precision
-    percent = v.open() & (d.unit == ValueUnit.PERCENT.value) & ~np.isnan(d.points)
-    fraction = v.open() & (d.unit == ValueUnit.FRACTION.value) & ~np.isnan(d.points)
+    other = np.flatnonzero(d.unit != ValueUnit.POINTS.value)  # usually few rows: compare only those
+    percent, fraction = np.zeros(d.n, dtype=bool), np.zeros(d.n, dtype=bool)
+    percent[other] = d.unit[other] == ValueUnit.PERCENT.value
+    fraction[other] = d.unit[other] == ValueUnit.FRACTION.value
+    percent &= v.open() & ~np.isnan(d.points)
+    fraction &= v.open() & ~np.isnan(d.points)
     if not (percent.any() or fraction.any()):
         return
     maximum = a.max_points
@@ -446,13 +456,16 @@ def check_points(d: Desired, v: Verdicts, a: Assignments, settings: Settings) ->
     precision = settings.policy.precision
     maximum, possible = a.max_points, d.points_possible
     has_max = ~np.isnan(maximum)
-    mismatch = has_max & ~np.isnan(possible) & (rounded(possible, precision) != rounded(maximum, precision))
+    max_rounded = rounded(maximum, precision)
+    stated = np.flatnonzero(has_max & ~np.isnan(possible))  # only a wide file's columns state one
+    mismatch = np.zeros(d.n, dtype=bool)
+    mismatch[stated] = rounded(possible[stated], precision) != max_rounded[stated]
     v.give(
         mismatch,
         ReasonCode.POINTS_POSSIBLE_MISMATCH,
         lambda i: say.points_possible_mismatch(possible[i], maximum[i], a.label[i], precision),
     )
-    above = has_max & ~d.clear & (rounded(d.points, precision) > rounded(maximum, precision))
+    above = has_max & ~d.clear & (rounded(d.points, precision) > max_rounded)
     if settings.policy.above_max == "reject":
         v.give(
             above,
@@ -472,10 +485,13 @@ def check_points(d: Desired, v: Verdicts, a: Assignments, settings: Settings) ->
 # ---------------------------------------------------------------------------------------------
 # rule 9: two rows reaching the same submission
 # ---------------------------------------------------------------------------------------------
-def comparable_values(d: Desired, precision: int) -> np.ndarray:
-    """One float per row that two rows share exactly when they ask for the same: -inf a clear,
-    +inf an excuse, else the points rounded to ``precision``."""
-    return np.where(d.clear, -np.inf, np.where(d.excuse, np.inf, rounded(d.points, precision)))
+def comparable_values(d: Desired, precision: int, idx: np.ndarray | None = None) -> np.ndarray:
+    """One float per row (of ``idx``, else of all) that two rows share exactly when they ask for the
+    same: -inf a clear, +inf an excuse, else the points rounded to ``precision``."""
+    clear, excuse, points = (
+        (d.clear, d.excuse, d.points) if idx is None else (d.clear[idx], d.excuse[idx], d.points[idx])
+    )
+    return np.where(clear, -np.inf, np.where(excuse, np.inf, rounded(points, precision)))
 
 
 def check_duplicates(
@@ -485,11 +501,14 @@ def check_duplicates(
     values → all ``duplicate_conflict``; the same value → the first by ``row_key`` is kept, the others
     are ``duplicate_identical`` (noop)."""
     live_idx = np.flatnonzero(v.open() & (sub.pos >= 0))
-    dup = pd.Series(sub.pos[live_idx]).duplicated(keep=False).to_numpy()
+    live_pos = sub.pos[live_idx]
+    # a submission two live rows reach: counted per submission (no hash of the positions)
+    dup = np.bincount(live_pos, minlength=int(live_pos.max(initial=-1)) + 1)[live_pos] > 1
     if not dup.any():
         return
     idx = live_idx[dup]
-    value = comparable_values(d, precision)
+    value = np.full(d.n, np.nan)
+    value[idx] = comparable_values(d, precision, idx)
     special = d.clear[idx] | d.excuse[idx]
     shown = np.where(
         d.clear[idx],
@@ -540,6 +559,7 @@ class Diff:
     current: np.ndarray  # Teams' points rounded to the precision
     has_grade: np.ndarray
     has_outcome: np.ndarray
+    value: np.ndarray  # the rows' ``comparable_values``
 
 
 def diff(d: Desired, v: Verdicts, a: Assignments, s: Students, sub: Submissions, precision: int) -> Diff:
@@ -553,8 +573,9 @@ def diff(d: Desired, v: Verdicts, a: Assignments, s: Students, sub: Submissions,
         ReasonCode.ALREADY_CLEAR,
         lambda i: say.already_clear(s.label[i], a.label[i]),
     )
-    same = open_ & ~d.clear & ~d.excuse & (comparable_values(d, precision) == current)
-    return Diff(same, v.open() & ~same, current, has_grade, pd.notna(sub.outcome_id))
+    value = comparable_values(d, precision)
+    same = open_ & ~d.clear & ~d.excuse & (value == current)
+    return Diff(same, v.open() & ~same, current, has_grade, sub.has_outcome, value)
 
 
 @dataclass
@@ -568,7 +589,7 @@ def remembered(memory: pd.DataFrame | None, submission_id: np.ndarray) -> Rememb
     """Per row: what gradesync last wrote to its submission (``MEMORY_COLUMNS``), when, and whether known."""
     n = len(submission_id)
     if memory is None or memory.empty:
-        return Remembered(np.full(n, np.nan), np.full(n, None, dtype=object), np.zeros(n, dtype=bool))
+        return Remembered(np.full(n, np.nan), filled(n, None), np.zeros(n, dtype=bool))
     m = memory[list(MEMORY_COLUMNS)].drop_duplicates("submission_id", keep="last")
     index = pd.Index(texts(m["submission_id"]), dtype=object)
     keys = np.where(pd.isna(submission_id), "\x00", submission_id).astype(object)  # "\x00": no submission
@@ -612,29 +633,30 @@ def decide_actions(
     ``excuse``, ``update`` (the submission has a points outcome, also with null points) or ``create``;
     ``sis-wins`` turns a ``teacher_override`` into an update. ``decrease``: an update lowering a grade."""
     noop, reject, excuse, update, create = range(len(ACTIONS))  # codes into ACTIONS
-    code = np.zeros(d.n, dtype="int8")
+    write = change.write
+    # int8 arithmetic instead of nested np.where: create, or update with an outcome; excuse wins; 0 = noop
+    base = create - change.has_outcome.view("int8")
+    code = (base - (base - excuse) * d.excuse.view("int8")) * write.view("int8")
     given = ~v.open()
-    reasoned = np.flatnonzero(given)
+    reasoned = np.flatnonzero(given & ~write)  # a write has no reason (rule 11 ends the write it gives one)
     is_noop = pd.Series(v.reason[reasoned], dtype=object).isin(NOOP_REASONS).to_numpy(dtype=bool)
     code[reasoned] = np.where(is_noop, noop, reject)
-    write = change.write
-    code[write & d.excuse] = excuse
-    code[write & ~d.excuse & change.has_outcome] = update
-    code[write & ~d.excuse & ~change.has_outcome] = create
     policy = settings.policy.teacher_override
-    override_policy = np.full(d.n, "", dtype=object)
+    override_policy = filled(d.n, "")
     override_policy[overridden] = policy
     if policy == "sis-wins":
         code[overridden] = update
-    plain = ~given
-    v.message[plain & change.same] = say.MESSAGE_SAME
-    for kind, text in (
-        (update, say.MESSAGE_UPDATE),
-        (create, say.MESSAGE_CREATE),
-        (excuse, say.MESSAGE_EXCUSE),
-    ):
-        v.message[plain & (code == kind)] = text
-    value = comparable_values(d, settings.policy.precision)
-    decrease = (code == update) & change.has_grade & (d.clear | (value < change.current))
+    # the plain change's message by action (a write's text wins over "already has it"); 0 keeps the row's
+    plain_texts = np.array(
+        [None, say.MESSAGE_SAME, say.MESSAGE_EXCUSE, say.MESSAGE_UPDATE, say.MESSAGE_CREATE]
+    )
+    by_action = np.array([0, 0, 2, 3, 4], dtype="int8")[code]  # ACTIONS order
+    which = np.where(by_action > 0, by_action, change.same.view("int8"))
+    which[given] = 0
+    message = plain_texts[which]
+    keep = np.flatnonzero(which == 0)
+    message[keep] = v.message[keep]
+    v.message = message
+    decrease = (code == update) & change.has_grade & (d.clear | (change.value < change.current))
     action = np.array([a.value for a in ACTIONS], dtype=object)[code]
     return Decisions(action, override_policy, decrease)

@@ -10,6 +10,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -71,12 +72,17 @@ def _stripped_codes(arr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return codes, np.array([str(u).strip() for u in uniques] + [""], dtype=object)
 
 
-def _key_codes(arr: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Stripped text; codes equal for values equal ignoring case; a blank mask."""
+def _key_codes(arr: np.ndarray) -> tuple[pd.Categorical, np.ndarray, np.ndarray]:
+    """Stripped text, as a categorical (coded here once: the plan reuses the codes instead of hashing
+    every row's text again); codes equal for values equal ignoring case; a blank mask."""
     codes, uniques = _stripped_codes(arr)
     folded, _ = pd.factorize(np.array([u.casefold() for u in uniques], dtype=object))
     blank = np.array([u == "" for u in uniques], dtype=bool)
-    return uniques.take(codes), folded.take(codes), blank.take(codes)
+    text_codes, distinct = pd.factorize(uniques)  # stripping can make two raw values one
+    key = pd.Categorical.from_codes(
+        text_codes.take(codes), categories=pd.Index(np.asarray(distinct, dtype=object), dtype=object)
+    )
+    return key, folded.take(codes), blank.take(codes)
 
 
 def _token_kinds(uniques: np.ndarray, policy: PolicySettings, rules: ValueRules) -> np.ndarray:
@@ -493,10 +499,16 @@ def _apply_layout_rejects(
     points.excuse[lr] = False
 
 
-def _desired_frame(frame: pd.DataFrame, computed: dict[str, np.ndarray]) -> pd.DataFrame:
-    """Rule: the output has DESIRED_COLUMNS' order and dtypes, sharing the columns validate left alone."""
+def _desired_frame(frame: pd.DataFrame, computed: dict[str, Any]) -> pd.DataFrame:
+    """Rule: the output has DESIRED_COLUMNS' order and dtypes, sharing the columns validate left alone;
+    the keys (``DESIRED_CODED``) are categoricals of their text."""
     columns_out = {
-        name: pd.Series(computed[name], index=frame.index, dtype=dtype, copy=False)
+        name: pd.Series(
+            computed[name],
+            index=frame.index,
+            dtype=None if isinstance(computed[name], pd.Categorical) else dtype,
+            copy=False,
+        )
         if name in computed
         else frame[name]
         for name, dtype in DESIRED_COLUMNS.items()
@@ -533,7 +545,7 @@ def validate(
     points = _read_points(frame, out, layout_rejected, policy, rules)
 
     # Identifiers: case-insensitive codes for duplicates, and which are blank.
-    stripped: dict[str, np.ndarray] = {}
+    stripped: dict[str, pd.Categorical] = {}
     key_codes: dict[str, np.ndarray] = {}
     missing: dict[str, np.ndarray] = {}
     for role in ("class", "assignment", "student"):

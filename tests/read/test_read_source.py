@@ -9,7 +9,7 @@ import pytest
 from read_testkit import col, read, write, xlsx
 
 from gradesync.errors import InputError
-from gradesync.models import DESIRED_COLUMNS
+from gradesync.models import DESIRED_CODED, DESIRED_COLUMNS
 
 LONG = "Class ID,Assignment,Student ID,Points\nS1,Quiz,00123,85\nS1,Quiz,00124,90.5\n"
 
@@ -100,8 +100,11 @@ def test_frame_contract(tmp_path: Path) -> None:
     result = read(path)
     assert list(result.frame.columns) == list(DESIRED_COLUMNS)
     assert {k: str(v) for k, v in result.frame.dtypes.items()} == {
-        k: ("object" if v == "object" else v) for k, v in DESIRED_COLUMNS.items()
+        k: ("category" if k in DESIRED_CODED else v) for k, v in DESIRED_COLUMNS.items()
     }
+    for k in DESIRED_CODED:  # categoricals of plain text: they read as the strings they hold
+        assert all(type(v) is str for v in result.frame[k].tolist())
+        assert result.frame[k].astype(DESIRED_COLUMNS[k]).tolist() == result.frame[k].tolist()
     assert col(result, "source_file") == [str(path)] * 2
     assert col(result, "source_sheet") == ["", ""]
     assert col(result, "source_column") == ["Points", "Points"]
