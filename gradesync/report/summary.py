@@ -52,7 +52,7 @@ def text_column(rows: pd.DataFrame, name: str) -> pd.Series:
     """
     if name not in rows.columns:
         return pd.Series([""] * len(rows), index=rows.index, dtype=object)
-    return map_distinct(rows[name], _text)
+    return map_distinct(rows[name], text_value)
 
 
 def bool_column(rows: pd.DataFrame, name: str) -> pd.Series:
@@ -67,7 +67,8 @@ def float_column(rows: pd.DataFrame, name: str) -> pd.Series:
     return pd.to_numeric(rows[name], errors="coerce").astype("float64")
 
 
-def _text(v: Any) -> str:
+def text_value(v: Any) -> str:
+    """A value as clean text: \"\" for None/NA/NaT/NaN, a float plainly (``format_number``)."""
     if v is None or v is pd.NA or v is pd.NaT:
         return ""
     if isinstance(v, float):
