@@ -424,12 +424,12 @@ def _chunk_text(pieces: list[_Piece], n: int, row_end: str, last_end: str) -> st
             runs.append(piece)
         else:
             runs[-1] = both
-    grid = np.empty((n, len(runs) + 1), dtype=object)
+    width = len(runs) + 1
+    items = [row_end] * (n * width)  # row after row: the runs' texts, then the row's end
     for k, run in enumerate(runs):
-        grid[:, k] = run.texts()
-    grid[:, -1] = row_end
-    grid[-1, -1] = last_end
-    return "".join(grid.ravel().tolist())
+        items[k::width] = run.texts().tolist()
+    items[-1] = last_end
+    return "".join(items)
 
 
 def _object_lines(columns: dict[str, tuple[np.ndarray, str]], indent: str = "    ") -> Iterator[str]:
