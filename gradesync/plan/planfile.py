@@ -89,7 +89,7 @@ TOP_KEYS: tuple[str, ...] = (
 )
 # files written before plans had an id, a digest (plan/digest.py) or read times lack them
 OPTIONAL_TOP_KEYS = frozenset({"plan_id", "digest", "read_at"})
-CHUNK_ROWS = 50_000  # rows encoded and written at a time
+CHUNK_ROWS = 10_000  # rows encoded and written at a time (a few MB: malloc reuses it, no fresh pages)
 SAMPLE_ROWS = 1_000  # a text column mostly distinct in its first rows is encoded value by value
 INPUT_KEYS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(InputFile))
 OPERATION_KEYS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(Operation))

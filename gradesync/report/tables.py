@@ -27,7 +27,7 @@ from gradesync.report.pieces import Piece, coded, const, join_rows, texts
 from gradesync.report.summary import bool_column, float_column, format_number, text_value
 
 CSV_ENCODING = "utf-8-sig"
-CHUNK_ROWS = 50_000  # rows turned into text at a time
+CHUNK_ROWS = 10_000  # rows turned into text at a time (a few MB: malloc reuses it, no fresh pages)
 SAMPLE_ROWS = 1_000  # a column mostly distinct in its first rows is written value by value
 
 PLAN_CSV_COLUMNS: tuple[str, ...] = (
