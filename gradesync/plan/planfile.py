@@ -37,8 +37,10 @@ cannot end up in a plan file because nothing here ever receives one.
 an assignment whose read is older than its read-to-write window, or missing). It is optional on
 reading: files written before it existed still load, with an empty ``read_at``.
 
-The rows and operations are written in chunks of ``CHUNK_ROWS``, each column encoded once per
-distinct value (``json`` only for the texts that need escaping): a million-row plan never exists as
+The rows and operations are written in chunks of ``CHUNK_ROWS``, column by column: a column is
+encoded once per distinct value (ids: the texts themselves, ``json`` only when one needs escaping),
+adjacent columns with few combinations are joined into one piece per combination, and a chunk's text
+is one ``str.join`` of those pieces. No Python code runs per row; a million-row plan never exists as
 Python dicts nor as one string.
 
 Versions: 2 added the row columns ``excuse``, ``last_written_points`` and ``override_policy`` and the
@@ -87,7 +89,7 @@ TOP_KEYS: tuple[str, ...] = (
 )
 # files written before plans had an id, a digest (plan/digest.py) or read times lack them
 OPTIONAL_TOP_KEYS = frozenset({"plan_id", "digest", "read_at"})
-CHUNK_ROWS = 50_000  # rows encoded and written at a time
+CHUNK_ROWS = 10_000  # rows encoded and written at a time (a few MB: malloc reuses it, no fresh pages)
 SAMPLE_ROWS = 1_000  # a text column mostly distinct in its first rows is encoded value by value
 INPUT_KEYS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(InputFile))
 OPERATION_KEYS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(Operation))
@@ -311,52 +313,139 @@ def _block(d: dict[str, Any], indent: str = "  ") -> str:
 
 
 # ---------------------------------------------------------------------------------------------
-# the long lists, in chunks: each column encoded once per distinct value
+# the long lists, in chunks: a row's text is a run of pieces, each computed per column, not per row
 # ---------------------------------------------------------------------------------------------
 _ENCODE_STR = json.encoder.encode_basestring  # json.dumps of a str with ensure_ascii=False, in C
+MERGE_SHARE = 4  # two coded pieces merge when their table of combinations has at most n / MERGE_SHARE texts
 
 
-def _encode_values(values: list[Any]) -> np.ndarray:
-    """The JSON text of each (distinct) Python value, as ``_dump`` writes it."""
-    return np.array(
-        [_ENCODE_STR(v) if type(v) is str else _dump(_json_value(v)) for v in values], dtype=object
-    )
+@dataclasses.dataclass(slots=True)
+class _Piece:
+    """One piece of every row's text, for a chunk of n rows: ``table[codes]`` (a few distinct texts,
+    e.g. ``,"action":"update"``), or with ``codes`` None, ``table`` holds each row's own text."""
+
+    table: np.ndarray  # object array of str
+    codes: np.ndarray | None = None  # intp, one per row, into ``table``
+
+    def texts(self) -> np.ndarray:
+        return self.table if self.codes is None else self.table[self.codes]
+
+
+def _texts(items: Any) -> np.ndarray:
+    out = np.empty(len(items), dtype=object)
+    out[:] = items
+    return out
+
+
+def _const(text: str, n: int) -> _Piece:
+    return _Piece(_texts([text]), np.zeros(n, dtype=np.intp))
+
+
+_BOOL_TEXTS = _texts(["false", "true"])
+_QUOTE_OR_NOT = _texts(['"', ""])  # by a "missing" flag: a text is quoted, its null is not
 
 
 def _encode_one(value: Any) -> str:
+    """A value as ``_dump`` writes it (NaN/None → ``null``)."""
+    if type(value) is str:
+        return _ENCODE_STR(value)
     missing = value is None or (isinstance(value, float) and math.isnan(value))
     return "null" if missing else _dump(_json_value(value))
 
 
-def _encode_column(values: np.ndarray, dtype: str) -> list[str]:
+def _plain(values: np.ndarray) -> bool:
+    """True when no text needs JSON escaping (no quote, backslash or control character)."""
+    try:
+        joined = "".join(values.tolist())
+    except TypeError:  # a value that is not text
+        return False
+    if '"' in joined or "\\" in joined:
+        return False
+    try:
+        return not joined or int(np.frombuffer(joined.encode("utf-8"), dtype=np.uint8).min()) >= 0x20
+    except UnicodeEncodeError:  # a lone surrogate: let the value-by-value path say what it says
+        return False
+
+
+def _distinct_text_pieces(values: np.ndarray) -> list[_Piece]:
+    """A mostly distinct text column (ids): the texts themselves between quotes (the quotes go into
+    the neighbouring pieces), ``null`` unquoted; JSON-escaped value by value only if one needs it."""
+    missing = pd.isna(values)
+    if not missing.any():
+        if _plain(values):
+            return [_const('"', len(values)), _Piece(values), _const('"', len(values))]
+    elif _plain(values[~missing]):
+        flags = missing.astype(np.intp)
+        filled = np.where(missing, "null", values).astype(object)
+        return [_Piece(_QUOTE_OR_NOT, flags), _Piece(filled), _Piece(_QUOTE_OR_NOT, flags)]
+    return [_Piece(_texts([_encode_one(v) for v in values.tolist()]))]
+
+
+def _column_pieces(values: np.ndarray, dtype: str) -> list[_Piece]:
     """A column's values as JSON texts, exactly as ``json.dumps`` writes each (NaN/None → ``null``)."""
     if dtype == "int64":
-        return values.astype("int64").astype(str).tolist()
+        return [_Piece(_texts(list(map(str, values.astype("int64").tolist()))))]
     if dtype == "bool":
-        return np.where(values.astype(bool), "true", "false").tolist()
+        return [_Piece(_BOOL_TEXTS, values.astype(bool).astype(np.intp))]
     if dtype == "float64":
         floats = values.astype("float64")
         codes, uniq = pd.factorize(floats.view("int64"))  # by bit pattern: -0.0 stays -0.0
         shown = np.asarray(uniq, dtype="int64").view("float64").tolist()
-        encoded = _encode_values([None if math.isnan(v) else v for v in shown])
-        return encoded[codes].tolist() if len(codes) else []
+        return [_Piece(_texts([_encode_one(v) for v in shown]), codes.astype(np.intp))]
     sample = values[:SAMPLE_ROWS]
     if len(sample) == SAMPLE_ROWS and len(pd.unique(sample)) > SAMPLE_ROWS // 2:  # mostly distinct ids
-        return [_ENCODE_STR(v) if type(v) is str else _encode_one(v) for v in values.tolist()]
+        return _distinct_text_pieces(values)
     codes, uniq = pd.factorize(values, use_na_sentinel=True)  # None and NaN → -1 → null
-    encoded = np.append(_encode_values(list(uniq)), "null")
-    return encoded[codes].tolist()
+    table = _texts([*(_encode_one(v) for v in uniq), "null"])
+    return [_Piece(table, np.where(codes < 0, len(uniq), codes).astype(np.intp))]
+
+
+def _merged(a: _Piece, b: _Piece, n: int) -> _Piece | None:
+    """``a`` then ``b`` as one piece, when both are coded and their combinations few; else None."""
+    if a.codes is None or b.codes is None:
+        return None
+    first, second = a.table.tolist(), b.table.tolist()
+    if len(first) == 1:
+        return _Piece(_texts([first[0] + t for t in second]), b.codes)
+    if len(second) == 1:
+        return _Piece(_texts([t + second[0] for t in first]), a.codes)
+    if len(first) * len(second) * MERGE_SHARE > n:
+        return None
+    table = _texts([x + y for x in first for y in second])  # every combination: no hashing per row
+    return _Piece(table, a.codes * len(second) + b.codes)
+
+
+def _chunk_text(pieces: list[_Piece], n: int, row_end: str, last_end: str) -> str:
+    """n rows' text: the pieces in order, ``row_end`` after each row (``last_end`` after the last)."""
+    runs: list[_Piece] = []
+    for piece in pieces:
+        both = _merged(runs[-1], piece, n) if runs else None
+        if both is None:
+            runs.append(piece)
+        else:
+            runs[-1] = both
+    width = len(runs) + 1
+    items = [row_end] * (n * width)  # row after row: the runs' texts, then the row's end
+    for k, run in enumerate(runs):
+        items[k::width] = run.texts().tolist()
+    items[-1] = last_end
+    return "".join(items)
 
 
 def _object_lines(columns: dict[str, tuple[np.ndarray, str]], indent: str = "    ") -> Iterator[str]:
     """One compact JSON object per row (keys in ``columns`` order), ``CHUNK_ROWS`` rows at a time;
-    each yielded text is a run of lines, a comma ending every line but the last."""
-    template = indent + "{" + ",".join(f"{json.dumps(k)}:%s" for k in columns) + "}"
+    a comma and a line end follow every row but the last."""
+    keys = [("{" if k == 0 else ",") + json.dumps(key) + ":" for k, key in enumerate(columns)]
+    keys[0] = indent + keys[0]
     total = len(next(iter(columns.values()))[0]) if columns else 0
     for start in range(0, total, CHUNK_ROWS):
         stop = min(start + CHUNK_ROWS, total)
-        encoded = [_encode_column(values[start:stop], dtype) for values, dtype in columns.values()]
-        yield ",\n".join([template % row for row in zip(*encoded, strict=True)])
+        n = stop - start
+        pieces: list[_Piece] = []
+        for key, (values, dtype) in zip(keys, columns.values(), strict=True):
+            pieces.append(_const(key, n))
+            pieces += _column_pieces(values[start:stop], dtype)
+        yield _chunk_text(pieces, n, "},\n", "}" if stop == total else "},\n")
 
 
 def _row_columns(rows: pd.DataFrame) -> dict[str, tuple[np.ndarray, str]]:
@@ -394,13 +483,14 @@ def _operation_columns(rows: pd.DataFrame) -> dict[str, tuple[np.ndarray, str]]:
 
 
 def _long_list(chunks: Iterator[str]) -> Iterator[str]:
-    """``_lines`` of already encoded chunks: ``[``, one item per line, ``]``."""
+    """``_lines`` of already encoded chunks (each ends its rows with their separators): ``[``, one
+    item per line, ``]``."""
     first = True
     for chunk in chunks:
-        if not chunk:
-            continue
-        yield ("[\n" if first else ",\n") + chunk
-        first = False
+        if first:
+            yield "[\n"
+            first = False
+        yield chunk
     yield "[]" if first else "\n  ]"
 
 

@@ -35,6 +35,7 @@ from importlib import resources
 from typing import Any
 
 import jinja2
+import numpy as np
 import pandas as pd
 
 from gradesync.report._version import __version__
@@ -52,6 +53,7 @@ from gradesync.report.summary import (
 )
 
 HTML_ROW_LIMIT = 10_000
+OVERRIDES_TITLE = "Grades a teacher changed in Teams"
 SUMMARY_OPEN_LIMIT = 30  # per-class/assignment tables start open when they are this short
 
 _ASSETS = resources.files("gradesync.report") / "assets"
@@ -186,6 +188,19 @@ def _section(section_id: str, title: str, rows: pd.DataFrame, **extra: Any) -> d
     return {"id": section_id, "title": title, "total": len(rows), "rows": _rows(rows), **extra}
 
 
+def _first(rows: pd.DataFrame, mask: Any) -> pd.DataFrame:
+    """The first ``HTML_ROW_LIMIT`` rows where ``mask`` holds (``rows[mask].head(...)`` without
+    copying every matching row of a million-row plan first)."""
+    return rows.iloc[np.flatnonzero(np.asarray(mask, dtype=bool))[:HTML_ROW_LIMIT]]
+
+
+def _masked_section(section_id: str, title: str, rows: pd.DataFrame, mask: Any) -> dict[str, Any]:
+    """``_section`` of ``rows[mask]``: every matching row counted, the first ones shown."""
+    section = _section(section_id, title, _first(rows, mask))
+    section["total"] = int(np.count_nonzero(np.asarray(mask, dtype=bool)))
+    return section
+
+
 def _flat(stats: Mapping[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
     """A stats dict as (name, value) pairs, nested dicts flattened as ``outer.inner``."""
     pairs: list[tuple[str, Any]] = []
@@ -265,8 +280,8 @@ def render_html(
     else:
         problem = pd.Series(False, index=rows.index)
     override = reason == "teacher_override"
-    changed = rows[writes & ~problem]
-    grids = class_grids(changed.head(HTML_ROW_LIMIT), changed_only=True)
+    changed = writes & ~problem
+    grids = class_grids(_first(rows, changed), changed_only=True)
     label = "plan (dry run)" if not reconciliation else "reconciliation"
     if reconciliation and summary.dry_run:
         label += " (dry run)"
@@ -288,16 +303,18 @@ def render_html(
             groups=_groups(summary),
             actions=ACTIONS,
             problems=problems,
-            overrides=_section("teacher-overrides", "Grades a teacher changed in Teams", rows[override])
+            overrides=_masked_section(
+                "teacher-overrides", "Grades a teacher changed in Teams", rows, override
+            )
             if override.any()
             else None,
-            rejects=_section("rejects", "Rejected rows", rows[action == "reject"]),
-            changes_total=len(changed),
+            rejects=_masked_section("rejects", "Rejected rows", rows, action == "reject"),
+            changes_total=int(changed.sum()),
             grids=grids,
             page_size=PAGE_SIZE,
-            unchanged=_section("unchanged", "Nothing to do", rows[(action == "noop") & ~override]),
-            other=_section(
-                "other", "Rows with an unknown action", rows[~action.isin([*ACTIONS, *EXTRA_ACTIONS])]
+            unchanged=_masked_section("unchanged", "Nothing to do", rows, (action == "noop") & ~override),
+            other=_masked_section(
+                "other", "Rows with an unknown action", rows, ~action.isin([*ACTIONS, *EXTRA_ACTIONS])
             ),
             style=style,
             script=script,

@@ -52,7 +52,7 @@ def text_column(rows: pd.DataFrame, name: str) -> pd.Series:
     """
     if name not in rows.columns:
         return pd.Series([""] * len(rows), index=rows.index, dtype=object)
-    return map_distinct(rows[name], _text)
+    return map_distinct(rows[name], text_value)
 
 
 def bool_column(rows: pd.DataFrame, name: str) -> pd.Series:
@@ -67,7 +67,8 @@ def float_column(rows: pd.DataFrame, name: str) -> pd.Series:
     return pd.to_numeric(rows[name], errors="coerce").astype("float64")
 
 
-def _text(v: Any) -> str:
+def text_value(v: Any) -> str:
+    """A value as clean text: \"\" for None/NA/NaT/NaN, a float plainly (``format_number``)."""
     if v is None or v is pd.NA or v is pd.NaT:
         return ""
     if isinstance(v, float):
@@ -120,49 +121,114 @@ def _input_dict(item: InputFile | Mapping[str, Any]) -> dict[str, Any]:
     return _scrub(dict(item))  # type: ignore[arg-type]
 
 
+def text_codes(rows: pd.DataFrame, name: str) -> tuple[np.ndarray, list[str]]:
+    """Column ``name`` as (codes, texts): row i reads ``texts[codes[i]]`` (``text_column``'s text);
+    the texts are distinct, in the order the rows first show them."""
+    if name not in rows.columns:
+        return np.zeros(len(rows), dtype=np.intp), [""]
+    codes, uniques = pd.factorize(rows[name], use_na_sentinel=True)
+    shown = [*(text_value(u) for u in uniques), ""]  # two values can read alike (None and "")
+    again, distinct = pd.factorize(np.array(shown, dtype=object))
+    return again[np.where(codes < 0, len(uniques), codes)].astype(np.intp), distinct.tolist()
+
+
+class CodedColumns:
+    """``text_codes`` of a frame's columns, each computed once (a summary reads some several times)."""
+
+    def __init__(self, rows: pd.DataFrame) -> None:
+        self.rows = rows
+        self._done: dict[str, tuple[np.ndarray, list[str]]] = {}
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def text(self, name: str) -> tuple[np.ndarray, list[str]]:
+        if name not in self._done:
+            self._done[name] = text_codes(self.rows, name)
+        return self._done[name]
+
+    def count(self, name: str, text: str) -> int:
+        """Rows whose column ``name`` reads ``text``."""
+        codes, texts = self.text(name)
+        return int(np.count_nonzero(codes == texts.index(text))) if text in texts else 0
+
+    def reads(self, name: str, accepted: Iterable[str]) -> np.ndarray:
+        """Per row: does column ``name`` read one of ``accepted``?"""
+        codes, texts = self.text(name)
+        wanted = set(accepted)
+        return np.array([t in wanted for t in texts], dtype=bool)[codes]
+
+
+def _group_codes(cols: CodedColumns, keys: list[str]) -> tuple[np.ndarray, list[tuple[str, ...]]]:
+    """A group number per row (groups in first-seen order, as ``groupby(sort=False)``) and each
+    group's key texts."""
+    coded = [cols.text(k) for k in keys]
+    combined = np.zeros(len(cols), dtype=np.int64)
+    for codes, texts in coded:
+        combined = combined * len(texts) + codes
+    groups, firsts = pd.factorize(combined)
+    names: list[tuple[str, ...]] = []
+    for first in firsts.tolist():
+        parts, value = [], first
+        for _codes, texts in reversed(coded):
+            value, code = divmod(value, len(texts))
+            parts.append(texts[code])
+        names.append(tuple(reversed(parts)))
+    return groups.astype(np.intp), names
+
+
+def _first_named(cols: CodedColumns, name: str, groups: np.ndarray, count: int) -> list[str]:
+    """Per group, the first non-empty text of column ``name`` ("" when the group has none)."""
+    codes, texts = cols.text(name)
+    named = np.flatnonzero(np.array([t != "" for t in texts])[codes])
+    found, first = np.unique(groups[named], return_index=True)
+    out = [""] * count
+    for g, i in zip(found.tolist(), named[first].tolist(), strict=True):
+        out[g] = texts[codes[i]]
+    return out
+
+
+def _counts_by(groups: np.ndarray, count: int, cols: CodedColumns, name: str) -> dict[str, np.ndarray]:
+    """Per distinct text of column ``name``: how many rows of each group hold it."""
+    codes, texts = cols.text(name)
+    table = np.bincount(groups * len(texts) + codes, minlength=count * len(texts)).reshape(count, len(texts))
+    return {t: table[:, k] for k, t in enumerate(texts)}
+
+
 def _count_table(
-    rows: pd.DataFrame, keys: list[str], labels: dict[str, str], with_status: bool
+    cols: CodedColumns, keys: list[str], labels: dict[str, str], with_status: bool
 ) -> list[dict[str, Any]]:
     """Per-group counts (one dict per group, in first-seen order): rows, per action, per status."""
-    if rows.empty:
+    if not len(cols):
         return []
-    frame = pd.DataFrame({k: text_column(rows, k) for k in [*keys, *labels]})
-    frame["action"] = text_column(rows, "action")
-    frame["decrease"] = bool_column(rows, "decrease") & frame["action"].isin(["update", "create"])
-    if with_status:
-        frame["status"] = text_column(rows, "status")
-    grouped = frame.groupby(keys, sort=False, dropna=False)
-    out = grouped.size().rename("rows").to_frame()
-    for label in labels:
-        # the first non-empty name/id seen for the group (unknown keys have none)
-        named = frame[label].where(frame[label] != "", None)
-        first = named.groupby([frame[k] for k in keys], sort=False).first()
-        out[label] = first.reindex(out.index).fillna("")
-    actions = pd.crosstab([frame[k] for k in keys], frame["action"])
+    groups, names = _group_codes(cols, keys)
+    count = len(names)
+    firsts = {label: _first_named(cols, label, groups, count) for label in labels}
+    actions = _counts_by(groups, count, cols, "action")
     action_names = [*ACTIONS, *(a for a in EXTRA_ACTIONS if a in actions)]
-    for a in action_names:
-        out[a] = actions[a].reindex(out.index).fillna(0).astype(int) if a in actions else 0
-    out["decrease"] = grouped["decrease"].sum().astype(int)
+    zeros = np.zeros(count, dtype=np.int64)
+    columns = {a: actions.get(a, zeros) for a in action_names}
+    writing = cols.reads("action", ("update", "create"))
+    lowers = bool_column(cols.rows, "decrease").to_numpy(dtype=bool) & writing  # writes that lower a grade
     if with_status:
-        statuses = pd.crosstab([frame[k] for k in keys], frame["status"])
+        statuses = _counts_by(groups, count, cols, "status")
         status_names = [*STATUSES, *(s for s in EXTRA_STATUSES if s in statuses)]
-        for s in status_names:
-            out[s] = statuses[s].reindex(out.index).fillna(0).astype(int) if s in statuses else 0
-    out = out.reset_index()
+        columns.update({s: statuses.get(s, zeros) for s in status_names})
+    lists = {k: v.tolist() for k, v in columns.items()}
+    sizes = np.bincount(groups, minlength=count).tolist()
+    decreases = np.bincount(groups[lowers], minlength=count).tolist()
     result: list[dict[str, Any]] = []
-    for rec in out.to_dict("records"):
-        item: dict[str, Any] = {}
-        for k in keys:
-            item[_PUBLIC_KEY.get(k, k)] = rec[k]
+    for g in range(count):
+        item: dict[str, Any] = {_PUBLIC_KEY.get(k, k): v for k, v in zip(keys, names[g], strict=True)}
         for label, public in labels.items():
-            item[public] = rec[label]
-        item["rows"] = int(rec["rows"])
+            item[public] = firsts[label][g]
+        item["rows"] = sizes[g]
         for a in action_names:
-            item[a] = int(rec[a])
-        item["decrease"] = int(rec["decrease"])
+            item[a] = lists[a][g]
+        item["decrease"] = decreases[g]
         if with_status:
-            for s in status_names:
-                item[s] = int(rec[s])
+            for st in status_names:
+                item[st] = lists[st][g]
         result.append(item)
     return result
 
@@ -234,20 +300,22 @@ class RunSummary:
         if kind not in KINDS:
             raise ValueError(f"kind must be one of {KINDS}, not {kind!r}")
         reconciliation = kind == "reconciliation"
-        action = text_column(rows, "action")
-        counts = {a: int((action == a).sum()) for a in ACTIONS}
-        counts.update({a: n for a in EXTRA_ACTIONS if (n := int((action == a).sum()))})
+        cols = CodedColumns(rows)  # each column's distinct texts found once, then counted by code
+        counts = {a: cols.count("action", a) for a in ACTIONS}
+        counts.update({a: n for a in EXTRA_ACTIONS if (n := cols.count("action", a))})
         status_counts: dict[str, int] = {}
         if reconciliation:
-            status = text_column(rows, "status")
-            status_counts = {s: int((status == s).sum()) for s in STATUSES}
-            for other in sorted(set(status) - set(STATUSES) - {""}):
-                status_counts[other] = int((status == other).sum())
-        writes = action.isin(["update", "create"])
-        reason = text_column(rows, "reason")
+            status_counts = {s: cols.count("status", s) for s in STATUSES}
+            for other in sorted(set(cols.text("status")[1]) - set(STATUSES) - {""}):
+                status_counts[other] = cols.count("status", other)
+        writes = cols.reads("action", ("update", "create"))
+        codes, texts = cols.text("reason")
+        reason = pd.Series(
+            np.array(texts, dtype=object)[codes], dtype=object
+        )  # = text_column(rows, "reason")
         per_reason = {str(k): int(v) for k, v in reason[reason != ""].value_counts().items()}
-        override = reason == "teacher_override"
-        for_review = override & (text_column(rows, "override_policy") == "report")
+        override = cols.reads("reason", ("teacher_override",))
+        for_review = override & cols.reads("override_policy", ("report",))
         return cls(
             kind=kind,
             created_at=created_at,
@@ -259,10 +327,10 @@ class RunSummary:
             clears=int((bool_column(rows, "clear") & writes).sum()),
             per_reason=per_reason,
             per_class=_count_table(
-                rows, ["class_key"], {"class_id": "class_id", "class_name": "class_name"}, reconciliation
+                cols, ["class_key"], {"class_id": "class_id", "class_name": "class_name"}, reconciliation
             ),
             per_assignment=_count_table(
-                rows,
+                cols,
                 ["class_key", "assignment_key"],
                 {
                     "class_id": "class_id",

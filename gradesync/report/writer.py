@@ -28,11 +28,47 @@ def _atomic_write(path: Path, data: bytes) -> None:
         raise
 
 
+_ENCODE_STR = json.encoder.encode_basestring  # json.dumps of a str with ensure_ascii=False, in C
+
+
+class _Unusual(Exception):
+    """A value the fast encoder leaves to ``json.dumps`` (a key that is not text, an odd type)."""
+
+
+def _indented(value: Any, pad: str) -> str:
+    """``json.dumps(value, indent=2, ensure_ascii=False, allow_nan=False)`` at indentation ``pad``,
+    the same bytes; the stdlib does this in pure Python when indenting (summary.json of a district
+    holds tens of thousands of per-assignment counts)."""
+    kind = type(value)
+    if kind is str:
+        return _ENCODE_STR(value)
+    if kind is int:
+        return int.__repr__(value)
+    if value is None or kind is bool or kind is float:
+        return json.dumps(value, allow_nan=False)
+    inner = pad + "  "
+    if kind is dict:
+        if not value:
+            return "{}"
+        if any(type(k) is not str for k in value):
+            raise _Unusual
+        parts = [f"{inner}{_ENCODE_STR(k)}: {_indented(v, inner)}" for k, v in value.items()]
+        return "{\n" + ",\n".join(parts) + "\n" + pad + "}"
+    if kind is list or kind is tuple:
+        if not value:
+            return "[]"
+        return "[\n" + ",\n".join(inner + _indented(v, inner) for v in value) + "\n" + pad + "]"
+    raise _Unusual
+
+
 def summary_json(summary: RunSummary, roster_gaps: list[Mapping[str, Any]] | None = None) -> str:
-    """summary.json's text: ``summary.asdict()`` plus the number of roster gaps."""
+    """summary.json's text: ``summary.asdict()`` plus the number of roster gaps (2-space indent)."""
     data = summary.asdict()
     data["roster_gaps"] = len(roster_gaps or [])
-    return json.dumps(data, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
+    try:
+        return _indented(data, "") + "\n"
+    except _Unusual:
+        return json.dumps(data, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
 
 
 def write_reports(

@@ -371,3 +371,25 @@ def test_graph_stats_of_the_client_shape_and_dry_run_pending():
     assert s.problems == 2  # the two rejects remain problems; pending is not one
     # without a total, per-kind counters are summed, but retries/throttled never count as requests
     assert recon_summary(rows, graph_stats={"get": 3, "batch": 1, "retries": 7}).graph_request_total == 4
+
+
+AWKWARD = ["plain", "", None, 'q"uote', "a,b", "line\nbreak", "cr\rx", "=1+2", "-5", "@x", "ünï “x”", "\ttab"]
+
+
+@pytest.mark.parametrize("chunk,sample", [(50_000, 1_000), (2, 1)])  # (2, 1): every column value by value
+def test_csv_cells_read_back_as_the_csv_module_reads_them(tmp_path, monkeypatch, chunk, sample):
+    """plan.csv is written column by column, a chunk at a time (ids as they are when nothing needs
+    quoting or neutralising): read back by the csv module, every cell is the clean, neutralised text."""
+    from gradesync.report import tables
+
+    monkeypatch.setattr(tables, "CHUNK_ROWS", chunk)
+    monkeypatch.setattr(tables, "SAMPLE_ROWS", sample)
+    texts = AWKWARD * 2
+    rows = frame([row(student_key=t, submission_id=t, note=t, user_id=f"u-{i}") for i, t in enumerate(texts)])
+    paths = write_reports(rows, plan_summary(rows), tmp_path, kind="plan")
+    _, records = read_csv(paths["plan.csv"])
+    shown = ["" if t is None else neutralise(t) for t in texts]
+    assert [r["student"] for r in records] == shown
+    assert [r["submission_id"] for r in records] == shown and [r["note"] for r in records] == shown
+    assert [r["user_id"] for r in records] == [f"u-{i}" for i in range(len(texts))]
+    assert [r["source_row"] for r in records] == [str(i + 2) for i in range(len(texts))]
