@@ -22,7 +22,9 @@ moment its listing finished, ISO 8601 UTC with milliseconds.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+import gc
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
@@ -287,6 +289,21 @@ def resolve(
     # 3. submissions with outcomes: one listing per graded assignment the input touches, read a
     #    slice of listings at a time; each slice's pages become columns before the next is read.
     touched = _touched_assignments(desired, classes, assignments, settings)
+    with _cyclic_gc_paused():
+        columns, read_at = _read_submissions(client, touched, now, note)
+    if read_at:
+        keys = list(zip(assignments["class_id"], assignments["assignment_id"], strict=True))
+        assignments["read_at"] = pd.Series(
+            [read_at.get(k, "") for k in keys], index=assignments.index, dtype=object
+        )
+    return Snapshot(classes=classes, members=members, assignments=assignments, submissions=columns.frame())
+
+
+def _read_submissions(
+    client: GraphClient, touched: list[tuple[str, str]], now: Clock, note: Progress
+) -> tuple[SubmissionColumns, dict[tuple[str, str], str]]:
+    """The touched assignments' submissions as columns, a slice of listings at a time, and each
+    listing's read time (contract 4)."""
     columns = SubmissionColumns()
     read_at: dict[tuple[str, str], str] = {}
     note("submissions", 0, len(touched))
@@ -300,12 +317,27 @@ def resolve(
             read_at[(cid, aid)] = finished
         del sub_pages
         note("submissions", start + len(part), len(touched))
-    if read_at:
-        keys = list(zip(assignments["class_id"], assignments["assignment_id"], strict=True))
-        assignments["read_at"] = pd.Series(
-            [read_at.get(k, "") for k in keys], index=assignments.index, dtype=object
-        )
-    return Snapshot(classes=classes, members=members, assignments=assignments, submissions=columns.frame())
+    return columns, read_at
+
+
+@contextmanager
+def _cyclic_gc_paused() -> Iterator[None]:
+    """No cyclic garbage collection while the submissions are read (reference counting still frees
+    everything that is not in a cycle, i.e. nearly everything).
+
+    Each full collection walks every object the growing columns and the slice's pages refer to; on
+    285k submissions that was ~1.4 s of a 14 s plan, for nothing: decoded JSON holds no cycles. What
+    cyclic garbage the reads leave (an exception's traceback, an HTTP response) is bounded by the
+    number of requests and collected once the collector is back on. Process-wide, so it only ever
+    turns the collector back on if it was on when this began.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 def _touched_assignments(

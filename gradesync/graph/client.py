@@ -707,10 +707,11 @@ class GraphClient:
             if isinstance(item, dict) and item.get("id") is not None:
                 by_id[str(item["id"])].append(item)
         out: list[_Outcome] = []
+        sub_ctx = SubContext(raw.token, ctx.renewed, ctx.check, ctx.page)  # this envelope's token
         for req in chunk:
             items = by_id.get(req.id, [])
             if len(items) == 1 and isinstance(items[0].get("status"), int):
-                out.append(self._sub_outcome(req, items[0], attempt, ctx._replace(token=raw.token)))
+                out.append(self._sub_outcome(req, items[0], attempt, sub_ctx))
                 continue
             why = "no answer" if not items else f"{len(items)} answers" if len(items) > 1 else "no status"
             err = missing_sub_response(req.method, req.url, req.id, why)
