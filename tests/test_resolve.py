@@ -244,3 +244,23 @@ def test_graph_json_is_read_tolerantly():
     assert frame["recipient_type"].tolist() == ["individual", "group"] and frame[
         "user_id"
     ].isna().tolist() == [False, True]
+
+
+def test_the_collector_is_paused_only_while_submissions_are_read():
+    """On again afterwards, even after an error; left off if something else had turned it off."""
+    import gc
+
+    from gradesync.resolve import _cyclic_gc_paused
+
+    assert gc.isenabled()
+    with pytest.raises(RuntimeError), _cyclic_gc_paused():
+        assert not gc.isenabled()
+        raise RuntimeError("a read failed")
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        with _cyclic_gc_paused():
+            pass
+        assert not gc.isenabled()
+    finally:
+        gc.enable()

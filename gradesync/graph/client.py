@@ -33,7 +33,6 @@ Rules it keeps (see /work/shared/graph/CONTRACT.md):
 from __future__ import annotations
 
 import inspect
-import json
 import random
 import re
 import threading
@@ -45,8 +44,10 @@ from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 import httpx
+import msgspec
 
 from gradesync.errors import AuthError, GraphError, TransientGraphError
+from gradesync.graph.decode import FALLBACK_ERRORS, TypedPage, envelope_answers, loads
 from gradesync.graph.engine import RetryEngine
 from gradesync.graph.errors import (
     foreign_link,
@@ -210,18 +211,14 @@ _PLAIN_PATH = re.compile(r"^/?(?!/)[A-Za-z0-9\-._~!$&'()*+,;=:@/%?]*$")
 _Outcome = tuple[SubRequest, SubResponse | None, AnyGraphError | None]
 # Checks a 2xx sub-response body; returns the (transient) error that makes it unusable, or None.
 BodyCheck = Callable[[SubRequest, Any], TransientGraphError | None]
+# A typed decoder of one listing's 2xx page bodies (gradesync.graph.decode.submissions_page): raises
+# one of decode.FALLBACK_ERRORS for a body it does not fit, which is then decoded generically.
+PageDecoder = Callable[[msgspec.Raw], TypedPage]
 
 
 def _origin(url: httpx.URL) -> tuple[str, str, int | None]:
     default = {"http": 80, "https": 443}.get(url.scheme)
     return (url.scheme, url.host.lower(), url.port or default)
-
-
-def _loads(content: bytes) -> Any:
-    """JSON or raise ``ValueError``; an empty body is ``None``."""
-    if not content.strip():
-        return None
-    return json.loads(content)
 
 
 def _with_prefer(headers: Mapping[str, str] | None) -> dict[str, str]:
@@ -461,7 +458,7 @@ class GraphClient:
     def _error_answer(self, raw: _Raw, method: str, url: str) -> AnyGraphError:
         """The mapped error of an HTTP answer with an error status (its body may not even be JSON)."""
         try:
-            error_body = _loads(raw.content)
+            error_body = loads(raw.content)
         except ValueError:
             error_body = None
         err = map_graph_error(raw.status, error_body, raw.headers, method=method, url=url)
@@ -537,7 +534,7 @@ class GraphClient:
                 mark_sent(err, False)  # refused at the door: nothing was applied
             raise err
         try:
-            parsed = _loads(raw.content)
+            parsed = loads(raw.content)
         except ValueError as exc:
             err = malformed_answer(f"{method} {url}", str(exc)[:80])
             self._note_error(err)
@@ -623,8 +620,13 @@ class GraphClient:
                 raise ValueError(f"request {req.id!r}: {exc.message}") from None
         return self._run_batch(reqs)
 
-    def _run_batch(self, reqs: list[SubRequest], check: BodyCheck | None = None) -> dict[str, SubResponse]:
-        """Every request through the retry engine, re-batching the transient failures together."""
+    def _run_batch(
+        self, reqs: list[SubRequest], check: BodyCheck | None = None, page: PageDecoder | None = None
+    ) -> dict[str, SubResponse]:
+        """Every request through the retry engine, re-batching the transient failures together.
+
+        ``page`` decodes the 2xx bodies (typed); any other body, or one it does not fit, is decoded
+        generically (:func:`~gradesync.graph.decode.loads`)."""
         by_id = {r.id: SubRequest(r.id, r.method.upper(), r.url, r.body, r.headers) for r in reqs}
         results: dict[str, SubResponse] = {}
         attempts: dict[str, int] = {}
@@ -634,7 +636,7 @@ class GraphClient:
             pending = [by_id[i] for i in ids]
             chunks = [pending[i : i + MAX_BATCH] for i in range(0, len(pending), MAX_BATCH)]
             failures: dict[str, AnyGraphError] = {}
-            for outcome in self._run_envelopes(chunks, attempt, renewed, check):
+            for outcome in self._run_envelopes(chunks, attempt, SubContext("", renewed, check, page)):
                 for req, final, err in outcome:
                     attempts[req.id] = attempt
                     if final is not None:
@@ -649,10 +651,10 @@ class GraphClient:
         return {r.id: results[r.id] for r in reqs}
 
     def _run_envelopes(
-        self, chunks: list[list[SubRequest]], attempt: int, renewed: set[str], check: BodyCheck | None
+        self, chunks: list[list[SubRequest]], attempt: int, ctx: SubContext
     ) -> list[list[_Outcome]]:
         def one(chunk: list[SubRequest]) -> list[_Outcome]:
-            return self._envelope(chunk, attempt, renewed, check)
+            return self._envelope(chunk, attempt, ctx)
 
         if len(chunks) == 1 or self.max_in_flight == 1 or self._learning():
             return [one(chunk) for chunk in chunks]
@@ -682,9 +684,7 @@ class GraphClient:
         item["headers"] = headers
         return item
 
-    def _envelope(
-        self, chunk: list[SubRequest], attempt: int, renewed: set[str], check: BodyCheck | None
-    ) -> list[_Outcome]:
+    def _envelope(self, chunk: list[SubRequest], attempt: int, ctx: SubContext) -> list[_Outcome]:
         """Send one envelope; per request: a final SubResponse, or the error to re-batch it after."""
         payload = {"requests": [self._item(r) for r in chunk]}
         self.stats.add(batches=1)
@@ -696,13 +696,9 @@ class GraphClient:
             self._note_error(exc)
             return self._envelope_failed(chunk, exc, attempt)
         if raw.status >= 300:
-            return self._envelope_refused(chunk, raw, attempt, renewed)
-        try:
-            answer = _loads(raw.content)
-        except ValueError as exc:
-            answer = exc
-        responses = answer.get("responses") if isinstance(answer, dict) else None
-        if not isinstance(responses, list):
+            return self._envelope_refused(chunk, raw, attempt, ctx.renewed)
+        responses = _responses(raw.content)
+        if responses is None:
             err = malformed_answer("POST /$batch", "no responses list")
             self._note_error(err)
             return self._envelope_failed(chunk, err, attempt)
@@ -711,10 +707,11 @@ class GraphClient:
             if isinstance(item, dict) and item.get("id") is not None:
                 by_id[str(item["id"])].append(item)
         out: list[_Outcome] = []
+        sub_ctx = SubContext(raw.token, ctx.renewed, ctx.check, ctx.page)  # this envelope's token
         for req in chunk:
             items = by_id.get(req.id, [])
             if len(items) == 1 and isinstance(items[0].get("status"), int):
-                out.append(self._sub_outcome(req, items[0], attempt, SubContext(raw.token, renewed, check)))
+                out.append(self._sub_outcome(req, items[0], attempt, sub_ctx))
                 continue
             why = "no answer" if not items else f"{len(items)} answers" if len(items) > 1 else "no status"
             err = missing_sub_response(req.method, req.url, req.id, why)
@@ -727,7 +724,7 @@ class GraphClient:
     ) -> list[_Outcome]:
         """The whole envelope answered with an error status (401: renew once and resend it all)."""
         try:
-            error_body = _loads(raw.content)
+            error_body = loads(raw.content)
         except ValueError:
             error_body = None
         err = map_graph_error(raw.status, error_body, raw.headers, method="POST", url="/$batch")
@@ -774,6 +771,8 @@ class GraphClient:
         raw_headers = item.get("headers")
         headers = {str(k): str(v) for k, v in raw_headers.items()} if isinstance(raw_headers, dict) else {}
         body = item.get("body")
+        if isinstance(body, msgspec.Raw):  # from a typed envelope: decoded for this sub-request alone
+            body = _body(body, ctx.page if status < 300 else None)
         if status < 300:
             broken = ctx.check(req, body) if ctx.check is not None else None
             if broken is None:
@@ -789,7 +788,7 @@ class GraphClient:
 
     # ------------------------------------------------------------------ many collections
 
-    def get_all_many(self, urls: Iterable[str]) -> PagedResults:
+    def get_all_many(self, urls: Iterable[str], *, page: PageDecoder | None = None) -> PagedResults:
         """Read many collections completely through ``$batch`` — the quota-frugal read primitive.
 
         Round 1 sends every first page (≤ 20 per envelope, ``max_in_flight`` envelopes at once);
@@ -806,6 +805,10 @@ class GraphClient:
         (401 twice, 403) is raised, since nothing else can succeed then. Partial listings are
         never returned. Duplicate urls are read once. A body without ``value`` (a single entity,
         e.g. ``/education/classes/{id}``) is returned as a one-item list.
+
+        ``page`` (e.g. :func:`gradesync.graph.decode.submissions_page`) decodes the pages typed: a
+        page it fits contributes its typed items, a page it does not fit is decoded generically and
+        contributes dicts, exactly as without it (so one listing may hold both).
         """
         unique = list(dict.fromkeys(urls))
         result = PagedResults()
@@ -822,7 +825,7 @@ class GraphClient:
         while current:
             keys = list(current)
             subs = [SubRequest(str(i), "GET", current[k]) for i, k in enumerate(keys)]
-            answers = self._run_batch(subs, check=_page_check)
+            answers = self._run_batch(subs, check=_page_check, page=page)
             upcoming: dict[str, str] = {}
             for i, key in enumerate(keys):
                 answer = answers[str(i)]
@@ -848,11 +851,39 @@ class GraphClient:
 
 
 class SubContext(NamedTuple):
-    """What a sub-response is judged with: the envelope's token, the ids renewed once, the body check."""
+    """What a sub-response is judged with: the envelope's token, the ids renewed once, the body check,
+    the typed page decoder."""
 
     token: str
     renewed: set[str]
     check: BodyCheck | None
+    page: PageDecoder | None = None
+
+
+def _responses(content: bytes) -> list[Any] | None:
+    """The ``responses`` list of a ``$batch`` answer, or ``None`` when there is none.
+
+    Typed first (bodies left raw, decoded per sub-request); an answer of any other shape is decoded
+    whole with :func:`~gradesync.graph.decode.loads`, as it always was."""
+    typed = envelope_answers(content)
+    if typed is not None:
+        return typed
+    try:
+        answer = loads(content)
+    except ValueError:
+        return None
+    responses = answer.get("responses") if isinstance(answer, dict) else None
+    return responses if isinstance(responses, list) else None
+
+
+def _body(raw: msgspec.Raw, page: PageDecoder | None) -> Any:
+    """One sub-response's body: typed by ``page`` when it fits, else generically."""
+    if page is not None:
+        try:
+            return page(raw)
+        except FALLBACK_ERRORS:
+            pass
+    return loads(raw)
 
 
 def _margin(retry_after: float | None) -> float | None:
@@ -870,6 +901,8 @@ def _page_check(req: SubRequest, body: Any) -> TransientGraphError | None:
 
 def _page_items(page: Any, what: str) -> tuple[list[dict[str, Any]], Any]:
     """(items, nextLink) of a collection page; a single entity (no ``value``) is one item."""
+    if isinstance(page, TypedPage):  # a typed decoder's page: well-formed by construction
+        return page.items, page.next_link
     if not isinstance(page, dict):
         raise malformed_answer(what, "not a JSON object")
     if "value" not in page:

@@ -24,7 +24,7 @@ def _number(value: Any) -> float | None:
     return number if math.isfinite(number) else None
 
 
-def _grade(value: Any) -> float | None:
+def grade_points(value: Any) -> float | None:
     """``{"points": x, ...}`` or a bare number ``x`` → ``float(x)``; ``null``/other shapes → ``None``."""
     if isinstance(value, dict):
         return _number(value.get("points"))
@@ -39,14 +39,14 @@ def points_of(outcome: Any) -> float | None:
     """
     if not isinstance(outcome, dict):
         return None
-    return _grade(outcome.get("points"))
+    return grade_points(outcome.get("points"))
 
 
 def published_points_of(outcome: Any) -> float | None:
     """What the student last saw (``publishedPoints``), read as tolerantly as :func:`points_of`."""
     if not isinstance(outcome, dict):
         return None
-    return _grade(outcome.get("publishedPoints"))
+    return grade_points(outcome.get("publishedPoints"))
 
 
 def odata_type(obj: Any) -> str | None:
