@@ -314,32 +314,59 @@ def summarize(plan: Plan) -> dict[str, Any]:
     rows = plan.rows
     actions = [a.value for a in Action]
     reasons = rows.loc[rows["reason"] != "", "reason"].value_counts()
-
-    def per(keys: list[str]) -> list[dict[str, Any]]:
-        if rows.empty:
-            return []
-        frame = rows[[*keys, "action"]].astype(dict.fromkeys(keys, object)).fillna(dict.fromkeys(keys, ""))
-        table = pd.crosstab([frame[k] for k in keys], frame["action"]).reindex(columns=actions, fill_value=0)
-        out = []
-        for idx, counts in zip(table.index, table.to_numpy(), strict=True):
-            key = idx if isinstance(idx, tuple) else (idx,)
-            entry: dict[str, Any] = {k: (v if v != "" else None) for k, v in zip(keys, key, strict=True)}
-            entry.update({a: int(c) for a, c in zip(actions, counts, strict=True)})
-            entry["rows"] = int(counts.sum())
-            out.append(entry)
-        return out
-
+    action_codes = pd.Categorical(rows["action"], categories=actions).codes  # -1: not an action
     return {
         "rows": len(rows),
-        "actions": {a: int((rows["action"] == a).sum()) for a in actions},
+        "actions": dict(
+            zip(
+                actions,
+                np.bincount(action_codes[action_codes >= 0], minlength=len(actions)).tolist(),
+                strict=True,
+            )
+        ),
         "reasons": {str(k): int(v) for k, v in sorted(reasons.items())},
         "decreases": int(rows["decrease"].sum()),
-        "by_class": per(["class_key", "class_name"]),
-        "by_assignment": per(["class_key", "class_name", "assignment_key", "assignment_name"]),
+        "by_class": _counts_by(rows, ["class_key", "class_name"], action_codes, actions),
+        "by_assignment": _counts_by(
+            rows, ["class_key", "class_name", "assignment_key", "assignment_name"], action_codes, actions
+        ),
         "roster_gaps": len(plan.roster_gaps),
         "strict": plan.strict,
         "refused": plan_is_refused(plan),
     }
+
+
+def _counts_by(
+    rows: pd.DataFrame, keys: list[str], action_codes: np.ndarray, actions: list[str]
+) -> list[dict[str, Any]]:
+    """Rows per action for each distinct ``keys`` tuple, in sorted order (a missing key sorts and
+    shows as ""/None), only tuples with a row of a known action. By integer codes: each key column is
+    factorized sorted, and the tuple's code is kept dense key by key, so codes sort as tuples do."""
+    known = action_codes >= 0
+    if not known.any():
+        return []
+    group = np.zeros(int(known.sum()), dtype=np.int64)
+    key_values = []
+    for key in keys:
+        values = rows[key].astype(object).where(rows[key].notna(), "").to_numpy(dtype=object)[known]
+        codes, distinct = pd.factorize(values, sort=True)
+        _, group = np.unique(group * len(distinct) + codes, return_inverse=True)  # dense again, same order
+        key_values.append((codes, distinct))
+    groups = int(group.max()) + 1
+    first = np.empty(groups, dtype=np.int64)
+    first[group[::-1]] = np.arange(len(group) - 1, -1, -1)  # one row of each tuple
+    counts = np.bincount(group * len(actions) + action_codes[known], minlength=groups * len(actions))
+    table = counts.reshape(groups, len(actions)).tolist()
+    shown = [distinct[codes[first]].tolist() for codes, distinct in key_values]
+    out = []
+    for g, row in enumerate(table):
+        entry: dict[str, Any] = {}
+        for key, values in zip(keys, shown, strict=True):
+            entry[key] = values[g] if values[g] != "" else None
+        entry.update(zip(actions, row, strict=True))
+        entry["rows"] = sum(row)
+        out.append(entry)
+    return out
 
 
 def apply_operations(snapshot: Snapshot, plan: Plan) -> Snapshot:
