@@ -303,16 +303,14 @@ def plan_coverage(rows: pd.DataFrame, roster_gaps: list[dict[str, object]]) -> t
     """(students the input names, students with a submission) over the assignments the plan writes
     to, from the plan alone: a named student is a row matched to a submission, a missing one a
     roster gap (``Plan.roster_gaps``). Pure."""
-    writes = rows[rows["action"].isin(WRITE_ACTIONS)]
-    pairs = set(zip(writes["class_id"].astype(str), writes["assignment_id"].astype(str), strict=True))
-    if not pairs:
+    keys = ["class_id", "assignment_id"]
+    written = rows.loc[rows["action"].isin(WRITE_ACTIONS), keys].astype(str).drop_duplicates()
+    if written.empty:
         return 0, 0
-    named = rows[rows["submission_id"].notna()]
-    in_pairs = [
-        (c, a) in pairs
-        for c, a in zip(named["class_id"].astype(str), named["assignment_id"].astype(str), strict=True)
-    ]
+    named = rows.loc[rows["submission_id"].notna(), [*keys, "submission_id"]]
+    in_pairs = pd.MultiIndex.from_frame(named[keys].astype(str)).isin(pd.MultiIndex.from_frame(written))
     covered = int(named.loc[in_pairs, "submission_id"].nunique()) if len(named) else 0
+    pairs = set(written.itertuples(index=False, name=None))
     missing = sum(1 for g in roster_gaps if (str(g.get("class_id")), str(g.get("assignment_id"))) in pairs)
     return covered, covered + missing
 
