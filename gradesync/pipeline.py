@@ -451,7 +451,7 @@ class Pipeline:
             )
         if out is not None and not result.refused:
             with _errors_mapped("plan file", out):
-                write_plan(result.plan, Path(out))
+                write_plan(result.plan, Path(out), digest=result.digest)
             result.report_paths["plan"] = Path(out)
         self.emit("done", "report", message=f"plan {short_digest(result.digest)}")
         return result

@@ -130,8 +130,9 @@ def _operation_record(op: Operation) -> dict[str, Any]:
     return {k: _json_value(getattr(op, k).value if k == "action" else getattr(op, k)) for k in OPERATION_KEYS}
 
 
-def _header(plan: Plan) -> dict[str, Any]:
-    """Every top-level value but the two long lists (operations and rows)."""
+def _header(plan: Plan, digest: str | None = None) -> dict[str, Any]:
+    """Every top-level value but the two long lists (operations and rows); ``digest`` when the caller
+    has just computed it (the pipeline shows it before it writes the file), else computed here."""
     from gradesync.plan import summarize
 
     return {
@@ -140,7 +141,7 @@ def _header(plan: Plan) -> dict[str, Any]:
         "created_at": plan.created_at,
         "graph_base_url": plan.graph_base_url,
         "config_hash": plan.config_hash,
-        "digest": plan_digest(plan),
+        "digest": digest or plan_digest(plan),
         "strict": bool(plan.strict),
         "inputs": [{k: _json_value(getattr(i, k)) for k in INPUT_KEYS} for i in plan.inputs],
         "warnings": [str(w) for w in plan.warnings],
@@ -494,9 +495,9 @@ def _long_list(chunks: Iterator[str]) -> Iterator[str]:
     yield "[]" if first else "\n  ]"
 
 
-def iter_plan_text(plan: Plan) -> Iterator[str]:
+def iter_plan_text(plan: Plan, *, digest: str | None = None) -> Iterator[str]:
     """The plan file's text in pieces: scalars one per line, long lists one compact object per line."""
-    header = _header(plan)
+    header = _header(plan, digest)
     yield "{\n"
     for n, key in enumerate(TOP_KEYS):
         yield f"  {json.dumps(key)}: "
@@ -534,14 +535,15 @@ def loads_plan(text: str, *, source: str = "plan") -> Plan:
     return plan_from_dict(data, source=source)
 
 
-def write_plan(plan: Plan, path: str | os.PathLike[str]) -> None:
-    """Write atomically (a temporary file in the same folder, then a rename)."""
+def write_plan(plan: Plan, path: str | os.PathLike[str], *, digest: str | None = None) -> None:
+    """Write atomically (a temporary file in the same folder, then a rename). ``digest``: the plan's
+    :func:`~gradesync.plan.digest.plan_digest`, if the caller has it (saves computing it again)."""
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
-            for piece in iter_plan_text(plan):  # in chunks: the text never exists whole
+            for piece in iter_plan_text(plan, digest=digest):  # in chunks: the text never exists whole
                 f.write(piece)
         Path(tmp).replace(target)
     except BaseException:
