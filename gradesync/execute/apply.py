@@ -49,7 +49,13 @@ import pandas as pd
 from gradesync.errors import AuthError, ExitCode, GradesyncError, NetworkError, TerminalGraphError, UsageError
 from gradesync.execute.decide import SEND_KINDS, Current, Decision, Kind, decide, decide_from_plan
 from gradesync.execute.publish import publish
-from gradesync.execute.reads import AssignmentRead, plan_coverage, read_assignments, read_submissions
+from gradesync.execute.reads import (
+    AssignmentRead,
+    plan_coverage,
+    read_assignments,
+    read_assignments_in_turn,
+    read_submissions,
+)
 from gradesync.execute.reconcile import reconcile
 from gradesync.execute.window import Deadline, Pair, ReadTimes
 from gradesync.execute.writes import dry_outcome, final_outcome, interpret, request_for
@@ -417,18 +423,20 @@ class Executor:
 
     def _read_early(self, upcoming: list[Operation], times: ReadTimes, exclude: set[Pair]) -> None:
         """Start reading the next wave's stale assignments now, while this wave's writes are in
-        flight (one more request in flight: GETs only). ``_check`` uses that read only if it is still
-        within the window when the next wave is about to go; with a window of 0 nothing is read early
-        (the read must come right before the wave)."""
-        if self.options.read_write_window <= timedelta(0):
-            return
+        flight (one more envelope in flight, of GETs only: ``read_assignments_in_turn``). ``_check``
+        uses that read only if it is still within the window when the next wave is about to go; with
+        a window of 0 nothing is read early (the read must come right before the wave)."""
+        if self.options.read_write_window <= timedelta(0) or self._learning():
+            return  # learning: one envelope at a time, reads included (they go before the wave)
         pairs = self._stale_pairs(upcoming, times) - exclude
         if not pairs:
             return
         if self._reader is None:
             self._reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gradesync-read")
         started = self.options.clock()  # the read's time: its start (earlier than any page it serves)
-        self._early = EarlyRead(pairs, started, self._reader.submit(read_assignments, self.client, pairs))
+        self._early = EarlyRead(
+            pairs, started, self._reader.submit(read_assignments_in_turn, self.client, pairs)
+        )
 
     def _take_early(self, times: ReadTimes) -> set[Pair]:
         """Merge the early read (if any) into this run's reads; the assignments it read that are
@@ -535,17 +543,19 @@ class Executor:
         finally:
             stream.answers.put(None)
 
-    def _lanes(self) -> int:
-        """Envelopes in flight at once: the client's ``max_in_flight``, or one while its pacer is still
-        learning Graph's pace — the client's own rule for ``batch`` (``GraphClient._learning``): during
-        the first burst and while the pace is below the documented ceiling, a 429 must find no other
-        envelope already on its way."""
+    def _learning(self) -> bool:
+        """Whether the client's pacer is still learning Graph's pace — the client's own rule for
+        ``batch`` (``GraphClient._learning``): during the first burst and while the pace is below the
+        documented ceiling, a 429 must find no other envelope already on its way."""
         client = self.client
         lim = getattr(client, "rate_limit", None)
-        if lim is not None and lim.enabled and lim.adaptive:
-            learning = client.stats.graph_requests < lim.per_10s or client.pace < lim.ceiling
-            return 1 if learning else max(1, int(client.max_in_flight))
-        return max(1, int(getattr(client, "max_in_flight", 4)))
+        if lim is None or not (lim.enabled and lim.adaptive):
+            return False
+        return bool(client.stats.graph_requests < lim.per_10s or client.pace < lim.ceiling)
+
+    def _lanes(self) -> int:
+        """Envelopes in flight at once: the client's ``max_in_flight``, or one while it is learning."""
+        return 1 if self._learning() else max(1, int(getattr(self.client, "max_in_flight", 4)))
 
     def _lane_pool(self) -> ThreadPoolExecutor:
         if self._lanes_pool is None:
