@@ -16,10 +16,11 @@ from typing import Any
 
 import httpx
 import pytest
-from execute_helpers import assert_converged, build_plan, client_for, graph_patch, points_outcomes_of
+from execute_helpers import FAST, assert_converged, build_plan, client_for, graph_patch, points_outcomes_of
 
 from gradesync.errors import ExitCode
 from gradesync.execute.apply import ApplyOptions, apply_plan, waves_of
+from gradesync.graph import GraphClient, RateLimit
 from gradesync.models import Plan
 from gradesync.state.journal import Journal
 from graph_emulator.state import iter_submissions
@@ -344,3 +345,25 @@ def test_the_next_waves_read_goes_while_this_wave_is_written(
     assert overlapped == [True]
     assert result.status_counts == {"updated": 96}
     assert_converged(emulator, plan)
+
+
+def test_nothing_is_read_early_while_the_client_is_learning_the_pace(
+    emulator: Any, token: str, tmp_path: Path
+) -> None:
+    """During the first burst the client sends one envelope at a time so that a 429 finds no other
+    on its way: the executor keeps to that, its reads included (made before each wave, not during)."""
+    plan = build_plan(emulator.state(), updates=96, creates=0, noops=0, rejects=0)
+    threads: list[str] = []
+    client = GraphClient(emulator.base_url, lambda: token, policy=FAST, rate_limit=RateLimit.graph())
+    with client, Journal.in_dir(tmp_path) as journal:
+        real = client.get_all_many
+
+        def get_all_many(urls: Any) -> Any:
+            threads.append(threading.current_thread().name)
+            return real(urls)
+
+        client.get_all_many = get_all_many  # type: ignore[method-assign]
+        options = ApplyOptions(max_changes=None, max_decreases=None, min_coverage=None, wave_size=40)
+        result = apply_plan(plan, client, journal=journal, options=options)
+    assert len(threads) >= 2 and not [t for t in threads if t.startswith("gradesync-read")]
+    assert result.status_counts == {"updated": 96}
