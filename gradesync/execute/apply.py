@@ -247,6 +247,15 @@ class _Stream:
     halt: threading.Event = field(default_factory=threading.Event)  # a lane met a refusal: no more
     failure: BaseException | None = None
 
+    def take(self) -> list[tuple[list[int], Answers] | None]:
+        """The next answer (waiting for it), and every other one already there (None: a lane ended)."""
+        items = [self.answers.get()]
+        while True:
+            try:
+                items.append(self.answers.get_nowait())
+            except queue.Empty:
+                return items
+
 
 def _stops(answers: Answers) -> bool:
     """Whether an envelope's answers stop the run (Graph unreachable, a refused token or permission)."""
@@ -508,12 +517,15 @@ class Executor:
         unknown: set[int] = set()
         ended = 0
         while ended < lanes:
-            item = stream.answers.get()
-            if item is None:
-                ended += 1
-                continue
-            unknown |= self._absorb(*item, to_send)
-            if first_answered is not None:
+            items = stream.take()  # every answer that has come: one journal commit for them all
+            ended += items.count(None)
+            answered = [item for item in items if item is not None]
+            outcomes: list[Outcome] = []
+            for chunk, answers in answered:
+                outcomes += self._absorb(chunk, answers, to_send)
+            self._record([o for o in outcomes if o.status != SENDING])
+            unknown |= {o.row_key for o in outcomes if o.status == SENDING}
+            if answered and first_answered is not None:
                 first_answered()
                 first_answered = None
         if stream.failure is not None:
@@ -570,20 +582,16 @@ class Executor:
         except (AuthError, NetworkError) as err:
             return err
 
-    def _absorb(
-        self, keys: list[int], answers: dict[str, SubResponse] | GradesyncError, to_send: dict[int, Decision]
-    ) -> set[int]:
-        """Record one envelope's answers (in the executor's thread); the keys whose fate is unknown."""
+    def _absorb(self, keys: list[int], answers: Answers, to_send: dict[int, Decision]) -> list[Outcome]:
+        """What one envelope's answers mean (in the executor's thread; recorded by the caller)."""
         if isinstance(answers, GradesyncError):
             self.stop = self.stop or answers  # some envelopes may have gone: left ``sending`` (re-read)
-            return set()
-        outcomes = [interpret(self.ops[k], to_send[k], answers[str(k)]) for k in keys]
+            return []
         for k in keys:
             refused = answers[str(k)].error
             if isinstance(refused, AuthError) and self.stop is None:
                 self.stop = refused  # a refused token or a missing permission: nothing else can succeed
-        self._record([o for o in outcomes if o.status != SENDING])
-        return {o.row_key for o in outcomes if o.status == SENDING}
+        return [interpret(self.ops[k], to_send[k], answers[str(k)]) for k in keys]
 
     def _close_threads(self) -> None:
         """Wait for an early read still under way, and stop the lanes (nothing is left in them)."""
