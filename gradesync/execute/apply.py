@@ -299,6 +299,7 @@ class Executor:
         self._lanes_pool: ThreadPoolExecutor | None = None  # the write envelopes in flight
         self._reader: ThreadPoolExecutor | None = None  # the next wave's before-write read
         self._early: EarlyRead | None = None
+        self._stream: _Stream | None = None  # the wave being sent
 
     # ------------------------------------------------------------------ the recipe
     def run(self, plan: Plan) -> ApplyResult:
@@ -509,7 +510,7 @@ class Executor:
         for k in keys:
             self.records[k].status = SENDING
             self.records[k].attempts += 1
-        stream = _Stream(deque(_chunks(keys, MAX_BATCH)))
+        stream = self._stream = _Stream(deque(_chunks(keys, MAX_BATCH)))
         lanes = self._lanes()
         pool = self._lane_pool()
         for i in range(lanes):
@@ -528,6 +529,7 @@ class Executor:
             if answered and first_answered is not None:
                 first_answered()
                 first_answered = None
+        self._stream = None
         if stream.failure is not None:
             raise stream.failure
         if stream.chunks:
@@ -594,7 +596,12 @@ class Executor:
         return [interpret(self.ops[k], to_send[k], answers[str(k)]) for k in keys]
 
     def _close_threads(self) -> None:
-        """Wait for an early read still under way, and stop the lanes (nothing is left in them)."""
+        """Stop the lanes — after an error in this thread (a full disk, Ctrl-C) no lane takes another
+        envelope; what is on its way stays ``sending`` in the journal — and wait for them and for an
+        early read still under way."""
+        if self._stream is not None:
+            self._stream.halt.set()
+            self._stream = None
         if self._early is not None:
             wait([self._early.future])
             self._early = None

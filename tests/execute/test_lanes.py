@@ -7,8 +7,10 @@ import threading
 from pathlib import Path
 from typing import Any
 
+import pytest
 from execute_helpers import assert_converged, build_plan, client_for
 
+from gradesync.errors import StorageError
 from gradesync.execute.apply import ApplyOptions, apply_plan
 from gradesync.state.journal import Journal
 
@@ -43,3 +45,32 @@ def test_a_slow_envelope_does_not_hold_back_the_next_ones(emulator: Any, token: 
     assert len(calls) == 4
     assert result.status_counts == {"updated": 80}
     assert_converged(emulator, plan)
+
+
+def test_an_error_while_recording_stops_the_lanes(emulator: Any, token: str, tmp_path: Path) -> None:
+    """The journal fails on the first answers (a full disk): no lane takes another envelope — at most
+    the one each lane had already taken goes — and the error is raised, never swallowed."""
+    plan = build_plan(emulator.state(), updates=160, creates=0, noops=0, rejects=0)  # 8 envelopes
+    raised = threading.Event()
+    calls: list[int] = []
+    with client_for(emulator, token, max_in_flight=2) as client, Journal.in_dir(tmp_path) as journal:
+        real_batch, real_record = client.batch, journal.record
+
+        def batch(reqs: Any) -> Any:
+            calls.append(1)
+            if len(calls) > 2:  # the lanes' next envelopes wait until the journal has failed
+                raised.wait(timeout=60)
+            return real_batch(list(reqs))
+
+        def record(phash: str, outcomes: Any) -> None:
+            if any(o.status == "updated" for o in outcomes):
+                raised.set()
+                raise StorageError("disk full", code="storage-disk-full")
+            real_record(phash, outcomes)
+
+        client.batch = batch  # type: ignore[method-assign]
+        journal.record = record  # type: ignore[method-assign]
+        with pytest.raises(StorageError):
+            apply_plan(plan, client, journal=journal, options=LOOSE)
+    assert raised.is_set()
+    assert len(calls) <= 4  # 2 answered + at most one more per lane, of 8
