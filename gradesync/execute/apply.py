@@ -6,15 +6,18 @@ older than the read-to-write window → re-verification of unknown fates → rec
     apply_plan(plan, client, journal=..., options=...)
       1. refuse: plan age, --max-changes, --max-decreases, clears without --allow-clear,
          --min-coverage (all from the plan: no I/O)
-      2. waves of writes, assignment by assignment (``window.py``):
+      2. waves of writes, assignment by assignment, oldest read first (``window.py``):
          a. stop before the deadline: what is not sent is carried over (``carried_over``)
          b. the wave's assignments whose last read (the plan's ``read_at``, or this run's) is older
             than ``read_write_window`` are read again (one ``$expand=outcomes`` listing each,
-            batched); each operation is decided on the newest read (``decide.py``): write, already
-            done, conflict (changed since it was read: never a silent overwrite) or carried over
-            (the read could not be made)
-         c. journal ``sending`` (committed) → ``client.batch`` → journal the answers (committed);
-            the 2xx answers carry the value written: they are the verification (``writes.py``)
+            batched) — usually already done while the previous wave was written (the early read,
+            used only if it is still within the window; never with a window of 0); each operation
+            is decided on the newest read (``decide.py``): write, already done, conflict (changed
+            since it was read: never a silent overwrite) or carried over (the read could not be made)
+         c. journal ``sending`` (committed) → the envelopes stream through ``max_in_flight`` lanes
+            (``client.batch`` of one envelope each; after a refusal no lane takes another) → journal
+            the answers as they come (committed); the 2xx answers carry the value written: they are
+            the verification (``writes.py``)
          d. operations whose fate is unknown (dropped connection, 5xx/429 after sending, 409 on
             create) are re-read (their submission, batched: ``reads.read_submissions``) and decided
             again — a create is never re-sent without that read
