@@ -37,8 +37,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import queue
-import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
@@ -51,6 +49,7 @@ import pandas as pd
 
 from gradesync.errors import AuthError, ExitCode, GradesyncError, NetworkError, TerminalGraphError, UsageError
 from gradesync.execute.decide import SEND_KINDS, Current, Decision, Kind, decide, decide_from_plan
+from gradesync.execute.lanes import Answers, Chunk, Lanes
 from gradesync.execute.publish import publish
 from gradesync.execute.reads import (
     AssignmentRead,
@@ -62,7 +61,7 @@ from gradesync.execute.reads import (
 from gradesync.execute.reconcile import reconcile
 from gradesync.execute.window import Deadline, Pair, ReadTimes
 from gradesync.execute.writes import dry_outcome, final_outcome, interpret, request_for
-from gradesync.graph import MAX_BATCH, GraphClient, SubResponse
+from gradesync.graph import MAX_BATCH, GraphClient
 from gradesync.guards import (
     DEFAULT_MAX_CHANGES,
     DEFAULT_MAX_DECREASES,
@@ -237,36 +236,6 @@ def waves_of(ops: list[Operation], size: int, times: ReadTimes | None = None) ->
     return waves
 
 
-Answers = dict[str, SubResponse] | GradesyncError  # an envelope's answers, or what stopped it
-
-
-@dataclass(slots=True)
-class _Stream:
-    """One wave's envelopes on their way through the lanes (see ``Executor._send``)."""
-
-    chunks: deque[list[int]]  # not yet taken by a lane
-    answers: queue.SimpleQueue[tuple[list[int], Answers] | None] = field(default_factory=queue.SimpleQueue)
-    lock: threading.Lock = field(default_factory=threading.Lock)
-    halt: threading.Event = field(default_factory=threading.Event)  # a lane met a refusal: no more
-    failure: BaseException | None = None
-
-    def take(self) -> list[tuple[list[int], Answers] | None]:
-        """The next answer (waiting for it), and every other one already there (None: a lane ended)."""
-        items = [self.answers.get()]
-        while True:
-            try:
-                items.append(self.answers.get_nowait())
-            except queue.Empty:
-                return items
-
-
-def _stops(answers: Answers) -> bool:
-    """Whether an envelope's answers stop the run (Graph unreachable, a refused token or permission)."""
-    if isinstance(answers, GradesyncError):
-        return True
-    return any(isinstance(a.error, AuthError) for a in answers.values())
-
-
 @dataclass(slots=True)
 class EarlyRead:
     """A before-write read of the next wave's assignments, made while this wave is written."""
@@ -299,10 +268,9 @@ class Executor:
         self.seen: dict[str, Current] = {}  # submission id → its newest read in this run
         self.read_by_us: set[Pair] = set()  # assignments this run read itself
         self.stop: GradesyncError | None = None  # AuthError / NetworkError: nothing more is sent
-        self._lanes_pool: ThreadPoolExecutor | None = None  # the write envelopes in flight
+        self._lanes = Lanes(int(getattr(client, "max_in_flight", 4)))  # the write envelopes in flight
         self._reader: ThreadPoolExecutor | None = None  # the next wave's before-write read
         self._early: EarlyRead | None = None
-        self._stream: _Stream | None = None  # the wave being sent
 
     # ------------------------------------------------------------------ the recipe
     def run(self, plan: Plan) -> ApplyResult:
@@ -513,52 +481,26 @@ class Executor:
         for k in keys:
             self.records[k].status = SENDING
             self.records[k].attempts += 1
-        stream = self._stream = _Stream(deque(_chunks(keys, MAX_BATCH)))
-        lanes = self._lanes()
-        pool = self._lane_pool()
-        for i in range(lanes):
-            pool.submit(self._lane, stream, to_send, i)
         unknown: set[int] = set()
-        ended = 0
-        while ended < lanes:
-            items = stream.take()  # every answer that has come: one journal commit for them all
-            ended += items.count(None)
-            answered = [item for item in items if item is not None]
-            outcomes: list[Outcome] = []
-            for chunk, answers in answered:
-                outcomes += self._absorb(chunk, answers, to_send)
+
+        def answered(batch: list[tuple[Chunk, Answers]]) -> None:  # one journal commit for them all
+            nonlocal first_answered
+            outcomes = [o for chunk, answers in batch for o in self._absorb(chunk, answers, to_send)]
             self._record([o for o in outcomes if o.status != SENDING])
-            unknown |= {o.row_key for o in outcomes if o.status == SENDING}
-            if answered and first_answered is not None:
-                first_answered()
-                first_answered = None
-        self._stream = None
-        if stream.failure is not None:
-            raise stream.failure
-        if stream.chunks:
+            unknown.update(o.row_key for o in outcomes if o.status == SENDING)
+            call, first_answered = first_answered, None
+            if call is not None:
+                call()
+
+        def post(chunk: Chunk) -> Answers:
+            return self._post(chunk, to_send)
+
+        not_sent = self._lanes.stream(deque(_chunks(keys, MAX_BATCH)), post, self._width, answered)
+        if not_sent:
             assert self.stop is not None
             why = f"not sent: the run stopped ({self.stop.message}); carried over"
-            self._record([Outcome(k, PENDING, message=why) for chunk in stream.chunks for k in chunk])
+            self._record([Outcome(k, PENDING, message=why) for chunk in not_sent for k in chunk])
         return unknown
-
-    def _lane(self, stream: _Stream, to_send: dict[int, Decision], lane: int) -> None:
-        """One lane (a worker thread): send envelope after envelope until none is left or the run
-        stops; lane ``i`` quits when the client allows ``i`` or fewer envelopes in flight."""
-        try:
-            while not stream.halt.is_set() and (lane == 0 or self._lanes() > lane):
-                with stream.lock:
-                    if not stream.chunks:
-                        return
-                    chunk = stream.chunks.popleft()
-                answers = self._post(chunk, to_send)
-                if _stops(answers):
-                    stream.halt.set()  # before this lane or any other takes one more envelope
-                stream.answers.put((chunk, answers))
-        except BaseException as exc:  # a bug: raised again in the executor's thread
-            stream.failure = exc
-            stream.halt.set()
-        finally:
-            stream.answers.put(None)
 
     def _learning(self) -> bool:
         """Whether the client's pacer is still learning Graph's pace — the client's own rule for
@@ -570,15 +512,9 @@ class Executor:
             return False
         return bool(client.stats.graph_requests < lim.per_10s or client.pace < lim.ceiling)
 
-    def _lanes(self) -> int:
+    def _width(self) -> int:
         """Envelopes in flight at once: the client's ``max_in_flight``, or one while it is learning."""
         return 1 if self._learning() else max(1, int(getattr(self.client, "max_in_flight", 4)))
-
-    def _lane_pool(self) -> ThreadPoolExecutor:
-        if self._lanes_pool is None:
-            lanes = max(1, int(getattr(self.client, "max_in_flight", 4)))
-            self._lanes_pool = ThreadPoolExecutor(max_workers=lanes, thread_name_prefix="gradesync-write")
-        return self._lanes_pool
 
     def _post(self, keys: list[int], to_send: dict[int, Decision]) -> Answers:
         """One envelope (in a lane): the answers, or the AuthError/NetworkError that stopped it."""
@@ -599,19 +535,16 @@ class Executor:
         return [interpret(self.ops[k], to_send[k], answers[str(k)]) for k in keys]
 
     def _close_threads(self) -> None:
-        """Stop the lanes — after an error in this thread (a full disk, Ctrl-C) no lane takes another
+        """Halt the lanes — after an error in this thread (a full disk, Ctrl-C) no lane takes another
         envelope; what is on its way stays ``sending`` in the journal — and wait for them and for an
         early read still under way."""
-        if self._stream is not None:
-            self._stream.halt.set()
-            self._stream = None
+        self._lanes.close()
         if self._early is not None:
             wait([self._early.future])
             self._early = None
-        for pool in (self._reader, self._lanes_pool):
-            if pool is not None:
-                pool.shutdown(wait=True)
-        self._reader = self._lanes_pool = None
+        if self._reader is not None:
+            self._reader.shutdown(wait=True)
+            self._reader = None
 
     def _settle(self, unknown: set[int], deadline: Deadline) -> None:
         """The one re-verify path: re-read each operation whose fate is unknown, decide again
