@@ -214,26 +214,19 @@ def _oldest_first(at: float | None) -> float:
 
 
 def waves_of(ops: list[Operation], size: int, times: ReadTimes | None = None) -> list[list[Operation]]:
-    """Operations grouped assignment by assignment into waves of at most ``size`` (an assignment
-    larger than a wave spans several; small ones share one). With ``times``, the assignments read
-    longest ago go first (written before their read leaves the window: fewer reads again)."""
+    """Operations assignment by assignment, cut into waves of exactly ``size`` (the last one may be
+    smaller): an assignment may end one wave and begin the next — its read, made for the first,
+    serves the second while it is within the window — so every wave fills whole envelopes and
+    whole rounds of the lanes. With ``times``, the assignments read longest ago go first (written
+    before their read leaves the window: fewer reads again)."""
     by_pair: dict[Pair, list[Operation]] = {}
     for op in sorted(ops, key=lambda o: (_pair(o), o.row_key)):
         by_pair.setdefault(_pair(op), []).append(op)
     if times is not None:
         last = {pair: times.last_read(pair) for pair in by_pair}
         by_pair = dict(sorted(by_pair.items(), key=lambda kv: _oldest_first(last[kv[0]])))
-    waves: list[list[Operation]] = []
-    current: list[Operation] = []
-    for group in by_pair.values():
-        for chunk in _chunks(group, size):
-            if current and len(current) + len(chunk) > size:
-                waves.append(current)
-                current = []
-            current += chunk
-    if current:
-        waves.append(current)
-    return waves
+    ordered = [op for group in by_pair.values() for op in group]
+    return list(_chunks(ordered, size))
 
 
 @dataclass(slots=True)
@@ -425,10 +418,7 @@ class Executor:
         early, self._early = self._early, None
         if early is None:
             return set()
-        try:
-            read = early.future.result()
-        except (AuthError, NetworkError):
-            return set()  # read again now: the same error comes back where it is handled
+        read = early.future.result()  # AuthError/NetworkError: the run stops, as for the wave's own read
         ok = early.pairs - read.errors.keys()
         times.mark(ok, at=early.started)
         self.read_by_us |= ok
