@@ -12,6 +12,7 @@ MODULES: list[str] = [
     "benchmarks.plan_bench",
     "benchmarks.plan_e2e",
     "benchmarks.apply_bench",
+    "benchmarks.requests_bench",
     "benchmarks.web_bench",
 ]
 

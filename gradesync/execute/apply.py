@@ -6,15 +6,18 @@ older than the read-to-write window → re-verification of unknown fates → rec
     apply_plan(plan, client, journal=..., options=...)
       1. refuse: plan age, --max-changes, --max-decreases, clears without --allow-clear,
          --min-coverage (all from the plan: no I/O)
-      2. waves of writes, assignment by assignment (``window.py``):
+      2. waves of writes, assignment by assignment, oldest read first (``window.py``):
          a. stop before the deadline: what is not sent is carried over (``carried_over``)
          b. the wave's assignments whose last read (the plan's ``read_at``, or this run's) is older
             than ``read_write_window`` are read again (one ``$expand=outcomes`` listing each,
-            batched); each operation is decided on the newest read (``decide.py``): write, already
-            done, conflict (changed since it was read: never a silent overwrite) or carried over
-            (the read could not be made)
-         c. journal ``sending`` (committed) → ``client.batch`` → journal the answers (committed);
-            the 2xx answers carry the value written: they are the verification (``writes.py``)
+            batched) — usually already done while the previous wave was written (the early read,
+            used only if it is still within the window; never with a window of 0); each operation
+            is decided on the newest read (``decide.py``): write, already done, conflict (changed
+            since it was read: never a silent overwrite) or carried over (the read could not be made)
+         c. journal ``sending`` (committed) → the envelopes stream through ``max_in_flight`` lanes
+            (``client.batch`` of one envelope each; after a refusal no lane takes another) → journal
+            the answers as they come (committed); the 2xx answers carry the value written: they are
+            the verification (``writes.py``)
          d. operations whose fate is unknown (dropped connection, 5xx/429 after sending, 409 on
             create) are re-read (their submission, batched: ``reads.read_submissions``) and decided
             again — a create is never re-sent without that read
@@ -35,7 +38,9 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+from collections import deque
 from collections.abc import Callable, Iterable
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
@@ -44,12 +49,19 @@ import pandas as pd
 
 from gradesync.errors import AuthError, ExitCode, GradesyncError, NetworkError, TerminalGraphError, UsageError
 from gradesync.execute.decide import SEND_KINDS, Current, Decision, Kind, decide, decide_from_plan
+from gradesync.execute.lanes import Answers, Chunk, Lanes
 from gradesync.execute.publish import publish
-from gradesync.execute.reads import plan_coverage, read_assignments, read_submissions
+from gradesync.execute.reads import (
+    AssignmentRead,
+    plan_coverage,
+    read_assignments,
+    read_assignments_in_turn,
+    read_submissions,
+)
 from gradesync.execute.reconcile import reconcile
 from gradesync.execute.window import Deadline, Pair, ReadTimes
 from gradesync.execute.writes import dry_outcome, final_outcome, interpret, request_for
-from gradesync.graph import GraphClient
+from gradesync.graph import MAX_BATCH, GraphClient
 from gradesync.guards import (
     DEFAULT_MAX_CHANGES,
     DEFAULT_MAX_DECREASES,
@@ -197,23 +209,33 @@ def _chunks(items: list[T], n: int) -> Iterable[list[T]]:
         yield items[i : i + n]
 
 
-def waves_of(ops: list[Operation], size: int) -> list[list[Operation]]:
-    """Operations grouped assignment by assignment into waves of at most ``size`` (an assignment
-    larger than a wave spans several; small ones share one)."""
+def _oldest_first(at: float | None) -> float:
+    return float("-inf") if at is None else at
+
+
+def waves_of(ops: list[Operation], size: int, times: ReadTimes | None = None) -> list[list[Operation]]:
+    """Operations assignment by assignment, cut into waves of exactly ``size`` (the last one may be
+    smaller): an assignment may end one wave and begin the next — its read, made for the first,
+    serves the second while it is within the window — so every wave fills whole envelopes and
+    whole rounds of the lanes. With ``times``, the assignments read longest ago go first (written
+    before their read leaves the window: fewer reads again)."""
     by_pair: dict[Pair, list[Operation]] = {}
     for op in sorted(ops, key=lambda o: (_pair(o), o.row_key)):
         by_pair.setdefault(_pair(op), []).append(op)
-    waves: list[list[Operation]] = []
-    current: list[Operation] = []
-    for group in by_pair.values():
-        for chunk in _chunks(group, size):
-            if current and len(current) + len(chunk) > size:
-                waves.append(current)
-                current = []
-            current += chunk
-    if current:
-        waves.append(current)
-    return waves
+    if times is not None:
+        last = {pair: times.last_read(pair) for pair in by_pair}
+        by_pair = dict(sorted(by_pair.items(), key=lambda kv: _oldest_first(last[kv[0]])))
+    ordered = [op for group in by_pair.values() for op in group]
+    return list(_chunks(ordered, size))
+
+
+@dataclass(slots=True)
+class EarlyRead:
+    """A before-write read of the next wave's assignments, made while this wave is written."""
+
+    pairs: set[Pair]
+    started: float  # on the run's monotonic clock
+    future: Future[AssignmentRead]
 
 
 # --- the executor --------------------------------------------------------------------------------
@@ -239,6 +261,9 @@ class Executor:
         self.seen: dict[str, Current] = {}  # submission id → its newest read in this run
         self.read_by_us: set[Pair] = set()  # assignments this run read itself
         self.stop: GradesyncError | None = None  # AuthError / NetworkError: nothing more is sent
+        self._lanes = Lanes(int(getattr(client, "max_in_flight", 4)))  # the write envelopes in flight
+        self._reader: ThreadPoolExecutor | None = None  # the next wave's before-write read
+        self._early: EarlyRead | None = None
 
     # ------------------------------------------------------------------ the recipe
     def run(self, plan: Plan) -> ApplyResult:
@@ -262,7 +287,10 @@ class Executor:
         deadline = Deadline(opts.deadline, now=now, clock=opts.clock, margin=opts.deadline_margin)
         if self.journal is not None:
             self.journal.start(self.phash, plan.created_at, self.ops.values())
-        self._write_waves(open_ops, times, deadline)
+        try:
+            self._write_waves(open_ops, times, deadline)
+        finally:
+            self._close_threads()
         if self.journal is not None and self.stop is None and all(r.final for r in self.records.values()):
             self.journal.finish_run(self.phash)
         rows, notes, return_failed = self._report(plan)
@@ -318,8 +346,8 @@ class Executor:
     # ------------------------------------------------------------------ 2. the waves
     def _write_waves(self, open_ops: list[Operation], times: ReadTimes, deadline: Deadline) -> None:
         opts = self.options
-        size = opts.wave_size or 20 * int(getattr(self.client, "max_in_flight", 4)) * WAVE_ROUNDS
-        waves = waves_of(open_ops, size)
+        size = opts.wave_size or MAX_BATCH * int(getattr(self.client, "max_in_flight", 4)) * WAVE_ROUNDS
+        waves = waves_of(open_ops, size, times)
         total, done = len(open_ops), 0
         self.note("writing", 0, total)
         for i, wave in enumerate(waves):
@@ -332,7 +360,7 @@ class Executor:
                 return
             began = opts.clock()
             try:
-                self._wave(wave, times, deadline)
+                self._wave(wave, times, deadline, waves[i + 1] if i + 1 < len(waves) else None)
             except (AuthError, NetworkError) as err:
                 self.stop = err
             deadline.wave_took(opts.clock() - began)
@@ -343,7 +371,9 @@ class Executor:
                 self._carry_over([op for w in waves[i:] for op in w], f"not sent: the run stopped ({why})")
                 return
 
-    def _wave(self, wave: list[Operation], times: ReadTimes, deadline: Deadline) -> None:
+    def _wave(
+        self, wave: list[Operation], times: ReadTimes, deadline: Deadline, upcoming: list[Operation] | None
+    ) -> None:
         decisions = self._check(wave, times)
         if self.options.dry_run:
             for op in wave:
@@ -351,18 +381,61 @@ class Executor:
             return
         self._record([o for op in wave if (o := final_outcome(op, decisions[op.row_key])) is not None])
         to_send = {k: d for k, d in decisions.items() if d.kind in SEND_KINDS}
-        unknown = self._send(to_send)
+
+        def read_next() -> None:  # once the wave's first envelope was answered: no refused token
+            if upcoming is not None and self.stop is None:
+                self._read_early(upcoming, times, exclude={_pair(op) for op in wave})
+
+        unknown = self._send(to_send, read_next)
         self._settle(unknown, deadline)
 
+    def _stale_pairs(self, wave: list[Operation], times: ReadTimes) -> set[Pair]:
+        """The assignments of ``wave`` to read before writing it: those whose last read is older than
+        the window, and those holding an operation a previous run may have sent (``sending``)."""
+        maybe_sent = {_pair(op) for op in wave if self.records[op.row_key].status == SENDING}
+        return {p for p in {_pair(op) for op in wave} if times.stale(p)} | maybe_sent
+
+    def _read_early(self, upcoming: list[Operation], times: ReadTimes, exclude: set[Pair]) -> None:
+        """Start reading the next wave's stale assignments now, while this wave's writes are in
+        flight (one more envelope in flight, of GETs only: ``read_assignments_in_turn``). ``_check``
+        uses that read only if it is still within the window when the next wave is about to go; with
+        a window of 0 nothing is read early (the read must come right before the wave)."""
+        if self.options.read_write_window <= timedelta(0) or self._learning():
+            return  # learning: one envelope at a time, reads included (they go before the wave)
+        pairs = self._stale_pairs(upcoming, times) - exclude
+        if not pairs:
+            return
+        if self._reader is None:
+            self._reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gradesync-read")
+        started = self.options.clock()  # the read's time: its start (earlier than any page it serves)
+        self._early = EarlyRead(
+            pairs, started, self._reader.submit(read_assignments_in_turn, self.client, pairs)
+        )
+
+    def _take_early(self, times: ReadTimes) -> set[Pair]:
+        """Merge the early read (if any) into this run's reads; the assignments it read that are
+        still within the window (these need no read now)."""
+        early, self._early = self._early, None
+        if early is None:
+            return set()
+        read = early.future.result()  # AuthError/NetworkError: the run stops, as for the wave's own read
+        ok = early.pairs - read.errors.keys()
+        times.mark(ok, at=early.started)
+        self.read_by_us |= ok
+        self.seen.update(read.current)
+        return {p for p in ok if not times.stale(p)}
+
     def _check(self, wave: list[Operation], times: ReadTimes) -> dict[int, Decision]:
-        """Read the wave's stale assignments (and those of maybe-sent operations) again, then decide
-        each operation on the newest read — or on the plan's own read when that is still fresh."""
+        """Read the wave's stale assignments (and those of maybe-sent operations) again — unless the
+        early read made during the previous wave is still within the window — then decide each
+        operation on the newest read, or on the plan's own read when that is still fresh."""
         opts = self.options
-        pairs = {_pair(op) for op in wave}
+        fresh = self._take_early(times)
+        need = self._stale_pairs(wave, times) - fresh
         maybe_sent = {op.row_key for op in wave if self.records[op.row_key].status == SENDING}
-        need = {p for p in pairs if times.stale(p)} | {_pair(self.ops[k]) for k in maybe_sent}
+        started = opts.clock()
         read = read_assignments(self.client, need)
-        times.mark(need - read.errors.keys())
+        times.mark(need - read.errors.keys(), at=started)
         self.read_by_us |= need - read.errors.keys()
         self.seen.update(read.current)
         decisions: dict[int, Decision] = {}
@@ -377,12 +450,20 @@ class Executor:
                 decisions[k] = decide_from_plan(op)
         return decisions
 
-    def _send(self, to_send: dict[int, Decision]) -> set[int]:
+    def _send(
+        self, to_send: dict[int, Decision], first_answered: Callable[[], None] | None = None
+    ) -> set[int]:
         """Journal, send and record one wave of writes; returns the keys whose fate is unknown.
 
-        Sent one round of ``max_in_flight`` envelopes at a time: after a 401 (or Graph unreachable)
-        no further envelope leaves, and the operations that did not go are back to ``pending``."""
+        Envelopes (``MAX_BATCH`` writes each) stream through up to ``max_in_flight`` lanes: a lane
+        takes the next envelope as soon as its previous one is answered (no round waits for its
+        slowest envelope, nor for the journal), and this thread records the answers as they come.
+        After a 401 (or Graph unreachable) no further envelope leaves — the ones already on their way
+        are answered and recorded — and the operations that did not go are back to ``pending``.
+        ``first_answered`` is called once the first envelope's answers are recorded."""
         if not to_send:
+            if first_answered is not None:
+                first_answered()
             return set()
         keys = sorted(to_send)
         assert self.journal is not None
@@ -391,28 +472,69 @@ class Executor:
             self.records[k].status = SENDING
             self.records[k].attempts += 1
         unknown: set[int] = set()
-        per_round = 20 * int(getattr(self.client, "max_in_flight", 4))
-        for i, chunk in enumerate(_chunks(keys, per_round)):
-            if self.stop is not None:
-                why = f"not sent: the run stopped ({self.stop.message}); carried over"
-                self._record([Outcome(k, PENDING, message=why) for k in keys[i * per_round :]])
-                break
-            unknown |= self._send_round(chunk, to_send)
+
+        def answered(batch: list[tuple[Chunk, Answers]]) -> None:  # one journal commit for them all
+            nonlocal first_answered
+            outcomes = [o for chunk, answers in batch for o in self._absorb(chunk, answers, to_send)]
+            self._record([o for o in outcomes if o.status != SENDING])
+            unknown.update(o.row_key for o in outcomes if o.status == SENDING)
+            call, first_answered = first_answered, None
+            if call is not None:
+                call()
+
+        def post(chunk: Chunk) -> Answers:
+            return self._post(chunk, to_send)
+
+        not_sent = self._lanes.stream(deque(_chunks(keys, MAX_BATCH)), post, self._width, answered)
+        if not_sent:
+            assert self.stop is not None
+            why = f"not sent: the run stopped ({self.stop.message}); carried over"
+            self._record([Outcome(k, PENDING, message=why) for chunk in not_sent for k in chunk])
         return unknown
 
-    def _send_round(self, keys: list[int], to_send: dict[int, Decision]) -> set[int]:
+    def _learning(self) -> bool:
+        """Whether the client's pacer is still learning Graph's pace — the client's own rule for
+        ``batch`` (``GraphClient._learning``): during the first burst and while the pace is below the
+        documented ceiling, a 429 must find no other envelope already on its way."""
+        client = self.client
+        lim = getattr(client, "rate_limit", None)
+        if lim is None or not (lim.enabled and lim.adaptive):
+            return False
+        return bool(client.stats.graph_requests < lim.per_10s or client.pace < lim.ceiling)
+
+    def _width(self) -> int:
+        """Envelopes in flight at once: the client's ``max_in_flight``, or one while it is learning."""
+        return 1 if self._learning() else max(1, int(getattr(self.client, "max_in_flight", 4)))
+
+    def _post(self, keys: list[int], to_send: dict[int, Decision]) -> Answers:
+        """One envelope (in a lane): the answers, or the AuthError/NetworkError that stopped it."""
         try:
-            answers = self.client.batch([request_for(self.ops[k], to_send[k]) for k in keys])
+            return self.client.batch([request_for(self.ops[k], to_send[k]) for k in keys])
         except (AuthError, NetworkError) as err:
-            self.stop = err  # some envelopes may have gone: left ``sending`` (re-read next run)
-            return set()
-        outcomes = [interpret(self.ops[k], to_send[k], answers[str(k)]) for k in keys]
+            return err
+
+    def _absorb(self, keys: list[int], answers: Answers, to_send: dict[int, Decision]) -> list[Outcome]:
+        """What one envelope's answers mean (in the executor's thread; recorded by the caller)."""
+        if isinstance(answers, GradesyncError):
+            self.stop = self.stop or answers  # some envelopes may have gone: left ``sending`` (re-read)
+            return []
         for k in keys:
             refused = answers[str(k)].error
             if isinstance(refused, AuthError) and self.stop is None:
                 self.stop = refused  # a refused token or a missing permission: nothing else can succeed
-        self._record([o for o in outcomes if o.status != SENDING])
-        return {o.row_key for o in outcomes if o.status == SENDING}
+        return [interpret(self.ops[k], to_send[k], answers[str(k)]) for k in keys]
+
+    def _close_threads(self) -> None:
+        """Halt the lanes — after an error in this thread (a full disk, Ctrl-C) no lane takes another
+        envelope; what is on its way stays ``sending`` in the journal — and wait for them and for an
+        early read still under way."""
+        self._lanes.close()
+        if self._early is not None:
+            wait([self._early.future])
+            self._early = None
+        if self._reader is not None:
+            self._reader.shutdown(wait=True)
+            self._reader = None
 
     def _settle(self, unknown: set[int], deadline: Deadline) -> None:
         """The one re-verify path: re-read each operation whose fate is unknown, decide again

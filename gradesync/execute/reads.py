@@ -3,6 +3,8 @@
 * :func:`read_assignments` — one paged ``$expand=outcomes`` listing per assignment, all batched:
   the before-write check of an assignment whose read went stale (``apply``), publishing's check
   (``publish``) and the read-back (``reconcile``), so none of them imports another;
+* :func:`read_assignments_in_turn` — the same, one envelope at a time (the executor's early read of
+  the next wave, made while its write lanes are busy);
 * :func:`read_submissions` — each given submission with its outcomes (one GET each, batched): the
   one path that re-verifies a write or a return whose fate is unknown;
 * :func:`plan_coverage` — the ``--min-coverage`` figures from the plan's own read (no I/O).
@@ -18,7 +20,7 @@ import pandas as pd
 
 from gradesync.errors import AuthError, GraphError
 from gradesync.execute.decide import Current
-from gradesync.graph import GraphClient
+from gradesync.graph import MAX_BATCH, GraphClient
 from gradesync.graph.urls import submissions_url
 
 
@@ -49,6 +51,19 @@ def read_assignments(client: GraphClient, pairs: Iterable[tuple[str, str]]) -> A
             if recipient.get("userId") and "groupId" not in recipient:
                 users.add(str(recipient["userId"]))
         out.roster[pair] = users
+    return out
+
+
+def read_assignments_in_turn(client: GraphClient, pairs: Iterable[tuple[str, str]]) -> AssignmentRead:
+    """:func:`read_assignments`, at most ``MAX_BATCH`` assignments at a time: never more than one
+    envelope in flight (the executor's early read, made while its write lanes are busy)."""
+    ordered = sorted(set(pairs))
+    out = AssignmentRead({}, {}, {})
+    for i in range(0, len(ordered), MAX_BATCH):
+        part = read_assignments(client, ordered[i : i + MAX_BATCH])
+        out.current.update(part.current)
+        out.roster.update(part.roster)
+        out.errors.update(part.errors)
     return out
 
 

@@ -62,11 +62,12 @@ class ReadTimes:
                 times._at[pair] = mono - age
         return times
 
-    def mark(self, pairs: Iterable[Pair]) -> None:
-        """These assignments were read just now."""
-        at = self.clock()
+    def mark(self, pairs: Iterable[Pair], *, at: float | None = None) -> None:
+        """These assignments were read just now (or at ``at``, e.g. when their read started: a read
+        counts from its start, before any of its pages was served)."""
+        when = self.clock() if at is None else at
         for pair in pairs:
-            self._at[pair] = at
+            self._at[pair] = max(when, self._at.get(pair, when))
 
     def stale(self, pair: Pair, *, read_this_wave: bool = False) -> bool:
         """Must ``pair`` be read again before its next write wave?"""
@@ -76,6 +77,10 @@ class ReadTimes:
         if at is None or self.window <= 0:
             return True
         return self.clock() - at > self.window
+
+    def last_read(self, pair: Pair) -> float | None:
+        """When ``pair`` was last read (monotonic clock), or None: never."""
+        return self._at.get(pair)
 
     def age(self, pair: Pair) -> float | None:
         at = self._at.get(pair)

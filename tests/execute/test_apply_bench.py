@@ -12,6 +12,8 @@ def test_apply_bench_runs_at_tiny_scale() -> None:
     for outcome in results["limited"][:2] + results["latency"][:1] + results["pages"]:
         assert outcome.converged
         assert outcome.graph_requests >= n  # every change costs a request; reads come on top
+    assert [o.converged for o in results["stale"]] == [True]  # the older reviewed plan, 2 in flight
+    assert apply_bench._latency_table(results).row_count == 3
     naive = results["limited"][2]
     assert naive.graph_requests == 2 * n  # one GET + one PATCH per row, nothing else
     half = results["half"][0]

@@ -8,6 +8,7 @@ are real PATCHes over HTTP, made from that callback, i.e. between two write wave
 from __future__ import annotations
 
 import random
+import threading
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -15,10 +16,11 @@ from typing import Any
 
 import httpx
 import pytest
-from execute_helpers import assert_converged, build_plan, client_for, graph_patch, points_outcomes_of
+from execute_helpers import FAST, assert_converged, build_plan, client_for, graph_patch, points_outcomes_of
 
 from gradesync.errors import ExitCode
 from gradesync.execute.apply import ApplyOptions, apply_plan, waves_of
+from gradesync.graph import GraphClient, RateLimit
 from gradesync.models import Plan
 from gradesync.state.journal import Journal
 from graph_emulator.state import iter_submissions
@@ -242,3 +244,126 @@ def test_teacher_edits_scheduled_inside_the_emulator_with_window_zero(
     for k in chosen:
         assert held[out.loc[k, "submission_id"]][0]["points"] == 0.5, k
         assert out.loc[k, "status"] == "conflict"
+
+
+def _edit_after_early_reads(server: Any, token: str, plan: Plan, client: Any) -> dict[int, float]:
+    """A teacher grades one row of each assignment the executor reads *early* (in its read thread,
+    while a wave is written), right after that read: row_key → the points given (0.5)."""
+    from gradesync.graph.urls import submissions_url
+
+    rows = plan.rows.set_index("row_key")
+    pairs = zip(plan.rows["class_id"], plan.rows["assignment_id"], strict=True)
+    by_url = {submissions_url(c, a): (c, a) for c, a in pairs}
+    edited: dict[int, float] = {}
+    real = client.get_all_many
+
+    def get_all_many(urls: Any) -> Any:
+        urls = list(urls)
+        pages = real(urls)
+        if threading.current_thread().name.startswith("gradesync-read"):
+            for url in urls:
+                pair = by_url[url]
+                k = min(int(k) for k, r in rows.iterrows() if (r.class_id, r.assignment_id) == pair)
+                graph_patch(server, token, rows.loc[k], 0.5)
+                edited[k] = 0.5
+        return pages
+
+    client.get_all_many = get_all_many
+    return edited
+
+
+@pytest.mark.parametrize("window", [20.0, 60.0])
+def test_an_early_read_is_used_only_while_it_is_within_the_window(
+    emulator: Any, token: str, tmp_path: Path, window: float
+) -> None:
+    """The next wave's stale assignments are read while this wave is written. When that wave is about
+    to go, an early read older than the window (20 s: the waves are 25 s apart) is made again, so a
+    grade changed after it is a conflict, never overwritten; one within the window (60 s) is used:
+    each assignment is read once, and what Teams holds is reported either way."""
+    plan = build_plan(emulator.state(), updates=96, creates=0, noops=0, rejects=0)
+    pairs = set(zip(plan.rows["class_id"], plan.rows["assignment_id"], strict=True))
+    clock = Clock()
+
+    def tick(step: str, done: int, total: int) -> None:
+        if step == "writing" and done:
+            clock.t += STEP
+
+    # waves of 40 (an assignment spans at most two, 25 s apart): within 60 s, no read is needed twice
+    options = ApplyOptions(
+        max_changes=None,
+        max_decreases=None,
+        min_coverage=None,
+        wave_size=40,
+        read_write_window=timedelta(seconds=window),
+        clock=clock,
+    )
+    emulator.reset_stats()
+    with client_for(emulator, token, max_in_flight=1) as client, Journal.in_dir(tmp_path) as journal:
+        edited = _edit_after_early_reads(emulator, token, plan, client)
+        result = apply_plan(plan, client, journal=journal, options=options, progress=tick)
+    assert len(edited) >= 3  # early reads were made
+    held = points_outcomes_of(emulator.state())
+    rows = result.rows.set_index("row_key")
+    for k in edited:
+        truth = held[rows.loc[k, "submission_id"]][0]["points"]
+        assert rows.loc[k, "after_points"] == truth
+        if window < STEP:
+            assert truth == 0.5 and rows.loc[k, "status"] == "conflict", (k, "an edit was overwritten")
+    per_page = emulator.stats()["config"]["page_size"]
+    once = sum(-(-len(_subs(emulator, c, a)) // per_page) for c, a in pairs)
+    reads = result.graph_stats["reads"]
+    assert reads > once if window < STEP else reads == once
+
+
+def test_the_next_waves_read_goes_while_this_wave_is_written(
+    emulator: Any, token: str, tmp_path: Path
+) -> None:
+    """Overlap, shown with events (no timing): the second envelope of the first wave waits until the
+    read of the next wave's assignments has started; a read made only between waves never would."""
+    plan = build_plan(emulator.state(), updates=96, creates=0, noops=0, rejects=0)
+    read_started = threading.Event()
+    overlapped: list[bool] = []
+    with client_for(emulator, token, max_in_flight=1) as client, Journal.in_dir(tmp_path) as journal:
+        real_many, real_batch = client.get_all_many, client.batch
+
+        def get_all_many(urls: Any) -> Any:
+            if threading.current_thread().name.startswith("gradesync-read"):
+                read_started.set()
+            return real_many(urls)
+
+        def batch(reqs: Any) -> Any:
+            reqs = list(reqs)
+            if not overlapped and any(r.method == "PATCH" for r in reqs) and calls:
+                overlapped.append(read_started.wait(timeout=60))
+            calls.append(len(reqs))
+            return real_batch(reqs)
+
+        calls: list[int] = []
+        client.get_all_many, client.batch = get_all_many, batch
+        options = ApplyOptions(max_changes=None, max_decreases=None, min_coverage=None, wave_size=40)
+        result = apply_plan(plan, client, journal=journal, options=options)
+    assert overlapped == [True]
+    assert result.status_counts == {"updated": 96}
+    assert_converged(emulator, plan)
+
+
+def test_nothing_is_read_early_while_the_client_is_learning_the_pace(
+    emulator: Any, token: str, tmp_path: Path
+) -> None:
+    """During the first burst the client sends one envelope at a time so that a 429 finds no other
+    on its way: the executor keeps to that, its reads included (made before each wave, not during)."""
+    plan = build_plan(emulator.state(), updates=96, creates=0, noops=0, rejects=0)
+    threads: list[str] = []
+    client = GraphClient(emulator.base_url, lambda: token, policy=FAST, rate_limit=RateLimit.graph())
+    with client, Journal.in_dir(tmp_path) as journal:
+        real = client.get_all_many
+
+        def get_all_many(urls: Any) -> Any:
+            threads.append(threading.current_thread().name)
+            return real(urls)
+
+        client.get_all_many = get_all_many  # type: ignore[method-assign]
+        options = ApplyOptions(max_changes=None, max_decreases=None, min_coverage=None, wave_size=40)
+        result = apply_plan(plan, client, journal=journal, options=options)
+    assert len(threads) >= 2 and not [t for t in threads if t.startswith("gradesync-read")]
+    assert result.status_counts == {"updated": 96}
