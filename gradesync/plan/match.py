@@ -161,15 +161,15 @@ def match_assignments(keys: pd.DataFrame, assignments: pd.DataFrame, by: str) ->
     """
     k_class, k_key = _text_array(keys["class_id"]), _text_array(keys["assignment_key"])
     _, ids, reason = match_assignment_rows(k_class, k_key, assignments, by)
-    return pd.DataFrame(
-        {
-            "class_id": pd.Series(k_class, dtype=object),
-            "assignment_key": pd.Series(k_key, dtype=object),
-            "assignment_id": pd.Series(ids, dtype=object),
-            "reason": pd.Series(reason, dtype=object),
-        },
-        copy=False,
-    )
+    return _matched_frame(k_class, ("assignment_key", k_key), ("assignment_id", ids), reason)
+
+
+def _matched_frame(
+    k_class: np.ndarray, key: tuple[str, np.ndarray], found: tuple[str, np.ndarray], reason: np.ndarray
+) -> pd.DataFrame:
+    """A match's answer as a frame: class id, the key, the id found (None) and the reason, as objects."""
+    columns = {"class_id": k_class, key[0]: key[1], found[0]: found[1], "reason": reason}
+    return pd.DataFrame({k: pd.Series(v, dtype=object) for k, v in columns.items()}, copy=False)
 
 
 def match_assignment_rows(
@@ -306,15 +306,7 @@ def match_students(keys: pd.DataFrame, members: pd.DataFrame, order: Sequence[st
     user, reason = match_student_codes(k_class, k_key, members, roster, order)
     ids = np.full(len(user), None, dtype=object)
     ids[user >= 0] = roster.user_uniq[user[user >= 0]]
-    return pd.DataFrame(
-        {
-            "class_id": pd.Series(k_class, dtype=object),
-            "student_key": pd.Series(k_key, dtype=object),
-            "user_id": pd.Series(ids, dtype=object),
-            "reason": pd.Series(reason, dtype=object),
-        },
-        copy=False,
-    )
+    return _matched_frame(k_class, ("student_key", k_key), ("user_id", ids), reason)
 
 
 def match_student_codes(

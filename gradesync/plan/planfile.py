@@ -66,6 +66,7 @@ import pandas as pd
 
 from gradesync.errors import InputError, UsageError
 from gradesync.models import PLAN_COLUMNS, ROSTER_GAP_KEYS, WRITE_ACTIONS, InputFile, Operation, Plan
+from gradesync.pieces import Piece, const, join_rows, texts
 from gradesync.plan.digest import plan_digest
 
 SCHEMA_VERSION = 2
@@ -317,33 +318,8 @@ def _block(d: dict[str, Any], indent: str = "  ") -> str:
 # the long lists, in chunks: a row's text is a run of pieces, each computed per column, not per row
 # ---------------------------------------------------------------------------------------------
 _ENCODE_STR = json.encoder.encode_basestring  # json.dumps of a str with ensure_ascii=False, in C
-MERGE_SHARE = 4  # two coded pieces merge when their table of combinations has at most n / MERGE_SHARE texts
-
-
-@dataclasses.dataclass(slots=True)
-class _Piece:
-    """One piece of every row's text, for a chunk of n rows: ``table[codes]`` (a few distinct texts,
-    e.g. ``,"action":"update"``), or with ``codes`` None, ``table`` holds each row's own text."""
-
-    table: np.ndarray  # object array of str
-    codes: np.ndarray | None = None  # intp, one per row, into ``table``
-
-    def texts(self) -> np.ndarray:
-        return self.table if self.codes is None else self.table[self.codes]
-
-
-def _texts(items: Any) -> np.ndarray:
-    out = np.empty(len(items), dtype=object)
-    out[:] = items
-    return out
-
-
-def _const(text: str, n: int) -> _Piece:
-    return _Piece(_texts([text]), np.zeros(n, dtype=np.intp))
-
-
-_BOOL_TEXTS = _texts(["false", "true"])
-_QUOTE_OR_NOT = _texts(['"', ""])  # by a "missing" flag: a text is quoted, its null is not
+_BOOL_TEXTS = texts(["false", "true"])
+_QUOTE_OR_NOT = texts(['"', ""])  # by a "missing" flag: a text is quoted, its null is not
 
 
 def _encode_one(value: Any) -> str:
@@ -368,69 +344,37 @@ def _plain(values: np.ndarray) -> bool:
         return False
 
 
-def _distinct_text_pieces(values: np.ndarray) -> list[_Piece]:
+def _distinct_text_pieces(values: np.ndarray) -> list[Piece]:
     """A mostly distinct text column (ids): the texts themselves between quotes (the quotes go into
     the neighbouring pieces), ``null`` unquoted; JSON-escaped value by value only if one needs it."""
     missing = pd.isna(values)
     if not missing.any():
         if _plain(values):
-            return [_const('"', len(values)), _Piece(values), _const('"', len(values))]
+            return [const('"', len(values)), Piece(values), const('"', len(values))]
     elif _plain(values[~missing]):
         flags = missing.astype(np.intp)
         filled = np.where(missing, "null", values).astype(object)
-        return [_Piece(_QUOTE_OR_NOT, flags), _Piece(filled), _Piece(_QUOTE_OR_NOT, flags)]
-    return [_Piece(_texts([_encode_one(v) for v in values.tolist()]))]
+        return [Piece(_QUOTE_OR_NOT, flags), Piece(filled), Piece(_QUOTE_OR_NOT, flags)]
+    return [Piece(texts([_encode_one(v) for v in values.tolist()]))]
 
 
-def _column_pieces(values: np.ndarray, dtype: str) -> list[_Piece]:
+def _column_pieces(values: np.ndarray, dtype: str) -> list[Piece]:
     """A column's values as JSON texts, exactly as ``json.dumps`` writes each (NaN/None → ``null``)."""
     if dtype == "int64":
-        return [_Piece(_texts(list(map(str, values.astype("int64").tolist()))))]
+        return [Piece(texts(list(map(str, values.astype("int64").tolist()))))]
     if dtype == "bool":
-        return [_Piece(_BOOL_TEXTS, values.astype(bool).astype(np.intp))]
+        return [Piece(_BOOL_TEXTS, values.astype(bool).astype(np.intp))]
     if dtype == "float64":
         floats = values.astype("float64")
         codes, uniq = pd.factorize(floats.view("int64"))  # by bit pattern: -0.0 stays -0.0
         shown = np.asarray(uniq, dtype="int64").view("float64").tolist()
-        return [_Piece(_texts([_encode_one(v) for v in shown]), codes.astype(np.intp))]
+        return [Piece(texts([_encode_one(v) for v in shown]), codes.astype(np.intp))]
     sample = values[:SAMPLE_ROWS]
     if len(sample) == SAMPLE_ROWS and len(pd.unique(sample)) > SAMPLE_ROWS // 2:  # mostly distinct ids
         return _distinct_text_pieces(values)
     codes, uniq = pd.factorize(values, use_na_sentinel=True)  # None and NaN → -1 → null
-    table = _texts([*(_encode_one(v) for v in uniq), "null"])
-    return [_Piece(table, np.where(codes < 0, len(uniq), codes).astype(np.intp))]
-
-
-def _merged(a: _Piece, b: _Piece, n: int) -> _Piece | None:
-    """``a`` then ``b`` as one piece, when both are coded and their combinations few; else None."""
-    if a.codes is None or b.codes is None:
-        return None
-    first, second = a.table.tolist(), b.table.tolist()
-    if len(first) == 1:
-        return _Piece(_texts([first[0] + t for t in second]), b.codes)
-    if len(second) == 1:
-        return _Piece(_texts([t + second[0] for t in first]), a.codes)
-    if len(first) * len(second) * MERGE_SHARE > n:
-        return None
-    table = _texts([x + y for x in first for y in second])  # every combination: no hashing per row
-    return _Piece(table, a.codes * len(second) + b.codes)
-
-
-def _chunk_text(pieces: list[_Piece], n: int, row_end: str, last_end: str) -> str:
-    """n rows' text: the pieces in order, ``row_end`` after each row (``last_end`` after the last)."""
-    runs: list[_Piece] = []
-    for piece in pieces:
-        both = _merged(runs[-1], piece, n) if runs else None
-        if both is None:
-            runs.append(piece)
-        else:
-            runs[-1] = both
-    width = len(runs) + 1
-    items = [row_end] * (n * width)  # row after row: the runs' texts, then the row's end
-    for k, run in enumerate(runs):
-        items[k::width] = run.texts().tolist()
-    items[-1] = last_end
-    return "".join(items)
+    table = texts([*(_encode_one(v) for v in uniq), "null"])
+    return [Piece(table, np.where(codes < 0, len(uniq), codes).astype(np.intp))]
 
 
 def _object_lines(columns: dict[str, tuple[np.ndarray, str]], indent: str = "    ") -> Iterator[str]:
@@ -442,11 +386,11 @@ def _object_lines(columns: dict[str, tuple[np.ndarray, str]], indent: str = "   
     for start in range(0, total, CHUNK_ROWS):
         stop = min(start + CHUNK_ROWS, total)
         n = stop - start
-        pieces: list[_Piece] = []
+        pieces: list[Piece] = []
         for key, (values, dtype) in zip(keys, columns.values(), strict=True):
-            pieces.append(_const(key, n))
+            pieces.append(const(key, n))
             pieces += _column_pieces(values[start:stop], dtype)
-        yield _chunk_text(pieces, n, "},\n", "}" if stop == total else "},\n")
+        yield join_rows(pieces, n, "},\n", "}" if stop == total else "},\n")
 
 
 def _row_columns(rows: pd.DataFrame) -> dict[str, tuple[np.ndarray, str]]:

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from gradesync.report.pieces import Piece, coded, const, join_rows, texts
+from gradesync.pieces import Piece, coded, const, join_rows, texts
 from gradesync.report.summary import bool_column, float_column, format_number, text_value
 
 CSV_ENCODING = "utf-8-sig"

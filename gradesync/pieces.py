@@ -4,7 +4,8 @@ A row's text is a run of *pieces*; each piece is computed for a whole chunk of r
 a small table of texts with one code per row (a constant separator, a column with few distinct values,
 ``yes``/``no``), or one text per row (an id column). Adjacent coded pieces with few combinations are
 joined into one piece (a table of every combination), and the chunk's text is one ``str.join`` of the
-pieces, row after row. ``gradesync/plan/planfile.py`` writes the plan file's long lists the same way.
+pieces, row after row. The plan file's long lists (``gradesync/plan/planfile.py``) and the report's CSV
+(``gradesync/report/tables.py``) are written with it.
 """
 
 from __future__ import annotations
