@@ -59,6 +59,7 @@ import numpy as np
 import pandas as pd
 
 from gradesync.config import Settings
+from gradesync.groups import counts_per_group, group_rows
 from gradesync.models import (
     PLAN_COLUMNS,
     ROSTER_GAP_KEYS,
@@ -314,23 +315,17 @@ def _counts_by(
     rows: pd.DataFrame, keys: list[str], action_codes: np.ndarray, actions: list[str]
 ) -> list[dict[str, Any]]:
     """Rows per action for each distinct ``keys`` tuple, in sorted order (a missing key sorts and
-    shows as ""/None), only tuples with a row of a known action. By integer codes: each key column is
-    factorized sorted, and the tuple's code is kept dense key by key, so codes sort as tuples do."""
+    shows as ""/None), only tuples with a row of a known action. Each key column is factorized
+    sorted, so the tuples' codes sort as the tuples do."""
     known = action_codes >= 0
     if not known.any():
         return []
-    group = np.zeros(int(known.sum()), dtype=np.int64)
     key_values = []
     for key in keys:
         values = rows[key].astype(object).where(rows[key].notna(), "").to_numpy(dtype=object)[known]
-        codes, distinct = pd.factorize(values, sort=True)
-        _, group = np.unique(group * len(distinct) + codes, return_inverse=True)  # dense again, same order
-        key_values.append((codes, distinct))
-    groups = int(group.max()) + 1
-    first = np.empty(groups, dtype=np.int64)
-    first[group[::-1]] = np.arange(len(group) - 1, -1, -1)  # one row of each tuple
-    counts = np.bincount(group * len(actions) + action_codes[known], minlength=groups * len(actions))
-    table = counts.reshape(groups, len(actions)).tolist()
+        key_values.append(pd.factorize(values, sort=True))
+    group, first = group_rows([c for c, _ in key_values], [len(d) for _, d in key_values], sort=True)
+    table = counts_per_group(group, len(first), action_codes[known], len(actions)).tolist()
     shown = [distinct[codes[first]].tolist() for codes, distinct in key_values]
     out = []
     for g, row in enumerate(table):

@@ -11,6 +11,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
+from gradesync.groups import counts_per_group, group_rows
 from gradesync.models import Action, InputFile
 from gradesync.report._version import __version__
 
@@ -163,18 +164,9 @@ def _group_codes(cols: CodedColumns, keys: list[str]) -> tuple[np.ndarray, list[
     """A group number per row (groups in first-seen order, as ``groupby(sort=False)``) and each
     group's key texts."""
     coded = [cols.text(k) for k in keys]
-    combined = np.zeros(len(cols), dtype=np.int64)
-    for codes, texts in coded:
-        combined = combined * len(texts) + codes
-    groups, firsts = pd.factorize(combined)
-    names: list[tuple[str, ...]] = []
-    for first in firsts.tolist():
-        parts, value = [], first
-        for _codes, texts in reversed(coded):
-            value, code = divmod(value, len(texts))
-            parts.append(texts[code])
-        names.append(tuple(reversed(parts)))
-    return groups.astype(np.intp), names
+    groups, first = group_rows([c for c, _ in coded], [len(t) for _, t in coded], sort=False)
+    shown = [[texts[c] for c in codes[first].tolist()] for codes, texts in coded]
+    return groups.astype(np.intp), list(zip(*shown, strict=True))
 
 
 def _first_named(cols: CodedColumns, name: str, groups: np.ndarray, count: int) -> list[str]:
@@ -191,7 +183,7 @@ def _first_named(cols: CodedColumns, name: str, groups: np.ndarray, count: int) 
 def _counts_by(groups: np.ndarray, count: int, cols: CodedColumns, name: str) -> dict[str, np.ndarray]:
     """Per distinct text of column ``name``: how many rows of each group hold it."""
     codes, texts = cols.text(name)
-    table = np.bincount(groups * len(texts) + codes, minlength=count * len(texts)).reshape(count, len(texts))
+    table = counts_per_group(groups, count, codes, len(texts))
     return {t: table[:, k] for k, t in enumerate(texts)}
 
 
