@@ -36,12 +36,11 @@ from gradesync.config import Settings
 from gradesync.graph import GraphClient, odata_type, points_of, points_outcomes
 from gradesync.graph.client import PageDecoder
 from gradesync.graph.decode import Submission, submissions_page
-from gradesync.graph.odata import POINTS_OUTCOME, grade_points
+from gradesync.graph.odata import grade_points, is_points_kind
 from gradesync.graph.urls import assignments_url, class_lookup_url, members_url, submissions_url
 from gradesync.models import SNAPSHOT_COLUMNS, Snapshot, empty_frame
 from gradesync.plan.match import match_assignments
 
-_POINTS_KIND = POINTS_OUTCOME.lstrip("#").lower()
 # odata.py has no reader for a grading's type; compared case-insensitively, like its outcome types
 POINTS_GRADE_TYPE = "#microsoft.graph.educationAssignmentPointsGradeType"
 # submissions listings read per get_all_many call: enough to keep every $batch envelope full
@@ -112,7 +111,12 @@ def _assignment_record(class_id: str, a: dict[str, Any]) -> dict[str, Any]:
 def _is_group(recipient: Any) -> bool:
     if not isinstance(recipient, dict):
         return False
-    return "group" in (odata_type(recipient) or "").lower() or "groupId" in recipient
+    return _group_recipient(odata_type(recipient), "groupId" in recipient)
+
+
+def _group_recipient(kind: Any, has_group_id: bool) -> bool:
+    """A group submission's recipient: a ``groupId``, or an ``@odata.type`` naming a group."""
+    return has_group_id or (isinstance(kind, str) and "group" in kind.lower())
 
 
 class SubmissionColumns:
@@ -161,15 +165,9 @@ class SubmissionColumns:
         if recipient is None:
             group, user_id = False, None
         else:
-            kind = recipient.odata_type
-            group = recipient.groupId is not UNSET or (isinstance(kind, str) and "group" in kind.lower())
+            group = _group_recipient(recipient.odata_type, recipient.groupId is not UNSET)
             user_id = None if group else recipient.userId
-        outcome = None
-        for o in s.outcomes or ():
-            kind = o.odata_type
-            if kind == POINTS_OUTCOME or (isinstance(kind, str) and kind.lstrip("#").lower() == _POINTS_KIND):
-                outcome = o
-                break
+        outcome = next((o for o in s.outcomes or () if is_points_kind(o.odata_type)), None)
         self.submission_id.append(s.id)
         self.user_id.append(user_id)
         self.group.append(group)

@@ -57,10 +57,17 @@ def odata_type(obj: Any) -> str | None:
     return None
 
 
+_POINTS_KIND = POINTS_OUTCOME.lstrip("#").lower()
+
+
+def is_points_kind(kind: Any) -> bool:
+    """True for an ``@odata.type`` naming an ``educationPointsOutcome`` (any case, ``#`` or not)."""
+    return kind == POINTS_OUTCOME or (isinstance(kind, str) and kind.lstrip("#").lower() == _POINTS_KIND)
+
+
 def is_points_outcome(outcome: Any) -> bool:
     """True for an ``educationPointsOutcome``; unknown or missing types are simply not points outcomes."""
-    kind = odata_type(outcome)
-    return kind is not None and kind.lstrip("#").lower() == POINTS_OUTCOME.lstrip("#").lower()
+    return is_points_kind(odata_type(outcome))
 
 
 def points_outcomes(submission: Any) -> list[dict[str, Any]]:
