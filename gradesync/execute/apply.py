@@ -493,14 +493,9 @@ class Executor:
         return unknown
 
     def _learning(self) -> bool:
-        """Whether the client's pacer is still learning Graph's pace — the client's own rule for
-        ``batch`` (``GraphClient._learning``): during the first burst and while the pace is below the
-        documented ceiling, a 429 must find no other envelope already on its way."""
-        client = self.client
-        lim = getattr(client, "rate_limit", None)
-        if lim is None or not (lim.enabled and lim.adaptive):
-            return False
-        return bool(client.stats.graph_requests < lim.per_10s or client.pace < lim.ceiling)
+        """Whether the client's pacer is still learning Graph's pace (``GraphClient.learning``, the
+        rule its own ``batch`` follows): then one envelope at a time, reads included."""
+        return bool(getattr(self.client, "learning", False))
 
     def _width(self) -> int:
         """Envelopes in flight at once: the client's ``max_in_flight``, or one while it is learning."""

@@ -265,7 +265,7 @@ class GraphClient:
     A caveat of any concurrency: envelopes already sent when a 429 arrives reach the blocked scope
     "early"; everything sent after it waits. So during the first burst and while the pace is below
     the ceiling (Graph throttles below its documented limits), envelopes go one at a time
-    (:meth:`_learning`); ``max_in_flight`` applies once the pace holds at the ceiling.
+    (:attr:`learning`); ``max_in_flight`` applies once the pace holds at the ceiling.
     """
 
     def __init__(
@@ -351,7 +351,8 @@ class GraphClient:
         """The pacer's current rate (requests per second; learnt from Graph's 429s)."""
         return self._limiter.rate
 
-    def _learning(self) -> bool:
+    @property
+    def learning(self) -> bool:
         """One envelope at a time while the pace is not known to hold: during the first burst (until
         one window's budget was sent) and while Graph throttles us below its documented limits (the
         pace is under the ceiling). A 429 then finds no other envelope already on its way into the
@@ -656,7 +657,7 @@ class GraphClient:
         def one(chunk: list[SubRequest]) -> list[_Outcome]:
             return self._envelope(chunk, attempt, ctx)
 
-        if len(chunks) == 1 or self.max_in_flight == 1 or self._learning():
+        if len(chunks) == 1 or self.max_in_flight == 1 or self.learning:
             return [one(chunk) for chunk in chunks]
         with self._pool_lock:
             if self._pool is None:

@@ -734,7 +734,7 @@ def test_one_envelope_at_a_time_until_the_pace_is_known_to_hold():
     client, _, _ = make_client(handle, rate_limit=RateLimit.graph(), max_in_flight=4)
     client.batch([SubRequest(f"r{i}", "GET", f"/x/{i}") for i in range(360)])
     assert active["max"] == 1  # the first burst: one at a time
-    assert client._learning() is False  # a window's budget went through without a 429
+    assert client.learning is False  # a window's budget went through without a 429
     client._limiter.throttled(40, retry_after=0.1)  # Graph throttles below its documented limits
-    assert client.pace < 35 and client._learning() is True
+    assert client.pace < 35 and client.learning is True
     client.close()
