@@ -465,12 +465,12 @@ class Pipeline:
         old, and any guard; a refused plan still gets its report."""
 
         def body(run: Run) -> RunResult:
-            stored = run.keep_plan_copy(Path(plan_file)) if plan_file else self._save_plan(plan, run)
+            digest = plan_digest(plan)  # of the rows as they are: what the stored digest must match
+            stored = run.keep_plan_copy(Path(plan_file)) if plan_file else self._save_plan(plan, run, digest)
             run.plan_path = stored
             if approved_by:
                 run.record["approved_by"] = approved_by
             self._check_graph(plan)
-            digest = plan_digest(plan)
             self._check_digest(plan, digest, approved_digest)
             return self._execute(plan, run, digest, kind="apply", dry_run=dry_run, resume=resume,
                                  publish=publish)  # fmt: skip
@@ -487,11 +487,11 @@ class Pipeline:
         def body(run: Run) -> RunResult:
             plan = self.make_plan(paths, class_key=class_key, sheet=sheet, mapping=mapping)
             _log_plan(plan)
+            digest = plan_digest(plan)
             with _errors_mapped("report directory", run.report_dir):
                 run.plan_path = run.report_dir / PLAN_NAME
                 run.report_dir.mkdir(parents=True, exist_ok=True)
-                write_plan(plan, run.plan_path)
-            digest = plan_digest(plan)
+                write_plan(plan, run.plan_path, digest=digest)
             if plan_is_refused(plan):
                 refused = self._refused(plan, run, digest, [], None, kind="sync")
                 refused.notes.append("sync refused: --strict and some rows are rejected; nothing was written")
@@ -516,10 +516,10 @@ class Pipeline:
             return RunResult(kind=command, error=e)
         return result
 
-    def _save_plan(self, plan: Plan, run: Run) -> Path:
+    def _save_plan(self, plan: Plan, run: Run, digest: str) -> Path:
         target = run.run_dir / PLAN_NAME
         with _errors_mapped("run directory", run.run_dir):
-            write_plan(plan, target)
+            write_plan(plan, target, digest=digest)
         return target
 
     def _check_graph(self, plan: Plan) -> None:
