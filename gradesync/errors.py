@@ -12,7 +12,8 @@ The tree::
     ├── LockError           (exit 5)    another run holds the lock
     ├── NetworkError        (exit 7)    Graph cannot be reached at all (DNS, TLS, connection refused)
     ├── StorageError        (exit 8)    the state or report directory failed us (disk full, read-only,
-    │                                   a corrupt journal); the code names which, the hint what to do
+    │                                   a corrupt journal or memory); the code names which, the hint
+    │                                   what to do
     └── GraphError          (exit 1)    Graph answered with an error
         ├── TransientGraphError         429, 5xx, timeouts, dropped connections: retry
         └── TerminalGraphError          other 4xx: final for that request
@@ -120,8 +121,8 @@ class NetworkError(GradesyncError):
 
 
 class StorageError(GradesyncError):
-    """The state dir, run dir or report dir failed: ``storage-disk-full``, ``storage-read-only``,
-    ``storage-journal-corrupt``, ``storage-unwritable``; the hint says what to do."""
+    """The state dir, run dir or report dir failed (made by :func:`storage_error`, which names the
+    codes); the hint says what to do."""
 
     code = "storage-failed"
     exit_code = ExitCode.STORAGE
@@ -185,37 +186,79 @@ class TerminalGraphError(GraphError):
 
 
 # --- storage failures: the one place an OSError / sqlite3 error becomes a StorageError ------------
+# SQLite's primary result codes (the low byte of ``sqlite3.Error.sqlite_errorcode``)
+_SQLITE_PERM, _SQLITE_READONLY, _SQLITE_CORRUPT, _SQLITE_FULL, _SQLITE_NOTADB = 3, 8, 11, 13, 26
 _DISK_FULL_ERRNOS = frozenset({28, 122})  # ENOSPC, EDQUOT
 _READ_ONLY_ERRNOS = frozenset({30, 13, 1})  # EROFS, EACCES, EPERM
 
-STORAGE_HINTS = {
-    "storage-disk-full": "free space on that disk (or point --state-dir / --runs-dir / --report-dir at "
-    "another one), then run again; --resume finishes an interrupted apply",
-    "storage-read-only": "the directory is read-only or not ours: fix its mount or permissions (the "
-    "account running gradesync must be able to write it), or choose another directory",
-    "storage-journal-corrupt": "move the damaged journal.sqlite aside (keep it for the record), then make "
-    "a fresh plan: without a journal, an interrupted plan cannot be resumed safely",
-    "storage-unwritable": "the path cannot be written (a file where a directory should be, a missing "
-    "mount, a name too long): check the path given, or choose another directory",
-}
+
+def _storage_kind(exc: BaseException) -> str:
+    """``disk-full`` | ``read-only`` | ``corrupt`` | ``unwritable`` for an OSError or sqlite3 error."""
+    errno = getattr(exc, "errno", None)
+    code = getattr(exc, "sqlite_errorcode", None)
+    primary = code & 0xFF if isinstance(code, int) else None
+    text = str(getattr(exc, "strerror", None) or exc).lower()
+    if errno in _DISK_FULL_ERRNOS or primary == _SQLITE_FULL or "disk is full" in text or "no space" in text:
+        return "disk-full"
+    if errno in _READ_ONLY_ERRNOS or primary in (_SQLITE_READONLY, _SQLITE_PERM):
+        return "read-only"
+    if "readonly database" in text or "read-only" in text:
+        return "read-only"
+    if primary in (_SQLITE_CORRUPT, _SQLITE_NOTADB) or "not a database" in text or "malformed" in text:
+        return "corrupt"
+    return "unwritable"
 
 
 def storage_error(exc: BaseException, what: str, path: object = None) -> StorageError:
-    """A :class:`StorageError` naming ``what`` failed (``"report directory"``, ``"journal"``) and the
-    documented code and hint for ``exc`` (an ``OSError`` or a ``sqlite3`` error)."""
-    errno = getattr(exc, "errno", None)
-    text = str(getattr(exc, "strerror", None) or exc or type(exc).__name__)
-    lowered = text.lower()
-    if errno in _DISK_FULL_ERRNOS or "disk is full" in lowered or "no space" in lowered:
-        code = "storage-disk-full"
-    elif errno in _READ_ONLY_ERRNOS or "readonly" in lowered or "read-only" in lowered:
-        code = "storage-read-only"
-    elif type(exc).__module__ == "sqlite3" and ("malformed" in lowered or "not a database" in lowered):
-        code = "storage-journal-corrupt"
-    else:
-        code = "storage-unwritable"
-    where = f" {path}" if path is not None else ""
-    return StorageError(f"cannot write the {what}{where}: {text}", code=code, hint=STORAGE_HINTS[code])
+    """The :class:`StorageError` for ``exc`` (an ``OSError`` or a ``sqlite3`` error) raised while
+    using ``what`` (``"journal"``, ``"memory"``, ``"report directory"``, …) at ``path``.
+
+    Codes: ``storage-disk-full``, ``storage-read-only``, ``storage-journal-corrupt`` (the journal,
+    or a state database not named), ``storage-memory-corrupt`` (the three-way sync memory),
+    ``storage-unwritable`` (anything else: a file where a directory should be, a missing mount).
+    None of them is retried: a grade tool that cannot record what it wrote must stop."""
+    kind = _storage_kind(exc)
+    reason = str(getattr(exc, "strerror", None) or exc or type(exc).__name__)
+    where = f"the {what}" + (f" ({path})" if path is not None else "")
+    folder = f"the directory of {path}" if path is not None else "that directory"
+    if kind == "disk-full":
+        return StorageError(
+            f"the disk holding {where} is full: {reason}",
+            code="storage-disk-full",
+            hint=f"free space on the disk of {folder} (or point --state-dir / --runs-dir / --report-dir at "
+            "another one), then run again; --resume finishes an interrupted apply (nothing unrecorded "
+            "was sent)",
+        )
+    if kind == "read-only":
+        return StorageError(
+            f"{where} cannot be written: read-only or not ours ({reason})",
+            code="storage-read-only",
+            hint=f"make {folder} writable for the account running gradesync (fix its mount or "
+            "permissions), or choose another directory",
+        )
+    if kind == "corrupt" and "memory" in what:
+        return StorageError(
+            f"{where} is not a readable SQLite database: {reason}",
+            code="storage-memory-corrupt",
+            hint="move memory.sqlite aside (keep it for diagnosis) and run again: a new memory is "
+            "started, and until gradesync writes a grade again it cannot tell a teacher's change in "
+            "Teams from an ordinary difference, so review that first night's plan "
+            "([policy] teacher_override)",
+        )
+    if kind == "corrupt":
+        return StorageError(
+            f"{where} is not a readable SQLite database: {reason}",
+            code="storage-journal-corrupt",
+            hint="move the damaged journal.sqlite aside (keep it for diagnosis) and run again: a new "
+            "journal is started, and a plan half-applied under the old one is re-checked against "
+            "Teams before any write",
+        )
+    return StorageError(
+        f"{where} cannot be created or written: {reason}",
+        code="storage-unwritable",
+        hint="the path cannot be written (a file where a directory should be, a missing mount, a "
+        "name too long): check the path given, or choose another directory",
+    )
 
 
 class GraphUnreachableError(NetworkError, TransientGraphError):

@@ -66,7 +66,7 @@ class Memory:
     def __init__(self, path: str | Path, *, graph_base_url: str = "") -> None:
         self.path = Path(path)
         self.graph_base_url = graph_base_url
-        self._db = open_db(self.path, "state database (memory)", _SCHEMA)
+        self._db = open_db(self.path, "memory", _SCHEMA)
 
     @classmethod
     def in_dir(cls, state_dir: str | Path, *, graph_base_url: str = "") -> Memory:
@@ -98,7 +98,7 @@ class Memory:
         ]
         if not rows:
             return 0
-        with guarded(self.path, "state database (memory)"):
+        with guarded(self.path, "memory"):
             self._write(rows)
         return len(rows)
 
@@ -126,7 +126,7 @@ class Memory:
         for i in range(0, len(ids), _CHUNK):
             chunk = ids[i : i + _CHUNK]
             marks = ",".join("?" * len(chunk))
-            with guarded(self.path, "state database (memory)"):
+            with guarded(self.path, "memory"):
                 found += self._db.execute(
                     f"SELECT submission_id, points, written_at FROM written WHERE submission_id IN ({marks})",  # noqa: S608 (placeholders only)
                     chunk,

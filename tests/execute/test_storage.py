@@ -15,14 +15,13 @@ from typing import Any
 import pytest
 from execute_helpers import build_plan, client_for
 
-from gradesync.errors import ExitCode, StorageError
+from gradesync.errors import ExitCode, StorageError, storage_error
 from gradesync.execute.apply import ApplyOptions, apply_plan, plan_hash
 from gradesync.models import Action, Operation
 from gradesync.state.journal import JOURNAL_NAME, Journal
 from gradesync.state.memory import Memory, Written
-from gradesync.state.storage import storage_error
 
-LOOSE = ApplyOptions(max_changes=None, max_decreases=None, min_coverage=None)
+LOOSE = ApplyOptions()
 
 
 def _ops(n: int) -> list[Operation]:
@@ -87,7 +86,18 @@ def test_a_state_dir_below_a_file_is_named(tmp_path: Path) -> None:
     ],
 )
 def test_errno_and_sqlite_mapping(exc: BaseException, code: str, tmp_path: Path) -> None:
-    assert storage_error(exc, tmp_path / JOURNAL_NAME, "journal").code == code
+    assert storage_error(exc, "journal", tmp_path / JOURNAL_NAME).code == code
+
+
+def test_a_corrupt_memory_is_named_as_the_memory_not_the_journal(tmp_path: Path) -> None:
+    """Losing the memory has its own consequence (teacher changes look like ordinary differences
+    for a night): the error names it and says so, never "journal"."""
+    (tmp_path / "memory.sqlite").write_bytes(b"this is not SQLite\x00" * 200)
+    with pytest.raises(StorageError) as e:
+        Memory.in_dir(tmp_path)
+    assert e.value.code == "storage-memory-corrupt" and e.value.exit_code is ExitCode.STORAGE
+    assert "memory" in e.value.message and "journal" not in e.value.message
+    assert e.value.hint and "teacher" in e.value.hint
 
 
 def test_apply_stops_with_the_named_error_when_the_journal_fills(
