@@ -237,7 +237,7 @@ def run_gradesync(
             marks.setdefault("first", time.perf_counter())
             marks["last"] = time.perf_counter()
 
-    options = ApplyOptions(max_changes=None, max_decreases=None, min_coverage=None, verify=verify)
+    options = ApplyOptions(verify=verify)
     rate = RateLimit.off() if throttle == "off" else RateLimit.graph()  # the client knows only Graph's docs
     with (
         tempfile.TemporaryDirectory() as state,

@@ -180,8 +180,8 @@ class ApplySettings(_Section):
     max_decreases: str = Field("20%", pattern=_LIMIT)
     min_coverage: str = Field("60%", pattern=_LIMIT)
     # true: the input is a full export (the nightly sync), so --min-coverage applies however few
-    # students it names; false: it applies only when the input names more than 20 students, so a
-    # small correction file is never refused for coverage (guards.COVERAGE_FLOOR)
+    # students it names; false: it applies only when the input names more than guards.COVERAGE_FLOOR
+    # students, so a small correction file is never refused for coverage
     expect_full: bool = False
     max_plan_age: str = Field("24h", pattern=_DURATION)
     allow_clear: bool = False

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from gradesync.config import LoadedSettings, Settings
 from gradesync.errors import AuthError, ExitCode, GradesyncError, TransientGraphError
+from gradesync.guards import COVERAGE_FLOOR
 from gradesync.logs import SECRET_ENV
 from gradesync.pipeline import NETWORK_CODES, make_client, network_error
 from gradesync.state.runs import default_runs_dir
@@ -62,7 +63,11 @@ def describe_sync(settings: Settings, *, state_dir: str, runs_dir: str | None) -
     lines += [
         f"guards ([apply], the command line overrides them): --max-changes {a.max_changes}, "
         f"--max-decreases {a.max_decreases}, --min-coverage {a.min_coverage} "
-        + ("(always: a full export)" if a.expect_full else "(for inputs naming more than 20 students)")
+        + (
+            "(always: a full export)"
+            if a.expect_full
+            else f"(for inputs naming more than {COVERAGE_FLOOR} students)"
+        )
         + f", --max-plan-age {a.max_plan_age} (and never a plan dated in the future); "
         + ("clearing grades allowed" if a.allow_clear else "clearing grades refused unless --allow-clear"),
         f"writes: conflicts {a.on_conflict}; read-back {a.verify}; no write on a read older than "

@@ -42,16 +42,13 @@ from datetime import UTC, datetime, timedelta
 
 import pandas as pd
 
+from gradesync.config import ApplySettings
 from gradesync.errors import GuardError, UsageError
 from gradesync.models import WRITE_ACTIONS, Action, ReasonCode
 
 PERCENT_FLOOR = 20  # a percentage guard fires only when the figure is above this many grades
 COVERAGE_FLOOR = 20  # --min-coverage applies to inputs naming more students (or to a full export)
 CLOCK_SKEW = timedelta(minutes=5)  # a plan dated further in the future than this is refused
-DEFAULT_MAX_CHANGES = "50%"
-DEFAULT_MAX_DECREASES = "20%"
-DEFAULT_MIN_COVERAGE = "60%"
-DEFAULT_MAX_PLAN_AGE = "24h"
 
 _NOT_A_GRADE = {ReasonCode.BLANK_POINTS.value, ReasonCode.DUPLICATE_IDENTICAL.value}
 
@@ -256,42 +253,30 @@ def _human(delta: timedelta) -> str:
 
 
 # --- everything a plan can be refused for without reading Graph --------------------------------
-_DEFAULTS = tuple(Limit.parse(t) for t in (DEFAULT_MAX_CHANGES, DEFAULT_MAX_DECREASES, DEFAULT_MIN_COVERAGE))
-_DEFAULT_AGE = parse_duration(DEFAULT_MAX_PLAN_AGE)
-
-
 @dataclass(frozen=True, slots=True)
 class GuardLimits:
-    """The guard settings of one run (``[apply]`` with the command line's overrides)."""
+    """The guard settings of one run: ``[apply]`` with the command line's overrides (the settings'
+    defaults are the only defaults: ``GuardLimits.from_settings(ApplySettings())``)."""
 
-    max_changes: Limit | None = _DEFAULTS[0]
-    max_decreases: Limit | None = _DEFAULTS[1]
-    min_coverage: Limit | None = _DEFAULTS[2]
-    max_plan_age: timedelta | None = _DEFAULT_AGE
+    max_changes: Limit | None
+    max_decreases: Limit | None
+    min_coverage: Limit | None
+    max_plan_age: timedelta | None
     allow_clear: bool = False
     expect_full: bool = False
 
     @classmethod
-    def parse(
-        cls,
-        *,
-        max_changes: str,
-        max_decreases: str,
-        min_coverage: str,
-        max_plan_age: str,
-        allow_clear: bool,
-        expect_full: bool,
-    ) -> GuardLimits:
+    def from_settings(cls, apply: ApplySettings) -> GuardLimits:
         def limit(text: str, option: str) -> Limit | None:
             return None if _off(text) else Limit.parse(text, option)
 
         return cls(
-            max_changes=limit(max_changes, "--max-changes"),
-            max_decreases=limit(max_decreases, "--max-decreases"),
-            min_coverage=limit(min_coverage, "--min-coverage"),
-            max_plan_age=None if _off(max_plan_age) else parse_duration(max_plan_age),
-            allow_clear=allow_clear,
-            expect_full=expect_full,
+            max_changes=limit(apply.max_changes, "--max-changes"),
+            max_decreases=limit(apply.max_decreases, "--max-decreases"),
+            min_coverage=limit(apply.min_coverage, "--min-coverage"),
+            max_plan_age=None if _off(apply.max_plan_age) else parse_duration(apply.max_plan_age),
+            allow_clear=apply.allow_clear,
+            expect_full=apply.expect_full,
         )
 
 

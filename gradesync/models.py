@@ -102,24 +102,6 @@ class ValueUnit(StrEnum):
     FRACTION = "fraction"  # points over ``points_denominator``
 
 
-class Status(StrEnum):
-    """A row's final state in a reconciliation (``reconciliation.csv``'s ``status``)."""
-
-    UNCHANGED = "unchanged"  # Teams already held the desired value (or the row asked for nothing)
-    UPDATED = "updated"
-    CREATED = "created"
-    EXCUSED = "excused"
-    CONFLICT = "conflict"  # the grade changed in Teams since it was read: left as the teacher set it
-    FAILED = "failed"  # Graph refused the write for good (a terminal error)
-    REJECTED = "rejected"  # the plan refused the row, with a reason
-    TEACHER_OVERRIDE = "teacher_override"  # kept as the teacher set it ([policy] teacher_override)
-    CARRIED_OVER = "carried_over"  # not sent (deadline, quota, a transient failure): the next run finishes it
-
-
-OK_STATUSES = frozenset({Status.UNCHANGED, Status.UPDATED, Status.CREATED, Status.EXCUSED})
-PROBLEM_STATUSES = frozenset({Status.CONFLICT, Status.FAILED, Status.REJECTED, Status.TEACHER_OVERRIDE})
-
-
 REJECT_REASONS_NOOP = {
     ReasonCode.DUPLICATE_IDENTICAL,
     ReasonCode.BLANK_POINTS,

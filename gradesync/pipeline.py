@@ -6,12 +6,14 @@ Both front ends (``gradesync.cli`` and the web app) call this and nothing else w
     preview = pipeline.plan(["grades.csv"], report_dir="reports", out="plan.json")
     preview.digest, preview.guard_verdict           # what a reviewer approves; why apply would refuse
     result = pipeline.apply(preview.plan, approved_digest=preview.digest[:12])
-    result.exit_code                                # THE definition of success (errors.ExitCode)
+    result.exit_code, result.verdict                # the run's outcome (``gradesync.outcome``)
 
-``RunResult.exit_code`` is the only place success is decided. Progress goes to a ``Listener`` as
-``Event`` values (the CLI renders them with rich, the web app as a page). ``apply`` and ``sync`` run
-inside an unattended run (``state.runs``: lock, run directory, log, ``run.json``, notify), driven by
-``Settings`` — the command line overrides settings, it never hands dicts down.
+Success is decided once, by ``outcome.judge`` on the facts the stages return (the rows' statuses,
+the error that stopped the run); the run summary carries that verdict and everything renders it.
+Progress goes to a ``Listener`` as ``Event`` values (the CLI renders them with rich, the web app as
+a page). ``apply`` and ``sync`` run inside an unattended run (``state.runs``: lock, run directory,
+log, ``run.json``, notify), driven by ``Settings`` — the command line overrides settings, it never
+hands dicts down.
 
 Errors: a ``GradesyncError`` of ``apply``/``sync`` becomes ``RunResult.error`` (and ``run.json``'s
 ``error``); ``plan`` raises it. A transport failure that leaves a stage (Graph unreachable, DNS, TLS)
@@ -21,13 +23,12 @@ becomes a ``NetworkError`` (exit 7) here; a failing disk a ``StorageError`` (exi
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import sqlite3
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -49,9 +50,10 @@ from gradesync.errors import (
 )
 from gradesync.execute.apply import ApplyOptions, ApplyResult, apply_plan
 from gradesync.graph import GraphClient, RetryPolicy
-from gradesync.guards import GuardLimits, parse_duration, plan_verdict, refuse
+from gradesync.guards import GuardLimits, plan_verdict, refuse
 from gradesync.logs import logging_transport, redacting
-from gradesync.models import OK_STATUSES, Plan, Status
+from gradesync.models import Plan
+from gradesync.outcome import Verdict, judge
 from gradesync.plan import build_plan, plan_is_refused
 from gradesync.plan.digest import digest_matches, plan_digest, short_digest
 from gradesync.plan.planfile import write_plan
@@ -110,42 +112,35 @@ def utc_now() -> str:
 # --- the value objects ---------------------------------------------------------------------------
 @dataclass(slots=True)
 class RunResult:
-    """What a plan, apply or sync came to. ``exit_code`` is THE definition of success."""
+    """What a plan, apply or sync came to: the rows, the summary (which holds the run's verdict:
+    ``outcome.judge``), the reports and the error that stopped the run, if any."""
 
     kind: str  # "plan" | "apply" | "sync"
     plan: Plan | None = None
     rows: pd.DataFrame | None = None  # plan rows; for apply/sync with a ``status`` column (Status values)
-    summary: RunSummary | None = None
+    summary: RunSummary | None = None  # None only when the run stopped before it had rows
     digest: str = ""  # the plan digest (full hex; people see the first 12)
-    guard_verdict: list[str] = field(default_factory=list)  # [] = apply would go on
     warnings: list[str] = field(default_factory=list)
     error: GradesyncError | None = None
     report_paths: dict[str, Path] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)  # the executor's remarks (read-back, --return)
     run_dir: Path | None = None
     dry_run: bool = False
-    auth_failed: bool = False
-    return_failed: int = 0
+
+    @property
+    def verdict(self) -> Verdict:
+        """The run's outcome, as its summary judged it (a run that stopped before it had rows is
+        judged on its error alone)."""
+        return self.summary.verdict if self.summary is not None else judge(error=self.error)
 
     @property
     def exit_code(self) -> ExitCode:
-        """0 done; 1 rows need attention; 3 auth; 4 guard (for a preview: apply would refuse); 6 some
-        rows carried over and nothing failed; any error's own code (2, 5, 7, 8, …)."""
-        if self.error is not None:
-            return self.error.exit_code
-        if self.auth_failed:
-            return ExitCode.AUTH
-        rows = self.rows
-        if rows is None or "status" not in rows.columns:  # a preview (or a refused sync)
-            if self.summary is not None and self.summary.has_problems:
-                return ExitCode.ROWS_NOT_DONE
-            return ExitCode.GUARD if self.guard_verdict else ExitCode.OK
-        status = rows["status"].astype(str)
-        ok = {str(s) for s in OK_STATUSES} | ({"pending"} if self.dry_run else set())
-        carried = status == Status.CARRIED_OVER.value
-        if self.return_failed or bool((~status.isin(ok) & ~carried).any()):
-            return ExitCode.ROWS_NOT_DONE
-        return ExitCode.CARRIED_OVER if bool(carried.any()) else ExitCode.OK
+        return self.verdict.exit_code
+
+    @property
+    def guard_verdict(self) -> list[str]:
+        """Why the guards refuse (for a preview: would refuse) the plan; [] = it may be applied."""
+        return list(self.verdict.refused)
 
     @property
     def short_digest(self) -> str:
@@ -153,16 +148,17 @@ class RunResult:
 
     @property
     def status_counts(self) -> dict[str, int] | None:
-        if self.rows is None or "status" not in self.rows.columns:
+        if self.summary is None or self.summary.kind != "reconciliation":
             return None
-        return {str(k): int(v) for k, v in self.rows["status"].value_counts().items()}
+        return dict(self.summary.status_counts)
 
     def asdict(self) -> dict[str, Any]:
         return {
             "kind": self.kind,
             "exit_code": int(self.exit_code),
+            "verdict": self.verdict.asdict(),
             "digest": self.short_digest,
-            "guard_verdict": list(self.guard_verdict),
+            "guard_verdict": self.guard_verdict,
             "warnings": list(self.warnings),
             "notes": list(self.notes),
             "error": self.error.as_dict() if self.error is not None else None,
@@ -176,7 +172,8 @@ class RunResult:
     def outcome(self, plan_file: Path | None = None) -> RunOutcome:
         """What ``run.json`` records for this result."""
         extra: dict[str, Any] = {"kind": self.kind, "digest": self.short_digest or None}
-        extra["guard_verdict"] = list(self.guard_verdict)
+        extra["guard_verdict"] = self.guard_verdict
+        extra["verdict"] = self.verdict.asdict()
         return RunOutcome(
             exit_code=int(self.exit_code),
             error=self.error.as_dict() if self.error is not None else None,
@@ -184,19 +181,23 @@ class RunResult:
             plan=plan_file,
             status_counts=self.status_counts,
             extra=extra,
+            summary=self.summary.asdict() if self.summary is not None else None,
         )
 
 
 @dataclass(slots=True)
 class PlanResult:
-    """A preview: the plan, its summary, why apply would refuse it, and its digest."""
+    """A preview: the plan, its summary (with the verdict), why apply would refuse it, its digest."""
 
     plan: Plan
     summary: RunSummary
-    guard_verdict: list[str]
     digest: str
     warnings: list[str] = field(default_factory=list)
     report_paths: dict[str, Path] = field(default_factory=dict)
+
+    @property
+    def guard_verdict(self) -> list[str]:
+        return list(self.summary.verdict.refused)
 
     @property
     def refused(self) -> bool:
@@ -210,14 +211,13 @@ class PlanResult:
             rows=self.plan.rows,
             summary=self.summary,
             digest=self.digest,
-            guard_verdict=list(self.guard_verdict),
             warnings=list(self.warnings),
             report_paths=dict(self.report_paths),
         )
 
     @property
     def exit_code(self) -> ExitCode:
-        return self.result().exit_code
+        return self.summary.verdict.exit_code
 
 
 # --- building blocks -----------------------------------------------------------------------------
@@ -239,59 +239,7 @@ def make_client(settings: Settings, *, token: str | None = None, **kwargs: Any) 
 
 
 def guard_limits(settings: Settings) -> GuardLimits:
-    a = settings.apply
-    return GuardLimits.parse(
-        max_changes=a.max_changes,
-        max_decreases=a.max_decreases,
-        min_coverage=a.min_coverage,
-        max_plan_age=a.max_plan_age,
-        allow_clear=a.allow_clear,
-        expect_full=a.expect_full,
-    )
-
-
-def deadline_of(settings: Settings, now: datetime) -> datetime | None:
-    """The moment to stop sending (aware UTC): ``[apply] deadline`` ("HH:MM" local, the next such
-    moment) or ``max_duration`` from ``now``, whichever comes first; None: no limit."""
-    a = settings.apply
-    found: list[datetime] = []
-    if a.deadline:
-        hour, minute = (int(x) for x in a.deadline.strip().split(":"))
-        local = now.astimezone()
-        target = local.replace(hour=hour, minute=minute, second=0, microsecond=0)
-        if target <= local:
-            target += timedelta(days=1)
-        found.append(target.astimezone(UTC))
-    if a.max_duration and a.max_duration.strip().lower() not in ("off", "none", "no"):
-        found.append(now + parse_duration(a.max_duration, "max_duration"))
-    return min(found) if found else None
-
-
-def apply_options(
-    settings: Settings, *, dry_run: bool = False, resume: bool = False, publish: bool = False
-) -> ApplyOptions:
-    """The executor's options from ``[apply]`` (and ``[publish]`` for ``--return``)."""
-    a, limits = settings.apply, guard_limits(settings)
-    now = datetime.now(UTC)
-    given: dict[str, Any] = {
-        "on_conflict": a.on_conflict,
-        "max_changes": limits.max_changes,
-        "max_decreases": limits.max_decreases,
-        "min_coverage": limits.min_coverage,
-        "allow_clear": a.allow_clear,
-        "max_plan_age": limits.max_plan_age,
-        "dry_run": dry_run,
-        "resume": resume,
-        "verify": a.verify,
-        "publish": publish,
-        "publish_assignments": tuple(settings.publish.assignments) if publish else (),
-        # contract 5 (the executor's read-to-write window and deadline)
-        "read_write_window": parse_duration(a.read_write_window, "read_write_window"),
-        "deadline": deadline_of(settings, now),
-    }
-    known = {f.name for f in dataclasses.fields(ApplyOptions)}
-    # until the executor has a field (branches merge in any order) it is not passed
-    return ApplyOptions(**{k: v for k, v in given.items() if k in known})
+    return GuardLimits.from_settings(settings.apply)
 
 
 def network_error(err: TransientGraphError) -> NetworkError:
@@ -434,10 +382,10 @@ class Pipeline:
         )
 
     def preview(self, plan: Plan) -> PlanResult:
-        verdict = self.verdict(plan)
+        refused = self.verdict(plan)
         digest = plan_digest(plan)
-        summary = self._summary(plan.rows, plan, kind="plan", verdict=verdict, digest=digest)
-        return PlanResult(plan, summary, verdict, digest, list(plan.warnings))
+        summary = self._summary(plan.rows, plan, kind="plan", refused=refused, digest=digest)
+        return PlanResult(plan, summary, digest, list(plan.warnings))
 
     def plan(self, paths: Sequence[str | Path], *, class_key: str | None = None, sheet: str | None = None,
              mapping: Any = None, report_dir: str | Path | None = None,
@@ -552,30 +500,32 @@ class Pipeline:
     def _execute(self, plan: Plan, run: Run, digest: str, *, kind: str, dry_run: bool = False,
                  resume: bool = False, publish: bool = False) -> RunResult:  # fmt: skip
         """guards → execute (→ reconcile, inside the executor) → report."""
-        verdict = self.verdict(plan, check_age=not resume)
+        refused = self.verdict(plan, check_age=not resume)
         try:
-            refuse(verdict)
-            options = apply_options(self.settings, dry_run=dry_run, resume=resume, publish=publish)
+            refuse(refused)
+            options = ApplyOptions.from_settings(
+                self.settings, dry_run=dry_run, resume=resume, publish=publish
+            )
             if publish and not options.publish_assignments:
                 empty = "--return, but [publish] assignments is empty: nothing will be returned"
                 self.emit("warning", "execute", message=empty)
             self.emit("stage", "execute")
             applied = self._run_executor(plan, options)
         except GuardError as e:
-            return self._refused(plan, run, digest, verdict or [e.message], e, kind=kind)
+            return self._refused(plan, run, digest, refused or [e.message], e, kind=kind)
         self.emit("stage", "report")
-        summary = self._summary(applied.rows, plan, kind="reconciliation", verdict=[], digest=digest,
-                                applied=applied)  # fmt: skip
-        paths = self._reports(applied.rows, summary, plan, run.report_dir, kind="reconciliation")
-        for note in applied.notes:
-            self.emit("warning", "reconcile", message=note)
         error = applied.error  # what stopped the run early: the rows it left are carried over
         if isinstance(error, TransientGraphError) and error.code in NETWORK_CODES:
             error = network_error(error)
+        summary = self._summary(applied.rows, plan, kind="reconciliation", refused=[], digest=digest,
+                                applied=applied, error=error)  # fmt: skip
+        paths = self._reports(applied.rows, summary, plan, run.report_dir, kind="reconciliation")
+        for note in applied.notes:
+            self.emit("warning", "reconcile", message=note)
         result = RunResult(
             kind=kind, plan=plan, rows=applied.rows, summary=summary, digest=digest, error=error,
             warnings=list(plan.warnings), report_paths=paths, notes=list(applied.notes),
-            dry_run=applied.dry_run, auth_failed=applied.auth_failed, return_failed=applied.return_failed,
+            dry_run=applied.dry_run,
         )  # fmt: skip
         self.emit("done", "report", message=f"exit code {int(result.exit_code)}")
         return result
@@ -590,19 +540,20 @@ class Pipeline:
             return apply_plan(plan, self.client, journal=journal, options=options,
                               progress=self._progress("execute"), memory=memory)  # fmt: skip
 
-    def _refused(self, plan: Plan, run: Run, digest: str, verdict: list[str], error: GuardError | None,
+    def _refused(self, plan: Plan, run: Run, digest: str, refused: list[str], error: GuardError | None,
                  *, kind: str) -> RunResult:  # fmt: skip
         """A refused apply/sync (a guard, or --strict) still writes the plan's report, verdict shown."""
-        summary = self._summary(plan.rows, plan, kind="plan", verdict=verdict, digest=digest)
+        summary = self._summary(plan.rows, plan, kind="plan", refused=refused, digest=digest, error=error)
         paths = self._reports(plan.rows, summary, plan, run.report_dir)
         return RunResult(kind=kind, plan=plan, rows=plan.rows, summary=summary, digest=digest,
-                         guard_verdict=list(verdict), warnings=list(plan.warnings), error=error,
-                         report_paths=paths)  # fmt: skip
+                         warnings=list(plan.warnings), error=error, report_paths=paths)  # fmt: skip
 
-    def _summary(self, rows: pd.DataFrame, plan: Plan, *, kind: str, verdict: list[str], digest: str,
-                 applied: ApplyResult | None = None) -> RunSummary:  # fmt: skip
+    def _summary(self, rows: pd.DataFrame, plan: Plan, *, kind: str, refused: list[str], digest: str,
+                 applied: ApplyResult | None = None,
+                 error: GradesyncError | None = None) -> RunSummary:  # fmt: skip
+        """The run summary, which judges the run (``outcome.judge``) on these facts."""
         stats = applied.graph_stats if applied is not None else self.client.stats.asdict()
-        summary = RunSummary.from_rows(
+        return RunSummary.from_rows(
             rows,
             kind="reconciliation" if kind == "reconciliation" else "plan",
             inputs=plan.inputs,
@@ -614,9 +565,11 @@ class Pipeline:
             throttled=int(stats.get("throttled", 0)),
             strict_refused=applied is None and plan_is_refused(plan),
             dry_run=True if applied is None else applied.dry_run,
-        )
-        return dataclasses.replace(
-            summary, guard_verdict=list(verdict), digest=short_digest(digest), warnings=list(plan.warnings)
+            warnings=list(plan.warnings),
+            guard_verdict=list(refused),
+            digest=short_digest(digest),
+            error=error,
+            return_failed=applied.return_failed if applied is not None else 0,
         )
 
     def _reports(self, rows: pd.DataFrame, summary: RunSummary, plan: Plan, report_dir: str | Path,

@@ -171,7 +171,7 @@ def test_plan_shows_its_digest_and_apply_refuses_another(tmp_path, graph_env):
     assert planned.exit_code == 1, planned.output  # the sample's rejected rows
     digest = json.loads((tmp_path / "p.json").read_text())["digest"][:12]
     assert f"plan digest: {digest}" in planned.output
-    assert "APPLY WOULD BE REFUSED: plan changes" in planned.output  # default guards, shown in the preview
+    assert "apply would be refused: plan changes" in planned.output  # default guards, shown in the preview
     args = ["apply", str(tmp_path / "p.json"), "--state-dir", str(tmp_path / "s"), *loose, "--dry-run"]
     refused = runner.invoke(cli, [*args, "--digest", "0" * 12], env=graph_env)
     assert refused.exit_code == 4 and "plan-digest-mismatch" in refused.output

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import pandas as pd
 
+from gradesync.config import ApplySettings
 from gradesync.guards import GuardLimits, plan_coverage, plan_verdict
 from gradesync.models import PLAN_COLUMNS, Plan
 from gradesync.plan.digest import digest_matches, plan_digest
@@ -35,9 +36,14 @@ def _gaps(missing: int) -> list[dict[str, object]]:
     return [{"class_id": "c1", "assignment_id": "a1", "user_id": f"m{i}"} for i in range(missing)]
 
 
-def _verdict(named: int, missing: int, **limits: object) -> list[str]:
+def _limits(**settings: object) -> GuardLimits:
+    """The guards of ``[apply]`` with ``settings`` changed (the defaults are the settings' own)."""
+    return GuardLimits.from_settings(ApplySettings.model_validate(settings))
+
+
+def _verdict(named: int, missing: int, **settings: object) -> list[str]:
     return plan_verdict(
-        _rows(named), created_at=STAMP, roster_gaps=_gaps(missing), limits=GuardLimits(**limits), now=NOW
+        _rows(named), created_at=STAMP, roster_gaps=_gaps(missing), limits=_limits(**settings), now=NOW
     )
 
 
@@ -54,13 +60,13 @@ def test_a_half_lost_export_still_is_and_expect_full_applies_always() -> None:
 def test_a_plan_from_the_future_is_refused_even_without_an_age_limit() -> None:
     future = (NOW + timedelta(hours=1)).isoformat().replace("+00:00", "Z")
     verdict = plan_verdict(
-        _rows(3), created_at=future, roster_gaps=[], limits=GuardLimits(max_plan_age=None), now=NOW
+        _rows(3), created_at=future, roster_gaps=[], limits=_limits(max_plan_age="off"), now=NOW
     )
     assert len(verdict) == 1 and "in the future" in verdict[0]
     skewed = (
         (NOW + timedelta(minutes=2)).isoformat().replace("+00:00", "Z")
     )  # within the clock-skew allowance
-    assert plan_verdict(_rows(3), created_at=skewed, roster_gaps=[], limits=GuardLimits(), now=NOW) == []
+    assert plan_verdict(_rows(3), created_at=skewed, roster_gaps=[], limits=_limits(), now=NOW) == []
 
 
 def test_the_digest_survives_the_plan_file_and_sees_an_edited_grade() -> None:

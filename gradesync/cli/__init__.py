@@ -2,7 +2,7 @@
 
 Each subcommand lives in its own module and is imported only when it runs (``LazyGroup``), so
 ``gradesync --help`` imports click and nothing heavy (no pandas, msal, pydantic, uvicorn). Exit codes
-are ``gradesync.errors.ExitCode``, decided by ``pipeline.RunResult.exit_code``.
+are ``gradesync.errors.ExitCode``, decided once by ``gradesync.outcome.judge``.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 call ``gradesync.pipeline``, print what it returned. The pipeline decides (guards, digest, lock, run
 directory, exit code); this module only wires options.
 
-Exit status (``pipeline.RunResult.exit_code``): 0 every row is in its desired state; 1 some rows
+Exit status (the run's verdict, ``gradesync.outcome``): 0 every row is in its desired state; 1 some rows
 need attention (failed, rejected, conflicted, a teacher's grade kept); 2 usage, configuration or
 unreadable input; 3 authentication; 4 a safety guard or the plan digest refused; 5 another run holds
 the lock; 6 some rows carried over (deadline, quota), nothing failed; 7 Graph unreachable;

@@ -1,11 +1,14 @@
-"""Apply a reviewed plan to Graph exactly: guards → assignment-by-assignment writes, each on a read no
-older than the read-to-write window → re-verification of unknown fates → reconciliation.
+"""Apply a reviewed plan to Graph exactly: assignment-by-assignment writes, each on a read no older
+than the read-to-write window → re-verification of unknown fates → reconciliation.
+
+Whether the plan may be applied at all (its age, how many grades it changes, lowers or clears, how
+many students it covers) is decided before the executor starts, by the pipeline's guards
+(``guards.plan_verdict``); the executor refuses only a plan already run (``--resume`` finishes it).
 
 ::
 
     apply_plan(plan, client, journal=..., options=...)
-      1. refuse: plan age, --max-changes, --max-decreases, clears without --allow-clear,
-         --min-coverage (all from the plan: no I/O)
+      1. refuse a plan this journal already ran, unless resuming
       2. waves of writes, assignment by assignment, oldest read first (``window.py``):
          a. stop before the deadline: what is not sent is carried over (``carried_over``)
          b. the wave's assignments whose last read (the plan's ``read_at``, or this run's) is older
@@ -47,13 +50,13 @@ from typing import Any, TypeVar
 
 import pandas as pd
 
-from gradesync.errors import AuthError, ExitCode, GradesyncError, NetworkError, TerminalGraphError, UsageError
+from gradesync.config import ApplySettings, Settings
+from gradesync.errors import AuthError, GradesyncError, NetworkError, TerminalGraphError, UsageError
 from gradesync.execute.decide import SEND_KINDS, Current, Decision, Kind, decide, decide_from_plan
 from gradesync.execute.lanes import Answers, Chunk, Lanes
 from gradesync.execute.publish import publish
 from gradesync.execute.reads import (
     AssignmentRead,
-    plan_coverage,
     read_assignments,
     read_assignments_in_turn,
     read_submissions,
@@ -62,22 +65,9 @@ from gradesync.execute.reconcile import reconcile
 from gradesync.execute.window import Deadline, Pair, ReadTimes
 from gradesync.execute.writes import dry_outcome, final_outcome, interpret, request_for
 from gradesync.graph import MAX_BATCH, GraphClient
-from gradesync.guards import (
-    DEFAULT_MAX_CHANGES,
-    DEFAULT_MAX_DECREASES,
-    DEFAULT_MAX_PLAN_AGE,
-    DEFAULT_MIN_COVERAGE,
-    Figures,
-    Limit,
-    coverage_violation,
-    guard_violations,
-    parse_duration,
-    parse_time,
-    plan_age_violation,
-    plan_figures,
-    refuse,
-)
-from gradesync.models import OK_STATUSES, PROBLEM_STATUSES, Action, Operation, Plan, Status
+from gradesync.guards import parse_duration
+from gradesync.models import Action, Operation, Plan
+from gradesync.outcome import Status
 from gradesync.state.journal import PENDING, SENDING, Journal, OpRecord, Outcome
 from gradesync.state.memory import Memory, Written
 
@@ -85,14 +75,11 @@ Progress = Callable[[str, int, int], None]
 T = TypeVar("T")
 
 WAVE_ROUNDS = 4  # a wave (one journal commit) is this many rounds of max_in_flight $batch envelopes
-DEFAULT_READ_WRITE_WINDOW = timedelta(seconds=60)
 # stop sending this long before the deadline at least (longer when a wave took longer)
 DEFAULT_DEADLINE_MARGIN = timedelta(seconds=5)
 
-_DEFAULT_MAX_CHANGES = Limit.parse(DEFAULT_MAX_CHANGES)
-_DEFAULT_MAX_DECREASES = Limit.parse(DEFAULT_MAX_DECREASES)
-_DEFAULT_MIN_COVERAGE = Limit.parse(DEFAULT_MIN_COVERAGE)
-_DEFAULT_MAX_PLAN_AGE = parse_duration(DEFAULT_MAX_PLAN_AGE)
+_SETTINGS = ApplySettings()  # the defaults below are the settings' own: there is no second copy
+_WINDOW = parse_duration(_SETTINGS.read_write_window, "read_write_window")
 
 
 def _utcnow() -> datetime:
@@ -101,26 +88,26 @@ def _utcnow() -> datetime:
 
 @dataclass(frozen=True, slots=True)
 class ApplyOptions:
-    on_conflict: str = "skip"  # skip | overwrite
-    max_changes: Limit | None = _DEFAULT_MAX_CHANGES
-    max_decreases: Limit | None = _DEFAULT_MAX_DECREASES
-    min_coverage: Limit | None = _DEFAULT_MIN_COVERAGE
-    allow_clear: bool = False
-    max_plan_age: timedelta | None = _DEFAULT_MAX_PLAN_AGE
+    """How one apply writes. Built from ``[apply]`` by :meth:`from_settings`; a field given here
+    directly (tests, benchmarks) defaults to the setting's default. Whether a plan may be applied
+    at all is not the executor's question: the pipeline's guards answer it before the executor
+    starts."""
+
+    on_conflict: str = _SETTINGS.on_conflict  # skip | overwrite
     dry_run: bool = False
     resume: bool = False
     wave_size: int | None = (
         None  # operations per journal commit; None: 4 rounds of the client's in-flight batches
     )
-    # read back after writing: "uncertain" (default) only the assignments holding a write whose fate
-    # is still unknown — the write answers verify the rest; "all" every touched assignment (one more
-    # listing each: catches a change made right after our write, e.g. by another run)
-    verify: str = "uncertain"
+    # read back after writing: "uncertain" only the assignments holding a write whose fate is still
+    # unknown — the write answers verify the rest; "all" every touched assignment (one more listing
+    # each: catches a change made right after our write, e.g. by another run)
+    verify: str = _SETTINGS.verify
     max_rounds: int = 6  # re-verify/re-send rounds for operations whose fate is unknown
     publish: bool = False  # --return: return (publish) the submissions this plan wrote
     publish_assignments: tuple[str, ...] = ()  # [publish] assignments: names or ids, "*" = all
     # no grade is written on a read older than this; 0: re-read right before every write wave
-    read_write_window: timedelta = DEFAULT_READ_WRITE_WINDOW
+    read_write_window: timedelta = _WINDOW
     deadline: datetime | None = None  # aware UTC: stop sending before it; the rest is carried over
     deadline_margin: timedelta = DEFAULT_DEADLINE_MARGIN
     now: Callable[[], datetime] = _utcnow  # the wall clock: read once per run (plan age, read_at, deadline)
@@ -138,49 +125,64 @@ class ApplyOptions:
         if self.deadline is not None and self.deadline.tzinfo is None:
             raise UsageError("the deadline must be a timezone-aware time")
 
+    @classmethod
+    def from_settings(
+        cls,
+        settings: Settings,
+        *,
+        dry_run: bool = False,
+        resume: bool = False,
+        publish: bool = False,
+        now: datetime | None = None,
+    ) -> ApplyOptions:
+        """The executor's options from ``[apply]`` (and ``[publish]`` for ``--return``); every
+        field of ``[apply]`` the executor uses is passed, none is dropped."""
+        a = settings.apply
+        return cls(
+            on_conflict=a.on_conflict,
+            verify=a.verify,
+            dry_run=dry_run,
+            resume=resume,
+            publish=publish,
+            publish_assignments=tuple(settings.publish.assignments) if publish else (),
+            read_write_window=parse_duration(a.read_write_window, "read_write_window"),
+            deadline=deadline_of(a, now or _utcnow()),
+        )
+
     @property
     def overwrite(self) -> bool:
         return self.on_conflict == "overwrite"
 
 
+def deadline_of(a: ApplySettings, now: datetime) -> datetime | None:
+    """The moment to stop sending (aware UTC): ``deadline`` ("HH:MM" local, the next such moment)
+    or ``max_duration`` from ``now``, whichever comes first; None: no limit."""
+    found: list[datetime] = []
+    if a.deadline:
+        hour, minute = (int(x) for x in a.deadline.strip().split(":"))
+        local = now.astimezone()
+        target = local.replace(hour=hour, minute=minute, second=0, microsecond=0)
+        if target <= local:
+            target += timedelta(days=1)
+        found.append(target.astimezone(UTC))
+    if a.max_duration and a.max_duration.strip().lower() not in ("off", "none", "no"):
+        found.append(now + parse_duration(a.max_duration, "max_duration"))
+    return min(found) if found else None
+
+
 @dataclass(slots=True)
 class ApplyResult:
-    """What an apply did: the reconciliation rows and the figures the summary needs."""
+    """What an apply did — facts, not a verdict (``outcome.judge`` gives that): the reconciliation
+    rows and the figures the summary needs."""
 
     rows: pd.DataFrame  # PLAN_COLUMNS + after_points, status (Status values), request_id, returned
     plan_hash: str
-    figures: Figures
     graph_stats: dict[str, Any]
     elapsed_seconds: float
     dry_run: bool
-    auth_failed: bool = False
     notes: list[str] = field(default_factory=list)
     return_failed: int = 0  # --return: written submissions that could not be returned
     error: GradesyncError | None = None  # what stopped the run early (AuthError, NetworkError)
-
-    @property
-    def status_counts(self) -> dict[str, int]:
-        return {str(k): int(v) for k, v in self.rows["status"].value_counts().items()}
-
-    @property
-    def carried_over(self) -> int:
-        return int((self.rows["status"] == Status.CARRIED_OVER).sum())
-
-    @property
-    def exit_code(self) -> ExitCode:
-        """Kept for the CLI until the pipeline's ``RunResult.exit_code`` (contract 5) owns it:
-        3 auth / 7 network stop; 1 rows need attention; 6 only carried-over rows; else 0."""
-        if self.auth_failed:
-            return ExitCode.AUTH
-        if self.error is not None:
-            return self.error.exit_code
-        status = self.rows["status"]
-        if bool(status.isin(PROBLEM_STATUSES).any()) or self.return_failed:
-            return ExitCode.ROWS_NOT_DONE
-        if bool((status == Status.CARRIED_OVER).any()):
-            return ExitCode.CARRIED_OVER
-        ok = status.isin(OK_STATUSES | ({"pending"} if self.dry_run else set()))
-        return ExitCode.OK if bool(ok.all()) else ExitCode.ROWS_NOT_DONE
 
 
 # --- identity ------------------------------------------------------------------------------------
@@ -271,9 +273,7 @@ class Executor:
         started = opts.clock()
         self.phash = plan_hash(plan)
         self.ops = {op.row_key: op for op in plan.operations()}
-        figures = plan_figures(plan.rows)
-        run_state = self._refuse_a_second_run()
-        self._guards(plan, figures, run_state)
+        self._refuse_a_second_run()
         self._load_records()
         open_ops = [op for k, op in self.ops.items() if not self.records[k].final]
         now = opts.now()
@@ -297,18 +297,16 @@ class Executor:
         return ApplyResult(
             rows=rows,
             plan_hash=self.phash,
-            figures=figures,
             graph_stats=self.client.stats.asdict(),
             elapsed_seconds=opts.clock() - started,
             dry_run=opts.dry_run,
-            auth_failed=isinstance(self.stop, AuthError),
             notes=notes,
             return_failed=return_failed,
             error=self.stop,
         )
 
     # ------------------------------------------------------------------ 1. before any I/O
-    def _refuse_a_second_run(self) -> dict[str, str | None] | None:
+    def _refuse_a_second_run(self) -> None:
         journal = self.journal
         run = journal.run_state(self.phash) if journal else None
         if run is not None and not self.options.resume:
@@ -319,23 +317,6 @@ class Executor:
                 code="plan-already-run",
                 hint="use --resume to finish it (or to re-check and report it); never apply a plan twice",
             )
-        return run
-
-    def _guards(self, plan: Plan, figures: Figures, run: dict[str, str | None] | None) -> None:
-        opts = self.options
-        ref = parse_time(str(run["started_at"])) if run else opts.now()
-        violations = [v for v in [plan_age_violation(plan.created_at, ref, opts.max_plan_age)] if v]
-        violations += guard_violations(
-            figures,
-            max_changes=opts.max_changes,
-            max_decreases=opts.max_decreases,
-            allow_clear=opts.allow_clear,
-        )
-        if not run:  # a resumed run passed this guard before it wrote anything
-            pairs = {_pair(op) for op in self.ops.values()}
-            covered, roster = plan_coverage(plan.rows, plan.roster_gaps, pairs)
-            violations += [v for v in [coverage_violation(covered, roster, opts.min_coverage)] if v]
-        refuse(violations)
 
     def _load_records(self) -> None:
         prior = self.journal.ops(self.phash) if self.journal else {}
@@ -695,7 +676,8 @@ def apply_plan(
     """Apply ``plan`` through ``client`` (see the module docstring).
 
     ``memory``: the three-way sync state database; every successful grade write is remembered there.
-    Raises GuardError (a guard refused), UsageError (already applied without --resume),
+    The guards are not run here (the pipeline runs them before calling this).
+    Raises UsageError (already applied without --resume),
     StorageError (the journal failed). An expired token or an unreachable Graph mid-run stops the
     run with its rows carried over (``ApplyResult.error``), not raised.
     """

@@ -25,7 +25,8 @@ import pandas as pd
 from gradesync.errors import AuthError, TransientGraphError
 from gradesync.execute.reads import read_assignments, read_submissions
 from gradesync.graph import GraphClient, SubRequest
-from gradesync.models import Action, Status
+from gradesync.models import Action
+from gradesync.outcome import Status
 from gradesync.state.journal import OpRecord
 
 WRITTEN = frozenset({Status.UPDATED, Status.CREATED})

@@ -6,17 +6,13 @@
 * :func:`read_assignments_in_turn` — the same, one envelope at a time (the executor's early read of
   the next wave, made while its write lanes are busy);
 * :func:`read_submissions` — each given submission with its outcomes (one GET each, batched): the
-  one path that re-verifies a write or a return whose fate is unknown;
-* :func:`plan_coverage` — the ``--min-coverage`` figures from the plan's own read (no I/O).
+  one path that re-verifies a write or a return whose fate is unknown.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
-
-import pandas as pd
 
 from gradesync.errors import AuthError, GraphError
 from gradesync.execute.decide import Current
@@ -85,24 +81,3 @@ def read_submissions(client: GraphClient, paths: dict[int, str]) -> dict[int, Cu
             if err.status == 404:
                 found[k] = None
     return found
-
-
-def plan_coverage(
-    rows: pd.DataFrame, roster_gaps: list[dict[str, Any]], pairs: set[tuple[str, str]]
-) -> tuple[int, int]:
-    """(students the input names, students with a submission) over ``pairs``, from the plan's read:
-    a student named with a submission is on the roster; ``roster_gaps`` are the roster's others."""
-    if not pairs:
-        return 0, 0
-    named = rows[["class_id", "assignment_id", "user_id", "submission_id"]].dropna()
-    covered: set[tuple[str, str, str]] = {
-        (str(c), str(a), str(u))
-        for c, a, u, _ in named.itertuples(index=False, name=None)
-        if (str(c), str(a)) in pairs
-    }
-    gaps = {
-        (str(g.get("class_id")), str(g.get("assignment_id")), str(g.get("user_id")))
-        for g in roster_gaps
-        if (str(g.get("class_id")), str(g.get("assignment_id"))) in pairs
-    }
-    return len(covered), len(covered | gaps)

@@ -36,7 +36,8 @@ import pandas as pd
 from gradesync.execute.decide import Current, fmt
 from gradesync.execute.reads import read_assignments
 from gradesync.graph import GraphClient
-from gradesync.models import WRITE_ACTIONS, Action, Plan, Status
+from gradesync.models import WRITE_ACTIONS, Action, Plan
+from gradesync.outcome import Status, planned_statuses
 from gradesync.state.journal import PENDING, SENDING, OpRecord
 
 _WRITTEN = (Status.UPDATED, Status.CREATED, Status.UNCHANGED)
@@ -142,11 +143,7 @@ def _plan_statuses(
 ) -> tuple[pd.Series, pd.Series]:
     """Statuses of the rows the plan decided alone (rejected, noop, teacher_override)."""
     action = rows["action"].astype(str)
-    status = pd.Series(Status.UNCHANGED, index=rows.index, dtype=object)
-    status[action == Action.REJECT.value] = Status.REJECTED
-    if "override_policy" in rows:
-        kept = (rows["reason"] == "teacher_override") & (rows["override_policy"] == "report")
-        status[kept & (action == Action.NOOP.value)] = Status.TEACHER_OVERRIDE
+    status = planned_statuses(rows)  # the write rows' statuses are set from their journal records
     message = rows["message"].fillna("").astype(str).copy()
     # noop rows that state a grade: a newer read that disagrees means Teams changed since the plan
     stated = (action == Action.NOOP.value) & (rows["reason"].fillna("").astype(str) == "") & known

@@ -18,7 +18,8 @@ from urllib.parse import quote
 from gradesync.errors import AuthError, TransientGraphError
 from gradesync.execute.decide import SEND_KINDS, Decision, Kind, fmt, grade_body
 from gradesync.graph import SubRequest, SubResponse, points_of
-from gradesync.models import Action, Operation, Status
+from gradesync.models import Action, Operation
+from gradesync.outcome import Status
 from gradesync.state.journal import PENDING, SENDING, Outcome
 
 AUTH_CARRIED = "not sent: Graph refused the token ({}); carried over: run again with a valid token"

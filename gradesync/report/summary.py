@@ -11,8 +11,10 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
+from gradesync.errors import GradesyncError
 from gradesync.groups import counts_per_group, group_rows
 from gradesync.models import Action, InputFile
+from gradesync.outcome import SHOWN_STATUSES, Tally, Verdict, judge
 from gradesync.report._version import __version__
 
 Kind = Literal["plan", "reconciliation"]
@@ -21,10 +23,9 @@ KINDS: tuple[str, ...] = ("plan", "reconciliation")
 ACTIONS: tuple[str, ...] = ("update", "create", "noop", "reject")  # always counted
 # counted (and shown) only when some row has them: excused marks are off unless configured
 EXTRA_ACTIONS: tuple[str, ...] = tuple(a.value for a in Action if a.value not in ACTIONS)  # excuse
-STATUSES: tuple[str, ...] = ("unchanged", "updated", "created", "conflict", "failed", "rejected")
+STATUSES: tuple[str, ...] = SHOWN_STATUSES
 # "pending" only appears in a dry-run reconciliation (would be written); counted when present
 EXTRA_STATUSES: tuple[str, ...] = ("pending",)
-PROBLEM_STATUSES: frozenset[str] = frozenset({"conflict", "failed", "rejected"})
 
 # counters in a Graph stats dict that are not requests (never summed into the request total)
 _NOT_REQUEST_COUNTERS = frozenset(
@@ -237,6 +238,9 @@ class RunSummary:
     plan. ``per_reason`` counts every row that carries a reason code (rejects and the noop reasons such
     as ``blank_points``). ``per_class`` / ``per_assignment`` are lists of dicts keyed by the input's
     class (and assignment) key, with the resolved id and name when known.
+
+    ``verdict`` is the run's outcome (``outcome.judge``: the exit code, the rows needing attention,
+    the rows carried over, why the guards refuse); every front end and file renders it from here.
     """
 
     kind: str
@@ -263,11 +267,12 @@ class RunSummary:
     teacher_overrides: int = 0
     overrides_for_review: int = 0
     returned: int = 0  # submissions published by --return in this run
-    # issue 10/12: the read stage's warnings, the guards' verdict (why apply would be refused; [] = it
-    # would go on; None = not evaluated) and the plan digest (contract 10), when the caller has them
+    # the read stage's warnings, the guards' reasons (why apply would be refused; [] = it would go
+    # on; None = not evaluated) and the plan digest, when the caller has them
     warnings: list[str] = field(default_factory=list)
     guard_verdict: list[str] | None = None
     digest: str = ""
+    verdict: Verdict = field(default_factory=judge)
 
     @classmethod
     def from_rows(
@@ -287,19 +292,25 @@ class RunSummary:
         warnings: Iterable[str] = (),
         guard_verdict: Iterable[str] | None = None,
         digest: str = "",
+        error: GradesyncError | None = None,
+        return_failed: int = 0,
     ) -> RunSummary:
-        """Count ``rows`` (PLAN_COLUMNS, plus ``status``/``after_points`` for a reconciliation)."""
+        """Count ``rows`` (PLAN_COLUMNS, plus ``status``/``after_points`` for a reconciliation) and
+        judge the run (``error``: what stopped it; ``return_failed``: returns that failed)."""
         if kind not in KINDS:
             raise ValueError(f"kind must be one of {KINDS}, not {kind!r}")
         reconciliation = kind == "reconciliation"
         cols = CodedColumns(rows)  # each column's distinct texts found once, then counted by code
         counts = {a: cols.count("action", a) for a in ACTIONS}
         counts.update({a: n for a in EXTRA_ACTIONS if (n := cols.count("action", a))})
-        status_counts: dict[str, int] = {}
-        if reconciliation:
-            status_counts = {s: cols.count("status", s) for s in STATUSES}
-            for other in sorted(set(cols.text("status")[1]) - set(STATUSES) - {""}):
-                status_counts[other] = cols.count("status", other)
+        tally = Tally.of(rows if reconciliation else rows.drop(columns="status", errors="ignore"))
+        verdict = judge(
+            tally,
+            error=error,
+            refused=guard_verdict or (),
+            strict_refused=strict_refused,
+            return_failed=return_failed,
+        )
         writes = cols.reads("action", ("update", "create"))
         codes, texts = cols.text("reason")
         reason = pd.Series(
@@ -314,7 +325,7 @@ class RunSummary:
             graph_base_url=graph_base_url,
             rows=len(rows),
             counts=counts,
-            status_counts=status_counts,
+            status_counts=dict(tally.statuses),
             decreases=int((bool_column(rows, "decrease") & writes).sum()),
             clears=int((bool_column(rows, "clear") & writes).sum()),
             per_reason=per_reason,
@@ -345,6 +356,7 @@ class RunSummary:
             warnings=[str(w) for w in warnings],
             guard_verdict=None if guard_verdict is None else [str(v) for v in guard_verdict],
             digest=str(digest or ""),
+            verdict=verdict,
         )
 
     # -- derived -----------------------------------------------------------------------------------
@@ -354,16 +366,17 @@ class RunSummary:
         return self.counts.get("update", 0) + self.counts.get("create", 0)
 
     @property
-    def problems(self) -> int:
-        """Rows that did not (or will not) reach their desired state: reject, conflict, failed, and
-        grades a teacher changed in Teams that are kept for review (``teacher_override = "report"``)."""
-        n = self.counts.get("reject", 0) + self.overrides_for_review
-        n += self.status_counts.get("conflict", 0) + self.status_counts.get("failed", 0)
-        return n
+    def attention(self) -> int:
+        """Rows that need a person (the verdict's count: ``outcome`` says which)."""
+        return self.verdict.attention
 
     @property
     def has_problems(self) -> bool:
-        return self.problems > 0 or self.strict_refused
+        return self.verdict.needs_attention
+
+    @property
+    def exit_code(self) -> int:
+        return int(self.verdict.exit_code)
 
     @property
     def graph_request_total(self) -> int | None:
@@ -390,7 +403,10 @@ class RunSummary:
             "gradesync_version": self.version,
             "dry_run": self.dry_run,
             "strict_refused": self.strict_refused,
+            "exit_code": self.exit_code,
             "has_problems": self.has_problems,
+            "attention": self.attention,
+            "carried_over": self.verdict.carried_over,
             "rows": self.rows,
             "counts": dict(self.counts),
             "status_counts": dict(self.status_counts),
@@ -411,6 +427,7 @@ class RunSummary:
             "guard_verdict": None if self.guard_verdict is None else list(self.guard_verdict),
             "digest": self.digest,
             "apply_refused": bool(self.guard_verdict),
+            "verdict": self.verdict.asdict(),
         }
 
     def headline(self) -> str:
@@ -459,12 +476,8 @@ class RunSummary:
             lines.append("  " + ", ".join(extra))
         if self.digest:
             lines.append(f"  plan digest: {self.digest}")
-        for reason in self.guard_verdict or ():
-            lines.append(f"  APPLY {'WOULD BE ' if self.kind == 'plan' else ''}REFUSED: {reason}")
-        if self.strict_refused:
-            lines.append("  REFUSED: --strict and some rows are rejected; nothing will be written")
-        elif self.has_problems:
-            lines.append(f"  {self.problems} rows need attention (see the report)")
+        said = [s for s in self.verdict.sentences if not s.startswith("stopped:")]  # errors print apart
+        lines += [f"  {sentence}" for sentence in said]
         return "\n".join(lines)
 
 

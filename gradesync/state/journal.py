@@ -33,7 +33,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from gradesync.models import Operation, Status
+from gradesync.models import Operation
+from gradesync.outcome import Status
 from gradesync.state.storage import guarded, open_db
 
 JOURNAL_NAME = "journal.sqlite"

@@ -255,6 +255,7 @@ class RunOutcome:
     plan: Path | None = None  # the plan this run applied (or made)
     status_counts: dict[str, int] | None = None
     extra: dict[str, Any] = field(default_factory=dict)  # e.g. digest, approved_by, guard_verdict
+    summary: dict[str, Any] | None = None  # the run summary (``RunSummary.asdict()``), logged at the end
 
 
 @dataclass
@@ -419,12 +420,12 @@ def _finish(run: Run, outcome: RunOutcome, exc: BaseException | None) -> Path | 
                 extra={"error_code": outcome.error.get("code")},
                 exc_info=exc if outcome.exit_code == ExitCode.INTERNAL else None,
             )
-        if summary_path is not None and summary_path.is_file():
-            _log_summary(json.loads(summary_path.read_text(encoding="utf-8")))
+        if outcome.summary is not None:
+            _log_summary(outcome.summary)
         plan_file = outcome.plan or run.plan_path
         run.write_record(
             finished_at=_utc(),
-            status="finished" if outcome.exit_code in (0, 1, 6) and not outcome.error else "failed",
+            status="failed" if outcome.error else "finished",  # ran to its end; the verdict is exit_code
             exit_code=outcome.exit_code,
             error=outcome.error,
             summary=str(summary_path) if summary_path is not None else None,

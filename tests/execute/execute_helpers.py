@@ -9,8 +9,10 @@ import httpx
 import numpy as np
 import pandas as pd
 
+from gradesync.errors import ExitCode
 from gradesync.graph import GraphClient, RateLimit, RetryPolicy
 from gradesync.models import PLAN_COLUMNS, Plan
+from gradesync.outcome import Tally, judge
 from graph_emulator.state import iter_submissions, points_outcome
 
 FAST = RetryPolicy(max_attempts=12, base_delay=0.001, max_delay=0.02, max_total_seconds=30.0)
@@ -201,3 +203,14 @@ def graph_patch(server: Any, token: str, row: Any, points: float) -> None:
     else:
         r = httpx.post(url, json=body, headers=headers)
     assert r.status_code in (200, 201), r.text
+
+
+def status_counts(result: Any) -> dict[str, int]:
+    """The statuses an apply's rows hold (only those some row has)."""
+    return {str(k): int(v) for k, v in result.rows["status"].value_counts().items()}
+
+
+def exit_code(result: Any) -> ExitCode:
+    """The exit code the run's outcome gives an executor's facts (``outcome.judge``, as the pipeline
+    asks it)."""
+    return judge(Tally.of(result.rows), error=result.error, return_failed=result.return_failed).exit_code

@@ -6,16 +6,25 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from execute_helpers import assert_converged, build_plan, client_for, graph_patch, points_outcomes_of
+from execute_helpers import (
+    assert_converged,
+    build_plan,
+    client_for,
+    exit_code,
+    graph_patch,
+    points_outcomes_of,
+    status_counts,
+)
 
+from gradesync.config import Settings
 from gradesync.errors import ExitCode, GuardError, UsageError
 from gradesync.execute.apply import ApplyOptions, apply_plan, plan_hash
-from gradesync.guards import Limit
+from gradesync.pipeline import Pipeline, make_client
 from gradesync.state.journal import Journal
 from graph_emulator import FaultConfig
 
 # the test plans touch a few students of each assignment: coverage is off unless a test is about it
-LOOSE = ApplyOptions(max_changes=Limit.parse("100%"), max_decreases=Limit.parse("100%"), min_coverage=None)
+LOOSE = ApplyOptions()
 
 
 def run(server: Any, token: str, plan: Any, state_dir: Path, options: ApplyOptions = LOOSE, **kw: Any) -> Any:
@@ -27,12 +36,12 @@ def test_happy_path_updates_and_creates(emulator: Any, token: str, tmp_path: Pat
     plan = build_plan(emulator.state(), updates=12, creates=5, noops=3, rejects=2)
     result = run(emulator, token, plan, tmp_path)
     assert_converged(emulator, plan)
-    assert result.status_counts == {"updated": 12, "created": 5, "unchanged": 3, "rejected": 2}
+    assert status_counts(result) == {"updated": 12, "created": 5, "unchanged": 3, "rejected": 2}
     assert len(result.rows) == len(plan.rows)
     assert list(result.rows["row_key"]) == list(plan.rows["row_key"])
     writes = result.rows[result.rows["action"].isin(["update", "create"])]
     assert (writes["after_points"] == writes["desired_points"]).all()
-    assert result.exit_code is ExitCode.ROWS_NOT_DONE  # the rejected rows
+    assert exit_code(result) is ExitCode.ROWS_NOT_DONE  # the rejected rows
     # reads: one listing per touched assignment before, one after (plus pages); writes: one per op
     stats = result.graph_stats
     assert stats["writes"] == 17
@@ -44,24 +53,18 @@ def test_happy_path_updates_and_creates(emulator: Any, token: str, tmp_path: Pat
     assert e.value.code == "plan-already-run"
     again = run(emulator, token, plan, tmp_path, _resume())
     assert again.graph_stats["writes"] == 0
-    assert again.status_counts == result.status_counts
+    assert status_counts(again) == status_counts(result)
     assert_converged(emulator, plan)
 
 
 def _resume(**kw: Any) -> ApplyOptions:
-    base = {
-        "max_changes": Limit.parse("100%"),
-        "max_decreases": Limit.parse("100%"),
-        "min_coverage": None,
-        "resume": True,
-    }
-    return ApplyOptions(**{**base, **kw})
+    return ApplyOptions(**{"resume": True, **kw})
 
 
 def test_all_rows_ok_exits_zero(emulator: Any, token: str, tmp_path: Path) -> None:
     plan = build_plan(emulator.state(), updates=3, creates=2, rejects=0)
     result = run(emulator, token, plan, tmp_path)
-    assert result.exit_code is ExitCode.OK
+    assert exit_code(result) is ExitCode.OK
     assert set(result.rows["status"]) == {"updated", "created", "unchanged"}
 
 
@@ -81,8 +84,8 @@ def test_stale_plan_is_a_conflict_and_not_written(emulator: Any, token: str, tmp
     state = points_outcomes_of(emulator.state())
     assert state[changed_update.submission_id][0]["points"] == 0.5  # not overwritten
     assert state[changed_create.submission_id][0]["points"] == 0.25
-    assert result.status_counts["updated"] == 5 and result.status_counts["created"] == 1
-    assert result.exit_code is ExitCode.ROWS_NOT_DONE
+    assert status_counts(result)["updated"] == 5 and status_counts(result)["created"] == 1
+    assert exit_code(result) is ExitCode.ROWS_NOT_DONE
 
     # overwrite mode writes anyway and says so
     over = run(emulator, token, plan, tmp_path / "overwrite", _resume(on_conflict="overwrite", resume=False))
@@ -92,31 +95,42 @@ def test_stale_plan_is_a_conflict_and_not_written(emulator: Any, token: str, tmp
     assert_converged(emulator, plan)
 
 
+def _pipeline_apply(server: Any, token: str, plan: Any, state_dir: Path) -> Any:
+    """Apply ``plan`` the way every front end does: through the pipeline, whose guards (the default
+    ``[apply]`` settings) decide before the executor starts."""
+    settings = Settings().override("graph", base_url=server.base_url, max_attempts=1)
+    settings = settings.override("apply", state_dir=str(state_dir / "state"))
+    settings = settings.override("run", runs_dir=str(state_dir / "runs"))
+    plan.graph_base_url = server.base_url  # the Graph it was planned against
+    with make_client(settings, token=token) as client:
+        return Pipeline(settings, client, argv=["test"]).apply(plan, report_dir=state_dir / "reports")
+
+
 def test_guards_refuse_before_any_request(emulator: Any, token: str, tmp_path: Path) -> None:
     plan = build_plan(emulator.state(), updates=30, creates=0, noops=2, decrease=True, rejects=0)
     emulator.reset_stats()
-    with pytest.raises(GuardError) as e:
-        run(emulator, token, plan, tmp_path, ApplyOptions())
-    assert "plan changes 30 of 32 grades (94%), above --max-changes 50%" in e.value.message
-    assert "--max-decreases 20%" in e.value.message
+    result = _pipeline_apply(emulator, token, plan, tmp_path)
+    assert isinstance(result.error, GuardError) and result.exit_code is ExitCode.GUARD
+    assert "plan changes 30 of 32 grades (94%), above --max-changes 50%" in result.error.message
+    assert "--max-decreases 20%" in result.error.message
     assert emulator.stats()["graph_requests"] == 0
-    assert not any(Journal.in_dir(tmp_path).ops(plan_hash(plan)).values())
+    assert not any(Journal.in_dir(tmp_path / "state").ops(plan_hash(plan)).values())
 
 
 def test_coverage_guard_refuses_an_export_that_lost_rows(emulator: Any, token: str, tmp_path: Path) -> None:
     plan = build_plan(emulator.state(), updates=45, creates=0, rejects=0)
     emulator.reset_stats()
-    with pytest.raises(GuardError) as e:
-        run(emulator, token, plan, tmp_path, ApplyOptions(max_changes=None, max_decreases=None))
-    assert "below --min-coverage 60%" in e.value.message
+    result = _pipeline_apply(emulator, token, plan, tmp_path)
+    assert result.exit_code is ExitCode.GUARD
+    assert "below --min-coverage 60%" in result.error.message
     assert emulator.stats()["writes_applied"] == 0
 
 
 def test_plan_age_guard(emulator: Any, token: str, tmp_path: Path) -> None:
     plan = build_plan(emulator.state(), updates=2, creates=0, created_at="2020-01-01T00:00:00Z")
-    with pytest.raises(GuardError) as e:
-        run(emulator, token, plan, tmp_path)
-    assert "older than --max-plan-age 24h" in e.value.message
+    result = _pipeline_apply(emulator, token, plan, tmp_path)
+    assert result.exit_code is ExitCode.GUARD
+    assert "older than --max-plan-age 24h" in result.error.message
 
 
 def test_409_on_create_rereads_and_patches(emulator: Any, token: str, tmp_path: Path) -> None:
@@ -154,7 +168,7 @@ def test_create_with_unknown_fate_makes_no_duplicate(
     result = run(tenant_server, token, plan, tmp_path)
     assert result.graph_stats["fate_unknown"] > 0  # the path was exercised
     assert_converged(tenant_server, plan)
-    assert result.exit_code is ExitCode.OK
+    assert exit_code(result) is ExitCode.OK
     assert tenant_server.stats()["faults"]
 
 
@@ -164,6 +178,6 @@ def test_dry_run_writes_nothing(emulator: Any, token: str, tmp_path: Path) -> No
     with client_for(emulator, token) as client:
         result = apply_plan(plan, client, journal=None, options=_resume(resume=False, dry_run=True))
     assert points_outcomes_of(emulator.state()) == before
-    assert result.status_counts == {"pending": 6, "unchanged": 2}
+    assert status_counts(result) == {"pending": 6, "unchanged": 2}
     assert result.graph_stats["writes"] == 0
-    assert result.exit_code is ExitCode.OK
+    assert exit_code(result) is ExitCode.OK

@@ -233,7 +233,7 @@ def test_summary_counts_plan():
     assert s.status_counts == {}
     assert s.decreases == 2 and s.clears == 1
     assert s.per_reason == {"blank_points": 1, "unknown_student": 1, "invalid_points": 1}
-    assert s.has_problems and s.problems == 2
+    assert s.has_problems and s.attention == 2
     assert s.graph_requests == {"get": 7, "batch": 2}  # a secret-looking key never reaches the report
     assert s.graph_request_total == 9
     math_class = next(c for c in s.per_class if c["class"] == "MATH-101")
@@ -265,7 +265,7 @@ def test_summary_counts_reconciliation():
         "failed": 1,
         "rejected": 2,
     }
-    assert s.problems == 4 and s.has_problems
+    assert s.attention == 4 and s.has_problems
     assert (s.retries, s.throttled, s.elapsed_seconds) == (3, 2, 12.346)
     art = next(c for c in s.per_class if c["class"] == "ART-2")
     assert (art["failed"], art["updated"]) == (1, 0)
@@ -368,7 +368,7 @@ def test_graph_stats_of_the_client_shape_and_dry_run_pending():
     assert s.status_counts["pending"] == 4 and s.status_counts["updated"] == 0
     assert [c["pending"] for c in s.per_class] == [3, 1]
     assert "(dry run)" in str(s).splitlines()[0] and "8 Graph requests" in str(s)
-    assert s.problems == 2  # the two rejects remain problems; pending is not one
+    assert s.attention == 2  # the two rejects remain problems; pending is not one
     # without a total, per-kind counters are summed, but retries/throttled never count as requests
     assert recon_summary(rows, graph_stats={"get": 3, "batch": 1, "retries": 7}).graph_request_total == 4
 

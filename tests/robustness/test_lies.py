@@ -31,7 +31,7 @@ from graph_emulator import LieConfig
 SAMPLES = Path(__file__).resolve().parents[2] / "sample_data"
 INPUTS = [SAMPLES / "sis_long.csv", SAMPLES / "gradebook_wide.csv"]
 FAST = RetryPolicy(max_attempts=6, base_delay=0.001, max_delay=0.01, max_total_seconds=10.0)
-LOOSE = ApplyOptions(max_changes=None, max_decreases=None, min_coverage=None)
+LOOSE = ApplyOptions()
 LOOSE_CLI = ["--max-changes", "100%", "--max-decreases", "100%", "--min-coverage", "off"]
 
 
@@ -249,28 +249,25 @@ def test_lies_on_every_write_batch_never_duplicate_or_misplace_a_grade(
     # once Graph tells the truth again, --resume confirms every row
     emulator.configure(lies=None)
     with _client(emulator, token) as client, Journal.in_dir(tmp_path / "state") as journal:
-        resumed = apply_plan(plan, client, journal=journal, options=ApplyOptions(**_loose(), resume=True))
+        resumed = apply_plan(plan, client, journal=journal, options=ApplyOptions(resume=True))
     _assert_no_wrong_grade(emulator, before, reference, converged=False)
     assert len(resumed.rows) == len(reference)
-
-
-def _loose() -> dict[str, Any]:
-    return {"max_changes": None, "max_decreases": None, "min_coverage": None}
 
 
 def test_huge_page_with_default_guards_is_refused_or_correct(
     emulator: Any, token: str, tmp_path: Path, reference: Any
 ) -> None:
     """5,000 invented submissions make the input cover a tiny share of the roster: the coverage guard
-    may refuse (exit 4) — either way nothing wrong is written."""
-    from gradesync.errors import GuardError
+    may refuse (exit 4) — either way nothing wrong is written. A nightly sync, default guards."""
+    from gradesync.pipeline import Pipeline
 
     emulator.configure(lies="huge_page@list_submissions=1,huge_items=5000")
     before = emulator.state()
-    try:
-        result = _sync(emulator, token, tmp_path, ApplyOptions(max_changes=None, max_decreases=None))
-    except GuardError as exc:
-        assert exc.exit_code == ExitCode.GUARD
+    settings = _settings(emulator).override("apply", state_dir=str(tmp_path / "state"))
+    settings = settings.override("run", runs_dir=str(tmp_path / "runs"))
+    with _client(emulator, token) as client:
+        result = Pipeline(settings, client, argv=["test"]).sync(INPUTS, report_dir=tmp_path / "reports")
+    if result.exit_code is ExitCode.GUARD:
         assert emulator.state() == before
     else:
         _assert_done(result, reference)
