@@ -12,7 +12,7 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -256,7 +256,7 @@ def load_settings_with_sources(
     """:func:`load_settings`, also saying for every setting whether it is a default, from the file or
     from an environment variable (``gradesync config check`` prints it)."""
     env = os.environ if environ is None else environ
-    data: dict = {}
+    data: dict[str, Any] = {}
     explicit = path is not None
     p = Path(path) if path is not None else DEFAULT_CONFIG_PATH
     read_path: Path | None = None
@@ -376,7 +376,7 @@ _AUTH_ENV = {
 }
 
 
-def _refuse_inline_secrets(data: dict, path: Path) -> None:
+def _refuse_inline_secrets(data: dict[str, Any], path: Path) -> None:
     """A secret typed into the TOML would end up in backups and version control: refuse it, by name only."""
 
     def walk(node: object, where: str) -> None:

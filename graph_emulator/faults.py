@@ -118,7 +118,7 @@ class FaultConfig:
         if isinstance(value, str):
             return cls.parse(value)
         if isinstance(value, dict):
-            kw = {_FIELD_FOR_KIND.get(k, k): v for k, v in value.items()}
+            kw = {str(_FIELD_FOR_KIND.get(k, k)): v for k, v in value.items()}
             return cls(**kw)
         raise ValueError(f"faults must be a spec string, an object or null, not {value!r}")
 

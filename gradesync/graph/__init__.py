@@ -4,6 +4,7 @@
 arithmetic, the two error-mapping functions and tolerant OData readers.
 """
 
+from gradesync.errors import GraphAuthError
 from gradesync.graph.client import (
     MAX_BATCH,
     GraphClient,
@@ -12,7 +13,7 @@ from gradesync.graph.client import (
     SubRequest,
     SubResponse,
 )
-from gradesync.graph.errors import GraphAuthError, map_graph_error, map_transport_error
+from gradesync.graph.errors import map_graph_error, map_transport_error
 from gradesync.graph.odata import (
     is_points_outcome,
     odata_type,

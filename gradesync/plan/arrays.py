@@ -87,7 +87,7 @@ def equals(values: pd.Series, value: str) -> np.ndarray:
         cat = values.array
         at = cat.categories.get_indexer([value])[0]
         return np.asarray(cat.codes) == at if at >= 0 else np.zeros(len(values), dtype=bool)
-    return texts(values) == value
+    return np.asarray(texts(values) == value, dtype=bool)
 
 
 def take(values: npt.ArrayLike, pos: np.ndarray, fill: Any) -> np.ndarray:
@@ -228,7 +228,7 @@ class Verdicts:
 
     def __init__(self, reason: np.ndarray, message: np.ndarray, note: np.ndarray) -> None:
         self.reason, self.message, self.note = reason, message, note
-        self._open = reason == ""
+        self._open: np.ndarray = np.asarray(reason == "", dtype=bool)
 
     def __len__(self) -> int:
         return len(self.reason)

@@ -41,7 +41,7 @@ def _column_bytes(rows: pd.DataFrame, name: str) -> bytes:
     series = rows[name]
     declared = PLAN_COLUMNS.get(name, "object")  # the contract's dtype, not what a frame happens to hold
     if declared == "bool":
-        return b"b" + series.fillna(False).astype(bool).to_numpy(dtype=np.uint8).tobytes()
+        return b"b" + bytes(series.fillna(False).astype(bool).to_numpy(dtype=np.uint8).tobytes())
     if declared in ("float64", "int64"):
         values = pd.to_numeric(series, errors="coerce").to_numpy(dtype="float64") + 0.0
         return b"f" + np.where(np.isnan(values), np.nan, values).tobytes()

@@ -75,7 +75,7 @@ def _lookup(space: pd.Index, values: np.ndarray) -> np.ndarray:
     """Positions of ``values`` in ``space`` (``-1`` when absent), as int64."""
     if len(space) == 0 or len(values) == 0:
         return np.full(len(values), -1, dtype="int64")
-    return space.get_indexer(values).astype("int64")
+    return np.asarray(space.get_indexer(values), dtype="int64")
 
 
 def _join(left: np.ndarray, right: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -235,7 +235,7 @@ def eligible_members(members: pd.DataFrame) -> pd.DataFrame:
 def _eligible(members: pd.DataFrame) -> np.ndarray:
     """``eligible_members`` as a row mask."""
     role = _map_distinct(_text_array(members["primary_role"]), lambda r: r.strip().casefold())
-    return pd.Series(role, dtype=object).isin(STUDENT_ROLES).to_numpy(dtype=bool)
+    return np.asarray(pd.Series(role, dtype=object).isin(STUDENT_ROLES), dtype=bool)
 
 
 @dataclass

@@ -106,9 +106,9 @@ def _json_column(series: pd.Series, dtype: str) -> list[Any]:
     if dtype == "float64":
         return [None if math.isnan(v) else v for v in series.to_numpy(dtype="float64").tolist()]
     if dtype == "int64":
-        return series.to_numpy(dtype="int64").tolist()
+        return list(series.to_numpy(dtype="int64").tolist())
     if dtype == "bool":
-        return series.to_numpy(dtype=bool).tolist()
+        return list(series.to_numpy(dtype=bool).tolist())
     values = series.to_numpy(dtype=object)
     missing = pd.isna(values)
     return [None if m else v for v, m in zip(values.tolist(), missing.tolist(), strict=True)]

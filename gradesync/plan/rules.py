@@ -168,7 +168,8 @@ class Assignments:
     @property
     def found(self) -> np.ndarray:
         """Per row: the assignment was matched."""
-        return pd.notna(self.pair_id)[self.codes]
+        found: np.ndarray = np.asarray(pd.notna(self.pair_id), dtype=bool)
+        return np.asarray(found[self.codes], dtype=bool)
 
 
 def _assignment_details(snapshot: Snapshot) -> pd.DataFrame:

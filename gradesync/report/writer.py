@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -76,7 +76,7 @@ def write_reports(
     summary: RunSummary,
     out_dir: str | os.PathLike[str],
     *,
-    roster_gaps: list[Mapping[str, Any]] | None = None,
+    roster_gaps: Sequence[Mapping[str, Any]] | None = None,
     kind: str = "plan",
 ) -> dict[str, Path]:
     """Write the run's reports into ``out_dir`` (created if needed) and return their paths.
