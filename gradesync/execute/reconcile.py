@@ -183,8 +183,10 @@ def _write_row(
                 after,
             )
         return st, message, after
-    if shown is None and rec.after_points is not None and st != Status.CARRIED_OVER:
-        after = rec.after_points  # the write's answer (or the read it was decided on)
+    if shown is None and st != Status.CARRIED_OVER and (rec.after_points is not None or st in _WRITTEN):
+        # the write's answer (or the read it was decided on); for a write that ended in Teams, no
+        # value is an answer too: the grade was cleared
+        after = _nan(rec.after_points)
     if not dry_run and st in _WRITTEN and not _same(after, desired):
         wanted = _shown(desired)
         return (
