@@ -37,6 +37,7 @@ import pandas as pd
 from gradesync.auth import token_provider
 from gradesync.config import Settings
 from gradesync.errors import (
+    AuthError,
     ExitCode,
     GradesyncError,
     GuardError,
@@ -616,6 +617,11 @@ class Pipeline:
         pairs = set(rows[["class_id", "assignment_id"]].astype(str).itertuples(index=False, name=None))
         with _errors_mapped("state directory"):
             found = read_assignments(self.client, pairs)
+            # Graph unreachable, failing or refusing the token: a preview that cannot see Teams could
+            # not say which grades the students have seen (a class or assignment that is gone is a row)
+            stop = [e for e in found.errors.values() if isinstance(e, (TransientGraphError, AuthError))]
+            if stop:
+                raise stop[0]
         current = pd.DataFrame(
             [(sid, cur.outcome_id, cur.points, cur.published_points) for sid, cur in found.current.items()],
             columns=list(CURRENT_COLUMNS),

@@ -358,3 +358,12 @@ def undo_nothing_written(status: Any) -> Text:
 
 def undo_already(restore: Any, precision: int) -> Text:
     return "Teams already holds " + points(restore, precision) + ", the value from before the run"
+
+
+def undo_never_landed(restore: Any, precision: int) -> Text:
+    """A write the run never confirmed (carried over) that Teams shows did not happen."""
+    return (
+        "the run never confirmed this write (carried over), and Teams holds "
+        + points(restore, precision)
+        + ", the value from before the run: it did not land, nothing to undo"
+    )

@@ -175,8 +175,10 @@ def _messages(f: _Facts, reason: np.ndarray, restores: np.ndarray, changed: np.n
     put(reason == ReasonCode.UNDO_BEFORE_UNKNOWN.value, say.UNDO_BEFORE_UNKNOWN)
     nothing = reason == ReasonCode.UNDO_NOT_WRITTEN.value
     put(nothing, say.undo_nothing_written(f.status[nothing]))
-    already = reason == ReasonCode.UNDO_ALREADY.value
+    already = (reason == ReasonCode.UNDO_ALREADY.value) & (f.status != "sending")
     put(already, say.undo_already(f.restore[already], precision))
+    unlanded = (reason == ReasonCode.UNDO_ALREADY.value) & (f.status == "sending")
+    put(unlanded, say.undo_never_landed(f.restore[unlanded], precision))
     put(reason == ReasonCode.UNDO_GONE.value, say.UNDO_GONE)
     if changed.any():
         note[changed] = say.undo_changed_since(f.now[changed], f.wrote[changed], precision).to_numpy()

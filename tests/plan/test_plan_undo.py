@@ -164,6 +164,7 @@ def test_cells_with_nothing_to_undo_say_why() -> None:
     assert "carried over" in rows.loc["Ada", "message"] and "do not resume" in rows.loc["Ada", "message"]
     assert "failed" in rows.loc["Ben", "message"] and "conflict" in rows.loc["Cy", "message"]
     assert rows.loc["Fay", "message"] == "Teams already holds 40, the value from before the run"
+    assert rows.loc["Gus", "message"].startswith("the run never confirmed this write (carried over)")
 
 
 def test_a_cell_changed_since_the_run_stays_an_update_for_the_executor_to_refuse() -> None:
