@@ -74,6 +74,7 @@ def undo_command(run_ref: str, apply_now: bool, out: str | None, config_path: st
     7 Graph unreachable; 8 storage. With --apply, as for `gradesync apply` (0, 1, 3, 4, 5, 6, 7, 8).
     """
     from gradesync.pipeline import Pipeline
+    from gradesync.plan.undo import describe_undo
 
     settings = settings_from(config_path, kw)
     out_console = stdout_console()
@@ -83,8 +84,8 @@ def undo_command(run_ref: str, apply_now: bool, out: str | None, config_path: st
     ):
         pipeline = Pipeline(settings, client, listener=listener)
         preview = pipeline.undo(run_ref, report_dir=None if apply_now else kw["report_dir"], out=out)
-        if not kw["quiet"]:
-            for line in preview.plan.warnings:
+        if not kw["quiet"]:  # the warnings about the run itself were printed as they came
+            for line in describe_undo(preview.plan.rows, preview.plan.undo_of):
                 out_console.print(line, markup=False)
             _print_refused(preview, out_console)
         if not apply_now:

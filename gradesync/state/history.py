@@ -23,9 +23,10 @@ __all__ = ["find_run", "read_run_record", "records_frame", "run_plan_path", "run
 
 
 def find_run(ref: str | Path, runs_dir: str | Path) -> Path:
-    """The run directory ``ref`` names: a run directory's path, or a run id in ``runs_dir``."""
+    """The run directory ``ref`` names: a run id in ``runs_dir`` (looked up there first), or a run
+    directory's path."""
     given = Path(ref)
-    for candidate in (given, Path(runs_dir) / str(ref)):
+    for candidate in (Path(runs_dir) / given.name, given) if given.name == str(ref) else (given,):
         if candidate.is_dir() and is_run_dir(candidate):
             return candidate
     if given.is_dir():
