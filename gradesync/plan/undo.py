@@ -80,26 +80,27 @@ class _Facts:
 
 def _facts(writes: pd.DataFrame, records: pd.DataFrame, current: pd.DataFrame | None,
            read: set[tuple[str, str]]) -> _Facts:  # fmt: skip
-    """Line up the journal records and the current read with the run's write rows."""
+    """Line up the journal records and the current read with the run's write rows (one join each)."""
     rec = records.drop_duplicates("row_key", keep="last").set_index("row_key")
-    keys = writes["row_key"].astype("int64")
-    status = keys.map(rec["status"]).astype(object).fillna("").astype(str).to_numpy(dtype=object)
-    record_outcome = keys.map(rec["outcome_id"]).astype(object).to_numpy(dtype=object)
-    record_message = keys.map(rec["message"]).astype(object).fillna("").astype(str).to_numpy(dtype=object)
-    after = keys.map(rec["after_points"]).astype("float64").to_numpy()
+    rec = rec.reindex(pd.Index(writes["row_key"].astype("int64")))
+    status = rec["status"].astype(object).fillna("").astype(str).to_numpy(dtype=object)
+    record_outcome = rec["outcome_id"].astype(object).to_numpy(dtype=object)
+    record_message = rec["message"].astype(object).fillna("").astype(str).to_numpy(dtype=object)
+    after = rec["after_points"].astype("float64").to_numpy()
     clear = writes["clear"].fillna(False).astype(bool).to_numpy()
     desired = np.where(clear, np.nan, writes["desired_points"].astype("float64").to_numpy())
     # Graph answers a write with the value it holds; an answer without one wrote what was asked
     wrote = np.where(np.isnan(after) & ~clear, desired, after)
-    pairs = writes[["class_id", "assignment_id"]].astype(str).itertuples(index=False, name=None)
-    known = np.fromiter((p in read for p in pairs), dtype=bool, count=len(writes))
-    sid = writes["submission_id"].astype(str)
+    pairs = pd.MultiIndex.from_frame(writes[["class_id", "assignment_id"]].astype(str))
+    known = np.asarray(pairs.isin(list(read)), dtype=bool) if read else np.zeros(len(writes), dtype=bool)
+    sid = pd.Index(writes["submission_id"].astype(str))
     if current is not None and len(current):
         cur = current.drop_duplicates("submission_id").set_index("submission_id")
-        found = sid.isin(cur.index).to_numpy()
-        now = sid.map(cur["points"]).astype("float64").to_numpy()
-        now_outcome = sid.map(cur["outcome_id"]).to_numpy(dtype=object)
-        published = sid.map(cur["published_points"]).astype("float64").to_numpy()
+        found = np.asarray(sid.isin(cur.index), dtype=bool)
+        cur = cur.reindex(sid)
+        now = cur["points"].astype("float64").to_numpy()
+        now_outcome = cur["outcome_id"].astype(object).to_numpy(dtype=object)
+        published = cur["published_points"].astype("float64").to_numpy()
     else:
         found = np.zeros(len(writes), dtype=bool)
         now = np.full(len(writes), np.nan)

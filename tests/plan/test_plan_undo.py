@@ -219,7 +219,7 @@ def test_only_the_runs_writes_are_in_the_undo_and_the_plan_says_what_it_does() -
 points = st.one_of(st.none(), st.integers(0, 100).map(float))
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=15, deadline=None)
 @given(st.lists(st.tuples(points, points), min_size=1, max_size=8))
 def test_undoing_the_undo_writes_the_runs_values_again(
     pairs: list[tuple[float | None, float | None]],
