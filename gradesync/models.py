@@ -92,6 +92,14 @@ class ReasonCode(StrEnum):
     # a teacher changed the grade in Teams since gradesync last wrote it (three-way sync); the
     # row's ``override_policy`` says what happens: report / teacher-wins keep it (noop), sis-wins updates
     TEACHER_OVERRIDE = "teacher_override"
+    # undoing a run (``plan/undo.py``): why a cell the run touched is not put back
+    UNDO_EXCUSED = "undo_excused"  # the run excused the submission: Graph has no action to take it back
+    UNDO_PUBLISHED = "undo_published"  # the students have seen the run's grade (returned to them)
+    UNDO_UNCONFIRMED = "undo_unconfirmed"  # the run never confirmed its write (carried over, maybe sent)
+    UNDO_BEFORE_UNKNOWN = "undo_before_unknown"  # the run wrote over a grade changed after its plan
+    UNDO_NOT_WRITTEN = "undo_not_written"  # noop: the run wrote nothing to this cell
+    UNDO_ALREADY = "undo_already"  # noop: Teams already holds the value from before the run
+    UNDO_GONE = "undo_gone"  # noop: the submission no longer exists in Teams
 
 
 class ValueUnit(StrEnum):
@@ -211,6 +219,22 @@ MEMORY_COLUMNS: dict[str, str] = {
     "last_written_at": "object",
 }
 
+# What the apply journal (``gradesync.state.journal``) recorded for each write of one plan, as the
+# undo of a run (``gradesync.plan.undo``) receives it; a write with no record was never started.
+JOURNAL_COLUMNS: dict[str, str] = {
+    "row_key": "int64",
+    "status": "object",  # a final Status value, or "pending" / "sending" (carried over)
+    "outcome_id": "object",  # the points outcome written (a create's new id)
+    "after_points": "float64",  # the value the write left (NaN: cleared, or not written)
+    "message": "object",
+}
+# What Teams holds now for one submission, as the undo of a run receives it (one row per submission).
+CURRENT_COLUMNS: dict[str, str] = {
+    "submission_id": "object",
+    "outcome_id": "object",  # the points outcome; None when the submission has none
+    "points": "float64",  # NaN: no grade
+    "published_points": "float64",  # what the students last saw (set by a return); NaN: never returned
+}
 
 # One entry of ``Plan.roster_gaps``: a roster student with no row in the input, per assignment.
 ROSTER_GAP_KEYS: tuple[str, ...] = (
@@ -297,6 +321,9 @@ class Plan:
     # per assignment ``"class_id/assignment_id"``: when resolve finished reading its submissions
     # (ISO 8601 UTC with milliseconds); the executor treats a missing entry as stale
     read_at: dict[str, str] = field(default_factory=dict)
+    # The id of the run this plan undoes (``gradesync undo``; its run directory's name), "" for any other
+    # plan. The apply of such a plan records it in its run.json as ``undo_of``.
+    undo_of: str = ""
 
     def operations(self) -> list[Operation]:
         writes = self.rows[self.rows["action"].isin(WRITE_ACTIONS)]

@@ -23,6 +23,8 @@ becomes a ``NetworkError`` (exit 7) here; a failing disk a ``StorageError`` (exi
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import logging
 import sqlite3
 from collections.abc import Callable, Iterator, Sequence
@@ -37,6 +39,7 @@ import pandas as pd
 from gradesync.auth import token_provider
 from gradesync.config import Settings
 from gradesync.errors import (
+    AuthError,
     ExitCode,
     GradesyncError,
     GuardError,
@@ -48,20 +51,23 @@ from gradesync.errors import (
     UsageError,
     storage_error,
 )
-from gradesync.execute.apply import ApplyOptions, ApplyResult, apply_plan
+from gradesync.execute.apply import ApplyOptions, ApplyResult, apply_plan, plan_hash
+from gradesync.execute.reads import read_assignments
 from gradesync.graph import GraphClient, RetryPolicy
 from gradesync.guards import GuardLimits, plan_verdict, refuse
 from gradesync.logs import logging_transport, redacting
-from gradesync.models import Plan
-from gradesync.outcome import Verdict, judge
+from gradesync.models import CURRENT_COLUMNS, InputFile, Plan
+from gradesync.outcome import Status, Verdict, judge
 from gradesync.plan import build_plan, plan_is_refused
 from gradesync.plan.digest import digest_matches, plan_digest, short_digest
-from gradesync.plan.planfile import write_plan
+from gradesync.plan.planfile import read_plan, write_plan
+from gradesync.plan.undo import build_undo_plan
 from gradesync.read import ReadResult, load_mapping, read_inputs
 from gradesync.read.inspect import Inspection, inspect_inputs, lookup_from_snapshot
 from gradesync.report import RunSummary, write_reports
 from gradesync.resolve import resolve
-from gradesync.state.journal import Journal
+from gradesync.state.history import find_run, read_run_record, records_frame, run_plan_path, runs_undoing
+from gradesync.state.journal import JOURNAL_NAME, Journal
 from gradesync.state.memory import Memory, load_memory
 from gradesync.state.runs import PLAN_NAME, Run, RunOptions, RunOutcome, unattended_run
 
@@ -148,9 +154,10 @@ class RunResult:
 
     @property
     def status_counts(self) -> dict[str, int] | None:
+        """How many rows ended in each status (those some row has); None for a preview."""
         if self.summary is None or self.summary.kind != "reconciliation":
             return None
-        return dict(self.summary.status_counts)
+        return {s: n for s, n in self.summary.status_counts.items() if n}
 
     def asdict(self) -> dict[str, Any]:
         return {
@@ -393,6 +400,12 @@ class Pipeline:
         """The preview: read, resolve, plan, guards; with ``report_dir`` the reports are written, with
         ``out`` the plan file (not for a plan ``--strict`` refused). Raises a GradesyncError."""
         result = self.preview(self.make_plan(paths, class_key=class_key, sheet=sheet, mapping=mapping))
+        return self._preview_files(result, report_dir, out)
+
+    def _preview_files(self, result: PlanResult, report_dir: str | Path | None,
+                       out: str | Path | None) -> PlanResult:  # fmt: skip
+        """A preview's reports (``report_dir``) and plan file (``out``; not for a plan ``--strict``
+        refused)."""
         if report_dir is not None:
             result.report_paths.update(
                 self._reports(result.plan.rows, result.summary, result.plan, report_dir)
@@ -418,6 +431,7 @@ class Pipeline:
             run.plan_path = stored
             if approved_by:
                 run.record["approved_by"] = approved_by
+            _record_plan_kind(run, plan, dry_run)
             self._check_graph(plan)
             self._check_digest(plan, digest, approved_digest)
             return self._execute(plan, run, digest, kind="apply", dry_run=dry_run, resume=resume,
@@ -435,6 +449,7 @@ class Pipeline:
         def body(run: Run) -> RunResult:
             plan = self.make_plan(paths, class_key=class_key, sheet=sheet, mapping=mapping)
             _log_plan(plan)
+            _record_plan_kind(run, plan, dry_run)
             digest = plan_digest(plan)
             with _errors_mapped("report directory", run.report_dir):
                 run.plan_path = run.report_dir / PLAN_NAME
@@ -447,6 +462,122 @@ class Pipeline:
             return self._execute(plan, run, digest, kind="sync", dry_run=dry_run, publish=publish)
 
         return self._unattended("sync", report_dir, body)
+
+    # ------------------------------------------------------------------ undo
+    def undo(self, run: str | Path, *, report_dir: str | Path | None = None,
+             out: str | Path | None = None) -> PlanResult:  # fmt: skip
+        """The preview of undoing ``run`` (a run id in the runs directory, or a run directory): a plan
+        that puts back what the run changed (``plan/undo.py``), its digest, the guards' verdict and
+        summary — applied like any plan, ``apply(preview.plan, approved_digest=preview.digest[:12])``,
+        whose run records ``undo_of``. Reads the run's plan and the journal's records of it, and what
+        Teams holds now for the assignments the run wrote to (so the preview says which cells changed
+        since and which grades the students have seen). With ``report_dir`` the reports are written,
+        with ``out`` the plan file. Raises a GradesyncError."""
+        self.emit("stage", "read", message="the run to undo")
+        source = self._undo_source(run)
+        self.emit("stage", "resolve")
+        current, read = self._read_now(source.plan, source.records)
+        warnings = source.warnings + [
+            f"could not read {what}: {why}; its grades are checked only when the undo is applied"
+            for what, why in read.errors.items()
+        ]
+        self.emit("stage", "plan")
+        plan = build_undo_plan(
+            source.plan.rows,
+            source.records,
+            current,
+            undo_of=source.run_dir.name,
+            created_at=utc_now(),
+            graph_base_url=source.plan.graph_base_url,
+            config_hash=self.settings.config_hash(),
+            inputs=[source.plan_input],
+            read=read.ok,
+            precision=self.settings.policy.precision,
+        )
+        for warning in warnings:
+            self.emit("warning", "plan", message=warning)
+        plan.warnings = warnings + plan.warnings
+        return self._preview_files(self.preview(plan), report_dir, out)
+
+    def _undo_source(self, ref: str | Path) -> _UndoSource:
+        """The run directory, the plan it applied, the journal's records of that plan and what the
+        preview must say about the run as a whole."""
+        options = RunOptions.from_settings(self.settings)
+        with _errors_mapped("runs directory", options.runs_dir):
+            run_dir = find_run(ref, options.runs_dir)
+            record = read_run_record(run_dir)
+        plan_path = run_plan_path(run_dir, record)
+        if not plan_path.is_file():
+            raise UsageError(
+                f"run {run_dir.name} has no plan file ({plan_path}): it stopped before it had a plan, "
+                "so it wrote nothing",
+                code="undo-nothing",
+                hint="nothing to undo; `gradesync undo` takes a run that applied a plan",
+            )
+        run_plan = read_plan(plan_path)
+        with _errors_mapped("run directory", plan_path):
+            plan_input = InputFile(str(plan_path), _sha256(plan_path), len(run_plan.rows))
+        self._check_graph(run_plan)
+        recorded = str(record.get("digest") or "")
+        if recorded and not plan_digest(run_plan).startswith(recorded):
+            raise UsageError(
+                f"the plan file {plan_path} is not the plan run {run_dir.name} applied (its digest is "
+                f"{short_digest(plan_digest(run_plan))}, the run recorded {recorded}): a later run "
+                "with the same --report-dir replaced it",
+                code="undo-plan-replaced",
+                hint="a run keeps its own plan.json in its run directory unless --report-dir sends it "
+                "elsewhere; give each sync its own report directory (or none)",
+            )
+        records = self._journal_records(run_dir, record, run_plan)
+        warnings = [f"run {run_dir.name} was already undone by run {other}: the cells it put back are "
+                    "listed as already holding the value from before the run"
+                    for other in runs_undoing(options.runs_dir, run_dir.name)]  # fmt: skip
+        if record.get("status") == "running":
+            warnings.append(
+                f"run {run_dir.name} has not finished (or stopped without finishing): rows it has not "
+                "written are not undone; run the undo again once it has finished"
+            )
+        return _UndoSource(run_dir, run_plan, plan_input, records, warnings)
+
+    def _journal_records(self, run_dir: Path, record: dict[str, Any], run_plan: Plan) -> pd.DataFrame:
+        """The journal's records of the run's plan (none for a dry run). A journal that does not know
+        a run that wrote is another state directory's: refused, never guessed."""
+        state_dir = Path(self.settings.apply.state_dir)
+        found: dict[int, Any] = {}
+        if not record.get("dry_run") and (state_dir / JOURNAL_NAME).is_file():
+            with _errors_mapped("state directory", state_dir), Journal.in_dir(state_dir) as journal:
+                found = journal.ops(plan_hash(run_plan))
+        counts = record.get("status_counts")
+        written = ("updated", "created", "excused")
+        wrote = sum(int(counts.get(s) or 0) for s in written) if isinstance(counts, dict) else 0
+        if not found and wrote and not record.get("dry_run"):
+            raise UsageError(
+                f"the journal in {state_dir} has no record of run {run_dir.name}, which wrote {wrote} "
+                "grade(s)",
+                code="undo-journal-missing",
+                hint=f"give the state directory the run used: --state-dir {record.get('state_dir') or 'DIR'}",
+            )
+        return records_frame(found)
+
+    def _read_now(self, run_plan: Plan, records: pd.DataFrame) -> tuple[pd.DataFrame, _ReadNow]:
+        """What Teams holds now (``models.CURRENT_COLUMNS``) for the assignments the run wrote to."""
+        maybe_written = records["status"].isin([Status.UPDATED.value, Status.CREATED.value, "sending"])
+        written = set(records.loc[maybe_written, "row_key"].astype(int))
+        rows = run_plan.rows[run_plan.rows["row_key"].astype(int).isin(written)]
+        pairs = set(rows[["class_id", "assignment_id"]].astype(str).itertuples(index=False, name=None))
+        with _errors_mapped("state directory"):
+            found = read_assignments(self.client, pairs)
+            # Graph unreachable, failing or refusing the token: a preview that cannot see Teams could
+            # not say which grades the students have seen (a class or assignment that is gone is a row)
+            stop = [e for e in found.errors.values() if isinstance(e, (TransientGraphError, AuthError))]
+            if stop:
+                raise stop[0]
+        current = pd.DataFrame(
+            [(sid, cur.outcome_id, cur.points, cur.published_points) for sid, cur in found.current.items()],
+            columns=list(CURRENT_COLUMNS),
+        ).astype(CURRENT_COLUMNS)
+        errors = {f"assignment {a} of class {c}": err.message for (c, a), err in found.errors.items()}
+        return current, _ReadNow(pairs - found.errors.keys(), errors)
 
     # ------------------------------------------------------------------ internals
     def _unattended(self, command: str, report_dir: str | Path | None,
@@ -506,6 +637,10 @@ class Pipeline:
             options = ApplyOptions.from_settings(
                 self.settings, dry_run=dry_run, resume=resume, publish=publish
             )
+            if plan.undo_of and options.overwrite:  # an undo never writes over a grade changed since
+                options = dataclasses.replace(options, on_conflict="skip")
+                self.emit("warning", "execute", message="an undo never overwrites a grade changed since "
+                          "the run: [apply] on_conflict = \"overwrite\" is ignored for it")  # fmt: skip
             if publish and not options.publish_assignments:
                 empty = "--return, but [publish] assignments is empty: nothing will be returned"
                 self.emit("warning", "execute", message=empty)
@@ -580,6 +715,38 @@ class Pipeline:
 
 
 SHOWN_MAX = 64  # characters of a wrong approved digest echoed back
+
+
+@dataclass(frozen=True, slots=True)
+class _UndoSource:
+    run_dir: Path
+    plan: Plan  # the plan the run applied
+    plan_input: InputFile  # that plan's file, the undo plan's input
+    records: pd.DataFrame  # the journal's records of it (models.JOURNAL_COLUMNS)
+    warnings: list[str]
+
+
+@dataclass(frozen=True, slots=True)
+class _ReadNow:
+    ok: set[tuple[str, str]]  # the assignments read
+    errors: dict[str, str]  # what could not be read → why
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _record_plan_kind(run: Run, plan: Plan, dry_run: bool) -> None:
+    """What run.json says about the plan beyond the outcome: the run it undoes (``undo_of``) and
+    whether it was a dry run (an undo of it has nothing to put back)."""
+    if plan.undo_of:
+        run.record["undo_of"] = plan.undo_of
+    if dry_run:
+        run.record["dry_run"] = True
 
 
 def _log_plan(plan: Plan) -> None:

@@ -11,7 +11,7 @@ the lock; 6 some rows carried over (deadline, quota), nothing failed; 7 Graph un
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from pathlib import Path
 from typing import Any
 
@@ -83,46 +83,50 @@ def guard_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     return fn
 
 
-def write_options(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """The options only ``apply`` and ``sync`` have (writing, unattended runs)."""
+def write_options(fn: Callable[..., Any], *, skip: Collection[str] = ()) -> Callable[..., Any]:
+    """The options only ``apply`` and ``sync`` have (writing, unattended runs); ``skip``: the options
+    (by name) a command leaves out."""
     decorators = [
-        click.option("--report-dir", type=click.Path(file_okay=False),
+        ("--report-dir", click.option("--report-dir", type=click.Path(file_okay=False),
                      help="Where to write reconciliation.csv, summary.json and report.html "
-                     "[default: the run's directory, see --runs-dir]."),
-        click.option("--on-conflict", type=click.Choice(["skip", "overwrite"]),
+                     "[default: the run's directory, see --runs-dir].")),
+        ("--on-conflict", click.option("--on-conflict", type=click.Choice(["skip", "overwrite"]),
                      help="A grade changed in Teams since it was read: skip it (report a conflict) or "
-                     "overwrite it [default: [apply], skip]."),
-        click.option("--verify", type=click.Choice(["all", "uncertain"]),
+                     "overwrite it [default: [apply], skip].")),
+        ("--verify", click.option("--verify", type=click.Choice(["all", "uncertain"]),
                      help="Read back every touched assignment after writing, or only those with an "
-                     "unconfirmed write [default: [apply], uncertain]."),
-        click.option("--read-write-window", help="No grade is written on a read older than this (60s; 0s: "
-                     "re-read before every wave) [default: [apply], 60s]."),
-        click.option("--deadline", metavar="HH:MM", help="Stop sending before this local time; the rest is "
-                     "carried over (exit 6) to the next run."),
-        click.option("--max-duration", help="Stop sending after this long (2h); the rest is carried over."),
-        click.option("--dry-run", is_flag=True, help="Check and report everything, write nothing."),
-        click.option("--return", "publish", is_flag=True,
+                     "unconfirmed write [default: [apply], uncertain].")),
+        ("--read-write-window", click.option("--read-write-window", help="No grade is written on a read "
+                     "older than this (60s; 0s: re-read before every wave) [default: [apply], 60s].")),
+        ("--deadline", click.option("--deadline", metavar="HH:MM", help="Stop sending before this local "
+                     "time; the rest is carried over (exit 6) to the next run.")),
+        ("--max-duration", click.option("--max-duration", help="Stop sending after this long (2h); the rest "
+                     "is carried over.")),
+        ("--dry-run", click.option("--dry-run", is_flag=True, help="Check and report everything, write "
+                     "nothing.")),
+        ("--return", click.option("--return", "publish", is_flag=True,
                      help="Publish: return the submissions whose grades this run wrote, so students see "
-                     "them (only for the assignments [publish] assignments allows)."),
-        click.option("--max-in-flight", type=click.IntRange(1, 16),
-                     help="$batch requests in flight at once [default: [apply], 4]."),
-        click.option("--runs-dir", type=click.Path(file_okay=False),
-                     help="Where each run's directory is created [default: 'runs' beside --state-dir]."),
-        click.option("--keep-runs", type=click.IntRange(1),
-                     help="Keep the newest N run directories, delete older ones [default: [run], 30]."),
-        click.option("--log-format", type=click.Choice(["text", "json"]),
-                     help="The log file's format; json: one object per line [default: text]."),
-        click.option("--log-file", type=click.Path(dir_okay=False, allow_dash=True),
-                     help="Where the log goes; '-' for stderr [default: RUN_DIR/gradesync.log]."),
-        click.option("--log-level",
+                     "them (only for the assignments [publish] assignments allows).")),
+        ("--max-in-flight", click.option("--max-in-flight", type=click.IntRange(1, 16),
+                     help="$batch requests in flight at once [default: [apply], 4].")),
+        ("--runs-dir", click.option("--runs-dir", type=click.Path(file_okay=False),
+                     help="Where each run's directory is created [default: 'runs' beside --state-dir].")),
+        ("--keep-runs", click.option("--keep-runs", type=click.IntRange(1),
+                     help="Keep the newest N run directories, delete older ones [default: [run], 30].")),
+        ("--log-format", click.option("--log-format", type=click.Choice(["text", "json"]),
+                     help="The log file's format; json: one object per line [default: text].")),
+        ("--log-file", click.option("--log-file", type=click.Path(dir_okay=False, allow_dash=True),
+                     help="Where the log goes; '-' for stderr [default: RUN_DIR/gradesync.log].")),
+        ("--log-level", click.option("--log-level",
                      type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False),
-                     help="The least severe level logged [default: INFO]."),
-        click.option("--notify", metavar="CMD",
+                     help="The least severe level logged [default: INFO].")),
+        ("--notify", click.option("--notify", metavar="CMD",
                      help="A shell command run when the run ends, with the summary path as its last "
-                     "argument (and GRADESYNC_SUMMARY, GRADESYNC_RUN_DIR, GRADESYNC_EXIT_CODE set)."),
+                     "argument (and GRADESYNC_SUMMARY, GRADESYNC_RUN_DIR, GRADESYNC_EXIT_CODE set).")),
     ]  # fmt: skip
-    for deco in reversed(decorators):
-        fn = deco(fn)
+    for name, deco in reversed(decorators):
+        if name not in skip:
+            fn = deco(fn)
     return fn
 
 

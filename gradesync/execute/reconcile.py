@@ -1,6 +1,6 @@
 """Reconciliation: give every input row its final status and what Teams holds for it at the end.
 
-Status per row (``status`` column, ``models.Status``; ``after_points`` is what Teams holds):
+Status per row (``status`` column, ``outcome.Status``; ``after_points`` is what Teams holds):
 
 * ``rejected``  — the plan rejected the row (its reason and message are kept);
 * ``unchanged`` — nothing to write (a noop), or the grade was already at its desired value;
@@ -180,8 +180,10 @@ def _write_row(
                 after,
             )
         return st, message, after
-    if shown is None and rec.after_points is not None and st != Status.CARRIED_OVER:
-        after = rec.after_points  # the write's answer (or the read it was decided on)
+    if shown is None and st != Status.CARRIED_OVER and (rec.after_points is not None or st in _WRITTEN):
+        # the write's answer (or the read it was decided on); for a write that ended in Teams, no
+        # value is an answer too: the grade was cleared
+        after = _nan(rec.after_points)
     if not dry_run and st in _WRITTEN and not _same(after, desired):
         wanted = _shown(desired)
         return (

@@ -6,6 +6,7 @@ rules.py     the plan rules, one function per rule, over vectorised columns
 messages.py  every reject message and note the rules write
 arrays.py    vectorised helpers and Verdicts (each row's reason while the rules run)
 planfile.py  the plan file: a versioned JSON document (the one file this stage writes)
+undo.py      build_undo_plan: the plan that puts back what a run changed (from its plan and journal)
 """
 
 from gradesync.plan.build import (

@@ -288,3 +288,82 @@ def teacher_override(
         + wanted
         + OVERRIDE_OUTCOME[policy]
     )
+
+
+# ---------------------------------------------------------------------------------------------
+# undoing a run (plan/undo.py): what happens to each cell the run touched, and why
+# ---------------------------------------------------------------------------------------------
+# Messages that an apply's journal keeps for a write whose value before it is not the plan's: the
+# executor wrote over a grade that changed after the plan was made (``--on-conflict overwrite``),
+# or a points outcome appeared during the run. The undo cannot know what Teams held before those.
+OVERWRITE_MESSAGE_STARTS = ("overwrote", "a points outcome appeared", "the points outcome had disappeared")
+# A row of the undone run whose journal status says nothing was written, and what that means.
+UNDO_NOTHING_WRITTEN = {
+    "": "the run wrote nothing to this grade (it was refused, a dry run, or stopped before it): nothing "
+    "to undo",
+    "pending": "the run did not send this grade (carried over): nothing to undo; do not resume the undone "
+    "run (`apply --resume`), or it will be sent",
+    "unchanged": "Teams already held the run's value when the run checked it: the run wrote nothing here",
+    "conflict": "the run left this grade as the teacher had set it (conflict): nothing to undo",
+    "failed": "Graph refused the run's write (failed): nothing was written, nothing to undo",
+}
+UNDO_EXCUSED = (
+    "the run excused this submission, and Graph has no action that takes an excuse back (excusing also "
+    "deleted its feedback and rubric): a teacher must grade it again in Teams"
+)
+UNDO_UNCONFIRMED = (
+    "the run never confirmed this write (carried over): it may or may not have reached Teams; finish the "
+    "run first (`gradesync apply RUN_DIR/plan.json --resume`), then undo it"
+)
+UNDO_BEFORE_UNKNOWN = (
+    "the run wrote over a grade that had changed in Teams after its plan was made, so the grade before "
+    "the run is not known: check it in Teams"
+)
+UNDO_GONE = "the submission no longer exists in Teams: nothing to put back"
+
+
+def undo_restore(restore: Any, wrote: Any, clear: Any, precision: int) -> Text:
+    """The rows the undo writes: what goes back, over what the run wrote."""
+    run_wrote = points(wrote, precision)
+    back = "undo: puts back " + points(restore, precision) + " (the run wrote " + run_wrote + ")"
+    cleared = "undo: clears the grade the run entered (" + run_wrote + "); there was no grade before the run"
+    return pd.Series(np.where(np.asarray(clear, dtype=bool), cleared, back), dtype=object)
+
+
+def undo_published(seen: Any, precision: int) -> Text:
+    return (
+        "the students have seen "
+        + points(seen, precision)
+        + " (the grade was returned to them) and a return cannot be taken back: change the grade in "
+        "Teams and return it again, so that what they see and what Teams holds agree"
+    )
+
+
+def undo_changed_since(now: Any, wrote: Any, precision: int) -> Text:
+    return (
+        "changed in Teams since the run: Teams holds "
+        + points(now, precision)
+        + ", the run wrote "
+        + points(wrote, precision)
+        + "; the undo leaves it as it is and reports it as a conflict"
+    )
+
+
+def undo_nothing_written(status: Any) -> Text:
+    found = pd.Series(status, dtype=object).fillna("").astype(str)
+    known = found.map(UNDO_NOTHING_WRITTEN)
+    other = "the run's write ended " + found + ": nothing was written, nothing to undo"
+    return known.where(known.notna(), other).astype(object)
+
+
+def undo_already(restore: Any, precision: int) -> Text:
+    return "Teams already holds " + points(restore, precision) + ", the value from before the run"
+
+
+def undo_never_landed(restore: Any, precision: int) -> Text:
+    """A write the run never confirmed (carried over) that Teams shows did not happen."""
+    return (
+        "the run never confirmed this write (carried over), and Teams holds "
+        + points(restore, precision)
+        + ", the value from before the run: it did not land, nothing to undo"
+    )

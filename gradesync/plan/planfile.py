@@ -15,6 +15,7 @@ Layout (keys always in this order; one JSON object per line inside the long list
       ],
       "warnings": [],
       "read_at": {"<class_id>/<assignment_id>": "2024-06-01T11:59:58.123Z"},
+      "undo_of": "",                       # the run this plan undoes (gradesync undo), else ""
       "summary": {…},
       "operations": [
         {"row_key":3,"action":"update","class_id":"…",…}
@@ -83,13 +84,14 @@ TOP_KEYS: tuple[str, ...] = (
     "inputs",
     "warnings",
     "read_at",
+    "undo_of",
     "summary",
     "operations",
     "rows",
     "roster_gaps",
 )
-# files written before plans had an id, a digest (plan/digest.py) or read times lack them
-OPTIONAL_TOP_KEYS = frozenset({"plan_id", "digest", "read_at"})
+# files written before plans had an id, a digest (plan/digest.py), read times or undo lack them
+OPTIONAL_TOP_KEYS = frozenset({"plan_id", "digest", "read_at", "undo_of"})
 CHUNK_ROWS = 10_000  # rows encoded and written at a time (a few MB: malloc reuses it, no fresh pages)
 SAMPLE_ROWS = 1_000  # a text column mostly distinct in its first rows is encoded value by value
 INPUT_KEYS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(InputFile))
@@ -147,6 +149,7 @@ def _header(plan: Plan, digest: str | None = None) -> dict[str, Any]:
         "inputs": [{k: _json_value(getattr(i, k)) for k in INPUT_KEYS} for i in plan.inputs],
         "warnings": [str(w) for w in plan.warnings],
         "read_at": {str(k): str(v) for k, v in sorted(plan.read_at.items())},
+        "undo_of": str(plan.undo_of or ""),
         "summary": summarize(plan),
         "roster_gaps": [{k: _json_value(g.get(k)) for k in GAP_KEYS} for g in plan.roster_gaps],
     }
@@ -238,6 +241,7 @@ def plan_from_dict(d: Any, *, source: str = "plan") -> Plan:
         )
         _require(isinstance(d["warnings"], list), '"warnings" is not a list')
         _require(isinstance(d["roster_gaps"], list), '"roster_gaps" is not a list')
+        _require(isinstance(d.get("undo_of", ""), str), '"undo_of" is not text')
         read_at = d.get("read_at", {})
         _require(
             isinstance(read_at, dict) and all(isinstance(v, str) for v in read_at.values()),
@@ -267,6 +271,7 @@ def plan_from_dict(d: Any, *, source: str = "plan") -> Plan:
             plan_id=str(d.get("plan_id") or ""),
             digest=str(d.get("digest") or ""),
             read_at=dict(read_at),
+            undo_of=str(d.get("undo_of", "")),
         )
         expected = [_operation_record(op) for op in plan.operations()]
         _require(
