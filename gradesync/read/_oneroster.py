@@ -19,7 +19,8 @@ import pandas as pd
 
 from gradesync.errors import InputError
 from gradesync.models import ReasonCode
-from gradesync.read._layout import ColumnRole, Desired, _Columns, _const, _frame, normalize_header
+from gradesync.read._headers import Headers
+from gradesync.read._layout import ColumnRole, Desired, _Columns, _const, _frame
 from gradesync.read._source import RawTable, table_from_bytes
 
 ZIP_MEMBERS = ("manifest.csv", "results.csv", "lineItems.csv")
@@ -82,26 +83,20 @@ def read_bundle(path: str, data: bytes) -> Bundle:
 
 
 def _col(table: RawTable, name: str) -> int | None:
-    target = normalize_header(name)
-    return next((j for j, h in enumerate(table.header) if normalize_header(h) == target), None)
+    return Headers(table.header).find(name)
 
 
 def _need(table: RawTable, name: str) -> int:
-    j = _col(table, name)
-    if j is None:
-        raise InputError(
-            f'no column "{name}": not a OneRoster '
-            + ("results" if "student" in name.lower() else "lineItems")
-            + " file",
-            file=table.path,
-            row=table.header_row,
-            column=name,
-            code="input-missing-column",
-            hint="OneRoster results.csv has sourcedId, status, dateLastModified, lineItemSourcedId, "
-            "studentSourcedId, scoreStatus, score, scoreDate, comment; lineItems.csv has sourcedId, "
-            "title, classSourcedId, resultValueMax",
-        )
-    return j
+    kind = "results" if "student" in name.lower() else "lineItems"
+    return Headers(table.header).need(
+        name,
+        path=table.path,
+        row=table.header_row,
+        what=f"not a OneRoster {kind} file",
+        hint="OneRoster results.csv has sourcedId, status, dateLastModified, lineItemSourcedId, "
+        "studentSourcedId, scoreStatus, score, scoreDate, comment; lineItems.csv has sourcedId, "
+        "title, classSourcedId, resultValueMax",
+    )
 
 
 def _line_item_fields(line_items: RawTable) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
