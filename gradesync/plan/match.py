@@ -410,7 +410,6 @@ class FallbackMatch:
     user: np.ndarray  # code into ``roster.user_uniq``; -1 for none
     reason: np.ndarray  # "" when found, else a ReasonCode value
     via: np.ndarray  # the slot that found the student (-1: none)
-    first: np.ndarray  # the first slot holding a value (-1: none); a match through a later one is a fallback
     other: np.ndarray  # for identifier_conflict: the second slot, naming a different student (-1: none)
     via_user: np.ndarray  # the student the ``via`` slot found (also when the row is refused)
     other_user: np.ndarray  # the student the ``other`` slot found
@@ -418,12 +417,12 @@ class FallbackMatch:
     @classmethod
     def none(cls, n: int) -> FallbackMatch:
         """``n`` rows that found nobody (their class is unknown: the class rule refused them)."""
-        minus = [np.full(n, -1, dtype="int64") for _ in range(6)]
+        minus = [np.full(n, -1, dtype="int64") for _ in range(5)]
         return cls(minus[0], np.full(n, "", dtype=object), *minus[1:])
 
     def put(self, rows: np.ndarray, other: FallbackMatch) -> None:
         """Copy ``other``'s answers into ``rows``."""
-        for name in ("user", "reason", "via", "first", "other", "via_user", "other_user"):
+        for name in ("user", "reason", "via", "other", "via_user", "other_user"):
             getattr(self, name)[rows] = getattr(other, name)
 
 
@@ -458,12 +457,10 @@ def match_student_fallbacks(
     conflict = differs.any(axis=1)
     other = np.where(conflict, differs.argmax(axis=1), -1)
     other_user = np.where(conflict, found[np.arange(n), np.maximum(other, 0)], -1)
-    held = np.column_stack([v != "" for v in ids.values]) if width else np.zeros((n, 1), dtype=bool)
-    first = np.where(held.any(axis=1), held.argmax(axis=1), -1)
     unknown = np.where(elsewhere, ReasonCode.NOT_IN_CLASS.value, ReasonCode.UNKNOWN_STUDENT.value)
     reason = np.where(
         ambiguous,
         ReasonCode.AMBIGUOUS_STUDENT.value,
         np.where(conflict, ReasonCode.IDENTIFIER_CONFLICT.value, np.where(any_hit, "", unknown)),
     ).astype(object)
-    return FallbackMatch(np.where(reason == "", user, -1), reason, via, first, other, user, other_user)
+    return FallbackMatch(np.where(reason == "", user, -1), reason, via, other, user, other_user)

@@ -148,16 +148,17 @@ def identifier_conflict(
     )
 
 
-def matched_by_fallback(header: Any, kind: Any, value: Any, first_header: Any, first_value: Any) -> Text:
-    """The note of a student found through a later identifier: what found them, and why the first did not."""
-    first = pd.Series(
+def matched_by_fallback(header: Any, kind: Any, value: Any, before: list[list[tuple[str, str]]]) -> Text:
+    """The note of a student found through a later identifier: what found them, and why the ones
+    before it did not (``before``: per row, the earlier identifiers' headers and values)."""
+    why = pd.Series(
         [
-            f'{h} "{v}" found nobody' if v else f"{h} is blank"
-            for h, v in zip(first_header, first_value, strict=True)
+            "; ".join(f'{h} "{v}" found nobody' if v else f"{h} is blank" for h, v in earlier)
+            for earlier in before
         ],
         dtype=object,
     )
-    return "student matched by " + text(header) + " " + quoted(value) + " (" + text(kind) + "); " + first
+    return "student matched by " + text(header) + " " + quoted(value) + " (" + text(kind) + "); " + why
 
 
 def ambiguous_student(key: Any, klass: Text) -> Text:

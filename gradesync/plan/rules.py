@@ -403,15 +403,18 @@ class _ListedMatch:
             ),
         )
         through = np.flatnonzero((pair >= 0) & v.open() & (row_reason == ""))
-        through = through[found.via[pair[through]] != found.first[pair[through]]]
+        through = through[found.via[pair[through]] > 0]
+        before = {
+            p: [(ids.headers[k][p], ids.values[k][p]) for k in range(found.via[p])]
+            for p in np.unique(pair[through]).tolist()
+        }
         v.add_note(
             through,
             say.matched_by_fallback(
                 slot_text(ids.headers, found.via, through),
                 slot_text(ids.kinds, found.via, through),
                 slot_text(ids.values, found.via, through),
-                slot_text(ids.headers, found.first, through),
-                slot_text(ids.values, found.first, through),
+                [before[p] for p in pair[through].tolist()],
             ),
         )
 

@@ -263,7 +263,7 @@ def _mapped_identifiers(
     if not present:
         headers.need(rules[0].column, path=table.path, row=table.header_row, what="student.identifiers")
     missing = [rule.column for rule, j in found if j is None]
-    if missing:
+    if found[0][1] is None:  # the first identifier is gone (an export with another key field)
         warnings.append(
             f"{table.path}: no {_quoted(missing)} column; students are matched by "
             + _quoted([table.header[j].strip() for _, j in present])
@@ -277,14 +277,15 @@ def _mapped_identifiers(
         values = normalise_ids(table.cells[j], rule.zero_pad, rule.strip_prefix, rule.domain)
         header = table.header[j].strip()
         key = np.where(key == "", values, key)
-        part = np.where(values == "", "", f"{header}{ID_PART}{rule.match}{ID_PART}") + values
-        encoded = np.where(encoded == "", part, np.where(part == "", encoded, encoded + ID_SEP + part))
-        domain = f", {rule.domain} appended" if rule.domain else ""
+        part = f"{header}{ID_PART}{rule.match}{ID_PART}" + values  # a blank one keeps its place
+        encoded = part if k == 0 else encoded + ID_SEP + part
+        domain = f" (@{rule.domain} appended)" if rule.domain else ""
         roles[j] = ColumnRole(
             j,
             header,
             "student" if k == 0 else "student-fallback",
-            why=f"matched by {rule.match}{domain}" + ("" if k == 0 else " when the columns before it fail"),
+            why=f"matched by {rule.match}{domain}"
+            + ("" if k == 0 else ", when the identifiers before it find nobody"),
         )
     table = _with_column(table, _STUDENT_HEADER, key.astype(object))
     ids = encoded.astype(object) if len(present) > 1 else None
