@@ -223,3 +223,19 @@ def test_unknown_format_names_the_new_presets() -> None:
     with pytest.raises(ConfigError) as e:
         read_inputs([CONFIG / "canvas.toml"], Settings(), format="schoology")
     assert "blackboard" in str(e.value) and "brightspace" in str(e.value)
+
+
+def test_oneroster_result_value_max_that_is_not_a_number_refuses_its_results(tmp_path: Path) -> None:
+    (tmp_path / "lineItems.csv").write_text(
+        "sourcedId,status,dateLastModified,title,classSourcedId,resultValueMin,resultValueMax\n"
+        "li-1,active,,Quiz,SEC-1001,0,10\nli-2,active,,Lab,SEC-1001,0,fifty\n"
+    )
+    results = tmp_path / "results.csv"
+    results.write_text(
+        "sourcedId,status,dateLastModified,lineItemSourcedId,studentSourcedId,scoreStatus,score\n"
+        "r-1,active,,li-1,000101,fully graded,9\nr-2,active,,li-2,000101,fully graded,40\n"
+    )
+    result = read_inputs([results], Settings())
+    assert col(result, "points_possible")[0] == 10.0 and math.isnan(col(result, "points_possible")[1])
+    assert col(result, "reason") == ["", "points_possible_mismatch"]
+    assert "resultValueMax" in col(result, "message")[1]
