@@ -81,7 +81,8 @@ class Desired:
     def text_of(coded: tuple[np.ndarray, np.ndarray], rows: np.ndarray) -> np.ndarray:
         """The coded column's text at ``rows``."""
         codes_, uniq = coded
-        return uniq[codes_[rows]]
+        out: np.ndarray = uniq[codes_[rows]]
+        return out
 
     @property
     def n(self) -> int:
@@ -134,7 +135,8 @@ def read_desired(desired: pd.DataFrame) -> tuple[Desired, Verdicts]:
 
 def _is(coded: tuple[np.ndarray, np.ndarray], value: str) -> np.ndarray:
     codes_, uniq = coded
-    return (uniq == value)[codes_]
+    out: np.ndarray = (uniq == value)[codes_]
+    return out
 
 
 def _coded_text(d: pd.DataFrame, name: str) -> tuple[np.ndarray, np.ndarray]:

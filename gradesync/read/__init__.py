@@ -35,6 +35,7 @@ from gradesync.config import Settings
 from gradesync.errors import ConfigError
 from gradesync.models import DESIRED_COLUMNS, InputFile, empty_frame
 from gradesync.read._diagnose import diagnose
+from gradesync.read._headers import normalize_header
 from gradesync.read._layout import (
     HEADER_ALIASES,
     HEADER_SEARCH_ROWS,
@@ -42,7 +43,6 @@ from gradesync.read._layout import (
     WIDE_NON_GRADE_HEADERS,
     Desired,
     build_desired,
-    normalize_header,
 )
 from gradesync.read._mapped import build_mapped
 from gradesync.read._oneroster import build_oneroster, is_bundle, read_bundle

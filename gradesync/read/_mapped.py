@@ -86,7 +86,8 @@ def normalise_ids(
             text = f"{text}@{domain}"
         clean.append(text)
     table = np.array([*clean, ""], dtype=object)
-    return table.take(codes)
+    out: np.ndarray = table.take(codes)
+    return out
 
 
 def _with_column(table: RawTable, header: str, values: np.ndarray) -> RawTable:
