@@ -8,6 +8,7 @@ the order is documented in ``gradesync.plan.build``. Pure: no I/O.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -333,22 +334,25 @@ def match_students_of(
     name = pair_name[codes_]
     key = d.student_key
     order = ", ".join(settings.match.student_by)
-    row_reason = pair_reason[codes_]
-    unknown = row_reason == ReasonCode.UNKNOWN_STUDENT.value
+
+    def rows_with(reason: ReasonCode) -> np.ndarray:  # compared per pair, then taken per row
+        out: np.ndarray = (pair_reason == reason.value)[codes_]
+        return out
+
     v.give(
-        unknown & ~listed,
+        rows_with(ReasonCode.UNKNOWN_STUDENT) & ~listed,
         ReasonCode.UNKNOWN_STUDENT,
         lambda i: say.unknown_student(key[i], order, say.lost_zeros_hint(key[i], members)),
     )
     if fallback is not None:
-        fallback.give(v, d, c, row_reason, members, roster)
+        fallback.give(v, c, rows_with, members, roster)
     v.give(
-        row_reason == ReasonCode.AMBIGUOUS_STUDENT.value,
+        rows_with(ReasonCode.AMBIGUOUS_STUDENT),
         ReasonCode.AMBIGUOUS_STUDENT,
         lambda i: say.ambiguous_student(key[i], c.label[i]),
     )
     v.give(
-        row_reason == ReasonCode.NOT_IN_CLASS.value,
+        rows_with(ReasonCode.NOT_IN_CLASS),
         ReasonCode.NOT_IN_CLASS,
         lambda i: say.not_in_class(key[i], c.label[i]),
     )
@@ -369,14 +373,13 @@ class _ListedMatch:
     def give(
         self,
         v: Verdicts,
-        d: Desired,
         c: Classes,
-        row_reason: np.ndarray,
+        rows_with: Callable[[ReasonCode], np.ndarray],
         members: pd.DataFrame,
         roster: Roster,
     ) -> None:
         """The list rows' reasons (unknown, conflict) and the note of a match through a fallback."""
-        pair = np.full(len(row_reason), -1, dtype="int64")
+        pair = np.full(len(v), -1, dtype="int64")
         pair[self.rows] = self.codes
         ids, found = self.ids, self.found
 
@@ -386,13 +389,13 @@ class _ListedMatch:
             )
 
         v.give(
-            (pair >= 0) & (row_reason == ReasonCode.UNKNOWN_STUDENT.value),
+            (pair >= 0) & rows_with(ReasonCode.UNKNOWN_STUDENT),
             ReasonCode.UNKNOWN_STUDENT,
             lambda i: say.unknown_by_identifiers(_identifier_listing(ids, pair[i])),
         )
         user_names = _user_names(members, roster)
         v.give(
-            (pair >= 0) & (row_reason == ReasonCode.IDENTIFIER_CONFLICT.value),
+            (pair >= 0) & rows_with(ReasonCode.IDENTIFIER_CONFLICT),
             ReasonCode.IDENTIFIER_CONFLICT,
             lambda i: say.identifier_conflict(
                 slot_text(ids.headers, found.via, i),
@@ -404,7 +407,7 @@ class _ListedMatch:
                 c.label[i],
             ),
         )
-        through = np.flatnonzero((pair >= 0) & v.open() & (row_reason == ""))
+        through = np.flatnonzero((pair >= 0) & v.open() & (found.reason == "")[np.maximum(pair, 0)])
         through = through[found.via[pair[through]] > 0]
         before = {
             p: [(ids.headers[k][p], ids.values[k][p]) for k in range(found.via[p])]
