@@ -53,6 +53,10 @@ class InputSettings(_Section):
     # Value rule for fractions ("17/20") whose denominator is not the assignment's maximum:
     # "reject" (reason fraction_mismatch) or "scale" (17/20 of a 40-point assignment → 34, noted).
     fractions: Literal["reject", "scale"] = "reject"
+    # A mail domain appended to a username that has none when it is matched to a Teams UPN
+    # ("noah.lopez104" → "noah.lopez104@contoso.edu"): for exports whose Username column holds a
+    # login name (Blackboard, Brightspace). A mapping's identifier can set its own domain.
+    username_domain: str | None = None
 
 
 class MatchSettings(_Section):

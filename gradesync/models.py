@@ -33,12 +33,24 @@ DESIRED_COLUMNS: dict[str, str] = {
     "desired_points": "float64",  # parsed and rounded; NaN when blank, clear or invalid
     "clear": "bool",  # the explicit clear token: remove the grade
     "excuse": "bool",  # an excused mark ([policy] excused_marks, e.g. "EX"): excuse the submission
-    "points_possible": "float64",  # from a wide file's "Points Possible" row, else NaN
+    # the item's maximum as the file declares it (a "Points Possible" row, a maximum column, a header such
+    # as "[Total Pts: 50 Score]", the mapping); NaN when it declares none. Checked against Teams' maximum
+    "points_possible": "float64",
     # what the number in desired_points is (a ValueUnit): "points" (the default), "percent" (95% →
     # 95.0: a share of the assignment's maximum) or "fraction" (17/20 → 17.0 with denominator 20.0);
     # the plan converts percent and fraction to points against Teams' maximum, and says so on the row
     "points_unit": "object",
     "points_denominator": "float64",  # a fraction's denominator; NaN otherwise
+    # what to do when ``points_possible`` (the maximum the file declares) differs from Teams' maximum:
+    # "" refuses the row (points_possible_mismatch); "scale" (the mapping says so) scales the points
+    "maximum_rule": "object",
+    # the same grade in a percent display ("95.00 %", Moodle's "(Percentage)" column beside "(Real)"),
+    # checked against the points and Teams' maximum; "" when the file has no such column
+    "percent_twin": "object",
+    # the row's student identifiers in the mapping's order, each "header\x1ekind\x1evalue", joined by
+    # "\x1f" (kind: a [match] student_by kind such as sis_id or upn); "" when the file has one student
+    # column, matched by [match] student_by as ``student_key``
+    "student_ids": "object",
     "reason": "object",  # a ReasonCode value when read/validation rejects or notes the row, else ""
     "message": "object",  # what a registrar reads about that reason
     "note": "object",  # non-rejecting remarks (rounded, duplicate kept, cp1252 fallback)
@@ -47,7 +59,16 @@ DESIRED_COLUMNS: dict[str, str] = {
 # (coded once while validating, so planning a million rows does not hash every key again). Anything
 # that reads them as text still works (``==``, ``.tolist()``, ``.astype(str)``, ``.to_numpy(dtype=object)``);
 # ``.astype(DESIRED_COLUMNS)`` turns them back into object columns, which the plan accepts as well.
-DESIRED_CODED: tuple[str, ...] = ("class_key", "assignment_key", "student_key")
+DESIRED_CODED: tuple[str, ...] = (
+    "class_key",
+    "assignment_key",
+    "student_key",
+    # mostly one value ("") over a whole file: coded, the plan finds the few rows that carry one by
+    # comparing small integers instead of a million strings
+    "maximum_rule",
+    "percent_twin",
+    "student_ids",
+)
 
 
 class Action(StrEnum):
@@ -80,6 +101,8 @@ class ReasonCode(StrEnum):
     UNGRADED_ASSIGNMENT = "ungraded_assignment"
     UNKNOWN_STUDENT = "unknown_student"
     AMBIGUOUS_STUDENT = "ambiguous_student"
+    # two identifier columns of one row (Student ID, Username) name two different students
+    IDENTIFIER_CONFLICT = "identifier_conflict"
     NOT_IN_CLASS = "not_in_class"
     NO_SUBMISSION = "no_submission"
     ABOVE_MAX_POINTS = "above_max_points"
@@ -187,7 +210,17 @@ PLAN_COLUMNS: dict[str, str] = {
     **{
         k: v
         for k, v in DESIRED_COLUMNS.items()
-        if k not in ("reason", "message", "note", "points_unit", "points_denominator")
+        if k
+        not in (
+            "reason",
+            "message",
+            "note",
+            "points_unit",
+            "points_denominator",
+            "maximum_rule",
+            "percent_twin",
+            "student_ids",
+        )
     },
     "class_id": "object",
     "class_name": "object",

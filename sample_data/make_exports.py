@@ -2,10 +2,12 @@
 
 Each file follows its vendor's documented layout (sources in README, "Export formats"), with the
 decorations real exports carry: Canvas's "Points Possible" row, read-only computed columns and
-Test Student; PowerSchool's cp1252 and Exempt column; OneRoster's exempt scoreStatus; a registrar's
-workbook with a title, a merged group row, totals, a 55% percent-formatted cell, 17/20, A- and a
-date. The students and classes are those of ``sample_data/tenant.json`` (SEC-1001, SEC-1002), so
-every sample plans against the emulator. Run: ``python sample_data/make_exports.py``.
+Test Student; PowerSchool's cp1252 and Exempt column; OneRoster's exempt scoreStatus; Blackboard's
+maxima in its headers, calculated totals and UTF-16 tab text named .xls; Brightspace's "#" prefixes,
+MaxPoints headers, final grades and End-of-Line Indicator; Moodle's three display types; a
+registrar's workbook with a title, a merged group row, totals, a 55% percent-formatted cell, 17/20,
+A- and a date. The students and classes are those of ``sample_data/tenant.json`` (SEC-1001 …
+SEC-1003), so every sample plans against the emulator. Run: ``python sample_data/make_exports.py``.
 """
 
 from __future__ import annotations
@@ -79,6 +81,118 @@ MOODLE = (
     "Ana,Moreau,000101,Contoso High,Maths,ana.moreau101@contoso.edu,9.50,-,9.50,1725868800\n"
     "Ana,Alvarez,000102,Contoso High,Maths,ana.alvarez102@contoso.edu,7.00,21.00,28.00,1725868800\n"
     "Noah,Ahmed,000103,Contoso High,Maths,noah.ahmed103@contoso.edu,-,27.50,27.50,1725868800\n"
+)
+
+# Blackboard Learn (Original): Grade Center → Work Offline → Download, Full Grade Center. The six default
+# user columns, the calculated "Weighted Total" and "Total", then one column per item headed
+# "Name [Total Pts: <maximum> <primary display>] |<column id>". Every field quoted, a BOM, bare LF.
+# Noah Lopez has no Student ID (nor an SIS id in Teams): only his Username finds him.
+_BB_USERS = '"Last Name","First Name","Username","Student ID","Last Access","Availability"'
+BLACKBOARD_TAB_ROWS = [
+    [
+        "Last Name", "First Name", "Username", "Student ID", "Last Access", "Availability",
+        "Weighted Total [Total Pts: up to 0 Percentage] |1260435", "Total [Total Pts: up to 60 Score] |1260434",
+        "Unit 1 Quiz [Total Pts: 10 Score] |1260436", "Lab Report 1 [Total Pts: 50 Score] |1260437",
+    ],
+    ["Moreau", "Ana", "ana.moreau101", "000101", "2024-09-14 10:05:00", "Yes", "", "54.50", "9.50", "45.00"],
+    ["Alvarez", "Ana", "ana.alvarez102", "000102", "2024-09-13 18:40:00", "Yes", "", "8.00", "8.00", ""],
+    ["Ahmed", "Noah", "noah.ahmed103", "000103", "2024-09-15 07:12:00", "Yes", "", "34.50", "7.00", "27.50"],
+    ["Lopez", "Noah", "noah.lopez104", "", "2024-09-12 21:30:00", "Yes", "", "18.50", "6.00", "12.50"],
+]  # fmt: skip
+
+# The same download with the Comma delimiter, for SEC-1002, where "Lab Report 1" is worth 100 points in
+# Teams but 50 in this Grade Center: refused (or scaled by a mapping that says so). One row's Student ID
+# and Username name two different students (Mei and Rosa O'Neil): refused, never guessed.
+BLACKBOARD_CSV_ROWS = [
+    [
+        "Last Name", "First Name", "Username", "Student ID", "Last Access", "Availability",
+        "Weighted Total [Total Pts: up to 0 Percentage] |2260435", "Total [Total Pts: up to 70 Score] |2260434",
+        "Unit 1 Quiz [Total Pts: 20 Score] |2260436", "Lab Report 1 [Total Pts: 50 Score] |2260437",
+    ],
+    ["Walsh", "Omar", "omar.walsh129", "000129", "2024-09-14 10:05:00", "Yes", "", "60.00", "15.00", "45.00"],
+    ["Kim", "Xavi", "xavi.kim130", "000130", "2024-09-14 11:00:00", "Yes", "", "56.50", "12.50", "44.00"],
+    ["O'Neil", "Mei", "rosa.oneil132", "000131", "2024-09-13 09:30:00", "Yes", "", "46.00", "16.00", "30.00"],
+    ["Hughes", "Zoe", "zoe.hughes138", "", "2024-09-12 16:45:00", "Yes", "", "9.00", "9.00", ""],
+]  # fmt: skip
+
+# Blackboard Learn Ultra: Gradebook → Download (full gradebook, CSV): the same user columns, the items,
+# and the calculated "Overall Grade" (shown as a letter). SEC-1003.
+BLACKBOARD_ULTRA_ROWS = [
+    [
+        "Last Name", "First Name", "Username", "Student ID", "Last Access", "Availability",
+        "Unit 1 Quiz [Total Pts: 50 Score] |3100201", "Essay 1 [Total Pts: 20 Score] |3100202",
+        "Overall Grade [Total Pts: up to 70 Letter] |3100200",
+    ],
+    ["Rossi", "Umar", "umar.rossi157", "000157", "2024-09-14 10:05:00", "Yes", "40.00", "12.50", "B-"],
+    ["Tanaka", "Zoe", "zoe.tanaka158", "", "2024-09-13 08:00:00", "Yes", "19.00", "7.00", "F"],
+    ["Walsh", "Olu", "olu.walsh159", "000159", "2024-09-11 17:20:00", "Yes", "11.50", "2.00", "F"],
+]  # fmt: skip
+
+
+def _quoted_rows(rows: list[list[str]], sep: str) -> str:
+    return "".join(sep.join(f'"{v}"' for v in row) + "\n" for row in rows)
+
+
+BLACKBOARD_TAB = _quoted_rows(BLACKBOARD_TAB_ROWS, "\t")
+BLACKBOARD_CSV = _quoted_rows(BLACKBOARD_CSV_ROWS, ",")
+BLACKBOARD_ULTRA = _quoted_rows(BLACKBOARD_ULTRA_ROWS, ",")
+
+# A school that scales this Grade Center's items to Teams' maxima: the blackboard preset written out
+# (config/mappings/blackboard.toml) with one line added.
+BLACKBOARD_SCALE_MAPPING = """\
+# Blackboard Learn Grade Center, for a school whose Teams assignments have other maxima than its Grade
+# Center items: the points are scaled to Teams' maximum, and every scaled row says so.
+preset = "blackboard"
+layout = "wide"
+
+[[student.identifiers]]
+column = "Student ID"
+match = "sis_id"
+
+[[student.identifiers]]
+column = "Username"
+match = "upn"
+domain = "contoso.edu"
+
+[columns]
+ignore = ["Last Name", "First Name", "Last Access", "Availability", "Child Course ID"]
+
+[values]
+maximum_mismatch = "scale"
+"""
+
+# D2L Brightspace: Grades → Enter Grades → Export, key field Both, Points grade and Grade scheme, user
+# details Last Name, First Name, Email. Key values carry a "#" prefix and each row ends with the
+# End-of-Line Indicator "#". SEC-1002: "Lab Report 1" is worth 50 here and 100 in Teams (refused); Zoe
+# Hughes has no OrgDefinedId and a Username Teams does not know: her Email finds her.
+_D2L_QUIZ = "Unit 1 Quiz Points Grade <Numeric MaxPoints:20 Weight:10 Category:Quizzes CategoryWeight:40>"
+_D2L_ESSAY = "Essay 1 Points Grade <Numeric MaxPoints:10 Weight:20 Category:Writing CategoryWeight:60>"
+_D2L_LAB = "Lab Report 1 Points Grade <Numeric MaxPoints:50 Weight:30 Category:Labs CategoryWeight:60>"
+BRIGHTSPACE = (
+    f"OrgDefinedId,Username,Last Name,First Name,Email,{_D2L_QUIZ},Unit 1 Quiz Scheme Symbol,{_D2L_ESSAY},"
+    f"{_D2L_LAB},Calculated Final Grade Numerator,Calculated Final Grade Denominator,"
+    "Adjusted Final Grade Numerator,Adjusted Final Grade Denominator,End-of-Line Indicator\n"
+    "#000129,#omar.walsh129,Walsh,Omar,omar.walsh129@contoso.edu,16,B,3,45,64,80,,,#\n"
+    "#000130,#xavi.kim130,Kim,Xavi,xavi.kim130@contoso.edu,12.5,C,9.5,,22,30,,,#\n"
+    ",#zoe.hughes138,Hughes,Zoe,zoe.hughes138@contoso.edu,9,D,8.5,,17.5,30,,,#\n"
+)
+
+# Moodle: Grades → Export → Plain text file with three grade display types (Real, Percentage, Letter):
+# each item three times. SEC-1002: Mei's quiz says 18 points but 95 % (18 of 20 is 90 %): refused,
+# naming both; Zoe Hughes has no ID number and is found by her email address.
+MOODLE_DISPLAY_TYPES = (
+    "First name,Last name,ID number,Institution,Department,Email address,"
+    "Quiz: Unit 1 Quiz (Real),Quiz: Unit 1 Quiz (Percentage),Quiz: Unit 1 Quiz (Letter),"
+    "Assignment: Essay 1 (Real),Assignment: Essay 1 (Percentage),Assignment: Essay 1 (Letter),"
+    "Course total (Real),Course total (Percentage),Course total (Letter),Last downloaded from this course\n"
+    "Omar,Walsh,000129,Contoso High,Science,omar.walsh129@contoso.edu,15.00,75.00 %,C,3.00,30.00 %,F,"
+    "18.00,60.00 %,D,1725868800\n"
+    "Xavi,Kim,000130,Contoso High,Science,xavi.kim130@contoso.edu,-,-,-,9.50,95.00 %,A,9.50,31.67 %,F,"
+    "1725868800\n"
+    "Mei,O'Neil,000131,Contoso High,Science,mei.oneil131@contoso.edu,18.00,95.00 %,A,7.00,70.00 %,C-,"
+    "25.00,83.33 %,B,1725868800\n"
+    "Zoe,Hughes,,Contoso High,Science,zoe.hughes138@contoso.edu,9.00,45.00 %,F,8.50,85.00 %,B,"
+    "17.50,58.33 %,F,1725868800\n"
 )
 
 ONEROSTER_MANIFEST = (
@@ -218,6 +332,18 @@ def write_all(out: Path = OUT) -> dict[str, Path]:
         "oneroster": (out / "oneroster" / "results.csv", ONEROSTER_RESULTS, "utf-8"),
         "registrar-mapping": (out / "registrar_workbook.mapping.toml", REGISTRAR_MAPPING, "utf-8"),
         "powerschool-mapping": (out / "powerschool_scores.mapping.toml", POWERSCHOOL_MAPPING, "utf-8"),
+        # Blackboard's Tab download: UTF-16 LE text under a .xls name (its help: "tab delimited with a
+        # file extension of .xls")
+        "blackboard": (out / "blackboard_grade_center.xls", "\ufeff" + BLACKBOARD_TAB, "utf-16-le"),
+        "blackboard-csv": (out / "blackboard_grade_center.csv", "\ufeff" + BLACKBOARD_CSV, "utf-8"),
+        "blackboard-scale-mapping": (
+            out / "blackboard_scale.mapping.toml",
+            BLACKBOARD_SCALE_MAPPING,
+            "utf-8",
+        ),
+        "blackboard-ultra": (out / "blackboard_ultra_gradebook.csv", "\ufeff" + BLACKBOARD_ULTRA, "utf-8"),
+        "brightspace": (out / "brightspace_grades.csv", BRIGHTSPACE, "utf-8"),
+        "moodle-display-types": (out / "moodle_display_types.csv", "\ufeff" + MOODLE_DISPLAY_TYPES, "utf-8"),
     }
     paths = {}
     for name, (path, text, encoding) in files.items():

@@ -13,7 +13,9 @@ gets wins (a read-stage reason is never overwritten):
 2. class (``match_classes``): ``unknown_class`` (no Graph class for the key), ``ambiguous_class``;
 3. assignment (``match_assignments_of``, ``reject_ungraded``): ``unknown_assignment``,
    ``ambiguous_assignment`` (see ``gradesync.plan.match``), ``ungraded_assignment`` (no points grading);
-4. student (``match_students_of``): ``unknown_student``, ``ambiguous_student``, ``not_in_class``;
+4. student (``match_students_of``): ``unknown_student``, ``ambiguous_student``, ``not_in_class``, and
+   for a row with several identifiers (Student ID, then Username…) ``identifier_conflict`` when two
+   of them name different students; a match through a later identifier is noted on the row;
 5. submission (``find_submissions``, ``reject_missing_submission``), by ``(class, assignment,
    recipient.userId)``: none → ``group_submission`` when the assignment has group submissions (a group
    recipient carries no ``userId``, so a student with no individual submission on an assignment that
@@ -24,10 +26,13 @@ gets wins (a read-stage reason is never overwritten):
    maximum → its points; another fraction → ``fraction_mismatch`` unless ``[input] fractions =
    "scale"``; either on an assignment without a maximum → ``percent_without_maximum``. Every
    conversion is noted on the row ("95% of 20 → 19");
-8. points (``check_points``): ``points_possible_mismatch`` (a wide file's "Points Possible" differs
-   from Teams' maximum; checked before the maximum itself, because it explains every over-maximum row
-   of the column), ``above_max_points`` (after the conversion) unless ``policy.above_max == "allow"``
-   (then the row only gets a note), ``blank_points``;
+8. points (``check_percent_twins``, ``check_points``): ``points_possible_mismatch`` when a grade's
+   percent twin (Moodle's "(Percentage)" beside "(Real)") disagrees with it against Teams' maximum, or
+   when the maximum the file declares (a Points Possible row, a maximum column, a header such as
+   ``[Total Pts: 50 Score]``, the mapping) differs from Teams' — unless the row's mapping says scale,
+   and then the points are scaled and the note says so; checked before the maximum itself, because it
+   explains every over-maximum row of the column; ``above_max_points`` (after the conversion) unless
+   ``policy.above_max == "allow"`` (then the row only gets a note), ``blank_points``;
 9. duplicates (``check_duplicates``): two rows reaching the same submission (e.g. one keyed by SIS
    id, one by e-mail): different values → both ``duplicate_conflict``; the same value → the first by
    ``row_key`` is kept, the others are ``noop``/``duplicate_identical``;
@@ -139,6 +144,7 @@ def plan_rows(
     rules.reject_missing_submission(v, classes, assignments, students, subs)
     rules.check_excused(d, v, classes, assignments, students, subs, settings)
     rules.convert_units(d, v, assignments, settings)
+    rules.check_percent_twins(d, v, assignments, settings)
     rules.check_points(d, v, assignments, settings)
     rules.check_duplicates(d, v, assignments, students, subs, precision)
     change = rules.diff(d, v, assignments, students, subs, precision)

@@ -4,7 +4,7 @@ Both functions take a frame of *keys* (usually the distinct keys of the input, a
 the resolved ``class_id``) and a Snapshot frame, and answer one row per key row, in the same order,
 with the matched id or a reason code. No I/O; vectorised merges only, one per identifier kind.
 
-Rules (issue 3, item 3):
+Rules:
 
 * assignments ``by="displayName"``: an exact name match wins; only when there is none, a match that
   ignores case and runs of whitespace (``"Unit  1 quiz "`` = ``"unit 1 Quiz"``). More than one distinct
@@ -17,6 +17,10 @@ Rules (issue 3, item 3):
   is ``student`` (or unknown: empty, ``none``, ``unknownFutureValue``) count. A key that matches
   nobody in its class but matches a member of another class of the snapshot → ``not_in_class``,
   otherwise ``unknown_student``.
+* students by a list of identifiers (``match_student_fallbacks``: a mapping's Student ID, then
+  Username, then Email): each identifier by its own kind; the first that finds one student wins, the
+  ones that find nobody are passed over; one that finds several students (``ambiguous_student``), or
+  two that find different students (``identifier_conflict``), refuse the row.
 """
 
 from __future__ import annotations
@@ -367,3 +371,96 @@ def match_student_codes(
     reason = np.where(n == 1, "", np.where(n > 1, ReasonCode.AMBIGUOUS_STUDENT.value, unknown)).astype(object)
     user = np.where(n == 1, one, -1)
     return user[p_codes], reason[p_codes]
+
+
+#: Separators of the desired frame's ``student_ids`` (``models.DESIRED_COLUMNS``): within one
+#: identifier (header, kind, value) and between identifiers.
+ID_PART, ID_SEP = "\x1e", "\x1f"
+
+
+@dataclass
+class Identifiers:
+    """The distinct identifier lists of some rows, split into slots: slot ``k`` is each list's k-th
+    identifier (``""`` where a list is shorter)."""
+
+    headers: list[np.ndarray]  # per slot, per list: the column's header
+    kinds: list[np.ndarray]  # per slot, per list: the Teams attribute (a STUDENT_KINDS key)
+    values: list[np.ndarray]  # per slot, per list: the identifier
+
+    @classmethod
+    def parse(cls, lists: np.ndarray) -> Identifiers:
+        """Split each encoded list (``header\\x1ekind\\x1evalue`` joined by ``\\x1f``); once per list."""
+        split = [str(t).split(ID_SEP) if t else [] for t in lists.tolist()]
+        width = max((len(s) for s in split), default=0)
+        n = len(split)
+        headers = [np.full(n, "", dtype=object) for _ in range(width)]
+        kinds = [np.full(n, "", dtype=object) for _ in range(width)]
+        values = [np.full(n, "", dtype=object) for _ in range(width)]
+        for i, parts in enumerate(split):
+            for k, part in enumerate(parts):
+                header, kind, value = [*part.split(ID_PART), "", ""][:3]
+                headers[k][i], kinds[k][i], values[k][i] = header, kind, value
+        return cls(headers, kinds, values)
+
+
+@dataclass
+class FallbackMatch:
+    """Per key row: the student found through a list of identifiers, and how."""
+
+    user: np.ndarray  # code into ``roster.user_uniq``; -1 for none
+    reason: np.ndarray  # "" when found, else a ReasonCode value
+    via: np.ndarray  # the slot that found the student (-1: none)
+    other: np.ndarray  # for identifier_conflict: the second slot, naming a different student (-1: none)
+    via_user: np.ndarray  # the student the ``via`` slot found (also when the row is refused)
+    other_user: np.ndarray  # the student the ``other`` slot found
+
+    @classmethod
+    def none(cls, n: int) -> FallbackMatch:
+        """``n`` rows that found nobody (their class is unknown: the class rule refused them)."""
+        minus = [np.full(n, -1, dtype="int64") for _ in range(5)]
+        return cls(minus[0], np.full(n, "", dtype=object), *minus[1:])
+
+    def put(self, rows: np.ndarray, other: FallbackMatch) -> None:
+        """Copy ``other``'s answers into ``rows``."""
+        for name in ("user", "reason", "via", "other", "via_user", "other_user"):
+            getattr(self, name)[rows] = getattr(other, name)
+
+
+def match_student_fallbacks(
+    k_class: np.ndarray, ids: Identifiers, members: pd.DataFrame, roster: Roster
+) -> FallbackMatch:
+    """Match key rows (``k_class`` with their identifier lists) by each identifier in turn, each by
+    its own Teams attribute. The first identifier that finds one student wins; identifiers that find
+    nobody are passed over (that is the fallback); one that finds several students, or two that find
+    different students, refuse the row (``ambiguous_student``, ``identifier_conflict``): never a guess.
+    Nobody found: ``not_in_class`` when an identifier names a student of another class, else
+    ``unknown_student``. Vectorised per slot: ``match_student_codes`` once per (slot, kind)."""
+    n, width = len(k_class), len(ids.values)
+    found = np.full((n, max(width, 1)), -1, dtype="int64")
+    ambiguous = np.zeros(n, dtype=bool)
+    elsewhere = np.zeros(n, dtype=bool)
+    for k in range(width):
+        kinds, values = ids.kinds[k], ids.values[k]
+        for kind in pd.unique(kinds[values != ""]):
+            rows = np.flatnonzero((kinds == kind) & (values != ""))
+            if kind not in STUDENT_KINDS:
+                continue
+            user, reason = match_student_codes(k_class[rows], values[rows], members, roster, [str(kind)])
+            found[rows, k] = np.where(reason == "", user, -1)
+            ambiguous[rows] |= reason == ReasonCode.AMBIGUOUS_STUDENT.value
+            elsewhere[rows] |= reason == ReasonCode.NOT_IN_CLASS.value
+    hit = found >= 0
+    any_hit = hit.any(axis=1)
+    via = np.where(any_hit, hit.argmax(axis=1), -1)
+    user = np.where(any_hit, found[np.arange(n), np.maximum(via, 0)], -1)
+    differs = hit & (found != user[:, None])
+    conflict = differs.any(axis=1)
+    other = np.where(conflict, differs.argmax(axis=1), -1)
+    other_user = np.where(conflict, found[np.arange(n), np.maximum(other, 0)], -1)
+    unknown = np.where(elsewhere, ReasonCode.NOT_IN_CLASS.value, ReasonCode.UNKNOWN_STUDENT.value)
+    reason = np.where(
+        ambiguous,
+        ReasonCode.AMBIGUOUS_STUDENT.value,
+        np.where(conflict, ReasonCode.IDENTIFIER_CONFLICT.value, np.where(any_hit, "", unknown)),
+    ).astype(object)
+    return FallbackMatch(np.where(reason == "", user, -1), reason, via, other, user, other_user)

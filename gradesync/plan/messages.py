@@ -116,6 +116,51 @@ def unknown_student(key: Any, order: str, hint: Text) -> Text:
     return "student " + quoted(key) + f" was not found in Teams (looked up by {order})" + hint
 
 
+def unknown_by_identifiers(listing: Text) -> Text:
+    """No identifier of the row finds a student: each is named with the Teams attribute it was tried by."""
+    return (
+        "no student in Teams has "
+        + listing
+        + "; check the ids, or match another column ([student] identifiers)"
+    )
+
+
+def identifier_conflict(
+    header: Any, value: Any, name: Any, other_header: Any, other_value: Any, other_name: Any, klass: Text
+) -> Text:
+    """Two identifiers of one row name two students: ``Student ID "000101" is Ana Moreau but …``."""
+    return (
+        text(header)
+        + " "
+        + quoted(value)
+        + " is "
+        + text(name)
+        + " but "
+        + text(other_header)
+        + " "
+        + quoted(other_value)
+        + " is "
+        + text(other_name)
+        + " in "
+        + klass
+        + ": the row's identifiers name different students, so none is guessed; correct the row in the "
+        "gradebook"
+    )
+
+
+def matched_by_fallback(header: Any, kind: Any, value: Any, before: list[list[tuple[str, str]]]) -> Text:
+    """The note of a student found through a later identifier: what found them, and why the ones
+    before it did not (``before``: per row, the earlier identifiers' headers and values)."""
+    why = pd.Series(
+        [
+            "; ".join(f'{h} "{v}" found nobody' if v else f"{h} is blank" for h, v in earlier)
+            for earlier in before
+        ],
+        dtype=object,
+    )
+    return "student matched by " + text(header) + " " + quoted(value) + " (" + text(kind) + "); " + why
+
+
 def ambiguous_student(key: Any, klass: Text) -> Text:
     return "student " + quoted(key) + " matches more than one student in " + klass
 
@@ -233,6 +278,7 @@ def percent_without_maximum(raw: Any, unit: Any, assignment: Text) -> Text:
 
 
 def points_possible_mismatch(possible: Any, maximum: Any, assignment: Text, precision: int) -> Text:
+    """A declared maximum that is not Teams': both maxima, and the ways to settle it."""
     return (
         "the file gives "
         + points(possible, precision)
@@ -240,7 +286,40 @@ def points_possible_mismatch(possible: Any, maximum: Any, assignment: Text, prec
         + assignment
         + ", but Teams has a maximum of "
         + points(maximum, precision)
-        + " points"
+        + " points; make the two maxima agree (in Teams or in the gradebook), or let the mapping scale "
+        'the points ([values] maximum_mismatch = "scale")'
+    )
+
+
+def maximum_scaled(raw: Any, possible: Any, maximum: Any, converted: Any, precision: int) -> Text:
+    """The note of points scaled to Teams' maximum: ``45 of 50 → 90 of 100 (…)``."""
+    return (
+        points(raw, 6)
+        + " of "
+        + points(possible, precision)
+        + " (the file's maximum) scaled to "
+        + points(converted, precision)
+        + " of "
+        + points(maximum, precision)
+        + ' (Teams\' maximum), as the mapping says ([values] maximum_mismatch = "scale")'
+    )
+
+
+def percent_twin_mismatch(
+    value: Any, twin: Any, implied: Any, maximum: Any, assignment: Text, precision: int
+) -> Text:
+    """A value and its percent twin that disagree against Teams' maximum: both, and the maximum they imply."""
+    return (
+        points(value, precision)
+        + " points and its percent column's "
+        + quoted(twin)
+        + " disagree for "
+        + assignment
+        + ": against Teams' maximum of "
+        + points(maximum, precision)
+        + " they imply a maximum of about "
+        + points(implied, precision)
+        + " in the file; make the item's maximum in the gradebook and in Teams agree"
     )
 
 

@@ -7,6 +7,8 @@ the order is documented in ``gradesync.plan.build``. Pure: no I/O.
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -33,7 +35,14 @@ from gradesync.plan.arrays import (
     text_codes,
     texts,
 )
-from gradesync.plan.match import Roster, match_assignment_rows, match_student_codes
+from gradesync.plan.match import (
+    FallbackMatch,
+    Identifiers,
+    Roster,
+    match_assignment_rows,
+    match_student_codes,
+    match_student_fallbacks,
+)
 
 NOOP_REASONS = frozenset(r.value for r in REJECT_REASONS_NOOP)
 ACTIONS = (Action.NOOP, Action.REJECT, Action.EXCUSE, Action.UPDATE, Action.CREATE)
@@ -58,6 +67,23 @@ class Desired:
     denominator: np.ndarray
     source_file: np.ndarray
     source_row: np.ndarray
+    scale: np.ndarray  # bool: the mapping scales a declared maximum that differs from Teams' (maximum_rule)
+    # (codes per row, distinct texts): the same grade as a percent ("95.00 %"), "" for none
+    percent_twin: tuple[np.ndarray, np.ndarray]
+    # (codes per row, distinct texts): the row's identifier list (``models.DESIRED_COLUMNS``), "" for one
+    student_ids: tuple[np.ndarray, np.ndarray]
+
+    def carries(self, coded: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+        """Rows whose coded text column holds something (not ``""``)."""
+        codes_, uniq = coded
+        return (uniq != "")[codes_] if len(uniq) else np.zeros(self.n, dtype=bool)
+
+    @staticmethod
+    def text_of(coded: tuple[np.ndarray, np.ndarray], rows: np.ndarray) -> np.ndarray:
+        """The coded column's text at ``rows``."""
+        codes_, uniq = coded
+        out: np.ndarray = uniq[codes_[rows]]
+        return out
 
     @property
     def n(self) -> int:
@@ -96,6 +122,9 @@ def read_desired(desired: pd.DataFrame) -> tuple[Desired, Verdicts]:
         ),
         source_file=passthrough(d["source_file"]),
         source_row=d["source_row"].to_numpy(dtype="int64"),
+        scale=_is(_coded_text(d, "maximum_rule"), "scale"),
+        percent_twin=_coded_text(d, "percent_twin"),
+        student_ids=_coded_text(d, "student_ids"),
     )
     verdicts = Verdicts(
         reason=texts(d["reason"]).copy(),
@@ -103,6 +132,27 @@ def read_desired(desired: pd.DataFrame) -> tuple[Desired, Verdicts]:
         note=texts(d["note"]).copy(),
     )
     return rows, verdicts
+
+
+def _is(coded: tuple[np.ndarray, np.ndarray], value: str) -> np.ndarray:
+    codes_, uniq = coded
+    out: np.ndarray = (uniq == value)[codes_]
+    return out
+
+
+def _coded_text(d: pd.DataFrame, name: str) -> tuple[np.ndarray, np.ndarray]:
+    """A mostly-empty text column as (codes per row, distinct texts), a missing value reading ``""``.
+    The read stage hands it over coded (a categorical: nothing is hashed here); a hand-built frame may
+    hold plain text, or lack the column (all ``""`` then)."""
+    if name not in d:
+        return np.zeros(len(d), dtype="int8"), np.array([""], dtype=object)
+    col = d[name]
+    if isinstance(col.dtype, pd.CategoricalDtype):
+        found = np.asarray(col.array.codes)
+        uniq = np.append(np.asarray(col.array.categories, dtype=object), np.array([""], dtype=object))
+        return (np.where(found < 0, len(uniq) - 1, found) if (found < 0).any() else found), uniq
+    found, uniq = pd.factorize(texts(col))
+    return found, np.asarray(uniq, dtype=object) if len(uniq) else np.array([""], dtype=object)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -250,50 +300,174 @@ class Students:
 def match_students_of(
     d: Desired, v: Verdicts, c: Classes, snapshot: Snapshot, settings: Settings
 ) -> Students:
-    """Rule 4: ``unknown_student``, ``ambiguous_student``, ``not_in_class``."""
+    """Rule 4: ``unknown_student``, ``ambiguous_student``, ``not_in_class``, ``identifier_conflict``.
+
+    A row with one identifier is matched by ``[match] student_by``; a row with a list of identifiers
+    (a mapping's ``student.identifiers``) by each in turn (``match_student_fallbacks``), and a match
+    through a later identifier says so in the row's note."""
     codes_, pair_class_id, pair_key, pair_ok = pair_codes(c.codes, d.student_coded, c.key_class_id)
     members = snapshot.members
     roster = Roster.of(members)
+    listed = d.carries(d.student_ids)  # rows with identifier lists get pairs of their own below
     user, reason = match_student_codes(
         pair_class_id[pair_ok], pair_key[pair_ok], members, roster, settings.match.student_by
     )
     n = len(pair_key)
-    pair_uid, pair_name, pair_reason = (
-        np.full(n, None, dtype=object),
-        np.full(n, None, dtype=object),
-        np.full(n, "", dtype=object),
-    )
-    pair_uid[pair_ok] = take(roster.user_uniq, user, None)
-    pair_reason[pair_ok] = reason
+    pair_user, pair_reason = np.full(n, -1, dtype="int64"), np.full(n, "", dtype=object)
+    pair_user[pair_ok], pair_reason[pair_ok] = user, reason
+    fallback: _ListedMatch | None = None
+    if listed.any():
+        fallback = _match_listed(d, c, listed, members, roster)
+        codes_ = codes_.copy()
+        codes_[listed] = n + fallback.codes
+        pair_user = np.concatenate([pair_user, fallback.found.user])
+        pair_reason = np.concatenate([pair_reason, fallback.found.reason])
+        pair_class_id = np.concatenate([pair_class_id, fallback.class_id])
+    pair_uid = take(roster.user_uniq, pair_user, None)
     # the matched member's name: the first member row of that (class, user)
     space, first_row = roster.first_rows()
-    pair_class = pd.Index(roster.class_uniq, dtype=object).get_indexer(pair_class_id[pair_ok])
+    pair_class = pd.Index(roster.class_uniq, dtype=object).get_indexer(pair_class_id)
     nu = max(len(roster.user_uniq), 1)
     at = lookup_sorted(
-        space, first_row, np.where((pair_class >= 0) & (user >= 0), pair_class * nu + user, -1)
+        space, first_row, np.where((pair_class >= 0) & (pair_user >= 0), pair_class * nu + pair_user, -1)
     )
-    pair_name[pair_ok] = take(objects(members["display_name"]), at, None)
-
+    pair_name = take(objects(members["display_name"]), at, None)
     name = pair_name[codes_]
-    order = ", ".join(settings.match.student_by)
     key = d.student_key
+    order = ", ".join(settings.match.student_by)
+
+    def rows_with(reason: ReasonCode) -> np.ndarray:  # compared per pair, then taken per row
+        out: np.ndarray = (pair_reason == reason.value)[codes_]
+        return out
+
     v.give(
-        (pair_reason == ReasonCode.UNKNOWN_STUDENT.value)[codes_],
+        rows_with(ReasonCode.UNKNOWN_STUDENT) & ~listed,
         ReasonCode.UNKNOWN_STUDENT,
         lambda i: say.unknown_student(key[i], order, say.lost_zeros_hint(key[i], members)),
     )
+    if fallback is not None:
+        fallback.give(v, c, rows_with, members, roster)
     v.give(
-        (pair_reason == ReasonCode.AMBIGUOUS_STUDENT.value)[codes_],
+        rows_with(ReasonCode.AMBIGUOUS_STUDENT),
         ReasonCode.AMBIGUOUS_STUDENT,
         lambda i: say.ambiguous_student(key[i], c.label[i]),
     )
     v.give(
-        (pair_reason == ReasonCode.NOT_IN_CLASS.value)[codes_],
+        rows_with(ReasonCode.NOT_IN_CLASS),
         ReasonCode.NOT_IN_CLASS,
         lambda i: say.not_in_class(key[i], c.label[i]),
     )
     label = Lazy(lambda i: say.student_label(key[i], name[i]))
     return Students(codes_, pair_uid, pair_uid[codes_], name, label, roster)
+
+
+@dataclass
+class _ListedMatch:
+    """Rows matched by identifier lists: their own (class, list) pairs and what each pair found."""
+
+    rows: np.ndarray  # the rows with a list
+    codes: np.ndarray  # per such row: its pair
+    class_id: np.ndarray  # per pair
+    ids: Identifiers  # per pair
+    found: FallbackMatch  # per pair
+
+    def give(
+        self,
+        v: Verdicts,
+        c: Classes,
+        rows_with: Callable[[ReasonCode], np.ndarray],
+        members: pd.DataFrame,
+        roster: Roster,
+    ) -> None:
+        """The list rows' reasons (unknown, conflict) and the note of a match through a fallback."""
+        pair = np.full(len(v), -1, dtype="int64")
+        pair[self.rows] = self.codes
+        ids, found = self.ids, self.found
+
+        def slot_text(part: list[np.ndarray], slot: np.ndarray, i: np.ndarray) -> np.ndarray:
+            return np.array(
+                [part[s][p] if s >= 0 else "" for s, p in zip(slot[pair[i]], pair[i], strict=True)]
+            )
+
+        v.give(
+            (pair >= 0) & rows_with(ReasonCode.UNKNOWN_STUDENT),
+            ReasonCode.UNKNOWN_STUDENT,
+            lambda i: say.unknown_by_identifiers(_identifier_listing(ids, pair[i])),
+        )
+        user_names = _user_names(members, roster)
+        v.give(
+            (pair >= 0) & rows_with(ReasonCode.IDENTIFIER_CONFLICT),
+            ReasonCode.IDENTIFIER_CONFLICT,
+            lambda i: say.identifier_conflict(
+                slot_text(ids.headers, found.via, i),
+                slot_text(ids.values, found.via, i),
+                take(user_names, found.via_user[pair[i]], None),
+                slot_text(ids.headers, found.other, i),
+                slot_text(ids.values, found.other, i),
+                take(user_names, found.other_user[pair[i]], None),
+                c.label[i],
+            ),
+        )
+        through = np.flatnonzero((pair >= 0) & v.open() & (found.reason == "")[np.maximum(pair, 0)])
+        through = through[found.via[pair[through]] > 0]
+        before = {
+            p: [(ids.headers[k][p], ids.values[k][p]) for k in range(found.via[p])]
+            for p in np.unique(pair[through]).tolist()
+        }
+        v.add_note(
+            through,
+            say.matched_by_fallback(
+                slot_text(ids.headers, found.via, through),
+                slot_text(ids.kinds, found.via, through),
+                slot_text(ids.values, found.via, through),
+                [before[p] for p in pair[through].tolist()],
+            ),
+        )
+
+
+def _identifier_listing(ids: Identifiers, pairs: np.ndarray) -> pd.Series:
+    """Per pair: 'Student ID "000101" (sis_id), Username "ana" (upn)' — the identifiers it has."""
+    out = []
+    for p in pairs.tolist():
+        parts = [
+            f'{ids.headers[k][p]} "{ids.values[k][p]}" ({ids.kinds[k][p]})'
+            for k in range(len(ids.values))
+            if ids.values[k][p]
+        ]
+        out.append(", ".join(parts))
+    return pd.Series(out, dtype=object)
+
+
+def _user_names(members: pd.DataFrame, roster: Roster) -> np.ndarray:
+    """Per user code: a display name (the first member row's)."""
+    names = np.full(len(roster.user_uniq), None, dtype=object)
+    if len(members):
+        first = ~pd.Series(roster.user_codes).duplicated().to_numpy()
+        names[roster.user_codes[first]] = objects(members["display_name"])[first]
+    return names
+
+
+def _match_listed(
+    d: Desired, c: Classes, listed: np.ndarray, members: pd.DataFrame, roster: Roster
+) -> _ListedMatch:
+    """Rule 4 for rows with identifier lists: each distinct (class, list) pair matched once."""
+    rows = np.flatnonzero(listed)
+    list_codes, list_uniq = pd.factorize(d.text_of(d.student_ids, rows))
+    nl = max(len(list_uniq), 1)
+    pair_codes_, pair_uniq = pd.factorize(c.codes[rows].astype("int64") * nl + list_codes)
+    pair_uniq = np.asarray(pair_uniq, dtype="int64")
+    class_id = take(c.key_class_id, pair_uniq // nl, None)
+    ids = Identifiers.parse(np.asarray(list_uniq, dtype=object)[pair_uniq % nl])
+    ok = pd.notna(class_id)
+    full = FallbackMatch.none(len(pair_uniq))
+    full.put(ok, match_student_fallbacks(texts(class_id[ok]), _subset(ids, ok), members, roster))
+    return _ListedMatch(rows, pair_codes_, class_id, ids, full)
+
+
+def _subset(ids: Identifiers, keep: np.ndarray) -> Identifiers:
+    return Identifiers(
+        [h[keep] for h in ids.headers], [k[keep] for k in ids.kinds], [v[keep] for v in ids.values]
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -450,19 +624,75 @@ def convert_units(d: Desired, v: Verdicts, a: Assignments, settings: Settings) -
     )
 
 
+_PERCENT_TEXT = re.compile(r"^\s*([+-]?(?:\d+(?:\.(\d*))?|\.(\d+)))\s*%\s*$")
+
+
+def check_percent_twins(d: Desired, v: Verdicts, a: Assignments, settings: Settings) -> None:
+    """Rule 8a: a grade shown twice, as points and as a percent (Moodle's "(Real)" and "(Percentage)"
+    columns), must agree against Teams' maximum: points / maximum × 100 equals the percent to the
+    percent's own decimals. A disagreement means the file's maximum for the item is not Teams' (or the
+    columns disagree): ``points_possible_mismatch``, naming both values. Checked once per distinct
+    percent text; rows without a twin, a number or a maximum are not checked."""
+    rows = np.flatnonzero(d.carries(d.percent_twin))
+    if not len(rows):
+        return
+    rows = rows[v.open()[rows] & (d.unit[rows] == ValueUnit.POINTS.value) & ~np.isnan(d.points[rows])]
+    rows = rows[~np.isnan(a.max_points[rows]) & (a.max_points[rows] > 0)]
+    if not len(rows):
+        return
+    codes_, uniq = pd.factorize(d.text_of(d.percent_twin, rows))
+    parsed = [_PERCENT_TEXT.match(str(u)) for u in uniq]
+    value = np.array([float(m.group(1)) if m else np.nan for m in parsed])
+    decimals = np.array([len(m.group(2) or m.group(3) or "") if m else 0 for m in parsed])
+    twin, tolerance = value[codes_], 0.5 * 10.0 ** -decimals[codes_.clip(0)] + 1e-9
+    maximum = a.max_points[rows]
+    share = d.points[rows] / maximum * 100.0
+    bad = ~np.isnan(twin) & (np.abs(share - twin) > tolerance)
+    if not bad.any():
+        return
+    bad_rows = rows[bad]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        implied = np.where(twin[bad] > 0, d.points[bad_rows] * 100.0 / twin[bad], np.nan)
+    by_row = dict(zip(bad_rows.tolist(), implied.tolist(), strict=True))
+    v.give(
+        v.mask(bad_rows),
+        ReasonCode.POINTS_POSSIBLE_MISMATCH,
+        lambda i: say.percent_twin_mismatch(
+            d.points[i],
+            d.text_of(d.percent_twin, i),
+            np.array([by_row[int(r)] for r in i]),
+            a.max_points[i],
+            a.label[i],
+            settings.policy.precision,
+        ),
+    )
+
+
 def check_points(d: Desired, v: Verdicts, a: Assignments, settings: Settings) -> None:
-    """Rules 8: ``points_possible_mismatch`` (a wide file's "Points Possible" differs from Teams'
-    maximum; checked first, because it explains every over-maximum row of the column), then
-    ``above_max_points`` unless ``policy.above_max == "allow"`` (then a note), then ``blank_points``."""
+    """Rules 8: a maximum the file declares (``points_possible``: a Points Possible row, a maximum
+    column, a header such as ``[Total Pts: 50 Score]``, the mapping) must be Teams' maximum, for every
+    row: else ``points_possible_mismatch`` (checked first, because it explains every over-maximum row of
+    the column), unless the row's mapping says scale (``maximum_rule``): then a number in points
+    becomes points × Teams' maximum / the file's, and the note says so. Then ``above_max_points``
+    unless ``policy.above_max == "allow"`` (then a note), then ``blank_points``."""
     precision = settings.policy.precision
     maximum, possible = a.max_points, d.points_possible
     has_max = ~np.isnan(maximum)
     max_rounded = rounded(maximum, precision)
-    stated = np.flatnonzero(has_max & ~np.isnan(possible))  # only a wide file's columns state one
+    stated = np.flatnonzero(has_max & ~np.isnan(possible))  # only rows whose file states one
     mismatch = np.zeros(d.n, dtype=bool)
     mismatch[stated] = rounded(possible[stated], precision) != max_rounded[stated]
+    scale = mismatch & d.scale & (possible > 0) & v.open()
+    if scale.any():
+        numbers = np.flatnonzero(scale & (d.unit == ValueUnit.POINTS.value) & ~np.isnan(d.points))
+        converted = rounded(d.points[numbers] * maximum[numbers] / possible[numbers], precision)
+        v.add_note(
+            numbers,
+            say.maximum_scaled(d.points[numbers], possible[numbers], maximum[numbers], converted, precision),
+        )
+        d.points[numbers] = converted
     v.give(
-        mismatch,
+        mismatch & ~scale,
         ReasonCode.POINTS_POSSIBLE_MISMATCH,
         lambda i: say.points_possible_mismatch(possible[i], maximum[i], a.label[i], precision),
     )

@@ -35,6 +35,7 @@ from gradesync.config import Settings
 from gradesync.errors import ConfigError
 from gradesync.models import DESIRED_COLUMNS, InputFile, empty_frame
 from gradesync.read._diagnose import diagnose
+from gradesync.read._headers import normalize_header
 from gradesync.read._layout import (
     HEADER_ALIASES,
     HEADER_SEARCH_ROWS,
@@ -42,14 +43,13 @@ from gradesync.read._layout import (
     WIDE_NON_GRADE_HEADERS,
     Desired,
     build_desired,
-    normalize_header,
 )
 from gradesync.read._mapped import build_mapped
 from gradesync.read._oneroster import build_oneroster, is_bundle, read_bundle
 from gradesync.read._source import RawTable, cell_text, load_table, table_from_bytes
 from gradesync.read._validate import MAX_POINTS_EXCLUSIVE, format_points, validate
 from gradesync.read.mapping import Mapping, ValueRules, find_mapping_beside, load_mapping
-from gradesync.read.presets import PRESETS, Preset, detect, is_line_items, is_manifest, norm
+from gradesync.read.presets import PRESETS, Preset, detect, is_line_items, is_manifest, near_miss, norm
 
 __all__ = [
     "HEADER_ALIASES",
@@ -89,6 +89,9 @@ class FileReading:
     desired: Desired
     sheet: str = ""
     encoding: str | None = None
+    # read without a preset or mapping: the format the header almost is, and what it lacks
+    # ('looks like Blackboard Learn …, but the header differs: no "Username"'); "" otherwise
+    near_miss: str = ""
 
 
 def read_inputs(
@@ -136,7 +139,9 @@ def read_inputs(
         frame = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
     else:
         frame = empty_frame(DESIRED_COLUMNS)
-    frame = frame.astype(DESIRED_COLUMNS)
+    frame = frame.astype(
+        {k: t for k, t in DESIRED_COLUMNS.items() if not isinstance(frame[k].dtype, pd.CategoricalDtype)}
+    )
     frame["row_key"] = np.arange(len(frame), dtype=np.int64)
     rules = _merged_rules([r.mapping for r in readings], warnings)
     frame = validate(frame, settings.policy, key_columns=key_columns, rules=rules)
@@ -233,6 +238,12 @@ def _read_one(
         desired = build_mapped(table, chosen, settings.input, class_key)
     else:
         desired = build_desired(table, settings.input, class_key)
+    near = ""
+    if chosen is None and format == "auto" and (miss := near_miss(table.header)) is not None:
+        found_preset, missing = miss
+        near = f"looks like a {found_preset.title} export, but the header differs: " + "; ".join(
+            f"no {m}" if m.startswith("a header") else f'no "{m}"' for m in missing
+        )
     return FileReading(
         path=table.path,
         preset=preset,
@@ -240,6 +251,7 @@ def _read_one(
         desired=desired,
         sheet=table.sheet,
         encoding=table.encoding,
+        near_miss=near,
     )
 
 

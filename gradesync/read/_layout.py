@@ -5,6 +5,7 @@ Header matching, the choice of layout, the "Points Possible" row and the wide �
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field
 from typing import Final
@@ -15,6 +16,7 @@ import pandas as pd
 from gradesync.config import InputSettings
 from gradesync.errors import InputError
 from gradesync.models import DESIRED_COLUMNS, ReasonCode
+from gradesync.read._headers import Headers, header_facts, normalize_header, parse_maximum
 from gradesync.read._source import RawTable
 from gradesync.read.presets import SUMMARY_ROW_PATTERN
 
@@ -26,7 +28,12 @@ HEADER_ALIASES: Final[dict[str, tuple[str, ...]]] = {
     "assignment": ("assignment", "assignment_name", "assignment_id"),
     "student": ("student", "student_id", "sis_id", "email", "upn", "student_number"),
     "points": ("points", "score", "grade"),
-}
+    # long layout: the row's maximum, checked against Teams' maximum (a wide file has a row for it)
+    "maximum": (
+        "points_possible", "possible_points", "max_points", "maximum_points", "maximum", "max", "out_of",
+        "total_points",
+    ),
+}  # fmt: skip
 
 #: Wide layout: columns that describe the student or hold totals, never an assignment. Every class or
 #: student alias that is not the key column is also one of these.
@@ -47,14 +54,6 @@ POINTS_POSSIBLE_LABELS: Final[tuple[str, ...]] = (
     "points possible", "possible points", "max points", "maximum points", "out of", "max", "points",
 )  # fmt: skip
 
-_ROLE_WORD = {"class": "class", "assignment": "assignment", "student": "student", "points": "points"}
-_NORMALIZE = re.compile(r"[\s_\-]+")
-
-
-def normalize_header(header: str) -> str:
-    """``" Student_ID\\ufeff"`` → ``"studentid"``: case, spaces, ``_``, ``-``, BOM and ``:`` ignored."""
-    return _NORMALIZE.sub("", header.replace("\ufeff", "").strip().rstrip(":").casefold())
-
 
 _ALIAS_NORMS = {role: [normalize_header(a) for a in aliases] for role, aliases in HEADER_ALIASES.items()}
 _NON_GRADE_NORMS = frozenset(
@@ -69,9 +68,13 @@ class ColumnRole:
 
     index: int  # 0-based
     header: str
-    role: str  # student | class | class-part | assignment | points | maximum | excuse | status | ignored
+    # student | student-fallback | class | class-part | assignment | points | maximum | excuse | status |
+    # twin | ignored
+    role: str
     assignment: str = ""  # the assignment name a grade column maps to
-    why: str = ""  # why a column is ignored
+    why: str = ""  # why a column is ignored, or what a twin or fallback column is
+    maximum: float = math.nan  # an assignment column's maximum as the file (or mapping) declares it
+    maximum_from: str = ""  # where that maximum is declared: 'header "[Total Pts: 50 Score]"', …
 
 
 @dataclass(slots=True)
@@ -134,7 +137,7 @@ def _quoted(names: list[str] | tuple[str, ...]) -> str:
 
 
 def _match_roles(table: RawTable, cfg: InputSettings) -> tuple[dict[str, int], list[str]]:
-    norms = [normalize_header(h) for h in table.header]
+    headers = Headers(table.header)
     roles: dict[str, int] = {}
     warnings: list[str] = []
     explicit = {
@@ -144,28 +147,18 @@ def _match_roles(table: RawTable, cfg: InputSettings) -> tuple[dict[str, int], l
         "points": cfg.points_column,
     }
     for role, name in explicit.items():
-        if name is None:
-            continue
-        hits = [i for i, n in enumerate(norms) if n == normalize_header(name)]
-        if not hits:
-            raise InputError(
-                f'no column named "{name}" (the configured {role}_column)',
-                file=table.path,
-                row=table.header_row,
-                column=name,
-                code="input-missing-column",
-                hint=f"headers in this file: {_quoted([h.strip() for h in table.header if h.strip()])}",
+        if name is not None:
+            roles[role] = headers.need(
+                name, path=table.path, row=table.header_row, what=f"the configured {role}_column"
             )
-        roles[role] = hits[0]
-    for role, aliases in _ALIAS_NORMS.items():
+    for role, aliases in HEADER_ALIASES.items():
         if role in roles:
             continue
-        taken = set(roles.values())
-        present = [i for alias in aliases for i, n in enumerate(norms) if n == alias and i not in taken]
+        present = headers.first_of(aliases, skip=roles.values())
         if not present:
             continue
         chosen = present[0]
-        twins = [i for i, n in enumerate(norms) if n == norms[chosen] and i != chosen]
+        twins = [i for i in headers.all(table.header[chosen]) if i != chosen]
         if twins:
             raise InputError(
                 f"{len(twins) + 1} columns are named like {table.header[chosen].strip()!r} "
@@ -217,15 +210,28 @@ def _frame(table: RawTable, n: int, **columns: np.ndarray) -> pd.DataFrame:
         "points_possible": np.full(n, np.nan),
         "points_unit": _const("points", n),
         "points_denominator": np.full(n, np.nan),
+        "maximum_rule": blank_codes(n),
+        "percent_twin": blank_codes(n),
+        "student_ids": blank_codes(n),
         "reason": _const("", n),
         "message": _const("", n),
         "note": _const("", n),
         **columns,
     }
     return pd.DataFrame(  # copy=False: no consolidation of the object columns into one 2-D block
-        {name: pd.Series(data[name], dtype=dtype, copy=False) for name, dtype in DESIRED_COLUMNS.items()},
+        {
+            name: pd.Series(
+                data[name], dtype=None if isinstance(data[name], pd.Categorical) else dtype, copy=False
+            )
+            for name, dtype in DESIRED_COLUMNS.items()
+        },
         copy=False,
     )
+
+
+def blank_codes(n: int) -> pd.Categorical:
+    """``n`` times ``""`` as a categorical: built from codes, nothing hashed (``models.DESIRED_CODED``)."""
+    return pd.Categorical.from_codes(np.zeros(n, dtype=np.int8), categories=pd.Index([""], dtype=object))
 
 
 #: How many rows below the first non-blank one are searched for the real header (a title above it).
@@ -233,18 +239,21 @@ HEADER_SEARCH_ROWS: Final = 10
 
 
 def _find_header(
-    table: RawTable, cfg: InputSettings, header_row: int | None = None
+    table: RawTable, cfg: InputSettings, header_row: int | None = None, names: set[str] | None = None
 ) -> tuple[RawTable, list[str]]:
     """A title row above the header (``Gradebook — Algebra I``, often merged across the columns) is
     common in exports people make by hand. When the first non-blank row names no student column,
     the first of the next ``HEADER_SEARCH_ROWS`` rows that does becomes the header and the rows
     above it are skipped, with a warning naming them. A merged group row (``Student | Assignments |
     Totals``, most of its cells empty) above a header that names the student column too is skipped
-    the same way. ``header_row`` (a mapping's, as a person numbers rows) says it outright."""
+    the same way. ``header_row`` (a mapping's, as a person numbers rows) says it outright; ``names``
+    (normalised) are the student columns a mapping names."""
     if header_row is not None:
         return _header_at(table, header_row)
     wanted = {normalize_header(a) for a in HEADER_ALIASES["student"]}
-    if cfg.student_column is not None:
+    if names:
+        wanted = names
+    elif cfg.student_column is not None:
         wanted = {normalize_header(cfg.student_column)}
     found: tuple[RawTable, list[str]] = (table, [])
     if not any(normalize_header(h) in wanted for h in table.header):
@@ -343,6 +352,8 @@ def build_desired(table: RawTable, cfg: InputSettings, class_key: str | None) ->
         # An assignment column means long: a long file that lost its points column must say so,
         # not be read as a wide file whose "assignment" column is an assignment.
         layout = "long" if "assignment" in roles else "wide"
+    if layout == "wide":
+        roles.pop("maximum", None)  # a wide file states maxima in a row or its headers, not a column
     needed = ("assignment", "student", "points") if layout == "long" else ("student",)
     for role in needed:
         if role not in roles:
@@ -369,16 +380,20 @@ def build_desired(table: RawTable, cfg: InputSettings, class_key: str | None) ->
         "class": table.header[roles["class"]].strip() if "class" in roles else "--class",
         "student": table.header[roles["student"]].strip(),
     }
+    grade_columns: list[WideColumn] = []
+    not_grades: dict[int, str] = {}
     if layout == "long":
         key_columns["assignment"] = table.header[roles["assignment"]].strip()
         frame = _long(table, cols, roles, (class_key or "").strip())
     else:
         key_columns["assignment"] = "(header row)"
-        frame, more = _wide(table, cols, roles, (class_key or "").strip())
+        key_cols = {roles["student"], roles.get("class", -1)}
+        chosen, not_grades = _assignment_columns(table, cols, key_cols, warnings)
+        frame, more, grade_columns = _wide(table, cols, roles, (class_key or "").strip(), chosen)
         warnings += more
     if table.extra_cells:
         _reject_extra_cells(table, frame)
-    ident = sorted({roles["student"], 0} - set(_grade_columns(table, frame)))
+    ident = sorted({roles["student"], 0} - {c.index for c in grade_columns})
     ignored = summary_rows(table, cols, ident)
     mark_ignored_rows(frame, ignored)
     return Desired(
@@ -386,7 +401,7 @@ def build_desired(table: RawTable, cfg: InputSettings, class_key: str | None) ->
         key_columns=key_columns,
         layout=layout,
         warnings=warnings,
-        columns=_unmapped_roles(table, roles, layout, frame),
+        columns=_unmapped_roles(table, roles, layout, grade_columns, not_grades),
         ignored_rows=ignored,
         header_row=table.header_row,
         header=list(table.header),
@@ -394,25 +409,36 @@ def build_desired(table: RawTable, cfg: InputSettings, class_key: str | None) ->
     )
 
 
-def _grade_columns(table: RawTable, frame: pd.DataFrame) -> list[int]:
-    used = set(frame["source_column"].unique())
-    return [j for j, h in enumerate(table.header) if h.strip() in used]
+def grade_role(table: RawTable, column: WideColumn) -> ColumnRole:
+    """The inspect role of a grade column: the assignment and its declared maximum."""
+    return ColumnRole(
+        column.index,
+        table.header[column.index].strip(),
+        "assignment",
+        assignment=column.name,
+        maximum=column.maximum,
+        maximum_from=column.conflict or column.maximum_from,
+    )
 
 
 def _unmapped_roles(
-    table: RawTable, roles: dict[str, int], layout: str, frame: pd.DataFrame
+    table: RawTable,
+    roles: dict[str, int],
+    layout: str,
+    grade_columns: list[WideColumn],
+    not_grades: dict[int, str],
 ) -> list[ColumnRole]:
     by_index = {j: r for r, j in roles.items()}
-    grades = set(_grade_columns(table, frame)) if layout == "wide" else set()
+    grades = {c.index: c for c in grade_columns}
     out = []
     for j, header in enumerate(table.header):
         h = header.strip()
         if j in by_index and (layout == "long" or by_index[j] in ("student", "class")):
             out.append(ColumnRole(j, h, by_index[j]))
         elif j in grades:
-            out.append(ColumnRole(j, h, "assignment", assignment=h))
-        elif layout == "wide" and normalize_header(h) in _NON_GRADE_NORMS:
-            out.append(ColumnRole(j, h, "ignored", why="a name, identifier or total column, not a grade"))
+            out.append(grade_role(table, grades[j]))
+        elif j in not_grades:
+            out.append(ColumnRole(j, h, "ignored", why=not_grades[j]))
         else:
             out.append(ColumnRole(j, h, "ignored", why="no header" if not h else "not used by this layout"))
     return out
@@ -496,7 +522,7 @@ def _long(table: RawTable, cols: _Columns, roles: dict[str, int], class_key: str
         return table.cells[j] if everything else table.cells[j][keep]
 
     n = int(keep.sum())
-    return _frame(
+    frame = _frame(
         table,
         n,
         source_row=table.source_row if everything else table.source_row[keep],
@@ -506,30 +532,112 @@ def _long(table: RawTable, cols: _Columns, roles: dict[str, int], class_key: str
         student_key=cells(roles["student"]),
         points_raw=cells(roles["points"]),
     )
+    if "maximum" in roles:
+        take = np.flatnonzero(keep) if not everything else np.arange(n)
+        read_maximum_column(table, cols, roles["maximum"], take, frame)
+    return frame
+
+
+def read_maximum_column(
+    table: RawTable, cols: _Columns, j: int, take: np.ndarray, frame: pd.DataFrame
+) -> None:
+    """Rule: a maximum column's number is each row's declared maximum (``50``, ``1,499``, ``50 pts``);
+    a cell that holds something else is not dropped: its row is refused, naming the cell."""
+    codes, uniques = cols._codes(j)
+    values = np.array([parse_maximum(u) if u else math.nan for u in uniques], dtype=float)
+    bad = np.array([bool(u) and math.isnan(v) for u, v in zip(uniques, values, strict=True)], dtype=bool)
+    row_codes = codes[take]
+    frame["points_possible"] = values.take(row_codes)
+    if bad.take(row_codes).any():
+        header = table.header[j].strip()
+        hit = np.flatnonzero(bad.take(row_codes))
+        reject_rows(
+            frame,
+            hit,
+            ReasonCode.POINTS_POSSIBLE_MISMATCH,
+            [
+                f'the maximum "{str(uniques[row_codes[i]])[:40]}" in column "{header}" is not a number, '
+                "so this grade cannot be checked against Teams' maximum; write the item's points possible"
+                for i in hit
+            ],
+        )
+
+
+def reject_rows(frame: pd.DataFrame, rows: np.ndarray, reason: ReasonCode, messages: list[str]) -> None:
+    """Give frame rows ``rows`` a layout reason (kept by validation over anything the cells say)."""
+    reason_col = frame["reason"].to_numpy(dtype=object).copy()
+    message_col = frame["message"].to_numpy(dtype=object).copy()
+    reason_col[rows] = reason.value
+    message_col[rows] = messages
+    frame["reason"] = pd.Series(reason_col, index=frame.index, dtype=object)
+    frame["message"] = pd.Series(message_col, index=frame.index, dtype=object)
+
+
+@dataclass(slots=True)
+class WideColumn:
+    """One grade column of a wide file: where it is, the assignment it is, and its declared maximum."""
+
+    index: int
+    name: str  # the Teams assignment it maps to
+    maximum: float = math.nan  # declared by its header or the mapping (the Points Possible row is read later)
+    maximum_from: str = ""  # where: 'header "[Total Pts: 50 Score]"', "the mapping's [columns.maxima]"
+    conflict: str = ""  # declared maxima that disagree: the column's grades are refused
+    twin: int = -1  # a column holding the same grades as percents ("Quiz (Percentage)" beside "(Real)")
+
+    def declare(self, value: float, where: str) -> None:
+        """Rule: every statement of the maximum must agree; the first one found is kept."""
+        if math.isnan(value) or self.conflict:
+            return
+        if math.isnan(self.maximum):
+            self.maximum, self.maximum_from = value, where
+        elif value != self.maximum:
+            self.conflict = (
+                f"{self.maximum_from} says the maximum is {_number(self.maximum)}, {where} says "
+                f"{_number(value)}"
+            )
+
+
+def _number(value: float) -> str:
+    return f"{value:g}"
+
+
+def header_column(j: int, header: str, name: str | None = None) -> WideColumn:
+    """A grade column as its header declares it: the header rule's name and maximum (or conflict)."""
+    facts = header_facts(header)
+    column = WideColumn(j, name if name is not None else facts.name)
+    if facts.conflict:
+        column.conflict = facts.conflict
+    elif facts.declares:
+        column.declare(facts.maximum, f'the header "{facts.stated}"')
+    return column
 
 
 def _assignment_columns(
-    table: RawTable,
-    cols: _Columns,
-    key_cols: set[int],
-    chosen: list[tuple[int, str]] | None,
-    warnings: list[str],
-) -> list[int]:
-    """Rule: the mapping's chosen columns, else every headed column not an identifier or non-grade."""
-    if chosen is not None:
-        assignment_cols = [j for j, _ in chosen]
-    else:
-        assignment_cols = []
-        for j, header in enumerate(table.header):
-            norm = normalize_header(header)
-            if j in key_cols or norm in _NON_GRADE_NORMS:
-                continue
-            if not norm:
-                if not cols.blank(j).all():
-                    warnings.append(f"{table.path}: column {j + 1} has no header; its values were ignored")
-                continue
-            assignment_cols.append(j)
-    if not assignment_cols:
+    table: RawTable, cols: _Columns, key_cols: set[int], warnings: list[str]
+) -> tuple[list[WideColumn], dict[int, str]]:
+    """Rule: every headed column not an identifier, a non-grade or a calculated column is an assignment,
+    named by its header (without an export's own syntax such as Blackboard's ``[Total Pts: 50 Score]``).
+    Returns the columns and, for the others, why they are not grades."""
+    chosen: list[WideColumn] = []
+    why: dict[int, str] = {}
+    for j, header in enumerate(table.header):
+        norm = normalize_header(header)
+        if j in key_cols:
+            continue
+        if norm in _NON_GRADE_NORMS:
+            why[j] = "a name, identifier or total column, not a grade"
+            continue
+        if not norm:
+            if not cols.blank(j).all():
+                warnings.append(f"{table.path}: column {j + 1} has no header; its values were ignored")
+            why[j] = "no header"
+            continue
+        facts = header_facts(header)
+        if facts.calculated:
+            why[j] = facts.calculated
+            continue
+        chosen.append(header_column(j, header))
+    if not chosen:
         raise InputError(
             "no assignment columns: every column is an identifier or a name column",
             file=table.path,
@@ -539,45 +647,53 @@ def _assignment_columns(
             "name; a long export needs assignment and points columns "
             f"({', '.join(HEADER_ALIASES['assignment'])} / {', '.join(HEADER_ALIASES['points'])})",
         )
-    return assignment_cols
+    return chosen, why
 
 
 def _points_possible_row(
-    table: RawTable, cols: _Columns, assignment_cols: list[int], keep: np.ndarray, warnings: list[str]
-) -> np.ndarray:
-    """Rule: a row whose first identifier cell says "Points Possible" gives each column's maximum.
+    table: RawTable, cols: _Columns, columns: list[WideColumn], keep: np.ndarray, warnings: list[str]
+) -> None:
+    """Rule: a row whose first identifier cell says "Points Possible" states each column's maximum.
 
-    The row (and any further such rows) is taken out of ``keep``; the first one is used.
+    The row (and any further such rows) is taken out of ``keep``; the first one is used. A cell that
+    is not a number states nothing for its column (a warning names it).
     """
-    ident_cols = [j for j in range(len(table.header)) if j not in assignment_cols]
+    grade_cols = {c.index for c in columns} | {c.twin for c in columns if c.twin >= 0}
+    ident_cols = [j for j in range(len(table.header)) if j not in grade_cols]
     first = _const("", table.n_rows)
     for j in ident_cols:
         first = np.where(first == "", cols.stripped(j), first)
     codes, uniques = pd.factorize(first)
     is_label = np.array([normalize_header(str(u)) in _POINTS_POSSIBLE_NORMS for u in uniques], dtype=bool)
     pp_rows = np.flatnonzero(is_label[codes] & keep) if len(uniques) else np.array([], dtype=np.int64)
-    points_possible = np.full(len(assignment_cols), np.nan)
     if not len(pp_rows):
-        return points_possible
+        return
     keep[pp_rows] = False
     r = pp_rows[0]
     row_no = int(table.source_row[r])
-    for k, j in enumerate(assignment_cols):
-        text = cols.stripped(j)[r]
-        value = pd.to_numeric(pd.Series([text], dtype=object), errors="coerce").iloc[0]
-        if text and (pd.isna(value) or value < 0 or np.isinf(value)):
+    label = f"the points-possible row (row {row_no})"
+    for column in columns:
+        text = cols.stripped(column.index)[r]
+        value = parse_maximum(text) if text else math.nan
+        if text and math.isnan(value):
             warnings.append(
                 f'{table.path} row {row_no}: points possible "{text[:40]}" in column '
-                f'"{table.header[j].strip()}" is not a number; ignored'
+                f'"{table.header[column.index].strip()}" is not a number; ignored'
             )
-        elif text:
-            points_possible[k] = float(value)
+        column.declare(value, label)
     if len(pp_rows) > 1:
         warnings.append(
             f"{table.path}: several points-possible rows (rows "
             f"{', '.join(str(int(table.source_row[i])) for i in pp_rows)}); row {row_no} is used"
         )
-    return points_possible
+
+
+@dataclass(slots=True)
+class WideExtras:
+    """What a mapping adds to the wide rows: its maximum rule and each row's student identifiers."""
+
+    maximum_rule: str = ""  # "" or "scale"
+    student_ids: np.ndarray | None = None  # per table row; None: one identifier column
 
 
 def _wide(
@@ -585,24 +701,34 @@ def _wide(
     cols: _Columns,
     roles: dict[str, int],
     class_key: str,
-    chosen: list[tuple[int, str]] | None = None,
-) -> tuple[pd.DataFrame, list[str]]:
-    """``chosen``: the (column, assignment name) pairs a mapping picked; else every column that is
-    not an identifier or a known non-grade header, named by its header."""
+    chosen: list[WideColumn] | None = None,
+    extras: WideExtras | None = None,
+) -> tuple[pd.DataFrame, list[str], list[WideColumn]]:
+    """``chosen``: the grade columns a mapping picked; else every column that is not an identifier, a
+    known non-grade or a calculated column, named by its header. Returns the rows, warnings and the
+    grade columns with their maxima as finally declared (the Points Possible row included)."""
     warnings: list[str] = []
     key_cols = {roles["student"], roles.get("class", -1)}
-    assignment_cols = _assignment_columns(table, cols, key_cols, chosen, warnings)
-    keep = ~cols.all_empty_rows([*key_cols - {-1}, *assignment_cols])
-    points_possible = _points_possible_row(table, cols, assignment_cols, keep, warnings)
+    if chosen is None:
+        chosen, _ = _assignment_columns(table, cols, key_cols, warnings)
+    extras = extras or WideExtras()
+    assignment_cols = [c.index for c in chosen]
+    twin_cols = [c.twin for c in chosen if c.twin >= 0]
+    keep = ~cols.all_empty_rows([*key_cols - {-1}, *assignment_cols, *twin_cols])
+    _points_possible_row(table, cols, chosen, keep, warnings)
 
     # One desired row per (kept row, assignment column), in reading order.
-    n, m = int(keep.sum()), len(assignment_cols)
+    n, m = int(keep.sum()), len(chosen)
     headers = np.array([table.header[j].strip() for j in assignment_cols], dtype=object)
-    names = headers if chosen is None else np.array([name for _, name in chosen], dtype=object)
+    names = np.array([c.name for c in chosen], dtype=object)
+    maxima = np.array([c.maximum for c in chosen], dtype=float)
     values = np.empty((n, m), dtype=object)
-    for k, j in enumerate(assignment_cols):
-        values[:, k] = table.cells[j][keep]
+    twins = np.empty((n, m), dtype=object)
+    for k, column in enumerate(chosen):
+        values[:, k] = table.cells[column.index][keep]
+        twins[:, k] = cols.stripped(column.twin)[keep] if column.twin >= 0 else ""
     classes = cols.stripped(roles["class"])[keep] if "class" in roles else _const(class_key, n)
+    ids = extras.student_ids
     frame = _frame(
         table,
         n * m,
@@ -612,6 +738,27 @@ def _wide(
         assignment_key=np.tile(names, n),
         student_key=np.repeat(cols.stripped(roles["student"])[keep], m),
         points_raw=values.ravel(),  # row-major: reading order, left to right within a row
-        points_possible=np.tile(points_possible, n),
+        points_possible=np.tile(maxima, n),
+        maximum_rule=_const(extras.maximum_rule, n * m),
+        percent_twin=twins.ravel(),
+        student_ids=np.repeat(ids[keep], m) if ids is not None else _const("", n * m),
     )
-    return frame, warnings
+    conflicted = [k for k, c in enumerate(chosen) if c.conflict]
+    if conflicted and n:
+        hit = (np.arange(n)[:, None] * m + np.array(conflicted)[None, :]).ravel()
+        reason = {k: _conflict_message(chosen[k]) for k in conflicted}
+        reject_rows(
+            frame,
+            np.sort(hit),
+            ReasonCode.POINTS_POSSIBLE_MISMATCH,
+            [reason[int(i) % m] for i in np.sort(hit)],
+        )
+    return frame, warnings, chosen
+
+
+def _conflict_message(column: WideColumn) -> str:
+    return (
+        f"the file declares two maxima for this column: {column.conflict}; gradesync cannot tell which "
+        "is right, so none of its grades is written: correct the header, the points-possible row or the "
+        "mapping"
+    )

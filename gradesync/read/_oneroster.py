@@ -11,6 +11,7 @@ maximum (``resultValueMax``). ``scoreStatus`` ``exempt`` excuses the submission;
 from __future__ import annotations
 
 import io
+import math
 import zipfile
 from dataclasses import dataclass
 
@@ -19,10 +20,12 @@ import pandas as pd
 
 from gradesync.errors import InputError
 from gradesync.models import ReasonCode
-from gradesync.read._layout import ColumnRole, Desired, _Columns, _const, _frame, normalize_header
+from gradesync.read._headers import Headers, parse_maximum
+from gradesync.read._layout import ColumnRole, Desired, _Columns, _const, _frame, reject_rows
 from gradesync.read._source import RawTable, table_from_bytes
 
 ZIP_MEMBERS = ("manifest.csv", "results.csv", "lineItems.csv")
+_UNREADABLE = -1.0  # a resultValueMax that is not a number (a maximum is never negative)
 
 
 @dataclass(slots=True)
@@ -82,26 +85,20 @@ def read_bundle(path: str, data: bytes) -> Bundle:
 
 
 def _col(table: RawTable, name: str) -> int | None:
-    target = normalize_header(name)
-    return next((j for j, h in enumerate(table.header) if normalize_header(h) == target), None)
+    return Headers(table.header).find(name)
 
 
 def _need(table: RawTable, name: str) -> int:
-    j = _col(table, name)
-    if j is None:
-        raise InputError(
-            f'no column "{name}": not a OneRoster '
-            + ("results" if "student" in name.lower() else "lineItems")
-            + " file",
-            file=table.path,
-            row=table.header_row,
-            column=name,
-            code="input-missing-column",
-            hint="OneRoster results.csv has sourcedId, status, dateLastModified, lineItemSourcedId, "
-            "studentSourcedId, scoreStatus, score, scoreDate, comment; lineItems.csv has sourcedId, "
-            "title, classSourcedId, resultValueMax",
-        )
-    return j
+    kind = "results" if "student" in name.lower() else "lineItems"
+    return Headers(table.header).need(
+        name,
+        path=table.path,
+        row=table.header_row,
+        what=f"not a OneRoster {kind} file",
+        hint="OneRoster results.csv has sourcedId, status, dateLastModified, lineItemSourcedId, "
+        "studentSourcedId, scoreStatus, score, scoreDate, comment; lineItems.csv has sourcedId, "
+        "title, classSourcedId, resultValueMax",
+    )
 
 
 def _line_item_fields(line_items: RawTable) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -111,11 +108,10 @@ def _line_item_fields(line_items: RawTable) -> tuple[np.ndarray, np.ndarray, np.
     title = li_cols.stripped(_need(line_items, "title"))
     li_class = li_cols.stripped(_need(line_items, "classSourcedId"))
     j_max = _col(line_items, "resultValueMax")
-    maximum = (
-        pd.to_numeric(pd.Series(li_cols.stripped(j_max), dtype=object), errors="coerce").to_numpy(dtype=float)
-        if j_max is not None
-        else np.full(line_items.n_rows, np.nan)
-    )
+    maximum = np.full(line_items.n_rows, np.nan)
+    if j_max is not None:  # a maximum that is not a number is never dropped: its results are refused
+        texts = li_cols.stripped(j_max)
+        maximum = np.array([_UNREADABLE if t and math.isnan(v := parse_maximum(t)) else v for t in texts])
     return li_id, title, li_class, maximum
 
 
@@ -210,6 +206,19 @@ def build_oneroster(results: RawTable, line_items: RawTable | None, statuses: li
         points_raw=results.cells[j_score],
         points_possible=points_possible.astype(float),
     )
+    unreadable = np.flatnonzero(points_possible == _UNREADABLE)
+    if len(unreadable):
+        frame.loc[unreadable, "points_possible"] = np.nan
+        reject_rows(
+            frame,
+            unreadable,
+            ReasonCode.POINTS_POSSIBLE_MISMATCH,
+            [
+                f"the line item's resultValueMax in {line_items.path} is not a number, so this score cannot "
+                "be checked against Teams' maximum; correct the line item"
+            ]
+            * len(unreadable),
+        )
     roles = _result_roles(results, items[1], j_line, j_student, j_score)
     wanted = {s.casefold() for s in statuses}
     if (j := _col(results, "scoreStatus")) is not None:

@@ -99,12 +99,13 @@ def table_from_bytes(name: str, data: bytes, *, sheet: str | None = None) -> Raw
         return _load_workbook(name, data, sha256, sheet)
     head = data[:_SNIFF_BYTES]
     looks_html = _looks_like_html(head)
+    if p.suffix.lower() in EXCEL_SUFFIXES and not looks_html:
+        return _text_named_as_workbook(name, data, sha256, p.suffix)
     if p.suffix.lower() in EXCEL_SUFFIXES:
-        what = "a web page (HTML)" if looks_html else "not an Excel workbook"
         raise InputError(
-            f"is named {p.suffix} but is {what}",
+            f"is named {p.suffix} but is a web page (HTML)",
             file=name,
-            code="input-html" if looks_html else "input-not-spreadsheet",
+            code="input-html",
             hint="a download that failed or needed a login often saves a web page under a spreadsheet "
             "name; export the gradebook again and save it as .xlsx or .csv",
         )
@@ -119,6 +120,42 @@ def table_from_bytes(name: str, data: bytes, *, sheet: str | None = None) -> Raw
 
 
 _EXPORT_HINT = "export the gradebook again; the file must have a header row and one row per grade"
+
+
+def _text_named_as_workbook(name: str, data: bytes, sha256: str, suffix: str) -> RawTable:
+    """A file named like a workbook that is not one. A legacy ``.xls`` name on delimited text is an
+    export convention (Blackboard's "Work Offline" download with the Tab delimiter, several SIS
+    "Excel" exports): it is read as the text it is, and a warning says so. Text under a newer
+    workbook name (``.xlsx``, ``.ods``) is refused, saying what it holds; anything else is damaged."""
+    body, _ = _decode_plan(name, data)
+    head = body[:_SNIFF_BYTES]
+    controls = sum(head.count(bytes([c])) for c in range(32) if c not in (9, 10, 12, 13))
+    is_text = b"\x00" not in head and controls <= max(8, len(head) // 100)
+    if is_text and suffix.lower() == ".xls":
+        table = _load_text(name, data, sha256)
+        shape = (
+            "tab-separated"
+            if table.delimiter == "\t"
+            else f"{_DELIMITER_NAMES.get(table.delimiter, 'delimited')}"
+        )
+        table.warnings.append(f"{name}: named .xls but is {shape} text ({table.encoding}); read as text")
+        return table
+    if is_text:
+        raise InputError(
+            f"is named {suffix} but is not an Excel workbook: it holds text (delimited values)",
+            file=name,
+            code="input-not-spreadsheet",
+            hint="rename it to .csv (or .txt) and read it again, or save it from the spreadsheet as .xlsx",
+        )
+    raise InputError(
+        f"is named {suffix} but is not an Excel workbook",
+        file=name,
+        code="input-not-spreadsheet",
+        hint="the file may be cut short or damaged; export the gradebook again as .xlsx or .csv",
+    )
+
+
+_DELIMITER_NAMES = {",": "comma-separated", ";": "semicolon-separated", "|": "pipe-separated"}
 
 
 def _looks_like_html(head: bytes) -> bool:
@@ -145,7 +182,30 @@ def _decode_plan(name: str, data: bytes) -> tuple[bytes, str]:
                 code="input-encoding",
             ) from None
         return text.encode("utf-8"), "utf-16"
+    if (codec := _bomless_utf16(data)) is not None:
+        try:
+            return data.decode(codec).encode("utf-8"), codec
+        except UnicodeDecodeError:
+            pass  # not UTF-16 after all: the binary check below refuses it
     return data, "utf-8"
+
+
+def _bomless_utf16(data: bytes) -> str | None:
+    """UTF-16 text written without a byte-order mark: in mostly-ASCII text every other byte is 0 (the
+    high byte), at odd offsets for little-endian and even ones for big-endian. Binary data has zeros
+    on both sides."""
+    head = data[:2048]
+    if len(head) < 8 or len(head) % 2:
+        head = head[: len(head) - len(head) % 2]
+    if len(head) < 8:
+        return None
+    even, odd = head[0::2], head[1::2]
+    zeros_even, zeros_odd = even.count(0) / len(even), odd.count(0) / len(odd)
+    if zeros_odd > 0.9 and zeros_even == 0:
+        return "utf-16-le"
+    if zeros_even > 0.9 and zeros_odd == 0:
+        return "utf-16-be"
+    return None
 
 
 def _check_text(name: str, body: bytes) -> None:

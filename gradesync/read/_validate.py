@@ -40,7 +40,11 @@ _PROBLEM = {
 _OWN_REASON = {_LETTER: ReasonCode.LETTER_GRADE, _DATE: ReasonCode.DATE_NOT_POINTS}
 _DEFAULT_KEY_COLUMNS = {"class": "class", "assignment": "assignment", "student": "student"}
 #: Reasons the layout stage gives (validate cannot see them in the cells); they win over all others.
-_LAYOUT_REASONS = frozenset({ReasonCode.EXTRA_CELLS.value, ReasonCode.IGNORED_ROW.value})
+_LAYOUT_REASONS = frozenset(
+    {ReasonCode.EXTRA_CELLS.value, ReasonCode.IGNORED_ROW.value, ReasonCode.POINTS_POSSIBLE_MISMATCH.value}
+)
+#: Columns a frame built by hand may lack (a single identifier, no declared maximum rule, no twin).
+_TEXT_DEFAULTS = ("maximum_rule", "percent_twin", "student_ids")
 
 _PERCENT = re.compile(r"^([+-]?(?:\d+(?:\.\d*)?|\.\d+))\s*%$")
 _FRACTION = re.compile(r"^(\d+(?:\.\d+)?)\s*/\s*(\d+(?:\.\d+)?)$")
@@ -502,6 +506,18 @@ def _apply_layout_rejects(
 def _desired_frame(frame: pd.DataFrame, computed: dict[str, Any]) -> pd.DataFrame:
     """Rule: the output has DESIRED_COLUMNS' order and dtypes, sharing the columns validate left alone;
     the keys (``DESIRED_CODED``) are categoricals of their text."""
+    for name in _TEXT_DEFAULTS:
+        if name in computed:
+            continue
+        if name not in frame:
+            computed[name] = pd.Categorical.from_codes(
+                np.zeros(len(frame), dtype=np.int8), categories=pd.Index([""], dtype=object)
+            )
+        elif not isinstance(frame[name].dtype, pd.CategoricalDtype):
+            values = _text(frame[name])
+            values = np.where(pd.isna(values), "", values).astype(object)
+            codes, uniques = pd.factorize(values)
+            computed[name] = pd.Categorical.from_codes(codes, categories=pd.Index(uniques, dtype=object))
     columns_out = {
         name: pd.Series(
             computed[name],

@@ -12,8 +12,10 @@ builds the lookup (``lookup_from_snapshot``).
 from __future__ import annotations
 
 import difflib
+import math
 import re
 from collections import Counter
+from collections.abc import Mapping as MappingType
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -24,7 +26,10 @@ import pandas as pd
 from gradesync.config import Settings
 from gradesync.errors import InputError
 from gradesync.models import ReasonCode, Snapshot
-from gradesync.read import FileReading, read_inputs
+from gradesync.read import FileReading, ReadResult, read_inputs
+from gradesync.read._headers import header_facts
+from gradesync.read._layout import HEADER_SEARCH_ROWS
+from gradesync.read._source import load_table
 from gradesync.read.mapping import AssignmentRule, ClassRule, ColumnRules, Mapping, StudentRule
 from gradesync.read.presets import PRESETS
 
@@ -35,6 +40,7 @@ __all__ = [
     "SnapshotLookup",
     "inspect_inputs",
     "lookup_from_snapshot",
+    "suggest_mapping",
 ]
 
 _NO_CLASS = "(no class: give --class)"
@@ -48,17 +54,25 @@ class SnapshotLookup:
     class_names: Sequence[str] = ()
     assignments: Sequence[str] = ()  # assignment display names
     student_ids: Sequence[str] = ()  # a sample of Teams' student ids (SIS ids), for id-format hints
+    # assignment display name (case-folded) → its maxima in Teams (one per class that has it)
+    assignment_maxima: MappingType[str, Sequence[float]] = field(default_factory=dict)
 
 
 def lookup_from_snapshot(snapshot: Snapshot) -> SnapshotLookup:
     """A lookup from what resolve read (only the classes the input touched)."""
     members = snapshot.members
     ids = [str(v) for v in members["sis_id"].dropna().tolist()] if len(members) else []
+    maxima: dict[str, set[float]] = {}
+    asg = snapshot.assignments
+    for name, value in zip(asg["display_name"].tolist(), asg["max_points"].tolist(), strict=True):
+        if isinstance(name, str) and not math.isnan(value):  # a graded assignment (NaN: ungraded)
+            maxima.setdefault(name.casefold(), set()).add(float(value))
     return SnapshotLookup(
         class_keys=sorted({str(v) for v in snapshot.classes["class_key"].dropna()}),
         class_names=sorted({str(v) for v in snapshot.classes["class_name"].dropna()}),
-        assignments=sorted({str(v) for v in snapshot.assignments["display_name"].dropna()}),
+        assignments=sorted({str(v) for v in asg["display_name"].dropna()}),
         student_ids=ids[:500],
+        assignment_maxima={k: sorted(v) for k, v in maxima.items()},
     )
 
 
@@ -71,6 +85,9 @@ class ColumnInfo:
     why: str = ""
     in_teams: bool | None = None  # None: no lookup (offline), or not an assignment column
     did_you_mean: list[str] = field(default_factory=list)
+    maximum: float | None = None  # the maximum the file (or mapping) declares for the column
+    maximum_from: str = ""  # where it is declared
+    teams_maximum: list[float] = field(default_factory=list)  # the assignment's maximum in Teams
 
 
 @dataclass(slots=True)
@@ -96,6 +113,8 @@ class FileInspection:
     rows: int  # desired rows (cells) read from the file
     ignored_rows: list[dict[str, Any]]  # {"row": 7, "why": "..."}
     mapping_toml: str
+    near_miss: str = ""  # no format recognised: the one the header almost is, and what differs
+    suggested: bool = False  # read with a mapping gradesync suggested (no format, no mapping given)
 
 
 @dataclass(slots=True)
@@ -128,17 +147,37 @@ def inspect_inputs(
     format: str = "auto",
 ) -> Inspection:
     """Read ``paths`` as plan would and say how they are understood. A file whose rows carry no class
-    (a Canvas export without ``--class``) is still inspected; the diagnoses say what to give."""
+    (a Canvas export without ``--class``) is still inspected; the diagnoses say what to give. A file of
+    no known format that the header aliases cannot read either is read with a mapping gradesync
+    suggests from its columns, and the diagnoses say so: those are the mapping lines that would make
+    it work (``--write-mapping`` writes them)."""
     extra: list[str] = []
+    suggested = False
     try:
-        read = read_inputs(paths, settings, class_key=class_key, sheet=sheet, mapping=mapping, format=format)
+        read = _read(paths, settings, class_key, sheet, mapping, format, extra)
     except InputError as e:
-        if e.code != "input-no-class":
+        if e.code not in _UNKNOWN_LAYOUT or mapping is not None or format != "auto" or len(paths) != 1:
             raise
-        extra.append(" ".join(str(e).split()))
-        read = read_inputs(paths, settings, class_key=_NO_CLASS, sheet=sheet, mapping=mapping, format=format)
+        guess = suggest_mapping(paths[0], sheet)
+        if guess is None:
+            raise
+        try:
+            read = _read(paths, settings, class_key, sheet, guess, format, extra)
+        except InputError:
+            raise e from None
+        suggested = True
+        extra.insert(
+            0,
+            f"{paths[0]}: no known export format, and the header aliases cannot read it ({e.message}); "
+            "it is read here with a mapping gradesync suggests from its columns: check each line, then "
+            "save it with --write-mapping and edit it",
+        )
     lookup = snapshot_lookup
     files = [_file(r, read.frame, lookup, class_key) for r in read.files]
+    for f in files:
+        f.suggested = suggested
+        if suggested:
+            f.preset_title = "a mapping gradesync suggests (no known format): check it"
     diagnoses = extra + list(read.diagnoses)
     if lookup is not None:
         diagnoses += _id_hints(read.files, lookup)
@@ -149,6 +188,103 @@ def inspect_inputs(
         preset=read.preset,
         teams=lookup is not None,
     )
+
+
+#: Read errors that mean "no reader understands this header" (not a broken file).
+_UNKNOWN_LAYOUT = frozenset({"input-no-header", "input-missing-column", "input-no-assignments"})
+
+
+def _read(
+    paths: Sequence[str | Path],
+    settings: Settings,
+    class_key: str | None,
+    sheet: str | None,
+    mapping: Mapping | None,
+    format: str,
+    extra: list[str],
+) -> ReadResult:
+    """``read_inputs``; without a class, again with a placeholder class (the diagnosis says what to give)."""
+    try:
+        return read_inputs(paths, settings, class_key=class_key, sheet=sheet, mapping=mapping, format=format)
+    except InputError as e:
+        if e.code != "input-no-class":
+            raise
+        extra.append(" ".join(str(e).split()))
+        return read_inputs(paths, settings, class_key=_NO_CLASS, sheet=sheet, mapping=mapping, format=format)
+
+
+_ID_WORDS = ("student", "user", "login", "email", "mail", "id", "number", "matric", "pupil", "learner")
+_CLASS_WORDS = ("class", "section", "course", "group")
+
+
+def suggest_mapping(path: str | Path, sheet: str | None = None) -> Mapping | None:
+    """A mapping for a wide file no reader knows, from what its columns hold: the header row (the
+    first row with most cells filled), the student column (a header naming an id, user or e-mail whose
+    cells are mostly filled and distinct), a class column if one is named so, and every column of
+    numbers as an assignment (calculated ones left out). None when no student column stands out."""
+    try:
+        table = load_table(path, sheet=sheet)
+    except InputError:
+        return None
+    rows = [table.header] + [
+        [str(c[i]) for c in table.cells] for i in range(min(HEADER_SEARCH_ROWS, table.n_rows))
+    ]
+    filled = [sum(1 for v in r if v.strip()) for r in rows]
+    at = filled.index(max(filled))
+    header = rows[at]
+    body = [[str(c[i]).strip() for c in table.cells] for i in range(at, min(table.n_rows, at + 200))]
+    columns = list(zip(*body, strict=True)) if body else [() for _ in header]
+    student = _student_column(header, columns)
+    if student is None:
+        return None
+    klass = next(
+        (j for j, h in enumerate(header) if j != student and any(w in h.casefold() for w in _CLASS_WORDS)),
+        None,
+    )
+    ignore = [
+        h.strip()
+        for j, h in enumerate(header)
+        if h.strip()
+        and j not in (student, klass)
+        and not _holds_grades(h, columns[j] if j < len(columns) else ())
+    ]
+    return Mapping(
+        description="suggested by gradesync inspect from the file's columns: check every line",
+        layout="wide",
+        header_row=table.header_row if at == 0 else int(table.source_row[at - 1]),
+        student=StudentRule(column=header[student].strip()),
+        class_=ClassRule(column=header[klass].strip()) if klass is not None else ClassRule(),
+        columns=ColumnRules(ignore=ignore),
+    )
+
+
+def _student_column(header: Sequence[str], columns: Sequence[Sequence[str]]) -> int | None:
+    best: tuple[float, int] | None = None
+    for j, h in enumerate(header):
+        words = h.casefold()
+        if not any(w in words for w in _ID_WORDS) or j >= len(columns):
+            continue
+        values = [v for v in columns[j] if v]
+        if not values:
+            continue
+        score = len(values) / len(columns[j]) + len(set(values)) / len(values)
+        if best is None or score > best[0]:
+            best = (score, j)
+    return best[1] if best is not None and best[0] >= 1.5 else None
+
+
+def _holds_grades(header: str, values: Sequence[str]) -> bool:
+    """A column of numbers (or blanks, percents, fractions), not calculated: an assignment."""
+    if header_facts(header).calculated:
+        return False
+    filled = [v for v in values if v]
+    if not filled:
+        return True  # nothing graded yet: an assignment column all the same
+    numeric = sum(1 for v in filled if _NUMERIC.match(v))
+    return numeric / len(filled) >= 0.6
+
+
+_NUMERIC = re.compile(r"^\s*[+-]?(\d+([.,]\d+)?|\.\d+)\s*(%|/\s*\d+(\.\d+)?)?\s*$")
 
 
 def _close(name: str, pool: Sequence[str]) -> list[str]:
@@ -165,8 +301,12 @@ def _file(
     columns = []
     for c in d.columns:
         info = ColumnInfo(index=c.index + 1, header=c.header, role=c.role, assignment=c.assignment, why=c.why)
+        if not math.isnan(c.maximum):  # declared
+            info.maximum = float(c.maximum)
+        info.maximum_from = c.maximum_from
         if lookup is not None and c.role == "assignment" and c.assignment:
             info.in_teams = c.assignment.casefold() in teams_assignments
+            info.teams_maximum = list(lookup.assignment_maxima.get(c.assignment.casefold(), []))
             if not info.in_teams:
                 info.did_you_mean = _close(c.assignment, list(lookup.assignments))
         columns.append(info)
@@ -198,6 +338,7 @@ def _file(
         rows=len(rows),
         ignored_rows=[{"row": r, "why": why} for r, why in d.ignored_rows.items()],
         mapping_toml=mapping_of(reading, class_key).to_toml(),
+        near_miss=reading.near_miss,
     )
 
 
@@ -268,6 +409,8 @@ def render_text(ins: Inspection) -> str:
         where = f"{f.path}" + (f" (sheet {f.sheet!r})" if f.sheet else "")
         out.append(where)
         out.append(f"  format:     {f.preset or 'generic'}: {f.preset_title}")
+        if f.near_miss:
+            out.append(f"              ({f.near_miss})")
         out.append(f"  layout:     {f.layout}; header on row {f.header_row}; {f.rows} grade cells")
         out.append("  columns:")
         for c in f.columns:
@@ -280,6 +423,7 @@ def render_text(ins: Inspection) -> str:
                     line += " (NOT in Teams" + (
                         f"; did you mean {', '.join(map(repr, c.did_you_mean))}?)" if c.did_you_mean else ")"
                     )
+                line += _maximum_text(c)
             elif c.why:
                 line += f" ({c.why})"
             out.append(line)
@@ -293,6 +437,23 @@ def render_text(ins: Inspection) -> str:
     out += [f"warning: {w}" for w in ins.warnings]
     out += [f"diagnosis: {d}" for d in ins.diagnoses]
     return "\n".join(out) + "\n"
+
+
+def _points(value: float) -> str:
+    return f"{value:g}"
+
+
+def _maximum_text(c: ColumnInfo) -> str:
+    """``; maximum 50 (the header "[Total Pts: 50 Score]"), Teams 100: DIFFERS`` for an assignment column."""
+    if c.maximum is None:
+        text = "; maximum: none declared" + (f" ({c.maximum_from})" if c.maximum_from else "")
+    else:
+        text = f"; maximum {_points(c.maximum)} ({c.maximum_from})"
+    if c.teams_maximum:
+        text += ", Teams " + " or ".join(_points(m) for m in c.teams_maximum)
+        if c.maximum is not None and any(m != c.maximum for m in c.teams_maximum):
+            text += ": DIFFERS (refused, unless the mapping scales)"
+    return text
 
 
 def _class_text(c: ClassInfo) -> str:

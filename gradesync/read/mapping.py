@@ -29,12 +29,14 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from gradesync.config import StudentKey
 from gradesync.errors import ConfigError
 
 __all__ = [
     "AssignmentRule",
     "ClassRule",
     "ColumnRules",
+    "IdentifierRule",
     "IgnoreRow",
     "Mapping",
     "StudentRule",
@@ -51,14 +53,49 @@ class _Part(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class IdentifierRule(_Part):
+    """One student identifier column and the Teams attribute it is matched by."""
+
+    column: str
+    # the Teams attribute: sis_id (student.externalId, then externalId), student_number, upn, mail, id
+    match: StudentKey
+    # appended as "@domain" to a value without "@" (a username → its UPN); for upn, [input]
+    # username_domain is the default
+    domain: str | None = None
+    strip_prefix: str | None = None  # removed from the start of every value ("#" in Brightspace exports)
+    zero_pad: int | None = Field(None, ge=1, le=32)  # all-digit values shorter than this get leading zeros
+
+    @field_validator("domain")
+    @classmethod
+    def _domain(cls, v: str | None) -> str | None:
+        if v is not None and (not v.strip() or "@" in v or " " in v.strip()):
+            raise ValueError('domain is a mail domain such as "contoso.edu" (no "@", no spaces)')
+        return v.strip() if v is not None else v
+
+
 class StudentRule(_Part):
-    """The student id column and how its ids are normalised before matching."""
+    """The student id column and how its ids are normalised before matching.
+
+    ``column`` alone: one identifier, matched by ``[match] student_by``. ``identifiers``: an ordered
+    list, each matched by its own Teams attribute; the first that finds the student wins, and two that
+    find different students refuse the row (``identifier_conflict``).
+    """
 
     column: str | None = None
     # An all-digit id shorter than this gets leading zeros (Excel turned 000123 into 123).
     zero_pad: int | None = Field(None, ge=1, le=32)
     # Removed from the start of every id ("S000101" → "000101"); exact, case-sensitive.
     strip_prefix: str | None = None
+    identifiers: list[IdentifierRule] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _column_or_identifiers(self) -> StudentRule:
+        if self.identifiers and (self.column or self.zero_pad or self.strip_prefix):
+            raise ValueError(
+                "give student.column (one identifier) or student.identifiers (several, in order), not "
+                "both; zero_pad and strip_prefix go on each identifier"
+            )
+        return self
 
 
 class ClassRule(_Part):
@@ -96,10 +133,13 @@ class AssignmentRule(_Part):
 
 
 class ColumnRules(_Part):
-    """Wide layout: which header is which assignment, and which columns are not grades."""
+    """Wide layout: which header is which assignment, its maximum, and which columns are not grades."""
 
-    # A pattern removed from the end of every header to get the assignment name (Canvas ids:
-    # ``Unit 1 Quiz (48211)`` → ``Unit 1 Quiz``). With a group, group 1 is the name instead.
+    # A pattern removed from every header to get the assignment name (Canvas ids: ``Unit 1 Quiz
+    # (48211)`` → ``Unit 1 Quiz``). With a group and a leading ^, group 1 is the name instead. It is
+    # applied after an export's own maximum syntax is read and taken out (Blackboard's ``[Total Pts:
+    # 50 Score] |1260437``, Brightspace's ``Points Grade <Numeric MaxPoints:50>``), so it never
+    # removes a maximum unread.
     decoration: str | None = None
     # header → Teams assignment name; wins over the decoration
     assignments: dict[str, str] = Field(default_factory=dict)
@@ -107,6 +147,15 @@ class ColumnRules(_Part):
     ignore_patterns: list[str] = Field(default_factory=list)  # regular expressions on the header
     # ignore every column not named in ``assignments`` (a file with many unrelated columns)
     only_listed: bool = False
+    # header or assignment name → its maximum (points possible), checked against Teams' maximum
+    maxima: dict[str, float] = Field(default_factory=dict)
+    # a pattern whose group "max" (or group 1) captures the maximum a header states, for a form
+    # gradesync does not know ("Lab 1 - worth 50" → '(?i)worth (?P<max>\d+)')
+    maximum_pattern: str | None = None
+    # the same grade in another display, beside the value column: display → a pattern whose group 1
+    # is the item's name as the decoration gives it. "percent" twins are checked against the points;
+    # "letter" twins are ignored with a note (a letter's range is not in the file)
+    twins: dict[Literal["percent", "letter"], str] = Field(default_factory=dict)
 
     @field_validator("decoration")
     @classmethod
@@ -120,6 +169,31 @@ class ColumnRules(_Part):
     def _regexes(cls, v: list[str]) -> list[str]:
         for p in v:
             _compile(p, "columns.ignore_patterns")
+        return v
+
+    @field_validator("maximum_pattern")
+    @classmethod
+    def _maximum(cls, v: str | None) -> str | None:
+        if v is not None:
+            compiled = _compile(v, "columns.maximum_pattern")
+            if "max" not in compiled.groupindex and compiled.groups < 1:
+                raise ValueError("columns.maximum_pattern needs a group that captures the number: (?P<max>…)")
+        return v
+
+    @field_validator("maxima")
+    @classmethod
+    def _positive(cls, v: dict[str, float]) -> dict[str, float]:
+        for key, value in v.items():
+            if not value >= 0:
+                raise ValueError(f'columns.maxima: "{key}" = {value} is not a maximum (0 or more points)')
+        return v
+
+    @field_validator("twins")
+    @classmethod
+    def _twin_patterns(cls, v: dict[str, str]) -> dict[str, str]:
+        for kind, p in v.items():
+            if _compile(p, f"columns.twins.{kind}").groups < 1:
+                raise ValueError(f"columns.twins.{kind}: the pattern needs a group capturing the item's name")
         return v
 
 
@@ -149,6 +223,9 @@ class ValueRules(_Part):
     letters: dict[str, str | float] = Field(default_factory=dict)
     # status values that excuse (OneRoster scoreStatus "exempt"); case-insensitive
     excuse_statuses: list[str] = Field(default_factory=list)
+    # a maximum the file declares that differs from Teams': "reject" refuses the row
+    # (points_possible_mismatch); "scale" writes points × Teams' maximum / the file's, and says so
+    maximum_mismatch: Literal["reject", "scale"] = "reject"
 
 
 class Mapping(_Part):
@@ -255,12 +332,17 @@ def _to_toml(m: Mapping) -> str:
             continue
         lines += ["", f"# {_SECTION_HELP[section]}", f"[{section}]"]
         tables = {k: v for k, v in body.items() if isinstance(v, dict)}
+        arrays = {k: v for k, v in body.items() if isinstance(v, list) and v and isinstance(v[0], dict)}
         for k, v in body.items():
-            if k not in tables:
+            if k not in tables and k not in arrays:
                 lines.append(f"{k} = {_literal(v)}")
         for k, table in tables.items():
             lines += ["", f"[{section}.{k}]"]
             lines += [f"{_q(str(tk))} = {_literal(tv)}" for tk, tv in table.items()]
+        for k, items in arrays.items():
+            for item in items:
+                lines += ["", f"[[{section}.{k}]]"]
+                lines += [f"{ik} = {_literal(iv)}" for ik, iv in item.items()]
     for rule in data.get("ignore_rows", []):
         lines += ["", "[[ignore_rows]]"]
         lines += [f"{k} = {_literal(v)}" for k, v in rule.items()]

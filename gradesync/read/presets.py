@@ -9,26 +9,35 @@ first); ``format="NAME"`` forces one. Sources for each format are listed in the 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Final
 
+from gradesync.read._headers import normalize_header
 from gradesync.read.mapping import (
     AssignmentRule,
     ClassRule,
     ColumnRules,
+    IdentifierRule,
     IgnoreRow,
     Mapping,
     StudentRule,
     ValueRules,
 )
 
-_NORM = re.compile(r"[\s_\-]+")
+__all__ = [
+    "PRESETS",
+    "SUMMARY_ROW_PATTERN",
+    "Preset",
+    "detect",
+    "is_line_items",
+    "is_manifest",
+    "near_miss",
+    "norm",
+]
 
-
-def norm(header: str) -> str:
-    """The same header normalisation as the layout stage: case, spaces, ``_``, ``-`` and BOM ignored."""
-    return _NORM.sub("", header.replace("\ufeff", "").strip().rstrip(":").casefold())
+#: The layout stage's header normalisation (case, spaces, ``_``, ``-``, BOM and ``:`` ignored).
+norm = normalize_header
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,11 +47,40 @@ class Preset:
     requires: tuple[str, ...]  # every one of these headers (normalised) is present
     mapping: Mapping
     any_of: tuple[str, ...] = ()  # and at least one of these, when given
+    header_pattern: str = ""  # and some header matches this pattern, when given
+    source: str = ""  # the vendor's documentation the layout follows
 
-    def matches(self, headers: set[str]) -> bool:
-        if not all(norm(h) in headers for h in self.requires):
-            return False
-        return not self.any_of or any(norm(h) in headers for h in self.any_of)
+    def matches(self, headers: set[str], raw: Sequence[str] = ()) -> bool:
+        return not self.missing(headers, raw)
+
+    def missing(self, headers: set[str], raw: Sequence[str] = ()) -> list[str]:
+        """What the header lacks to be this format: required headers, one of ``any_of``, the pattern."""
+        out = [h for h in self.requires if norm(h) not in headers]
+        if self.any_of and not any(norm(h) in headers for h in self.any_of):
+            out.append(" or ".join(self.any_of))
+        if self.header_pattern and not any(re.search(self.header_pattern, h) for h in raw):
+            out.append(f"a header like {self.example}")
+        return out
+
+    @property
+    def example(self) -> str:
+        return _EXAMPLES.get(self.name, self.header_pattern)
+
+    def toml(self) -> str:
+        """The preset written out as a mapping a person copies and edits (``config/mappings/NAME.toml``)."""
+        detected = "all of: " + ", ".join(self.requires)
+        if self.any_of:
+            detected += "; one of: " + ", ".join(self.any_of)
+        if self.header_pattern:
+            detected += f"; a header like {self.example}"
+        lines = [
+            f"# {self.title}: the built-in preset, written out as a mapping to copy and edit.",
+            f"# Detected from the header ({detected}); give an edited copy with",
+            "# --mapping FILE, or save it beside the export as NAME.mapping.toml.",
+        ]
+        if self.source:
+            lines.append(f"# Layout: {self.source}")
+        return "\n".join(lines) + "\n" + self.mapping.to_toml()
 
 
 #: Rows every format may carry below the students: summary rows, never a student.
@@ -59,10 +97,15 @@ CANVAS = Preset(
         preset="canvas",
         description="Canvas: Grades → Export (entire gradebook, CSV)",
         layout="wide",
-        student=StudentRule(column="SIS User ID"),
+        student=StudentRule(
+            identifiers=[
+                IdentifierRule(column="SIS User ID", match="sis_id"),
+                IdentifierRule(column="SIS Login ID", match="upn"),
+            ]
+        ),
         columns=ColumnRules(
             decoration=r" \((\d+)\)$",
-            ignore=["Student", "ID", "SIS Login ID", "Section", "Integration ID", "Root Account"],
+            ignore=["Student", "ID", "Section", "Integration ID", "Root Account"],
             ignore_patterns=[
                 r"(?i)^(unposted )?(current|final) (points|score|grade)$",
                 r"(?i)^override (score|grade)$",
@@ -150,35 +193,120 @@ GOOGLE_CLASSROOM = Preset(
     ),
 )
 
+#: Moodle writes each grade item once per display type chosen at export: "Quiz: Unit 1 Quiz (Real)",
+#: "… (Percentage)" (``95.00 %``), "… (Letter)". The prefix is the activity's module; a manual item
+#: or a category total has none.
+_MOODLE_ITEM = r"^(?:[^:]+: )?(.+) \({}\)$"
+
 MOODLE = Preset(
     name="moodle",
     title="Moodle grade export (plain text / Excel)",
     requires=("First name", "Last name", "Email address"),
     any_of=("ID number", "Username"),
+    source="https://docs.moodle.org/en/Grade_export",
     mapping=Mapping(
         preset="moodle",
         description='Moodle: Grades → Export → Plain text file; headers like "Quiz: Unit 1 Quiz (Real)"',
         layout="wide",
-        student=StudentRule(column="ID number"),
+        student=StudentRule(
+            identifiers=[
+                IdentifierRule(column="ID number", match="sis_id"),
+                IdentifierRule(column="Username", match="upn"),
+                IdentifierRule(column="Email address", match="mail"),
+            ]
+        ),
         columns=ColumnRules(
-            decoration=r"^[^:]+: (.+) \(Real\)$",
+            decoration=_MOODLE_ITEM.format("Real"),
+            twins={"percent": _MOODLE_ITEM.format("Percentage"), "letter": _MOODLE_ITEM.format("Letter")},
             ignore=[
                 "First name",
                 "Last name",
-                "Username",
                 "Institution",
                 "Department",
-                "Email address",
                 "Suspended",
                 "Last downloaded from this course",
             ],
             ignore_patterns=[
                 r"(?i)^course total( \(.*\))?$",
-                r"\((Letter|Feedback)\)$",
+                r"\(Feedback\)$",
                 r"(?i) total \(.*\)$",
             ],
         ),
         values=ValueRules(blank_marks=["-"]),
+    ),
+)
+
+#: Blackboard Learn's downloaded Grade Center (Original) and gradebook (Ultra): the default user
+#: columns, then one column per item headed "Name [Total Pts: 50 Score] |1260437" (the maximum, the
+#: primary display and the column id); calculated columns say "[Total Pts: up to 160 …]".
+_BLACKBOARD_MAPPING = Mapping(
+    preset="blackboard",
+    description="Blackboard Learn: Grade Center → Work Offline → Download (Comma .csv or Tab .xls)",
+    layout="wide",
+    student=StudentRule(
+        identifiers=[
+            IdentifierRule(column="Student ID", match="sis_id"),
+            IdentifierRule(column="Username", match="upn"),
+        ]
+    ),
+    columns=ColumnRules(
+        ignore=["Last Name", "First Name", "Last Access", "Availability", "Child Course ID"],
+    ),
+)
+_BLACKBOARD_USERS = ("Last Name", "First Name", "Username")
+_TOTAL_PTS = r"\[\s*Total Pts:"
+
+BLACKBOARD_ULTRA = Preset(
+    name="blackboard-ultra",
+    title="Blackboard Learn Ultra gradebook download",
+    requires=_BLACKBOARD_USERS,
+    header_pattern=r"(?i)^\s*Overall Grade\s*\[\s*Total Pts:",
+    source="https://help.blackboard.com/Learn/Instructor/Ultra/Grade/Grading_Tasks/Work_Offline_With_Grade_Data",
+    mapping=_BLACKBOARD_MAPPING.model_copy(
+        update={
+            "preset": "blackboard-ultra",
+            "description": "Blackboard Learn Ultra: Gradebook → Download (CSV, or tab-delimited XLS)",
+        }
+    ),
+)
+
+BLACKBOARD = Preset(
+    name="blackboard",
+    title="Blackboard Learn Original Grade Center download (Work Offline)",
+    requires=_BLACKBOARD_USERS,
+    header_pattern=_TOTAL_PTS,
+    source="https://help.blackboard.com/Learn/Instructor/Original/Grade/Grading_Tasks/Work_Offline_With_Grade_Data",
+    mapping=_BLACKBOARD_MAPPING,
+)
+
+#: D2L Brightspace: Grades → Enter Grades → Export. Key field OrgDefinedId, Username or both, each
+#: value prefixed with "#" (so Excel keeps its leading zeros); one "Name Points Grade <Numeric
+#: MaxPoints:50 …>" column per item when "Points grade" is chosen; the final grades; and a last
+#: "End-of-Line Indicator" column of "#".
+BRIGHTSPACE = Preset(
+    name="brightspace",
+    title="D2L Brightspace grades export",
+    requires=("End-of-Line Indicator",),
+    any_of=("OrgDefinedId", "Username"),
+    source="https://community.d2l.com/brightspace/kb/articles/3538-importing-grades",
+    mapping=Mapping(
+        preset="brightspace",
+        description="D2L Brightspace: Grades → Enter Grades → Export (Points grade; key field "
+        "OrgDefinedId, Username or both)",
+        layout="wide",
+        student=StudentRule(
+            identifiers=[
+                IdentifierRule(column="OrgDefinedId", match="sis_id", strip_prefix="#"),
+                IdentifierRule(column="Username", match="upn", strip_prefix="#"),
+                IdentifierRule(column="Email", match="mail"),
+            ]
+        ),
+        columns=ColumnRules(
+            ignore=["Last Name", "First Name", "End-of-Line Indicator"],
+            # only the points grades are grades: weighted grades, grade-scheme symbols, text grades,
+            # subtotals and the final grades are not points of an item
+            ignore_patterns=[r"(?i)^(?!.* Points Grade\s*(<[^>]*>)?\s*$)"],
+        ),
     ),
 )
 
@@ -197,17 +325,50 @@ ONEROSTER = Preset(
 ONEROSTER_LINE_ITEMS: Final = ("sourcedId", "title", "classSourcedId")
 
 PRESETS: Final[dict[str, Preset]] = {
-    p.name: p for p in (ONEROSTER, CANVAS, INFINITE_CAMPUS, POWERSCHOOL, MOODLE, GOOGLE_CLASSROOM, SKYWARD)
+    p.name: p
+    for p in (
+        ONEROSTER,
+        CANVAS,
+        INFINITE_CAMPUS,
+        POWERSCHOOL,
+        MOODLE,
+        BRIGHTSPACE,
+        BLACKBOARD_ULTRA,
+        BLACKBOARD,
+        GOOGLE_CLASSROOM,
+        SKYWARD,
+    )
+}
+
+_EXAMPLES = {
+    "blackboard": '"Lab Report 1 [Total Pts: 50 Score] |1260437"',
+    "blackboard-ultra": '"Overall Grade [Total Pts: up to 160 Letter] |1260440"',
 }
 
 
 def detect(headers: Iterable[str]) -> Preset | None:
     """The preset whose headers are all in ``headers`` (most specific first), or None."""
-    present = {norm(h) for h in headers if h and h.strip()}
+    raw = [h for h in headers if h and h.strip()]
+    present = {norm(h) for h in raw}
     for preset in PRESETS.values():
-        if preset.matches(present):
+        if preset.matches(present, raw):
             return preset
     return None
+
+
+def near_miss(headers: Iterable[str]) -> tuple[Preset, list[str]] | None:
+    """A preset the header almost is: at least half of its required headers (and its pattern, when it
+    has one) present, but not all. ``inspect`` says "looks like …, but the header differs"."""
+    raw = [h for h in headers if h and h.strip()]
+    present = {norm(h) for h in raw}
+    best: tuple[float, Preset, list[str]] | None = None
+    for preset in PRESETS.values():
+        missing = preset.missing(present, raw)
+        wanted = len(preset.requires) + bool(preset.any_of) + bool(preset.header_pattern)
+        share = 1 - len(missing) / max(wanted, 1)
+        if missing and share >= 0.5 and (best is None or share > best[0]):
+            best = (share, preset, missing)
+    return (best[1], best[2]) if best else None
 
 
 def is_line_items(headers: Iterable[str]) -> bool:

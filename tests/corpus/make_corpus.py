@@ -63,6 +63,10 @@ def text_files() -> dict[str, bytes]:
         "utf16_tab.txt": "\ufeff".encode("utf-16-le") + utf16.encode("utf-16-le"),
         "header_bom_spaces_case.csv": b"\xef\xbb\xbf" + header_mess.encode(),
         "binary_garbage.csv": garbage,
+        # Blackboard's "Work Offline" download with the Tab delimiter: UTF-16 LE text named .xls
+        "tab_text_named.xls": "\ufeff".encode("utf-16-le") + utf16.encode("utf-16-le"),
+        # a .csv that is tab-separated (a spreadsheet's "Text (Tab delimited)" saved as .csv)
+        "tab_named.csv": ("\n".join(_lines(GOOD, sep="\t")) + "\n").encode(),
     }
 
 
@@ -199,6 +203,24 @@ def encrypted_xlsx(plain: bytes, password: str = "s3cret") -> bytes | None:  # n
     return out.getvalue()
 
 
+def legacy_biff_xls() -> bytes | None:
+    """A real Excel 97-2003 workbook (BIFF8 in an OLE2 container). Needs ``xlwt`` (not a project
+    dependency: ``pip install --target /tmp/xlwt xlwt`` and ``PYTHONPATH=/tmp/xlwt``); the committed copy
+    is kept when it is not installed."""
+    try:
+        import xlwt  # type: ignore[import-not-found,import-untyped,unused-ignore]
+    except ImportError:
+        return None
+    book = xlwt.Workbook()
+    sheet = book.add_sheet("Grades")
+    for r, row in enumerate([HEADER.split(","), *GOOD]):
+        for c, value in enumerate(row):
+            sheet.write(r, c, float(value) if r and c == 3 else value)  # points as numbers, ids as text
+    buf = io.BytesIO()
+    book.save(buf)
+    return buf.getvalue()
+
+
 def write_committed(dest: Path = HERE) -> list[Path]:
     written = []
     files = {**text_files(), **excel_files()}
@@ -207,6 +229,9 @@ def write_committed(dest: Path = HERE) -> list[Path]:
     enc = encrypted_xlsx(_save(wb))
     if enc is not None:
         files["encrypted.xlsx"] = enc
+    biff = legacy_biff_xls()
+    if biff is not None:
+        files["legacy_biff.xls"] = biff
     for name, data in files.items():
         (dest / name).write_bytes(data)
         written.append(dest / name)

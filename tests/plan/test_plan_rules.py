@@ -178,7 +178,9 @@ CASES = [
         (
             "reject",
             "points_possible_mismatch",
-            'the file gives 40 points possible for "Unit 1 Quiz", but Teams has a maximum of 50 points',
+            'the file gives 40 points possible for "Unit 1 Quiz", but Teams has a maximum of 50 points; '
+            "make the two maxima agree (in Teams or in the gradebook), or let the mapping scale the points "
+            '([values] maximum_mismatch = "scale")',
         ),
     ),
     (

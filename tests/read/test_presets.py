@@ -215,7 +215,7 @@ def test_format_forces_a_preset_and_unknown_names_are_refused() -> None:
     from gradesync.errors import ConfigError
 
     with pytest.raises(ConfigError) as e:
-        read("moodle_grades.csv", format="blackboard")
+        read("moodle_grades.csv", format="schoology")
     assert "canvas" in str(e.value)
     with pytest.raises(InputError) as no_header:  # the header aliases alone know no Moodle column
         read("moodle_grades.csv", format="generic", class_key="SEC-1001")
