@@ -88,6 +88,15 @@ class Credentials(BaseModel):
     def kind(self) -> str:
         return next(k for k, v in self.model_dump().items() if v)
 
+    def describe(self) -> str:
+        """Where the credential is, for ``config check`` (a name or a path, never a value)."""
+        return {
+            "certificate_path": "a certificate",
+            "client_secret_file": "a client secret file",
+            "client_secret_env": f"a client secret from ${self.client_secret_env}",
+            "access_token_env": f"a token from ${self.access_token_env}",
+        }[self.kind]
+
 
 class TenantFile(BaseModel):
     """The keys of one ``tenants/<name>.toml`` (paths as written; :class:`Tenant` resolves them)."""

@@ -82,8 +82,8 @@ def _check_tenants(directory: str, *, say: Callable[[str], None]) -> None:
         else:
             window = tenant.window
             say(
-                f"{tenant.name}: tenant {tenant.spec.tenant_id}, sign-in by "
-                f"{tenant.spec.credentials.kind.replace('_', ' ')}; {len(tenant.inputs)} input(s); "
+                f"{tenant.name}: tenant {tenant.spec.tenant_id}, sign-in with "
+                f"{tenant.spec.credentials.describe()}; {len(tenant.inputs)} input(s); "
                 f"state {tenant.state_dir}; runs {tenant.runs_dir}"
                 + (f"; window {window[0]}-{window[1]} (sending stops at {window[1]})" if window else "")
             )
