@@ -120,7 +120,7 @@ class TenantFile(BaseModel):
             m = _WINDOW.match(v)
             if m is None:
                 raise ValueError('must be "HH:MM-HH:MM" (local time), e.g. "01:00-05:00"')
-            if (m[1], m[2]) == (m[3], m[4]):
+            if (int(m[1]), m[2]) == (int(m[3]), m[4]):
                 raise ValueError("starts and ends at the same minute")
         return v
 

@@ -14,7 +14,6 @@ import sys
 import tarfile
 import time
 import zipfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -33,10 +32,20 @@ def _clean_env(**extra: str) -> dict[str, str]:
     return {**env, **extra}
 
 
-@pytest.fixture(scope="module")
-def installed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, Path, Path]]:
+def test_the_wheel_works_from_a_fresh_venv(tmp_path: Path) -> None:
+    """One test, its steps in order (so pytest-xdist builds and installs the wheel once)."""
+    exe, wheel, sdist = _build_and_install(tmp_path / "wheel")
+    run_dir = tmp_path / "elsewhere"
+    run_dir.mkdir()
+    _one_version_everywhere(exe, wheel, sdist, run_dir)
+    _the_packages_carry_the_samples(wheel, sdist)
+    _demo_runs_from_the_installed_wheel(exe, run_dir)
+    _serve_demo_answers_a_page_from_the_installed_wheel(exe, run_dir)
+
+
+def _build_and_install(work: Path) -> tuple[Path, Path, Path]:
     """(the venv's gradesync, the wheel, the sdist)."""
-    work = tmp_path_factory.mktemp("wheel")
+    work.mkdir()
     dist = work / "dist"
     build = subprocess.run(
         [sys.executable, "-m", "build", "--outdir", str(dist), str(REPO)],
@@ -60,11 +69,10 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, 
         check=False,
     )
     assert pip.returncode == 0, pip.stderr[-3000:]
-    yield venv / "bin" / "gradesync", wheel, sdist
+    return venv / "bin" / "gradesync", wheel, sdist
 
 
-def test_one_version_everywhere(installed: tuple[Path, Path, Path], tmp_path: Path) -> None:
-    exe, wheel, sdist = installed
+def _one_version_everywhere(exe: Path, wheel: Path, sdist: Path, tmp_path: Path) -> None:
     version = gradesync.__version__
     assert (
         wheel.name == f"gradesync-{version}-py3-none-any.whl" and sdist.name == f"gradesync-{version}.tar.gz"
@@ -81,8 +89,7 @@ def test_one_version_everywhere(installed: tuple[Path, Path, Path], tmp_path: Pa
     assert out.stdout.strip() == f"gradesync, version {version}"
 
 
-def test_the_packages_carry_the_samples(installed: tuple[Path, Path, Path]) -> None:
-    _, wheel, sdist = installed
+def _the_packages_carry_the_samples(wheel: Path, sdist: Path) -> None:
     names = set(zipfile.ZipFile(wheel).namelist())
     for sample in ("tenant.json", "sis_long.csv", "gradebook_wide.csv", "gradebook.xlsx"):
         assert f"gradesync/sample_data/{sample}" in names
@@ -93,8 +100,7 @@ def test_the_packages_carry_the_samples(installed: tuple[Path, Path, Path]) -> N
     assert {"sample_data/tenant.json", "pyproject.toml", "README.md", "Containerfile"} <= members
 
 
-def test_demo_runs_from_the_installed_wheel(installed: tuple[Path, Path, Path], tmp_path: Path) -> None:
-    exe, _, _ = installed
+def _demo_runs_from_the_installed_wheel(exe: Path, tmp_path: Path) -> None:
     out = subprocess.run(
         [str(exe), "demo", "--out", str(tmp_path / "demo")],
         capture_output=True,
@@ -110,10 +116,7 @@ def test_demo_runs_from_the_installed_wheel(installed: tuple[Path, Path, Path], 
     assert str(REPO) not in out.stdout  # the samples came from the package, not the checkout
 
 
-def test_serve_demo_answers_a_page_from_the_installed_wheel(
-    installed: tuple[Path, Path, Path], tmp_path: Path
-) -> None:
-    exe, _, _ = installed
+def _serve_demo_answers_a_page_from_the_installed_wheel(exe: Path, tmp_path: Path) -> None:
     import socket
 
     with socket.socket() as s:  # a free port for the server (it binds it itself a moment later)

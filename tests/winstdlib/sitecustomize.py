@@ -128,9 +128,10 @@ def install() -> None:
         if env is not None:
             env = dict(env)
             env[FLAG] = "1"
-            env["PYTHONPATH"] = os.pathsep.join(p for p in (HERE, env.get("PYTHONPATH")) if p)
+            if HERE not in env.get("PYTHONPATH", "").split(os.pathsep):
+                env["PYTHONPATH"] = os.pathsep.join(p for p in (HERE, env.get("PYTHONPATH")) if p)
             if os.environ.get(LOG):
-                env[LOG] = os.environ[LOG]
+                env.setdefault(LOG, os.environ[LOG])
             kwargs["env"] = env
         real_init(self, *args, **kwargs)
 
