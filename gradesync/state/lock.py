@@ -35,7 +35,7 @@ class RunLock:
     def __init__(self, state_dir: str | Path) -> None:
         self.path = Path(state_dir) / LOCK_NAME
         self.holder_path = Path(state_dir) / HOLDER_NAME
-        # thread_local=False: the web app may release from another thread than the one that acquired
+        # thread_local=False: the lock is held by this RunLock, whichever thread asks about it
         self._lock = filelock.FileLock(self.path, timeout=0, thread_local=False)
 
     def acquire(self) -> RunLock:
