@@ -44,5 +44,5 @@ rm -rf .image/wheels
 buildah "${STORE[@]}" bud --format docker --network host --isolation chroot \
   --build-arg BASE="$BASE" --build-arg WHEELS=.image/wheels --build-arg PIP_OPTIONS=--no-index \
   -t "$IMAGE" -f Containerfile .
-echo "built $IMAGE in .image/storage; run it with:"
+echo "built $IMAGE in .image/storage; run it with (runc and lower limits where crun or the sandbox refuse):"
 echo "  podman --root .image/storage --runroot .image/run --storage-driver vfs run --rm $IMAGE demo"
