@@ -2,9 +2,9 @@
 
 ``tests/winstdlib/sitecustomize.py`` takes away, for ``gradesync`` and ``graph_emulator`` only, the
 modules and names Windows' Python does not have (``fcntl``, ``os.killpg``, ``signal.SIGKILL``, …) in
-the pytest process and in every ``gradesync`` it starts. A run that reached one of them stopped at
-once on Windows (the lock imported ``fcntl``: ``ModuleNotFoundError`` before any sync or apply).
-Here the unattended tests and the lock's tests must pass that way, and no gradesync code may even
+the pytest process and in every ``gradesync`` it starts. On Windows a run that reaches one of them
+stops at once (``import fcntl`` in the lock would be ``ModuleNotFoundError`` before any sync or
+apply). Here the unattended tests and the lock's tests must pass that way, and no gradesync code may even
 try such a name (every attempt is logged, caught or not). What this cannot show is listed in the
 module's docstring and the README ("Windows").
 """
