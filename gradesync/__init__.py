@@ -20,6 +20,7 @@ Floors, top to bottom (imports point down; docs/ARCHITECTURE.md)::
 
     models.py  outcome.py  errors.py  config.py  logs.py
                    data contracts, the run's verdict, errors, settings, logging
+    tenants.py  samples.py                          a fleet's tenant files; where the demo's samples are
 
 The Graph education emulator (the tests' and the demo's Graph) is its own package, ``graph_emulator``.
 

@@ -21,6 +21,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "apply": ("gradesync.cli.apply", "apply_command", "Apply a reviewed plan exactly."),
     "sync": ("gradesync.cli.apply", "sync_command", "Plan and apply in one go (the nightly form)."),
     "undo": ("gradesync.cli.undo", "undo_command", "Put back what a run changed (preview; --apply)."),
+    "tenant": ("gradesync.cli.tenant", "tenant_group", "Sync one tenant of a fleet (tenants/NAME.toml)."),
     "inspect": ("gradesync.cli.inspect", "inspect_command", "Show how an export would be read."),
     "serve": ("gradesync.cli.serve", "serve_command", "Serve the registrars' web app."),
     "auth": ("gradesync.cli.auth", "auth_group", "Sign in to Microsoft Graph, show or forget the sign-in."),

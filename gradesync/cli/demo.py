@@ -21,8 +21,9 @@ import click
 
 from gradesync.cli.common import stdout_console
 from gradesync.errors import ExitCode
+from gradesync.samples import sample_dir
 
-SAMPLE_DIR = Path(__file__).resolve().parents[2] / "sample_data"  # gradesync/cli/demo.py → repo
+SAMPLE_DIR = sample_dir()  # inside an installed wheel, or the checkout's sample_data/
 SAMPLE_INPUTS = ("sis_long.csv", "gradebook_wide.csv", "gradebook.xlsx")
 
 

@@ -22,8 +22,9 @@ import click
 from gradesync.cli.common import graph_client, handle_errors, stdout_console
 from gradesync.config import load_settings
 from gradesync.errors import UsageError
+from gradesync.samples import sample_dir
 
-SAMPLE_DIR = Path(__file__).resolve().parent.parent.parent / "sample_data"
+SAMPLE_DIR = sample_dir()  # inside an installed wheel, or the checkout's sample_data/
 
 
 def is_loopback(host: str) -> bool:

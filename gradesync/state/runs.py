@@ -22,6 +22,7 @@ is not a run directory), runs the notify command and releases the lock.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -29,7 +30,6 @@ import re
 import secrets
 import shlex
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -151,14 +151,15 @@ def notify(
 
     Gradesync's own secrets (``GRADESYNC_ACCESS_TOKEN``, ``GRADESYNC_CLIENT_SECRET``,
     ``GRADESYNC_CERTIFICATE_PASSWORD``) are removed from its environment: a mail hook needs none.
-    Its failure or a timeout (then its whole process group is killed) is logged as a warning and
-    changes nothing else. Its output goes to the log (DEBUG), not to ours."""
+    Its failure or a timeout (then the hook and every process it started are stopped) is logged as a
+    warning and changes nothing else. The shell is ``/bin/sh`` on Linux and macOS, ``cmd.exe`` on
+    Windows. Its output goes to the log (DEBUG), not to ours."""
     env = dict(os.environ if environ is None else environ)
     for name in SECRET_ENV:
         env.pop(name, None)
     summary = str(summary_path) if summary_path is not None else ""
     env.update(GRADESYNC_SUMMARY=summary, GRADESYNC_RUN_DIR=str(run_dir), GRADESYNC_EXIT_CODE=str(exit_code))
-    full = f"{command} {shlex.quote(summary)}"
+    full = f"{command} {shell_quote(summary)}"
     try:
         proc = subprocess.Popen(  # noqa: S602 — running the operator's shell command is the point
             full,
@@ -167,7 +168,8 @@ def notify(
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
-            start_new_session=True,
+            creationflags=_NEW_GROUP_FLAGS,
+            start_new_session=_NEW_SESSION,
         )
     except OSError as e:
         log.warning("notify command could not start: %s", e.strerror or e)
@@ -189,10 +191,36 @@ def notify(
     return NotifyResult(command, proc.returncode)
 
 
+# The hook runs in a process group of its own, so a Ctrl-C at the operator's console stops gradesync
+# (which then records the run) rather than the hook.
+if sys.platform == "win32":
+    _NEW_GROUP_FLAGS, _NEW_SESSION = subprocess.CREATE_NEW_PROCESS_GROUP, False
+else:
+    _NEW_GROUP_FLAGS, _NEW_SESSION = 0, True
+
+
+def shell_quote(text: str, *, windows: bool = sys.platform == "win32") -> str:
+    """``text`` as one argument of a shell command line: cmd.exe's rules on Windows (double quotes;
+    ``'...'`` would reach the hook with its quotes), the POSIX shell's elsewhere."""
+    if windows:
+        return subprocess.list2cmdline([text]) if text else '""'
+    return shlex.quote(text)
+
+
 def _kill_group(proc: subprocess.Popen[bytes]) -> None:
+    """Stop the shell and everything it started (a hook's own children, too): psutil walks the
+    process tree the same way on Windows, Linux and macOS."""
+    import psutil
+
     try:
-        os.killpg(proc.pid, signal.SIGKILL)
-    except OSError:
+        tree = psutil.Process(proc.pid)
+        doomed = [*tree.children(recursive=True), tree]
+    except psutil.Error:
+        doomed = []
+    for p in doomed:
+        with contextlib.suppress(psutil.Error):
+            p.kill()
+    with contextlib.suppress(OSError):
         proc.kill()
 
 

@@ -142,8 +142,8 @@ def test_two_runs_at_once_second_exits_5(emulator_factory: Any, token: str, tmp_
     proc = _spawn(tmp_path, server, token)
     try:
         deadline = time.monotonic() + 20
-        lock_file = tmp_path / "state" / "lock"
-        while not (lock_file.exists() and lock_file.read_text().startswith("pid=")):
+        holder = tmp_path / "state" / "lock.holder"  # written once the run holds the lock
+        while not (holder.exists() and holder.read_text().startswith("pid=")):
             assert time.monotonic() < deadline and proc.poll() is None
             time.sleep(0.02)
         second = apply(tmp_path, server, token, *LOOSE)

@@ -61,7 +61,7 @@ def test_lock_of_a_killed_process_is_released(tmp_path: Path) -> None:
     code = (
         "import sys, time\n"
         "from gradesync.state.lock import RunLock\n"
-        f"RunLock({str(tmp_path)!r}).acquire()\n"
+        f"held = RunLock({str(tmp_path)!r}).acquire()\n"  # kept: a collected RunLock lets go
         "print('locked', flush=True)\n"
         "time.sleep(60)\n"
     )
@@ -86,5 +86,6 @@ def test_lock_of_a_killed_process_is_released(tmp_path: Path) -> None:
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.05)
-    assert f"pid={os.getpid()}" in (tmp_path / "lock").read_text()
+    assert f"pid={os.getpid()}" in (tmp_path / "lock.holder").read_text()
     lock.release()
+    assert not (tmp_path / "lock.holder").exists()  # released: nobody is named any more
