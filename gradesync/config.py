@@ -53,6 +53,9 @@ class InputSettings(_Section):
     # Value rule for fractions ("17/20") whose denominator is not the assignment's maximum:
     # "reject" (reason fraction_mismatch) or "scale" (17/20 of a 40-point assignment → 34, noted).
     fractions: Literal["reject", "scale"] = "reject"
+    # Parse input files in a separate process with memory and time limits (a crash there is an
+    # InputError for that file, never the process that holds other work); the web app turns it on.
+    isolate: bool = False
 
 
 class MatchSettings(_Section):

@@ -12,6 +12,7 @@ from typing import Any
 import pandas as pd
 
 from gradesync.report.htmlreport import render_html
+from gradesync.report.rowsfile import ROWS_NAME, write_rows
 from gradesync.report.summary import KINDS, RunSummary
 from gradesync.report.tables import PLAN_CSV_COLUMNS, RECONCILIATION_CSV_COLUMNS, write_csv
 
@@ -78,11 +79,13 @@ def write_reports(
     *,
     roster_gaps: list[Mapping[str, Any]] | None = None,
     kind: str = "plan",
+    rows_file: bool = False,
 ) -> dict[str, Path]:
     """Write the run's reports into ``out_dir`` (created if needed) and return their paths.
 
     plan: ``plan.csv``, ``summary.json``, ``report.html``;
-    reconciliation: ``reconciliation.csv``, ``summary.json``, ``report.html``.
+    reconciliation: ``reconciliation.csv``, ``summary.json``, ``report.html``;
+    with ``rows_file`` (a run directory, which the web app shows) also ``rows.json``, the rows typed.
     Each file is written atomically (temporary file, then rename).
     """
     if kind not in KINDS:
@@ -111,4 +114,6 @@ def write_reports(
     page = render_html(rows, summary, roster_gaps=gaps, kind=kind)
     _atomic_write(html_path, page.encode("utf-8"))
     paths["report.html"] = html_path
+    if rows_file:
+        paths[ROWS_NAME] = write_rows(rows, out / ROWS_NAME)
     return paths
