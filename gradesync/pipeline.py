@@ -333,7 +333,9 @@ class SourceNames:
 
     def __init__(self, names: MappingOf[str, str] | None = None) -> None:
         # longest first: a path that begins with another is replaced whole
-        self.pairs = sorted(((str(k), v) for k, v in (names or {}).items() if str(k)), key=lambda p: -len(p[0]))
+        self.pairs = sorted(
+            ((str(k), v) for k, v in (names or {}).items() if str(k)), key=lambda p: -len(p[0])
+        )
 
     def __bool__(self) -> bool:
         return bool(self.pairs)
@@ -352,8 +354,9 @@ class SourceNames:
 
     def read(self, read: ReadResult) -> ReadResult:
         frame = read.frame
-        for name in ("source_file", "message"):
-            frame[name] = self.column(frame[name])
+        for name in ("source_file", "message", "note"):
+            if name in frame.columns:
+                frame[name] = self.column(frame[name])
         read.inputs = [dataclasses.replace(i, path=self.text(i.path)) for i in read.inputs]
         read.warnings = [self.text(w) for w in read.warnings]
         read.diagnoses = [self.text(d) for d in read.diagnoses]
@@ -459,14 +462,15 @@ class Pipeline:
         ``gradesync inspect``. With ``teams``, Graph is read for "did you mean": classes, rosters and
         assignments only (the rows' assignment names are blanked, so no submission list is read), and
         every class of the tenant (or ``classes``, a list already read) for a class Teams lacks."""
+        kw: dict[str, Any] = {"class_key": class_key, "sheet": sheet, "mapping": mapping, "format": format}
         try:
-            return self.names.inspection(self._inspect(paths, class_key=class_key, sheet=sheet, mapping=mapping,
-                                                       format=format, teams=teams, classes=classes))  # fmt: skip
+            return self.names.inspection(self._inspect(paths, teams=teams, classes=classes, **kw))
         except GradesyncError as e:
             raise self.names.error(e) from None
 
-    def _inspect(self, paths: Sequence[str | Path], *, class_key: str | None, sheet: str | None, mapping: Any,
-                 format: str | None, teams: bool, classes: Sequence[TeamsClass] | None) -> Inspection:  # fmt: skip
+    def _inspect(self, paths: Sequence[str | Path], *, class_key: str | None, sheet: str | None,
+                 mapping: Any, format: str | None, teams: bool,
+                 classes: Sequence[TeamsClass] | None) -> Inspection:  # fmt: skip
         self.emit("stage", "read", message="inspect")
         if mapping is None and self.settings.input.mapping:
             mapping = load_mapping(self.mapping_path(self.settings.input.mapping))
@@ -541,7 +545,7 @@ class Pipeline:
         result = self.preview(self.make_plan(paths, class_key=class_key, sheet=sheet, mapping=mapping))
         if report_dir is not None:
             result.report_paths.update(
-                self._reports(result.plan.rows, result.summary, result.plan, report_dir)
+                self._reports(result.plan.rows, result.summary, result.plan, report_dir, run=False)
             )
         if out is not None and not result.refused:
             with _errors_mapped("plan file", out):
@@ -714,10 +718,12 @@ class Pipeline:
         )
 
     def _reports(self, rows: pd.DataFrame, summary: RunSummary, plan: Plan, report_dir: str | Path,
-                 kind: str = "plan") -> dict[str, Path]:  # fmt: skip
+                 kind: str = "plan", *, run: bool = True) -> dict[str, Path]:  # fmt: skip
+        """The reports; a run's (``run``) also ``rows.json``, the rows typed for the web app's pages."""
         self.emit("stage", "report")
         with _errors_mapped("report directory", report_dir):
-            return write_reports(rows, summary, Path(report_dir), roster_gaps=plan.roster_gaps, kind=kind)
+            return write_reports(rows, summary, Path(report_dir), roster_gaps=plan.roster_gaps, kind=kind,
+                                 rows_file=run)  # fmt: skip
 
 
 SHOWN_MAX = 64  # characters of a wrong approved digest echoed back

@@ -46,7 +46,7 @@ _MIN_CONTAINED = 4  # characters: "P2" is in too many names to mean anything
 class ClassSuggestion:
     teams_class: TeamsClass
     score: float  # 1.0 = the value is one of the class's names or ids
-    why: str  # in words: "its name", "its SIS id", "close to its name", …
+    why: str  # in words: "same name", "same SIS id", "close to its name", …
 
     @property
     def exact(self) -> bool:
@@ -61,11 +61,11 @@ def fold(text: str) -> str:
 
 def _exact(value: str, c: TeamsClass) -> str:
     for why, field in (
-        ("its name", c.display_name),
-        ("its SIS id", c.external_id),
-        ("its class code", c.class_code),
-        ("its mail nickname", c.mail_nickname),
-        ("its id", c.id),
+        ("same name", c.display_name),
+        ("same SIS id", c.external_id),
+        ("same class code", c.class_code),
+        ("same mail nickname", c.mail_nickname),
+        ("same id", c.id),
     ):
         if field and fold(field) == value:
             return why
@@ -78,7 +78,7 @@ def _score(value: str, c: TeamsClass) -> tuple[float, str]:
         return EXACT, why
     name = fold(c.display_name)
     if c.external_name and fold(c.external_name) == value:
-        return _COURSE, "its SIS course name"
+        return _COURSE, "same course"
     if len(value) >= _MIN_CONTAINED and len(name) >= _MIN_CONTAINED and (value in name or name in value):
         return _CONTAINS, "part of its name"
     best, why = 0.0, ""

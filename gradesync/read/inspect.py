@@ -113,6 +113,7 @@ class Inspection:
     diagnoses: list[str]
     preset: str | None
     teams: bool  # a lookup was given ("did you mean" against Teams)
+    assignments: list[str] = field(default_factory=list)  # the Teams assignments of the classes found
 
     def asdict(self) -> dict[str, Any]:
         return asdict(self)
@@ -156,6 +157,7 @@ def inspect_inputs(
         diagnoses=diagnoses,
         preset=read.preset,
         teams=lookup is not None,
+        assignments=sorted(set(lookup.assignments), key=str.casefold) if lookup is not None else [],
     )
 
 
@@ -178,7 +180,9 @@ def _file(
         if lookup is not None and key and key != _NO_CLASS:
             klass.in_teams = key.casefold() in teams_classes
             if not klass.in_teams and lookup.classes:
-                klass.did_you_mean = [s.teams_class.label() for s in suggest_classes(key, lookup.classes, limit=3)]
+                klass.did_you_mean = [
+                    s.teams_class.label() for s in suggest_classes(key, lookup.classes, limit=3)
+                ]
             elif not klass.in_teams:
                 klass.did_you_mean = _close(key, [*lookup.class_keys, *lookup.class_names])
         classes.append(klass)
@@ -220,7 +224,9 @@ def _class_hint(columns: Sequence[Any]) -> str:
     """The header of a column the reading left aside that is named like a class column (Canvas's
     ``Section``, which holds section names, not Teams keys): "" when there is none."""
     aliases = {normalize_header(a) for a in HEADER_ALIASES["class"]}
-    return next((c.header for c in columns if c.role == "ignored" and normalize_header(c.header) in aliases), "")
+    return next(
+        (c.header for c in columns if c.role == "ignored" and normalize_header(c.header) in aliases), ""
+    )
 
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")

@@ -79,7 +79,9 @@ class ClassRule(_Part):
                 f"give only one of class.column, class.template, class.key (got {', '.join(given)})"
             )
         if self.key and self.values:
-            raise ValueError("class.values renames the file's class values; class.key already names one class")
+            raise ValueError(
+                "class.values renames the file's class values; class.key already names one class"
+            )
         if self.template is not None and not TEMPLATE_FIELD.search(self.template):
             raise ValueError(
                 'class.template names no column: write it like "{Course_Number}.{Section_Number}"'
