@@ -404,6 +404,8 @@ def read_teachers(client: GraphClient, class_ids: Iterable[str]) -> dict[str, tu
     except AuthError:  # an app allowed the rosters but not the teachers: the chooser shows none
         return {}
     return {
-        cid: tuple(sorted({_text(t.get("displayName")) for t in pages.get(url, []) if _text(t.get("displayName"))}))
+        cid: tuple(
+            sorted({_text(t.get("displayName")) for t in pages.get(url, []) if _text(t.get("displayName"))})
+        )
         for cid, url in urls.items()
     }

@@ -632,6 +632,19 @@ class WebApp:
             saved=request.query_params.get("saved", ""),
         )
 
+    async def options(self, request: Request) -> Response:
+        """The preview's own switch for clearing grades (an undo's preview has no Map page)."""
+        upload = self.upload_of(request)
+        if upload is None:
+            return self.error(request, "No such upload (it may have expired).", 404, back="/")
+        form = await self.form(request)
+        if form is None:
+            return self.error(request, CSRF_REFUSED, 403)
+        upload.allow_clear = form.get("allow_clear") == "yes"
+        self.seen(upload.id).preview = None  # the verdict changes; the plan file stays the same
+        self.save(upload)
+        return RedirectResponse(f"/u/{upload.id}/preview", status_code=303)
+
     async def approve(self, request: Request) -> Response:
         upload = self.upload_of(request)
         if upload is None or not upload.digest:
@@ -1049,6 +1062,7 @@ def create_app(config: WebConfig) -> Starlette:
         Route("/u/{upload_id}/mapping", web.save_mapping_page, methods=["POST"]),
         Route("/u/{upload_id}/preview", web.preview),
         Route("/u/{upload_id}/approve", web.approve, methods=["POST"]),
+        Route("/u/{upload_id}/options", web.options, methods=["POST"]),
         Route("/jobs/{job_id}", web.job_page),
         Route("/jobs/{job_id}/events", web.job_events),
         Route("/jobs/{job_id}/resume", web.job_resume, methods=["POST"]),

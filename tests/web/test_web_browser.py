@@ -28,6 +28,7 @@ from selenium.webdriver.support.ui import Select, WebDriverWait
 from gradesync.config import Settings
 from gradesync.pipeline import Pipeline
 from gradesync.read import read_inputs
+from gradesync.web import runner
 from tests.web.conftest import LiveServer, needs_browser, web_config
 
 REPO = Path(__file__).resolve().parents[2]
@@ -258,3 +259,48 @@ def test_a_restart_between_the_map_page_and_the_approval_loses_nothing(emulator,
         assert Select(select).first_selected_option.text.startswith("Algebra I - P1 —")  # the choice, kept
         browser.get(second.url + preview_path)
         _approve_and_finish(browser, wait)
+
+
+def _grades(emulator: Any) -> dict[str, Any]:
+    return {
+        s["id"]: (
+            [o.get("points") for o in s.get("outcomes") or [] if o.get("type") == "points"],
+            s["status"],
+        )
+        for c in emulator.state()["classes"]
+        for a in c["assignments"]
+        for s in a.get("submissions") or []
+    }
+
+
+@needs_browser
+@pytest.mark.skipif(not runner.can_undo(), reason="Pipeline.undo is not in this gradesync yet")
+def test_a_run_is_undone_from_its_page(web, browser, emulator, shots, tmp_path):
+    """A registrar who approved the wrong file puts back what the run changed: the preview says what
+    would go back and what cannot (Canvas's EX excused a submission: Graph cannot take an excuse back)."""
+    before = _grades(emulator)
+    wait = WebDriverWait(browser, 120)
+    _upload(browser, web.url, CANVAS)
+    browser.find_element(By.ID, "upload-button").click()
+    wait.until(ec.presence_of_element_located((By.ID, "preview-button"))).click()
+    wait.until(ec.presence_of_element_located((By.ID, "changed-count")))
+    _approve_and_finish(browser, wait)
+    browser.find_element(By.ID, "result-link").click()
+    wait.until(ec.presence_of_element_located((By.ID, "undo-button"))).click()
+    count = wait.until(ec.presence_of_element_located((By.ID, "changed-count")))
+    assert int(count.text) > 0
+    cannot = browser.find_element(By.ID, "rejects").text
+    assert "cannot be undone" in cannot.lower() or "excuse" in cannot.lower()
+    _no_server_detail(browser.page_source, tmp_path)
+    if browser.find_elements(By.ID, "allow-clear-button"):  # the run created grades where there were none
+        browser.find_element(By.ID, "allow-clear-button").click()
+        wait.until(ec.presence_of_element_located((By.ID, "confirm-clear"))).click()
+    _shot(browser, shots, "8-undo")
+    _approve_and_finish(browser, wait)
+    after = _grades(emulator)
+    changed = [sid for sid, (points, _) in after.items() if points != before[sid][0]]
+    excused = [
+        sid for sid, (_, status) in after.items() if status == "excused" and before[sid][1] != "excused"
+    ]
+    assert set(changed) <= set(excused)  # every grade is back, but the excuse Graph cannot take back
+    _keep_shots(shots)
