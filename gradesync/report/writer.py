@@ -85,7 +85,8 @@ def write_reports(
 
     plan: ``plan.csv``, ``summary.json``, ``report.html``;
     reconciliation: ``reconciliation.csv``, ``summary.json``, ``report.html``;
-    with ``rows_file`` (a run directory, which the web app shows) also ``rows.json``, the rows typed.
+    with ``rows_file`` (a run directory, which the web app shows) also ``rows.json``, the rows typed
+    (not in the paths returned: it is for programs, and a command prints only the reports).
     Each file is written atomically (temporary file, then rename).
     """
     if kind not in KINDS:
@@ -114,6 +115,6 @@ def write_reports(
     page = render_html(rows, summary, roster_gaps=gaps, kind=kind)
     _atomic_write(html_path, page.encode("utf-8"))
     paths["report.html"] = html_path
-    if rows_file:
-        paths[ROWS_NAME] = write_rows(rows, out / ROWS_NAME)
+    if rows_file:  # for programs, not people: not among the reports a command prints
+        write_rows(rows, out / ROWS_NAME)
     return paths

@@ -105,6 +105,7 @@ class Jobs:
         self.store = store
         self._jobs: dict[str, Job] = {}
         self._lock = threading.Lock()
+        self._lock_free = lock_free
         self._recover(lock_free)
 
     def _job(self, job_id: str, created: float, record: dict[str, Any]) -> Job:
@@ -121,10 +122,14 @@ class Jobs:
         if not running or not lock_free():
             return
         for job_id, created, record in running:
-            job = self._job(job_id, created, record)
-            job.error = "the server stopped while this run was being applied"
-            job.error_code = "interrupted"
-            job.finish(INTERRUPTED)
+            self._interrupted(self._job(job_id, created, record))
+
+    @staticmethod
+    def _interrupted(job: Job) -> Job:
+        job.error = "the server stopped while this run was being applied"
+        job.error_code = "interrupted"
+        job.finish(INTERRUPTED)
+        return job
 
     def get(self, job_id: str) -> Job | None:
         with self._lock:
@@ -135,6 +140,10 @@ class Jobs:
         if kept is None:
             return None
         job = self._job(job_id, *kept)
+        # running in the database but not started by this server: interrupted once nobody holds the
+        # lock (a nightly run held it when this server started)
+        if job.state == RUNNING and self._lock_free():
+            self._interrupted(job)
         with self._lock:
             return self._jobs.setdefault(job_id, job)
 
