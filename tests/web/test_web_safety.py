@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import re
+import socket
 import subprocess
 import sys
 import threading
@@ -188,3 +189,36 @@ def test_uploads_over_the_limit_are_refused_and_old_ones_removed(emulator, token
     _preview(c)  # the next upload prunes what is past the retention period
     assert not folder.exists() and len(list(root.iterdir())) == 1
     assert web.store.upload(upload_id) is None
+
+
+def test_a_nightly_runs_files_are_served_without_server_details(emulator, token, tmp_path):
+    """run.json on the operator's machine records paths, the pid and the host; the web app serves
+    every run's files (nightly ones too) naming files by their names and the run by its id."""
+    from gradesync.cli import cli
+
+    config = web_config(emulator, token, tmp_path / "state")
+    export = tmp_path / "srv" / "sis" / "export"
+    export.mkdir(parents=True)
+    (export / "grades.csv").write_bytes(SAMPLE.read_bytes())
+    env = {"GRADESYNC_GRAPH_URL": emulator.base_url, "GRADESYNC_ACCESS_TOKEN": token}
+    result = CliRunner(env=env).invoke(
+        cli,
+        ["sync", str(export / "grades.csv"), "--state-dir", str(config.state_dir), "--quiet",
+         "--max-changes", "100%", "--max-decreases", "100%"],
+    )  # fmt: skip
+    assert result.exit_code in (0, 1), result.output
+    (run,) = [p for p in config.runs_dir.iterdir() if p.is_dir()]
+    assert str(tmp_path) in (run / "run.json").read_text() and '"pid"' in (run / "run.json").read_text()
+    assert str(export) in (run / "reconciliation.csv").read_text(encoding="utf-8-sig")  # as cron gave it
+    c = client(config)
+    page = c.get(f"/runs/{run.name}").text
+    assert (
+        str(tmp_path) not in page and "grades.csv" in c.get(f"/runs/{run.name}/files/reconciliation.csv").text
+    )
+    for name in ("run.json", "summary.json", "reconciliation.csv", "report.html"):
+        body = c.get(f"/runs/{run.name}/files/{name}").text
+        assert str(tmp_path) not in body, name
+        assert socket.gethostname() not in body and '"pid"' not in body, name
+    record = c.get(f"/runs/{run.name}/files/run.json").json()
+    assert record["run_id"] == run.name and record["command"] == "sync" and "argv" not in record
+    assert "summary.json" in record["reports"]
