@@ -1002,13 +1002,16 @@ def _gaps(run_dir: Path) -> list[dict[str, Any]]:
 
 
 def _rejects(rows: pd.DataFrame, public: Callable[[str], str]) -> list[dict[str, Any]]:
+    """The rejected rows a page lists (at most 500); a file named with its folders (an undo of a
+    nightly run names what cron was given) is named by its file name."""
     rejected = rows[rows["action"] == "reject"].head(500)
     keep = ["source_file", "source_row", "source_column", "class_key", "assignment_key", "student_key"]
     keep += ["points_raw", "reason", "message"]
     out = rejected.reindex(columns=keep).fillna("").to_dict("records")
+    dirs = input_dirs({"inputs": [{"path": str(p)} for p in pd.unique(rejected["source_file"].astype(str))]})
     for item in out:
-        item["source_file"] = public(str(item["source_file"]))
-        item["message"] = public(str(item["message"]))
+        item["source_file"] = public(strip_dirs(str(item["source_file"]), dirs))
+        item["message"] = public(strip_dirs(str(item["message"]), dirs))
     return out
 
 
