@@ -57,6 +57,9 @@ class InputSettings(_Section):
     # ("noah.lopez104" → "noah.lopez104@contoso.edu"): for exports whose Username column holds a
     # login name (Blackboard, Brightspace). A mapping's identifier can set its own domain.
     username_domain: str | None = None
+    # Parse input files in a separate process with memory and time limits (a crash there is an
+    # InputError for that file, never the process that holds other work); the web app turns it on.
+    isolate: bool = False
 
 
 class MatchSettings(_Section):

@@ -203,6 +203,34 @@ class Snapshot:
         return cls(**{name: empty_frame(cols) for name, cols in SNAPSHOT_COLUMNS.items()})
 
 
+@dataclass(frozen=True, slots=True)
+class TeamsClass:
+    """A Teams class as people know it: what the class chooser and "did you mean" show. Read from
+    Graph's class listing (``resolve.read_classes``); every text is "" when Graph has none."""
+
+    id: str  # Graph's id (also the class group's id)
+    display_name: str
+    external_id: str = ""  # the SIS id School Data Sync writes (what classes are matched by, by default)
+    external_name: str = ""  # the SIS's name of the course ("Algebra I")
+    class_code: str = ""
+    mail_nickname: str = ""
+    term: str = ""  # the term's display name ("Fall 2024")
+    teachers: tuple[str, ...] = ()  # display names, when they were read
+
+    def key(self, class_by: str) -> str:
+        """The value input rows name this class by under ``[match] class_by`` ("" when it has none)."""
+        return {
+            "externalId": self.external_id,
+            "id": self.id,
+            "displayName": self.display_name,
+            "mailNickname": self.mail_nickname,
+        }.get(class_by, self.external_id)
+
+    def label(self) -> str:
+        """``Biology - P2 (SEC-1002)``: the name, and the SIS id when there is one."""
+        return f"{self.display_name} ({self.external_id})" if self.external_id else self.display_name
+
+
 # ---------------------------------------------------------------------------------------------
 # Stage 3+4, plan → a Plan: one row per input row (PLAN_COLUMNS) plus header data.
 # ---------------------------------------------------------------------------------------------
@@ -277,6 +305,7 @@ ROSTER_GAP_KEYS: tuple[str, ...] = (
     "assignment_name",
     "user_id",
     "student_name",
+    "sis_id",  # the student's SIS id (student.externalId), so the no-row list says who to look for
     "current_points",
 )
 

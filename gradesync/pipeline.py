@@ -28,12 +28,14 @@ import hashlib
 import logging
 import sqlite3
 from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Mapping as MappingOf
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from gradesync.auth import token_provider
@@ -56,18 +58,19 @@ from gradesync.execute.reads import read_assignments
 from gradesync.graph import GraphClient, RetryPolicy
 from gradesync.guards import GuardLimits, plan_verdict, refuse
 from gradesync.logs import logging_transport, redacting
-from gradesync.models import CURRENT_COLUMNS, InputFile, Plan
+from gradesync.models import CURRENT_COLUMNS, InputFile, Plan, TeamsClass
 from gradesync.outcome import Status, Verdict, judge
 from gradesync.plan import build_plan, plan_is_refused
 from gradesync.plan.digest import digest_matches, plan_digest, short_digest
 from gradesync.plan.planfile import read_plan, write_plan
 from gradesync.plan.undo import build_undo_plan
 from gradesync.read import ReadResult, load_mapping, read_inputs
-from gradesync.read.inspect import Inspection, inspect_inputs, lookup_from_snapshot
+from gradesync.read.inspect import Inspection, SnapshotLookup, inspect_inputs, lookup_from_snapshot
 from gradesync.report import RunSummary, write_reports
-from gradesync.resolve import resolve
+from gradesync.resolve import read_classes, read_teachers, resolve
 from gradesync.state.history import find_run, read_run_record, records_frame, run_plan_path, runs_undoing
 from gradesync.state.journal import JOURNAL_NAME, Journal
+from gradesync.state.mappings import saved_mapping_path
 from gradesync.state.memory import Memory, load_memory
 from gradesync.state.runs import PLAN_NAME, Run, RunOptions, RunOutcome, unattended_run
 
@@ -274,6 +277,64 @@ def _errors_mapped(what: str, path: object = None) -> Iterator[None]:
 
 
 # --- the pipeline --------------------------------------------------------------------------------
+class SourceNames:
+    """How the input files are named in what a run writes and raises: ``path → name``.
+
+    The web app stores an upload under the server's state directory; its reports, plan file, messages
+    and errors must name the file as the registrar uploaded it (``canvas.csv``), never by the server's
+    path. Every text that names an input (a row's ``source_file`` and ``message``, the inputs, the
+    reader's warnings and diagnoses, an error's message and hint) goes through :meth:`text`. A bundle's
+    member (``PATH!results.csv``) keeps its member name after the bundle's."""
+
+    def __init__(self, names: MappingOf[str, str] | None = None) -> None:
+        # longest first: a path that begins with another is replaced whole
+        self.pairs = sorted(
+            ((str(k), v) for k, v in (names or {}).items() if str(k)), key=lambda p: -len(p[0])
+        )
+
+    def __bool__(self) -> bool:
+        return bool(self.pairs)
+
+    def text(self, value: str) -> str:
+        for path, name in self.pairs:
+            if path in value:
+                value = value.replace(path, name)
+        return value
+
+    def column(self, values: pd.Series) -> pd.Series:
+        """A text column renamed per distinct value (a million rows name a few files)."""
+        codes, uniques = pd.factorize(values.astype(object), use_na_sentinel=False)
+        renamed = np.array([self.text(u) if isinstance(u, str) else u for u in uniques], dtype=object)
+        return pd.Series(renamed[codes], index=values.index, dtype=object)
+
+    def read(self, read: ReadResult) -> ReadResult:
+        frame = read.frame
+        for name in ("source_file", "message", "note"):
+            if name in frame.columns:
+                frame[name] = self.column(frame[name])
+        read.inputs = [dataclasses.replace(i, path=self.text(i.path)) for i in read.inputs]
+        read.warnings = [self.text(w) for w in read.warnings]
+        read.diagnoses = [self.text(d) for d in read.diagnoses]
+        for f in read.files:
+            f.path = self.text(f.path)
+        return read
+
+    def inspection(self, inspection: Inspection) -> Inspection:
+        for f in inspection.files:
+            f.path = self.text(f.path)
+        inspection.warnings = [self.text(w) for w in inspection.warnings]
+        inspection.diagnoses = [self.text(d) for d in inspection.diagnoses]
+        return inspection
+
+    def error(self, error: GradesyncError) -> GradesyncError:
+        error.message = self.text(error.message)
+        error.args = (error.message,)
+        error.hint = self.text(error.hint) if error.hint else error.hint
+        if isinstance(error, InputError):
+            error.file = self.text(error.file)
+        return error
+
+
 class Pipeline:
     def __init__(
         self,
@@ -282,11 +343,13 @@ class Pipeline:
         *,
         listener: Listener | None = None,
         argv: Sequence[str] | None = None,
+        names: MappingOf[str, str] | None = None,
     ) -> None:
         self.settings = settings
         self.client = client
         self.listener = listener
         self.argv = argv  # recorded (redacted) in run.json; None: sys.argv
+        self.names = SourceNames(names)  # input path → the name reports and errors give it
 
     # ------------------------------------------------------------------ events
     def emit(self, kind: str, stage: str, done: int = 0, total: int = 0, message: str = "") -> None:
@@ -311,13 +374,33 @@ class Pipeline:
         """The read stage with the mapping and format of ``[input]`` unless given; the detected preset
         and the file-level diagnoses travel with the reader's warnings (reports and summary show them)."""
         if mapping is None and self.settings.input.mapping:
-            mapping = load_mapping(self.settings.input.mapping)
-        read = read_inputs(list(paths), self.settings, class_key=class_key, sheet=sheet, mapping=mapping,
-                           format=format or self.settings.input.format)  # fmt: skip
+            mapping = load_mapping(self.mapping_path(self.settings.input.mapping))
+        try:
+            read = read_inputs(list(paths), self.settings, class_key=class_key, sheet=sheet, mapping=mapping,
+                               format=format or self.settings.input.format)  # fmt: skip
+        except GradesyncError as e:
+            raise self.names.error(e) from None
+        if self.names:
+            read = self.names.read(read)
         if read.preset:
             read.warnings.insert(0, f"read as: {read.preset} (format detected from the header)")
         read.warnings.extend(read.diagnoses)
         return read
+
+    def mapping_path(self, value: str) -> Path:
+        """``--mapping`` / ``[input] mapping``: a TOML file, or the name of a mapping saved for the
+        nightly run (``STATE_DIR/mappings/NAME.toml``, what the web app's "Save the mapping" writes)."""
+        return saved_mapping_path(value, self.settings.apply.state_dir or None)
+
+    def classes(self) -> list[TeamsClass]:
+        """Every class of the tenant, as people know them (the class chooser, "did you mean")."""
+        with _errors_mapped("state directory"):
+            return read_classes(self.client)
+
+    def teachers(self, class_ids: Sequence[str]) -> dict[str, tuple[str, ...]]:
+        """``class id → teachers' names`` for the classes a person is shown."""
+        with _errors_mapped("state directory"):
+            return read_teachers(self.client, class_ids)
 
     def inspect(
         self,
@@ -328,11 +411,24 @@ class Pipeline:
         mapping: Any = None,
         format: str | None = None,
         teams: bool = False,
+        classes: Sequence[TeamsClass] | None = None,
     ) -> Inspection:
         """How ``paths`` are understood (``gradesync.read.inspect``), for the Map page and
         ``gradesync inspect``. With ``teams``, Graph is read for "did you mean": classes, rosters and
-        assignments only (the rows' assignment names are blanked, so no submission list is read)."""
+        assignments only (the rows' assignment names are blanked, so no submission list is read), and
+        every class of the tenant (or ``classes``, a list already read) for a class Teams lacks."""
+        kw: dict[str, Any] = {"class_key": class_key, "sheet": sheet, "mapping": mapping, "format": format}
+        try:
+            return self.names.inspection(self._inspect(paths, teams=teams, classes=classes, **kw))
+        except GradesyncError as e:
+            raise self.names.error(e) from None
+
+    def _inspect(self, paths: Sequence[str | Path], *, class_key: str | None, sheet: str | None,
+                 mapping: Any, format: str | None, teams: bool,
+                 classes: Sequence[TeamsClass] | None) -> Inspection:  # fmt: skip
         self.emit("stage", "read", message="inspect")
+        if mapping is None and self.settings.input.mapping:
+            mapping = load_mapping(self.mapping_path(self.settings.input.mapping))
         kw: dict[str, Any] = {"class_key": class_key, "sheet": sheet, "mapping": mapping,
                               "format": format or self.settings.input.format}  # fmt: skip
         lookup = None
@@ -347,6 +443,8 @@ class Pipeline:
                 with _errors_mapped("state directory"):
                     lookup = lookup_from_snapshot(resolve(names, self.settings, self.client,
                                                           progress=self._progress("resolve")))  # fmt: skip
+            tenant = list(classes) if classes is not None else self.classes()
+            lookup = dataclasses.replace(lookup or SnapshotLookup(), classes=tenant)
         return inspect_inputs(list(paths), self.settings, lookup, **kw)
 
     def make_plan(self, paths: Sequence[str | Path], *, class_key: str | None = None,
@@ -408,7 +506,7 @@ class Pipeline:
         refused)."""
         if report_dir is not None:
             result.report_paths.update(
-                self._reports(result.plan.rows, result.summary, result.plan, report_dir)
+                self._reports(result.plan.rows, result.summary, result.plan, report_dir, run=False)
             )
         if out is not None and not result.refused:
             with _errors_mapped("plan file", out):
@@ -708,10 +806,12 @@ class Pipeline:
         )
 
     def _reports(self, rows: pd.DataFrame, summary: RunSummary, plan: Plan, report_dir: str | Path,
-                 kind: str = "plan") -> dict[str, Path]:  # fmt: skip
+                 kind: str = "plan", *, run: bool = True) -> dict[str, Path]:  # fmt: skip
+        """The reports; a run's (``run``) also ``rows.json``, the rows typed for the web app's pages."""
         self.emit("stage", "report")
         with _errors_mapped("report directory", report_dir):
-            return write_reports(rows, summary, Path(report_dir), roster_gaps=plan.roster_gaps, kind=kind)
+            return write_reports(rows, summary, Path(report_dir), roster_gaps=plan.roster_gaps, kind=kind,
+                                 rows_file=run)  # fmt: skip
 
 
 SHOWN_MAX = 64  # characters of a wrong approved digest echoed back

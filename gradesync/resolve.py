@@ -33,12 +33,20 @@ import pandas as pd
 from msgspec import UNSET
 
 from gradesync.config import Settings
+from gradesync.errors import AuthError
 from gradesync.graph import GraphClient, odata_type, points_of, points_outcomes
 from gradesync.graph.client import PageDecoder
 from gradesync.graph.decode import Submission, submissions_page
 from gradesync.graph.odata import grade_points, is_points_kind
-from gradesync.graph.urls import assignments_url, class_lookup_url, members_url, submissions_url
-from gradesync.models import SNAPSHOT_COLUMNS, Snapshot, empty_frame
+from gradesync.graph.urls import (
+    assignments_url,
+    class_lookup_url,
+    classes_url,
+    members_url,
+    submissions_url,
+    teachers_url,
+)
+from gradesync.models import SNAPSHOT_COLUMNS, Snapshot, TeamsClass, empty_frame
 from gradesync.plan.match import match_assignments
 
 # odata.py has no reader for a grading's type; compared case-insensitively, like its outcome types
@@ -353,3 +361,51 @@ def _touched_assignments(
     graded = assignments[assignments["graded"]][["class_id", "assignment_id"]]
     touched = matched[["class_id", "assignment_id"]].drop_duplicates().merge(graded)
     return sorted(touched.itertuples(index=False, name=None))
+
+
+# --- the class chooser: what people call each class ---------------------------------------------
+def _text(value: Any) -> str:
+    return value.strip() if isinstance(value, str) else ""
+
+
+def _teams_class(item: dict[str, Any]) -> TeamsClass | None:
+    """A class of Graph's listing as :class:`~gradesync.models.TeamsClass` (None without an id)."""
+    class_id = _text(item.get("id"))
+    if not class_id:
+        return None
+    term = item.get("term")
+    return TeamsClass(
+        id=class_id,
+        display_name=_text(item.get("displayName")) or class_id,
+        external_id=_text(item.get("externalId")),
+        external_name=_text(item.get("externalName")),
+        class_code=_text(item.get("classCode")),
+        mail_nickname=_text(item.get("mailNickname")),
+        term=_text(term.get("displayName")) if isinstance(term, dict) else "",
+    )
+
+
+def read_classes(client: GraphClient) -> list[TeamsClass]:
+    """Every class of the tenant, sorted by name: one listing (``GET /education/classes``, all pages).
+    Teachers are not in the listing; :func:`read_teachers` reads them for the classes shown."""
+    found = (_teams_class(item) for item in _read_all(client, [classes_url()])[classes_url()])
+    return sorted((c for c in found if c is not None), key=lambda c: (c.display_name.casefold(), c.id))
+
+
+def read_teachers(client: GraphClient, class_ids: Iterable[str]) -> dict[str, tuple[str, ...]]:
+    """``class id → teachers' display names`` (one ``/teachers`` listing per class, batched). A class
+    whose listing fails (gone, not allowed) maps to no teachers: names help a person choose, nothing
+    is decided on them."""
+    urls = {cid: teachers_url(cid) for cid in dict.fromkeys(class_ids)}
+    if not urls:
+        return {}
+    try:
+        pages = client.get_all_many(list(urls.values()))
+    except AuthError:  # an app allowed the rosters but not the teachers: the chooser shows none
+        return {}
+    return {
+        cid: tuple(
+            sorted({_text(t.get("displayName")) for t in pages.get(url, []) if _text(t.get("displayName"))})
+        )
+        for cid, url in urls.items()
+    }

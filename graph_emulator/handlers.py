@@ -151,6 +151,11 @@ class Resources:
         members = self._class(cid).get("members", [])
         return self._page(call, "user", [st.render_user(users[u]) for u in members if u in users])
 
+    def list_teachers(self, call: Call, cid: str) -> Answer:
+        users = self.tenant.users
+        teachers = self._class(cid).get("teachers", [])
+        return self._page(call, "user", [st.render_user(users[u]) for u in teachers if u in users])
+
     def list_users(self, call: Call) -> Answer:
         return self._page(call, "user", [st.render_user(u) for u in self.tenant.data["users"]])
 

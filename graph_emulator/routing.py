@@ -34,6 +34,7 @@ ROUTES = [
     Route("GET", "/education/classes", "list_classes"),
     Route("GET", _C, "get_class"),
     Route("GET", _C + "/members", "list_members"),
+    Route("GET", _C + "/teachers", "list_teachers"),
     Route("GET", "/education/users", "list_users"),
     Route("GET", "/education/users/{id}", "get_user"),
     Route("GET", _C + "/assignments", "list_assignments"),

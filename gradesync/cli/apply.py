@@ -44,8 +44,8 @@ def input_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     fn = click.option(
         "--mapping",
         type=click.Path(dir_okay=False),
-        help="A mapping TOML (gradesync inspect --write-mapping) [default: [input] mapping, else "
-        "NAME.mapping.toml beside the file].",
+        help="A mapping TOML (gradesync inspect --write-mapping), or the name of one saved from the web "
+        "app [default: [input] mapping, else NAME.mapping.toml beside the file].",
     )(fn)
     return click.option(
         "--format",

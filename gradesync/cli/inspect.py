@@ -19,6 +19,7 @@ from gradesync.auth import TOKEN_ENV
 from gradesync.cli.common import graph_client, handle_errors, stderr_console, stdout_console
 from gradesync.config import Settings, load_settings
 from gradesync.read import PRESETS, load_mapping
+from gradesync.state.mappings import saved_mapping_path
 
 
 def _connected(settings: Settings) -> bool:
@@ -31,7 +32,12 @@ def _connected(settings: Settings) -> bool:
 @click.option("--config", "config_path", type=click.Path(dir_okay=False), help="TOML settings file.")
 @click.option("--class", "class_key", help="The class every row of a wide file belongs to.")
 @click.option("--sheet", help="Excel sheet to read (default: the first).")
-@click.option("--mapping", "mapping_path", type=click.Path(dir_okay=False), help="A mapping TOML file.")
+@click.option(
+    "--mapping",
+    "mapping_path",
+    type=click.Path(dir_okay=False),
+    help="A mapping TOML file, or a saved mapping's name.",
+)
 @click.option(
     "--format",
     "format_name",
@@ -65,7 +71,9 @@ def inspect_command(
     from gradesync.pipeline import Pipeline
 
     settings = load_settings(config_path)
-    mapping = load_mapping(mapping_path) if mapping_path else None
+    mapping = None
+    if mapping_path:  # a file, or the name of a mapping saved by the web app in the state directory
+        mapping = load_mapping(saved_mapping_path(mapping_path, settings.apply.state_dir))
     offline = offline or not _connected(settings)
     with nullcontext() if offline else graph_client(settings) as client:  # offline: Graph is never read
         inspection = Pipeline(settings, client).inspect(  # type: ignore[arg-type]

@@ -10,6 +10,8 @@ from __future__ import annotations
 from urllib.parse import quote
 
 CLASS_SELECT = "id,displayName,externalId,mailNickname"
+# what people call a class (the class chooser): its names, SIS id, code and term
+CATALOG_SELECT = "id,displayName,externalId,externalName,classCode,mailNickname,term"
 MEMBER_SELECT = "id,displayName,userPrincipalName,mail,externalId,primaryRole,student"
 ASSIGNMENT_SELECT = "id,classId,displayName,status,grading"
 # $top asked of every listing. Graph documents no maximum for the education listings; 999 is the
@@ -33,6 +35,15 @@ def class_lookup_url(key: str, by: str) -> str:
     if by == "id":
         return f"/education/classes/{quote(key, safe='')}?$select={CLASS_SELECT}"
     return f"/education/classes?$filter={by}%20eq%20{_odata_literal(key)}&$select={CLASS_SELECT}&$top={TOP}"
+
+
+def classes_url() -> str:
+    """Every class of the tenant (the class chooser's list): one listing, pages as large as served."""
+    return f"/education/classes?$select={CATALOG_SELECT}&$top={TOP}"
+
+
+def teachers_url(class_id: str) -> str:
+    return f"/education/classes/{quote(class_id, safe='')}/teachers?$select=id,displayName&$top={TOP}"
 
 
 def members_url(class_id: str) -> str:

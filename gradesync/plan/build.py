@@ -228,6 +228,7 @@ def roster_gaps(snapshot: Snapshot, found: rules.Submissions, coded: Roster) -> 
         ),
         "user_id": user_id[keep],
         "student_name": take(objects(m["display_name"]), at[keep], None),
+        "sis_id": take(objects(m["sis_id"]), at[keep], None),
         "current_points": take(subs["points"].to_numpy(dtype="float64"), gap[keep], np.nan),
     }
     order = _sort_order(

@@ -222,7 +222,7 @@ def _read_one(
     chosen = mapping
     if chosen is None and format not in ("auto", "generic"):
         chosen = PRESETS[format].mapping
-    beside = find_mapping_beside(table.path) if format == "auto" and "!" not in table.path else None
+    beside = find_mapping_beside(_file_of(table.path)) if format == "auto" else None
     if chosen is None and beside is not None:
         chosen = load_mapping(beside)
         warnings.append(f"{table.path}: read with the mapping {beside}")
@@ -244,6 +244,8 @@ def _read_one(
         near = f"looks like a {found_preset.title} export, but the header differs: " + "; ".join(
             f"no {m}" if m.startswith("a header") else f'no "{m}"' for m in missing
         )
+    if chosen is not None and chosen.class_.values:
+        desired.frame["class_key"] = _renamed_classes(desired.frame["class_key"], chosen.class_.values)
     return FileReading(
         path=table.path,
         preset=preset,
@@ -253,6 +255,25 @@ def _read_one(
         encoding=table.encoding,
         near_miss=near,
     )
+
+
+def _file_of(path: str) -> str:
+    """The file a table came from: a bundle's member (``grades.zip!results.csv``) takes the mapping
+    beside the bundle."""
+    if "!" in path:
+        bundle = path.rsplit("!", 1)[0]
+        if Path(bundle).is_file():
+            return bundle
+    return path
+
+
+def _renamed_classes(keys: pd.Series, values: dict[str, str]) -> pd.Series:
+    """Rule: a mapping's ``[class.values]`` turns the file's class value into the Teams class key
+    (per distinct value; a value not listed stays as it is)."""
+    table = {k.strip(): v.strip() for k, v in values.items()}
+    codes, uniques = pd.factorize(keys.astype(object), use_na_sentinel=False)
+    renamed = np.array([table.get(str(u).strip(), u) for u in uniques], dtype=object)
+    return pd.Series(renamed[codes], index=keys.index, dtype=object)
 
 
 def detect_preset(table: RawTable) -> Preset | None:

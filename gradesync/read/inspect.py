@@ -25,11 +25,12 @@ import pandas as pd
 
 from gradesync.config import Settings
 from gradesync.errors import InputError
-from gradesync.models import ReasonCode, Snapshot
-from gradesync.read import FileReading, ReadResult, read_inputs
+from gradesync.models import ReasonCode, Snapshot, TeamsClass
+from gradesync.read import HEADER_ALIASES, FileReading, ReadResult, normalize_header, read_inputs
 from gradesync.read._headers import header_facts
 from gradesync.read._layout import HEADER_SEARCH_ROWS
 from gradesync.read._source import load_table
+from gradesync.read.classes import suggest_classes
 from gradesync.read.mapping import AssignmentRule, ClassRule, ColumnRules, Mapping, StudentRule
 from gradesync.read.presets import PRESETS
 
@@ -56,6 +57,9 @@ class SnapshotLookup:
     student_ids: Sequence[str] = ()  # a sample of Teams' student ids (SIS ids), for id-format hints
     # assignment display name (case-folded) → its maxima in Teams (one per class that has it)
     assignment_maxima: MappingType[str, Sequence[float]] = field(default_factory=dict)
+    # every class of the tenant (resolve.read_classes): "did you mean" for a class Teams lacks, by
+    # what people call classes (name, SIS id, …); without it, by the classes the input touched only
+    classes: Sequence[TeamsClass] = ()
 
 
 def lookup_from_snapshot(snapshot: Snapshot) -> SnapshotLookup:
@@ -115,6 +119,10 @@ class FileInspection:
     mapping_toml: str
     near_miss: str = ""  # no format recognised: the one the header almost is, and what differs
     suggested: bool = False  # read with a mapping gradesync suggested (no format, no mapping given)
+    no_class: bool = False  # the rows carry no class (a Canvas export without --class)
+    # then, a column that holds class *names* (Canvas's "Section"): a mapping's class.column with a
+    # [class.values] table (name → Teams class) reads it
+    class_hint: str = ""
 
 
 @dataclass(slots=True)
@@ -124,6 +132,7 @@ class Inspection:
     diagnoses: list[str]
     preset: str | None
     teams: bool  # a lookup was given ("did you mean" against Teams)
+    assignments: list[str] = field(default_factory=list)  # the Teams assignments of the classes found
 
     def asdict(self) -> dict[str, Any]:
         return asdict(self)
@@ -187,6 +196,7 @@ def inspect_inputs(
         diagnoses=diagnoses,
         preset=read.preset,
         teams=lookup is not None,
+        assignments=sorted(set(lookup.assignments), key=str.casefold) if lookup is not None else [],
     )
 
 
@@ -297,19 +307,6 @@ def _file(
     reading: FileReading, frame: pd.DataFrame, lookup: SnapshotLookup | None, class_key: str | None
 ) -> FileInspection:
     d = reading.desired
-    teams_assignments = {a.casefold() for a in (lookup.assignments if lookup else ())}
-    columns = []
-    for c in d.columns:
-        info = ColumnInfo(index=c.index + 1, header=c.header, role=c.role, assignment=c.assignment, why=c.why)
-        if not math.isnan(c.maximum):  # declared
-            info.maximum = float(c.maximum)
-        info.maximum_from = c.maximum_from
-        if lookup is not None and c.role == "assignment" and c.assignment:
-            info.in_teams = c.assignment.casefold() in teams_assignments
-            info.teams_maximum = list(lookup.assignment_maxima.get(c.assignment.casefold(), []))
-            if not info.in_teams:
-                info.did_you_mean = _close(c.assignment, list(lookup.assignments))
-        columns.append(info)
     rows = frame[frame["source_file"] == reading.path]
     live = rows[rows["reason"] != ReasonCode.IGNORED_ROW.value]
     classes: list[ClassInfo] = []
@@ -318,9 +315,29 @@ def _file(
         klass = ClassInfo(key=key, rows=count)
         if lookup is not None and key and key != _NO_CLASS:
             klass.in_teams = key.casefold() in teams_classes
-            if not klass.in_teams:
+            if not klass.in_teams and lookup.classes:
+                klass.did_you_mean = [
+                    s.teams_class.label() for s in suggest_classes(key, lookup.classes, limit=3)
+                ]
+            elif not klass.in_teams:
                 klass.did_you_mean = _close(key, [*lookup.class_keys, *lookup.class_names])
         classes.append(klass)
+    # assignments are looked for in the classes Teams has for the input: none found, nothing to check
+    checked = lookup is not None and bool(lookup.class_keys)
+    teams_assignments = {a.casefold() for a in (lookup.assignments if lookup else ())}
+    columns = []
+    for c in d.columns:
+        info = ColumnInfo(index=c.index + 1, header=c.header, role=c.role, assignment=c.assignment, why=c.why)
+        if not math.isnan(c.maximum):  # declared
+            info.maximum = float(c.maximum)
+        info.maximum_from = c.maximum_from
+        if checked and lookup is not None and c.role == "assignment" and c.assignment:
+            info.in_teams = c.assignment.casefold() in teams_assignments
+            info.teams_maximum = list(lookup.assignment_maxima.get(c.assignment.casefold(), []))
+            if not info.in_teams:
+                info.did_you_mean = _close(c.assignment, list(lookup.assignments))
+        columns.append(info)
+    no_class = any(c.key == _NO_CLASS for c in classes)
     preset = PRESETS.get(reading.preset or "")
     return FileInspection(
         path=reading.path,
@@ -339,6 +356,17 @@ def _file(
         ignored_rows=[{"row": r, "why": why} for r, why in d.ignored_rows.items()],
         mapping_toml=mapping_of(reading, class_key).to_toml(),
         near_miss=reading.near_miss,
+        no_class=no_class,
+        class_hint=_class_hint(d.columns) if no_class else "",
+    )
+
+
+def _class_hint(columns: Sequence[Any]) -> str:
+    """The header of a column the reading left aside that is named like a class column (Canvas's
+    ``Section``, which holds section names, not Teams keys): "" when there is none."""
+    aliases = {normalize_header(a) for a in HEADER_ALIASES["class"]}
+    return next(
+        (c.header for c in columns if c.role == "ignored" and normalize_header(c.header) in aliases), ""
     )
 
 

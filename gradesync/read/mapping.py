@@ -104,6 +104,9 @@ class ClassRule(_Part):
     column: str | None = None
     template: str | None = None  # "{Course_Number}.{Section_Number}"
     key: str | None = None  # every row of the file belongs to this class
+    # a class value of the file → the Teams class key it means ("Biology - P2" = "SEC-1002"): how the
+    # web app's class chooser records a choice; a value not listed is matched as it is
+    values: dict[str, str] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _one(self) -> ClassRule:
@@ -111,6 +114,10 @@ class ClassRule(_Part):
         if len(given) > 1:
             raise ValueError(
                 f"give only one of class.column, class.template, class.key (got {', '.join(given)})"
+            )
+        if self.key and self.values:
+            raise ValueError(
+                "class.values renames the file's class values; class.key already names one class"
             )
         if self.template is not None and not TEMPLATE_FIELD.search(self.template):
             raise ValueError(

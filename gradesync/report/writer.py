@@ -12,6 +12,7 @@ from typing import Any
 import pandas as pd
 
 from gradesync.report.htmlreport import render_html
+from gradesync.report.rowsfile import ROWS_NAME, write_rows
 from gradesync.report.summary import KINDS, RunSummary
 from gradesync.report.tables import PLAN_CSV_COLUMNS, RECONCILIATION_CSV_COLUMNS, write_csv
 
@@ -78,11 +79,14 @@ def write_reports(
     *,
     roster_gaps: Sequence[Mapping[str, Any]] | None = None,
     kind: str = "plan",
+    rows_file: bool = False,
 ) -> dict[str, Path]:
     """Write the run's reports into ``out_dir`` (created if needed) and return their paths.
 
     plan: ``plan.csv``, ``summary.json``, ``report.html``;
-    reconciliation: ``reconciliation.csv``, ``summary.json``, ``report.html``.
+    reconciliation: ``reconciliation.csv``, ``summary.json``, ``report.html``;
+    with ``rows_file`` (a run directory, which the web app shows) also ``rows.json``, the rows typed
+    (not in the paths returned: it is for programs, and a command prints only the reports).
     Each file is written atomically (temporary file, then rename).
     """
     if kind not in KINDS:
@@ -111,4 +115,6 @@ def write_reports(
     page = render_html(rows, summary, roster_gaps=gaps, kind=kind)
     _atomic_write(html_path, page.encode("utf-8"))
     paths["report.html"] = html_path
+    if rows_file:  # for programs, not people: not among the reports a command prints
+        write_rows(rows, out / ROWS_NAME)
     return paths

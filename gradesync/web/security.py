@@ -4,33 +4,37 @@
   styles only with this response's nonce (the app's own ``app.js``/``app.css``, loaded with it);
   ``connect-src 'self'`` for the progress stream; ``form-action 'self'``; ``frame-ancestors 'none'``.
   Templates autoescape every value (Jinja2), so a missed escape is the CSP's to stop, not the reverse.
-* **CSRF**: a random token per session (in the signed session cookie); every POST form carries it and
-  the server compares it in constant time. The session cookie is ``SameSite=Lax`` and HttpOnly.
-* **Uploads**: a size limit (the request's length and each file), the type checked by *content* (an
-  .xlsx is a zip holding ``[Content_Types].xml`` and ``xl/``; a CSV/TSV is text: no NUL byte, decodes
-  as UTF-8 or cp1252, has a separator in its first line), stored in a 0700 directory as 0600 files
-  under the state directory, and deleted after the retention period.
+* **CSRF**: a random token per session (in the signed session cookie); every POST form carries it in
+  its URL (``?csrf=…``), so the server compares it, in constant time, before reading the body. The
+  session cookie is ``SameSite=Lax`` and HttpOnly.
+* **Uploads** (``uploads.py``): a size limit per request and per file, enforced as the body streams in;
+  the type checked by *content*; stored in 0700 directories as 0600 files under the state directory
+  (:func:`private_dir`) and deleted after the retention period (:func:`prune_uploads`).
 """
 
 from __future__ import annotations
 
 import hmac
-import io
-import os
-import re
 import secrets
 import shutil
 import time
-import zipfile
 from pathlib import Path
 
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+__all__ = [
+    "CSRF_FIELD",
+    "BodyLimit",
+    "SecurityHeaders",
+    "content_security_policy",
+    "csrf_ok",
+    "csrf_token",
+    "private_dir",
+    "prune_uploads",
+]
+
 CSRF_FIELD = "csrf"
-_SAFE_NAME = re.compile(r"[^A-Za-z0-9._ -]+")
-TEXT_SUFFIXES = (".csv", ".tsv", ".txt")
-XLSX_SUFFIXES = (".xlsx", ".xlsm")
 
 
 def content_security_policy(nonce: str) -> str:
@@ -139,60 +143,11 @@ def csrf_ok(session: dict, submitted: object) -> bool:
     return bool(expected) and isinstance(submitted, str) and hmac.compare_digest(str(expected), submitted)
 
 
-# --- uploads --------------------------------------------------------------------------------------
-class UploadRefused(Exception):
-    """A file the app will not read, with what to do in words."""
-
-
-def safe_name(filename: str) -> str:
-    name = _SAFE_NAME.sub("_", Path(filename or "upload").name).strip(" .") or "upload"
-    return name[:120]
-
-
-def sniff(filename: str, data: bytes) -> str:
-    """The upload's kind by its content ("xlsx" or "text"); refuses anything else, saying why."""
-    name = filename.lower()
-    if data[:4] == b"PK\x03\x04":
-        try:
-            with zipfile.ZipFile(io.BytesIO(data)) as z:
-                names = set(z.namelist())
-        except zipfile.BadZipFile:
-            raise UploadRefused(f"{filename}: looks like a zip file but cannot be opened") from None
-        if "[Content_Types].xml" in names and any(n.startswith("xl/") for n in names):
-            return "xlsx"
-        raise UploadRefused(f"{filename}: a zip file that is not an Excel workbook (.xlsx)")
-    if name.endswith(XLSX_SUFFIXES):
-        raise UploadRefused(f"{filename}: named .xlsx but is not an Excel workbook; save it again from Excel")
-    if data[:8] == b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1":
-        raise UploadRefused(f"{filename}: an old .xls (or an encrypted) workbook; save it as .xlsx or CSV")
-    head = data[:65536]
-    if b"\x00" in head:
-        raise UploadRefused(f"{filename}: not a text file (it holds binary data); upload CSV, TSV or XLSX")
-    try:
-        text = head.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        try:
-            text = head.decode("cp1252")
-        except UnicodeDecodeError:
-            raise UploadRefused(f"{filename}: neither UTF-8 nor Windows-1252 text") from None
-    first = next((line for line in text.splitlines() if line.strip()), "")
-    if not first or not any(sep in first for sep in ",\t;|"):
-        raise UploadRefused(f"{filename}: no separated header row (CSV or TSV) in its first line")
-    if first.lstrip().lower().startswith(("<!doctype", "<html")):
-        raise UploadRefused(f"{filename}: a web page, not an export; download the export again")
-    return "text"
-
-
+# --- private files ---------------------------------------------------------------------------------
 def private_dir(path: Path) -> Path:
     path.mkdir(parents=True, exist_ok=True, mode=0o700)
     path.chmod(0o700)
     return path
-
-
-def write_private(path: Path, data: bytes) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as f:
-        f.write(data)
 
 
 def prune_uploads(root: Path, retention_seconds: float, *, now: float | None = None) -> list[Path]:

@@ -523,13 +523,14 @@ def test_roster_gaps_list_students_without_a_row() -> None:
             "assignment_name": "Unit 1 Quiz",
             "user_id": u,
             "student_name": name,
+            "sis_id": sis,
             "current_points": pts,
         }
-        for u, name, pts in [
-            ("u-bob", "Bob Byron", None),
-            ("u-fay", "Fay Fox", None),
-            ("u-gus", "Gus Gale", 30.0),
-            ("u-hal", "Hal Gale", 31.0),
+        for u, name, sis, pts in [
+            ("u-bob", "Bob Byron", "000124", None),
+            ("u-fay", "Fay Fox", "000127", None),
+            ("u-gus", "Gus Gale", "000128", 30.0),
+            ("u-hal", "Hal Gale", "000129", 31.0),
         ]
     ]
     assert plan_of(school(), [(C, "Homework", "000123", "1")]).roster_gaps == []

@@ -7,11 +7,10 @@ from __future__ import annotations
 
 import os
 import re
+import socket
 import subprocess
 import sys
 import threading
-import time
-import warnings
 from pathlib import Path
 
 import pytest
@@ -19,78 +18,36 @@ from click.testing import CliRunner
 
 from gradesync.plan.planfile import read_plan, write_plan
 from gradesync.state.lock import RunLock
-from gradesync.web.security import UploadRefused, sniff
+from gradesync.web.uploads import UploadRefused, classify
+from tests.web.client import approve, client, csrf, events, outcomes, post_map, upload
 from tests.web.conftest import web_config
-
-with warnings.catch_warnings():
-    warnings.simplefilter("ignore")
-    from starlette.testclient import TestClient
 
 REPO = Path(__file__).resolve().parents[2]
 SAMPLE = REPO / "sample_data" / "gradebook_wide.csv"
 
 
-def _client(config) -> TestClient:
-    from gradesync.web.app import create_app
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return TestClient(create_app(config))
-
-
-def _csrf(text: str) -> str:
-    return re.search(r'name="csrf" value="([^"]+)"', text).group(1)
-
-
-def _preview(
-    c: TestClient, name: str = "gradebook_wide.csv", data: bytes | None = None
-) -> tuple[str, str, str]:
-    csrf = _csrf(c.get("/").text)
-    body = SAMPLE.read_bytes() if data is None else data
-    r = c.post(
-        "/upload", data={"csrf": csrf}, files=[("files", (name, body, "text/csv"))], follow_redirects=False
-    )
+def _preview(c, name: str = "gradebook_wide.csv", data: bytes | None = None) -> tuple[str, str, str]:
+    """Upload one file, confirm the Map page as shown, open the preview: (token, preview URL, page)."""
+    path_data = SAMPLE.read_bytes() if data is None else data
+    token, map_url = upload(c, (name, path_data))
+    r = post_map(c, map_url, token, c.get(map_url).text)
     assert r.status_code == 303, r.text
-    base = r.headers["location"].rsplit("/", 1)[0]
-    page = c.get(base + "/preview").text
-    digest = re.search(r'name="digest" value="([^"]+)"', page).group(1)
-    return csrf, base, digest
-
-
-def _events(c: TestClient, job: str) -> list[str]:
-    lines = []
-    with c.stream("GET", job + "/events") as stream:
-        for line in stream.iter_lines():
-            if line.startswith("data:"):
-                lines.append(line)
-                if '"kind": "end"' in line:
-                    break
-    return lines
-
-
-def _outcomes(emulator) -> dict[str, object]:
-    return {
-        s["id"]: [o.get("points") for o in s.get("outcomes") or []]
-        for c in emulator.state()["classes"]
-        for a in c["assignments"]
-        for s in a.get("submissions") or []
-    }
+    return token, r.headers["location"], c.get(r.headers["location"]).text
 
 
 def test_a_nightly_run_holding_the_lock_refuses_the_web_apply(emulator, token, tmp_path):
     config = web_config(emulator, token, tmp_path / "state")
-    c = _client(config)
-    csrf, base, digest = _preview(c)
-    before = _outcomes(emulator)
+    c = client(config)
+    key, preview_url, page = _preview(c)
+    before = outcomes(emulator)
     with RunLock(config.state_dir):  # what a nightly `gradesync sync` holds while it runs
-        r = c.post(
-            base + "/approve", data={"csrf": csrf, "digest": digest, "confirm": "yes"}, follow_redirects=False
-        )
-        events = _events(c, r.headers["location"])
-    assert '"error_code": "locked"' in events[-1] and '"exit_code": 5' in events[-1]
+        r = approve(c, preview_url, key, page)
+        lines = events(c, r.headers["location"])
+    assert '"error_code": "locked"' in lines[-1] and '"exit_code": 5' in lines[-1]
     page = c.get(r.headers["location"]).text
-    assert "another gradesync run holds the lock" in page
-    assert _outcomes(emulator) == before
+    assert "another gradesync run holds the lock" in page and "wait for the other run to finish" in page
+    assert str(config.state_dir) not in page and "pid=" not in page  # no server path, no pid or host
+    assert outcomes(emulator) == before
 
 
 def test_a_web_apply_holding_the_lock_refuses_the_nightly_run(emulator, token, tmp_path, monkeypatch):
@@ -107,11 +64,9 @@ def test_a_web_apply_holding_the_lock_refuses_the_nightly_run(emulator, token, t
             assert release.wait(120)
 
     monkeypatch.setattr(Job, "add", held)
-    c = _client(config)
-    csrf, base, digest = _preview(c)
-    r = c.post(
-        base + "/approve", data={"csrf": csrf, "digest": digest, "confirm": "yes"}, follow_redirects=False
-    )
+    c = client(config)
+    key, preview_url, page = _preview(c)
+    r = approve(c, preview_url, key, page)
     assert inside.wait(120)
     try:
         env = {**os.environ, "GRADESYNC_GRAPH_URL": emulator.base_url, "GRADESYNC_ACCESS_TOKEN": token}
@@ -123,46 +78,46 @@ def test_a_web_apply_holding_the_lock_refuses_the_nightly_run(emulator, token, t
         release.set()
     assert nightly.returncode == 5, nightly.stderr
     assert "another gradesync run holds the lock" in nightly.stderr
-    assert '"kind": "end", "stage": "done"' in _events(c, r.headers["location"])[-1]
+    assert '"kind": "end", "stage": "done"' in events(c, r.headers["location"])[-1]
 
 
 def test_an_unapproved_or_edited_plan_is_not_applied(emulator, token, tmp_path):
     config = web_config(emulator, token, tmp_path / "state")
-    c = _client(config)
-    csrf, base, digest = _preview(c)
-    before = _outcomes(emulator)
-    r = c.post(base + "/approve", data={"csrf": csrf, "digest": digest}, follow_redirects=False)
+    c = client(config)
+    key, preview_url, page = _preview(c)
+    base = preview_url.rsplit("/", 1)[0]
+    before = outcomes(emulator)
+    r = c.post(f"{base}/approve?csrf={key}", data={"digest": "x" * 12}, follow_redirects=False)
     assert r.status_code == 400 and "confirms you reviewed" in r.text  # no confirmation ticked
-    r = c.post(
-        base + "/approve", data={"csrf": csrf, "digest": "0" * 12, "confirm": "yes"}, follow_redirects=False
-    )
+    r = approve(c, preview_url, key, page, digest="0" * 12)
     assert r.status_code == 409  # approved something else
-    r = c.post(base + "/approve", data={"digest": digest, "confirm": "yes"}, follow_redirects=False)
-    assert r.status_code == 403  # no CSRF token
+    r = c.post(
+        f"{base}/approve", data={"digest": "0" * 12, "confirm": "yes", "csrf": key}, follow_redirects=False
+    )
+    assert r.status_code == 403  # the token only in the body is not enough: it is checked before the body
     # the reviewed plan is edited on disk after the preview (a grade changed after review)
     plan_path = next((config.state_dir / "web" / "uploads").glob("*/plan.json"))
     plan = read_plan(plan_path)
     writes = plan.rows.index[plan.rows["action"] == "update"]
     plan.rows.loc[writes[0], "desired_points"] = 1.0
     write_plan(plan, plan_path)
-    r = c.post(
-        base + "/approve", data={"csrf": csrf, "digest": digest, "confirm": "yes"}, follow_redirects=False
-    )
+    r = approve(c, preview_url, key, page)
     assert r.status_code == 303
-    end = _events(c, r.headers["location"])[-1]
+    end = events(c, r.headers["location"])[-1]
     assert '"error_code": "plan-digest-mismatch"' in end and '"exit_code": 4' in end
-    assert _outcomes(emulator) == before
+    assert outcomes(emulator) == before
 
 
 def test_pages_escape_values_under_a_nonce_csp(emulator, token, tmp_path):
-    c = _client(web_config(emulator, token, tmp_path / "state"))
+    c = client(web_config(emulator, token, tmp_path / "state"))
     r = c.get("/")
     csp = r.headers["content-security-policy"]
     assert "default-src 'none'" in csp and "script-src 'nonce-" in csp and "unsafe-inline" not in csp
     nonce = re.search(r"'nonce-([^']+)'", csp).group(1)
     assert all(f'nonce="{nonce}"' in tag for tag in re.findall(r"<script[^>]*>", r.text))
     hostile = SAMPLE.read_text(encoding="utf-8").replace("Unit 1 Quiz", "<script>alert(1)</script>", 1)
-    _csrf_token, base, _ = _preview(c, name="<img src=x onerror=alert(1)>.csv", data=hostile.encode())
+    _key, preview_url, _ = _preview(c, name="<img src=x onerror=alert(1)>.csv", data=hostile.encode())
+    base = preview_url.rsplit("/", 1)[0]
     for page in (c.get(base + "/map").text, c.get(base + "/preview").text):
         assert "<script>alert(1)" not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
         assert "<img src=x" not in page
@@ -170,11 +125,11 @@ def test_pages_escape_values_under_a_nonce_csp(emulator, token, tmp_path):
 
 def test_uploads_are_checked_by_content_and_stored_privately(emulator, token, tmp_path):
     config = web_config(emulator, token, tmp_path / "state")
-    c = _client(config)
-    csrf = _csrf(c.get("/").text)
-    r = c.post("/upload", data={"csrf": csrf}, files=[("files", ("grades.xlsx", b"not a zip,really", "x"))])
+    c = client(config)
+    key = csrf(c.get("/").text)
+    r = c.post(f"/upload?csrf={key}", files=[("files", ("grades.xlsx", b"not a zip,really", "x"))])
     assert r.status_code == 415 and "not an Excel workbook" in r.text
-    r = c.post("/upload", data={"csrf": csrf}, files=[("files", ("grades.csv", b"\x00\x01\x02" * 50, "x"))])
+    r = c.post(f"/upload?csrf={key}", files=[("files", ("grades.csv", b"\x00\x01\x02" * 50, "x"))])
     assert r.status_code == 415
     _preview(c)
     folder = next((config.state_dir / "web" / "uploads").iterdir())
@@ -182,17 +137,29 @@ def test_uploads_are_checked_by_content_and_stored_privately(emulator, token, tm
     assert all(f.stat().st_mode & 0o777 == 0o600 for f in folder.iterdir())
 
 
-def test_sniff_kinds():
-    assert sniff("a.csv", b"a,b\n1,2\n") == "text"
-    assert sniff("a.tsv", b"a\tb\n") == "text"
-    assert sniff("a.xlsx", (REPO / "sample_data" / "gradebook.xlsx").read_bytes()) == "xlsx"
+def test_files_are_told_apart_by_content(tmp_path):
+    def kind(name: str, data: bytes) -> str:
+        path = tmp_path / "f"
+        path.write_bytes(data)
+        return classify(path, name)[0]
+
+    assert kind("a.csv", b"a,b\n1,2\n") == "text"
+    assert kind("a.tsv", b"a\tb\n") == "text"
+    assert kind("grades.dat", (REPO / "sample_data" / "gradebook.xlsx").read_bytes()) == "xlsx"
+    assert (
+        kind("export.bin", (REPO / "sample_data" / "exports" / "oneroster_gradebook.zip").read_bytes())
+        == "bundle"
+    )
+    assert classify(REPO / "sample_data" / "gradebook.xlsx", "g.xlsx")[1] == ["Grades"]
     for name, data in (
         ("a.csv", b"just words\n"),
         ("a.csv", b"<!DOCTYPE html><p>,"),
         ("a.xls", b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"),
+        ("a.zip", b"PK\x03\x04 not really"),
+        ("a.csv", b""),
     ):
         with pytest.raises(UploadRefused):
-            sniff(name, data)
+            kind(name, data)
 
 
 def test_serve_refuses_a_public_bind_without_signin(tmp_path):
@@ -206,15 +173,52 @@ def test_serve_refuses_a_public_bind_without_signin(tmp_path):
 def test_uploads_over_the_limit_are_refused_and_old_ones_removed(emulator, token, tmp_path):
     config = web_config(emulator, token, tmp_path / "state")
     config.max_upload_bytes = 1024 * 1024
-    c = _client(config)
-    csrf = _csrf(c.get("/").text)
+    c = client(config)
+    key = csrf(c.get("/").text)
     big = b"a,b\n" + b"1,2\n" * 300_000  # 1.2 MB
-    r = c.post("/upload", data={"csrf": csrf}, files=[("files", ("big.csv", big, "text/csv"))])
-    assert r.status_code == 413
-    _preview(c)
+    r = c.post(f"/upload?csrf={key}", files=[("files", ("big.csv", big, "text/csv"))])
+    assert r.status_code == 413 and "big.csv" in r.text
     root = config.state_dir / "web" / "uploads"
+    assert list(root.iterdir()) == []  # nothing of the refused upload is kept
+    _preview(c)
     (folder,) = list(root.iterdir())
-    old = time.time() - config.retention_seconds - 60
-    os.utime(folder, (old, old))
+    web = c.app.state.web
+    upload_id = folder.name
+    owner, created, record = web.store.upload(upload_id)
+    web.store.save_upload(upload_id, owner, created - config.retention_seconds - 60, record)
     _preview(c)  # the next upload prunes what is past the retention period
     assert not folder.exists() and len(list(root.iterdir())) == 1
+    assert web.store.upload(upload_id) is None
+
+
+def test_a_nightly_runs_files_are_served_without_server_details(emulator, token, tmp_path):
+    """run.json on the operator's machine records paths, the pid and the host; the web app serves
+    every run's files (nightly ones too) naming files by their names and the run by its id."""
+    from gradesync.cli import cli
+
+    config = web_config(emulator, token, tmp_path / "state")
+    export = tmp_path / "srv" / "sis" / "export"
+    export.mkdir(parents=True)
+    (export / "grades.csv").write_bytes(SAMPLE.read_bytes())
+    env = {"GRADESYNC_GRAPH_URL": emulator.base_url, "GRADESYNC_ACCESS_TOKEN": token}
+    result = CliRunner(env=env).invoke(
+        cli,
+        ["sync", str(export / "grades.csv"), "--state-dir", str(config.state_dir), "--quiet",
+         "--max-changes", "100%", "--max-decreases", "100%"],
+    )  # fmt: skip
+    assert result.exit_code in (0, 1), result.output
+    (run,) = [p for p in config.runs_dir.iterdir() if p.is_dir()]
+    assert str(tmp_path) in (run / "run.json").read_text() and '"pid"' in (run / "run.json").read_text()
+    assert str(export) in (run / "reconciliation.csv").read_text(encoding="utf-8-sig")  # as cron gave it
+    c = client(config)
+    page = c.get(f"/runs/{run.name}").text
+    assert (
+        str(tmp_path) not in page and "grades.csv" in c.get(f"/runs/{run.name}/files/reconciliation.csv").text
+    )
+    for name in ("run.json", "summary.json", "reconciliation.csv", "report.html"):
+        body = c.get(f"/runs/{run.name}/files/{name}").text
+        assert str(tmp_path) not in body, name
+        assert socket.gethostname() not in body and '"pid"' not in body, name
+    record = c.get(f"/runs/{run.name}/files/run.json").json()
+    assert record["run_id"] == run.name and record["command"] == "sync" and "argv" not in record
+    assert "summary.json" in record["reports"]

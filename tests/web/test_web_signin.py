@@ -152,8 +152,9 @@ def test_a_member_signs_in_and_the_secret_and_tokens_never_reach_a_page(emulator
     assert "A Registrar" in page and "approver" not in page  # a member, not an approver
     assert SECRET not in page and "user-at-" not in page and "user-at-" not in str(c.cookies)
     assert "code_verifier" not in str(c.cookies)
-    csrf = re.search(r'name="csrf" value="([^"]+)"', page).group(1)
-    assert c.post("/auth/logout", data={"csrf": csrf}, follow_redirects=False).status_code == 303
+    csrf = re.search(r'action="/auth/logout\?csrf=([^"]+)"', page).group(1)
+    assert c.post("/auth/logout", data={"csrf": csrf}, follow_redirects=False).status_code == 403  # body only
+    assert c.post(f"/auth/logout?csrf={csrf}", follow_redirects=False).status_code == 303
     assert c.get("/", follow_redirects=False).headers["location"] == "/auth/login"
 
 
