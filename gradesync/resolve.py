@@ -4,8 +4,10 @@ Reads are quota-frugal (each sub-request counts against Graph's ~10,000/hour):
 
 1. one class lookup per distinct class key (``$filter=externalId eq '…'``, several per ``$batch``);
 2. one members listing and one assignments listing per class found (all pages, batched);
-3. one ``submissions?$expand=outcomes`` listing (all pages) per *graded* assignment the input
-   touches — never a GET per submission.
+3. one ``submissions?$expand=outcomes`` listing (all pages) per *graded*, *assigned* assignment the
+   input touches — never a GET per submission. Each submission keeps, besides its points, what
+   teacher work it holds (feedback, rubric, feedback files: ``models.TeacherWork``), which excusing
+   would delete.
 
 Matching input keys to Graph ids is the pure ``gradesync.plan.match``; this module only decides what to
 read and turns Graph JSON into the Snapshot frames of ``gradesync.models``, reading it through the
@@ -35,8 +37,8 @@ from msgspec import UNSET
 from gradesync.config import Settings
 from gradesync.graph import GraphClient, odata_type, points_of, points_outcomes
 from gradesync.graph.client import PageDecoder
-from gradesync.graph.decode import Submission, submissions_page
-from gradesync.graph.odata import grade_points, is_points_kind
+from gradesync.graph.decode import NULL, Submission, submissions_page
+from gradesync.graph.odata import FEEDBACK_OUTCOME, grade_points, is_points_kind, outcome_work, teacher_work
 from gradesync.graph.urls import assignments_url, class_lookup_url, members_url, submissions_url
 from gradesync.models import SNAPSHOT_COLUMNS, Snapshot, empty_frame
 from gradesync.plan.match import match_assignments
@@ -133,6 +135,7 @@ class SubmissionColumns:
         self.outcome_id: list[Any] = []
         self.points: list[float] = []
         self.last_modified: list[Any] = []
+        self.work: list[int] = []  # models.TeacherWork flags
 
     def add(self, class_id: str, assignment_id: str, items: list[Any]) -> None:
         """One assignment's listing: its submissions become column values (and can be dropped).
@@ -157,17 +160,30 @@ class SubmissionColumns:
             self.outcome_id.append(outcome.get("id") if outcome else None)
             self.points.append(float("nan") if points is None else points)
             self.last_modified.append(outcome.get("lastModifiedDateTime") if outcome else None)
+            outcomes_listed = s.get("outcomes")
+            self.work.append(int(teacher_work(outcomes_listed if isinstance(outcomes_listed, list) else ())))
 
     def _add_typed(self, s: Submission) -> None:
         """One typed submission, read as :meth:`add` reads its dict (``_is_group``, ``points_outcomes``,
-        ``points_of``): the first outcome whose ``@odata.type`` is a points outcome, any case."""
+        ``points_of``, ``teacher_work``): the first outcome whose ``@odata.type`` is a points outcome,
+        any case; the feedback and rubric outcomes are decoded only when they hold something."""
         recipient = s.recipient
         if recipient is None:
             group, user_id = False, None
         else:
             group = _group_recipient(recipient.odata_type, recipient.groupId is not UNSET)
             user_id = None if group else recipient.userId
-        outcome = next((o for o in s.outcomes or () if is_points_kind(o.odata_type)), None)
+        outcome = None
+        work = 0
+        for o in s.outcomes or ():
+            kind = o.odata_type
+            if is_points_kind(kind):
+                outcome = outcome or o
+            elif kind == FEEDBACK_OUTCOME and o.feedback == NULL and o.publishedFeedback == NULL:
+                continue  # the usual feedback outcome with nothing in it: nothing to decode
+            else:
+                work |= outcome_work(kind, o.text, o.field)
+        self.work.append(work)
         self.submission_id.append(s.id)
         self.user_id.append(user_id)
         self.group.append(group)
@@ -213,6 +229,7 @@ class SubmissionColumns:
                 "outcome_id": objects(self.outcome_id),
                 "points": np.array(self.points, dtype="float64"),
                 "last_modified": objects(self.last_modified),
+                "teacher_work": np.array(self.work, dtype="int8"),
             },
             copy=False,
         )
@@ -341,7 +358,10 @@ def _cyclic_gc_paused() -> Iterator[None]:
 def _touched_assignments(
     desired: pd.DataFrame, classes: pd.DataFrame, assignments: pd.DataFrame, settings: Settings
 ) -> list[tuple[str, str]]:
-    """(class_id, assignment_id) of every graded assignment some input row names, in a stable order."""
+    """(class_id, assignment_id) of every graded, assigned assignment some input row names, in a stable
+    order. Only an assigned assignment's submissions can be graded: a draft or scheduled one has
+    none yet, a published one is still creating them, an inactive one takes no grades (the plan
+    rejects or carries over their rows without reading them)."""
     if classes.empty or assignments.empty:
         return []
     unique_classes = classes.groupby("class_key")["class_id"].nunique()
@@ -350,6 +370,7 @@ def _touched_assignments(
     keys = pairs.merge(resolved[["class_key", "class_id"]], on="class_key")[["class_id", "assignment_key"]]
     matched = match_assignments(keys.drop_duplicates(), assignments, settings.match.assignment_by)
     matched = matched[matched["assignment_id"].notna()]
-    graded = assignments[assignments["graded"]][["class_id", "assignment_id"]]
+    graded = assignments[assignments["graded"] & (assignments["status"] == "assigned")]
+    graded = graded[["class_id", "assignment_id"]]
     touched = matched[["class_id", "assignment_id"]].drop_duplicates().merge(graded)
     return sorted(touched.itertuples(index=False, name=None))

@@ -37,7 +37,10 @@ from typing import Any, NamedTuple
 
 import msgspec
 
+from gradesync.graph.odata import feedback_text
+
 _NULL = msgspec.Raw(b"null")
+NULL = _NULL  # a raw ``null``: compare a raw field with it to skip decoding
 # What makes a fast decoder hand over to the next one down. ValidationError is a DecodeError;
 # RecursionError: msgspec and json both nest as deep as the interpreter's recursion limit allows.
 FALLBACK_ERRORS = (msgspec.DecodeError, RecursionError)
@@ -94,10 +97,50 @@ class Recipient(msgspec.Struct, gc=False):
 
 
 class Outcome(msgspec.Struct, gc=False):
+    """One expanded outcome. The feedback and rubric values stay raw: most are ``null`` (checked
+    without decoding), and only a present one is decoded (:meth:`field`) to see what it holds."""
+
     odata_type: Any = msgspec.field(default=None, name="@odata.type")
     id: Any = None
     points: Any = None
     lastModifiedDateTime: Any = None
+    feedback: msgspec.Raw = _NULL
+    publishedFeedback: msgspec.Raw = _NULL
+    rubricQualitySelectedLevels: msgspec.Raw = _NULL
+    rubricQualityFeedback: msgspec.Raw = _NULL
+    publishedRubricQualitySelectedLevels: msgspec.Raw = _NULL
+    publishedRubricQualityFeedback: msgspec.Raw = _NULL
+
+    def field(self, name: str) -> Any:
+        """A raw field, decoded (``None`` for ``null``)."""
+        raw = getattr(self, name)
+        return None if raw == _NULL else loads(raw)
+
+    def text(self, name: str) -> str:
+        """The text of the ``feedback`` or ``publishedFeedback`` field, stripped ("" for none);
+        read as ``odata.feedback_text`` reads the dict, decoding only ``text.content``."""
+        raw = getattr(self, name)
+        if raw == _NULL:
+            return ""
+        try:
+            found = _FEEDBACK.decode(raw)
+        except FALLBACK_ERRORS:
+            return feedback_text(loads(raw))
+        content = found.text.content if found.text is not None else None
+        return content.strip() if isinstance(content, str) else ""
+
+
+class _Text(msgspec.Struct, gc=False):
+    content: Any = None
+
+
+class _Feedback(msgspec.Struct, gc=False):
+    """An ``educationFeedback``: only its ``text`` is read."""
+
+    text: _Text | None = None
+
+
+_FEEDBACK = msgspec.json.Decoder(_Feedback)
 
 
 class Submission(msgspec.Struct, gc=False):
