@@ -37,7 +37,7 @@ import random
 import re
 import threading
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -64,6 +64,7 @@ from gradesync.graph.errors import (
 )
 from gradesync.graph.ratelimit import RateLimit, RateLimiter
 from gradesync.graph.retry import RetryPolicy
+from gradesync.graph.urls import ASSIGNMENTS, ROSTERING, limit_kind
 
 MAX_BATCH = 20  # Graph's limit of requests per $batch envelope
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "PATCH", "DELETE"})
@@ -315,7 +316,13 @@ class GraphClient:
                 max_connections=max_in_flight + 2, max_keepalive_connections=max_in_flight + 2
             ),
         )
+        # one pacer per Graph limit: the assignment service's, and the education rostering APIs'
+        # (classes, users, members) — a run's rostering reads never spend the assignments budget
         self._limiter = RateLimiter(self.rate_limit, clock=clock, sleep=self._sleep)
+        self._limiters = {
+            ASSIGNMENTS: self._limiter,
+            ROSTERING: RateLimiter(self.rate_limit.for_rostering(), clock=clock, sleep=self._sleep),
+        }
         self._engine = RetryEngine(self.policy, clock=clock, sleep=self._sleep, rng=rng or random.Random())
         self._pool: ThreadPoolExecutor | None = None
         self._pool_lock = threading.Lock()
@@ -360,7 +367,7 @@ class GraphClient:
         lim = self.rate_limit
         if not (lim.enabled and lim.adaptive):
             return False
-        return self.stats.graph_requests < lim.per_10s or self.pace < lim.ceiling
+        return self._limiter.reserved < lim.per_10s or self.pace < lim.ceiling
 
     def _token(self) -> str:
         return self._token_provider(force_refresh=False) if self._provider_forces else self._token_provider()
@@ -430,12 +437,16 @@ class GraphClient:
         *,
         params: Mapping[str, Any] | None = None,
         body: Any = None,
-        weight: int = 1,
+        weights: Mapping[str, int] | None = None,
     ) -> _Raw:
-        """Send one HTTP request (after the pacer: buckets and Retry-After pauses); read at most
-        max_response_bytes. Raises only mapped gradesync errors; HTTP error statuses are returned."""
+        """Send one HTTP request (after the pacers: buckets and Retry-After pauses); read at most
+        max_response_bytes. Raises only mapped gradesync errors; HTTP error statuses are returned.
+        ``weights``: the Graph requests it carries per limit (a ``$batch`` envelope's sub-requests);
+        by default the request itself, against the limit its URL belongs to."""
         target = self._absolute(url)
-        self._limiter.acquire(weight)
+        for kind, n in (weights or {limit_kind(url): 1}).items():
+            if n:
+                self._limiters[kind].acquire(n)
         token = self._token()
         headers = _with_prefer({"Authorization": f"Bearer {token}", "Accept": "application/json"})
         request = self._http.build_request(method, target, params=params, json=body, headers=headers)
@@ -463,18 +474,20 @@ class GraphClient:
         except ValueError:
             error_body = None
         err = map_graph_error(raw.status, error_body, raw.headers, method=method, url=url)
-        self._note_error(err)
+        self._note_error(err, limit_kind(url))
         return err
 
-    def _note_error(self, err: AnyGraphError) -> None:
-        """Count a failure; a 429 tells the pacer (pause + learning), any Retry-After pauses the scope."""
+    def _note_error(self, err: AnyGraphError, kind: str = ASSIGNMENTS) -> None:
+        """Count a failure; a 429 tells the pacer of the limit it came from (``kind``: pause +
+        learning), any Retry-After pauses that limit's requests."""
         if isinstance(err, TransientGraphError) and err.code != "auth-token-renewed":
             throttled = err.status == 429
             self.stats.add(transient_errors=1, throttled=1 if throttled else 0)
+            limiter = self._limiters[kind]
             if throttled:
-                self._limiter.throttled(1, _margin(err.retry_after))
+                limiter.throttled(1, _margin(err.retry_after))
             elif err.retry_after is not None:
-                self._limiter.pause(err.retry_after + RETRY_AFTER_MARGIN)
+                limiter.pause(err.retry_after + RETRY_AFTER_MARGIN)
 
     # ------------------------------------------------------------------ single requests
 
@@ -526,7 +539,7 @@ class GraphClient:
         try:
             raw = self._send(method, url, params=params, body=body)
         except TransientGraphError as exc:
-            self._note_error(exc)
+            self._note_error(exc, limit_kind(url))
             raise
         if raw.status >= 300:
             err = self._error_answer(raw, method, url)
@@ -538,11 +551,11 @@ class GraphClient:
             parsed = loads(raw.content)
         except ValueError as exc:
             err = malformed_answer(f"{method} {url}", str(exc)[:80])
-            self._note_error(err)
+            self._note_error(err, limit_kind(url))
             raise err from None
         if expect_object and not isinstance(parsed, dict):
             err = malformed_answer(f"{method} {url}", "not a JSON object")
-            self._note_error(err)
+            self._note_error(err, limit_kind(url))
             raise err
         return parsed
 
@@ -691,17 +704,19 @@ class GraphClient:
         self.stats.add(batches=1)
         for req in chunk:
             self.stats.count_request(req.method, retry=attempt > 1, sub=True)
+        weights = Counter(limit_kind(r.url) for r in chunk)  # each sub-request counts on its own limit
+        kind = ASSIGNMENTS if weights[ASSIGNMENTS] else ROSTERING  # whose 429 a whole-envelope one is
         try:
-            raw = self._send("POST", "/$batch", body=payload, weight=len(chunk))
+            raw = self._send("POST", "/$batch", body=payload, weights=weights)
         except GraphError as exc:
-            self._note_error(exc)
+            self._note_error(exc, kind)
             return self._envelope_failed(chunk, exc, attempt)
         if raw.status >= 300:
-            return self._envelope_refused(chunk, raw, attempt, ctx.renewed)
+            return self._envelope_refused(chunk, raw, attempt, ctx.renewed, kind)
         responses = _responses(raw.content)
         if responses is None:
             err = malformed_answer("POST /$batch", "no responses list")
-            self._note_error(err)
+            self._note_error(err, kind)
             return self._envelope_failed(chunk, err, attempt)
         by_id: dict[str, list[dict[str, Any]]] = defaultdict(list)
         for item in responses:
@@ -716,12 +731,12 @@ class GraphClient:
                 continue
             why = "no answer" if not items else f"{len(items)} answers" if len(items) > 1 else "no status"
             err = missing_sub_response(req.method, req.url, req.id, why)
-            self._note_error(err)
+            self._note_error(err, limit_kind(req.url))
             out.append(self._transient_sub(req, err, attempt))
         return out
 
     def _envelope_refused(
-        self, chunk: list[SubRequest], raw: _Raw, attempt: int, renewed: set[str]
+        self, chunk: list[SubRequest], raw: _Raw, attempt: int, renewed: set[str], kind: str = ASSIGNMENTS
     ) -> list[_Outcome]:
         """The whole envelope answered with an error status (401: renew once and resend it all)."""
         try:
@@ -735,7 +750,7 @@ class GraphClient:
             return [(req, None, mark_sent(token_renewed(err), False)) for req in chunk]
         if isinstance(err, AuthError):
             raise err
-        self._note_error(err)
+        self._note_error(err, kind)
         mark_sent(err, True)
         return self._envelope_failed(chunk, err, attempt)
 
@@ -778,10 +793,10 @@ class GraphClient:
             broken = ctx.check(req, body) if ctx.check is not None else None
             if broken is None:
                 return (req, SubResponse(req.id, status, body, headers, None, False, attempt), None)
-            self._note_error(broken)
+            self._note_error(broken, limit_kind(req.url))
             return self._transient_sub(req, broken, attempt)
         err = map_graph_error(status, body, headers, method=req.method, url=req.url)
-        self._note_error(err)
+        self._note_error(err, limit_kind(req.url))
         err = self._rejected(err, ctx.token, ctx.renewed, req.id)
         if isinstance(err, TransientGraphError):
             return self._transient_sub(req, err, attempt)
