@@ -493,9 +493,7 @@ def check_excused(
         v.give(excused, ReasonCode.SUBMISSION_EXCUSED, lambda i: say.submission_excused(s.label[i], where[i]))
     else:
         v.add_note(np.flatnonzero(excused & v.open()), say.NOTE_EXCUSED_ALLOWED)
-    deleted = np.zeros(d.n, dtype="int64")
-    for part in DELETED_BY_EXCUSE:
-        deleted |= sub.teacher_work & int(part)
+    deleted = sub.teacher_work & sum(int(part) for part in DELETED_BY_EXCUSE)
     deleting = d.excuse & (deleted != 0)
     lost = Lazy(lambda i: [TeacherWork(int(w)).describe(DELETED_BY_EXCUSE) for w in deleted[i]])
     if settings.policy.excuse_feedback == "refuse":
