@@ -37,7 +37,7 @@ from msgspec import UNSET
 from gradesync.config import Settings
 from gradesync.graph import GraphClient, odata_type, points_of, points_outcomes
 from gradesync.graph.client import PageDecoder
-from gradesync.graph.decode import NULL, Submission, submissions_page
+from gradesync.graph.decode import Submission, submissions_page
 from gradesync.graph.odata import FEEDBACK_OUTCOME, grade_points, is_points_kind, outcome_work, teacher_work
 from gradesync.graph.urls import assignments_url, class_lookup_url, members_url, submissions_url
 from gradesync.models import SNAPSHOT_COLUMNS, Snapshot, empty_frame
@@ -177,12 +177,12 @@ class SubmissionColumns:
         work = 0
         for o in s.outcomes or ():
             kind = o.odata_type
+            if kind == FEEDBACK_OUTCOME and o.feedback is None and o.publishedFeedback is None:
+                continue  # the usual feedback outcome, empty: no teacher work
             if is_points_kind(kind):
                 outcome = outcome or o
-            elif kind == FEEDBACK_OUTCOME and o.feedback == NULL and o.publishedFeedback == NULL:
-                continue  # the usual feedback outcome with nothing in it: nothing to decode
             else:
-                work |= outcome_work(kind, o.text, o.field)
+                work |= int(outcome_work(kind, o.text, o.field))
         self.work.append(work)
         self.submission_id.append(s.id)
         self.user_id.append(user_id)

@@ -232,7 +232,7 @@ class Emulator:
         if is_batch:
             if method != "POST":
                 return odata_error(405, "Only POST is allowed on $batch.", "methodNotAllowed", crid)
-            return self._batch(ctx, version, crid, body, headers)
+            return self._batch(ctx, version, crid, body)
         return self._one(ctx, method, version, rest, query, headers, body, level="http")
 
     def _fault(self, level: str) -> Fault:
@@ -317,9 +317,7 @@ class Emulator:
         return ans
 
     # --- $batch -----------------------------------------------------------------------------
-    def _batch(
-        self, ctx: Ctx, version: str, crid: str | None, raw: bytes, envelope_headers: dict[str, str]
-    ) -> Answer:
+    def _batch(self, ctx: Ctx, version: str, crid: str | None, raw: bytes) -> Answer:
         fault = self._fault("http")
         ctx.delay += fault.latency
         if fault.kind in ("429", "429_no_ra"):
@@ -334,8 +332,8 @@ class Emulator:
         def run_one(method: str, rest: str, query: str, headers: dict[str, str], body: Any) -> Answer:
             self.stats.counts["graph_requests"] += 1
             self.stats.counts["batch_subrequests"] += 1
-            if "batch-headers" in self.knobs.broken:  # a Graph that reads the envelope's headers instead
-                headers = {**envelope_headers, "content-type": headers.get("content-type", "")}
+            if "batch-headers" in self.knobs.broken:  # a Graph that ignores a sub-request's own headers
+                headers = {"content-type": headers.get("content-type", "")}
             return self._one(ctx, method, version, rest, query, headers, body, level="sub")
 
         def count(method: str, rest: str, status: int) -> None:

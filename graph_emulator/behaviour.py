@@ -29,7 +29,7 @@ knob                   default   what it models (sources: docs/GRAPH.md)
 - ``prefer``: the ``Prefer`` header is ignored: evolved enum members stay hidden;
 - ``expand``: ``$expand=outcomes`` is ignored (listings carry no outcomes);
 - ``nextlink``: a listing ends after its first page with no ``@odata.nextLink``;
-- ``batch-headers``: a ``$batch`` sub-request's own ``headers`` are ignored (the envelope's count);
+- ``batch-headers``: a ``$batch`` sub-request's own ``headers`` are ignored (``Prefer`` included);
 - ``writes``: every write is refused 403 (a token without write permission).
 """
 

@@ -76,13 +76,16 @@ AnyGraphError = GraphError | AuthError
 
 @dataclass(frozen=True, slots=True)
 class SubRequest:
-    """One request inside a ``$batch``; ``url`` is relative to the version root (``/education/...``)."""
+    """One request inside a ``$batch``; ``url`` is relative to the version root (``/education/...``).
+    ``enum_members=False`` leaves out ``Prefer: include-unknown-enum-members`` (only ``gradesync
+    doctor`` does, to see what Graph shows a client without it)."""
 
     id: str
     method: str
     url: str
     body: dict[str, Any] | None = None
     headers: dict[str, str] | None = None
+    enum_members: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -222,9 +225,12 @@ def _origin(url: httpx.URL) -> tuple[str, str, int | None]:
     return (url.scheme, url.host.lower(), url.port or default)
 
 
-def _with_prefer(headers: Mapping[str, str] | None) -> dict[str, str]:
-    """``headers`` plus ``Prefer: include-unknown-enum-members`` (kept alongside any other preference)."""
+def _with_prefer(headers: Mapping[str, str] | None, enum_members: bool = True) -> dict[str, str]:
+    """``headers`` plus ``Prefer: include-unknown-enum-members`` (kept alongside any other preference);
+    without ``enum_members``, ``headers`` as given."""
     out = dict(headers or {})
+    if not enum_members:
+        return out
     for key, value in out.items():
         if key.lower() == "prefer":
             if PREFER.lower() not in value.lower():
@@ -438,6 +444,7 @@ class GraphClient:
         params: Mapping[str, Any] | None = None,
         body: Any = None,
         weights: Mapping[str, int] | None = None,
+        enum_members: bool = True,
     ) -> _Raw:
         """Send one HTTP request (after the pacers: buckets and Retry-After pauses); read at most
         max_response_bytes. Raises only mapped gradesync errors; HTTP error statuses are returned.
@@ -448,7 +455,8 @@ class GraphClient:
             if n:
                 self._limiters[kind].acquire(n)
         token = self._token()
-        headers = _with_prefer({"Authorization": f"Bearer {token}", "Accept": "application/json"})
+        plain = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
+        headers = _with_prefer(plain, enum_members)
         request = self._http.build_request(method, target, params=params, json=body, headers=headers)
         self.stats.add(http_requests=1)
         try:
@@ -500,6 +508,7 @@ class GraphClient:
         body: Any = None,
         expect_object: bool = False,
         retry: bool = True,
+        enum_members: bool = True,
     ) -> Any:
         """One request through the retry engine; returns the parsed JSON body (``None`` when empty).
 
@@ -512,7 +521,9 @@ class GraphClient:
         def send_round(keys: list[str], attempt: int) -> dict[str, AnyGraphError]:
             self.stats.count_request(method, retry=attempt > 1, sub=False)
             try:
-                answer["body"] = self._attempt(method, url, params, body, expect_object, renewed)
+                answer["body"] = self._attempt(
+                    method, url, params, body, expect_object, renewed, enum_members=enum_members
+                )
             except (GraphError, AuthError) as err:
                 if retry or (err.code == "auth-token-renewed" and not was_sent(err)):
                     return {"once": err}
@@ -534,10 +545,12 @@ class GraphClient:
         body: Any,
         expect_object: bool,
         renewed: set[str],
+        *,
+        enum_members: bool = True,
     ) -> Any:
         """Send once; raise the mapped error (a first 401 becomes ``auth-token-renewed``)."""
         try:
-            raw = self._send(method, url, params=params, body=body)
+            raw = self._send(method, url, params=params, body=body, enum_members=enum_members)
         except TransientGraphError as exc:
             self._note_error(exc, limit_kind(url))
             raise
@@ -559,9 +572,14 @@ class GraphClient:
             raise err
         return parsed
 
-    def get(self, url: str, params: Mapping[str, Any] | None = None) -> dict[str, Any]:
-        """GET one resource (with retries). ``url`` is relative to the version root or absolute on it."""
-        body: dict[str, Any] = self._request_json("GET", url, params=params, expect_object=True)
+    def get(
+        self, url: str, params: Mapping[str, Any] | None = None, *, enum_members: bool = True
+    ) -> dict[str, Any]:
+        """GET one resource (with retries). ``url`` is relative to the version root or absolute on it.
+        ``enum_members=False`` leaves out the ``Prefer`` header (``gradesync doctor`` compares)."""
+        body: dict[str, Any] = self._request_json(
+            "GET", url, params=params, expect_object=True, enum_members=enum_members
+        )
         return body
 
     def request(self, method: str, url: str, body: Any = None) -> Any:
@@ -641,7 +659,9 @@ class GraphClient:
 
         ``page`` decodes the 2xx bodies (typed); any other body, or one it does not fit, is decoded
         generically (:func:`~gradesync.graph.decode.loads`)."""
-        by_id = {r.id: SubRequest(r.id, r.method.upper(), r.url, r.body, r.headers) for r in reqs}
+        by_id = {
+            r.id: SubRequest(r.id, r.method.upper(), r.url, r.body, r.headers, r.enum_members) for r in reqs
+        }
         results: dict[str, SubResponse] = {}
         attempts: dict[str, int] = {}
         renewed: set[str] = set()
@@ -691,7 +711,7 @@ class GraphClient:
 
     def _item(self, req: SubRequest) -> dict[str, Any]:
         item: dict[str, Any] = {"id": req.id, "method": req.method, "url": self._relative(req.url)}
-        headers = _with_prefer(req.headers)
+        headers = _with_prefer(req.headers, req.enum_members)
         if req.body is not None:
             headers.setdefault("Content-Type", "application/json")
             item["body"] = req.body

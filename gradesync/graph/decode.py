@@ -12,7 +12,8 @@ with ``$expand=outcomes`` is ~1.4 KB of JSON). Three layers, each falling back t
    (:class:`msgspec.Raw`), decoded per sub-request. An envelope of any other shape returns
    ``None`` and the caller reads it with :func:`loads` exactly as before.
 3. :func:`submissions_page` — a typed page decoder for the submissions listing
-   (``$expand=outcomes``): only the fields resolve reads, as :class:`Submission` structs. A body
+   (``$expand=outcomes``): only the fields resolve reads, as :class:`Submission` structs (an
+   outcome's feedback text typed, its rubric lists kept raw and decoded only when present). A body
    that does not fit (not an object, no ``value`` list, an item or recipient or outcome that is not
    an object, an outcome list that is not a list, a number out of range...) raises
    :class:`msgspec.DecodeError`, and the client decodes that body generically instead: that page
@@ -37,10 +38,8 @@ from typing import Any, NamedTuple
 
 import msgspec
 
-from gradesync.graph.odata import feedback_text
 
 _NULL = msgspec.Raw(b"null")
-NULL = _NULL  # a raw ``null``: compare a raw field with it to skip decoding
 # What makes a fast decoder hand over to the next one down. ValidationError is a DecodeError;
 # RecursionError: msgspec and json both nest as deep as the interpreter's recursion limit allows.
 FALLBACK_ERRORS = (msgspec.DecodeError, RecursionError)
@@ -96,16 +95,32 @@ class Recipient(msgspec.Struct, gc=False):
     groupId: Any = msgspec.UNSET
 
 
+class _Text(msgspec.Struct, gc=False):
+    content: Any = None
+
+
+class Feedback(msgspec.Struct, gc=False):
+    """An ``educationFeedback``: only its ``text`` is read (who and when are skipped)."""
+
+    text: _Text | None = None
+
+    @property
+    def words(self) -> str:
+        """The text, stripped ("" for none), as ``odata.feedback_text`` reads the dict."""
+        content = self.text.content if self.text is not None else None
+        return content.strip() if isinstance(content, str) else ""
+
+
 class Outcome(msgspec.Struct, gc=False):
-    """One expanded outcome. The feedback and rubric values stay raw: most are ``null`` (checked
-    without decoding), and only a present one is decoded (:meth:`field`) to see what it holds."""
+    """One expanded outcome. The feedback is typed (``null`` for most), the rubric's lists stay raw
+    (absent or ``null`` for most) and are decoded only when present (:meth:`field`)."""
 
     odata_type: Any = msgspec.field(default=None, name="@odata.type")
     id: Any = None
     points: Any = None
     lastModifiedDateTime: Any = None
-    feedback: msgspec.Raw = _NULL
-    publishedFeedback: msgspec.Raw = _NULL
+    feedback: Feedback | None = None
+    publishedFeedback: Feedback | None = None
     rubricQualitySelectedLevels: msgspec.Raw = _NULL
     rubricQualityFeedback: msgspec.Raw = _NULL
     publishedRubricQualitySelectedLevels: msgspec.Raw = _NULL
@@ -117,30 +132,9 @@ class Outcome(msgspec.Struct, gc=False):
         return None if raw == _NULL else loads(raw)
 
     def text(self, name: str) -> str:
-        """The text of the ``feedback`` or ``publishedFeedback`` field, stripped ("" for none);
-        read as ``odata.feedback_text`` reads the dict, decoding only ``text.content``."""
-        raw = getattr(self, name)
-        if raw == _NULL:
-            return ""
-        try:
-            found = _FEEDBACK.decode(raw)
-        except FALLBACK_ERRORS:
-            return feedback_text(loads(raw))
-        content = found.text.content if found.text is not None else None
-        return content.strip() if isinstance(content, str) else ""
-
-
-class _Text(msgspec.Struct, gc=False):
-    content: Any = None
-
-
-class _Feedback(msgspec.Struct, gc=False):
-    """An ``educationFeedback``: only its ``text`` is read."""
-
-    text: _Text | None = None
-
-
-_FEEDBACK = msgspec.json.Decoder(_Feedback)
+        """The text of the ``feedback`` or ``publishedFeedback`` field, stripped ("" for none)."""
+        found: Feedback | None = getattr(self, name)
+        return "" if found is None else found.words
 
 
 class Submission(msgspec.Struct, gc=False):
