@@ -222,6 +222,8 @@ class ApplySettings(_Section):
     # unsent rows are carried over (exit 6) and the next run finishes them. None: no limit.
     deadline: str | None = Field(None, pattern=_HHMM)
     max_duration: str | None = Field(None, pattern=_DURATION)
+    # true: start even though the last `gradesync doctor` run found a critical check failing
+    ignore_doctor: bool = False
 
 
 class Settings(_Section):

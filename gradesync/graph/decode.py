@@ -38,7 +38,6 @@ from typing import Any, NamedTuple
 
 import msgspec
 
-
 _NULL = msgspec.Raw(b"null")
 # What makes a fast decoder hand over to the next one down. ValidationError is a DecodeError;
 # RecursionError: msgspec and json both nest as deep as the interpreter's recursion limit allows.

@@ -13,7 +13,6 @@ new one, never half of one); a record that cannot be read is reported, not trust
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +31,7 @@ def write_record(state_dir: str | Path, record: dict[str, Any]) -> Path:
         directory.mkdir(parents=True, exist_ok=True)
         temporary = target.with_suffix(".json.tmp")
         temporary.write_text(json.dumps(record, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
-        os.replace(temporary, target)
+        temporary.replace(target)
     except OSError as e:
         raise storage_error(e, "state directory (doctor record)", target) from e
     return target

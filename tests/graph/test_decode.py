@@ -94,7 +94,8 @@ def _feedback(leaf: Any) -> Any:
     return st.none() | st.fixed_dictionaries({}, optional={"text": text, "feedbackDateTime": leaf})
 
 
-def _outcome(leaf: Any, odd: Any = st.nothing()) -> Any:
+def _outcome(leaf: Any, odd: Any = None) -> Any:
+    odd = st.nothing() if odd is None else odd
     points = leaf | st.fixed_dictionaries({"points": leaf}) | st.lists(leaf, max_size=2)
     rubric = st.none() | st.lists(st.fixed_dictionaries({"qualityId": leaf}) | leaf, max_size=2)
     feedback = _feedback(leaf) | odd
