@@ -18,7 +18,7 @@ Memory is bounded by the columns, not by Graph's JSON: the submissions listings 
 dicts are dropped before the next is read). The submissions' ``class_id``, ``assignment_id``,
 ``user_id``, ``recipient_type`` and ``status`` are handed to the plan *coded* (pandas categoricals:
 the same values, each distinct id stored once), so planning a million rows does not hash a million
-id strings again. Each assignment whose submissions were read gets ``read_at`` (contract 4): the
+id strings again. Each assignment whose submissions were read gets ``read_at`` (the executor's read-to-write window starts there): the
 moment its listing finished, ISO 8601 UTC with milliseconds.
 """
 
@@ -318,7 +318,7 @@ def _read_submissions(
     client: GraphClient, touched: list[tuple[str, str]], now: Clock, note: Progress
 ) -> tuple[SubmissionColumns, dict[tuple[str, str], str]]:
     """The touched assignments' submissions as columns, a slice of listings at a time, and each
-    listing's read time (contract 4)."""
+    listing's read time."""
     columns = SubmissionColumns()
     read_at: dict[tuple[str, str], str] = {}
     note("submissions", 0, len(touched))

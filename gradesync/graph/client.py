@@ -10,7 +10,7 @@ A request walks down a short chain; the network sits behind one seam (``httpx``'
                                     → bounded read → error mapping (errors.py, the only place
                                     errors are built)
 
-Rules it keeps (see /work/shared/graph/CONTRACT.md):
+Rules it keeps (Graph's contract, with its sources: docs/GRAPH.md):
 
 * Every request and every ``$batch`` sub-request carries ``Prefer: include-unknown-enum-members``
   (Graph shows ``excused``/``reassigned`` submissions only then; without it they read ``returned``).

@@ -4,7 +4,7 @@ Both functions take a frame of *keys* (usually the distinct keys of the input, a
 the resolved ``class_id``) and a Snapshot frame, and answer one row per key row, in the same order,
 with the matched id or a reason code. No I/O; vectorised merges only, one per identifier kind.
 
-Rules (issue 3, item 3):
+Rules:
 
 * assignments ``by="displayName"``: an exact name match wins; only when there is none, a match that
   ignores case and runs of whitespace (``"Unit  1 quiz "`` = ``"unit 1 Quiz"``). At the winning
