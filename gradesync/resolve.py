@@ -18,8 +18,9 @@ Memory is bounded by the columns, not by Graph's JSON: the submissions listings 
 dicts are dropped before the next is read). The submissions' ``class_id``, ``assignment_id``,
 ``user_id``, ``recipient_type`` and ``status`` are handed to the plan *coded* (pandas categoricals:
 the same values, each distinct id stored once), so planning a million rows does not hash a million
-id strings again. Each assignment whose submissions were read gets ``read_at`` (the executor's read-to-write window starts there): the
-moment its listing finished, ISO 8601 UTC with milliseconds.
+id strings again. Each assignment whose submissions were read gets ``read_at`` (where the
+executor's read-to-write window starts): the moment its listing finished, ISO 8601 UTC with
+milliseconds.
 """
 
 from __future__ import annotations
