@@ -175,22 +175,16 @@ def _write_row(
         message = rec.message or "not sent in this run: the next run (or --resume) sends it"
     elif rec.message:
         message = rec.message
-    if excuse:  # the points stay; the read-back must show the status
-        if not dry_run and st == Status.EXCUSED and shown and shown.status != "excused":
-            # Graph answered the excuse with the submission excused; excusing is asynchronous
-            # ("Async / Poll"), so a read soon after may still show the old status: the answer is
-            # trusted, and the row says what the read showed
+    if excuse:  # the points stay
+        if not dry_run and st in (Status.EXCUSED, Status.UNCHANGED) and shown and shown.status != "excused":
+            # Graph answered that the submission is excused (200 to the excuse, or 400: already
+            # excused); excusing is asynchronous ("Async / Poll"), so a read soon after may still show
+            # the old status: the answer is trusted, and the row says what the read showed
             lag = (
                 f"Teams still showed it as {shown.status} when read back "
                 "(excusing takes effect after a while)"
             )
             return st, (message + "; " if message else "") + lag, after
-        if not dry_run and st == Status.UNCHANGED and shown and shown.status != "excused":
-            return (
-                Status.CONFLICT,
-                f"Teams shows the submission as {shown.status}, not excused, after this run",
-                after,
-            )
         return st, message, after
     if shown is None and rec.after_points is not None and st != Status.CARRIED_OVER:
         after = rec.after_points  # the write's answer (or the read it was decided on)
