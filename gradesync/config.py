@@ -17,6 +17,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from gradesync.errors import ConfigError
+from gradesync.single import MAX_PRECISION
 
 DEFAULT_GRAPH_URL = "https://graph.microsoft.com/v1.0"
 DEFAULT_CONFIG_PATH = Path("config/gradesync.toml")
@@ -80,7 +81,7 @@ class MatchSettings(_Section):
 
 
 class PolicySettings(_Section):
-    precision: int = Field(2, ge=0, le=6)  # decimals kept; more are rounded and noted
+    precision: int = Field(2, ge=0)  # decimals kept; more are rounded and noted (at most MAX_PRECISION)
     clear_token: str = "CLEAR"  # noqa: S105 — a points cell holding exactly this clears the grade
     above_max: Literal["reject", "allow"] = "reject"
     excused: Literal["reject", "allow"] = "reject"
@@ -89,6 +90,19 @@ class PolicySettings(_Section):
     teacher_override: Literal["report", "teacher-wins", "sis-wins"] = "report"
     # points cells that excuse the submission (case-insensitive, exact), e.g. ["EX"]; [] = off
     excused_marks: list[str] = Field(default_factory=list)
+    # excusing deletes the submission's feedback and rubric in Teams: "refuse" such an excuse
+    # (excuse_would_delete_feedback), or "delete" them and say so on the row
+    excuse_feedback: Literal["refuse", "delete"] = "refuse"
+
+    @field_validator("precision")
+    @classmethod
+    def _single(cls, v: int) -> int:
+        if v > MAX_PRECISION:
+            raise ValueError(
+                f"at most {MAX_PRECISION}: Teams keeps points as a Single (a 32-bit float, 6 significant "
+                f"digits for certain), so a grade below 100 keeps {MAX_PRECISION} decimals and no more"
+            )
+        return v
 
     @field_validator("excused_marks")
     @classmethod
@@ -144,11 +158,25 @@ class AuthSettings(_Section):
         return v.rstrip("/")
 
 
+SubmissionStatus = Literal["working", "submitted", "returned", "reassigned", "excused"]
+
+
 class PublishSettings(_Section):
     """``--return`` publishes changed grades only for these assignments (display names or ids;
-    ``["*"]`` = every assignment). Empty (the default): ``--return`` publishes nothing."""
+    ``["*"]`` = every assignment). Empty (the default): ``--return`` publishes nothing.
+
+    Of those, only submissions whose status is in ``statuses`` are returned, as a teacher would
+    return them after grading: turned in (``submitted``), or already ``returned`` (returned again
+    only when the grade changed). ``working``, ``reassigned`` (returned for revision) and ``excused``
+    submissions are left alone unless listed. ``unreturned_feedback``: a return also publishes the
+    teacher's feedback and rubric not yet returned — ``"publish"`` them and say so on the row, or
+    ``"refuse"`` to return such a submission."""
 
     assignments: list[str] = Field(default_factory=list)
+    statuses: list[SubmissionStatus] = Field(
+        default_factory=lambda: list[SubmissionStatus](["submitted", "returned"])
+    )
+    unreturned_feedback: Literal["publish", "refuse"] = "publish"
 
 
 class RunSettings(_Section):
@@ -201,6 +229,8 @@ class ApplySettings(_Section):
     # unsent rows are carried over (exit 6) and the next run finishes them. None: no limit.
     deadline: str | None = Field(None, pattern=_HHMM)
     max_duration: str | None = Field(None, pattern=_DURATION)
+    # true: start even though the last `gradesync doctor` run found a critical check failing
+    ignore_doctor: bool = False
 
 
 class Settings(_Section):

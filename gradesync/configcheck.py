@@ -57,7 +57,7 @@ def describe_sync(settings: Settings, *, state_dir: str, runs_dir: str | None) -
         f"points above the maximum: {p.above_max}; grades for excused submissions: {p.excused}; "
         + ("strict (any rejected row refuses the whole sync)" if p.strict else "not strict"),
     ]
-    for key in ("teacher_override", "excused_marks"):  # newer policies, when present
+    for key in ("teacher_override", "excused_marks", "excuse_feedback"):  # newer policies, when present
         if hasattr(p, key):
             lines.append(f"policy.{key}: {getattr(p, key)!r}")
     lines += [

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import uuid
 from dataclasses import dataclass, field
-from enum import StrEnum
+from enum import IntFlag, StrEnum
 from typing import Any
 from urllib.parse import quote
 
@@ -99,6 +99,10 @@ class ReasonCode(StrEnum):
     UNKNOWN_ASSIGNMENT = "unknown_assignment"
     AMBIGUOUS_ASSIGNMENT = "ambiguous_assignment"
     UNGRADED_ASSIGNMENT = "ungraded_assignment"
+    # only an assigned assignment's submissions take grades: a draft, scheduled or inactive one
+    ASSIGNMENT_NOT_ASSIGNED = "assignment_not_assigned"
+    # noop, carried over: a published assignment whose submissions Teams is still creating
+    ASSIGNMENT_PUBLISHING = "assignment_publishing"
     UNKNOWN_STUDENT = "unknown_student"
     AMBIGUOUS_STUDENT = "ambiguous_student"
     # two identifier columns of one row (Student ID, Username) name two different students
@@ -109,6 +113,8 @@ class ReasonCode(StrEnum):
     PERCENT_WITHOUT_MAXIMUM = "percent_without_maximum"  # a percent, but the assignment has no maximum
     FRACTION_MISMATCH = "fraction_mismatch"  # 17/20 where Teams' maximum is not 20 (and no rule converts)
     SUBMISSION_EXCUSED = "submission_excused"
+    # excusing deletes the submission's feedback and rubric in Teams ([policy] excuse_feedback)
+    EXCUSE_WOULD_DELETE_FEEDBACK = "excuse_would_delete_feedback"
     GROUP_SUBMISSION = "group_submission"
     ALREADY_CLEAR = "already_clear"  # noop: clear asked, nothing to clear
     ALREADY_EXCUSED = "already_excused"  # noop: excuse asked, the submission is excused already
@@ -125,6 +131,46 @@ class ReasonCode(StrEnum):
     UNDO_GONE = "undo_gone"  # noop: the submission no longer exists in Teams
 
 
+class TeacherWork(IntFlag):
+    """What a teacher has put on a submission besides the points (its feedback, rubric and feedback
+    outcomes, as "List outcomes" describes them): excusing deletes it, returning publishes it."""
+
+    NONE = 0
+    FEEDBACK_DRAFT = 1  # feedback text not yet returned to the student
+    FEEDBACK_RETURNED = 2  # feedback text the student has seen
+    RUBRIC = 4  # a filled rubric (selected levels or quality feedback, returned or not)
+    RUBRIC_DRAFT = 8  # rubric selections or quality feedback not yet returned
+    FEEDBACK_FILES = 16  # feedback files (educationFeedbackResourceOutcome)
+
+    def describe(self, parts: tuple[TeacherWork, ...] | None = None) -> str:
+        """``"the feedback not yet returned, a filled rubric"``: the parts of ``parts`` present."""
+        wanted = parts or (
+            TeacherWork.FEEDBACK_DRAFT,
+            TeacherWork.FEEDBACK_RETURNED,
+            TeacherWork.RUBRIC,
+            TeacherWork.FEEDBACK_FILES,
+        )
+        return ", ".join(_WORK_NAMES[p] for p in wanted if self & p)
+
+
+_WORK_NAMES = {
+    TeacherWork.FEEDBACK_DRAFT: "the feedback not yet returned",
+    TeacherWork.FEEDBACK_RETURNED: "the feedback already returned",
+    TeacherWork.RUBRIC: "the filled rubric",
+    TeacherWork.RUBRIC_DRAFT: "the rubric not yet returned",
+    TeacherWork.FEEDBACK_FILES: "the feedback files",
+}
+# what excusing deletes ("Grading rubrics and feedback are deleted"), and what returning publishes
+# that the student has not seen yet
+DELETED_BY_EXCUSE = (
+    TeacherWork.FEEDBACK_DRAFT,
+    TeacherWork.FEEDBACK_RETURNED,
+    TeacherWork.RUBRIC,
+    TeacherWork.FEEDBACK_FILES,
+)
+UNRETURNED = (TeacherWork.FEEDBACK_DRAFT, TeacherWork.RUBRIC_DRAFT)
+
+
 class ValueUnit(StrEnum):
     """What a parsed grade cell means (``DESIRED_COLUMNS["points_unit"]``)."""
 
@@ -134,6 +180,7 @@ class ValueUnit(StrEnum):
 
 
 REJECT_REASONS_NOOP = {
+    ReasonCode.ASSIGNMENT_PUBLISHING,  # nothing written now; the row is carried over to the next run
     ReasonCode.DUPLICATE_IDENTICAL,
     ReasonCode.BLANK_POINTS,
     ReasonCode.ALREADY_CLEAR,
@@ -142,6 +189,8 @@ REJECT_REASONS_NOOP = {
     ReasonCode.IGNORED_ROW,
 }
 WRITE_ACTIONS = (Action.UPDATE.value, Action.CREATE.value, Action.EXCUSE.value)  # rows that reach Graph
+# noop reasons whose rows are carried over (outcome.Status.CARRIED_OVER): the next run writes them
+CARRIED_REASONS = frozenset({ReasonCode.ASSIGNMENT_PUBLISHING.value})
 
 # ---------------------------------------------------------------------------------------------
 # Stage 2, resolve → a Snapshot of what Graph holds for the classes/assignments the input touches.
@@ -181,6 +230,7 @@ SNAPSHOT_COLUMNS: dict[str, dict[str, str]] = {
         "outcome_id": "object",  # the points outcome's id; None when the submission has none
         "points": "float64",  # points.points; NaN when null or no points outcome
         "last_modified": "object",  # the points outcome's lastModifiedDateTime; None when none
+        "teacher_work": "int8",  # TeacherWork flags: feedback, rubric, feedback files on the submission
     },
 }
 
@@ -272,12 +322,14 @@ PLAN_COLUMNS: dict[str, str] = {
     "override_policy": "object",
 }
 
-# What the state database remembers per points outcome (``gradesync.state.memory``), as the plan
-# core receives it: one row per submission gradesync wrote to; NaN points = gradesync cleared it.
+# What the state database remembers per submission (``gradesync.state.memory``), as the plan core
+# receives it: one row per submission gradesync wrote a grade to or excused; NaN points with a
+# ``last_written_at`` = gradesync cleared it.
 MEMORY_COLUMNS: dict[str, str] = {
     "submission_id": "object",
     "last_written_points": "float64",
-    "last_written_at": "object",
+    "last_written_at": "object",  # None: gradesync never wrote a grade there (only excused it)
+    "excused_at": "object",  # when gradesync excused the submission; None: never
 }
 
 # What the apply journal (``gradesync.state.journal``) recorded for each write of one plan, as the

@@ -73,6 +73,9 @@ SHOWN_STATUSES: tuple[str, ...] = ("unchanged", "updated", "created", "conflict"
 
 _REJECT, _NOOP = "reject", "noop"  # plan actions (``models.Action``) the preview rule reads
 _KEPT_FOR_REVIEW = ("teacher_override", "report")  # reason and [policy] teacher_override value
+# noop reasons (models.CARRIED_REASONS) whose rows wait for the next run: nothing is written to a
+# published assignment until Teams has created its submissions
+_WAITING = ("assignment_publishing",)
 
 
 def _text(rows: pd.DataFrame, name: str) -> pd.Series:
@@ -83,7 +86,8 @@ def _text(rows: pd.DataFrame, name: str) -> pd.Series:
 
 def planned_statuses(rows: pd.DataFrame) -> pd.Series:
     """What each row of a plan stands for before anything is written: ``rejected`` (the plan refused
-    it), ``teacher_override`` (a teacher's change kept for review), ``pending`` (a write), else
+    it), ``teacher_override`` (a teacher's change kept for review), ``pending`` (a write),
+    ``carried_over`` (nothing can be written yet: a published assignment still being set up), else
     ``unchanged``. Reconciliation starts from these for the rows the executor never touches."""
     action = _text(rows, "action")
     status = pd.Series(Status.UNCHANGED.value, index=rows.index, dtype=object)
@@ -95,6 +99,7 @@ def planned_statuses(rows: pd.DataFrame) -> pd.Series:
         & (_text(rows, "override_policy") == _KEPT_FOR_REVIEW[1])
     )
     status[kept] = Status.TEACHER_OVERRIDE.value
+    status[(action == _NOOP) & _text(rows, "reason").isin(_WAITING)] = Status.CARRIED_OVER.value
     return status
 
 

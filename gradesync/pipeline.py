@@ -68,6 +68,7 @@ from gradesync.read import ReadResult, load_mapping, read_inputs
 from gradesync.read.inspect import Inspection, SnapshotLookup, inspect_inputs, lookup_from_snapshot
 from gradesync.report import RunSummary, write_reports
 from gradesync.resolve import read_classes, read_teachers, resolve
+from gradesync.state.doctor import critical_failures
 from gradesync.state.history import find_run, read_run_record, records_frame, run_plan_path, runs_undoing
 from gradesync.state.journal import JOURNAL_NAME, Journal
 from gradesync.state.mappings import saved_mapping_path
@@ -524,6 +525,7 @@ class Pipeline:
         old, and any guard; a refused plan still gets its report."""
 
         def body(run: Run) -> RunResult:
+            self._check_doctor()
             digest = plan_digest(plan)  # of the rows as they are: what the stored digest must match
             stored = run.keep_plan_copy(Path(plan_file)) if plan_file else self._save_plan(plan, run, digest)
             run.plan_path = stored
@@ -545,6 +547,7 @@ class Pipeline:
         interrupted sync."""
 
         def body(run: Run) -> RunResult:
+            self._check_doctor()
             plan = self.make_plan(paths, class_key=class_key, sheet=sheet, mapping=mapping)
             _log_plan(plan)
             _record_plan_kind(run, plan, dry_run)
@@ -698,6 +701,24 @@ class Pipeline:
         with _errors_mapped("run directory", run.run_dir):
             write_plan(plan, target, digest=digest)
         return target
+
+    def _check_doctor(self) -> None:
+        """Refuse to write while the last ``gradesync doctor`` run against this Graph found a critical
+        check failing (``state.doctor``): an assumption gradesync relies on does not hold there."""
+        a = self.settings.apply
+        if a.ignore_doctor or not a.state_dir:
+            return
+        with _errors_mapped("state directory", a.state_dir):
+            failed = critical_failures(a.state_dir, self.settings.graph.base_url)
+        if failed:
+            names = ", ".join(str(c.get("name")) for c in failed)
+            raise GuardError(
+                f"the last gradesync doctor run found critical check(s) failing against this Graph: {names} "
+                f"({failed[0].get('evidence')})",
+                code="doctor-check-failed",
+                hint="fix what the doctor reported and run `gradesync doctor` again (a passing run clears "
+                "this), or start anyway with --ignore-doctor ([apply] ignore_doctor = true)",
+            )
 
     def _check_graph(self, plan: Plan) -> None:
         planned, configured = plan.graph_base_url.rstrip("/"), self.settings.graph.base_url.rstrip("/")

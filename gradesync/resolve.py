@@ -4,8 +4,10 @@ Reads are quota-frugal (each sub-request counts against Graph's ~10,000/hour):
 
 1. one class lookup per distinct class key (``$filter=externalId eq '…'``, several per ``$batch``);
 2. one members listing and one assignments listing per class found (all pages, batched);
-3. one ``submissions?$expand=outcomes`` listing (all pages) per *graded* assignment the input
-   touches — never a GET per submission.
+3. one ``submissions?$expand=outcomes`` listing (all pages) per *graded*, *assigned* assignment the
+   input touches — never a GET per submission. Each submission keeps, besides its points, what
+   teacher work it holds (feedback, rubric, feedback files: ``models.TeacherWork``), which excusing
+   would delete.
 
 Matching input keys to Graph ids is the pure ``gradesync.plan.match``; this module only decides what to
 read and turns Graph JSON into the Snapshot frames of ``gradesync.models``, reading it through the
@@ -16,8 +18,9 @@ Memory is bounded by the columns, not by Graph's JSON: the submissions listings 
 dicts are dropped before the next is read). The submissions' ``class_id``, ``assignment_id``,
 ``user_id``, ``recipient_type`` and ``status`` are handed to the plan *coded* (pandas categoricals:
 the same values, each distinct id stored once), so planning a million rows does not hash a million
-id strings again. Each assignment whose submissions were read gets ``read_at`` (contract 4): the
-moment its listing finished, ISO 8601 UTC with milliseconds.
+id strings again. Each assignment whose submissions were read gets ``read_at`` (where the
+executor's read-to-write window starts): the moment its listing finished, ISO 8601 UTC with
+milliseconds.
 """
 
 from __future__ import annotations
@@ -37,7 +40,7 @@ from gradesync.errors import AuthError
 from gradesync.graph import GraphClient, odata_type, points_of, points_outcomes
 from gradesync.graph.client import PageDecoder
 from gradesync.graph.decode import Submission, submissions_page
-from gradesync.graph.odata import grade_points, is_points_kind
+from gradesync.graph.odata import FEEDBACK_OUTCOME, grade_points, is_points_kind, outcome_work, teacher_work
 from gradesync.graph.urls import (
     assignments_url,
     class_lookup_url,
@@ -141,6 +144,7 @@ class SubmissionColumns:
         self.outcome_id: list[Any] = []
         self.points: list[float] = []
         self.last_modified: list[Any] = []
+        self.work: list[int] = []  # models.TeacherWork flags
 
     def add(self, class_id: str, assignment_id: str, items: list[Any]) -> None:
         """One assignment's listing: its submissions become column values (and can be dropped).
@@ -165,17 +169,30 @@ class SubmissionColumns:
             self.outcome_id.append(outcome.get("id") if outcome else None)
             self.points.append(float("nan") if points is None else points)
             self.last_modified.append(outcome.get("lastModifiedDateTime") if outcome else None)
+            outcomes_listed = s.get("outcomes")
+            self.work.append(int(teacher_work(outcomes_listed if isinstance(outcomes_listed, list) else ())))
 
     def _add_typed(self, s: Submission) -> None:
         """One typed submission, read as :meth:`add` reads its dict (``_is_group``, ``points_outcomes``,
-        ``points_of``): the first outcome whose ``@odata.type`` is a points outcome, any case."""
+        ``points_of``, ``teacher_work``): the first outcome whose ``@odata.type`` is a points outcome,
+        any case; the feedback and rubric outcomes are decoded only when they hold something."""
         recipient = s.recipient
         if recipient is None:
             group, user_id = False, None
         else:
             group = _group_recipient(recipient.odata_type, recipient.groupId is not UNSET)
             user_id = None if group else recipient.userId
-        outcome = next((o for o in s.outcomes or () if is_points_kind(o.odata_type)), None)
+        outcome = None
+        work = 0
+        for o in s.outcomes or ():
+            kind = o.odata_type
+            if kind == FEEDBACK_OUTCOME and o.feedback is None and o.publishedFeedback is None:
+                continue  # the usual feedback outcome, empty: no teacher work
+            if is_points_kind(kind):
+                outcome = outcome or o
+            else:
+                work |= int(outcome_work(kind, o.text, o.field))
+        self.work.append(work)
         self.submission_id.append(s.id)
         self.user_id.append(user_id)
         self.group.append(group)
@@ -221,6 +238,7 @@ class SubmissionColumns:
                 "outcome_id": objects(self.outcome_id),
                 "points": np.array(self.points, dtype="float64"),
                 "last_modified": objects(self.last_modified),
+                "teacher_work": np.array(self.work, dtype="int8"),
             },
             copy=False,
         )
@@ -309,7 +327,7 @@ def _read_submissions(
     client: GraphClient, touched: list[tuple[str, str]], now: Clock, note: Progress
 ) -> tuple[SubmissionColumns, dict[tuple[str, str], str]]:
     """The touched assignments' submissions as columns, a slice of listings at a time, and each
-    listing's read time (contract 4)."""
+    listing's read time."""
     columns = SubmissionColumns()
     read_at: dict[tuple[str, str], str] = {}
     note("submissions", 0, len(touched))
@@ -349,7 +367,10 @@ def _cyclic_gc_paused() -> Iterator[None]:
 def _touched_assignments(
     desired: pd.DataFrame, classes: pd.DataFrame, assignments: pd.DataFrame, settings: Settings
 ) -> list[tuple[str, str]]:
-    """(class_id, assignment_id) of every graded assignment some input row names, in a stable order."""
+    """(class_id, assignment_id) of every graded, assigned assignment some input row names, in a stable
+    order. Only an assigned assignment's submissions can be graded: a draft or scheduled one has
+    none yet, a published one is still creating them, an inactive one takes no grades (the plan
+    rejects or carries over their rows without reading them)."""
     if classes.empty or assignments.empty:
         return []
     unique_classes = classes.groupby("class_key")["class_id"].nunique()
@@ -358,7 +379,8 @@ def _touched_assignments(
     keys = pairs.merge(resolved[["class_key", "class_id"]], on="class_key")[["class_id", "assignment_key"]]
     matched = match_assignments(keys.drop_duplicates(), assignments, settings.match.assignment_by)
     matched = matched[matched["assignment_id"].notna()]
-    graded = assignments[assignments["graded"]][["class_id", "assignment_id"]]
+    graded = assignments[assignments["graded"] & (assignments["status"] == "assigned")]
+    graded = graded[["class_id", "assignment_id"]]
     touched = matched[["class_id", "assignment_id"]].drop_duplicates().merge(graded)
     return sorted(touched.itertuples(index=False, name=None))
 

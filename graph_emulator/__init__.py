@@ -1,6 +1,6 @@
 """A local Microsoft Graph education emulator: the demo's and the tests' Graph.
 
-It serves ``/v1.0`` and ``/beta`` as ``/work/shared/graph/CONTRACT.md`` describes (classes, members,
+It serves ``/v1.0`` and ``/beta`` as ``docs/GRAPH.md`` describes (classes, members,
 users, assignments, submissions with ``$expand=outcomes``, outcomes GET/POST/PATCH, ``return``,
 ``excuse``, paging, ``$batch``), with Graph's throttling, seeded fault injection and exact stats.
 
@@ -15,8 +15,11 @@ Modules, top to bottom (a module imports only modules below it):
 - ``app`` — the ``Emulator`` ASGI app: the request pipeline (auth → throttle → faults → route → handler)
 - ``control`` (stats and ``/_emulator`` endpoints), ``batch`` (``$batch``), ``teacher_edits``,
   ``tokens`` (accepted tokens, lifetimes), ``asgi`` (plumbing)
-- ``handlers`` (the Graph resources; enum evolution, return lag) → ``paging`` (collections) →
-  ``routing`` (routes, the per-operation ``Call``) → ``answers`` (answers, error bodies)
+- ``handlers`` (the Graph resources: enum evolution, lagging actions, assignment states, what
+  excuse and return do) → ``paging`` (collections) → ``routing`` (routes, the per-operation
+  ``Call``, which limit a request counts against) → ``answers`` (answers, error bodies)
+- ``behaviour`` — the knobs: Graph v1.0's behaviour by default, each with an opt-out, and
+  promises broken on purpose
 - ``throttle``, ``faults``, ``lies`` — what can go wrong, each on its own
 - ``state`` (tenant document: lookups, rendering as Graph JSON) → ``generate`` (tenant generator)
   → ``odata`` (query options) and ``common`` (format tag, Graph type names, ids, timestamps)

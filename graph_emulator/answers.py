@@ -18,6 +18,7 @@ from graph_emulator.common import now_iso
 ERROR_CODES = {
     400: "badRequest",
     401: "InvalidAuthenticationToken",
+    403: "Forbidden",
     404: "itemNotFound",
     405: "methodNotAllowed",
     409: "conflict",

@@ -23,17 +23,20 @@ from graph_emulator import asgi, batch, control, routing
 from graph_emulator import state as st
 from graph_emulator.answers import ERROR_MESSAGES, Answer, NotFound, Refused, education_error, odata_error
 from graph_emulator.asgi import DroppedConnection
+from graph_emulator.behaviour import Knobs
 from graph_emulator.common import Json
 from graph_emulator.faults import Fault, FaultConfig, FaultInjector
-from graph_emulator.handlers import DEFAULT_ENUM_EVOLUTION, DEFAULT_RETURN_LAG, Knobs, Resources
+from graph_emulator.handlers import Resources
 from graph_emulator.lies import LieConfig, LieInjector
 from graph_emulator.odata import QueryError
-from graph_emulator.routing import GRADE_WRITES, VERSIONS, Call, Ctx
+from graph_emulator.routing import GRADE_WRITES, VERSIONS, WRITE_METHODS, Call, Ctx, limit_kind
 from graph_emulator.teacher_edits import TeacherEdits
 from graph_emulator.throttle import ThrottleConfig, Throttler, format_retry_after
 from graph_emulator.tokens import TokenGate
 
 __all__ = ["DroppedConnection", "Emulator"]
+
+FORBIDDEN = "Access is denied. Check credentials and try again."  # Graph's text for a missing permission
 
 
 class Emulator:
@@ -52,9 +55,11 @@ class Emulator:
         lies: LieConfig | str | dict[str, Any] | None = None,
         sleep: Callable[[float], Any] | None = None,
         token_lifetime: float | None = None,
-        enum_evolution: str = DEFAULT_ENUM_EVOLUTION,
-        return_lag: int = DEFAULT_RETURN_LAG,
+        **behaviour: Any,
     ) -> None:
+        """``behaviour``: the knobs of :class:`graph_emulator.behaviour.Knobs` (``enum_evolution``,
+        ``action_lag``, ``publish_lag``, ``assignment_states``, ``excuse_clears``, ``single_points``,
+        ``broken``); each defaults to what Graph v1.0 does."""
         self.token = token
         self.seed = seed
         self.clock = clock
@@ -63,9 +68,12 @@ class Emulator:
         st.validate_tenant(tenant)
         self._initial = json.dumps(tenant)  # a JSON copy: far faster than deepcopy for big tenants
         self.knobs = Knobs()
-        self.knobs.set(page_size=page_size, enum_evolution=enum_evolution, return_lag=return_lag)
+        unknown = set(behaviour) - set(Knobs.NAMES)
+        if unknown:
+            raise TypeError(f"unknown emulator setting(s) {sorted(unknown)}; known: {', '.join(Knobs.NAMES)}")
+        self.knobs.set(page_size=page_size, **behaviour)
         # reset() restores these per-run knobs (the shared test emulator relies on it)
-        self._initial_knobs = {"enum_evolution": enum_evolution, "return_lag": return_lag}
+        self._initial_knobs = self.knobs.current()
         self._initial_lifetime = token_lifetime
         self.tokens = TokenGate(token, token_lifetime)
         self.throttler = Throttler(throttle or ThrottleConfig.graph())
@@ -82,7 +90,7 @@ class Emulator:
     def _load_tenant(self) -> None:
         self.tenant = st.Tenant(json.loads(self._initial))
         self.resources = Resources(self.tenant, self.knobs)
-        self.teacher_edits = TeacherEdits()
+        self.teacher_edits = TeacherEdits(self.knobs.points)
 
     def _reset_stats(self) -> None:
         self._seq = 0
@@ -91,9 +99,9 @@ class Emulator:
 
     def reset(self, tenant: Json | None = None) -> None:
         """Back to the initial tenant (or a new one): stats, throttle buckets, token ages, fault RNG,
-        teacher edits and lagging returns too; ``enum_evolution``, ``return_lag`` and
-        ``token_lifetime`` go back to what the emulator was started with (faults, lies, throttle and
-        page size stay as configured)."""
+        teacher edits, lagging actions and publishing assignments too; the behaviour knobs
+        (:class:`~graph_emulator.behaviour.Knobs`) and ``token_lifetime`` go back to what the
+        emulator was started with (faults, lies, throttle and page size stay as configured)."""
         with self._lock:
             if tenant is not None:
                 st.validate_tenant(tenant)
@@ -119,13 +127,13 @@ class Emulator:
         page_size: int | None = None,
         lies: Any = ...,
         token_lifetime: Any = ...,
-        enum_evolution: str | None = None,
-        return_lag: int | None = None,
+        **behaviour: Any,
     ) -> None:
         """Change knobs at runtime; new faults or lies re-seed their generator, a new throttle empties
-        buckets, a new token lifetime counts from each token's next use."""
+        buckets, a new token lifetime counts from each token's next use. ``behaviour``: the knobs of
+        :class:`~graph_emulator.behaviour.Knobs`."""
         with self._lock:
-            self.knobs.set(page_size=page_size, enum_evolution=enum_evolution, return_lag=return_lag)
+            self.knobs.set(page_size=page_size, **behaviour)
             if lies is not ...:
                 self.lies = LieInjector(LieConfig.from_value(lies))
             if faults is not ...:
@@ -151,8 +159,7 @@ class Emulator:
                 "throttle": self.throttler.config.to_dict(),
                 "faults": self.faults.config.to_dict() if self.faults.config else None,
                 "token_lifetime": self.tokens.lifetime,
-                "enum_evolution": self.knobs.enum_evolution,
-                "return_lag": self.knobs.return_lag,
+                **self.knobs.current(),
             }
             return snap
 
@@ -245,23 +252,27 @@ class Emulator:
             ans.headers["Retry-After"] = format_retry_after(retry_after, form)
         return ans
 
-    def _error_for(self, ctx: Ctx, status: int, with_ra: bool, crid: str | None) -> Answer:
+    def _error_for(
+        self, ctx: Ctx, status: int, with_ra: bool, crid: str | None, kind: str = "assignments"
+    ) -> Answer:
         if status == 429:
             ra = None
             if with_ra:
                 ra = self.faults.config.retry_after if self.faults.config else 0.2
-                self.throttler.block(ctx.scope, ctx.now, ra, ctx.seq)
+                self.throttler.block(ctx.scope, ctx.now, ra, ctx.seq, kind)
             return self._throttled(ra, crid)
         return odata_error(status, ERROR_MESSAGES[status], None, crid)
 
-    def _after_fault(self, ctx: Ctx, fault: Fault, ans: Answer, crid: str | None) -> Answer:
+    def _after_fault(
+        self, ctx: Ctx, fault: Fault, ans: Answer, crid: str | None, kind: str = "assignments"
+    ) -> Answer:
         """What a fault that lets the request run does to its answer (drop, slow, applied error)."""
         if fault.kind == "drop":
             ctx.drop = True
         elif fault.kind == "slow":
             ctx.delay = max(ctx.delay, self.faults.config.slow_seconds if self.faults.config else 0.0)
         elif fault.kind == "applied_error":
-            return self._error_for(ctx, fault.error_status, fault.error_retry_after, crid)
+            return self._error_for(ctx, fault.error_status, fault.error_retry_after, crid, kind)
         return ans
 
     def _one(
@@ -276,9 +287,11 @@ class Emulator:
         *,
         level: str,
     ) -> Answer:
-        """One Graph operation: throttle, faults, then the handler. ``body`` is bytes or parsed JSON."""
+        """One Graph operation: throttle, faults, then the handler. ``body`` is bytes or parsed JSON.
+        Rostering reads (classes, members, users) count against their own limit (``limit_kind``)."""
         crid = headers.get("client-request-id")
-        decision = self.throttler.check(ctx.scope, ctx.now, ctx.seq)
+        kind = limit_kind(rest)
+        decision = self.throttler.check(ctx.scope, ctx.now, ctx.seq, kind)
         if decision.early:
             self.stats.counts["early_retries"] += 1
         if not decision.allowed:
@@ -287,7 +300,7 @@ class Emulator:
             fault = self._fault(level)
             ctx.delay = ctx.delay + fault.latency if level == "http" else max(ctx.delay, fault.latency)
             if fault.kind in ("429", "429_no_ra"):
-                ans = self._error_for(ctx, 429, fault.kind == "429", crid)
+                ans = self._error_for(ctx, 429, fault.kind == "429", crid, kind)
             elif fault.kind in ("500", "502", "503", "504"):
                 ans = odata_error(int(fault.kind), ERROR_MESSAGES[int(fault.kind)], None, crid)
             else:
@@ -299,7 +312,7 @@ class Emulator:
                     ans.body = self.lies.body(route, url, params, ans.body)
                 if ans.applied:
                     self.stats.counts["writes_applied"] += 1
-                ans = self._after_fault(ctx, fault, ans, crid)
+                ans = self._after_fault(ctx, fault, ans, crid, kind)
         self.stats.route(method, rest, ans.status)
         return ans
 
@@ -319,6 +332,8 @@ class Emulator:
         def run_one(method: str, rest: str, query: str, headers: dict[str, str], body: Any) -> Answer:
             self.stats.counts["graph_requests"] += 1
             self.stats.counts["batch_subrequests"] += 1
+            if "batch-headers" in self.knobs.broken:  # a Graph that ignores a sub-request's own headers
+                headers = {"content-type": headers.get("content-type", "")}
             return self._one(ctx, method, version, rest, query, headers, body, level="sub")
 
         def count(method: str, rest: str, status: int) -> None:
@@ -342,6 +357,8 @@ class Emulator:
         if isinstance(found, Answer):
             return found
         route, ids = found
+        if "writes" in self.knobs.broken and method in WRITE_METHODS:  # a token without write permission
+            return odata_error(403, FORBIDDEN, "accessDenied", crid)
         params = dict(urllib.parse.parse_qsl(query, keep_blank_values=True))
         if isinstance(body, bytes | bytearray):
             try:

@@ -6,13 +6,20 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import uvicorn
 
 from graph_emulator.app import Emulator
+from graph_emulator.behaviour import (
+    BREAKABLE,
+    DEFAULT_ACTION_LAG,
+    DEFAULT_ENUM_EVOLUTION,
+    DEFAULT_PUBLISH_LAG,
+    ENUM_MODES,
+)
 from graph_emulator.faults import FaultConfig
 from graph_emulator.generate import generate_tenant, parse_generate_spec
-from graph_emulator.handlers import DEFAULT_ENUM_EVOLUTION, DEFAULT_RETURN_LAG, ENUM_MODES
 from graph_emulator.lies import LieConfig
 from graph_emulator.state import load_tenant
 from graph_emulator.throttle import ThrottleConfig
@@ -32,7 +39,10 @@ class Options:
     seed: int = 0
     token_lifetime: float | None = None
     enum_evolution: str = DEFAULT_ENUM_EVOLUTION
-    return_lag: int = DEFAULT_RETURN_LAG
+    action_lag: int = DEFAULT_ACTION_LAG
+    publish_lag: int = DEFAULT_PUBLISH_LAG
+    graph_behaviour: str = "v1.0"  # "v1.0", or "legacy": no assignment states, excuse keeps feedback, doubles
+    broken: str = ""  # comma-separated names of graph_emulator.behaviour.BREAKABLE
 
 
 def build_emulator(opts: Options) -> tuple[Emulator, str]:
@@ -55,9 +65,24 @@ def build_emulator(opts: Options) -> tuple[Emulator, str]:
         lies=LieConfig.parse(opts.lies_spec) if opts.lies_spec else None,
         token_lifetime=opts.token_lifetime,
         enum_evolution=opts.enum_evolution,
-        return_lag=opts.return_lag,
+        action_lag=opts.action_lag,
+        publish_lag=opts.publish_lag,
+        broken=opts.broken,
+        **legacy_behaviour(opts.graph_behaviour),
     )
     return app, source
+
+
+BEHAVIOURS = ("v1.0", "legacy")
+
+
+def legacy_behaviour(name: str) -> dict[str, Any]:
+    """``v1.0``: everything as Graph v1.0 does; ``legacy``: the emulator before it modelled
+    assignment states, excuse deleting feedback and Single points (for old recordings and demos)."""
+    if name not in BEHAVIOURS:
+        raise ValueError(f"graph behaviour must be one of {BEHAVIOURS}, not {name!r}")
+    on = name == "v1.0"
+    return {"assignment_states": on, "excuse_clears": on, "single_points": on}
 
 
 def banner(app: Emulator, opts: Options, source: str, host: str, port: int) -> list[str]:
@@ -68,7 +93,10 @@ def banner(app: Emulator, opts: Options, source: str, host: str, port: int) -> l
         f"Graph education emulator: {len(data['classes'])} classes, {len(data.get('users', []))} users, "
         f"{n_asg} assignments from {source}",
         f"Serving http://{host}:{port}/v1.0 and /beta (throttle {opts.throttle}, page size {opts.page_size}, "
-        f"enum evolution {opts.enum_evolution}, return lag {opts.return_lag}{lifetime})",
+        f"enum evolution {opts.enum_evolution}, action lag {opts.action_lag}, publish lag "
+        f"{opts.publish_lag}, behaviour {opts.graph_behaviour}"
+        + (f", broken: {opts.broken}" if opts.broken else "")
+        + f"{lifetime})",
         f"Bearer token: {opts.token} (or {opts.token}.<anything>)   (a local test token, not a secret)",
         f"Control: http://{host}:{port}/_emulator/stats  ·  Ctrl-C stops",
     ]
@@ -103,11 +131,24 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--token-lifetime", type=float, help="seconds each distinct token lives after first use")
     p.add_argument("--enum-evolution", choices=ENUM_MODES, default=DEFAULT_ENUM_EVOLUTION)
     p.add_argument(
-        "--return-lag",
+        "--action-lag",
         type=int,
-        default=DEFAULT_RETURN_LAG,
-        help="reads that still show the old status after a return",
+        default=DEFAULT_ACTION_LAG,
+        help="reads that still show a submission's old status after an excuse or a return",
     )
+    p.add_argument(
+        "--publish-lag",
+        type=int,
+        default=DEFAULT_PUBLISH_LAG,
+        help="reads a published assignment shows no submissions before it is assigned",
+    )
+    p.add_argument(
+        "--graph-behaviour",
+        choices=BEHAVIOURS,
+        default="v1.0",
+        help="legacy: no assignment states, excuse keeps feedback, points kept as doubles",
+    )
+    p.add_argument("--break", dest="broken", default="", help=f"promises to break: {', '.join(BREAKABLE)}")
     return p
 
 

@@ -16,6 +16,15 @@ FORMAT = "gradesync-emulator-tenant/1"
 
 POINTS_OUTCOME = "#microsoft.graph.educationPointsOutcome"
 FEEDBACK_OUTCOME = "#microsoft.graph.educationFeedbackOutcome"
+RUBRIC_OUTCOME = "#microsoft.graph.educationRubricOutcome"
+# an educationRubricOutcome's lists: the teacher's current selections and quality feedback, and what
+# was last returned to the student ("List outcomes")
+RUBRIC_FIELDS = (
+    "rubricQualitySelectedLevels",
+    "rubricQualityFeedback",
+    "publishedRubricQualitySelectedLevels",
+    "publishedRubricQualityFeedback",
+)
 POINTS_GRADE = "#microsoft.graph.educationAssignmentPointsGrade"
 POINTS_GRADE_TYPE = "#microsoft.graph.educationAssignmentPointsGradeType"
 INDIVIDUAL_RECIPIENT = "#microsoft.graph.educationSubmissionIndividualRecipient"

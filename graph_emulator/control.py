@@ -5,8 +5,11 @@
 ``GET /_emulator/stats``          exact counts (:meth:`Stats.snapshot` lists them)
 ``POST /_emulator/stats/reset``   zero the counts
 ``POST /_emulator/config``        ``{"faults": spec|{...}|null, "throttle": "graph"|"off"|{...},
-                                  "page_size": n, "lies": spec|{...}|null, "token_lifetime": s|null,
-                                  "enum_evolution": "v1.0"|"off", "return_lag": n}``
+                                  "page_size": n, "lies": spec|{...}|null, "token_lifetime": s|null}``
+                                  and the behaviour knobs (``graph_emulator.behaviour``):
+                                  ``"enum_evolution": "v1.0"|"off", "action_lag": n,
+                                  "publish_lag": n, "assignment_states": bool, "excuse_clears":
+                                  bool, "single_points": bool, "broken": ["prefer", ...]``
 ``POST /_emulator/teacher-edits`` schedule teacher edits (:mod:`graph_emulator.teacher_edits`)
 ``GET /_emulator/teacher-edits``  the pending and applied ones
 """
@@ -20,9 +23,10 @@ from typing import Any, Protocol
 
 from graph_emulator import routing
 from graph_emulator.answers import Answer
+from graph_emulator.behaviour import Knobs
 from graph_emulator.common import Json
 
-CONFIG_KEYS = ("faults", "throttle", "lies", "page_size", "token_lifetime", "enum_evolution", "return_lag")
+CONFIG_KEYS = ("faults", "throttle", "lies", "page_size", "token_lifetime", *Knobs.NAMES)
 
 
 class Controlled(Protocol):

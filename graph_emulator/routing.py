@@ -48,8 +48,18 @@ ROUTES = [
     Route("GET", _S + "/outcomes/{id}", "get_outcome"),
     Route("PATCH", _S + "/outcomes/{id}", "patch_outcome"),
 ]
-# The writes a teacher edit is scheduled against (contract 8: PATCH/POST of an outcome, or excuse).
+# The writes a teacher edit is scheduled against: PATCH/POST of an outcome, or excuse.
 GRADE_WRITES = frozenset({"create_outcome", "patch_outcome", "excuse_submission"})
+# Paths whose requests count against Graph's education *rostering* limit (classes, users, their
+# members: "Microsoft Graph service-specific throttling limits", Education service limits); every
+# other path here (assignments, submissions, outcomes) is the assignment service's.
+_ROSTERING = re.compile(r"^/education/(users(/[^/]+)?|classes(/[^/]+(/members)?)?)/?$")
+
+
+def limit_kind(rest: str) -> str:
+    """``"rostering"`` or ``"assignments"``: which of Graph's limits a request under the version root
+    counts against."""
+    return "rostering" if _ROSTERING.match(rest) else "assignments"
 
 
 @dataclass

@@ -55,7 +55,7 @@ class EmulatorServer:
         **settings: Any,
     ) -> None:
         """``settings``: the other keyword arguments of :class:`Emulator` (``token_lifetime``,
-        ``enum_evolution``, ``return_lag``, ``sleep``)."""
+        ``sleep``, and the behaviour knobs of :class:`graph_emulator.behaviour.Knobs`)."""
         kw: dict[str, Any] = {"clock": clock} if clock else {}
         self.app = Emulator(
             tenant,

@@ -18,7 +18,8 @@ Tenant format (``sample_data/tenant.json``; ``generate_tenant`` makes the same s
          "members": ["<user id>", ...],           # students and teachers (GET .../members)
          "teachers": ["<user id>", ...],
          "assignments": [
-           {"id": "...", "displayName": "Unit 1 Quiz", "status": "assigned",  # or draft, published, inactive
+           {"id": "...", "displayName": "Unit 1 Quiz", "status": "assigned",  # or draft, scheduled,
+                                                                               # published, inactive
             "grading": {"maxPoints": 20} | null,     # null = ungraded (credit) assignment
             "dueDateTime": "...", "createdDateTime": "...", "assignTo": "students" | "groups",
             "submissions": [
@@ -30,7 +31,13 @@ Tenant format (``sample_data/tenant.json``; ``generate_tenant`` makes the same s
                   "gradedBy": "<user id>" | null, "gradedDateTime": "..." | null,
                   "lastModifiedBy": "<user id>" | null, "lastModifiedDateTime": "..."},
                  {"id": "...", "type": "feedback", "feedback": "Well done" | null,
-                  "publishedFeedback": null, "lastModifiedBy": "...", "lastModifiedDateTime": "..."}
+                  "publishedFeedback": null, "lastModifiedBy": "...", "lastModifiedDateTime": "..."},
+                 {"id": "...", "type": "rubric",           # optional: an assignment with a rubric
+                  "rubricQualitySelectedLevels": [{"qualityId": "...", "columnId": "..."}],
+                  "rubricQualityFeedback": [{"qualityId": "...", "feedback": {"content": "...",
+                                             "contentType": "text"}}],
+                  "publishedRubricQualitySelectedLevels": [], "publishedRubricQualityFeedback": [],
+                  "lastModifiedBy": "...", "lastModifiedDateTime": "..."}
                ]}
             ]}
          ]}
@@ -49,7 +56,7 @@ from __future__ import annotations
 
 import copy
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -61,6 +68,8 @@ from graph_emulator.common import (
     POINTS_GRADE,
     POINTS_GRADE_TYPE,
     POINTS_OUTCOME,
+    RUBRIC_FIELDS,
+    RUBRIC_OUTCOME,
     Json,
     new_id,
     now_iso,
@@ -289,7 +298,15 @@ def _grade(points: float | None, by: str | None, when: str | None, tenant: Tenan
     }
 
 
-def render_outcome(o: Json, tenant: Tenant | None = None) -> Json:
+def _same(points: float | None) -> float | None:
+    return points
+
+
+def render_outcome(
+    o: Json, tenant: Tenant | None = None, points: Callable[[float | None], float | None] = _same
+) -> Json:
+    """One stored outcome as Graph renders it; ``points`` maps a stored value to the one served
+    (the emulator serves points as Single)."""
     base = {
         "id": o["id"],
         "lastModifiedBy": identity(o.get("lastModifiedBy"), tenant),
@@ -299,13 +316,19 @@ def render_outcome(o: Json, tenant: Tenant | None = None) -> Json:
         return {
             "@odata.type": POINTS_OUTCOME,
             **base,
-            "points": _grade(o.get("points"), o.get("gradedBy"), o.get("gradedDateTime"), tenant),
+            "points": _grade(points(o.get("points")), o.get("gradedBy"), o.get("gradedDateTime"), tenant),
             "publishedPoints": _grade(
-                o.get("publishedPoints"),
+                points(o.get("publishedPoints")),
                 o.get("publishedBy", o.get("gradedBy")),
                 o.get("publishedDateTime"),
                 tenant,
             ),
+        }
+    if o.get("type") == "rubric":
+        return {
+            "@odata.type": RUBRIC_OUTCOME,
+            **base,
+            **{k: copy.deepcopy(o.get(k) or []) for k in RUBRIC_FIELDS},
         }
 
     def fb(text: str | None) -> Json | None:

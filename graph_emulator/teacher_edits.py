@@ -13,6 +13,7 @@ lists the pending and applied edits.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 from graph_emulator import state as st
@@ -23,7 +24,10 @@ _KEYS = ("class_id", "assignment_id", "submission_id")
 
 
 class TeacherEdits:
-    def __init__(self) -> None:
+    """``store`` maps the points a teacher gives to the value Graph keeps (Single by default)."""
+
+    def __init__(self, store: Callable[[float | None], float | None] = lambda p: p) -> None:
+        self.store = store
         self.writes_seen = 0
         self.pending: list[Json] = []
         self.applied: list[Json] = []
@@ -67,7 +71,7 @@ class TeacherEdits:
         if outcome is None:
             outcome = {"id": new_id(), "type": "points", "publishedPoints": None}
             sub.setdefault("outcomes", []).append(outcome)
-        set_points(outcome, edit["points"], teacher, now)
+        set_points(outcome, self.store(edit["points"]), teacher, now)
         outcome["lastModifiedBy"] = teacher
         outcome["lastModifiedDateTime"] = now
         self.applied.append({**edit, "applied_at_write": self.writes_seen, "applied_at": now})

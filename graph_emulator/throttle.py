@@ -1,7 +1,14 @@
-"""Token-bucket throttling per scope (the app = the bearer token), like Graph's assignment service.
+"""Token-bucket throttling per scope (the app = the bearer token), like Graph's education services.
 
-Two buckets per scope must both hold a token: ``per_10s`` over ``short_window`` seconds and
-``per_hour`` over ``long_window`` seconds (Graph: 350 per 10 s and 10,000 per hour per app).
+Graph documents two limits that matter here ("Microsoft Graph service-specific throttling limits"):
+the assignment service's (assignments, submissions, outcomes) and the education rostering APIs'
+(classes, users, class members: 35,000 requests per 10 s per app per tenant). Each is its own set
+of buckets (:func:`graph_emulator.routing.limit_kind` says which a request counts against);
+``rostering_per_10s=None`` makes rostering reads count against the assignment buckets instead.
+
+Two buckets per assignment scope must both hold a token: ``per_10s`` over ``short_window`` seconds
+and ``per_hour`` over ``long_window`` seconds (Graph: 350 per 10 s and 10,000 per hour per app); the
+rostering scope has one, ``rostering_per_10s`` over ``rostering_window`` seconds.
 A throttled request gets ``Retry-After`` = the time until both buckets hold a token again, and the
 scope stays blocked until then: requests that arrive earlier are throttled again, cost quota and
 are counted as *early retries* (what Microsoft's Dev Proxy flags).
@@ -38,13 +45,17 @@ class ThrottleConfig:
     change_after_requests: int | None = None  # after this many requests, the "then_" limits apply
     then_per_10s: int | None = None
     then_per_hour: int | None = None
+    # education rostering (classes, users, members): its own limit; None: counted as assignments
+    rostering_per_10s: int | None = 35_000
+    rostering_window: float = 10.0
 
     def __post_init__(self) -> None:
-        for name in ("per_10s", "per_hour", "then_per_10s", "then_per_hour", "change_after_requests"):
+        names = ("per_10s", "per_hour", "then_per_10s", "then_per_hour", "change_after_requests")
+        for name in (*names, "rostering_per_10s"):
             value = getattr(self, name)
             if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
                 raise ValueError(f"throttle {name} must be a whole number of requests, at least 1")
-        if self.short_window <= 0 or self.long_window <= 0:
+        if self.short_window <= 0 or self.long_window <= 0 or self.rostering_window <= 0:
             raise ValueError("throttle windows must be above 0 seconds")
 
     def limits(self, requests_seen: int) -> tuple[int, int]:
@@ -95,8 +106,10 @@ class ThrottleConfig:
                 raise ValueError(f"bad throttle part {part!r}: use name=value (e.g. per_10s=175)")
             if key == "enabled":
                 out[key] = value.lower() in ("1", "true", "yes", "on")
-            elif key in ("short_window", "long_window"):
+            elif key in ("short_window", "long_window", "rostering_window"):
                 out[key] = float(value)
+            elif key == "rostering_per_10s" and value.lower() in ("none", "shared", "off"):
+                out[key] = None
             else:
                 out[key] = int(value)
         return cls.from_value(out)
@@ -111,6 +124,8 @@ class ThrottleConfig:
             "change_after_requests": self.change_after_requests,
             "then_per_10s": self.then_per_10s,
             "then_per_hour": self.then_per_hour,
+            "rostering_per_10s": self.rostering_per_10s,
+            "rostering_window": self.rostering_window,
         }
 
 
@@ -154,55 +169,61 @@ class Throttler:
             "per_hour": per_hour,
         }
 
-    def _scope(self, key: str, now: float) -> _Scope:
+    def _limits(self, kind: str) -> tuple[str, float, float, float, float]:
+        """(scope suffix, short limit, short window, long limit, long window) for a request kind."""
         cfg = self.config
+        if kind == "rostering" and cfg.rostering_per_10s is not None:
+            return "|rostering", float(cfg.rostering_per_10s), cfg.rostering_window, math.inf, 1.0
         per_10s, per_hour = cfg.limits(self.requests_seen)
-        sc = self._scopes.get(key)
+        return "", float(per_10s), cfg.short_window, float(per_hour), cfg.long_window
+
+    def _scope(self, key: str, now: float, kind: str = "assignments") -> _Scope:
+        suffix, short, short_window, long, long_window = self._limits(kind)
+        sc = self._scopes.get(key + suffix)
         if sc is None:
-            sc = _Scope(short=float(per_10s), long=float(per_hour), updated=now)
-            self._scopes[key] = sc
+            sc = _Scope(short=short, long=long, updated=now)
+            self._scopes[key + suffix] = sc
         elapsed = max(0.0, now - sc.updated)
-        sc.short = min(float(per_10s), sc.short + elapsed * per_10s / cfg.short_window)
-        sc.long = min(float(per_hour), sc.long + elapsed * per_hour / cfg.long_window)
+        sc.short = min(short, sc.short + elapsed * short / short_window)
+        sc.long = min(long, sc.long + elapsed * long / long_window)
         sc.updated = now
         return sc
 
-    def _wait(self, sc: _Scope) -> float:
-        cfg = self.config
-        per_10s, per_hour = cfg.limits(self.requests_seen)
-        w_short = max(0.0, (1.0 - sc.short) * cfg.short_window / per_10s)
-        w_long = max(0.0, (1.0 - sc.long) * cfg.long_window / per_hour)
+    def _wait(self, sc: _Scope, kind: str = "assignments") -> float:
+        _, short, short_window, long, long_window = self._limits(kind)
+        w_short = max(0.0, (1.0 - sc.short) * short_window / short)
+        w_long = 0.0 if math.isinf(long) else max(0.0, (1.0 - sc.long) * long_window / long)
         return max(w_short, w_long)
 
-    def block(self, key: str, now: float, seconds: float, http_seq: int) -> None:
+    def block(self, key: str, now: float, seconds: float, http_seq: int, kind: str = "assignments") -> None:
         """Mark a scope blocked (also used for injected 429s that carry a Retry-After)."""
-        sc = self._scope(key, now)
+        sc = self._scope(key, now, kind)
         if now + seconds > sc.blocked_until:
             sc.blocked_until = now + seconds
             sc.blocked_by = http_seq
 
-    def check(self, key: str, now: float, http_seq: int) -> Decision:
-        """Consume one unit of quota for ``key``; say whether the request may proceed."""
+    def check(self, key: str, now: float, http_seq: int, kind: str = "assignments") -> Decision:
+        """Consume one unit of ``kind``'s quota for ``key``; say whether the request may proceed."""
         cfg = self.config
         self.requests_seen += 1
-        sc = self._scope(key, now)
+        sc = self._scope(key, now, kind)
         early = now < sc.blocked_until and sc.blocked_by != http_seq
         if not cfg.enabled:
             return Decision(True, early=early)
-        per_10s, per_hour = cfg.limits(self.requests_seen)
+        _, short, _, long, _ = self._limits(kind)
         if early:
             # An early retry is throttled again and still costs quota (bounded below).
-            sc.short = max(sc.short - 1.0, -float(per_10s))
-            sc.long = max(sc.long - 1.0, -float(per_hour))
-            wait = max(sc.blocked_until - now, self._wait(sc))
+            sc.short = max(sc.short - 1.0, -short)
+            sc.long = max(sc.long - 1.0, -long)
+            wait = max(sc.blocked_until - now, self._wait(sc, kind))
             sc.blocked_until = now + wait
             return Decision(False, retry_after=wait, early=True)
         if sc.short >= 1.0 and sc.long >= 1.0:
             sc.short -= 1.0
             sc.long -= 1.0
             return Decision(True)
-        wait = max(self._wait(sc), sc.blocked_until - now, 0.001)
-        self.block(key, now, wait, http_seq)
+        wait = max(self._wait(sc, kind), sc.blocked_until - now, 0.001)
+        self.block(key, now, wait, http_seq, kind)
         return Decision(False, retry_after=wait)
 
 

@@ -26,6 +26,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "serve": ("gradesync.cli.serve", "serve_command", "Serve the registrars' web app."),
     "auth": ("gradesync.cli.auth", "auth_group", "Sign in to Microsoft Graph, show or forget the sign-in."),
     "config": ("gradesync.cli.configcheck", "config_group", "Inspect the configuration."),
+    "doctor": ("gradesync.cli.doctor", "doctor_command", "Check what gradesync assumes of Graph."),
     "demo": ("gradesync.cli.demo", "demo_command", "Sync sample_data/ into the embedded Graph emulator."),
     "emulator": ("gradesync.cli.emulator", "emulator_command", "Serve the local Graph education emulator."),
 }  # fmt: skip

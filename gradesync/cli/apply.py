@@ -34,6 +34,7 @@ from gradesync.errors import ExitCode
 APPLY_KEYS = (
     "state_dir", "max_changes", "max_decreases", "min_coverage", "max_plan_age", "expect_full",
     "allow_clear", "on_conflict", "verify", "max_in_flight", "read_write_window", "deadline", "max_duration",
+    "ignore_doctor",
 )  # fmt: skip
 RUN_KEYS = ("runs_dir", "keep_runs", "log_format", "log_level", "log_file", "notify")
 INPUT_KEYS = ("format", "mapping")
@@ -109,6 +110,8 @@ def write_options(fn: Callable[..., Any], *, skip: Collection[str] = ()) -> Call
                      "them (only for the assignments [publish] assignments allows).")),
         ("--max-in-flight", click.option("--max-in-flight", type=click.IntRange(1, 16),
                      help="$batch requests in flight at once [default: [apply], 4].")),
+        ("--ignore-doctor", _flag("--ignore-doctor", "Start even though the last `gradesync doctor` run "
+                     "found a critical check failing [default: [apply] ignore_doctor, false].")),
         ("--runs-dir", click.option("--runs-dir", type=click.Path(file_okay=False),
                      help="Where each run's directory is created [default: 'runs' beside --state-dir].")),
         ("--keep-runs", click.option("--keep-runs", type=click.IntRange(1),

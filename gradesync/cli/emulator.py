@@ -7,8 +7,14 @@ from __future__ import annotations
 
 import click
 
-from graph_emulator.cli import Options, banner, build_emulator, serve
-from graph_emulator.handlers import DEFAULT_ENUM_EVOLUTION, DEFAULT_RETURN_LAG, ENUM_MODES
+from graph_emulator.behaviour import (
+    BREAKABLE,
+    DEFAULT_ACTION_LAG,
+    DEFAULT_ENUM_EVOLUTION,
+    DEFAULT_PUBLISH_LAG,
+    ENUM_MODES,
+)
+from graph_emulator.cli import BEHAVIOURS, Options, banner, build_emulator, serve
 
 
 @click.command("emulator")
@@ -49,12 +55,27 @@ from graph_emulator.handlers import DEFAULT_ENUM_EVOLUTION, DEFAULT_RETURN_LAG, 
     "--enum-evolution", type=click.Choice(ENUM_MODES), default=DEFAULT_ENUM_EVOLUTION, show_default=True
 )
 @click.option(
-    "--return-lag",
+    "--action-lag",
     type=click.IntRange(min=0),
-    default=DEFAULT_RETURN_LAG,
+    default=DEFAULT_ACTION_LAG,
     show_default=True,
-    help="Reads that still show a submission's old status after a return.",
+    help="Reads that still show a submission's old status after an excuse or a return.",
 )
+@click.option(
+    "--publish-lag",
+    type=click.IntRange(min=0),
+    default=DEFAULT_PUBLISH_LAG,
+    show_default=True,
+    help="Reads a published assignment shows no submissions before it is assigned.",
+)
+@click.option(
+    "--graph-behaviour",
+    type=click.Choice(BEHAVIOURS),
+    default="v1.0",
+    show_default=True,
+    help="legacy: no assignment states, excuse keeps feedback, points kept as doubles.",
+)
+@click.option("--break", "broken", default="", help=f"Promises to break on purpose: {', '.join(BREAKABLE)}.")
 def emulator_command(host: str, port: int, **options: object) -> None:
     """Serve a local Microsoft Graph education emulator (/v1.0 and /beta)."""
     opts = Options(**options)  # type: ignore[arg-type]  # click gives exactly Options' fields

@@ -50,7 +50,8 @@ from typing import Any, TypeVar
 
 import pandas as pd
 
-from gradesync.config import ApplySettings, Settings
+from gradesync import single
+from gradesync.config import ApplySettings, PublishSettings, Settings
 from gradesync.errors import AuthError, GradesyncError, NetworkError, TerminalGraphError, UsageError
 from gradesync.execute.decide import SEND_KINDS, Current, Decision, Kind, decide, decide_from_plan
 from gradesync.execute.lanes import Answers, Chunk, Lanes
@@ -106,6 +107,12 @@ class ApplyOptions:
     max_rounds: int = 6  # re-verify/re-send rounds for operations whose fate is unknown
     publish: bool = False  # --return: return (publish) the submissions this plan wrote
     publish_assignments: tuple[str, ...] = ()  # [publish] assignments: names or ids, "*" = all
+    # [publish] statuses: the submission statuses a return may publish (as a teacher would return)
+    publish_statuses: tuple[str, ...] = tuple(PublishSettings().statuses)
+    # [publish] unreturned_feedback: "publish" feedback not yet returned (noted) or "refuse" to return
+    publish_unreturned_feedback: str = PublishSettings().unreturned_feedback
+    # [policy] excuse_feedback = "delete": an excuse may delete the teacher's feedback and rubric
+    excuse_deletes_feedback: bool = False
     # no grade is written on a read older than this; 0: re-read right before every write wave
     read_write_window: timedelta = _WINDOW
     deadline: datetime | None = None  # aware UTC: stop sending before it; the rest is carried over
@@ -145,6 +152,9 @@ class ApplyOptions:
             resume=resume,
             publish=publish,
             publish_assignments=tuple(settings.publish.assignments) if publish else (),
+            publish_statuses=tuple(settings.publish.statuses),
+            publish_unreturned_feedback=settings.publish.unreturned_feedback,
+            excuse_deletes_feedback=settings.policy.excuse_feedback == "delete",
             read_write_window=parse_duration(a.read_write_window, "read_write_window"),
             deadline=deadline_of(a, now or _utcnow()),
         )
@@ -426,7 +436,13 @@ class Executor:
                 decisions[k] = _read_failed(read.errors[pair])
             elif pair in self.read_by_us:
                 cur = self.seen.get(op.submission_id)
-                decisions[k] = decide(op, cur, overwrite=opts.overwrite, maybe_sent=k in maybe_sent)
+                decisions[k] = decide(
+                    op,
+                    cur,
+                    overwrite=opts.overwrite,
+                    maybe_sent=k in maybe_sent,
+                    delete_work=opts.excuse_deletes_feedback,
+                )
             else:
                 decisions[k] = decide_from_plan(op)
         return decisions
@@ -529,7 +545,13 @@ class Executor:
                 cur = found[k]
                 if cur is not None:
                     self.seen[cur.submission_id] = cur
-                d = decide(self.ops[k], cur, overwrite=opts.overwrite, maybe_sent=True)
+                d = decide(
+                    self.ops[k],
+                    cur,
+                    overwrite=opts.overwrite,
+                    maybe_sent=True,
+                    delete_work=opts.excuse_deletes_feedback,
+                )
                 if d.kind in SEND_KINDS:
                     resend[k] = d
                 elif (out := final_outcome(self.ops[k], d)) is not None:
@@ -573,9 +595,18 @@ class Executor:
         if self.journal is not None:
             if self.memory is not None:  # before the journal: a recorded write is always remembered
                 self.memory.remember(self._written(outcomes))
+                self.memory.remember_excused(self._excused(outcomes))
             self.journal.record(self.phash, outcomes)
         for o in outcomes:
             self._set(o)
+
+    def _excused(self, outcomes: list[Outcome]) -> list[str]:
+        """The submissions these outcomes excused (an excuse still being applied is never re-sent)."""
+        return [
+            self.ops[o.row_key].submission_id
+            for o in outcomes
+            if o.status == Status.EXCUSED and o.row_key in self.ops
+        ]
 
     def _written(self, outcomes: list[Outcome]) -> list[Written]:
         """The grade writes among ``outcomes`` (updated/created, or already at the desired value)."""
@@ -600,7 +631,14 @@ class Executor:
         notes: list[str] = []
         if opts.publish and not opts.dry_run and self.stop is None:
             self.note("returning", 0, 0)
-            published = publish(self.client, plan.rows, self.records, opts.publish_assignments)
+            published = publish(
+                self.client,
+                plan.rows,
+                self.records,
+                opts.publish_assignments,
+                statuses=opts.publish_statuses,
+                unreturned_feedback=opts.publish_unreturned_feedback,
+            )
         rows, read_notes = reconcile(
             plan,
             self.client,
@@ -617,9 +655,9 @@ class Executor:
         if published is not None:
             keys = rows["row_key"].astype(int)
             rows["returned"] = keys.isin(published.returned)
-            failed = keys.map(published.failed)
-            has = failed.notna()
-            rows.loc[has, "message"] = rows.loc[has, "message"].astype(str) + "; " + failed[has].astype(str)
+            said = keys.map(published.row_notes())  # failed, left alone on purpose, or what it published
+            has = said.notna()
+            rows.loc[has, "message"] = rows.loc[has, "message"].astype(str) + "; " + said[has].astype(str)
             notes += published.notes
         elif opts.publish and opts.dry_run:
             notes.append("dry run: nothing was returned to students")
@@ -641,7 +679,7 @@ class Executor:
             & rows["submission_id"].notna()
             & remembered.notna()
             & now.notna()
-            & ((remembered - now).abs() > 1e-9)
+            & ~single.equal(remembered, now)  # compared as Teams stores points (a Single)
         )
         assert self.memory is not None
         self.memory.remember(

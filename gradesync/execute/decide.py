@@ -10,17 +10,20 @@
   read: the desired value is there → done; no points outcome → create again; a points outcome that
   appeared during this run with another value → PATCH it to the desired value (noted in the row's
   message). A create is never re-sent without such a read.
+
+Points are compared as Teams stores them, as a Single (``gradesync.single``): 87.3 written comes back
+87.30000305175781 and is the grade written, not a change.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from gradesync.graph.odata import points_of, points_outcomes, published_points_of
-from gradesync.models import Action, Operation
+from gradesync import single
+from gradesync.graph.odata import points_of, points_outcomes, published_points_of, teacher_work
+from gradesync.models import DELETED_BY_EXCUSE, Action, Operation, TeacherWork
 
 POINTS_OUTCOME = "#microsoft.graph.educationPointsOutcome"
 POINTS_GRADE = "#microsoft.graph.educationAssignmentPointsGrade"
@@ -37,6 +40,7 @@ class Current:
     points_outcomes: int  # more than one would be a duplicate
     status: str | None = None  # the submission's status; None when read from its outcomes alone
     published_points: float | None = None  # what the student last saw (set by return)
+    work: TeacherWork = TeacherWork.NONE  # feedback, rubric, feedback files on the submission
 
     @classmethod
     def from_outcomes(
@@ -52,6 +56,7 @@ class Current:
             points_outcomes=len(found),
             status=status,
             published_points=published_points_of(first) if first else None,
+            work=teacher_work(outcomes),
         )
 
     @classmethod
@@ -92,9 +97,9 @@ class Decision:
 
 
 def same_points(a: float | None, b: float | None) -> bool:
-    if a is None or b is None:
-        return a is None and b is None
-    return math.isclose(a, b, rel_tol=0.0, abs_tol=1e-9)
+    """Whether Teams holds ``a`` and ``b`` as the same grade: points are a Single there, so 87.3
+    written comes back as 87.30000305175781 and is the same grade (``gradesync.single``)."""
+    return single.same(a, b)
 
 
 def fmt(points: float | None) -> str:
@@ -123,12 +128,15 @@ def decide(
     *,
     overwrite: bool = False,
     maybe_sent: bool = False,
+    delete_work: bool = False,
 ) -> Decision:
-    """What to do with ``op`` given what Graph holds now (``None``: the submission is gone)."""
+    """What to do with ``op`` given what Graph holds now (``None``: the submission is gone).
+    ``delete_work``: an excuse may delete the teacher's feedback and rubric (``[policy]
+    excuse_feedback = "delete"``)."""
     if cur is None:
         return Decision(Kind.FAILED, message="the submission no longer exists in Teams")
     if op.action is Action.EXCUSE:
-        return decide_excuse(op, cur, maybe_sent=maybe_sent)
+        return decide_excuse(op, cur, maybe_sent=maybe_sent, delete_work=delete_work)
     dup = (
         f"; the submission has {cur.points_outcomes} points outcomes (expected one)"
         if cur.points_outcomes > 1
@@ -195,9 +203,13 @@ def decide_from_plan(op: Operation) -> Decision:
     return Decision(Kind.PATCH, op.outcome_id)  # an update, or a create filling an empty outcome
 
 
-def decide_excuse(op: Operation, cur: Current, *, maybe_sent: bool = False) -> Decision:
+def decide_excuse(
+    op: Operation, cur: Current, *, maybe_sent: bool = False, delete_work: bool = False
+) -> Decision:
     """An excuse (a POST): done when the submission is excused, else excuse it. ``cur`` must carry
-    the submission's status (a ``$expand=outcomes`` listing or a GET of the submission)."""
+    the submission's status (a ``$expand=outcomes`` listing or a GET of the submission). Excusing
+    deletes the teacher's feedback and rubric: work found on the submission now that the plan did
+    not allow to delete (a teacher added it since) is a conflict, never deleted silently."""
     if cur.status == "excused":
         if maybe_sent:
             return Decision(Kind.DONE, cur.outcome_id, "excused", cur.points)
@@ -206,7 +218,16 @@ def decide_excuse(op: Operation, cur: Current, *, maybe_sent: bool = False) -> D
         )
     if cur.status is None:  # pragma: no cover - callers read the submission itself
         return Decision(Kind.FAILED, message="could not read the submission's status")
-    return Decision(Kind.EXCUSE, cur.outcome_id, after=cur.points)
+    lost = cur.work.describe(DELETED_BY_EXCUSE)
+    if lost and not delete_work:
+        return Decision(
+            Kind.CONFLICT,
+            cur.outcome_id,
+            after=cur.points,
+            message=f"not excused: excusing would now delete {lost} in Teams (added since the plan)",
+        )
+    message = f"excusing deleted {lost} in Teams" if lost else ""
+    return Decision(Kind.EXCUSE, cur.outcome_id, after=cur.points, message=message)
 
 
 def grade_body(points: float | None) -> dict[str, Any]:

@@ -1,4 +1,11 @@
-"""Publishing (``--return``): return the submissions whose grades this plan wrote, so students see them.
+"""Publishing (``--return``): return the submissions whose grades this plan wrote, as a teacher would.
+
+Graph's return publishes everything at once: the points, the feedback and the rubric ("educationSubmission:
+return" makes "the grade and feedback" visible; "List outcomes": every ``published*`` value is what
+was last returned), and it is allowed from every status ("Status, transitions, and limitations for
+submissions") — returning a ``reassigned`` submission closes the teacher's revision request, and
+returning one still ``working`` shows a grade for work not turned in. So gradesync returns only
+what a teacher returns after grading.
 
 Off by default: only with ``--return``, and only for the assignments ``[publish] assignments`` allows
 (display names or ids, ``"*"`` = all). Runs after the writes, before the read-back::
@@ -6,7 +13,11 @@ Off by default: only with ``--return``, and only for the assignments ``[publish]
     1. candidates: rows written by this plan (status updated/created in the journal, this run or an
        earlier one of the same plan) on an allowed assignment
     2. read their assignments (one paged ``submissions?$expand=outcomes`` listing each, batched):
-       a submission already ``returned`` whose ``publishedPoints`` equal its points is done
+       a submission already ``returned`` whose ``publishedPoints`` equal its points is done; one whose
+       status is not in ``[publish] statuses`` (default ``submitted`` and ``returned``) is left alone
+       and says why; one holding feedback or a rubric the teacher has not returned yet is returned
+       and says it published them (``[publish] unreturned_feedback = "publish"``), or is left alone
+       (``"refuse"``)
     3. POST ``.../submissions/{id}/return``, batched
     4. a POST whose fate is unknown (timeout, 5xx, 429) is never re-sent blindly: the submission is
        read again (GET, batched) and only returned again if it is still not published; a 4xx is final
@@ -23,9 +34,10 @@ from urllib.parse import quote
 import pandas as pd
 
 from gradesync.errors import AuthError, TransientGraphError
+from gradesync.execute.decide import Current
 from gradesync.execute.reads import read_assignments, read_submissions
 from gradesync.graph import GraphClient, SubRequest
-from gradesync.models import Action
+from gradesync.models import UNRETURNED, Action
 from gradesync.outcome import Status
 from gradesync.state.journal import OpRecord
 
@@ -55,7 +67,16 @@ class PublishResult:
     returned: set[int] = field(default_factory=set)
     failed: dict[int, str] = field(default_factory=dict)
     already: set[int] = field(default_factory=set)  # returned before this run with the same grade
+    # not returned on purpose ([publish] statuses, unreturned_feedback): why, per row (not a failure)
+    skipped: dict[int, str] = field(default_factory=dict)
+    # returned, and the return also published the teacher's feedback or rubric: which, per row
+    published_work: dict[int, str] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+
+    def row_notes(self) -> dict[int, str]:
+        """What each row's message gains: why it was not returned, or what its return published."""
+        notes = {k: f"returning also published {v} to the student" for k, v in self.published_work.items()}
+        return {**notes, **self.skipped, **self.failed}
 
 
 def allowed(names: Iterable[str], assignment_id: str | None, assignment_name: str | None) -> bool:
@@ -86,15 +107,47 @@ def candidates(rows: pd.DataFrame, records: dict[int, OpRecord], names: Iterable
     return out
 
 
+# what each submission status means to a person, for the rows left alone
+STATUS_MEANING = {
+    "working": "still being worked on: not turned in",
+    "submitted": "turned in",
+    "returned": "returned",
+    "reassigned": "returned for revision",
+    "excused": "excused",
+}
+
+
+def _hold_back(cur: Current, statuses: tuple[str, ...], unreturned_feedback: str) -> str | None:
+    """Why a teacher would not return this submission now (None: return it)."""
+    status = cur.status or "unknown"
+    if status not in statuses:
+        meaning = STATUS_MEANING.get(status, "in a status gradesync does not know")
+        return (
+            f"not returned: the submission is {status} ({meaning}); [publish] statuses "
+            f"({', '.join(statuses) or 'none'}) does not include it"
+        )
+    unseen = cur.work.describe(UNRETURNED)
+    if unseen and unreturned_feedback == "refuse":
+        return (
+            f"not returned: returning would also publish {unseen}, which the teacher has not "
+            'returned yet ([publish] unreturned_feedback = "refuse")'
+        )
+    return None
+
+
 def publish(
     client: GraphClient,
     rows: pd.DataFrame,
     records: dict[int, OpRecord],
     names: Iterable[str],
     rounds: int = 6,
+    *,
+    statuses: Iterable[str] = ("submitted", "returned"),
+    unreturned_feedback: str = "publish",
 ) -> PublishResult:
-    """Return the written submissions of the allowed assignments (see the module docstring)."""
-
+    """Return the written submissions of the allowed assignments that a teacher would return (see the
+    module docstring)."""
+    allowed_statuses = tuple(statuses)
     result = PublishResult()
     targets = {t.row_key: t for t in candidates(rows, records, names)}
     if not targets:
@@ -114,8 +167,12 @@ def publish(
         elif cur.published:
             result.returned.add(k)
             result.already.add(k)
+        elif (why := _hold_back(cur, allowed_statuses, unreturned_feedback)) is not None:
+            result.skipped[k] = why
         else:
             to_send[k] = t
+            if unseen := cur.work.describe(UNRETURNED):
+                result.published_work[k] = unseen
     unknown: dict[int, _Target] = {}  # sent, fate unknown: read before anything else
     for _ in range(rounds):
         if to_send:
@@ -147,6 +204,18 @@ def publish(
                 result.failed[k] = "not returned: the submission no longer exists in Teams"
     for k in [*to_send, *unknown]:
         result.failed[k] = "not returned: Graph kept failing and the return could not be confirmed"
+    for k in set(result.published_work) - result.returned:
+        del result.published_work[k]
     if result.failed:
         result.notes.append(f"{len(result.failed)} submission(s) could not be returned (see the report)")
+    if result.skipped:
+        result.notes.append(
+            f"{len(result.skipped)} written submission(s) were not returned: a teacher would not return "
+            "them now ([publish] statuses, unreturned_feedback; see each row)"
+        )
+    if result.published_work:
+        result.notes.append(
+            f"{len(result.published_work)} return(s) also published feedback or a rubric the teacher "
+            "had not returned yet (see each row)"
+        )
     return result

@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from gradesync import single
 from gradesync.execute.decide import Current, fmt
 from gradesync.execute.reads import read_assignments
 from gradesync.graph import GraphClient
@@ -44,9 +45,8 @@ _WRITTEN = (Status.UPDATED, Status.CREATED, Status.UNCHANGED)
 
 
 def _same(a: float, b: float) -> bool:
-    if math.isnan(a) or math.isnan(b):
-        return math.isnan(a) and math.isnan(b)
-    return abs(a - b) <= 1e-9
+    """The same grade as Teams stores it (a Single: 87.3 reads back as 87.30000305175781)."""
+    return single.same(a, b)
 
 
 def _nan(v: Any) -> float:
@@ -145,10 +145,13 @@ def _plan_statuses(
     action = rows["action"].astype(str)
     status = planned_statuses(rows)  # the write rows' statuses are set from their journal records
     message = rows["message"].fillna("").astype(str).copy()
-    # noop rows that state a grade: a newer read that disagrees means Teams changed since the plan
+    # noop rows that state a grade: a newer read that disagrees with the plan's read and with the
+    # gradebook means Teams changed since the plan (the plan compared at [policy] precision, so Teams
+    # may hold a value equal to the gradebook's only at that precision)
+    before = rows["before_points"].astype(float)
     stated = (action == Action.NOOP.value) & (rows["reason"].fillna("").astype(str) == "") & known
     for i in rows.index[stated]:
-        if not _same(after[i], desired[i]):
+        if not _same(after[i], desired[i]) and not _same(after[i], before[i]):
             status[i] = Status.CONFLICT
             message[i] = f"changed in Teams since the plan: now {_shown(after[i])}"
     return status, message
@@ -172,13 +175,16 @@ def _write_row(
         message = rec.message or "not sent in this run: the next run (or --resume) sends it"
     elif rec.message:
         message = rec.message
-    if excuse:  # the points stay; the read-back must show the status
+    if excuse:  # the points stay
         if not dry_run and st in (Status.EXCUSED, Status.UNCHANGED) and shown and shown.status != "excused":
-            return (
-                Status.CONFLICT,
-                f"Teams shows the submission as {shown.status}, not excused, after this run",
-                after,
+            # Graph answered that the submission is excused (200 to the excuse, or 400: already
+            # excused); excusing is asynchronous ("Async / Poll"), so a read soon after may still show
+            # the old status: the answer is trusted, and the row says what the read showed
+            lag = (
+                f"Teams still showed it as {shown.status} when read back "
+                "(excusing takes effect after a while)"
             )
+            return st, (message + "; " if message else "") + lag, after
         return st, message, after
     if shown is None and st != Status.CARRIED_OVER and (rec.after_points is not None or st in _WRITTEN):
         # the write's answer (or the read it was decided on); for a write that ended in Teams, no

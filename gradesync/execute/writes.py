@@ -48,7 +48,8 @@ def interpret(op: Operation, d: Decision, answer: SubResponse) -> Outcome:
     rid = answer.headers.get("request-id") if answer.headers else None
     if answer.ok:
         if op.action is Action.EXCUSE:
-            return Outcome(op.row_key, Status.EXCUSED, d.outcome_id, d.after, answer.status, rid)
+            note = d.message or None  # what excusing deleted, when it deleted something
+            return Outcome(op.row_key, Status.EXCUSED, d.outcome_id, d.after, answer.status, rid, note)
         body = answer.body if isinstance(answer.body, dict) else {}
         outcome_id = str(body.get("id") or d.outcome_id or "") or None
         after = points_of(body) if body else op.desired_points
@@ -60,6 +61,20 @@ def interpret(op: Operation, d: Decision, answer: SubResponse) -> Outcome:
         return Outcome(op.row_key, SENDING)  # maybe applied: re-read first (PATCH or not)
     if answer.status == 409 and d.kind is Kind.POST:
         return Outcome(op.row_key, SENDING)  # a points outcome exists after all: re-read, then PATCH
+    if answer.status == 400 and d.kind is Kind.EXCUSE:
+        # Graph allows Excuse from every status but Excused ("Status, transitions, and limitations
+        # for submissions"): a 400 means the submission is excused already — an earlier excuse
+        # (ours, still being applied when it was read) got there first. Nothing is left to do.
+        why = err.message if err is not None else "400"
+        return Outcome(
+            op.row_key,
+            Status.UNCHANGED,
+            d.outcome_id,
+            d.after,
+            answer.status,
+            rid,
+            f"already excused in Teams (Graph refused excusing it again: {why})",
+        )
     message = err.message if err is not None else f"Graph answered {answer.status}"
     if isinstance(err, AuthError) and answer.status == 401:
         return Outcome(op.row_key, PENDING, http_status=401, message=AUTH_CARRIED.format(message))

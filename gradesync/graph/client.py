@@ -10,7 +10,7 @@ A request walks down a short chain; the network sits behind one seam (``httpx``'
                                     → bounded read → error mapping (errors.py, the only place
                                     errors are built)
 
-Rules it keeps (see /work/shared/graph/CONTRACT.md):
+Rules it keeps (Graph's contract, with its sources: docs/GRAPH.md):
 
 * Every request and every ``$batch`` sub-request carries ``Prefer: include-unknown-enum-members``
   (Graph shows ``excused``/``reassigned`` submissions only then; without it they read ``returned``).
@@ -37,7 +37,7 @@ import random
 import re
 import threading
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -64,6 +64,7 @@ from gradesync.graph.errors import (
 )
 from gradesync.graph.ratelimit import RateLimit, RateLimiter
 from gradesync.graph.retry import RetryPolicy
+from gradesync.graph.urls import ASSIGNMENTS, ROSTERING, limit_kind
 
 MAX_BATCH = 20  # Graph's limit of requests per $batch envelope
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "PATCH", "DELETE"})
@@ -75,13 +76,16 @@ AnyGraphError = GraphError | AuthError
 
 @dataclass(frozen=True, slots=True)
 class SubRequest:
-    """One request inside a ``$batch``; ``url`` is relative to the version root (``/education/...``)."""
+    """One request inside a ``$batch``; ``url`` is relative to the version root (``/education/...``).
+    ``enum_members=False`` leaves out ``Prefer: include-unknown-enum-members`` (only ``gradesync
+    doctor`` does, to see what Graph shows a client without it)."""
 
     id: str
     method: str
     url: str
     body: dict[str, Any] | None = None
     headers: dict[str, str] | None = None
+    enum_members: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -221,9 +225,12 @@ def _origin(url: httpx.URL) -> tuple[str, str, int | None]:
     return (url.scheme, url.host.lower(), url.port or default)
 
 
-def _with_prefer(headers: Mapping[str, str] | None) -> dict[str, str]:
-    """``headers`` plus ``Prefer: include-unknown-enum-members`` (kept alongside any other preference)."""
+def _with_prefer(headers: Mapping[str, str] | None, enum_members: bool = True) -> dict[str, str]:
+    """``headers`` plus ``Prefer: include-unknown-enum-members`` (kept alongside any other preference);
+    without ``enum_members``, ``headers`` as given."""
     out = dict(headers or {})
+    if not enum_members:
+        return out
     for key, value in out.items():
         if key.lower() == "prefer":
             if PREFER.lower() not in value.lower():
@@ -315,7 +322,13 @@ class GraphClient:
                 max_connections=max_in_flight + 2, max_keepalive_connections=max_in_flight + 2
             ),
         )
+        # one pacer per Graph limit: the assignment service's, and the education rostering APIs'
+        # (classes, users, members) — a run's rostering reads never spend the assignments budget
         self._limiter = RateLimiter(self.rate_limit, clock=clock, sleep=self._sleep)
+        self._limiters = {
+            ASSIGNMENTS: self._limiter,
+            ROSTERING: RateLimiter(self.rate_limit.for_rostering(), clock=clock, sleep=self._sleep),
+        }
         self._engine = RetryEngine(self.policy, clock=clock, sleep=self._sleep, rng=rng or random.Random())
         self._pool: ThreadPoolExecutor | None = None
         self._pool_lock = threading.Lock()
@@ -360,7 +373,7 @@ class GraphClient:
         lim = self.rate_limit
         if not (lim.enabled and lim.adaptive):
             return False
-        return self.stats.graph_requests < lim.per_10s or self.pace < lim.ceiling
+        return self._limiter.reserved < lim.per_10s or self.pace < lim.ceiling
 
     def _token(self) -> str:
         return self._token_provider(force_refresh=False) if self._provider_forces else self._token_provider()
@@ -430,14 +443,20 @@ class GraphClient:
         *,
         params: Mapping[str, Any] | None = None,
         body: Any = None,
-        weight: int = 1,
+        weights: Mapping[str, int] | None = None,
+        enum_members: bool = True,
     ) -> _Raw:
-        """Send one HTTP request (after the pacer: buckets and Retry-After pauses); read at most
-        max_response_bytes. Raises only mapped gradesync errors; HTTP error statuses are returned."""
+        """Send one HTTP request (after the pacers: buckets and Retry-After pauses); read at most
+        max_response_bytes. Raises only mapped gradesync errors; HTTP error statuses are returned.
+        ``weights``: the Graph requests it carries per limit (a ``$batch`` envelope's sub-requests);
+        by default the request itself, against the limit its URL belongs to."""
         target = self._absolute(url)
-        self._limiter.acquire(weight)
+        for kind, n in (weights or {limit_kind(url): 1}).items():
+            if n:
+                self._limiters[kind].acquire(n)
         token = self._token()
-        headers = _with_prefer({"Authorization": f"Bearer {token}", "Accept": "application/json"})
+        plain = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
+        headers = _with_prefer(plain, enum_members)
         request = self._http.build_request(method, target, params=params, json=body, headers=headers)
         self.stats.add(http_requests=1)
         try:
@@ -463,18 +482,20 @@ class GraphClient:
         except ValueError:
             error_body = None
         err = map_graph_error(raw.status, error_body, raw.headers, method=method, url=url)
-        self._note_error(err)
+        self._note_error(err, limit_kind(url))
         return err
 
-    def _note_error(self, err: AnyGraphError) -> None:
-        """Count a failure; a 429 tells the pacer (pause + learning), any Retry-After pauses the scope."""
+    def _note_error(self, err: AnyGraphError, kind: str = ASSIGNMENTS) -> None:
+        """Count a failure; a 429 tells the pacer of the limit it came from (``kind``: pause +
+        learning), any Retry-After pauses that limit's requests."""
         if isinstance(err, TransientGraphError) and err.code != "auth-token-renewed":
             throttled = err.status == 429
             self.stats.add(transient_errors=1, throttled=1 if throttled else 0)
+            limiter = self._limiters[kind]
             if throttled:
-                self._limiter.throttled(1, _margin(err.retry_after))
+                limiter.throttled(1, _margin(err.retry_after))
             elif err.retry_after is not None:
-                self._limiter.pause(err.retry_after + RETRY_AFTER_MARGIN)
+                limiter.pause(err.retry_after + RETRY_AFTER_MARGIN)
 
     # ------------------------------------------------------------------ single requests
 
@@ -487,6 +508,7 @@ class GraphClient:
         body: Any = None,
         expect_object: bool = False,
         retry: bool = True,
+        enum_members: bool = True,
     ) -> Any:
         """One request through the retry engine; returns the parsed JSON body (``None`` when empty).
 
@@ -499,7 +521,9 @@ class GraphClient:
         def send_round(keys: list[str], attempt: int) -> dict[str, AnyGraphError]:
             self.stats.count_request(method, retry=attempt > 1, sub=False)
             try:
-                answer["body"] = self._attempt(method, url, params, body, expect_object, renewed)
+                answer["body"] = self._attempt(
+                    method, url, params, body, expect_object, renewed, enum_members=enum_members
+                )
             except (GraphError, AuthError) as err:
                 if retry or (err.code == "auth-token-renewed" and not was_sent(err)):
                     return {"once": err}
@@ -521,12 +545,14 @@ class GraphClient:
         body: Any,
         expect_object: bool,
         renewed: set[str],
+        *,
+        enum_members: bool = True,
     ) -> Any:
         """Send once; raise the mapped error (a first 401 becomes ``auth-token-renewed``)."""
         try:
-            raw = self._send(method, url, params=params, body=body)
+            raw = self._send(method, url, params=params, body=body, enum_members=enum_members)
         except TransientGraphError as exc:
-            self._note_error(exc)
+            self._note_error(exc, limit_kind(url))
             raise
         if raw.status >= 300:
             err = self._error_answer(raw, method, url)
@@ -538,17 +564,22 @@ class GraphClient:
             parsed = loads(raw.content)
         except ValueError as exc:
             err = malformed_answer(f"{method} {url}", str(exc)[:80])
-            self._note_error(err)
+            self._note_error(err, limit_kind(url))
             raise err from None
         if expect_object and not isinstance(parsed, dict):
             err = malformed_answer(f"{method} {url}", "not a JSON object")
-            self._note_error(err)
+            self._note_error(err, limit_kind(url))
             raise err
         return parsed
 
-    def get(self, url: str, params: Mapping[str, Any] | None = None) -> dict[str, Any]:
-        """GET one resource (with retries). ``url`` is relative to the version root or absolute on it."""
-        body: dict[str, Any] = self._request_json("GET", url, params=params, expect_object=True)
+    def get(
+        self, url: str, params: Mapping[str, Any] | None = None, *, enum_members: bool = True
+    ) -> dict[str, Any]:
+        """GET one resource (with retries). ``url`` is relative to the version root or absolute on it.
+        ``enum_members=False`` leaves out the ``Prefer`` header (``gradesync doctor`` compares)."""
+        body: dict[str, Any] = self._request_json(
+            "GET", url, params=params, expect_object=True, enum_members=enum_members
+        )
         return body
 
     def request(self, method: str, url: str, body: Any = None) -> Any:
@@ -628,7 +659,9 @@ class GraphClient:
 
         ``page`` decodes the 2xx bodies (typed); any other body, or one it does not fit, is decoded
         generically (:func:`~gradesync.graph.decode.loads`)."""
-        by_id = {r.id: SubRequest(r.id, r.method.upper(), r.url, r.body, r.headers) for r in reqs}
+        by_id = {
+            r.id: SubRequest(r.id, r.method.upper(), r.url, r.body, r.headers, r.enum_members) for r in reqs
+        }
         results: dict[str, SubResponse] = {}
         attempts: dict[str, int] = {}
         renewed: set[str] = set()
@@ -678,7 +711,7 @@ class GraphClient:
 
     def _item(self, req: SubRequest) -> dict[str, Any]:
         item: dict[str, Any] = {"id": req.id, "method": req.method, "url": self._relative(req.url)}
-        headers = _with_prefer(req.headers)
+        headers = _with_prefer(req.headers, req.enum_members)
         if req.body is not None:
             headers.setdefault("Content-Type", "application/json")
             item["body"] = req.body
@@ -691,17 +724,19 @@ class GraphClient:
         self.stats.add(batches=1)
         for req in chunk:
             self.stats.count_request(req.method, retry=attempt > 1, sub=True)
+        weights = Counter(limit_kind(r.url) for r in chunk)  # each sub-request counts on its own limit
+        kind = ASSIGNMENTS if weights[ASSIGNMENTS] else ROSTERING  # whose 429 a whole-envelope one is
         try:
-            raw = self._send("POST", "/$batch", body=payload, weight=len(chunk))
+            raw = self._send("POST", "/$batch", body=payload, weights=weights)
         except GraphError as exc:
-            self._note_error(exc)
+            self._note_error(exc, kind)
             return self._envelope_failed(chunk, exc, attempt)
         if raw.status >= 300:
-            return self._envelope_refused(chunk, raw, attempt, ctx.renewed)
+            return self._envelope_refused(chunk, raw, attempt, ctx.renewed, kind)
         responses = _responses(raw.content)
         if responses is None:
             err = malformed_answer("POST /$batch", "no responses list")
-            self._note_error(err)
+            self._note_error(err, kind)
             return self._envelope_failed(chunk, err, attempt)
         by_id: dict[str, list[dict[str, Any]]] = defaultdict(list)
         for item in responses:
@@ -716,12 +751,12 @@ class GraphClient:
                 continue
             why = "no answer" if not items else f"{len(items)} answers" if len(items) > 1 else "no status"
             err = missing_sub_response(req.method, req.url, req.id, why)
-            self._note_error(err)
+            self._note_error(err, limit_kind(req.url))
             out.append(self._transient_sub(req, err, attempt))
         return out
 
     def _envelope_refused(
-        self, chunk: list[SubRequest], raw: _Raw, attempt: int, renewed: set[str]
+        self, chunk: list[SubRequest], raw: _Raw, attempt: int, renewed: set[str], kind: str = ASSIGNMENTS
     ) -> list[_Outcome]:
         """The whole envelope answered with an error status (401: renew once and resend it all)."""
         try:
@@ -735,7 +770,7 @@ class GraphClient:
             return [(req, None, mark_sent(token_renewed(err), False)) for req in chunk]
         if isinstance(err, AuthError):
             raise err
-        self._note_error(err)
+        self._note_error(err, kind)
         mark_sent(err, True)
         return self._envelope_failed(chunk, err, attempt)
 
@@ -778,10 +813,10 @@ class GraphClient:
             broken = ctx.check(req, body) if ctx.check is not None else None
             if broken is None:
                 return (req, SubResponse(req.id, status, body, headers, None, False, attempt), None)
-            self._note_error(broken)
+            self._note_error(broken, limit_kind(req.url))
             return self._transient_sub(req, broken, attempt)
         err = map_graph_error(status, body, headers, method=req.method, url=req.url)
-        self._note_error(err)
+        self._note_error(err, limit_kind(req.url))
         err = self._rejected(err, ctx.token, ctx.renewed, req.id)
         if isinstance(err, TransientGraphError):
             return self._transient_sub(req, err, attempt)

@@ -12,7 +12,8 @@ with ``$expand=outcomes`` is ~1.4 KB of JSON). Three layers, each falling back t
    (:class:`msgspec.Raw`), decoded per sub-request. An envelope of any other shape returns
    ``None`` and the caller reads it with :func:`loads` exactly as before.
 3. :func:`submissions_page` — a typed page decoder for the submissions listing
-   (``$expand=outcomes``): only the fields resolve reads, as :class:`Submission` structs. A body
+   (``$expand=outcomes``): only the fields resolve reads, as :class:`Submission` structs (an
+   outcome's feedback text typed, its rubric lists kept raw and decoded only when present). A body
    that does not fit (not an object, no ``value`` list, an item or recipient or outcome that is not
    an object, an outcome list that is not a list, a number out of range...) raises
    :class:`msgspec.DecodeError`, and the client decodes that body generically instead: that page
@@ -93,11 +94,46 @@ class Recipient(msgspec.Struct, gc=False):
     groupId: Any = msgspec.UNSET
 
 
+class _Text(msgspec.Struct, gc=False):
+    content: Any = None
+
+
+class Feedback(msgspec.Struct, gc=False):
+    """An ``educationFeedback``: only its ``text`` is read (who and when are skipped)."""
+
+    text: _Text | None = None
+
+    @property
+    def words(self) -> str:
+        """The text, stripped ("" for none), as ``odata.feedback_text`` reads the dict."""
+        content = self.text.content if self.text is not None else None
+        return content.strip() if isinstance(content, str) else ""
+
+
 class Outcome(msgspec.Struct, gc=False):
+    """One expanded outcome. The feedback is typed (``null`` for most), the rubric's lists stay raw
+    (absent or ``null`` for most) and are decoded only when present (:meth:`field`)."""
+
     odata_type: Any = msgspec.field(default=None, name="@odata.type")
     id: Any = None
     points: Any = None
     lastModifiedDateTime: Any = None
+    feedback: Feedback | None = None
+    publishedFeedback: Feedback | None = None
+    rubricQualitySelectedLevels: msgspec.Raw = _NULL
+    rubricQualityFeedback: msgspec.Raw = _NULL
+    publishedRubricQualitySelectedLevels: msgspec.Raw = _NULL
+    publishedRubricQualityFeedback: msgspec.Raw = _NULL
+
+    def field(self, name: str) -> Any:
+        """A raw field, decoded (``None`` for ``null``)."""
+        raw = getattr(self, name)
+        return None if raw == _NULL else loads(raw)
+
+    def text(self, name: str) -> str:
+        """The text of the ``feedback`` or ``publishedFeedback`` field, stripped ("" for none)."""
+        found: Feedback | None = getattr(self, name)
+        return "" if found is None else found.words
 
 
 class Submission(msgspec.Struct, gc=False):

@@ -8,7 +8,10 @@ for anything else rather than crash.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Iterable
 from typing import Any
+
+from gradesync.models import TeacherWork
 
 POINTS_OUTCOME = "#microsoft.graph.educationPointsOutcome"
 FEEDBACK_OUTCOME = "#microsoft.graph.educationFeedbackOutcome"
@@ -47,6 +50,61 @@ def published_points_of(outcome: Any) -> float | None:
     if not isinstance(outcome, dict):
         return None
     return grade_points(outcome.get("publishedPoints"))
+
+
+_FEEDBACK_KIND = FEEDBACK_OUTCOME.lstrip("#").lower()
+_RUBRIC_KIND = RUBRIC_OUTCOME.lstrip("#").lower()
+_FEEDBACK_FILES_KIND = FEEDBACK_RESOURCE_OUTCOME.lstrip("#").lower()
+RUBRIC_LISTS = ("rubricQualitySelectedLevels", "rubricQualityFeedback")
+PUBLISHED_RUBRIC_LISTS = ("publishedRubricQualitySelectedLevels", "publishedRubricQualityFeedback")
+
+
+def feedback_text(feedback: Any) -> str:
+    """An ``educationFeedback``'s text (``{"text": {"content": ...}}``), stripped; "" for none."""
+    if not isinstance(feedback, dict):
+        return ""
+    text = feedback.get("text")
+    content = text.get("content") if isinstance(text, dict) else text
+    return content.strip() if isinstance(content, str) else ""
+
+
+def outcome_work(kind: Any, text: Callable[[str], str], field: Callable[[str], Any]) -> TeacherWork:
+    """The teacher work one outcome holds: ``kind`` its ``@odata.type``, ``text(name)`` the text of
+    its ``feedback``/``publishedFeedback``, ``field(name)`` its other values (a dict's, or a typed
+    outcome's decoded fields). Unknown kinds hold none."""
+    if not isinstance(kind, str):
+        return TeacherWork.NONE
+    k = kind.lstrip("#").lower()
+    if k == _FEEDBACK_KIND:
+        draft, shown = text("feedback"), text("publishedFeedback")
+        work = TeacherWork.FEEDBACK_RETURNED if shown else TeacherWork.NONE
+        return (work | TeacherWork.FEEDBACK_DRAFT) if draft and draft != shown else work
+    if k == _RUBRIC_KIND:
+        current = [field(n) or [] for n in RUBRIC_LISTS]
+        published = [field(n) or [] for n in PUBLISHED_RUBRIC_LISTS]
+        if not any(current) and not any(published):
+            return TeacherWork.NONE
+        return TeacherWork.RUBRIC | (TeacherWork.RUBRIC_DRAFT if current != published else TeacherWork.NONE)
+    if k == _FEEDBACK_FILES_KIND:
+        return TeacherWork.FEEDBACK_FILES
+    return TeacherWork.NONE
+
+
+def teacher_work(outcomes: Iterable[Any]) -> TeacherWork:
+    """The teacher work on a submission, from its ``outcomes`` (dicts, as ``$expand=outcomes`` lists
+    them; anything else is skipped)."""
+    work = TeacherWork.NONE
+    for o in outcomes:
+        if isinstance(o, dict):
+            work |= outcome_work(o.get("@odata.type"), _texts_of(o), o.get)
+    return work
+
+
+def _texts_of(outcome: dict[str, Any]) -> Callable[[str], str]:
+    def text(name: str) -> str:
+        return feedback_text(outcome.get(name))
+
+    return text
 
 
 def odata_type(obj: Any) -> str | None:

@@ -4,12 +4,17 @@ Nothing here reads a clock or sleeps: every method takes ``now`` (seconds, monot
 times, so tests drive it with a fake clock and no waiting (``ratelimit.RateLimiter`` adds the lock,
 the clock and the sleep).
 
-The model, per throttling scope (the app in the tenant — one :class:`Pacer` per client):
+The model, per throttling scope (the app in the tenant) and per limit — one :class:`Pacer` for the
+assignment service and one for the education rostering APIs, each request counted against its own
+(``graph.urls.limit_kind`` says which):
 
 * **Two token buckets, the ceiling.** Graph's assignment service documents 350 requests per 10 s
   and 10,000 per hour per app per tenant ("Microsoft Graph service-specific throttling limits",
-  *Education service limits*). Each is a bucket of that capacity refilling at capacity/window
-  (35/s, 2.78/s), full at the start, like the emulator's. Every sub-request costs one token
+  *Assignment service limits*); reading classes, users and class members is the education
+  rostering APIs', 35,000 per 10 s per app per tenant (*Education service limits*), so a run's
+  rostering reads never spend the assignments budget (:meth:`RateLimit.for_rostering`). Each is a
+  bucket of that capacity refilling at capacity/window (35/s, 2.78/s), full at the start, like the
+  emulator's. Every sub-request costs one token
   (batching saves round trips, not quota). A sender *reserves* ``n`` tokens and learns when it may
   send; reservations are first come, first served.
 * **A pace that learns (AIMD).** Graph is known to throttle below its published limits. A 429 that
@@ -28,6 +33,7 @@ The model, per throttling scope (the app in the tenant — one :class:`Pacer` pe
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections import deque
 from dataclasses import dataclass, field
@@ -54,9 +60,17 @@ class RateLimit:
     increase: float = 0.005  # fraction of the ceiling regained per second without a 429
     floor: float = 0.25  # the pace never falls below this fraction of the ceiling
     noise: float = 0.02  # fewer 429s than this x per_10s within a window do not lower the pace
+    # the education rostering APIs' own limit (classes, users, members), per short_window
+    rostering_per_10s: int = 35_000
 
     def __post_init__(self) -> None:
-        if self.per_10s < 1 or self.per_hour < 1 or self.short_window <= 0 or self.long_window <= 0:
+        if (
+            self.per_10s < 1
+            or self.per_hour < 1
+            or self.rostering_per_10s < 1
+            or self.short_window <= 0
+            or self.long_window <= 0
+        ):
             raise ValueError("rate limits and windows must be positive")
         if not (0 < self.decrease < 1 and self.increase >= 0 and 0 < self.floor <= 1 and self.noise >= 0):
             raise ValueError("decrease must be in (0, 1), increase >= 0 and floor in (0, 1]")
@@ -69,6 +83,16 @@ class RateLimit:
     @classmethod
     def off(cls) -> RateLimit:
         return cls(enabled=False)
+
+    def for_rostering(self) -> RateLimit:
+        """The limit rostering reads are paced on: ``rostering_per_10s`` per short window, the same
+        learning. Graph documents no hourly rostering limit: the hourly bucket is one that never
+        binds before the short one (360 windows' worth)."""
+        return dataclasses.replace(
+            self,
+            per_10s=self.rostering_per_10s,
+            per_hour=self.rostering_per_10s * math.ceil(self.long_window / self.short_window),
+        )
 
     @property
     def ceiling(self) -> float:

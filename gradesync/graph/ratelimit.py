@@ -37,6 +37,7 @@ class RateLimiter:
         self._sleep = sleep
         self._lock = threading.Lock()
         self.pacer = Pacer(limit, clock())
+        self.reserved = 0  # requests reserved so far (every one, paced or not)
 
     @property
     def rate(self) -> float:
@@ -48,6 +49,7 @@ class RateLimiter:
         """Reserve ``n`` requests at the earliest allowed time; return the wait until then."""
         with self._lock:
             now = self._clock()
+            self.reserved += max(0, n)
             if self.limit.enabled and n > 0:
                 when = self.pacer.reserve(now, n)
             else:

@@ -7,7 +7,8 @@ version root (``/education/...``), as ``GraphClient`` and ``$batch`` sub-request
 
 from __future__ import annotations
 
-from urllib.parse import quote
+import re
+from urllib.parse import quote, urlsplit
 
 CLASS_SELECT = "id,displayName,externalId,mailNickname"
 # what people call a class (the class chooser): its names, SIS id, code and term
@@ -74,3 +75,18 @@ def outcomes_url(class_id: str, assignment_id: str, submission_id: str) -> str:
 
 def outcome_url(class_id: str, assignment_id: str, submission_id: str, outcome_id: str) -> str:
     return outcomes_url(class_id, assignment_id, submission_id) + f"/{_q(outcome_id)}"
+
+
+# Paths whose requests count against Graph's education *rostering* limit ("Microsoft Graph
+# service-specific throttling limits", Education service limits: educationClass, educationUser ...
+# 35,000 requests per 10 s per app per tenant): classes, their members, users. Everything below a
+# class's assignments (assignments, submissions, outcomes) is the assignment service's.
+_ROSTERING = re.compile(r"/education/(users(/[^/]+)?|classes(/[^/]+(/members)?)?)/?$")
+ROSTERING, ASSIGNMENTS = "rostering", "assignments"
+
+
+def limit_kind(url: str) -> str:
+    """Which of Graph's limits a request counts against: ``"rostering"`` or ``"assignments"``.
+    ``url``: relative to the version root, or absolute."""
+    path = urlsplit(url).path if "://" in url else url.split("?", 1)[0]
+    return ROSTERING if _ROSTERING.search(path) else ASSIGNMENTS

@@ -11,8 +11,11 @@ gets wins (a read-stage reason is never overwritten):
 1. read stage: ``missing_identifier``, ``invalid_points``, ``letter_grade``, ``date_not_points``,
    ``duplicate_conflict`` → reject; ``blank_points``, ``duplicate_identical``, ``ignored_row`` → noop;
 2. class (``match_classes``): ``unknown_class`` (no Graph class for the key), ``ambiguous_class``;
-3. assignment (``match_assignments_of``, ``reject_ungraded``): ``unknown_assignment``,
-   ``ambiguous_assignment`` (see ``gradesync.plan.match``), ``ungraded_assignment`` (no points grading);
+3. assignment (``match_assignments_of``, ``reject_ungraded``, ``check_assignment_state``):
+   ``unknown_assignment``, ``ambiguous_assignment`` (see ``gradesync.plan.match``: among namesakes the
+   assigned one wins, noted), ``ungraded_assignment`` (no points grading), ``assignment_publishing``
+   (published: Teams is still creating its submissions; noop, carried over), ``assignment_not_assigned``
+   (draft, scheduled, inactive: only assigned assignments take grades);
 4. student (``match_students_of``): ``unknown_student``, ``ambiguous_student``, ``not_in_class``, and
    for a row with several identifiers (Student ID, then Username…) ``identifier_conflict`` when two
    of them name different students; a match through a later identifier is noted on the row;
@@ -20,8 +23,11 @@ gets wins (a read-stage reason is never overwritten):
    recipient.userId)``: none → ``group_submission`` when the assignment has group submissions (a group
    recipient carries no ``userId``, so a student with no individual submission on an assignment that
    has group submissions is taken to be in a group), else ``no_submission``;
-6. excused (``check_excused``): an excused mark on an excused submission → ``already_excused`` (noop);
-   otherwise ``submission_excused`` unless ``policy.excused == "allow"``;
+6. excused (``check_excused``): an excused mark on an excused submission, or on one gradesync excused
+   lately that Teams does not show yet (asynchronous) → ``already_excused`` (noop); otherwise
+   ``submission_excused`` unless ``policy.excused == "allow"``; an excuse that would delete the
+   teacher's feedback or rubric → ``excuse_would_delete_feedback`` unless ``policy.excuse_feedback ==
+   "delete"`` (then noted);
 7. value units (``convert_units``): a percent → max × p / 100; a fraction whose denominator is the
    maximum → its points; another fraction → ``fraction_mismatch`` unless ``[input] fractions =
    "scale"``; either on an assignment without a maximum → ``percent_without_maximum``. Every
@@ -36,7 +42,8 @@ gets wins (a read-stage reason is never overwritten):
 9. duplicates (``check_duplicates``): two rows reaching the same submission (e.g. one keyed by SIS
    id, one by e-mail): different values → both ``duplicate_conflict``; the same value → the first by
    ``row_key`` is kept, the others are ``noop``/``duplicate_identical``;
-10. diff (``diff``) against the current points, both rounded to ``policy.precision``: equal → ``noop``;
+10. diff (``diff``) against the current points, both as Teams stores them (a Single) rounded to
+    ``policy.precision`` (``gradesync.single``): equal → ``noop``;
     a clear → ``update`` to null when there is a grade, else ``noop``/``already_clear``; an excused
     mark (``[policy] excused_marks``) → ``excuse``;
 11. three-way sync (``teacher_override``): an ``update`` whose current points differ from what
@@ -58,6 +65,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 import numpy as np
@@ -106,7 +114,7 @@ def build_plan(
     ``memory`` (``MEMORY_COLUMNS``): what gradesync last wrote per submission (three-way sync, rule 11);
     ``None`` or empty: nothing remembered, every difference is an ordinary change.
     """
-    rows, gaps = plan_rows(desired, snapshot, settings, memory=memory)
+    rows, gaps = plan_rows(desired, snapshot, settings, memory=memory, now=_instant(created_at))
     return Plan(
         rows=rows,
         created_at=created_at,
@@ -130,25 +138,40 @@ def read_times(snapshot: Snapshot) -> dict[str, str]:
     return dict(zip(keys.tolist(), at[keep].tolist(), strict=True))
 
 
+def _instant(created_at: str) -> datetime | None:
+    """The plan's time (ISO 8601), or None when it cannot be read."""
+    try:
+        return datetime.fromisoformat(created_at.replace("Z", "+00:00"))
+    except (AttributeError, ValueError):
+        return None
+
+
 def plan_rows(
-    desired: pd.DataFrame, snapshot: Snapshot, settings: Settings, *, memory: pd.DataFrame | None = None
+    desired: pd.DataFrame,
+    snapshot: Snapshot,
+    settings: Settings,
+    *,
+    memory: pd.DataFrame | None = None,
+    now: datetime | None = None,
 ) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
-    """The plan rows (``PLAN_COLUMNS``, ordered by ``row_key``) and the roster gaps: the rules in order."""
+    """The plan rows (``PLAN_COLUMNS``, ordered by ``row_key``) and the roster gaps: the rules in order.
+    ``now`` (aware): the plan's time, for what gradesync remembers excusing lately (rule 6)."""
     precision = settings.policy.precision
     d, v = rules.read_desired(desired)
     classes = rules.match_classes(d, v, snapshot, settings)
     assignments = rules.match_assignments_of(d, v, classes, snapshot, settings)
     rules.reject_ungraded(v, classes, assignments)
+    rules.check_assignment_state(v, classes, assignments)
     students = rules.match_students_of(d, v, classes, snapshot, settings)
     subs = rules.find_submissions(d, assignments, students, snapshot)
     rules.reject_missing_submission(v, classes, assignments, students, subs)
-    rules.check_excused(d, v, classes, assignments, students, subs, settings)
+    memo = rules.remembered(memory, subs.submission_id, now)
+    rules.check_excused(d, v, classes, assignments, students, subs, memo, settings)
     rules.convert_units(d, v, assignments, settings)
     rules.check_percent_twins(d, v, assignments, settings)
     rules.check_points(d, v, assignments, settings)
     rules.check_duplicates(d, v, assignments, students, subs, precision)
     change = rules.diff(d, v, assignments, students, subs, precision)
-    memo = rules.remembered(memory, subs.submission_id)
     overridden = rules.teacher_override(d, v, subs, change, memo, settings)
     decided = rules.decide_actions(d, v, change, overridden, settings)
     out = {

@@ -7,8 +7,11 @@ with the matched id or a reason code. No I/O; vectorised merges only, one per id
 Rules:
 
 * assignments ``by="displayName"``: an exact name match wins; only when there is none, a match that
-  ignores case and runs of whitespace (``"Unit  1 quiz "`` = ``"unit 1 Quiz"``). More than one distinct
-  assignment at the winning level → ``ambiguous_assignment``; none at either → ``unknown_assignment``.
+  ignores case and runs of whitespace (``"Unit  1 quiz "`` = ``"unit 1 Quiz"``). At the winning
+  level an assignment students have (``assigned``, or ``published``: being assigned) is preferred to
+  one they do not (a draft copy, a scheduled or an inactive one), so a draft copy never makes its
+  assigned namesake ambiguous; the match says how many namesakes it passed over. More than one
+  distinct assignment left → ``ambiguous_assignment``; none at either level → ``unknown_assignment``.
   ``by="id"``: the assignment id, exactly.
 * students: the identifier kinds are tried in the configured order; the first kind that yields any
   match in the class wins. ``sis_id`` means ``student.externalId`` first, then the user's own
@@ -164,7 +167,7 @@ def match_assignments(keys: pd.DataFrame, assignments: pd.DataFrame, by: str) ->
     ``reason`` is ``""`` when matched, else ``unknown_assignment`` / ``ambiguous_assignment``.
     """
     k_class, k_key = _text_array(keys["class_id"]), _text_array(keys["assignment_key"])
-    _, ids, reason = match_assignment_rows(k_class, k_key, assignments, by)
+    _, ids, reason, _ = match_assignment_rows(k_class, k_key, assignments, by)
     return _matched_frame(k_class, ("assignment_key", k_key), ("assignment_id", ids), reason)
 
 
@@ -176,11 +179,16 @@ def _matched_frame(
     return pd.DataFrame({k: pd.Series(v, dtype=object) for k, v in columns.items()}, copy=False)
 
 
+# assignment statuses students have a submission in (or are about to): preferred among namesakes
+LIVE_STATUSES = ("assigned", "published")
+
+
 def match_assignment_rows(
     k_class: np.ndarray, k_key: np.ndarray, assignments: pd.DataFrame, by: str
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """``match_assignments`` on arrays: per key row, the row of ``assignments`` holding the matched
-    assignment (its first row with that class and id; -1 for none), its id (None) and the reason."""
+    assignment (its first row with that class and id; -1 for none), its id (None), the reason, and
+    how many namesakes were passed over for the one students have (0: none)."""
     if by not in ("id", "displayName"):
         raise ValueError(f"unknown assignment match kind {by!r}")
     k_class, k_key = _text_array(k_class), _text_array(k_key)
@@ -210,12 +218,15 @@ def match_assignment_rows(
             (_combine(pc, kn[p_key], len(norm_uniq)), _combine(ac_codes, a_norm, len(norm_uniq))),
         ]
     parts = [(*_join(left, right), level) for level, (left, right) in enumerate(probes)]
-    n, one = _best(
-        len(p_class),
-        np.concatenate([li for li, _, _ in parts]),
-        np.concatenate([id_codes[ri] for _, ri, _ in parts]),
-        np.concatenate([np.full(len(li), lv, dtype="int64") for li, _, lv in parts]),
-    )
+    hit_key = np.concatenate([li for li, _, _ in parts])
+    hit_row = np.concatenate([ri for _, ri, _ in parts])
+    hit_level = np.concatenate([np.full(len(li), lv, dtype="int64") for li, _, lv in parts])
+    n_named, _ = _best(len(p_class), hit_key, id_codes[hit_row], hit_level)
+    # among the namesakes at the winning level, one students have wins over those they do not
+    status = _text_array(assignments["status"]) if "status" in assignments else np.full(len(id_codes), "")
+    dormant = ~pd.Series(status, dtype=object).isin(LIVE_STATUSES).to_numpy(dtype=bool)
+    n, one = _best(len(p_class), hit_key, id_codes[hit_row], hit_level * 2 + dormant[hit_row])
+    passed = np.where((n == 1) & (n_named > 1), n_named - 1, 0)
     ids, reason = _answers(
         n,
         one,
@@ -228,7 +239,7 @@ def match_assignment_rows(
     matched = (n == 1) & (pc >= 0)
     row = np.full(len(n), -1, dtype="int64")
     row[matched] = lookup_sorted(space, first, pc[matched].astype("int64") * nid + one[matched])
-    return row[p_codes], ids[p_codes], reason[p_codes]
+    return row[p_codes], ids[p_codes], reason[p_codes], passed[p_codes]
 
 
 def eligible_members(members: pd.DataFrame) -> pd.DataFrame:

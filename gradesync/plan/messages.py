@@ -108,6 +108,48 @@ def ambiguous_assignment(key: Any, klass: Text) -> Text:
     )
 
 
+def assigned_namesake_chosen(assignment: Text, status: Any, others: Any) -> Text:
+    """The note of an assignment chosen over namesakes students do not have (a draft copy)."""
+    return (
+        "Teams has more than one assignment named "
+        + assignment
+        + "; the "
+        + text(status)
+        + " one is used (the other: "
+        + text(others)
+        + ")"
+    )
+
+
+ASSIGNMENT_STATES = {
+    "draft": "is a draft in Teams: students have no submissions to grade until a teacher assigns it; "
+    "assign it in Teams, then run again",
+    "scheduled": "is scheduled in Teams: its submissions are created when it is assigned; run again "
+    "after the date it is scheduled for",
+    "inactive": "is inactive (closed) in Teams: it takes no grades; a teacher can reopen it "
+    "(Activate) if this grade must still change",
+    # what Graph shows an inactive assignment to a caller without the Prefer header
+    "unknownFutureValue": "has a status Graph did not name (unknownFutureValue: most likely inactive, "
+    "read without the Prefer: include-unknown-enum-members header); gradesync writes only assigned "
+    "assignments; check it in Teams",
+}
+
+
+def assignment_not_assigned(where: Text, status: Any) -> Text:
+    """Why an assignment that is not ``assigned`` takes no grade, by its status."""
+    states = pd.Series(status, dtype=object).fillna("").astype(str)
+    other = 'has the status "' + states + '" in Teams; gradesync writes grades only to assigned assignments'
+    said = states.map(ASSIGNMENT_STATES).where(states.isin(list(ASSIGNMENT_STATES)), other)
+    return where + " " + said.astype(object)
+
+
+def assignment_publishing(where: Text) -> Text:
+    return (
+        where + " is being assigned in Teams (status published: its submissions are still being "
+        "created); nothing is written now: carried over, the next run writes it"
+    )
+
+
 def ungraded_assignment(name: Any, klass: Text) -> Text:
     return quoted(name) + " in " + klass + " is not graded with points"
 
@@ -216,6 +258,38 @@ def already_excused(student: Text, where: Text) -> Text:
 
 def submission_excused(student: Text, where: Text) -> Text:
     return "student " + student + " is excused from " + where + ' (policy.excused = "reject")'
+
+
+def excuse_on_its_way(student: Text, where: Text, when: Any) -> Text:
+    """An excuse gradesync sent that Teams does not show yet (excusing is asynchronous)."""
+    at = pd.Series(when, dtype=object).fillna("").astype(str)
+    return (
+        "gradesync excused student "
+        + student
+        + " from "
+        + where
+        + " at "
+        + at
+        + "; Teams does not show it yet (excusing takes effect after a while): not sent again"
+    )
+
+
+def excuse_would_delete_feedback(student: Text, where: Text, lost: Any) -> Text:
+    return (
+        "excusing student "
+        + student
+        + " from "
+        + where
+        + " would delete "
+        + text(lost)
+        + " in Teams; keep the teacher's work (grade or clear the row instead), or set "
+        + '[policy] excuse_feedback = "delete"'
+    )
+
+
+def excuse_deletes_feedback(lost: Any) -> Text:
+    """The note of an excuse allowed to delete the teacher's work: what it deletes."""
+    return "excusing deletes " + text(lost) + ' in Teams ([policy] excuse_feedback = "delete")'
 
 
 # ---------------------------------------------------------------------------------------------
@@ -330,6 +404,16 @@ def above_max_points(value: Any, maximum: Any, assignment: Text, precision: int)
         + points(maximum, precision)
         + " points for "
         + assignment
+    )
+
+
+def single_kept(value: Any, kept: Any, precision: int) -> Text:
+    """The note of a grade Teams cannot keep exactly at the precision (points are a Single)."""
+    return (
+        points(value, precision)
+        + " is kept as "
+        + points(kept, precision)
+        + " in Teams (points are a 32-bit float there)"
     )
 
 

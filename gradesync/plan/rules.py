@@ -10,12 +10,22 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 import numpy as np
 import pandas as pd
 
 from gradesync.config import Settings
-from gradesync.models import MEMORY_COLUMNS, REJECT_REASONS_NOOP, Action, ReasonCode, Snapshot, ValueUnit
+from gradesync.models import (
+    DELETED_BY_EXCUSE,
+    MEMORY_COLUMNS,
+    REJECT_REASONS_NOOP,
+    Action,
+    ReasonCode,
+    Snapshot,
+    TeacherWork,
+    ValueUnit,
+)
 from gradesync.plan import messages as say
 from gradesync.plan.arrays import (
     Lazy,
@@ -43,6 +53,7 @@ from gradesync.plan.match import (
     match_student_codes,
     match_student_fallbacks,
 )
+from gradesync.single import decimal, key, lost
 
 NOOP_REASONS = frozenset(r.value for r in REJECT_REASONS_NOOP)
 ACTIONS = (Action.NOOP, Action.REJECT, Action.EXCUSE, Action.UPDATE, Action.CREATE)
@@ -214,6 +225,7 @@ class Assignments:
     assignment_name: np.ndarray
     max_points: np.ndarray
     label: Lazy  # the Teams name, quoted
+    pair_status: np.ndarray  # pair → the matched assignment's status in Teams ("" when unmatched)
 
     @property
     def found(self) -> np.ndarray:
@@ -229,8 +241,11 @@ def _assignment_details(snapshot: Snapshot) -> pd.DataFrame:
             "class_id": texts(asg["class_id"]),
             "assignment_id": texts(asg["assignment_id"]),
             "display_name": objects(asg["display_name"]),
+            "status": texts(asg["status"]) if "status" in asg else filled(len(asg), "assigned"),
             "graded": asg["graded"].to_numpy(dtype=bool),
-            "max_points": asg["max_points"].to_numpy(dtype="float64"),
+            # Graph keeps maxPoints as a Single (87.3 → 87.30000305175781): the decimal the teacher
+            # typed is what a percent is taken of and what messages show
+            "max_points": decimal(asg["max_points"].to_numpy(dtype="float64")),
         }
     ).drop_duplicates(["class_id", "assignment_id"])
 
@@ -238,10 +253,11 @@ def _assignment_details(snapshot: Snapshot) -> pd.DataFrame:
 def match_assignments_of(
     d: Desired, v: Verdicts, c: Classes, snapshot: Snapshot, settings: Settings
 ) -> Assignments:
-    """Rule 3: ``unknown_assignment``, ``ambiguous_assignment`` (see ``gradesync.plan.match``)."""
+    """Rule 3: ``unknown_assignment``, ``ambiguous_assignment`` (see ``gradesync.plan.match``); a
+    namesake passed over for the assigned one (a draft copy) is noted on the row."""
     codes_, pair_class_id, pair_key, pair_ok = pair_codes(c.codes, d.assignment_coded, c.key_class_id)
     details_of = _assignment_details(snapshot)
-    at, ids, reason = match_assignment_rows(
+    at, ids, reason, passed = match_assignment_rows(
         pair_class_id[pair_ok], pair_key[pair_ok], details_of, settings.match.assignment_by
     )
     n = len(pair_key)
@@ -253,6 +269,10 @@ def match_assignments_of(
     )
     pair_id[pair_ok] = ids
     pair_reason[pair_ok] = reason
+    pair_passed = np.zeros(n, dtype="int64")
+    pair_passed[pair_ok] = passed
+    pair_status = np.full(n, "", dtype=object)
+    pair_status[pair_ok] = take(details_of["status"].to_numpy(dtype=object), at, "")
     # the matched assignment's details: its row of the (class, assignment) table
     pair_name[pair_ok] = take(details_of["display_name"].to_numpy(), at, None)
     pair_graded[pair_ok] = take(details_of["graded"].to_numpy(dtype=bool), at, False)
@@ -270,8 +290,61 @@ def match_assignments_of(
         lambda i: say.ambiguous_assignment(d.assignment_key[i], c.label[i]),
     )
     label = Lazy(lambda i: say.assignment_label(d.assignment_key[i], name[i]))
+    chosen = np.flatnonzero((pair_passed > 0)[codes_] & v.open())
+    if len(chosen):
+        others = _namesake_statuses(details_of, pair_class_id, pair_id, pair_passed)
+        v.add_note(
+            chosen,
+            say.assigned_namesake_chosen(label[chosen], pair_status[codes_[chosen]], others[codes_[chosen]]),
+        )
     return Assignments(
-        codes_, pair_class_id, pair_id, pair_graded, pair_id[codes_], name, pair_max[codes_], label
+        codes_,
+        pair_class_id,
+        pair_id,
+        pair_graded,
+        pair_id[codes_],
+        name,
+        pair_max[codes_],
+        label,
+        pair_status,
+    )
+
+
+def _namesake_statuses(
+    details: pd.DataFrame, pair_class_id: np.ndarray, pair_id: np.ndarray, passed: np.ndarray
+) -> np.ndarray:
+    """Per pair that passed namesakes over: their statuses (``"draft"``, ``"draft, inactive"``), from
+    the assignments of its class with the chosen one's name ignoring case and spaces; "" elsewhere."""
+    out = np.full(len(pair_id), "", dtype=object)
+    names = details["display_name"].astype(object).where(details["display_name"].notna(), "").astype(str)
+    folded = names.str.replace(r"\s+", " ", regex=True).str.strip().str.casefold()
+    for i in np.flatnonzero(passed > 0).tolist():  # few pairs: a Python loop is fine
+        in_class = details["class_id"] == pair_class_id[i]
+        chosen = in_class & (details["assignment_id"] == pair_id[i])
+        name = folded[chosen].iloc[0] if chosen.any() else None
+        rest = details[in_class & ~chosen & (folded == name)]
+        out[i] = ", ".join(sorted({str(x) or "no status" for x in rest["status"]}))
+    return out
+
+
+def check_assignment_state(v: Verdicts, c: Classes, a: Assignments) -> None:
+    """Rule 3 (cont.): only an ``assigned`` assignment's submissions are written ("Assignment states
+    transition": submissions can be edited only while it is assigned). ``published`` (Teams is still
+    creating its submissions) → ``assignment_publishing`` (nothing written now, carried over to the
+    next run); draft, scheduled, inactive or a status Graph did not name → ``assignment_not_assigned``,
+    naming the state and what to do."""
+    found = pd.notna(a.pair_id)
+    status = a.pair_status[a.codes]
+    where = Lazy(lambda i: a.label[i] + " in " + c.label[i])
+    v.give(
+        (found & (a.pair_status == "published"))[a.codes],
+        ReasonCode.ASSIGNMENT_PUBLISHING,
+        lambda i: say.assignment_publishing(where[i]),
+    )
+    v.give(
+        (found & (a.pair_status != "assigned"))[a.codes],
+        ReasonCode.ASSIGNMENT_NOT_ASSIGNED,
+        lambda i: say.assignment_not_assigned(where[i], status[i]),
     )
 
 
@@ -486,6 +559,7 @@ class Submissions:
     before_points: np.ndarray
     before_modified: np.ndarray
     excused: np.ndarray  # per row: its submission's status is ``excused``
+    teacher_work: np.ndarray  # per row: its submission's ``models.TeacherWork`` flags (0: none)
 
 
 def find_submissions(d: Desired, a: Assignments, s: Students, snapshot: Snapshot) -> Submissions:
@@ -536,6 +610,11 @@ def find_submissions(d: Desired, a: Assignments, s: Students, snapshot: Snapshot
         before_points=take(subs["points"].to_numpy(dtype="float64"), pos, np.nan),
         before_modified=taken(subs["last_modified"], pos, None),
         excused=take(equals(subs["status"], "excused"), pos, False),
+        teacher_work=(
+            take(subs["teacher_work"].to_numpy(dtype="int64"), pos, 0)
+            if "teacher_work" in subs
+            else np.zeros(len(pos), dtype="int64")
+        ),
     )
 
 
@@ -559,19 +638,48 @@ def reject_missing_submission(v: Verdicts, c: Classes, a: Assignments, s: Studen
 # rules 6-8: excused submissions, value units, points checks
 # ---------------------------------------------------------------------------------------------
 def check_excused(
-    d: Desired, v: Verdicts, c: Classes, a: Assignments, s: Students, sub: Submissions, settings: Settings
+    d: Desired,
+    v: Verdicts,
+    c: Classes,
+    a: Assignments,
+    s: Students,
+    sub: Submissions,
+    memo: Remembered,
+    settings: Settings,
 ) -> None:
-    """Rule 6: an excused mark on an excused submission → ``already_excused`` (noop); any other row on an
-    excused submission → ``submission_excused`` unless ``policy.excused == "allow"`` (then a note)."""
+    """Rule 6: an excused mark on an excused submission → ``already_excused`` (noop), and so is one
+    on a submission gradesync excused less than ``EXCUSE_SETTLING`` ago that Teams does not show
+    excused yet (excusing is asynchronous: it is never sent twice); any other row on an excused
+    submission → ``submission_excused`` unless ``policy.excused == "allow"`` (then a note). An
+    excuse that would delete the teacher's feedback or rubric ("Grading rubrics and feedback are
+    deleted") → ``excuse_would_delete_feedback`` unless ``policy.excuse_feedback == "delete"`` (then
+    the row says what it deletes)."""
     excused = sub.excused
     where = _where(a, c)
     v.give(
         d.excuse & excused, ReasonCode.ALREADY_EXCUSED, lambda i: say.already_excused(s.label[i], where[i])
     )
+    v.give(
+        d.excuse & memo.excusing,
+        ReasonCode.ALREADY_EXCUSED,
+        lambda i: say.excuse_on_its_way(s.label[i], where[i], memo.excused_at[i]),
+    )
     if settings.policy.excused == "reject":
         v.give(excused, ReasonCode.SUBMISSION_EXCUSED, lambda i: say.submission_excused(s.label[i], where[i]))
     else:
         v.add_note(np.flatnonzero(excused & v.open()), say.NOTE_EXCUSED_ALLOWED)
+    deleted = sub.teacher_work & sum(int(part) for part in DELETED_BY_EXCUSE)
+    deleting = d.excuse & (deleted != 0)
+    lost = Lazy(lambda i: [TeacherWork(int(w)).describe(DELETED_BY_EXCUSE) for w in deleted[i]])
+    if settings.policy.excuse_feedback == "refuse":
+        v.give(
+            deleting,
+            ReasonCode.EXCUSE_WOULD_DELETE_FEEDBACK,
+            lambda i: say.excuse_would_delete_feedback(s.label[i], where[i], lost[i]),
+        )
+    else:
+        idx = np.flatnonzero(deleting & v.open())
+        v.add_note(idx, say.excuse_deletes_feedback(lost[idx]))
 
 
 def convert_units(d: Desired, v: Verdicts, a: Assignments, settings: Settings) -> None:
@@ -605,7 +713,7 @@ def convert_units(d: Desired, v: Verdicts, a: Assignments, settings: Settings) -
         d.points[idx] = converted
     fraction &= v.open()
     den = d.denominator
-    out_of_max = fraction & (rounded(den, precision) == rounded(maximum, precision))
+    out_of_max = fraction & (key(den, precision) == key(maximum, precision))
     idx = np.flatnonzero(out_of_max)
     v.add_note(idx, say.fraction_converted(d.points[idx], den[idx], precision))
     d.points[idx] = rounded(d.points[idx], precision)
@@ -678,10 +786,10 @@ def check_points(d: Desired, v: Verdicts, a: Assignments, settings: Settings) ->
     precision = settings.policy.precision
     maximum, possible = a.max_points, d.points_possible
     has_max = ~np.isnan(maximum)
-    max_rounded = rounded(maximum, precision)
+    max_key = key(maximum, precision)  # compared as Teams stores points (a Single), at the precision
     stated = np.flatnonzero(has_max & ~np.isnan(possible))  # only rows whose file states one
     mismatch = np.zeros(d.n, dtype=bool)
-    mismatch[stated] = rounded(possible[stated], precision) != max_rounded[stated]
+    mismatch[stated] = key(possible[stated], precision) != max_key[stated]
     scale = mismatch & d.scale & (possible > 0) & v.open()
     if scale.any():
         numbers = np.flatnonzero(scale & (d.unit == ValueUnit.POINTS.value) & ~np.isnan(d.points))
@@ -696,7 +804,7 @@ def check_points(d: Desired, v: Verdicts, a: Assignments, settings: Settings) ->
         ReasonCode.POINTS_POSSIBLE_MISMATCH,
         lambda i: say.points_possible_mismatch(possible[i], maximum[i], a.label[i], precision),
     )
-    above = has_max & ~d.clear & (rounded(d.points, precision) > max_rounded)
+    above = has_max & ~d.clear & (key(d.points, precision) > max_key)
     if settings.policy.above_max == "reject":
         v.give(
             above,
@@ -718,11 +826,12 @@ def check_points(d: Desired, v: Verdicts, a: Assignments, settings: Settings) ->
 # ---------------------------------------------------------------------------------------------
 def comparable_values(d: Desired, precision: int, idx: np.ndarray | None = None) -> np.ndarray:
     """One float per row (of ``idx``, else of all) that two rows share exactly when they ask for the
-    same: -inf a clear, +inf an excuse, else the points rounded to ``precision``."""
+    same: -inf a clear, +inf an excuse, else the points as Teams would store them (a Single), rounded
+    to ``precision`` (``single.key``)."""
     clear, excuse, points = (
         (d.clear, d.excuse, d.points) if idx is None else (d.clear[idx], d.excuse[idx], d.points[idx])
     )
-    return np.where(clear, -np.inf, np.where(excuse, np.inf, rounded(points, precision)))
+    return np.where(clear, -np.inf, np.where(excuse, np.inf, key(points, precision)))
 
 
 def check_duplicates(
@@ -794,10 +903,12 @@ class Diff:
 
 
 def diff(d: Desired, v: Verdicts, a: Assignments, s: Students, sub: Submissions, precision: int) -> Diff:
-    """Rule 10: against the current points, both rounded to ``policy.precision``: equal → unchanged; a
-    clear with no grade → ``already_clear`` (noop); everything else open writes."""
+    """Rule 10: against the current points, both as Teams stores them (a Single) rounded to
+    ``policy.precision`` (``single.key``): equal → unchanged; a clear with no grade →
+    ``already_clear`` (noop); everything else open writes. A value Teams cannot keep at that
+    precision (a large grade with many decimals) is noted on the row."""
     open_ = v.open()
-    current = rounded(sub.before_points, precision)
+    current = key(sub.before_points, precision)
     has_grade = ~np.isnan(sub.before_points)
     v.give(
         d.clear & ~has_grade,
@@ -806,7 +917,11 @@ def diff(d: Desired, v: Verdicts, a: Assignments, s: Students, sub: Submissions,
     )
     value = comparable_values(d, precision)
     same = open_ & ~d.clear & ~d.excuse & (value == current)
-    return Diff(same, v.open() & ~same, current, has_grade, sub.has_outcome, value)
+    write = v.open() & ~same
+    points = write & ~d.clear & ~d.excuse
+    kept = np.flatnonzero(points)[lost(d.points[points], precision)]
+    v.add_note(kept, say.single_kept(d.points[kept], key(d.points[kept], precision), precision))
+    return Diff(same, write, current, has_grade, sub.has_outcome, value)
 
 
 @dataclass
@@ -814,19 +929,40 @@ class Remembered:
     points: np.ndarray  # what gradesync last wrote (NaN: nothing, or a clear)
     at: np.ndarray
     known: np.ndarray
+    excused_at: np.ndarray  # when gradesync excused the submission (None: never)
+    excusing: np.ndarray  # gradesync excused it less than EXCUSE_SETTLING before the plan
 
 
-def remembered(memory: pd.DataFrame | None, submission_id: np.ndarray) -> Remembered:
-    """Per row: what gradesync last wrote to its submission (``MEMORY_COLUMNS``), when, and whether known."""
+# How long after gradesync excused a submission a read that does not show it excused is taken for
+# Graph still applying it (every submission action is asynchronous; Graph documents no duration):
+# within it the excuse is never sent again; after it, Teams' status is believed (a teacher may have
+# undone the excuse on purpose, and the gradebook still says excused: it is excused again).
+EXCUSE_SETTLING = timedelta(hours=1)
+
+
+def remembered(
+    memory: pd.DataFrame | None, submission_id: np.ndarray, now: datetime | None = None
+) -> Remembered:
+    """Per row: what gradesync last wrote to its submission (``MEMORY_COLUMNS``), when, whether known,
+    and whether gradesync excused it within ``EXCUSE_SETTLING`` of ``now`` (the plan's time)."""
     n = len(submission_id)
     if memory is None or memory.empty:
-        return Remembered(np.full(n, np.nan), filled(n, None), np.zeros(n, dtype=bool))
-    m = memory[list(MEMORY_COLUMNS)].drop_duplicates("submission_id", keep="last")
+        none = filled(n, None)
+        return Remembered(np.full(n, np.nan), none, np.zeros(n, dtype=bool), none, np.zeros(n, dtype=bool))
+    m = memory.reindex(columns=list(MEMORY_COLUMNS)).drop_duplicates("submission_id", keep="last")
     index = pd.Index(texts(m["submission_id"]), dtype=object)
     keys = np.where(pd.isna(submission_id), "\x00", submission_id).astype(object)  # "\x00": no submission
     pos = index.get_indexer(keys)
     points = take(m["last_written_points"].to_numpy(dtype="float64"), pos, np.nan)
-    return Remembered(points, take(objects(m["last_written_at"]), pos, None), pos >= 0)
+    written_at = take(objects(m["last_written_at"]), pos, None)
+    excused_at = take(objects(m["excused_at"]), pos, None)
+    excusing = np.zeros(n, dtype=bool)
+    has = np.flatnonzero(pd.notna(excused_at))
+    if len(has) and now is not None:
+        when = pd.to_datetime(pd.Series(excused_at[has], dtype=object), utc=True, errors="coerce")
+        excusing[has] = ((now - when) < EXCUSE_SETTLING).fillna(False).to_numpy(dtype=bool)
+    known = (pos >= 0) & pd.notna(written_at)
+    return Remembered(points, written_at, known, excused_at, excusing)
 
 
 def teacher_override(
@@ -836,7 +972,7 @@ def teacher_override(
     that submission was changed by a teacher in Teams since → ``teacher_override``. Returns those rows;
     ``policy.teacher_override`` decides (``decide_actions``). Nothing remembered: an ordinary change."""
     precision = settings.policy.precision
-    memo_round = rounded(memo.points, precision)
+    memo_round = key(memo.points, precision)
     differs = ~((np.isnan(change.current) & np.isnan(memo_round)) | (change.current == memo_round))
     policy = settings.policy.teacher_override
     idx = v.give(

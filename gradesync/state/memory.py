@@ -1,9 +1,14 @@
-"""The state database of three-way sync: what gradesync last wrote to each points outcome.
+"""The state database of three-way sync: what gradesync last wrote to each points outcome, and
+which submissions it excused.
 
 SQLite (WAL) in the state directory, next to the journal: ``<state-dir>/memory.sqlite``. One row
-per submission gradesync has written a grade to::
+per submission gradesync has written a grade to, and one per submission it excused::
 
     written(submission_id PK, class_id, assignment_id, outcome_id, points, written_at, graph_base_url)
+    excused(submission_id PK, excused_at)
+
+Excusing is asynchronous in Graph: for a while after it, a read may still show the submission's
+old status. The plan uses ``excused_at`` so that such an excuse is never sent a second time.
 
 ``points`` NULL means gradesync cleared the grade. The executor calls :meth:`Memory.remember` for
 every successful write (update, create, clear) — just before the journal records it as final, so a
@@ -41,6 +46,10 @@ CREATE TABLE IF NOT EXISTS written (
     points REAL,
     written_at TEXT NOT NULL,
     graph_base_url TEXT
+);
+CREATE TABLE IF NOT EXISTS excused (
+    submission_id TEXT PRIMARY KEY,
+    excused_at TEXT NOT NULL
 );
 """
 
@@ -119,29 +128,66 @@ class Memory:
             raise
         self._db.execute("COMMIT")
 
+    def remember_excused(self, submission_ids: Iterable[str], *, at: str | None = None) -> int:
+        """Record that gradesync excused ``submission_ids`` (one transaction); returns how many."""
+        when = at or _now()
+        rows = [(str(sid), when) for sid in submission_ids]
+        if not rows:
+            return 0
+        with guarded(self.path, "memory"):
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                self._db.executemany(
+                    "INSERT INTO excused(submission_id, excused_at) VALUES (?, ?) "
+                    "ON CONFLICT(submission_id) DO UPDATE SET excused_at = excluded.excused_at",
+                    rows,
+                )
+            except BaseException:
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+        return len(rows)
+
+    def _select(self, sql: str, ids: list[str]) -> list[tuple[object, ...]]:
+        """``sql`` (with ``{marks}`` for the ids' placeholders) over ``ids``, chunk by chunk."""
+        found: list[tuple[object, ...]] = []
+        for i in range(0, len(ids), _CHUNK):
+            chunk = ids[i : i + _CHUNK]
+            with guarded(self.path, "memory"):
+                found += self._db.execute(sql.format(marks=",".join("?" * len(chunk))), chunk).fetchall()
+        return found
+
     def frame(self, submission_ids: Iterable[str | None]) -> pd.DataFrame:
         """The remembered values of ``submission_ids`` (``MEMORY_COLUMNS``; unknown ids are absent)."""
         ids = sorted({str(s) for s in submission_ids if isinstance(s, str) and s})
-        found: list[tuple[str, float | None, str]] = []
-        for i in range(0, len(ids), _CHUNK):
-            chunk = ids[i : i + _CHUNK]
-            marks = ",".join("?" * len(chunk))
-            with guarded(self.path, "memory"):
-                found += self._db.execute(
-                    f"SELECT submission_id, points, written_at FROM written WHERE submission_id IN ({marks})",  # noqa: S608 (placeholders only)
-                    chunk,
-                ).fetchall()
-        if not found:
+        written = self._select(
+            "SELECT submission_id, points, written_at FROM written WHERE submission_id IN ({marks})", ids
+        )
+        excused: dict[object, object] = {}
+        if ids and self._any_excused():
+            sql = "SELECT submission_id, excused_at FROM excused WHERE submission_id IN ({marks})"
+            excused = dict(self._select(sql, ids))  # type: ignore[arg-type]
+        if not written and not excused:
             return empty_frame(MEMORY_COLUMNS)
+        seen = {w[0] for w in written}
+        only_excused = [sid for sid in excused if sid not in seen]
+        rows = [*written, *((sid, None, None) for sid in only_excused)]
         return pd.DataFrame(
             {
-                "submission_id": pd.Series([f[0] for f in found], dtype=object),
+                "submission_id": pd.Series([r[0] for r in rows], dtype=object),
                 "last_written_points": pd.Series(
-                    [math.nan if f[1] is None else f[1] for f in found], dtype="float64"
+                    [math.nan if r[1] is None else r[1] for r in rows], dtype="float64"
                 ),
-                "last_written_at": pd.Series([f[2] for f in found], dtype=object),
+                "last_written_at": pd.Series([r[2] for r in rows], dtype=object),
+                "excused_at": pd.Series([excused.get(r[0]) for r in rows], dtype=object),
             }
         )
+
+    def _any_excused(self) -> bool:
+        """Whether any excuse is remembered (most state directories have none: no second query)."""
+        with guarded(self.path, "memory"):
+            return self._db.execute("SELECT 1 FROM excused LIMIT 1").fetchone() is not None
 
     def get(self, submission_id: str) -> dict[str, object] | None:
         """One remembered row (for tests and diagnostics)."""

@@ -26,7 +26,7 @@ EXCUSE = '[policy]\nexcused_marks = ["EX"]\n'
 
 
 def test_excused_mark_excuses_and_is_then_a_noop(emulator: Any, token: str, tmp_path: Path) -> None:
-    a, b = pick(emulator.state(), 2)
+    a, b = pick(emulator.state(), 2, quiet=True)
     inputs = write_csv(tmp_path / "g.csv", [(a, "ex"), (b, f"{b['max'] - 1:g}")])
     first = sync(tmp_path, emulator, token, inputs, config=EXCUSE)
     assert first.exit_code == 0, first.output
@@ -56,7 +56,7 @@ def test_excused_mark_without_configuration_is_rejected(emulator: Any, token: st
 
 def test_excuse_and_return_converge_when_answers_are_lost(emulator: Any, token: str, tmp_path: Path) -> None:
     """Writes applied but answered 5xx/429 (fate unknown): re-read, never duplicated, all converge."""
-    targets = pick(emulator.state(), 4)
+    targets = pick(emulator.state(), 4, status="submitted", quiet=True)
     rows = [(t, "EX") for t in targets[:2]] + [(t, f"{t['max'] - 1:g}") for t in targets[2:]]
     inputs = write_csv(tmp_path / "g.csv", rows)
     emulator.configure(faults=FaultConfig(seed=3, rate_applied_error=0.4, scope="sub"))
@@ -77,7 +77,7 @@ def test_excuse_and_return_converge_when_answers_are_lost(emulator: Any, token: 
 
 
 def test_return_publishes_only_allowed_assignments(emulator: Any, token: str, tmp_path: Path) -> None:
-    a, b, c = pick(emulator.state(), 3)
+    a, b, c = pick(emulator.state(), 3, status="submitted")
     before_b = published(emulator, b["submission_id"])
     inputs = write_csv(
         tmp_path / "g.csv", [(a, f"{a['max'] - 1:g}"), (b, f"{b['max'] - 2:g}"), (c, f"{c['max']:g}")]

@@ -22,8 +22,19 @@ from graph_emulator.state import iter_submissions, points_outcome
 LOOSE = ["--max-changes", "100%", "--max-decreases", "100%", "--min-coverage", "off"]
 
 
-def pick(state: dict[str, Any], n: int = 1) -> list[dict[str, Any]]:
-    """``n`` graded individual submissions (not excused) with a points outcome, one per assignment."""
+def _quiet(sub: dict[str, Any]) -> bool:
+    """No feedback text and no rubric on the submission (excusing it deletes nothing)."""
+    return not any(
+        o.get("feedback") or o.get("publishedFeedback") or o.get("type") == "rubric" for o in sub["outcomes"]
+    )
+
+
+def pick(
+    state: dict[str, Any], n: int = 1, *, status: str | None = None, quiet: bool = False
+) -> list[dict[str, Any]]:
+    """``n`` graded individual submissions (not excused) with a points outcome, one per assigned
+    assignment; with ``status``, only submissions in that status; with ``quiet``, only submissions
+    holding no feedback or rubric."""
     users = {u["id"]: u for u in state["users"]}
     out, seen = [], set()
     for cls, asg, sub in iter_submissions(state):
@@ -31,6 +42,10 @@ def pick(state: dict[str, Any], n: int = 1) -> list[dict[str, Any]]:
         uid = (sub.get("recipient") or {}).get("userId")
         graded = (asg.get("grading") or {}).get("maxPoints")
         if not (po and uid and graded and sub.get("status") != "excused" and asg["id"] not in seen):
+            continue
+        if asg.get("status", "assigned") != "assigned" or (status and sub.get("status") != status):
+            continue
+        if quiet and not _quiet(sub):
             continue
         if not cls.get("externalId") or not users.get(uid, {}).get("userPrincipalName"):
             continue

@@ -447,7 +447,7 @@ def test_a_sub_request_retry_after_pauses_every_later_request_of_the_client():
     # a pause set by one caller also holds back a different request sent meanwhile
     client._limiter.pause(4.0)
     t0 = clock()
-    client.get("/education/classes/x")
+    client.get("/education/classes/x/assignments")
     assert rec.times[-1] - t0 >= 4.0
     assert client.stats.throttled == 1
 

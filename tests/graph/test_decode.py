@@ -82,14 +82,35 @@ _fine = _fine | st.text(max_size=3)
 _leaf = _fine | st.floats()  # NaN and infinities are written as NaN/Infinity: msgspec refuses those
 _kind = st.sampled_from(
     [POINTS, "#Microsoft.Graph.EducationPointsOutcome", "microsoft.graph.educationPointsOutcome",
-     "#microsoft.graph.educationFeedbackOutcome", "#microsoft.graph.educationFutureOutcome", None, 3]
+     "#microsoft.graph.educationFeedbackOutcome", "#microsoft.graph.educationFutureOutcome", None, 3,
+     "#microsoft.graph.educationRubricOutcome", "#microsoft.graph.educationFeedbackResourceOutcome",
+     "microsoft.graph.EducationFeedbackOutcome"]
 )  # fmt: skip
 
 
-def _outcome(leaf: Any) -> Any:
+def _feedback(leaf: Any) -> Any:
+    """An educationFeedback as Graph sends it ({"text": {"content": ...}, ...}), or null."""
+    text = st.none() | st.fixed_dictionaries({}, optional={"content": leaf, "contentType": leaf})
+    return st.none() | st.fixed_dictionaries({}, optional={"text": text, "feedbackDateTime": leaf})
+
+
+def _outcome(leaf: Any, odd: Any = None) -> Any:
+    odd = st.nothing() if odd is None else odd
     points = leaf | st.fixed_dictionaries({"points": leaf}) | st.lists(leaf, max_size=2)
+    rubric = st.none() | st.lists(st.fixed_dictionaries({"qualityId": leaf}) | leaf, max_size=2)
+    feedback = _feedback(leaf) | odd
     return st.fixed_dictionaries(
-        {}, optional={"@odata.type": _kind, "id": leaf, "points": points, "lastModifiedDateTime": leaf}
+        {},
+        optional={
+            "@odata.type": _kind,
+            "id": leaf,
+            "points": points,
+            "lastModifiedDateTime": leaf,
+            "feedback": feedback,
+            "publishedFeedback": feedback,
+            "rubricQualitySelectedLevels": rubric,
+            "publishedRubricQualitySelectedLevels": rubric,
+        },
     )
 
 
@@ -106,7 +127,7 @@ def _pages(leaf: Any, odd: Any) -> Any:
             "id": leaf,
             "status": leaf,
             "recipient": st.none() | _recipient(leaf) | odd,
-            "outcomes": st.none() | st.lists(_outcome(leaf) | odd, max_size=3) | odd,
+            "outcomes": st.none() | st.lists(_outcome(leaf, odd) | odd, max_size=3) | odd,
             "submittedBy": _json,
         },
     )
@@ -130,6 +151,7 @@ def _columns(items: list[Any]) -> list[list[Any]]:
         cols.outcome_id,
         cols.points,
         cols.last_modified,
+        cols.work,
     ]
 
 

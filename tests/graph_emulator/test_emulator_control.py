@@ -202,4 +202,4 @@ def test_cli_serves_a_paged_list(entry):
         proc.terminate()
         out, _ = proc.communicate(timeout=10)
     assert f"http://127.0.0.1:{port}/v1.0" in out and "Bearer token: dev" in out
-    assert "enum evolution" in out and "return lag" in out
+    assert "enum evolution" in out and "action lag" in out and "publish lag" in out

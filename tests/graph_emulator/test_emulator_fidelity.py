@@ -72,7 +72,7 @@ def test_batch_sub_requests_use_their_own_headers_not_the_envelopes(emulator, sa
 
 
 def test_excuse_answer_and_later_reads_follow_the_header(emulator, sample_tenant):
-    emulator.configure(enum_evolution="v1.0")
+    emulator.configure(enum_evolution="v1.0", action_lag=0)
     c, a, s = _with_status(sample_tenant, "submitted")
     with client(emulator) as http:
         answer = http.post(sub_path(c, a, s) + "/excuse")
@@ -82,7 +82,7 @@ def test_excuse_answer_and_later_reads_follow_the_header(emulator, sample_tenant
 
 
 def test_return_is_asynchronous_for_the_next_reads(emulator, sample_tenant):
-    emulator.configure(return_lag=2)
+    emulator.configure(action_lag=2)
     c, a, s = _with_status(sample_tenant, "submitted")
     with client(emulator) as http:
         answer = http.post(sub_path(c, a, s) + "/return").json()
@@ -90,7 +90,7 @@ def test_return_is_asynchronous_for_the_next_reads(emulator, sample_tenant):
         reads += [http.get(sub_path(c, a, s)).json()["status"]]
     assert answer["status"] == "returned"
     assert reads == ["submitted", "submitted", "returned"]
-    emulator.configure(return_lag=0)
+    emulator.configure(action_lag=0)
     c, a, s = _with_status(sample_tenant, "working")
     with client(emulator) as http:
         http.post(sub_path(c, a, s) + "/return").raise_for_status()
@@ -139,13 +139,13 @@ def test_batch_ids_differing_only_by_case_are_duplicates(emulator, sample_tenant
 def test_reset_restores_the_per_run_knobs(emulator_factory):
     srv = emulator_factory()
     started = srv.stats()["config"]
-    srv.configure(enum_evolution="v1.0" if started["enum_evolution"] == "off" else "off", return_lag=5)
+    srv.configure(enum_evolution="v1.0" if started["enum_evolution"] == "off" else "off", action_lag=5)
     srv.configure(token_lifetime=30, page_size=3)
     srv.reset()
     cfg = srv.stats()["config"]
-    assert (cfg["enum_evolution"], cfg["return_lag"], cfg["token_lifetime"]) == (
+    assert (cfg["enum_evolution"], cfg["action_lag"], cfg["token_lifetime"]) == (
         started["enum_evolution"],
-        started["return_lag"],
+        started["action_lag"],
         None,
     )
     assert cfg["page_size"] == 3  # like faults and throttle, the page size stays as configured

@@ -36,13 +36,13 @@ def test_patch_sets_metadata_and_never_touches_published(emulator, sample_tenant
     assert r.status_code == 200, r.text
     got = r.json()
     assert got["@odata.type"] == POINTS and got["id"] == o["id"]
-    assert got["points"]["points"] == 9999998.5
+    assert got["points"]["points"] == 9999998.0  # kept as a Single: 9999998.5 has no 32-bit float
     assert got["points"]["gradedDateTime"] and got["points"]["gradedBy"]["application"]["id"]
     assert got["lastModifiedDateTime"] != o["lastModifiedDateTime"]
     assert got["lastModifiedBy"]["application"] is not None
     assert got["publishedPoints"]["points"] == o["publishedPoints"]
     stored = points_outcome(find_submission(emulator.state(), c["id"], a["id"], s["recipient"]["userId"]))
-    assert stored["points"] == 9999998.5 and stored["publishedPoints"] == o["publishedPoints"]
+    assert stored["points"] == 9999998.0 and stored["publishedPoints"] == o["publishedPoints"]
 
 
 def test_patch_accepts_bare_number_and_null_clears(emulator, sample_tenant):
@@ -130,7 +130,7 @@ def test_return_publishes_points_and_sets_status(emulator, sample_tenant):
         sub = http.get(sub_path(c, a, s)).json()
     assert (before["publishedPoints"] or {}).get("points") == o["publishedPoints"]  # PATCH does not publish
     assert r.status_code == 200 and r.json()["status"] == "returned"
-    assert emulator.stats()["config"]["return_lag"] == 1 and lagging["status"] == s["status"]
+    assert emulator.stats()["config"]["action_lag"] == 1 and lagging["status"] == s["status"]
     assert (
         after["publishedPoints"]["points"] == 6.5 and sub["status"] == "returned" and sub["returnedDateTime"]
     )

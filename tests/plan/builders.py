@@ -43,7 +43,12 @@ class Tenant:
         return cid
 
     def assignment(
-        self, class_id: str, name: str, max_points: float | None = 100.0, assignment_id: str | None = None
+        self,
+        class_id: str,
+        name: str,
+        max_points: float | None = 100.0,
+        assignment_id: str | None = None,
+        status: str = "assigned",
     ) -> tuple[str, str]:
         aid = assignment_id or f"asg-{len(self.assignments) + 1}"
         self.assignments.append(
@@ -51,7 +56,7 @@ class Tenant:
                 "class_id": class_id,
                 "assignment_id": aid,
                 "display_name": name,
-                "status": "assigned",
+                "status": status,
                 "graded": max_points is not None,
                 "max_points": math.nan if max_points is None else float(max_points),
             }
@@ -95,8 +100,10 @@ class Tenant:
         points: Any = UNSET,
         status: str = "working",
         group: bool = False,
+        work: int = 0,
     ) -> str:
-        """``points`` unset → no points outcome; ``None`` → an outcome with null points."""
+        """``points`` unset → no points outcome; ``None`` → an outcome with null points; ``work``: the
+        submission's ``models.TeacherWork`` flags (feedback, rubric)."""
         class_id, aid = assignment
         sid = f"sub-{len(self.submissions) + 1}"
         has_outcome = points is not UNSET
@@ -111,6 +118,7 @@ class Tenant:
                 "outcome_id": f"out-{sid}" if has_outcome else None,
                 "points": math.nan if not has_outcome or points is None else float(points),
                 "last_modified": "2024-05-01T10:00:00Z" if has_outcome else None,
+                "teacher_work": work,
             }
         )
         return sid

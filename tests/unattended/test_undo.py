@@ -302,8 +302,10 @@ def test_a_grade_the_students_have_seen_is_reported_not_undoable(
     teacher_returns = others[0]
     cells = returned_by_run + others
     inputs = _csv(tmp_path / "g.csv", [(c, f"{_other(c):g}") for c in cells])
+    # every status a sample submission has: the point here is what students have seen, not which
+    # submissions a teacher would return (the default rule, tested in tests/execute/)
     settings = _settings(emulator.base_url, tmp_path).override(
-        "publish", assignments=[cells[0]["assignment"]]
+        "publish", assignments=[cells[0]["assignment"]], statuses=["submitted", "returned", "working"]
     )
     run = _pipeline(settings, token).sync([inputs], publish=True)
     assert run.exit_code == ExitCode.OK and run.summary is not None

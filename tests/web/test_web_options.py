@@ -86,12 +86,21 @@ def _submission(emulator: Any, submission_id: str) -> dict[str, Any]:
     )
 
 
+def _published(emulator: Any, submission_id: str) -> float | None:
+    """The points the students see (the points outcome's ``publishedPoints``)."""
+    outcomes = _submission(emulator, submission_id).get("outcomes") or []
+    points = next(o for o in outcomes if "points" in str(o.get("@odata.type", o.get("type", ""))).lower())
+    published = points.get("publishedPoints")
+    return published.get("points") if isinstance(published, dict) else published
+
+
 def test_return_publishes_the_grades_written_only_on_the_assignments_allowed(
     emulator, token, tmp_path, sample_tenant
 ):
     quiz = {sis: (p, sub) for sis, p, sub in _graded(sample_tenant, "SEC-1003", "Unit 1 Quiz")}
     essay = {sis: (p, sub) for sis, p, sub in _graded(sample_tenant, "SEC-1003", "Essay 1")}
-    sis = next(s for s in quiz if s in essay and _submission(emulator, essay[s][1])["status"] != "returned")
+    # a quiz a student turned in (what a teacher returns after grading: the default [publish] statuses)
+    sis = next(s for s in quiz if s in essay and _submission(emulator, quiz[s][1])["status"] == "submitted")
     config = web_config(emulator, token, tmp_path / "state")
     config.settings = config.settings.override("publish", assignments=["Unit 1 Quiz"])  # IT allows the quiz
     c = client(config)
@@ -103,7 +112,8 @@ def test_return_publishes_the_grades_written_only_on_the_assignments_allowed(
     r = approve(c, preview_url, key, page, publish="yes")
     assert '"stage": "done"' in events(c, r.headers["location"])[-1]
     assert _submission(emulator, quiz[sis][1])["status"] == "returned"
-    assert _submission(emulator, essay[sis][1])["status"] != "returned"  # written, not published
+    assert _published(emulator, quiz[sis][1]) == quiz[sis][0] + 1  # the students see the new grade
+    assert _published(emulator, essay[sis][1]) != essay[sis][0] + 1  # written, not published
     run = list_runs(config.runs_dir)[-1]
     assert "--return" in (run / "run.json").read_text()
 
