@@ -53,6 +53,19 @@ class InputSettings(_Section):
     # Value rule for fractions ("17/20") whose denominator is not the assignment's maximum:
     # "reject" (reason fraction_mismatch) or "scale" (17/20 of a 40-point assignment → 34, noted).
     fractions: Literal["reject", "scale"] = "reject"
+    # Limits on one input file (README "Limits on input files", gradesync/read/limits.py): a file
+    # beyond them is refused (exit 2) before it can exhaust memory or time.
+    max_file_mb: int = Field(256, ge=1)  # a file's size; a OneRoster zip's members uncompressed, in all
+    max_line_kb: int = Field(1024, ge=1)  # one line of a text file
+    max_rows: int = Field(5_000_000, ge=1)  # rows of a text file or of a sheet
+    max_cells: int = Field(25_000_000, ge=1)  # rows × columns of a text file or of a sheet's used area
+    # Parse input files in a separate process with memory and time limits (the web app turns it on):
+    # a reader that crashes or runs out of memory there is a clean error for that file.
+    isolate: bool = False
+    isolate_memory_mb: int = Field(4096, ge=256)  # the parsing process's address space
+    isolate_cpu_seconds: int = Field(
+        120, ge=1
+    )  # its CPU time (it is stopped after 3× that + 30 s of wall time)
 
 
 class MatchSettings(_Section):

@@ -55,8 +55,9 @@ from gradesync.models import OK_STATUSES, Plan, Status
 from gradesync.plan import build_plan, plan_is_refused
 from gradesync.plan.digest import digest_matches, plan_digest, short_digest
 from gradesync.plan.planfile import write_plan
-from gradesync.read import ReadResult, load_mapping, read_inputs
-from gradesync.read.inspect import Inspection, inspect_inputs, lookup_from_snapshot
+from gradesync.read import ReadResult, load_mapping
+from gradesync.read.inspect import Inspection, lookup_from_snapshot
+from gradesync.read.isolated import inspect_inputs, read_inputs  # in a caged process with [input] isolate
 from gradesync.report import RunSummary, write_reports
 from gradesync.resolve import resolve
 from gradesync.state.journal import Journal
