@@ -513,8 +513,8 @@ class Pipeline:
                     result = RunResult(kind=command, error=e)
                 result.run_dir = run.run_dir
                 run.outcome = result.outcome(run.plan_path)
-        except (LockError, StorageError) as e:  # before the run began: no run directory, no run.json
-            return RunResult(kind=command, error=e)
+        except (LockError, StorageError) as e:  # before the run began: a storage failure is still recorded
+            return RunResult(kind=command, error=e, run_dir=getattr(e, "run_dir", None))
         return result
 
     def _save_plan(self, plan: Plan, run: Run, digest: str) -> Path:

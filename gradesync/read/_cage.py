@@ -3,7 +3,7 @@
 A native reader that meets a hostile file can abort the whole process (a Rust allocation failure is
 SIGABRT, not an exception), and a hostile file can ask for more memory or time than the machine has.
 ``run`` calls a function in a child process whose address space (``RLIMIT_AS``) and CPU time
-(``RLIMIT_CPU``) are limited, and waits for it at most ``CageLimits.wall_seconds``. The result comes
+(``RLIMIT_CPU``) are limited, and waits for it at most ``CageLimits.wall``. The result comes
 back pickled; a ``GradesyncError`` raised there is raised here; a limit, a signal or a crash becomes an
 ``InputError`` naming the file being read (the child says which file it opens, ``note_file``).
 
@@ -45,17 +45,18 @@ _STDERR_TAIL = 4096
 
 @dataclass(frozen=True, slots=True)
 class CageLimits:
-    """The child's limits: address space, CPU seconds; wall time is derived (``wall_seconds``)."""
+    """The child's limits: its address space and CPU seconds, and how long the parent waits for it."""
 
     memory_bytes: int = 4096 * MB
     cpu_seconds: int = 120
+    #: None: three times the CPU budget and 30 s more, as a loaded machine (two cores, several
+    #: parses) gives a child a fraction of a core; this stops a child blocked without using CPU
+    #: (reading from a pipe that never ends).
+    wall_seconds: float | None = None
 
     @property
-    def wall_seconds(self) -> float:
-        """How long the parent waits: three times the CPU budget and 30 s more, as a loaded machine
-        (two cores, several parses) gives a child a fraction of a core; a child blocked without using
-        CPU (reading from a pipe that never ends) is stopped by this."""
-        return 3.0 * self.cpu_seconds + 30.0
+    def wall(self) -> float:
+        return self.wall_seconds if self.wall_seconds is not None else 3.0 * self.cpu_seconds + 30.0
 
 
 # ------------------------------------------------------------------ the child's side
@@ -174,7 +175,7 @@ def _wait(
     proc: Any, receive: Connection, limits: CageLimits, current: str | None
 ) -> tuple[str, Any, str | None]:
     """Messages until the result: ("ok" | "error" | "memory" | "crash" | "died" | "timeout", value, file)."""
-    deadline = time.monotonic() + limits.wall_seconds
+    deadline = time.monotonic() + limits.wall
     while True:
         left = deadline - time.monotonic()
         if left <= 0:
@@ -240,7 +241,7 @@ def _failure(kind: str, detail: Any, exitcode: int | None, tail: str, limits: Ca
         why = f"reading it used more than {cpu:,} s of CPU time ([input] isolate_cpu_seconds)"
         code = "input-reader-limit"
     elif kind == "timeout":
-        why = f"reading it took longer than {limits.wall_seconds:,.0f} s and was stopped"
+        why = f"reading it took longer than {limits.wall:,.0f} s and was stopped"
         code = "input-reader-limit"
     elif kind == "crash":
         why = f"the reader failed on it ({detail})"
