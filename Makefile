@@ -36,6 +36,7 @@ lint: $(STAMP)
 
 robustness: $(STAMP)
 	$(PY) -m benchmarks.robustness
+	$(PY) -m benchmarks.hostile_inputs
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info runs

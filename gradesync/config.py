@@ -242,8 +242,12 @@ class Settings(_Section):
     def config_hash(self) -> str:
         """A stable hash of every setting that changes what a plan contains."""
         # how we sign in, what apply --return may publish, where runs are kept and how apply writes
-        # change no plan
-        plan_relevant = self.model_dump(mode="json", exclude={"auth", "publish", "run", "apply"})
+        # change no plan; nor do the input limits and isolation (a file is read whole, or refused)
+        limits = {"max_file_mb", "max_line_kb", "max_rows", "max_cells", "isolate", "isolate_memory_mb",
+                  "isolate_cpu_seconds"}  # fmt: skip
+        plan_relevant = self.model_dump(
+            mode="json", exclude={"auth": True, "publish": True, "run": True, "apply": True, "input": limits}
+        )
         canonical = json.dumps(plan_relevant, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 

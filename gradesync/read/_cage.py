@@ -149,8 +149,11 @@ def run(fn: Callable[..., T], args: tuple[Any, ...], *, limits: CageLimits, file
     if inside():
         return fn(*args, **(kwargs or {}))
     ctx = _get_context()
-    fd, stderr_path = tempfile.mkstemp(prefix="gradesync-read-", suffix=".log")
-    os.close(fd)
+    try:
+        fd, stderr_path = tempfile.mkstemp(prefix="gradesync-read-", suffix=".log")
+        os.close(fd)
+    except OSError:  # no temporary folder to write to: the reader's messages are dropped
+        stderr_path = os.devnull
     receive, send = ctx.Pipe(duplex=False)
     proc = ctx.Process(target=_child, args=(send, fn, args, kwargs or {}, limits, stderr_path), daemon=False)
     current = files[0] if len(files) == 1 else None
@@ -195,6 +198,8 @@ def _wait(
 
 
 def _read_tail(path: str) -> str:
+    if path == os.devnull:
+        return ""
     file = Path(path)
     try:
         with file.open("rb") as f:
@@ -237,7 +242,7 @@ def _failure(kind: str, detail: Any, exitcode: int | None, tail: str, limits: Ca
     if out_of_memory:
         why = f"reading it needed more than {memory_mb:,} MB of memory ([input] isolate_memory_mb)"
         code = "input-reader-limit"
-    elif sig in (getattr(signal, "SIGXCPU", -1), signal.SIGKILL) and kind == "died":
+    elif sig == getattr(signal, "SIGXCPU", None) and kind == "died":
         why = f"reading it used more than {cpu:,} s of CPU time ([input] isolate_cpu_seconds)"
         code = "input-reader-limit"
     elif kind == "timeout":

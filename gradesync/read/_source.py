@@ -179,7 +179,7 @@ def _parse_bytes(
             hint="export the gradebook again and save it as .csv or .xlsx",
         )
     if not lines_checked:
-        LineMeter(name, limits.max_line_bytes).feed(data)
+        LineMeter(name, limits.max_line_bytes).feed_all(data)
     return _load_text(name, data, sha256, limits)
 
 

@@ -140,9 +140,16 @@ class LineMeter:
                     first = int(over[0])
                     self._check(int(gaps[first]), self._breaks_before(arr, lf, cr, int(breaks[first]) + 1))
             self._since_break = len(arr) - int(breaks[-1]) - 1
-            self._check(self._since_break, self._breaks_before(arr, lf, cr, len(arr)))
-            self._line += self._breaks_before(arr, lf, cr, len(arr))
+            lines = self._breaks_before(arr, lf, cr, len(arr))
+            self._check(self._since_break, lines)
+            self._line += lines
             self._last_cr = bool(cr[-1])
+
+    def feed_all(self, data: bytes) -> None:
+        """``feed`` a whole text in 8 MB pieces (the masks numpy builds stay that small)."""
+        view = memoryview(data)
+        for start in range(0, len(data), _CHUNK):
+            self.feed(view[start : start + _CHUNK])
 
     def _breaks_before(self, arr: np.ndarray, lf: np.ndarray, cr: np.ndarray, end: int) -> int:
         """Line breaks in ``arr[:end]``: LF and CR each end a line, CRLF ends one."""

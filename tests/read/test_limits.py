@@ -3,6 +3,7 @@ text at once, however the bytes are cut into chunks — a CRLF split between two
 
 from __future__ import annotations
 
+import itertools
 import re
 
 import pytest
@@ -28,7 +29,7 @@ def _meter(data: bytes, cuts: list[int], limit: int) -> int | None:
     meter = LineMeter("grades.csv", limit)
     points = sorted({c % (len(data) + 1) for c in cuts} | {0, len(data)})
     try:
-        for start, end in zip(points, points[1:], strict=False):
+        for start, end in itertools.pairwise(points):
             meter.feed(data[start:end])
     except InputError as e:
         assert e.code == "input-line-too-long" and e.file == "grades.csv"

@@ -33,7 +33,9 @@ def far_cell_workbook(path: Path) -> Path:
     return path
 
 
-def bundle(path: Path, members: dict[str, bytes] | None = None, *, extra: dict[str, bytes] | None = None) -> Path:
+def bundle(
+    path: Path, members: dict[str, bytes] | None = None, *, extra: dict[str, bytes] | None = None
+) -> Path:
     """A OneRoster bulk zip: the sample's manifest, results and lineItems (or ``members``), plus
     ``extra`` members, deflated."""
     files = members or {name.name: name.read_bytes() for name in sorted(ONEROSTER.glob("*.csv"))}
@@ -76,7 +78,9 @@ def bomb_member(megabytes: int) -> bytes:
     return header + b"\n" * (megabytes * 1024 * 1024 - len(header))
 
 
-def run_cli(*args: str, env: dict[str, str] | None = None, cwd: Path = REPO) -> subprocess.CompletedProcess[str]:
+def run_cli(
+    *args: str, env: dict[str, str] | None = None, cwd: Path = REPO
+) -> subprocess.CompletedProcess[str]:
     """``gradesync ARGS`` in its own process (a reader that aborts would take pytest down with it)."""
     import os
 

@@ -65,7 +65,9 @@ def _with_shared_strings(path: Path) -> Path:
     with zipfile.ZipFile(path) as z:
         parts = {i.filename: z.read(i) for i in z.infolist()}
     parts["xl/sharedStrings.xml"] = sst
-    parts["xl/_rels/workbook.xml.rels"] = parts["xl/_rels/workbook.xml.rels"].replace(b"</Relationships>", rel)
+    parts["xl/_rels/workbook.xml.rels"] = parts["xl/_rels/workbook.xml.rels"].replace(
+        b"</Relationships>", rel
+    )
     parts["[Content_Types].xml"] = parts["[Content_Types].xml"].replace(b"</Types>", kind)
     with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as z:
         for name, data in parts.items():
@@ -162,7 +164,9 @@ def test_a_binary_workbook_is_read_in_a_separate_process(tmp_path: Path) -> None
 
 # --------------------------------------------------------------------------- text
 def test_a_line_longer_than_the_limit_is_refused_while_reading(tmp_path: Path) -> None:
-    rows = ["class,assignment,student,points,comment"] + [f"SEC-1001,Unit 1 Quiz,{i:06d},9," for i in range(5)]
+    rows = ["class,assignment,student,points,comment"] + [
+        f"SEC-1001,Unit 1 Quiz,{i:06d},9," for i in range(5)
+    ]
     rows[3] += "x" * 3000  # a 3 KB comment on line 4
     path = tmp_path / "grades.csv"
     path.write_text("\n".join(rows) + "\n")
@@ -184,7 +188,9 @@ def test_a_single_line_file_is_refused_by_the_line_limit(tmp_path: Path, separat
 
 def test_text_rows_cells_and_size_follow_the_settings(tmp_path: Path) -> None:
     path = tmp_path / "grades.csv"
-    path.write_text("class,assignment,student,points\n" + "".join(f"SEC-1001,Quiz,{i:06d},9\n" for i in range(30)))
+    path.write_text(
+        "class,assignment,student,points\n" + "".join(f"SEC-1001,Quiz,{i:06d},9\n" for i in range(30))
+    )
     assert len(read_inputs([path], _settings(max_rows=31)).frame) == 30  # the header is a row too
     for limit, setting in (({"max_rows": 20}, "max_rows"), ({"max_cells": 60}, "max_cells")):
         with pytest.raises(InputError) as e:
@@ -199,7 +205,9 @@ def test_text_rows_cells_and_size_follow_the_settings(tmp_path: Path) -> None:
 
 def test_a_header_wider_than_a_spreadsheet_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "wide.csv"
-    path.write_text("student," + ",".join(f"Quiz {i}" for i in range(17_000)) + "\n000101" + ",9" * 17_000 + "\n")
+    path.write_text(
+        "student," + ",".join(f"Quiz {i}" for i in range(17_000)) + "\n000101" + ",9" * 17_000 + "\n"
+    )
     with pytest.raises(InputError) as e:
         read_inputs([path], _settings(class_key="SEC-1001"))
     assert e.value.code == "input-too-wide" and "17,001" in e.value.message
@@ -217,7 +225,9 @@ def test_a_zip_bomb_bundle_is_refused_before_inflating(tmp_path: Path) -> None:
 
 
 def test_a_bundle_larger_than_max_file_mb_uncompressed_is_refused(tmp_path: Path) -> None:
-    zipped = bundle(tmp_path / "big.zip", extra={"users.csv": b"".join(b"%07d,x\n" % i for i in range(200_000))})
+    zipped = bundle(
+        tmp_path / "big.zip", extra={"users.csv": b"".join(b"%07d,x\n" % i for i in range(200_000))}
+    )
     assert read_inputs([zipped], _settings()).inputs  # 1.8 MB of users: read with the default limits
     with pytest.raises(InputError) as e:
         read_inputs([zipped], _settings(max_file_mb=1))
@@ -249,7 +259,11 @@ def test_two_lineitems_files_for_one_results_file_are_refused_naming_both(tmp_pa
     (tmp_path / "export" / "results.csv").write_bytes(members["results.csv"])
     for folder in ("term1", "term2"):
         (tmp_path / folder / "lineItems.csv").write_bytes(members["lineItems.csv"])
-    given = [tmp_path / "export" / "results.csv", tmp_path / "term1" / "lineItems.csv", tmp_path / "term2" / "lineItems.csv"]
+    given = [
+        tmp_path / "export" / "results.csv",
+        tmp_path / "term1" / "lineItems.csv",
+        tmp_path / "term2" / "lineItems.csv",
+    ]
     with pytest.raises(InputError) as e:
         read_inputs(given, _settings())
     assert e.value.code == "input-ambiguous-files"

@@ -88,7 +88,9 @@ def test_an_isolated_read_is_the_same_read(paths: list[Path]) -> None:
     there = read_isolated(paths, _settings(class_key="SEC-1001", isolate=True))
     pd.testing.assert_frame_equal(here.frame, there.frame)
     assert (here.inputs, here.warnings, here.diagnoses) == (there.inputs, there.warnings, there.diagnoses)
-    assert inspect_inputs(paths, _settings(isolate=True)).asdict() == inspect_inputs(paths, _settings()).asdict()
+    assert (
+        inspect_inputs(paths, _settings(isolate=True)).asdict() == inspect_inputs(paths, _settings()).asdict()
+    )
 
 
 @pytest.mark.parametrize("isolate", [True, False])

@@ -29,7 +29,16 @@ def _sync(tmp_path: Path, *extra: str, temp: Path | None = None) -> tuple[int, s
     blocker = tmp_path / "not-a-folder"
     blocker.write_text("a file where the state directory's parent should be")
     result = subprocess.run(
-        [sys.executable, "-m", "gradesync", "sync", str(SAMPLE), "--state-dir", str(blocker / "state"), *extra],
+        [
+            sys.executable,
+            "-m",
+            "gradesync",
+            "sync",
+            str(SAMPLE),
+            "--state-dir",
+            str(blocker / "state"),
+            *extra,
+        ],
         capture_output=True,
         text=True,
         timeout=120,
@@ -90,7 +99,8 @@ def test_the_pipeline_result_points_at_the_record(tmp_path: Path) -> None:
     blocker = tmp_path / "not-a-folder"
     blocker.write_text("x")
     settings = Settings(
-        apply=ApplySettings(state_dir=str(blocker / "state")), run=RunSettings(runs_dir=str(tmp_path / "runs"))
+        apply=ApplySettings(state_dir=str(blocker / "state")),
+        run=RunSettings(runs_dir=str(tmp_path / "runs")),
     )
     result = Pipeline(settings, make_client(settings, token="t")).sync([SAMPLE])
     assert result.exit_code == 8 and result.error is not None
