@@ -9,6 +9,11 @@
     presets.py    the export formats detected from the header (Canvas, PowerSchool, …), as Mappings
     _mapped.py    RawTable + Mapping → desired rows
     _oneroster.py OneRoster gradebook CSV (results.csv + lineItems.csv, or the bulk zip)
+    bundle.py     the OneRoster bulk zip opened safely: one member per role, each a ``ZipMember``
+    limits.py     how much one file may hold ([input] max_file_mb, max_line_kb, max_rows, max_cells)
+    _xlsx_size.py an .xlsx's declared sheet size, read from its XML before the native reader
+    _cage.py      one parse in a separate process with memory and CPU limits
+    isolated.py   read_inputs / inspect_inputs as the pipeline calls them ([input] isolate)
     _diagnose.py  file-level diagnoses (most rows fail the same way)
     inspect.py    how a file is understood, before anything is planned (gradesync inspect)
 

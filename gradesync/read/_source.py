@@ -341,12 +341,13 @@ def _parse_ragged(
     text_body = body.decode(codec, errors="replace")
     try:
         widest = max((len(r) for r in csv.reader(io.StringIO(text_body), delimiter=delimiter)), default=1)
-    except csv.Error as e:
+    except csv.Error as e:  # a cell longer than the csv module's field limit (128 K characters)
         raise InputError(
-            f"cannot be split into cells ({e})",
+            f"cannot be split into cells: its rows have ever more cells, and one cell is too long to "
+            f"measure ({e})",
             file=name,
             code="input-ragged-row",
-            hint="export the file again as CSV",
+            hint="is the separator right? Export the file again as CSV",
         ) from None
     width = min(widest, MAX_COLUMNS)
     return bound.checked(_parse_csv(body, delimiter, codec, width, bound.nrows(width)), width)

@@ -184,7 +184,18 @@ class _SheetExtent:
     """The furthest cell one sheet part names (its rectangle's bottom-right corner, 1-based),
     refused as soon as it is too far. Called back on every start tag of the part."""
 
-    __slots__ = ("_kinds", "_letters", "column", "columns", "limits", "name", "row", "rows", "where")
+    __slots__ = (
+        "_kinds",
+        "_letters",
+        "_row_text",
+        "column",
+        "columns",
+        "limits",
+        "name",
+        "row",
+        "rows",
+        "where",
+    )
 
     def __init__(self, name: str, where: str, limits: ReadLimits) -> None:
         self.name, self.where, self.limits = name, where, limits
@@ -192,6 +203,7 @@ class _SheetExtent:
         self.row = self.column = 0  # the current row, and the current cell's column
         self._kinds: dict[str, str] = {}  # tag → its local name (expat gives the same str each time)
         self._letters: dict[str, int] = {}  # "XFD" → 16384
+        self._row_text = "0"  # the current row's number as written
 
     def start(self, tag: str, attrs: list[str]) -> None:
         kind = self._kinds.get(tag)
@@ -203,17 +215,16 @@ class _SheetExtent:
             if not kind:
                 return
         if kind == "c":
-            # The usual cell, written as Excel writes it, inside the rectangle so far: nothing to do
-            # but note where it is (about 0.3 µs). Everything else goes the long way.
-            if attrs and attrs[0] == "r":
+            # The usual cell, as spreadsheet programs write it: its reference is a column already
+            # seen followed by the current row's number, inside the rectangle so far. Nothing to do
+            # but note its column. (A reference split wrongly here leaves digits in the "column",
+            # which is never among the columns seen: it goes the long way, as everything else does.)
+            if attrs and attrs[0] == "r" and self.row <= self.rows:
                 ref = attrs[1]
-                letters = ref.rstrip(_DIGITS)
-                column = self._letters.get(letters)
-                if column is not None and column <= self.columns:
-                    digits = ref[len(letters) :]
-                    if 0 < len(digits) <= 7 and digits.isascii() and 0 < int(digits) <= self.rows:
+                if ref.endswith(self._row_text):
+                    column = self._letters.get(ref[: len(ref) - len(self._row_text)])
+                    if column is not None and column <= self.columns:
                         self.column = column
-                        self.row = max(self.row, int(digits))
                         return
             self._cell(_attr(attrs, "r"))
         elif kind == "row":
@@ -230,6 +241,7 @@ class _SheetExtent:
         else:
             self._refuse(f'row number "{ref[:20]}" is not a row Excel can have (1 to {MAX_SHEET_ROWS:,})')
         self.column = 0
+        self._row_text = str(self.row)
 
     def _cell(self, ref: str | None) -> None:
         if ref is None:  # a cell without a reference follows the previous one
@@ -247,6 +259,7 @@ class _SheetExtent:
             if not 0 < row <= MAX_SHEET_ROWS:
                 self._position(ref, "cell")  # refuses it, naming the cell
         self.row, self.column = max(self.row, row), column
+        self._row_text = str(self.row)
         if row > self.rows or column > self.columns:
             self._grow(row, column, f"cell {ref}")
 
@@ -271,6 +284,8 @@ class _SheetExtent:
         return row, column
 
     def _grow(self, row: int, column: int, where: str) -> None:
+        if column > MAX_COLUMNS:  # cells without a reference can count past the last column
+            self._refuse(f"{where} is past Excel's last column ({MAX_COLUMNS:,})")
         rows, columns = max(self.rows, row), max(self.columns, column)
         if rows > self.limits.max_rows:
             self._refuse(

@@ -458,6 +458,7 @@ def _outcome_of(exc: BaseException | None) -> RunOutcome:
         return RunOutcome(code, exc.as_dict())
     if exc is None:
         return RunOutcome(code)
+    error: dict[str, str | None]
     if code == ExitCode.INTERNAL:
         error = {
             "code": "internal-error",

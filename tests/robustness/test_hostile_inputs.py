@@ -109,6 +109,18 @@ def test_the_same_workbook_as_a_bundles_results_csv_is_exit_2(tmp_path: Path) ->
             "D99999999999",
         ),
         (
+            "cells without references, 16,000 across, then one in the last row",
+            "xl/worksheets/sheet1.xml",
+            lambda x: x.replace(
+                b"</row></sheetData>",
+                b'</row><row r="3">'
+                + b"<c><v>1</v></c>" * 16_000
+                + b'</row><row r="1048576"><c r="A1048576"><v>1'
+                b"</v></c></row></sheetData>",
+            ),
+            "1,048,576 rows × 16,000 columns",
+        ),
+        (
             "a declared dimension of the whole grid",
             "xl/worksheets/sheet1.xml",
             lambda x: re.sub(rb'<dimension ref="[^"]*"', b'<dimension ref="A1:XFD1048576"', x),
@@ -201,6 +213,21 @@ def test_text_rows_cells_and_size_follow_the_settings(tmp_path: Path) -> None:
     with pytest.raises(InputError) as e:
         read_inputs([big], _settings(max_file_mb=1))
     assert e.value.code == "input-too-large" and "max_file_mb" in e.value.message
+
+
+def test_rows_ever_wider_with_a_huge_cell_are_exit_2(tmp_path: Path) -> None:
+    """Rows that keep widening send the reader to measure the widest row with Python's csv module,
+    whose 128 K-character field limit raised out of the reader (exit 70)."""
+    rows, width = ["student,points"], 2
+    for _ in range(9):
+        width = 2 * width + 1
+        rows.append(",".join(["x"] * width))
+    rows.append("000101," + "9" * 200_000)
+    path = tmp_path / "ragged.csv"
+    path.write_text("\n".join(rows) + "\n")
+    result = run_cli("inspect", str(path), "--offline", "--class", "SEC-1001")
+    assert result.returncode == 2, result.stderr[-3000:]
+    _refused(result.stderr, "input-ragged-row", "ragged.csv")
 
 
 def test_a_header_wider_than_a_spreadsheet_is_refused(tmp_path: Path) -> None:
