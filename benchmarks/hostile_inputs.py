@@ -19,9 +19,9 @@ the 46 MB / 100 MB CSVs         real long exports (1.2 / 2.8 million rows)   rea
 
 Each case runs ``gradesync inspect FILE --offline`` in its own process; the real-sized exports run the
 read stage alone (``read_inputs``), whose memory the limits are set from. Peak memory is the process's
-high-water mark (``wait4``'s ``ru_maxrss``, which Linux carries over from the parent at ``fork``: the
-harness keeps itself small, and its own size, about 100 MB, is the floor of the figures). Exit status
-1 when any case has another outcome or exceeds its memory bound.
+high-water mark (``wait4``'s ``ru_maxrss``; Linux starts it at the parent's, so each case is started
+from a small launcher process). Exit status 1 when any case has another outcome or exceeds its memory
+bound.
 """
 
 from __future__ import annotations
@@ -191,34 +191,47 @@ except InputError as e:
 """
 
 
+#: Runs a command and prints its peak memory (KB) and exit status. Linux starts a child's memory
+#: high-water mark at its parent's, so the measured command is started from this small process, never
+#: from the harness (which may be a test runner holding hundreds of MB).
+_LAUNCH = """
+import os, subprocess, sys
+child = subprocess.Popen(sys.argv[1:], stdout=subprocess.DEVNULL)
+_, status, usage = os.wait4(child.pid, 0)
+print(usage.ru_maxrss, os.waitstatus_to_exitcode(status))
+"""
+
+
 def run_case(case: Case, tmp: Path, scale: float, env: dict[str, str]) -> Outcome:
     path = case.make(tmp, scale)
     env = {**env, **(case.env or {}), **((case.small_env or {}) if scale < 1 else {})}
     size = path.stat().st_size
-    started = time.monotonic()
     command = (
         [sys.executable, "-c", _READ, str(path)]
         if case.read_only
         else [sys.executable, "-m", "gradesync", "inspect", str(path), "--offline"]
     )
-    proc = subprocess.Popen(
-        command,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+    started = time.monotonic()
+    done = subprocess.run(
+        [sys.executable, "-c", _LAUNCH, *command],
+        capture_output=True,
+        text=True,
         cwd=REPO,
         env=env,
+        check=True,
     )
-    assert proc.stderr is not None
-    err = proc.stderr.read().decode("utf-8", "replace")
-    _, status, usage = os.wait4(proc.pid, 0)
-    proc.returncode = os.waitstatus_to_exitcode(status)
     wall = time.monotonic() - started
     path.unlink()
+    peak_kb, exit_code = (int(x) for x in done.stdout.split())
     code = next(
-        (line.split("[", 1)[1].split("]", 1)[0] for line in err.splitlines() if line.startswith("error [")),
+        (
+            line.split("[", 1)[1].split("]", 1)[0]
+            for line in done.stderr.splitlines()
+            if line.startswith("error [")
+        ),
         "",
     )
-    return Outcome(case, size, proc.returncode, code, wall, usage.ru_maxrss / 1024)
+    return Outcome(case, size, exit_code, code, wall, peak_kb / 1024)
 
 
 def measure(scale: float = 1.0, only: list[str] | None = None) -> list[Outcome]:

@@ -5,7 +5,8 @@ The files are built here, small (the largest inflates to 20 MB), from a workbook
 the OneRoster sample bundle; a limit a test must cross cheaply is lowered through its ``[input]``
 setting, as an operator would. The gigabyte-sized versions are ``benchmarks/hostile_inputs.py``
 (``make robustness``). Cases that aborted the process before are run through the CLI in a
-subprocess, so a regression fails the test instead of killing the test run.
+subprocess, so a regression fails the test instead of killing the test run; the others read in
+this process.
 """
 
 from __future__ import annotations
@@ -183,9 +184,10 @@ def test_a_line_longer_than_the_limit_is_refused_while_reading(tmp_path: Path) -
     path = tmp_path / "grades.csv"
     path.write_text("\n".join(rows) + "\n")
     assert len(read_inputs([path], _settings()).frame) == 5
-    result = run_cli("inspect", str(path), "--offline", env={"GRADESYNC_INPUT_MAX_LINE_KB": "2"})
-    assert result.returncode == 2, result.stderr[-3000:]
-    _refused(result.stderr, "input-line-too-long", "grades.csv", "line 4 ", "max_line_kb")
+    with pytest.raises(InputError) as e:
+        read_inputs([path], _settings(max_line_kb=2))
+    assert e.value.code == "input-line-too-long" and e.value.file == str(path)
+    assert "line 4 " in e.value.message and "max_line_kb" in e.value.message
 
 
 @pytest.mark.parametrize("separators", [True, False])
@@ -225,9 +227,9 @@ def test_rows_ever_wider_with_a_huge_cell_are_exit_2(tmp_path: Path) -> None:
     rows.append("000101," + "9" * 200_000)
     path = tmp_path / "ragged.csv"
     path.write_text("\n".join(rows) + "\n")
-    result = run_cli("inspect", str(path), "--offline", "--class", "SEC-1001")
-    assert result.returncode == 2, result.stderr[-3000:]
-    _refused(result.stderr, "input-ragged-row", "ragged.csv")
+    with pytest.raises(InputError) as e:
+        read_inputs([path], _settings(class_key="SEC-1001"))
+    assert e.value.code == "input-ragged-row" and e.value.file == str(path)
 
 
 def test_a_header_wider_than_a_spreadsheet_is_refused(tmp_path: Path) -> None:
@@ -246,9 +248,10 @@ def test_a_zip_bomb_bundle_is_refused_before_inflating(tmp_path: Path) -> None:
     members["results.csv"] = bomb_member(20)
     zipped = bundle(tmp_path / "bomb.zip", members)
     assert zipped.stat().st_size < 100_000  # 20 MB of results in a few dozen KB
-    result = run_cli("inspect", str(zipped), "--offline")
-    assert result.returncode == 2, result.stderr[-3000:]
-    _refused(result.stderr, "input-suspicious-zip", "bomb.zip", "times")
+    with pytest.raises(InputError) as e:
+        read_inputs([zipped], _settings())
+    assert e.value.code == "input-suspicious-zip" and e.value.file == str(zipped)
+    assert "times" in e.value.message
 
 
 def test_a_bundle_larger_than_max_file_mb_uncompressed_is_refused(tmp_path: Path) -> None:
@@ -264,9 +267,10 @@ def test_a_bundle_larger_than_max_file_mb_uncompressed_is_refused(tmp_path: Path
 @pytest.mark.parametrize("lie", ["crc", "size"])
 def test_a_member_that_lies_about_itself_is_exit_2(tmp_path: Path, lie: str) -> None:
     zipped = lying_member(tmp_path / "gradebook.zip", lie)
-    result = run_cli("inspect", str(zipped), "--offline")
-    assert result.returncode == 2, result.stderr[-3000:]
-    _refused(result.stderr, "input-corrupt-zip", f"{zipped}!results.csv")
+    with pytest.raises(InputError) as e:
+        read_inputs([zipped], _settings())
+    assert e.value.code == "input-corrupt-zip" and e.value.file == f"{zipped}!results.csv"
+    assert e.value.exit_code == 2
 
 
 def test_members_whose_names_differ_only_by_case_are_refused_naming_both(tmp_path: Path) -> None:
@@ -326,8 +330,9 @@ def test_a_folder_with_an_exclamation_mark_is_just_a_folder(tmp_path: Path) -> N
     assert any("beside it" in w for w in read.warnings)
 
 
-def test_inspect_json_names_bundle_members_as_text(tmp_path: Path) -> None:
+def test_inspect_names_bundle_members_as_text(tmp_path: Path) -> None:
+    from gradesync.read.inspect import inspect_inputs
+
     zipped = bundle(tmp_path / "gradebook.zip")
-    result = run_cli("inspect", str(zipped), "--offline", "--json")
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert json.loads(result.stdout)["files"][0]["path"] == f"{zipped}!results.csv"
+    inspection = json.loads(json.dumps(inspect_inputs([zipped], _settings()).asdict(), default=str))
+    assert inspection["files"][0]["path"] == f"{zipped}!results.csv"
