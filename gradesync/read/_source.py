@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 from defusedxml import DefusedXmlException, ElementTree
 
-from gradesync.errors import InputError
+from gradesync.errors import GradesyncError, InputError
 from gradesync.read import _cage
 from gradesync.read._xlsx_size import check_shared_strings, check_sheet
 from gradesync.read.limits import (
@@ -132,7 +132,7 @@ def _table(
     _cage.note_file(name)
     try:
         table = _parse_bytes(name, data, sha256, sheet, limits, lines_checked=lines_checked)
-    except InputError:
+    except GradesyncError:
         raise
     except MemoryError:
         raise too_large(name, "reading it ran out of memory", code="input-reader-limit") from None
