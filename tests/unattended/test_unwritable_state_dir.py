@@ -24,6 +24,7 @@ def _sync(tmp_path: Path, *extra: str, temp: Path | None = None) -> tuple[int, s
     import subprocess
 
     env = {**os.environ, "GRADESYNC_GRAPH_URL": "http://127.0.0.1:9/v1.0", "GRADESYNC_ACCESS_TOKEN": "t"}
+    env["PYTHONPATH"] = os.pathsep.join([str(REPO), env.get("PYTHONPATH", "")])  # this checkout's code
     if temp is not None:
         env["TMPDIR"] = str(temp)
     blocker = tmp_path / "not-a-folder"
