@@ -32,6 +32,7 @@ lint: $(STAMP)
 
 robustness: $(STAMP)
 	$(PY) -m benchmarks.robustness
+	$(PY) -m benchmarks.hostile_inputs
 
 # The container image (Containerfile) built from Debian's packages where no base image can be pulled
 # (mmdebstrap + buildah); its store stays in .image/. Then the image runs `gradesync demo`.

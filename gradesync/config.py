@@ -58,9 +58,19 @@ class InputSettings(_Section):
     # ("noah.lopez104" → "noah.lopez104@contoso.edu"): for exports whose Username column holds a
     # login name (Blackboard, Brightspace). A mapping's identifier can set its own domain.
     username_domain: str | None = None
-    # Parse input files in a separate process with memory and time limits (a crash there is an
-    # InputError for that file, never the process that holds other work); the web app turns it on.
+    # Limits on one input file (README "Limits on input files", gradesync/read/limits.py): a file
+    # beyond them is refused (exit 2) before it can exhaust memory or time.
+    max_file_mb: int = Field(256, ge=1)  # a file's size; a OneRoster zip's members uncompressed, in all
+    max_line_kb: int = Field(1024, ge=1)  # one line of a text file
+    max_rows: int = Field(5_000_000, ge=1)  # rows of a text file or of a sheet
+    max_cells: int = Field(25_000_000, ge=1)  # rows × columns of a text file or of a sheet's used area
+    # Parse input files in a separate process with memory and time limits (the web app turns it on):
+    # a reader that crashes or runs out of memory there is a clean error for that file.
     isolate: bool = False
+    isolate_memory_mb: int = Field(4096, ge=256)  # the parsing process's address space
+    isolate_cpu_seconds: int = Field(
+        120, ge=1
+    )  # its CPU time (it is stopped after 3× that + 30 s of wall time)
 
 
 class MatchSettings(_Section):
@@ -266,8 +276,12 @@ class Settings(_Section):
     def config_hash(self) -> str:
         """A stable hash of every setting that changes what a plan contains."""
         # how we sign in, what apply --return may publish, where runs are kept and how apply writes
-        # change no plan
-        plan_relevant = self.model_dump(mode="json", exclude={"auth", "publish", "run", "apply"})
+        # change no plan; nor do the input limits and isolation (a file is read whole, or refused)
+        limits = {"max_file_mb", "max_line_kb", "max_rows", "max_cells", "isolate", "isolate_memory_mb",
+                  "isolate_cpu_seconds"}  # fmt: skip
+        plan_relevant = self.model_dump(
+            mode="json", exclude={"auth": True, "publish": True, "run": True, "apply": True, "input": limits}
+        )
         canonical = json.dumps(plan_relevant, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 

@@ -64,8 +64,9 @@ from gradesync.plan import build_plan, plan_is_refused
 from gradesync.plan.digest import digest_matches, plan_digest, short_digest
 from gradesync.plan.planfile import read_plan, write_plan
 from gradesync.plan.undo import build_undo_plan
-from gradesync.read import ReadResult, load_mapping, read_inputs
-from gradesync.read.inspect import Inspection, SnapshotLookup, inspect_inputs, lookup_from_snapshot
+from gradesync.read import ReadResult, load_mapping
+from gradesync.read.inspect import Inspection, SnapshotLookup, lookup_from_snapshot
+from gradesync.read.isolated import inspect_inputs, read_inputs  # in a caged process with [input] isolate
 from gradesync.report import RunSummary, write_reports
 from gradesync.resolve import read_classes, read_teachers, resolve
 from gradesync.state.doctor import critical_failures
@@ -692,8 +693,8 @@ class Pipeline:
                     result = RunResult(kind=command, error=e)
                 result.run_dir = run.run_dir
                 run.outcome = result.outcome(run.plan_path)
-        except (LockError, StorageError) as e:  # before the run began: no run directory, no run.json
-            return RunResult(kind=command, error=e)
+        except (LockError, StorageError) as e:  # before the run began: a storage failure is still recorded
+            return RunResult(kind=command, error=e, run_dir=getattr(e, "run_dir", None))
         return result
 
     def _save_plan(self, plan: Plan, run: Run, digest: str) -> Path:

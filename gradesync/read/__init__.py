@@ -9,6 +9,11 @@
     presets.py    the export formats detected from the header (Canvas, PowerSchool, …), as Mappings
     _mapped.py    RawTable + Mapping → desired rows
     _oneroster.py OneRoster gradebook CSV (results.csv + lineItems.csv, or the bulk zip)
+    bundle.py     the OneRoster bulk zip opened safely: one member per role, each a ``ZipMember``
+    limits.py     how much one file may hold ([input] max_file_mb, max_line_kb, max_rows, max_cells)
+    _xlsx_size.py an .xlsx's declared sheet size, read from its XML before the native reader
+    _cage.py      one parse in a separate process with memory and CPU limits
+    isolated.py   read_inputs / inspect_inputs as the pipeline calls them ([input] isolate)
     _diagnose.py  file-level diagnoses (most rows fail the same way)
     inspect.py    how a file is understood, before anything is planned (gradesync inspect)
 
@@ -32,7 +37,7 @@ import numpy as np
 import pandas as pd
 
 from gradesync.config import Settings
-from gradesync.errors import ConfigError
+from gradesync.errors import ConfigError, InputError
 from gradesync.models import DESIRED_COLUMNS, InputFile, empty_frame
 from gradesync.read._diagnose import diagnose
 from gradesync.read._headers import normalize_header
@@ -45,10 +50,13 @@ from gradesync.read._layout import (
     build_desired,
 )
 from gradesync.read._mapped import build_mapped
-from gradesync.read._oneroster import build_oneroster, is_bundle, read_bundle
-from gradesync.read._source import RawTable, cell_text, load_table, table_from_bytes
+from gradesync.read._oneroster import build_oneroster
+from gradesync.read._source import RawTable, cell_text, load_table, read_file, table_from_bytes
 from gradesync.read._validate import MAX_POINTS_EXCLUSIVE, format_points, validate
+from gradesync.read.bundle import is_bundle, read_bundle
+from gradesync.read.limits import ReadLimits
 from gradesync.read.mapping import Mapping, ValueRules, find_mapping_beside, load_mapping
+from gradesync.read.member import ZipMember
 from gradesync.read.presets import PRESETS, Preset, detect, is_line_items, is_manifest, near_miss, norm
 
 __all__ = [
@@ -59,7 +67,9 @@ __all__ = [
     "WIDE_NON_GRADE_HEADERS",
     "FileReading",
     "Mapping",
+    "ReadLimits",
     "ReadResult",
+    "ZipMember",
     "cell_text",
     "format_points",
     "load_mapping",
@@ -92,6 +102,7 @@ class FileReading:
     # read without a preset or mapping: the format the header almost is, and what it lacks
     # ('looks like Blackboard Learn …, but the header differs: no "Username"'); "" otherwise
     near_miss: str = ""
+    member: ZipMember | None = None  # the zip member read (``path`` is its text), None for a file
 
 
 def read_inputs(
@@ -122,7 +133,7 @@ def read_inputs(
             hint=f"formats: auto, generic, {', '.join(PRESETS)}",
         )
     sheet = sheet if sheet is not None else settings.input.sheet
-    tables, warnings = _load_all(paths, sheet)
+    tables, warnings = _load_all(paths, sheet, ReadLimits.from_settings(settings.input))
     line_items = {t.path: t for t in tables if is_line_items(t.header)}
     readings: list[FileReading] = []
     for table in tables:
@@ -177,31 +188,29 @@ def _input_of(reading: FileReading, tables: list[RawTable]) -> InputFile:
     )
 
 
-def _load_all(paths: Sequence[str | Path], sheet: str | None) -> tuple[list[RawTable], list[str]]:
+def _load_all(
+    paths: Sequence[str | Path], sheet: str | None, limits: ReadLimits
+) -> tuple[list[RawTable], list[str]]:
     """Every table of the inputs, in order: a file, or the CSVs of a OneRoster zip. A OneRoster
-    results.csv given alone brings the lineItems.csv beside it."""
+    results.csv given alone brings the lineItems.csv beside it. Every file is read within ``limits``."""
     tables: list[RawTable] = []
     warnings: list[str] = []
     for path in paths:
-        try:
-            data = Path(path).read_bytes()
-        except OSError:
-            tables.append(load_table(path, sheet=sheet))  # raises the InputError that says why
-            continue
+        data, sha256 = read_file(path, limits)
         if is_bundle(data):
-            bundle = read_bundle(str(path), data)
+            bundle = read_bundle(str(path), data, limits)
             tables += list(bundle.tables.values())
             if bundle.version:
                 warnings.append(f"{path}: OneRoster {bundle.version} bundle")
             continue
-        tables.append(table_from_bytes(str(path), data, sheet=sheet))
-    given = {Path(t.path).resolve() for t in tables if "!" not in t.path}
+        tables.append(table_from_bytes(str(path), data, sheet=sheet, limits=limits, sha256=sha256))
+    given = {Path(t.path).resolve() for t in tables if t.member is None}
     has_items = any(is_line_items(t.header) for t in tables)
     for t in list(tables):
-        if not has_items and PRESETS["oneroster"].matches({norm(h) for h in t.header}) and "!" not in t.path:
+        if not has_items and t.member is None and PRESETS["oneroster"].matches({norm(h) for h in t.header}):
             beside = Path(t.path).with_name("lineItems.csv")
             if beside.is_file() and beside.resolve() not in given:
-                tables.append(load_table(beside))
+                tables.append(load_table(beside, limits=limits))
                 warnings.append(f"{t.path}: assignments read from {beside} (beside it)")
                 has_items = True
     return tables, warnings
@@ -222,7 +231,9 @@ def _read_one(
     chosen = mapping
     if chosen is None and format not in ("auto", "generic"):
         chosen = PRESETS[format].mapping
-    beside = find_mapping_beside(_file_of(table.path)) if format == "auto" else None
+    # a bundle's member takes the mapping beside the bundle (the web app saves a registrar's choices there)
+    source = table.member.archive if table.member is not None else table.path
+    beside = find_mapping_beside(source) if format == "auto" else None
     if chosen is None and beside is not None:
         chosen = load_mapping(beside)
         warnings.append(f"{table.path}: read with the mapping {beside}")
@@ -254,17 +265,8 @@ def _read_one(
         sheet=table.sheet,
         encoding=table.encoding,
         near_miss=near,
+        member=table.member,
     )
-
-
-def _file_of(path: str) -> str:
-    """The file a table came from: a bundle's member (``grades.zip!results.csv``) takes the mapping
-    beside the bundle."""
-    if "!" in path:
-        bundle = path.rsplit("!", 1)[0]
-        if Path(bundle).is_file():
-            return bundle
-    return path
 
 
 def _renamed_classes(keys: pd.Series, values: dict[str, str]) -> pd.Series:
@@ -288,10 +290,29 @@ def detect_preset(table: RawTable) -> Preset | None:
 
 
 def _line_items_for(results: RawTable, line_items: dict[str, RawTable]) -> RawTable | None:
-    if "!" in results.path:  # a zip member: its own bundle's lineItems.csv
-        prefix = results.path.rsplit("!", 1)[0] + "!"
-        return next((t for p, t in line_items.items() if p.startswith(prefix)), None)
-    return next((t for p, t in line_items.items() if "!" not in p), next(iter(line_items.values()), None))
+    """Rule: a bundle's results go with that bundle's lineItems.csv; a results file with the one
+    lineItems file given (several: the one in its folder, else refused, naming them)."""
+    if results.member is not None:
+        archive = results.member.archive
+        return next(
+            (t for t in line_items.values() if t.member is not None and t.member.archive == archive), None
+        )
+    files = [t for t in line_items.values() if t.member is None]
+    if len(files) > 1:
+        folder = Path(results.path).resolve().parent
+        beside = [t for t in files if Path(t.path).resolve().parent == folder]
+        if len(beside) == 1:
+            return beside[0]
+        raise InputError(
+            f"{len(beside or files)} lineItems files could give its assignments: "
+            + " and ".join(t.path for t in (beside or files))
+            + "; which one is meant cannot be told",
+            file=results.path,
+            code="input-ambiguous-files",
+            hint="give one lineItems.csv per results.csv: each pair in its own folder, or each bundle as "
+            "its OneRoster zip",
+        )
+    return files[0] if files else next(iter(line_items.values()), None)
 
 
 def _merged_rules(mappings: list[Mapping | None], warnings: list[str]) -> ValueRules:

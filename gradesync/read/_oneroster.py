@@ -5,15 +5,12 @@ A result row is one student's score on one line item (``lineItemSourcedId``, ``s
 (``classSourcedId``: the Teams class externalId when classes come from School Data Sync) and the
 maximum (``resultValueMax``). ``scoreStatus`` ``exempt`` excuses the submission; a row with
 ``status`` ``tobedeleted`` is ignored. The files come alone, side by side, or in the bulk zip with
-``manifest.csv``.
+``manifest.csv`` (opened by ``bundle.py``).
 """
 
 from __future__ import annotations
 
-import io
 import math
-import zipfile
-from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -22,66 +19,9 @@ from gradesync.errors import InputError
 from gradesync.models import ReasonCode
 from gradesync.read._headers import Headers, parse_maximum
 from gradesync.read._layout import ColumnRole, Desired, _Columns, _const, _frame, reject_rows
-from gradesync.read._source import RawTable, table_from_bytes
+from gradesync.read._source import RawTable
 
-ZIP_MEMBERS = ("manifest.csv", "results.csv", "lineItems.csv")
 _UNREADABLE = -1.0  # a resultValueMax that is not a number (a maximum is never negative)
-
-
-@dataclass(slots=True)
-class Bundle:
-    """The OneRoster CSVs of one zip (members named ``bundle.zip!results.csv``)."""
-
-    path: str
-    tables: dict[str, RawTable]  # lower-cased member name → table
-    version: str = ""
-
-
-def is_bundle(data: bytes) -> bool:
-    """A zip of OneRoster CSVs (manifest.csv or results.csv at its root), not an Excel workbook."""
-    if not data.startswith(b"PK"):
-        return False
-    try:
-        with zipfile.ZipFile(io.BytesIO(data)) as archive:
-            names = {n.lower() for n in archive.namelist()}
-    except (zipfile.BadZipFile, ValueError, OSError):
-        return False
-    return "xl/workbook.xml" not in names and bool({"manifest.csv", "results.csv"} & names)
-
-
-def read_bundle(path: str, data: bytes) -> Bundle:
-    with zipfile.ZipFile(io.BytesIO(data)) as archive:
-        members = {n.lower(): n for n in archive.namelist()}
-        tables: dict[str, RawTable] = {}
-        for lower in ("manifest.csv", "results.csv", "lineitems.csv"):
-            if lower in members:
-                info = archive.getinfo(members[lower])
-                if info.file_size > 512 * 1024 * 1024:
-                    raise InputError(
-                        f"{members[lower]} would expand to {info.file_size:,} bytes",
-                        file=path,
-                        code="input-suspicious-xlsx",
-                    )
-                tables[lower] = table_from_bytes(f"{path}!{members[lower]}", archive.read(members[lower]))
-    version = ""
-    if "manifest.csv" in tables:
-        m = tables["manifest.csv"]
-        if len(m.cells) >= 2:
-            props = dict(
-                zip((str(v).strip() for v in m.cells[0]), (str(v).strip() for v in m.cells[1]), strict=True)
-            )
-            version = props.get("oneroster.version", "")
-            for name in ("results", "lineItems"):
-                if props.get(f"file.{name}", "").lower() == "absent" and f"{name.lower()}.csv" in tables:
-                    del tables[f"{name.lower()}.csv"]
-    if "results.csv" not in tables:
-        raise InputError(
-            "is a OneRoster zip without results.csv (the grades)",
-            file=path,
-            code="input-missing-file",
-            hint="export the gradebook (results and lineItems) from the SIS, not only the roster",
-        )
-    return Bundle(path=path, tables=tables, version=version)
 
 
 def _col(table: RawTable, name: str) -> int | None:

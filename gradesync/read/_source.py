@@ -11,6 +11,7 @@ import csv
 import datetime as dt
 import hashlib
 import io
+import logging
 import re
 import zipfile
 from dataclasses import dataclass, field
@@ -22,7 +23,21 @@ import numpy as np
 import pandas as pd
 from defusedxml import DefusedXmlException, ElementTree
 
-from gradesync.errors import InputError
+from gradesync.errors import GradesyncError, InputError
+from gradesync.read import _cage
+from gradesync.read._xlsx_size import check_shared_strings, check_sheet
+from gradesync.read.limits import (
+    MAX_COLUMNS,
+    MAX_ZIP_UNCOMPRESSED,
+    LineMeter,
+    ReadLimits,
+    check_archive,
+    read_bounded,
+    too_large,
+)
+from gradesync.read.member import ZipMember
+
+log = logging.getLogger("gradesync.read")
 
 EXCEL_SUFFIXES = (".xlsx", ".xlsm", ".xls", ".xlsb", ".ods")
 _ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")
@@ -34,17 +49,6 @@ _LINE_BREAK = r"\r\n|\r|\n"
 _RE_PARSER_LINE = re.compile(r"line (\d+)")
 _RE_PARSER_FIELDS = re.compile(r"Expected (\d+) fields in line (\d+), saw (\d+)")
 _RE_PARSER_EOF = re.compile(r"EOF inside string starting at row (\d+)")
-_MAX_COLUMNS = 16_384  # Excel's own column limit; a wider text row is not a gradebook
-
-#: Zip-bomb guard for workbooks (an .xlsx is a zip of XML parts, and the reader inflates a whole part
-#: in memory): refuse a workbook whose parts declare more than this many bytes uncompressed in all, or
-#: whose declared size is more than ``MAX_XLSX_RATIO`` times its compressed size (checked only above
-#: ``XLSX_RATIO_FLOOR`` bytes: small parts can't hurt). The reader stops at a part's declared size, so
-#: a part that lies about its size fails instead of inflating further.
-MAX_XLSX_UNCOMPRESSED = 200 * 1024 * 1024
-MAX_XLSX_RATIO = 100
-XLSX_RATIO_FLOOR = 16 * 1024 * 1024
-MAX_XLSX_PARTS = 10_000
 
 
 @dataclass(slots=True)
@@ -66,18 +70,20 @@ class RawTable:
     #: (``a,b,c,d,`` from a trailing separator) are dropped silently.
     extra_cells: dict[int, list[tuple[int, str]]] = field(default_factory=dict)
     delimiter: str = ""
+    #: The zip member this table was read from (``path`` is its text), or None for a file of its own.
+    member: ZipMember | None = None
 
     @property
     def n_rows(self) -> int:
         return len(self.source_row)
 
 
-def load_table(path: str | Path, *, sheet: str | None = None) -> RawTable:
-    """Read one input file (CSV/TSV/semicolon text or an Excel workbook) into a ``RawTable``."""
+def read_file(path: str | Path, limits: ReadLimits | None = None) -> tuple[bytes, str]:
+    """A file's bytes and SHA-256, read within ``limits`` (``limits.read_bounded``: its size, and a text
+    file's lines as they arrive); a file that cannot be read is an ``InputError`` saying why."""
     name = str(path)
-    p = Path(path)
     try:
-        data = p.read_bytes()
+        return read_bounded(path, limits or ReadLimits())
     except FileNotFoundError:
         raise InputError(
             "file not found", file=name, code="input-missing-file", hint="check the path and file name"
@@ -86,21 +92,80 @@ def load_table(path: str | Path, *, sheet: str | None = None) -> RawTable:
         raise InputError("is a folder, not a file", file=name, code="input-unreadable") from None
     except OSError as e:
         raise InputError(f"cannot be read: {e.strerror}", file=name, code="input-unreadable") from None
-    return table_from_bytes(name, data, sheet=sheet)
 
 
-def table_from_bytes(name: str, data: bytes, *, sheet: str | None = None) -> RawTable:
-    """:func:`load_table` for bytes already read (a member of a OneRoster zip, say)."""
+def load_table(path: str | Path, *, sheet: str | None = None, limits: ReadLimits | None = None) -> RawTable:
+    """Read one input file (CSV/TSV/semicolon text or an Excel workbook) into a ``RawTable``, within
+    ``limits`` (``limits.ReadLimits``; the defaults when not given)."""
+    data, sha256 = read_file(path, limits)
+    return table_from_bytes(str(path), data, sheet=sheet, limits=limits, sha256=sha256)
+
+
+def table_from_bytes(
+    name: str,
+    data: bytes,
+    *,
+    sheet: str | None = None,
+    limits: ReadLimits | None = None,
+    member: ZipMember | None = None,
+    sha256: str | None = None,
+) -> RawTable:
+    """:func:`load_table` for bytes already read: a member of a OneRoster zip (``member``), or a file
+    ``read_file`` read (``sha256``: the hash it computed; it measured the lines too)."""
+    limits = limits or ReadLimits()
+    return _table(name, data, sha256, sheet, limits, member=member, lines_checked=sha256 is not None)
+
+
+def _table(
+    name: str,
+    data: bytes,
+    sha256: str | None,
+    sheet: str | None,
+    limits: ReadLimits,
+    *,
+    member: ZipMember | None,
+    lines_checked: bool,
+) -> RawTable:
+    """The reader's boundary: whatever a parser raises on a file becomes an ``InputError`` naming it
+    (a hostile file is the input's problem, never a traceback); ``_cage.note_file`` tells a parent
+    process watching this one which file is being read, should it crash."""
+    _cage.note_file(name)
+    try:
+        table = _parse_bytes(name, data, sha256, sheet, limits, lines_checked=lines_checked)
+    except GradesyncError:
+        raise
+    except MemoryError:
+        raise too_large(name, "reading it ran out of memory", code="input-reader-limit") from None
+    except RecursionError:
+        raise InputError("is nested too deeply to read", file=name, code="input-unreadable") from None
+    except Exception as e:
+        log.debug("reading %s failed", name, exc_info=True)
+        raise InputError(
+            f"cannot be read: the reader failed ({type(e).__name__}: {e})",
+            file=name,
+            code="input-reader-failed",
+            hint="open the file in Excel or a text editor and save it again as .csv or .xlsx, or export "
+            "the gradebook again",
+        ) from None
+    table.member = member
+    return table
+
+
+def _parse_bytes(
+    name: str, data: bytes, sha256: str | None, sheet: str | None, limits: ReadLimits, *, lines_checked: bool
+) -> RawTable:
     p = Path(name)
-    sha256 = hashlib.sha256(data).hexdigest()
     if not data:
         raise InputError("the file is empty (0 bytes)", file=name, code="input-empty", hint=_EXPORT_HINT)
+    sha256 = sha256 or hashlib.sha256(data).hexdigest()
     if data.startswith(_ZIP_MAGIC) or data.startswith(_OLE_MAGIC):
-        return _load_workbook(name, data, sha256, sheet)
+        return _load_workbook(name, data, sha256, sheet, limits)
     head = data[:_SNIFF_BYTES]
     looks_html = _looks_like_html(head)
     if p.suffix.lower() in EXCEL_SUFFIXES and not looks_html:
-        return _text_named_as_workbook(name, data, sha256, p.suffix)
+        if not lines_checked:  # a text file's lines are measured before it is parsed, whatever its name
+            LineMeter(name, limits.max_line_bytes).feed_all(data)
+        return _text_named_as_workbook(name, data, sha256, p.suffix, limits)
     if p.suffix.lower() in EXCEL_SUFFIXES:
         raise InputError(
             f"is named {p.suffix} but is a web page (HTML)",
@@ -116,13 +181,15 @@ def table_from_bytes(name: str, data: bytes, *, sheet: str | None = None) -> Raw
             code="input-html",
             hint="export the gradebook again and save it as .csv or .xlsx",
         )
-    return _load_text(name, data, sha256)
+    if not lines_checked:
+        LineMeter(name, limits.max_line_bytes).feed_all(data)
+    return _load_text(name, data, sha256, limits)
 
 
 _EXPORT_HINT = "export the gradebook again; the file must have a header row and one row per grade"
 
 
-def _text_named_as_workbook(name: str, data: bytes, sha256: str, suffix: str) -> RawTable:
+def _text_named_as_workbook(name: str, data: bytes, sha256: str, suffix: str, limits: ReadLimits) -> RawTable:
     """A file named like a workbook that is not one. A legacy ``.xls`` name on delimited text is an
     export convention (Blackboard's "Work Offline" download with the Tab delimiter, several SIS
     "Excel" exports): it is read as the text it is, and a warning says so. Text under a newer
@@ -132,7 +199,7 @@ def _text_named_as_workbook(name: str, data: bytes, sha256: str, suffix: str) ->
     controls = sum(head.count(bytes([c])) for c in range(32) if c not in (9, 10, 12, 13))
     is_text = b"\x00" not in head and controls <= max(8, len(head) // 100)
     if is_text and suffix.lower() == ".xls":
-        table = _load_text(name, data, sha256)
+        table = _load_text(name, data, sha256, limits)
         shape = (
             "tab-separated"
             if table.delimiter == "\t"
@@ -265,8 +332,9 @@ def _prepare_text(name: str, data: bytes) -> tuple[bytes, str, str, int]:
     return body, codec, label, lead_lines
 
 
-def _parse_csv(body: bytes, delimiter: str, codec: str, width: int | None) -> pd.DataFrame:
-    """Rule: every cell is text as written (no NA guessing), blank lines stay rows, one C-engine pass."""
+def _parse_csv(body: bytes, delimiter: str, codec: str, width: int | None, nrows: int) -> pd.DataFrame:
+    """Rule: every cell is text as written (no NA guessing), blank lines stay rows, one C-engine pass
+    that stops after ``nrows`` records (so a file over the row limit costs no more than the limit)."""
     return pd.read_csv(
         io.BytesIO(body),
         sep=delimiter,
@@ -281,6 +349,7 @@ def _parse_csv(body: bytes, delimiter: str, codec: str, width: int | None) -> pd
         encoding=codec,
         encoding_errors="strict" if codec == "utf-8" else "replace",
         engine="c",
+        nrows=nrows,
     )
 
 
@@ -308,7 +377,7 @@ def _wider(error: pd.errors.ParserError, width: int | None, name: str, lead_line
             hint="export the file again as CSV",
         ) from None
     saw = int(m.group(3))
-    if saw > _MAX_COLUMNS:
+    if saw > MAX_COLUMNS:
         raise InputError(
             f"a row has {saw} cells, more than a spreadsheet can hold",
             file=name,
@@ -319,31 +388,85 @@ def _wider(error: pd.errors.ParserError, width: int | None, name: str, lead_line
     return max(saw, 2 * (width or int(m.group(1))))
 
 
-def _parse_ragged(body: bytes, delimiter: str, codec: str, name: str, lead_lines: int) -> pd.DataFrame:
+def _parse_ragged(
+    body: bytes, delimiter: str, codec: str, name: str, lead_lines: int, bound: _Bound
+) -> pd.DataFrame:
     """Rule: rows longer than the header widen the table (short rows are padded with "")."""
     sep_name = "TAB" if delimiter == "\t" else repr(delimiter)
     width: int | None = None
     for _ in range(8):
         try:
-            return _parse_csv(body, delimiter, codec, width)
+            return bound.checked(_parse_csv(body, delimiter, codec, width, bound.nrows(width)), width)
         except pd.errors.ParserError as e:
             width = _wider(e, width, name, lead_lines, sep_name)
     # Widths kept growing: measure the widest record once (slow path, only for such files).
     text_body = body.decode(codec, errors="replace")
-    widest = max((len(r) for r in csv.reader(io.StringIO(text_body), delimiter=delimiter)), default=1)
-    return _parse_csv(body, delimiter, codec, min(widest, _MAX_COLUMNS))
+    try:
+        widest = max((len(r) for r in csv.reader(io.StringIO(text_body), delimiter=delimiter)), default=1)
+    except csv.Error as e:  # a cell longer than the csv module's field limit (128 K characters)
+        raise InputError(
+            f"cannot be split into cells: its rows have ever more cells, and one cell is too long to "
+            f"measure ({e})",
+            file=name,
+            code="input-ragged-row",
+            hint="is the separator right? Export the file again as CSV",
+        ) from None
+    width = min(widest, MAX_COLUMNS)
+    return bound.checked(_parse_csv(body, delimiter, codec, width, bound.nrows(width)), width)
+
+
+@dataclass(frozen=True, slots=True)
+class _Bound:
+    """Rule: a text file holds at most ``max_rows`` records and ``max_cells`` cells (records × the
+    table's width); the parser is told to stop one record past that, and the table is refused."""
+
+    name: str
+    limits: ReadLimits
+    header_fields: int
+
+    def allowed(self, width: int | None) -> int:
+        return min(self.limits.max_rows, self.limits.max_cells // max(width or self.header_fields, 1))
+
+    def nrows(self, width: int | None) -> int:
+        return self.allowed(width) + 1
+
+    def checked(self, frame: pd.DataFrame, width: int | None) -> pd.DataFrame:
+        allowed = self.allowed(max(width or 0, len(frame.columns)))
+        if len(frame) <= allowed:
+            return frame
+        columns = len(frame.columns)
+        if allowed == self.limits.max_rows:
+            what = f"the file has more than {allowed:,} rows ([input] max_rows)"
+        else:
+            what = (
+                f"the file has more than {allowed:,} rows of {columns:,} columns, more than "
+                f"{self.limits.max_cells:,} cells ([input] max_cells)"
+            )
+        raise too_large(self.name, what)
+
+
+def _check_header_width(name: str, header_fields: int, lead_lines: int) -> None:
+    """Rule: a header wider than a spreadsheet can be is not a gradebook's (checked before parsing)."""
+    if header_fields > MAX_COLUMNS:
+        raise InputError(
+            f"the header has {header_fields:,} cells, more than a spreadsheet can hold ({MAX_COLUMNS:,})",
+            file=name,
+            row=1 + lead_lines,
+            code="input-too-wide",
+            hint="is this the gradebook export? Check its separator, or export it again as CSV",
+        )
 
 
 def _parse_text(
-    body: bytes, delimiter: str, codec: str, label: str, name: str, lead_lines: int
+    body: bytes, delimiter: str, codec: str, label: str, name: str, lead_lines: int, bound: _Bound
 ) -> tuple[pd.DataFrame, str, str]:
     """Rule: a file that is not UTF-8 after all is read again as cp1252; no records at all is empty."""
     try:
         try:
-            frame = _parse_ragged(body, delimiter, codec, name, lead_lines)
+            frame = _parse_ragged(body, delimiter, codec, name, lead_lines, bound)
         except UnicodeDecodeError:
             codec, label = "cp1252", "cp1252 (fallback)"
-            frame = _parse_ragged(body, delimiter, codec, name, lead_lines)
+            frame = _parse_ragged(body, delimiter, codec, name, lead_lines, bound)
     except pd.errors.EmptyDataError:
         raise InputError("the file is empty (no header row)", file=name, code="input-empty") from None
     return frame, codec, label
@@ -386,13 +509,18 @@ def _cut_beyond_header(
     return cols[:header_fields], extra_cells
 
 
-def _load_text(name: str, data: bytes, sha256: str) -> RawTable:
+def _load_text(name: str, data: bytes, sha256: str, limits: ReadLimits) -> RawTable:
     """Read a CSV/TSV export: decode, sniff the separator, parse every cell as text, number the rows."""
     body, codec, label, lead_lines = _prepare_text(name, data)
     sample = body[:_SNIFF_BYTES].decode(codec, errors="replace")
     delimiter = _sniff_delimiter(sample)
-    header_fields = _header_fields(sample, delimiter)
-    frame, codec, label = _parse_text(body, delimiter, codec, label, name, lead_lines)
+    # The header record may be longer than the sample (thousands of columns): count it whole.
+    first_break = min((i for i in (body.find(b"\n"), body.find(b"\r")) if i >= 0), default=len(body))
+    head = sample if first_break < _SNIFF_BYTES else body[: first_break + 1].decode(codec, errors="replace")
+    header_fields = _header_fields(head, delimiter)
+    _check_header_width(name, header_fields, lead_lines)
+    bound = _Bound(name, limits, header_fields)
+    frame, codec, label = _parse_text(body, delimiter, codec, label, name, lead_lines, bound)
     warnings: list[str] = []
     if codec == "cp1252":
         warnings.append(f"{name}: not UTF-8; read as cp1252")
@@ -442,15 +570,11 @@ def cell_text(value: Any) -> str:
     return str(value)
 
 
-def _check_zip(name: str, data: bytes) -> None:
-    """Refuse a workbook whose zip declares too much uncompressed data (a zip bomb) before opening it.
-
-    Only the central directory is read (no part is inflated), so this is fast and needs no memory.
-    """
-    mb = 1024 * 1024
+def _open_zip(name: str, data: bytes) -> zipfile.ZipFile:
+    """The workbook's zip, its table of contents checked (a zip bomb is refused before it is opened:
+    only the central directory is read, no part is inflated)."""
     try:
-        with zipfile.ZipFile(io.BytesIO(data)) as archive:
-            parts = archive.infolist()
+        archive = zipfile.ZipFile(io.BytesIO(data))
     except (zipfile.BadZipFile, ValueError, OSError) as e:
         raise InputError(
             f"is not a readable Excel workbook (damaged zip: {e})",
@@ -458,26 +582,16 @@ def _check_zip(name: str, data: bytes) -> None:
             code="input-not-spreadsheet",
             hint="the file may be cut short or damaged; download or export it again",
         ) from None
-    total = sum(p.file_size for p in parts)
-    packed = max(sum(p.compress_size for p in parts), 1)
-    why = None
-    if len(parts) > MAX_XLSX_PARTS:
-        why = f"holds {len(parts):,} parts (limit {MAX_XLSX_PARTS:,})"
-    elif total > MAX_XLSX_UNCOMPRESSED:
-        why = f"would expand to {total / mb:,.0f} MB (limit {MAX_XLSX_UNCOMPRESSED // mb} MB)"
-    elif total > XLSX_RATIO_FLOOR and total > MAX_XLSX_RATIO * packed:
-        why = (
-            f"would expand {total / packed:,.0f} times, from {packed / mb:,.1f} MB to {total / mb:,.0f} MB "
-            f"(limit {MAX_XLSX_RATIO} times)"
-        )
-    if why:
-        raise InputError(
-            f"refused as a possible zip bomb: the workbook {why}; it was not opened",
-            file=name,
-            code="input-suspicious-xlsx",
-            hint="a real gradebook is far smaller; if this one is genuine, save it as .csv (no such "
-            "limit) or split it into several files",
-        )
+    check_archive(
+        name,
+        archive.infolist(),
+        what="workbook",
+        max_total=MAX_ZIP_UNCOMPRESSED,
+        code="input-suspicious-xlsx",
+        hint="a real gradebook is far smaller; if this one is genuine, save it as .csv (no such "
+        "limit) or split it into several files",
+    )
+    return archive
 
 
 _NS_MAIN = "{http://schemas.openxmlformats.org/spreadsheetml/2006/main}"
@@ -593,20 +707,17 @@ def _percent_cells(data: bytes, sheet: str) -> list[tuple[int, int]]:
     return found
 
 
-def _load_workbook(name: str, data: bytes, sha256: str, sheet: str | None) -> RawTable:
+def _native_rows(
+    name: str, data: bytes, sheet: str | None, archive: zipfile.ZipFile | None, limits: ReadLimits
+) -> tuple[str, list[list[Any]]]:
+    """The chosen sheet's cells as python-calamine reads them (the first sheet unless ``sheet``). With
+    ``archive`` (an .xlsx), its sizes are checked before calamine sees them: the shared strings before
+    the workbook is opened, the chosen sheet before it is read."""
     import python_calamine as pc
 
-    encrypted = data.startswith(_OLE_MAGIC) and "EncryptedPackage".encode("utf-16-le") in data
-    protected = InputError(
-        "is password-protected",
-        file=name,
-        code="input-encrypted",
-        hint="open it in Excel, remove the password (File → Info → Protect Workbook) and save a copy",
-    )
-    if encrypted:
-        raise protected
-    if data.startswith(_ZIP_MAGIC):
-        _check_zip(name, data)
+    protected = _protected(name)
+    if archive is not None:
+        check_shared_strings(name, archive, limits)
     try:
         workbook = pc.CalamineWorkbook.from_filelike(io.BytesIO(data))
     except pc.PasswordError:
@@ -629,12 +740,49 @@ def _load_workbook(name: str, data: bytes, sha256: str, sheet: str | None) -> Ra
             code="input-missing-sheet",
             hint="sheets in this workbook: " + ", ".join(repr(s) for s in names),
         )
+    if archive is not None:
+        check_sheet(name, archive, chosen, limits)
     try:
         rows = workbook.get_sheet_by_name(chosen).to_python(skip_empty_area=False)
     except (pc.CalamineError, ValueError, OSError) as e:
         raise InputError(
             f"sheet {chosen!r} cannot be read ({e})", file=name, code="input-not-spreadsheet"
         ) from None
+    return chosen, rows
+
+
+def _protected(name: str) -> InputError:
+    return InputError(
+        "is password-protected",
+        file=name,
+        code="input-encrypted",
+        hint="open it in Excel, remove the password (File → Info → Protect Workbook) and save a copy",
+    )
+
+
+def _sheet_rows(name: str, data: bytes, sheet: str | None, limits: ReadLimits) -> tuple[str, list[list[Any]]]:
+    """Rule: a native reader only ever sees a workbook whose size was checked first. An .xlsx's sizes
+    are read from its XML (``_xlsx_size``); a format whose sizes cannot be read before parsing it
+    (.xls, .xlsb, .ods) is parsed in a separate process with the memory and CPU limits (``_cage``), so
+    a reader that aborts takes down only that process."""
+    if data.startswith(_OLE_MAGIC) and "EncryptedPackage".encode("utf-16-le") in data:
+        raise _protected(name)
+    if data.startswith(_ZIP_MAGIC):
+        with _open_zip(name, data) as archive:
+            if "xl/workbook.xml" in archive.namelist():
+                return _native_rows(name, data, sheet, archive, limits)
+    return _cage.run(_native_rows, (name, data, sheet, None, limits), limits=limits.cage, files=[name])
+
+
+def _load_workbook(name: str, data: bytes, sha256: str, sheet: str | None, limits: ReadLimits) -> RawTable:
+    chosen, rows = _sheet_rows(name, data, sheet, limits)
+    columns = max((len(r) for r in rows), default=0)
+    if len(rows) > limits.max_rows or len(rows) * columns > limits.max_cells:
+        raise too_large(  # only formats read in a separate process get here: an .xlsx is checked first
+            name,
+            f"sheet {chosen!r} has {len(rows):,} rows × {columns:,} columns, above [input] max_rows "
+            f"({limits.max_rows:,}) or max_cells ({limits.max_cells:,})",
+        )
     text_rows = [[cell_text(v) for v in row] for row in rows]
     if data.startswith(_ZIP_MAGIC):
         for r, c in _percent_cells(data, chosen):

@@ -23,6 +23,7 @@ is not a run directory), runs the notify command and releases the lock.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import logging
 import os
@@ -31,8 +32,10 @@ import secrets
 import shlex
 import shutil
 import socket
+import stat
 import subprocess
 import sys
+import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -42,7 +45,7 @@ from typing import Any
 
 from gradesync import __version__
 from gradesync.config import Settings
-from gradesync.errors import ExitCode, GradesyncError, storage_error
+from gradesync.errors import ExitCode, GradesyncError, StorageError, storage_error
 from gradesync.logs import SECRET_ENV, Redactor, setup_logging
 from gradesync.state.journal import JOURNAL_NAME
 from gradesync.state.lock import LOCK_NAME, RunLock
@@ -388,9 +391,14 @@ def unattended_run(
     try:
         lock = RunLock(options.state_dir).acquire()
     except OSError as e:
-        raise storage_error(e, "state directory", options.state_dir) from None
+        raise record_failure(
+            command, options, argv, storage_error(e, "state directory", options.state_dir)
+        ) from None
     try:
-        run, logs = _start(command, options, argv)
+        try:
+            run, logs = _start(command, options, argv)
+        except StorageError as e:
+            raise record_failure(command, options, argv, e) from None
         exc: BaseException | None = None
         try:
             yield run
@@ -414,6 +422,62 @@ def unattended_run(
                 logs.close()
     finally:
         lock.release()
+
+
+FALLBACK_RUNS_PREFIX = "gradesync-runs-"
+
+
+def fallback_runs_dir() -> Path:
+    """Where a run whose runs directory cannot be written leaves its ``run.json``: a folder of this
+    user's own in the system's temporary directory (``/tmp/gradesync-runs-<uid>``), made 0700 and used
+    only if it is a real folder of this user (never a link another user planted)."""
+    uid = os.getuid() if hasattr(os, "getuid") else None
+    owner = str(uid) if uid is not None else re.sub(r"[^\w.-]", "_", os.environ.get("USERNAME", "user"))
+    path = Path(tempfile.gettempdir()) / f"{FALLBACK_RUNS_PREFIX}{owner}"
+    path.mkdir(mode=0o700, exist_ok=True)
+    st = path.lstat()
+    if not stat.S_ISDIR(st.st_mode) or (uid is not None and st.st_uid != uid):
+        raise PermissionError(errno.EPERM, "not a folder of this user", str(path))
+    return path
+
+
+def record_failure(
+    command: str, options: RunOptions, argv: Sequence[str] | None, error: StorageError
+) -> StorageError:
+    """A run that could not start (its state directory, runs directory or log cannot be written) still
+    leaves a ``run.json`` with the error: in the runs directory if that can be written, else in
+    :func:`fallback_runs_dir`. Returns ``error`` with ``run_dir`` set to where the record went (None
+    if nowhere could be written; the error still reaches stderr through the caller)."""
+    redactor = Redactor.from_environment()
+    now = _utc()
+    record = {
+        "command": command,
+        "argv": redact_argv(list(argv if argv is not None else sys.argv), redactor),
+        "gradesync_version": __version__,
+        "host": socket.gethostname(),
+        "pid": os.getpid(),
+        "started_at": now,
+        "finished_at": now,
+        "status": "failed",
+        "exit_code": int(error.exit_code),
+        "error": error.as_dict(),
+        "state_dir": str(options.state_dir),
+        "runs_dir": str(options.runs_dir),
+        "summary": None,
+        "reports": {},
+    }
+    error.run_dir = None  # type: ignore[attr-defined]
+    for root in (options.runs_dir, None):
+        try:
+            run_dir, run_id = create_run_dir(root if root is not None else fallback_runs_dir())
+            text = redactor(json.dumps({"run_id": run_id, "run_dir": str(run_dir), **record}, indent=2))
+            (run_dir / RUN_JSON).write_text(text + "\n", encoding="utf-8")
+        except OSError:
+            continue
+        error.run_dir = run_dir  # type: ignore[attr-defined]
+        log.info("%s could not start [%s]: %s (recorded in %s)", command, error.code, error.message, run_dir)
+        break
+    return error
 
 
 def _outcome_of(exc: BaseException | None) -> RunOutcome:
