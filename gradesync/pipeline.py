@@ -53,14 +53,16 @@ from gradesync.guards import GuardLimits, parse_duration, plan_verdict, refuse
 from gradesync.logs import logging_transport, redacting
 from gradesync.models import OK_STATUSES, Plan, Status
 from gradesync.plan import build_plan, plan_is_refused
-from gradesync.plan.digest import digest_matches, plan_digest, short_digest
-from gradesync.plan.planfile import write_plan
+from gradesync.plan.digest import digest_matches, key_id, legacy_digest, plan_digest, short_digest
+from gradesync.plan.encoding import Column, encode_columns
+from gradesync.plan.planfile import SCHEMA_VERSION, write_plan
 from gradesync.read import ReadResult, load_mapping, read_inputs
 from gradesync.read.inspect import Inspection, inspect_inputs, lookup_from_snapshot
 from gradesync.report import RunSummary, write_reports
 from gradesync.resolve import resolve
 from gradesync.state.journal import Journal
 from gradesync.state.memory import Memory, load_memory
+from gradesync.state.plankey import load_plan_key, plan_key_path
 from gradesync.state.runs import PLAN_NAME, Run, RunOptions, RunOutcome, unattended_run
 
 log = logging.getLogger("gradesync.pipeline")
@@ -197,6 +199,10 @@ class PlanResult:
     digest: str
     warnings: list[str] = field(default_factory=list)
     report_paths: dict[str, Path] = field(default_factory=dict)
+    key_id: str = ""  # which plan key made the digest (``plan.digest.key_id``)
+    # the plan's rows as the plan file holds them (``plan.encoding``): the digest was computed from
+    # them, and the plan file is written from them (encoding a million rows once, not twice)
+    columns: dict[str, Column] | None = field(default=None, repr=False, compare=False)
 
     @property
     def refused(self) -> bool:
@@ -332,6 +338,7 @@ class Pipeline:
         self.client = client
         self.listener = listener
         self.argv = argv  # recorded (redacted) in run.json; None: sys.argv
+        self._key: bytes | None = None
 
     # ------------------------------------------------------------------ events
     def emit(self, kind: str, stage: str, done: int = 0, total: int = 0, message: str = "") -> None:
@@ -433,11 +440,24 @@ class Pipeline:
             check_age=check_age,
         )
 
+    def plan_key(self) -> bytes:
+        """The secret that signs plan digests (``state/plankey.py``): ``[apply] plan_key_file``, or
+        ``plan.key`` in the state directory, made at first use."""
+        if self._key is None:
+            apply = self.settings.apply
+            with _errors_mapped("state directory", apply.state_dir):
+                self._key = load_plan_key(plan_key_path(apply.state_dir, apply.plan_key_file))
+        return self._key
+
     def preview(self, plan: Plan) -> PlanResult:
         verdict = self.verdict(plan)
-        digest = plan_digest(plan)
+        key = self.plan_key()
+        columns = encode_columns(plan.rows)
+        digest = plan_digest(plan, key, columns=columns)
         summary = self._summary(plan.rows, plan, kind="plan", verdict=verdict, digest=digest)
-        return PlanResult(plan, summary, verdict, digest, list(plan.warnings))
+        return PlanResult(
+            plan, summary, verdict, digest, list(plan.warnings), key_id=key_id(key), columns=columns
+        )
 
     def plan(self, paths: Sequence[str | Path], *, class_key: str | None = None, sheet: str | None = None,
              mapping: Any = None, report_dir: str | Path | None = None,
@@ -451,8 +471,10 @@ class Pipeline:
             )
         if out is not None and not result.refused:
             with _errors_mapped("plan file", out):
-                write_plan(result.plan, Path(out), digest=result.digest)
+                write_plan(result.plan, Path(out), digest=result.digest, key_id=result.key_id,
+                           columns=result.columns)  # fmt: skip
             result.report_paths["plan"] = Path(out)
+        result.columns = None  # written: the encoded rows are no longer needed
         self.emit("done", "report", message=f"plan {short_digest(result.digest)}")
         return result
 
@@ -465,14 +487,18 @@ class Pipeline:
         old, and any guard; a refused plan still gets its report."""
 
         def body(run: Run) -> RunResult:
-            digest = plan_digest(plan)  # of the rows as they are: what the stored digest must match
-            stored = run.keep_plan_copy(Path(plan_file)) if plan_file else self._save_plan(plan, run, digest)
-            run.plan_path = stored
+            key = self.plan_key()
+            columns = encode_columns(plan.rows)
+            digest = plan_digest(plan, key, columns=columns)  # of the plan as it is, with this key
+            if plan_file:
+                run.plan_path = run.keep_plan_copy(Path(plan_file))
+            else:
+                run.plan_path = self._save_plan(plan, run, digest, key, columns)
             if approved_by:
                 run.record["approved_by"] = approved_by
             self._check_graph(plan)
-            self._check_digest(plan, digest, approved_digest)
-            return self._execute(plan, run, digest, kind="apply", dry_run=dry_run, resume=resume,
+            shown = self._check_digest(plan, digest, approved_digest, key)
+            return self._execute(plan, run, shown, kind="apply", dry_run=dry_run, resume=resume,
                                  publish=publish)  # fmt: skip
 
         return self._unattended("apply", report_dir, body)
@@ -487,11 +513,14 @@ class Pipeline:
         def body(run: Run) -> RunResult:
             plan = self.make_plan(paths, class_key=class_key, sheet=sheet, mapping=mapping)
             _log_plan(plan)
-            digest = plan_digest(plan)
+            key = self.plan_key()
+            columns = encode_columns(plan.rows)
+            digest = plan_digest(plan, key, columns=columns)
             with _errors_mapped("report directory", run.report_dir):
                 run.plan_path = run.report_dir / PLAN_NAME
                 run.report_dir.mkdir(parents=True, exist_ok=True)
-                write_plan(plan, run.plan_path, digest=digest)
+                write_plan(plan, run.plan_path, digest=digest, key_id=key_id(key), columns=columns)
+            del columns
             if plan_is_refused(plan):
                 refused = self._refused(plan, run, digest, [], None, kind="sync")
                 refused.notes.append("sync refused: --strict and some rows are rejected; nothing was written")
@@ -516,10 +545,17 @@ class Pipeline:
             return RunResult(kind=command, error=e)
         return result
 
-    def _save_plan(self, plan: Plan, run: Run, digest: str) -> Path:
+    def _save_plan(self, plan: Plan, run: Run, digest: str, key: bytes, columns: dict[str, Column]) -> Path:
+        """The run's copy of a plan given in memory. A plan made in memory is signed with this key (so
+        ``apply RUN_DIR/plan.json --resume`` accepts the copy); one read from a file keeps the digest
+        it came with: a copy never vouches for a plan that was not checked."""
         target = run.run_dir / PLAN_NAME
+        if plan.digest or plan.schema_version < SCHEMA_VERSION:
+            digest, kid = plan.digest or "0" * 64, plan.key_id
+        else:
+            kid = key_id(key)
         with _errors_mapped("run directory", run.run_dir):
-            write_plan(plan, target, digest=digest)
+            write_plan(plan, target, digest=digest, key_id=kid, columns=columns)
         return target
 
     def _check_graph(self, plan: Plan) -> None:
@@ -531,23 +567,54 @@ class Pipeline:
                 hint="set GRADESYNC_GRAPH_URL (or graph.base_url) to the Graph the plan was made against",
             )
 
-    def _check_digest(self, plan: Plan, digest: str, approved: str | None) -> None:
-        shown = short_digest(digest)
-        self.emit("stage", "guards", message=f"plan digest {shown}")
-        problem = None
-        if plan.digest and plan.digest != digest:
+    def _check_digest(self, plan: Plan, digest: str, approved: str | None, key: bytes) -> str:
+        """Refuse (exit 4) a plan that is not the one made and reviewed: a plan file whose stored
+        digest is not what this key gives for its content now (edited, or signed with another key),
+        or any plan other than the ``approved`` one. A plan file written before digests were keyed
+        is applied only with the digest a reviewer approved. Returns the digest people see."""
+        shown = legacy_digest(plan) if plan.schema_version < SCHEMA_VERSION else digest
+        self.emit("stage", "guards", message=f"plan digest {short_digest(shown)}")
+        problem, code, hint = None, "plan-digest-mismatch", EDITED_HINT
+        if plan.schema_version < SCHEMA_VERSION:
+            if approved is None:
+                problem, code = (
+                    f"this plan file (schema {plan.schema_version}) was written by an earlier gradesync, "
+                    "whose digest anyone can recompute: it is applied only with the digest a reviewer "
+                    "approved",
+                    "plan-unsigned",
+                )
+                hint = f"gradesync apply PLAN --digest {short_digest(shown)} (if that is the digest you "
+                hint += "reviewed), or make the plan again with this version"
+            elif plan.digest and plan.digest != shown:
+                problem = self._changed(plan.digest, shown)
+        elif plan.digest and plan.key_id and plan.key_id != key_id(key):
+            problem, code, hint = (
+                f"the plan was signed with another plan key (key id {plan.key_id}; this state "
+                f"directory's key is {key_id(key)}): it was made with another state directory or on "
+                "another machine",
+                "plan-key-mismatch",
+                "apply it with the --state-dir it was made with, or set [apply] plan_key_file "
+                "(GRADESYNC_APPLY_PLAN_KEY_FILE) to the key file that signed it",
+            )
+        elif plan.digest and plan.digest != digest:
+            problem = self._changed(plan.digest, digest)
+        if problem is None and approved is not None and not digest_matches(approved, shown):
             problem = (
-                f"the plan's rows no longer match its digest (stored {short_digest(plan.digest)}, the "
-                f"rows give {shown}): the file was changed after it was made"
+                f"the plan's digest is {short_digest(shown)}, not the approved {approved.strip()[:SHOWN_MAX]}"
             )
-        elif approved is not None and not digest_matches(approved, digest):
-            problem = f"the plan's digest is {shown}, not the approved {approved.strip()[:SHOWN_MAX]}"
         if problem:
-            raise GuardError(
-                problem,
-                code="plan-digest-mismatch",
-                hint="never edit a plan by hand: change the export, make a fresh plan and review it again",
-            )
+            raise GuardError(problem, code=code, hint=hint)
+        if plan.schema_version < SCHEMA_VERSION:
+            old = f"applying a schema-{plan.schema_version} plan file on the strength of its approved digest"
+            self.emit("warning", "guards", message=f"{old}; plans made by this version are signed")
+        return shown
+
+    @staticmethod
+    def _changed(stored: str, now: str) -> str:
+        return (
+            f"the plan no longer matches its digest (stored {short_digest(stored)}, its content gives "
+            f"{short_digest(now)}): the file was changed after it was made"
+        )
 
     def _execute(self, plan: Plan, run: Run, digest: str, *, kind: str, dry_run: bool = False,
                  resume: bool = False, publish: bool = False) -> RunResult:  # fmt: skip
@@ -627,6 +694,7 @@ class Pipeline:
 
 
 SHOWN_MAX = 64  # characters of a wrong approved digest echoed back
+EDITED_HINT = "never edit a plan by hand: change the export, make a fresh plan and review it again"
 
 
 def _log_plan(plan: Plan) -> None:

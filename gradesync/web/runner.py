@@ -135,7 +135,7 @@ def apply(
 
 
 def save_plan(result: PlanResult, path: Path) -> None:
-    write_plan(result.plan, path, digest=result.digest)
+    write_plan(result.plan, path, digest=result.digest, key_id=result.key_id, columns=result.columns)
 
 
 def load_plan(path: Path) -> Plan:
