@@ -496,8 +496,8 @@ class Pipeline:
                 run.plan_path = self._save_plan(plan, run, digest, key, columns)
             if approved_by:
                 run.record["approved_by"] = approved_by
+            shown = self._check_digest(plan, digest, approved_digest, key)  # an edited file first
             self._check_graph(plan)
-            shown = self._check_digest(plan, digest, approved_digest, key)
             return self._execute(plan, run, shown, kind="apply", dry_run=dry_run, resume=resume,
                                  publish=publish)  # fmt: skip
 
