@@ -53,7 +53,14 @@ from gradesync.guards import GuardLimits, parse_duration, plan_verdict, refuse
 from gradesync.logs import logging_transport, redacting
 from gradesync.models import OK_STATUSES, Plan, Status
 from gradesync.plan import build_plan, plan_is_refused
-from gradesync.plan.digest import digest_matches, key_id, legacy_digest, plan_digest, short_digest
+from gradesync.plan.digest import (
+    digest_matches,
+    key_id,
+    legacy_digest,
+    plan_digest,
+    same_digest,
+    short_digest,
+)
 from gradesync.plan.encoding import Column, encode_columns
 from gradesync.plan.planfile import SCHEMA_VERSION, write_plan
 from gradesync.read import ReadResult, load_mapping, read_inputs
@@ -474,7 +481,7 @@ class Pipeline:
                 write_plan(result.plan, Path(out), digest=result.digest, key_id=result.key_id,
                            columns=result.columns)  # fmt: skip
             result.report_paths["plan"] = Path(out)
-        result.columns = None  # written: the encoded rows are no longer needed
+            result.columns = None  # written: the encoded rows are no longer needed
         self.emit("done", "report", message=f"plan {short_digest(result.digest)}")
         return result
 
@@ -585,7 +592,7 @@ class Pipeline:
                 )
                 hint = f"gradesync apply PLAN --digest {short_digest(shown)} (if that is the digest you "
                 hint += "reviewed), or make the plan again with this version"
-            elif plan.digest and plan.digest != shown:
+            elif plan.digest and not same_digest(plan.digest, shown):
                 problem = self._changed(plan.digest, shown)
         elif plan.digest and plan.key_id and plan.key_id != key_id(key):
             problem, code, hint = (
@@ -596,7 +603,7 @@ class Pipeline:
                 "apply it with the --state-dir it was made with, or set [apply] plan_key_file "
                 "(GRADESYNC_APPLY_PLAN_KEY_FILE) to the key file that signed it",
             )
-        elif plan.digest and plan.digest != digest:
+        elif plan.digest and not same_digest(plan.digest, digest):
             problem = self._changed(plan.digest, digest)
         if problem is None and approved is not None and not digest_matches(approved, shown):
             problem = (

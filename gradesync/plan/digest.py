@@ -52,6 +52,7 @@ __all__ = [
     "key_id",
     "legacy_digest",
     "plan_digest",
+    "same_digest",
     "short_digest",
 ]
 
@@ -107,9 +108,15 @@ def short_digest(digest: str) -> str:
 
 
 def digest_matches(given: str, actual: str) -> bool:
-    """True when ``given`` (the 12 digits shown, or more, any case) is a prefix of ``actual``."""
+    """True when ``given`` (the 12 digits shown, or more, any case) is a prefix of ``actual``
+    (compared in constant time: how long a comparison takes says nothing about the digest)."""
     text = given.strip().lower()
-    return len(text) >= SHOWN and actual.lower().startswith(text)
+    return len(text) >= SHOWN and hmac.compare_digest(actual.lower()[: len(text)], text)
+
+
+def same_digest(stored: str, actual: str) -> bool:
+    """True when a plan file's stored digest is the one its content gives (in constant time)."""
+    return hmac.compare_digest(stored.lower(), actual.lower())
 
 
 # ---------------------------------------------------------------------------------------------

@@ -136,6 +136,7 @@ def apply(
 
 def save_plan(result: PlanResult, path: Path) -> None:
     write_plan(result.plan, path, digest=result.digest, key_id=result.key_id, columns=result.columns)
+    result.columns = None  # written: the plan's encoded columns need not stay in memory
 
 
 def load_plan(path: Path) -> Plan:
