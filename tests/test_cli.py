@@ -71,6 +71,7 @@ def test_strict_refuses_the_plan_but_still_explains(tmp_path, graph_env):
             str(tmp_path / "r"),
         ],
         env=graph_env,
+        cwd=tmp_path,  # the default state directory (and its plan key) is made there
     )
     assert result.returncode == 1
     assert "plan refused" in result.stdout
