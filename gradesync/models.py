@@ -312,7 +312,7 @@ class Plan:
     # still two plans (the journal refuses to apply one plan twice, never a new one).
     plan_id: str = field(default_factory=lambda: uuid.uuid4().hex)
     # The digest the plan file stored (``plan.digest``; "" for a plan made in memory or an older file),
-    # and the id of the key that made it (``digest.key_id``; "" before digests were keyed). ``apply``
+    # and the id of the key that made it (``digest.key_id``; "" in a schema 1 or 2 file). ``apply``
     # compares the digest with the one it computes from the plan with its own key.
     digest: str = ""
     key_id: str = ""

@@ -499,11 +499,17 @@ class Pipeline:
             digest = plan_digest(plan, key, columns=columns)  # of the plan as it is, with this key
             if plan_file:
                 run.plan_path = run.keep_plan_copy(Path(plan_file))
-            else:
-                run.plan_path = self._save_plan(plan, run, digest, key, columns)
             if approved_by:
                 run.record["approved_by"] = approved_by
-            shown = self._check_digest(plan, digest, approved_digest, key)  # an edited file first
+            try:
+                shown = self._check_digest(plan, digest, approved_digest, key)  # an edited file first
+            except GuardError:
+                if not plan_file:  # the refused plan, for the record, with the digest it came with
+                    run.plan_path = self._save_plan(plan, run, plan.digest or "0" * 64, plan.key_id, columns)
+                raise
+            # checked: this key signs the run's copy (so that `apply RUN_DIR/plan.json --resume` takes it)
+            if not plan_file:
+                run.plan_path = self._save_plan(plan, run, digest, key_id(key), columns)
             self._check_graph(plan)
             return self._execute(plan, run, shown, kind="apply", dry_run=dry_run, resume=resume,
                                  publish=publish)  # fmt: skip
@@ -552,17 +558,11 @@ class Pipeline:
             return RunResult(kind=command, error=e)
         return result
 
-    def _save_plan(self, plan: Plan, run: Run, digest: str, key: bytes, columns: dict[str, Column]) -> Path:
-        """The run's copy of a plan given in memory. A plan made in memory is signed with this key (so
-        ``apply RUN_DIR/plan.json --resume`` accepts the copy); one read from a file keeps the digest
-        it came with: a copy never vouches for a plan that was not checked."""
+    def _save_plan(self, plan: Plan, run: Run, digest: str, kid: str, columns: dict[str, Column]) -> Path:
+        """The run's copy of a plan given in memory, with ``digest`` made by the key ``kid``."""
         target = run.run_dir / PLAN_NAME
-        if plan.digest or plan.schema_version < SCHEMA_VERSION:
-            digest, kid = plan.digest or "0" * 64, plan.key_id
-        else:
-            kid = key_id(key)
         with _errors_mapped("run directory", run.run_dir):
-            write_plan(plan, target, digest=digest, key_id=kid, columns=columns)
+            write_plan(plan, target, digest=digest, key_id=kid or "0" * 8, columns=columns)
         return target
 
     def _check_graph(self, plan: Plan) -> None:
@@ -577,8 +577,8 @@ class Pipeline:
     def _check_digest(self, plan: Plan, digest: str, approved: str | None, key: bytes) -> str:
         """Refuse (exit 4) a plan that is not the one made and reviewed: a plan file whose stored
         digest is not what this key gives for its content now (edited, or signed with another key),
-        or any plan other than the ``approved`` one. A plan file written before digests were keyed
-        is applied only with the digest a reviewer approved. Returns the digest people see."""
+        or any plan other than the ``approved`` one. A plan file of schema 1 or 2, whose digest is
+        not keyed, is applied only with the digest a reviewer approved. Returns the digest people see."""
         shown = legacy_digest(plan) if plan.schema_version < SCHEMA_VERSION else digest
         self.emit("stage", "guards", message=f"plan digest {short_digest(shown)}")
         problem, code, hint = None, "plan-digest-mismatch", EDITED_HINT

@@ -24,7 +24,7 @@ same bytes::
         and booleans as their little-endian bytes (NaN as one bit pattern), codes as little-endian
         unsigned integers of the smallest width that holds them
 
-Plans written before the digest was keyed (plan file schema 1 and 2) carry :func:`legacy_digest`, a
+Plan files of schema 1 and 2 carry :func:`legacy_digest` instead, a
 plain sha256 of their decisive fields; ``apply`` accepts one only with the digest a reviewer
 approved. Pure: data in, text out.
 """

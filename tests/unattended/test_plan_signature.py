@@ -252,3 +252,33 @@ def test_the_key_never_leaves_the_state_directory(emulator: Any, token: str, tmp
     assert key not in doc and json.loads(doc)["key_id"] == key_id(bytes.fromhex(key))
     for report in (tmp_path / "preview").iterdir():
         assert key not in report.read_text(encoding="utf-8-sig")
+
+
+def test_a_run_signs_its_copy_of_a_plan_only_once_it_passed(
+    emulator: Any, token: str, tmp_path: Path
+) -> None:
+    """A plan handed to ``Pipeline.apply`` in memory gets a copy in the run directory: signed with the
+    key when the plan passed the check (so ``apply RUN_DIR/plan.json --resume`` takes it), left with
+    the digest it came with when it was refused (the copy never vouches for it)."""
+    from gradesync.config import Settings
+    from gradesync.pipeline import Pipeline, make_client
+    from gradesync.plan.digest import plan_digest
+
+    settings = Settings().override("graph", base_url=emulator.base_url, max_attempts=1)
+    settings = settings.override(
+        "apply", state_dir=str(tmp_path / "state"), max_changes="off", max_decreases="off"
+    )
+    with make_client(settings, token=token) as client:
+        pipeline = Pipeline(settings, client, argv=["test"])
+        passed = pipeline.apply(pipeline.plan([SAMPLE]).plan, dry_run=True)
+        assert passed.error is None and passed.run_dir is not None
+        copy = read_plan(passed.run_dir / "plan.json")
+        assert copy.digest == plan_digest(copy, pipeline.plan_key()) == passed.digest
+        row = int(copy.rows.index[copy.rows["action"] == "update"][0])
+        copy.rows.loc[row, "desired_points"] = 0.5  # edited after it was read: its digest no longer fits
+        refused = pipeline.apply(copy, dry_run=True)
+        assert refused.error is not None and refused.error.code == "plan-digest-mismatch"
+        assert refused.run_dir is not None
+        kept = read_plan(refused.run_dir / "plan.json")
+        assert kept.rows.loc[row, "desired_points"] == 0.5 and kept.digest == copy.digest
+        assert kept.digest != plan_digest(kept, pipeline.plan_key())
