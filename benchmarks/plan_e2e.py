@@ -13,7 +13,7 @@ Side by side, in one run:
     so its CPU is not counted. The plan is run ``--repeat`` times against the same emulator (median
     CPU and wall, the largest peak RSS);
 (c) where gradesync's CPU goes, stage by stage: the child wraps the pipeline's stage functions
-    (read, resolve, build_plan, digest and guards, write_reports, write_plan) and records the
+    (read, resolve, build_plan, encode, digest and guards, write_reports, write_plan) and records the
     process's CPU time (every thread: the Graph client decodes in worker threads) spent in each.
 
 The tenant is ``classes × students × assignments`` (2,000 × 30 × 20 by default); the grades file has
@@ -315,12 +315,14 @@ STAGES: list[tuple[str, str]] = [
     ("read", "read_inputs"),
     ("resolve (Graph reads → columns)", "resolve"),
     ("build_plan", "build_plan"),
+    ("encode (the plan's columns)", "encode_columns"),
     ("digest", "plan_digest"),
     ("guards", "plan_verdict"),
     ("write_reports", "write_reports"),
     ("write_plan", "write_plan"),
 ]
 STAGE_NOTES = {
+    "encode (the plan's columns)": "once, for the digest and the plan file both",
     "resolve (Graph reads → columns)": "every thread: the client decodes Graph's JSON in its workers",
     "build_plan": "see plan_bench for build_plan alone",
 }

@@ -221,6 +221,9 @@ class ApplySettings(_Section):
     disables a guard."""
 
     state_dir: str = ".gradesync/state"  # journal, lock and memory (keep it between runs)
+    # The secret that signs plan digests (state/plankey.py); None: plan.key in the state directory.
+    # Give a plan's maker and its applier the same key file to apply a plan made elsewhere.
+    plan_key_file: str | None = None
     max_changes: str = Field("50%", pattern=_LIMIT)
     max_decreases: str = Field("20%", pattern=_LIMIT)
     min_coverage: str = Field("60%", pattern=_LIMIT)

@@ -423,15 +423,19 @@ class Plan:
     inputs: list[InputFile] = field(default_factory=list)
     # per assignment: roster students with no row in the input (the "silent gap")
     roster_gaps: list[dict[str, Any]] = field(default_factory=list)
-    schema_version: int = 2  # planfile.SCHEMA_VERSION: the plan-file format this Plan is written in
+    # the plan-file format this Plan was read from (planfile.SCHEMA_VERSION for a plan made in memory):
+    # apply treats a plan read from an older file, whose digest is not keyed, more strictly
+    schema_version: int = 3
     strict: bool = False
     warnings: list[str] = field(default_factory=list)  # read-stage remarks (e.g. a cp1252 fallback)
     # A random id per plan made: two plans made in the same second from the same export are
     # still two plans (the journal refuses to apply one plan twice, never a new one).
     plan_id: str = field(default_factory=lambda: uuid.uuid4().hex)
-    # The digest the plan file stored (``plan.digest``; "" for a plan made in memory or an older file).
-    # ``apply`` compares it with the digest recomputed from the rows.
+    # The digest the plan file stored (``plan.digest``; "" for a plan made in memory or an older file),
+    # and the id of the key that made it (``digest.key_id``; "" in a schema 1 or 2 file). ``apply``
+    # compares the digest with the one it computes from the plan with its own key.
     digest: str = ""
+    key_id: str = ""
     # per assignment ``"class_id/assignment_id"``: when resolve finished reading its submissions
     # (ISO 8601 UTC with milliseconds); the executor treats a missing entry as stale
     read_at: dict[str, str] = field(default_factory=dict)

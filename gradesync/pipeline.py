@@ -61,8 +61,16 @@ from gradesync.logs import logging_transport, redacting
 from gradesync.models import CURRENT_COLUMNS, InputFile, Plan, TeamsClass
 from gradesync.outcome import Status, Verdict, judge
 from gradesync.plan import build_plan, plan_is_refused
-from gradesync.plan.digest import digest_matches, plan_digest, short_digest
-from gradesync.plan.planfile import read_plan, write_plan
+from gradesync.plan.digest import (
+    digest_matches,
+    key_id,
+    legacy_digest,
+    plan_digest,
+    same_digest,
+    short_digest,
+)
+from gradesync.plan.encoding import Column, encode_columns
+from gradesync.plan.planfile import SCHEMA_VERSION, read_plan, write_plan
 from gradesync.plan.undo import build_undo_plan
 from gradesync.read import ReadResult, load_mapping
 from gradesync.read.inspect import Inspection, SnapshotLookup, lookup_from_snapshot
@@ -74,6 +82,7 @@ from gradesync.state.history import find_run, read_run_record, records_frame, ru
 from gradesync.state.journal import JOURNAL_NAME, Journal
 from gradesync.state.mappings import saved_mapping_path
 from gradesync.state.memory import Memory, load_memory
+from gradesync.state.plankey import load_plan_key, plan_key_path
 from gradesync.state.runs import PLAN_NAME, Run, RunOptions, RunOutcome, unattended_run
 
 log = logging.getLogger("gradesync.pipeline")
@@ -206,6 +215,10 @@ class PlanResult:
     digest: str
     warnings: list[str] = field(default_factory=list)
     report_paths: dict[str, Path] = field(default_factory=dict)
+    key_id: str = ""  # which plan key made the digest (``plan.digest.key_id``)
+    # the plan's rows as the plan file holds them (``plan.encoding``): the digest was computed from
+    # them, and the plan file is written from them (encoding a million rows once, not twice)
+    columns: dict[str, Column] | None = field(default=None, repr=False, compare=False)
 
     @property
     def guard_verdict(self) -> list[str]:
@@ -352,6 +365,7 @@ class Pipeline:
         self.listener = listener
         self.argv = argv  # recorded (redacted) in run.json; None: sys.argv
         self.names = SourceNames(names)  # input path → the name reports and errors give it
+        self._key: bytes | None = None
 
     # ------------------------------------------------------------------ events
     def emit(self, kind: str, stage: str, done: int = 0, total: int = 0, message: str = "") -> None:
@@ -488,11 +502,22 @@ class Pipeline:
             check_age=check_age,
         )
 
+    def plan_key(self) -> bytes:
+        """The secret that signs plan digests (``state/plankey.py``): ``[apply] plan_key_file``, or
+        ``plan.key`` in the state directory, made at first use."""
+        if self._key is None:
+            apply = self.settings.apply
+            with _errors_mapped("state directory", apply.state_dir):
+                self._key = load_plan_key(plan_key_path(apply.state_dir, apply.plan_key_file))
+        return self._key
+
     def preview(self, plan: Plan) -> PlanResult:
         refused = self.verdict(plan)
-        digest = plan_digest(plan)
+        key = self.plan_key()
+        columns = encode_columns(plan.rows)
+        digest = plan_digest(plan, key, columns=columns)
         summary = self._summary(plan.rows, plan, kind="plan", refused=refused, digest=digest)
-        return PlanResult(plan, summary, digest, list(plan.warnings))
+        return PlanResult(plan, summary, digest, list(plan.warnings), key_id=key_id(key), columns=columns)
 
     def plan(self, paths: Sequence[str | Path], *, class_key: str | None = None, sheet: str | None = None,
              mapping: Any = None, report_dir: str | Path | None = None,
@@ -512,8 +537,10 @@ class Pipeline:
             )
         if out is not None and not result.refused:
             with _errors_mapped("plan file", out):
-                write_plan(result.plan, Path(out), digest=result.digest)
+                write_plan(result.plan, Path(out), digest=result.digest, key_id=result.key_id,
+                           columns=result.columns)  # fmt: skip
             result.report_paths["plan"] = Path(out)
+            result.columns = None  # written: the encoded rows are no longer needed
         self.emit("done", "report", message=f"plan {short_digest(result.digest)}")
         return result
 
@@ -527,15 +554,25 @@ class Pipeline:
 
         def body(run: Run) -> RunResult:
             self._check_doctor()
-            digest = plan_digest(plan)  # of the rows as they are: what the stored digest must match
-            stored = run.keep_plan_copy(Path(plan_file)) if plan_file else self._save_plan(plan, run, digest)
-            run.plan_path = stored
+            key = self.plan_key()
+            columns = encode_columns(plan.rows)
+            digest = plan_digest(plan, key, columns=columns)  # of the plan as it is, with this key
+            if plan_file:
+                run.plan_path = run.keep_plan_copy(Path(plan_file))
             if approved_by:
                 run.record["approved_by"] = approved_by
+            try:
+                shown = self._check_digest(plan, digest, approved_digest, key)  # an edited file first
+            except GuardError:
+                if not plan_file:  # the refused plan, for the record, with the digest it came with
+                    run.plan_path = self._save_plan(plan, run, plan.digest or "0" * 64, plan.key_id, columns)
+                raise
+            # checked: this key signs the run's copy (so that `apply RUN_DIR/plan.json --resume` takes it)
+            if not plan_file:
+                run.plan_path = self._save_plan(plan, run, digest, key_id(key), columns)
             _record_plan_kind(run, plan, dry_run)
             self._check_graph(plan)
-            self._check_digest(plan, digest, approved_digest)
-            return self._execute(plan, run, digest, kind="apply", dry_run=dry_run, resume=resume,
+            return self._execute(plan, run, shown, kind="apply", dry_run=dry_run, resume=resume,
                                  publish=publish)  # fmt: skip
 
         return self._unattended("apply", report_dir, body)
@@ -552,11 +589,14 @@ class Pipeline:
             plan = self.make_plan(paths, class_key=class_key, sheet=sheet, mapping=mapping)
             _log_plan(plan)
             _record_plan_kind(run, plan, dry_run)
-            digest = plan_digest(plan)
+            key = self.plan_key()
+            columns = encode_columns(plan.rows)
+            digest = plan_digest(plan, key, columns=columns)
             with _errors_mapped("report directory", run.report_dir):
                 run.plan_path = run.report_dir / PLAN_NAME
                 run.report_dir.mkdir(parents=True, exist_ok=True)
-                write_plan(plan, run.plan_path, digest=digest)
+                write_plan(plan, run.plan_path, digest=digest, key_id=key_id(key), columns=columns)
+            del columns
             if plan_is_refused(plan):
                 refused = self._refused(plan, run, digest, [], None, kind="sync")
                 refused.notes.append("sync refused: --strict and some rows are rejected; nothing was written")
@@ -621,10 +661,16 @@ class Pipeline:
             plan_input = InputFile(str(plan_path), _sha256(plan_path), len(run_plan.rows))
         self._check_graph(run_plan)
         recorded = str(record.get("digest") or "")
-        if recorded and not plan_digest(run_plan).startswith(recorded):
+        # what the run recorded is the digest people saw: keyed for this version's plans, the plain one
+        # for a plan file of an earlier version
+        if run_plan.schema_version < SCHEMA_VERSION:
+            current = legacy_digest(run_plan)
+        else:
+            current = plan_digest(run_plan, self.plan_key())
+        if recorded and not current.startswith(recorded):
             raise UsageError(
                 f"the plan file {plan_path} is not the plan run {run_dir.name} applied (its digest is "
-                f"{short_digest(plan_digest(run_plan))}, the run recorded {recorded}): a later run "
+                f"{short_digest(current)}, the run recorded {recorded}): a later run "
                 "with the same --report-dir replaced it",
                 code="undo-plan-replaced",
                 hint="a run keeps its own plan.json in its run directory unless --report-dir sends it "
@@ -697,10 +743,11 @@ class Pipeline:
             return RunResult(kind=command, error=e, run_dir=getattr(e, "run_dir", None))
         return result
 
-    def _save_plan(self, plan: Plan, run: Run, digest: str) -> Path:
+    def _save_plan(self, plan: Plan, run: Run, digest: str, kid: str, columns: dict[str, Column]) -> Path:
+        """The run's copy of a plan given in memory, with ``digest`` made by the key ``kid``."""
         target = run.run_dir / PLAN_NAME
         with _errors_mapped("run directory", run.run_dir):
-            write_plan(plan, target, digest=digest)
+            write_plan(plan, target, digest=digest, key_id=kid or "0" * 8, columns=columns)
         return target
 
     def _check_doctor(self) -> None:
@@ -730,23 +777,54 @@ class Pipeline:
                 hint="set GRADESYNC_GRAPH_URL (or graph.base_url) to the Graph the plan was made against",
             )
 
-    def _check_digest(self, plan: Plan, digest: str, approved: str | None) -> None:
-        shown = short_digest(digest)
-        self.emit("stage", "guards", message=f"plan digest {shown}")
-        problem = None
-        if plan.digest and plan.digest != digest:
+    def _check_digest(self, plan: Plan, digest: str, approved: str | None, key: bytes) -> str:
+        """Refuse (exit 4) a plan that is not the one made and reviewed: a plan file whose stored
+        digest is not what this key gives for its content now (edited, or signed with another key),
+        or any plan other than the ``approved`` one. A plan file of schema 1 or 2, whose digest is
+        not keyed, is applied only with the digest a reviewer approved. Returns the digest people see."""
+        shown = legacy_digest(plan) if plan.schema_version < SCHEMA_VERSION else digest
+        self.emit("stage", "guards", message=f"plan digest {short_digest(shown)}")
+        problem, code, hint = None, "plan-digest-mismatch", EDITED_HINT
+        if plan.schema_version < SCHEMA_VERSION:
+            if approved is None:
+                problem, code = (
+                    f"this plan file (schema {plan.schema_version}) was written by an earlier gradesync, "
+                    "whose digest anyone can recompute: it is applied only with the digest a reviewer "
+                    "approved",
+                    "plan-unsigned",
+                )
+                hint = f"gradesync apply PLAN --digest {short_digest(shown)} (if that is the digest you "
+                hint += "reviewed), or make the plan again with this version"
+            elif plan.digest and not same_digest(plan.digest, shown):
+                problem = self._changed(plan.digest, shown)
+        elif plan.digest and plan.key_id and plan.key_id != key_id(key):
+            problem, code, hint = (
+                f"the plan was signed with another plan key (key id {plan.key_id}; this state "
+                f"directory's key is {key_id(key)}): it was made with another state directory or on "
+                "another machine",
+                "plan-key-mismatch",
+                "apply it with the --state-dir it was made with, or set [apply] plan_key_file "
+                "(GRADESYNC_APPLY_PLAN_KEY_FILE) to the key file that signed it",
+            )
+        elif plan.digest and not same_digest(plan.digest, digest):
+            problem = self._changed(plan.digest, digest)
+        if problem is None and approved is not None and not digest_matches(approved, shown):
             problem = (
-                f"the plan's rows no longer match its digest (stored {short_digest(plan.digest)}, the "
-                f"rows give {shown}): the file was changed after it was made"
+                f"the plan's digest is {short_digest(shown)}, not the approved {approved.strip()[:SHOWN_MAX]}"
             )
-        elif approved is not None and not digest_matches(approved, digest):
-            problem = f"the plan's digest is {shown}, not the approved {approved.strip()[:SHOWN_MAX]}"
         if problem:
-            raise GuardError(
-                problem,
-                code="plan-digest-mismatch",
-                hint="never edit a plan by hand: change the export, make a fresh plan and review it again",
-            )
+            raise GuardError(problem, code=code, hint=hint)
+        if plan.schema_version < SCHEMA_VERSION:
+            old = f"applying a schema-{plan.schema_version} plan file on the strength of its approved digest"
+            self.emit("warning", "guards", message=f"{old}; plans made by this version are signed")
+        return shown
+
+    @staticmethod
+    def _changed(stored: str, now: str) -> str:
+        return (
+            f"the plan no longer matches its digest (stored {short_digest(stored)}, its content gives "
+            f"{short_digest(now)}): the file was changed after it was made"
+        )
 
     def _execute(self, plan: Plan, run: Run, digest: str, *, kind: str, dry_run: bool = False,
                  resume: bool = False, publish: bool = False) -> RunResult:  # fmt: skip
@@ -837,6 +915,7 @@ class Pipeline:
 
 
 SHOWN_MAX = 64  # characters of a wrong approved digest echoed back
+EDITED_HINT = "never edit a plan by hand: change the export, make a fresh plan and review it again"
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from gradesync.cli import cli
+from gradesync.plan.planfile import read_plan
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = [str(ROOT / "sample_data" / n) for n in ("sis_long.csv", "gradebook_wide.csv", "gradebook.xlsx")]
@@ -50,7 +51,7 @@ def test_plan_writes_a_plan_and_reports_for_every_input_row(tmp_path, graph_env,
     plan = json.loads((tmp_path / "plan.json").read_text())
     with (tmp_path / "r" / "plan.csv").open(encoding="utf-8-sig") as fh:
         rows = list(csv.DictReader(fh))
-    assert len(rows) == len(plan["rows"]) == sum(i["rows"] for i in plan["inputs"]) == 361
+    assert len(rows) == plan["row_count"] == sum(i["rows"] for i in plan["inputs"]) == 361
     assert {r["action"] for r in rows} == {"update", "create", "noop", "reject"}
     assert (tmp_path / "r" / "report.html").stat().st_size > 0
     assert token not in (tmp_path / "plan.json").read_text()
@@ -70,6 +71,7 @@ def test_strict_refuses_the_plan_but_still_explains(tmp_path, graph_env):
             str(tmp_path / "r"),
         ],
         env=graph_env,
+        cwd=tmp_path,  # the default state directory (and its plan key) is made there
     )
     assert result.returncode == 1
     assert "plan refused" in result.stdout
@@ -96,9 +98,10 @@ def test_a_clean_input_plans_with_exit_0(tmp_path, graph_env, sample_tenant):
     result = run(
         ["plan", str(path), "--out", str(tmp_path / "plan.json"), "--report-dir", str(tmp_path / "r")],
         env=graph_env,
+        cwd=tmp_path,
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    assert json.loads((tmp_path / "plan.json").read_text())["rows"][0]["action"] in ("update", "create")
+    assert read_plan(tmp_path / "plan.json").rows["action"][0] in ("update", "create")
 
 
 def test_no_token_is_exit_3_with_a_hint(tmp_path, emulator):
@@ -165,7 +168,8 @@ def test_plan_shows_its_digest_and_apply_refuses_another(tmp_path, graph_env):
     loose = ["--max-changes", "100%", "--max-decreases", "100%", "--min-coverage", "off"]
     runner = CliRunner()
     planned = runner.invoke(
-        cli, ["plan", SAMPLES[0], "--out", str(tmp_path / "p.json"), "--report-dir", str(tmp_path / "r")],
+        cli, ["plan", SAMPLES[0], "--out", str(tmp_path / "p.json"), "--report-dir", str(tmp_path / "r"),
+              "--state-dir", str(tmp_path / "s")],
         env=graph_env,
     )  # fmt: skip
     assert planned.exit_code == 1, planned.output  # the sample's rejected rows
@@ -177,4 +181,4 @@ def test_plan_shows_its_digest_and_apply_refuses_another(tmp_path, graph_env):
     assert refused.exit_code == 4 and "plan-digest-mismatch" in refused.output
     approved = runner.invoke(cli, [*args, "--digest", digest], env=graph_env)
     assert approved.exit_code == 1, approved.output  # the same rejected rows; nothing refused
-    assert f"plan digest: {digest}" in approved.output
+    assert f"plan digest: {digest}" in approved.output  # the digest plan showed is the one apply checks

@@ -5,8 +5,11 @@ build.py     build_plan: runs the plan rules in order; summarize, apply_operatio
 rules.py     the plan rules, one function per rule, over vectorised columns
 messages.py  every reject message and note the rules write
 arrays.py    vectorised helpers and Verdicts (each row's reason while the rules run)
+encoding.py  a plan as its file holds it: the header's values, one array per column
+digest.py    the plan digest: an HMAC of everything the plan says, keyed by the state directory's key
 planfile.py  the plan file: a versioned JSON document (the one file this stage writes)
 undo.py      build_undo_plan: the plan that puts back what a run changed (from its plan and journal)
+legacy.py    plan files of schema 1 and 2 (one object per row) → a Plan
 """
 
 from gradesync.plan.build import (

@@ -64,7 +64,7 @@ the hot path. Messages are only formatted for the rows that carry a reason.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -93,6 +93,7 @@ from gradesync.plan.arrays import (
     taken,
     texts,
 )
+from gradesync.plan.encoding import Column, column_codes, encode_column
 from gradesync.plan.match import Roster, eligible_members
 from gradesync.plan.messages import format_points, text
 
@@ -314,12 +315,20 @@ def plan_is_refused(plan: Plan) -> bool:
     return bool(plan.strict and (plan.rows["action"] == Action.REJECT.value).any())
 
 
-def summarize(plan: Plan) -> dict[str, Any]:
-    """Counts per action, per reason, per class and per assignment (JSON-ready, stable order)."""
+SUMMARY_COLUMNS = ("action", "reason", "class_key", "class_name", "assignment_key", "assignment_name")
+
+
+def summarize(plan: Plan, columns: Mapping[str, Column] | None = None) -> dict[str, Any]:
+    """Counts per action, per reason, per class and per assignment (JSON-ready, stable order).
+    ``columns``: the plan's rows as ``encoding.encode_columns`` gives them, when the caller has them
+    (the plan file does): each count then works on the columns' codes, not on every row's text."""
     rows = plan.rows
+    if columns is None:
+        columns = {name: encode_column(rows[name], PLAN_COLUMNS[name]) for name in SUMMARY_COLUMNS}
     actions = [a.value for a in Action]
-    reasons = rows.loc[rows["reason"] != "", "reason"].value_counts()
-    action_codes = pd.Categorical(rows["action"], categories=actions).codes  # -1: not an action
+    codes, dictionary = column_codes(columns["action"])
+    known = np.array([actions.index(v) if v in actions else -1 for v in dictionary.tolist()], dtype=np.intp)
+    action_codes = known[codes] if len(known) else np.full(len(rows), -1, dtype=np.intp)
     return {
         "rows": len(rows),
         "actions": dict(
@@ -329,11 +338,11 @@ def summarize(plan: Plan) -> dict[str, Any]:
                 strict=True,
             )
         ),
-        "reasons": {str(k): int(v) for k, v in sorted(reasons.items())},
+        "reasons": _reason_counts(columns["reason"]),
         "decreases": int(rows["decrease"].sum()),
-        "by_class": _counts_by(rows, ["class_key", "class_name"], action_codes, actions),
+        "by_class": _counts_by(columns, ["class_key", "class_name"], action_codes, actions),
         "by_assignment": _counts_by(
-            rows, ["class_key", "class_name", "assignment_key", "assignment_name"], action_codes, actions
+            columns, ["class_key", "class_name", "assignment_key", "assignment_name"], action_codes, actions
         ),
         "roster_gaps": len(plan.roster_gaps),
         "strict": plan.strict,
@@ -341,19 +350,38 @@ def summarize(plan: Plan) -> dict[str, Any]:
     }
 
 
+def _reason_counts(column: Column) -> dict[str, int]:
+    """Rows per reason (a text that is not empty), in the reasons' order."""
+    codes, dictionary = column_codes(column)
+    counts = np.bincount(codes, minlength=len(dictionary)).tolist()
+    found: dict[str, int] = {}
+    for value, count in zip(dictionary.tolist(), counts, strict=True):
+        if isinstance(value, str) and value and count:
+            found[value] = found.get(value, 0) + count
+    return dict(sorted(found.items()))
+
+
+def _sorted_codes(column: Column, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(a code per row of ``rows``, the distinct texts they point into, sorted): a missing value
+    counts as ""."""
+    codes, dictionary = column_codes(column)
+    shown = texts(["" if v is None or (isinstance(v, float) and v != v) else v for v in dictionary.tolist()])  # noqa: PLR0124
+    if not len(shown):
+        return np.zeros(len(rows), dtype=np.intp), texts([""])
+    rank, distinct = pd.factorize(shown, sort=True)
+    return rank[codes[rows]], np.asarray(distinct, dtype=object)
+
+
 def _counts_by(
-    rows: pd.DataFrame, keys: list[str], action_codes: np.ndarray, actions: list[str]
+    columns: Mapping[str, Column], keys: list[str], action_codes: np.ndarray, actions: list[str]
 ) -> list[dict[str, Any]]:
     """Rows per action for each distinct ``keys`` tuple, in sorted order (a missing key sorts and
-    shows as ""/None), only tuples with a row of a known action. Each key column is factorized
+    shows as ""/None), only tuples with a row of a known action. Each key's distinct texts are
     sorted, so the tuples' codes sort as the tuples do."""
-    known = action_codes >= 0
-    if not known.any():
+    known = np.flatnonzero(action_codes >= 0)
+    if not len(known):
         return []
-    key_values = []
-    for key in keys:
-        values = rows[key].astype(object).where(rows[key].notna(), "").to_numpy(dtype=object)[known]
-        key_values.append(pd.factorize(values, sort=True))
+    key_values = [_sorted_codes(columns[key], known) for key in keys]
     group, first = group_rows([c for c, _ in key_values], [len(d) for _, d in key_values], sort=True)
     table = counts_per_group(group, len(first), action_codes[known], len(actions)).tolist()
     shown = [distinct[codes[first]].tolist() for codes, distinct in key_values]

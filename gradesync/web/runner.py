@@ -189,7 +189,8 @@ def undo(run_dir: Path, settings: Settings, client: Any, *, listener: Listener |
 
 
 def save_plan(result: PlanResult, path: Path) -> None:
-    write_plan(result.plan, path, digest=result.digest)
+    write_plan(result.plan, path, digest=result.digest, key_id=result.key_id, columns=result.columns)
+    result.columns = None  # written: the plan's encoded columns need not stay in memory
 
 
 def load_plan(path: Path) -> Plan:

@@ -22,6 +22,7 @@ from gradesync.execute.apply import plan_hash
 from gradesync.plan.planfile import write_plan
 from gradesync.state.journal import Journal
 from gradesync.state.lock import RunLock
+from gradesync.state.plankey import load_plan_key, plan_key_path
 from graph_emulator import FaultConfig
 
 LOOSE = ["--max-changes", "100%", "--max-decreases", "100%", "--min-coverage", "off"]
@@ -46,8 +47,9 @@ def apply(tmp: Path, server: Any, token: str, *args: str, env: dict[str, str] | 
 
 
 def save(plan: Any, tmp: Path) -> Path:
+    """The plan file, signed with the key of the state directory ``apply`` uses (as ``plan`` does)."""
     path = tmp / "plan.json"
-    write_plan(plan, path)
+    write_plan(plan, path, key=load_plan_key(plan_key_path(tmp / "state")))
     return path
 
 
@@ -207,7 +209,6 @@ def test_sigkill_at_random_moments_then_resume(emulator_factory: Any, token: str
 def test_a_corrupt_journal_exits_8_with_its_named_error(emulator: Any, token: str, tmp_path: Path) -> None:
     plan = build_plan(emulator.state(), updates=3, creates=0, rejects=0, base_url=emulator.base_url)
     save(plan, tmp_path)
-    (tmp_path / "state").mkdir()
     (tmp_path / "state" / "journal.sqlite").write_bytes(b"not a database\x00" * 300)
     emulator.reset_stats()
     result = apply(tmp_path, emulator, token, *LOOSE)

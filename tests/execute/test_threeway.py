@@ -16,6 +16,7 @@ import pytest
 from click.testing import CliRunner
 
 from gradesync.cli import cli
+from gradesync.plan.planfile import read_plan
 from gradesync.state.memory import Memory
 from graph_emulator.state import iter_submissions, points_outcome
 
@@ -195,8 +196,8 @@ def test_plan_command_reads_the_memory(emulator: Any, token: str, tmp_path: Path
     argv = ["plan", str(inputs), "--state-dir", str(tmp_path / "state"), "--out", str(tmp_path / "p.json")]
     result = CliRunner().invoke(cli, [*argv, "--report-dir", str(tmp_path / "prep")], env=env)
     assert result.exit_code == 1, result.output  # report policy: needs a person
-    plan = json.loads((tmp_path / "p.json").read_text(encoding="utf-8"))
-    assert plan["schema_version"] == 2
-    (row,) = plan["rows"]
+    assert json.loads((tmp_path / "p.json").read_text(encoding="utf-8"))["schema_version"] == 3
+    plan = read_plan(tmp_path / "p.json")
+    (row,) = plan.rows.to_dict("records")
     assert (row["action"], row["reason"], row["override_policy"]) == ("noop", "teacher_override", "report")
-    assert plan["operations"] == []
+    assert plan.operations() == []

@@ -20,7 +20,7 @@ import pytest
 from gradesync.config import Settings
 from gradesync.errors import ExitCode
 from gradesync.pipeline import Event, Pipeline, make_client
-from gradesync.plan.planfile import read_plan
+from gradesync.plan.planfile import read_plan, write_plan
 
 REPO = Path(__file__).resolve().parents[2]
 SAMPLE = REPO / "sample_data" / "sis_long.csv"
@@ -74,12 +74,10 @@ def test_apply_refuses_a_hand_edited_plan(emulator: Any, token: str, tmp_path: P
     )
     pipeline = _pipeline(settings, token)
     pipeline.plan([SAMPLE], out=tmp_path / "plan.json")
-    doc = json.loads((tmp_path / "plan.json").read_text())
-    op = doc["operations"][0]  # change one grade consistently in rows and operations
-    op["desired_points"] = (op["desired_points"] or 0) + 1
-    row = next(r for r in doc["rows"] if r["row_key"] == op["row_key"])
-    row["desired_points"] = op["desired_points"]
-    (tmp_path / "plan.json").write_text(json.dumps(doc))
+    plan = read_plan(tmp_path / "plan.json")
+    row = int(plan.rows.index[plan.rows["action"] == "update"][0])
+    plan.rows.loc[row, "desired_points"] += 1  # one grade changed, the file rewritten with its old digest
+    write_plan(plan, tmp_path / "plan.json", digest=plan.digest, key_id=plan.key_id)
     tampered = read_plan(tmp_path / "plan.json")  # the file is well formed: only the digest tells
     before = emulator.stats()["writes_applied"]
     result = pipeline.apply(tampered, plan_file=tmp_path / "plan.json")
