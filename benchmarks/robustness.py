@@ -14,10 +14,10 @@ Each run *i* of a campaign with seed *S* draws everything from ``random.Random(f
   plan), and a teacher grades 1–3 of its rows in between; after any SIGKILL, before the resume, a
   teacher grades 1–3 rows the plan has not written yet (real PATCHes); the apply that follows must
   never overwrite them (it reports them ``conflict``);
-* token expiry (when the emulator has ``token_lifetime``, contract 7): tokens live 5–15 s, every
+* token expiry (the emulator's ``token_lifetime``): tokens live 5–15 s, every
   attempt signs in with a new ``T.<n>``; a run whose token expires stops with its rows carried over
   (exit 3) and the next attempt finishes them;
-* deadlines (when ``[apply] max_duration`` exists, contract 5): a third of the runs start with a
+* deadlines (``[apply] max_duration``): a third of the runs start with a
   0.3–2 s budget; the rows not sent are carried over (exit 6) and ``--resume`` finishes them.
 
 After each run: **convergence** (every valid row's submission holds the desired grade), **no
@@ -285,19 +285,6 @@ def _read_report(path: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(fh))
 
 
-def apply_setting_supported(name: str) -> bool:
-    """Whether ``[apply] <name>`` exists in this checkout's Settings (contract 5 lands in parallel)."""
-    from gradesync.config import Settings
-
-    section = Settings.model_fields.get("apply")
-    return section is not None and name in getattr(section.annotation, "model_fields", {})
-
-
-def token_expiry_supported(server: EmulatorServer) -> bool:
-    """Whether the emulator can expire tokens (contract 7 lands in parallel)."""
-    return "token_lifetime" in server.stats().get("config", {})
-
-
 def _config(*, window_zero: bool, max_duration: str | None) -> str:
     lines = ['read_write_window = "0s"'] if window_zero else []
     if max_duration:
@@ -440,22 +427,20 @@ def _new_run(
     result = RunResult(index=index, seed=seed, rows=rows)
     faults, throttle = draw_faults(rng, fault_scale), draw_throttle(rng, per_window)
     result.fault_spec = _fault_spec(faults, throttle)
-    # contracts 5 and 7 land in parallel: each is exercised once this checkout has it
     budget = None
-    if apply_setting_supported("max_duration") and rng.random() < 1 / 3:
+    if rng.random() < 1 / 3:
         budget = f"{rng.uniform(0.3, 2.0):.1f}s"
         result.fault_spec += f"; max_duration {budget} (first attempt)"
     # long enough to plan under heavy throttling (a static token cannot be renewed mid-plan),
     # short enough that an apply often outlives it
-    lifetime = rng.uniform(5.0, 15.0) if token_expiry_supported(server) else None
-    if lifetime is not None:
-        result.fault_spec += f"; tokens live {lifetime:.1f}s"
+    lifetime = rng.uniform(5.0, 15.0)
+    result.fault_spec += f"; tokens live {lifetime:.1f}s"
     run_dir = workdir / f"run{index:03d}"
     shutil.rmtree(run_dir, ignore_errors=True)
     (run_dir / "reports").mkdir(parents=True)
     env = {**os.environ, "GRADESYNC_GRAPH_URL": server.base_url, "GRADESYNC_ACCESS_TOKEN": TOKEN}
     env.pop("GRADESYNC_CLIENT_SECRET", None)
-    window_zero = apply_setting_supported("read_write_window")
+    window_zero = True  # re-read right before every write: the strictest path under faults
     run = _Run(
         server, rng, result, faults, throttle, run_dir, env, window_zero, budget, lifetime, duration_hint
     )
@@ -483,7 +468,7 @@ def _attempt(run: _Run, attempt: int, kill: bool, reference: Any) -> str:
     result = run.result
     config = _config(window_zero=run.window_zero, max_duration=run.budget if attempt == 0 else None)
     (run.run_dir / "gradesync.toml").write_text(config, encoding="utf-8")
-    if run.lifetime is not None:  # a new sign-in per attempt: T.<n> (contract 7)
+    if run.lifetime is not None:  # a new sign-in per attempt: T.<n>
         run.env["GRADESYNC_ACCESS_TOKEN"] = f"{TOKEN}.{attempt}"
     if run.need_fresh_sync or not run.plan_file.exists():
         argv = ["sync", *(str(SAMPLES / n) for n in INPUTS), *run.common]
@@ -612,8 +597,7 @@ def run_one(
     planned_kills = run.rng.choice(kills)
     server.reset(tenant)
     server.configure(faults=run.faults, throttle=run.throttle)
-    if token_expiry_supported(server):
-        server.configure(token_lifetime=run.lifetime)
+    server.configure(token_lifetime=run.lifetime)
     before = server.state()
     started = time.monotonic()
     _review(run)

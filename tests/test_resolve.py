@@ -166,7 +166,7 @@ def test_a_listing_that_cannot_be_read_fails_the_run_instead_of_planning_on_a_ga
 
 def test_submission_listings_become_columns_a_slice_at_a_time(emulator, token, monkeypatch):
     """Read one listing per get_all_many call: the same Snapshot for the same Graph requests; every
-    touched assignment gets its read time (contract 4); repeated ids are handed over coded."""
+    touched assignment gets its read time; repeated ids are handed over coded."""
     import gradesync.resolve as resolve_module
 
     settings = _settings(emulator)

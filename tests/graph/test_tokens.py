@@ -1,11 +1,10 @@
 """Token renewal on a 401, the Prefer header, and an unreachable Graph (exit 7).
 
-Mock transports for the exact shapes, and the emulator for contract 7 (token lifetime) end to end.
+Mock transports for the exact shapes, and the emulator's token lifetime end to end.
 """
 
 from __future__ import annotations
 
-import inspect
 import json
 import socket
 import threading
@@ -16,7 +15,6 @@ import pytest
 
 from gradesync.errors import AuthError, ExitCode, GraphUnreachableError, NetworkError
 from gradesync.graph import GraphClient, RateLimit, RetryPolicy, SubRequest
-from graph_emulator import EmulatorServer
 
 from .helpers import FakeClock, patch_targets, points_body, points_in_state
 from .test_client_mock import BASE, make_client
@@ -209,14 +207,9 @@ def test_a_graph_that_cannot_be_reached_is_a_network_error_after_the_retries():
     assert isinstance(out["c"].error, NetworkError) and not out["c"].fate_unknown and out["c"].attempts == 3
 
 
-# ---------------------------------------------------------------- contract 7, end to end
-
-HAS_TOKEN_LIFETIME = "token_lifetime" in inspect.signature(EmulatorServer.__init__).parameters or any(
-    "token_lifetime" in str(p) for p in inspect.signature(__import__("graph_emulator").Emulator).parameters
-)
+# ---------------------------------------------------------------- token lifetime, end to end
 
 
-@pytest.mark.skipif(not HAS_TOKEN_LIFETIME, reason="this emulator has no token lifetime (contract 7) yet")
 def test_a_token_expiring_mid_run_does_not_stop_the_run(emulator_factory, token, sample_tenant):
     clock = FakeClock()  # the emulator's clock: tokens expire when the test says so, not by sleeping
     srv = emulator_factory(clock=clock)

@@ -1,4 +1,4 @@
-"""Tokens (brief contract 7): T and T.<suffix> accepted, lifetimes on the emulator clock, $batch."""
+"""Tokens: T and T.<suffix> accepted, lifetimes on the emulator clock, $batch."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Rule 7, value units: percents and fractions become points against Teams' maximum, always noted.
 
-The read stage hands over the number as written (``points_unit``/``points_denominator``, contract 3);
+The read stage hands over the number as written (``points_unit``/``points_denominator``);
 these frames set those columns directly, as the read stage would.
 """
 

@@ -2,9 +2,8 @@
 
 In-process for every preset (read → resolve over HTTP → plan); end to end as ``gradesync plan``
 subprocesses for Canvas, the registrar's hand-made workbook and the OneRoster zip. Planning never
-writes. The percent → points conversion is the plan stage's (contract 3): until it is merged, the
-percent and fraction rows are only checked never to be planned as the fraction of a point, and the
-rest of those assertions is skipped (a feature probe on the plan's answer for the 55% cell).
+writes. A percent or a fraction is converted to points against Teams' maximum (55% of 10 → 5.5),
+and never planned as the fraction of a point.
 """
 
 from __future__ import annotations
@@ -137,11 +136,6 @@ def test_each_preset_plans_exactly_these_operations(name: str, emulator: Any, to
     assert emulator.state() == before  # planning never writes
 
 
-def _plan_converts_units(row: pd.Series) -> bool:
-    """The plan branch's conversion is merged when the 55% cell is not refused as 55 points."""
-    return not (row["action"] == "reject" and row["reason"] == "above_max_points")
-
-
 def _check_workbook(rows: pd.DataFrame) -> None:
     by = {(int(r["source_row"]), r["assignment_key"]): r for _, r in rows.iterrows()}
     assert (by[4, L]["action"], float(by[4, L]["desired_points"])) == ("update", 40.0)
@@ -154,8 +148,6 @@ def _check_workbook(rows: pd.DataFrame) -> None:
     percent = by[4, Q]
     assert str(percent["points_raw"]) == "55%"
     assert str(percent["desired_points"]) not in ("0.55", "0.55000")  # never the fraction of a point
-    if not _plan_converts_units(percent):
-        pytest.skip("the plan's percent/fraction conversion (plan branch, contract 3) is not merged yet")
     assert (percent["action"], float(percent["desired_points"])) == ("update", 5.5)  # 55% of 10
     assert (by[5, Q]["action"], float(by[5, Q]["desired_points"])) == ("update", 8.0)  # 8/10, max 10
     assert (by[5, L]["action"], by[5, L]["reason"]) == ("reject", "fraction_mismatch")  # 17/20, max 50

@@ -1,5 +1,4 @@
-"""Reader warnings, the guards' verdict and the plan digest reach summary.json and report.html
-(issues 10 and 12)."""
+"""Reader warnings, the guards' verdict and the plan digest reach summary.json and report.html."""
 
 from __future__ import annotations
 

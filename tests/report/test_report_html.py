@@ -218,7 +218,7 @@ def _rows_of(text: str, section_id: str) -> list[str]:
 
 
 def _cells(text: str, section_id: str = "changes") -> list[str]:
-    """The grid cells of a section (issue 13: changes are a grid per class, students × assignments)."""
+    """The grid cells of a section (changes are a grid per class, students × assignments)."""
     start = text.index(f"<section id='{section_id}'")
     end = text.index("</section>", start)
     return re.findall(r'<td class="cell [^"]*".*?</td>', text[start:end], re.S)
@@ -302,7 +302,7 @@ def test_ten_thousand_rows_render_completely(tmp_path):
     assert "S09999" in text and "Showing the first" not in text
 
 
-# --- a real browser (issue 6) --------------------------------------------------------------------------
+# --- a real browser --------------------------------------------------------------------------------
 CHROMIUM = shutil.which("chromium") or ("/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None)
 
 

@@ -1,6 +1,6 @@
 """The pipeline library driven directly (no click), against the emulator over real HTTP.
 
-Covers issue 9's "the pipeline is a library" and issue 12's items 5 and 6: a preview carries its
+The pipeline is a library a script can drive: a preview carries its
 digest and the guards' verdict; apply refuses a hand-edited plan (exit 4, plan-digest-mismatch) and a
 plan dated in the future; Graph unreachable is exit 7, an unwritable report dir exit 8, and run.json
 records the error and only this run's files; the demo gives the same result every time.

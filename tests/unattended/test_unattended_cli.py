@@ -1,6 +1,6 @@
 """``gradesync sync``/``apply`` as a scheduler runs them: real subprocesses against the emulator.
 
-Covers issue 5's "Done when": a full sync with a known token and client secret leaves neither in any
+What an operator relies on: a full sync with a known token and client secret leaves neither in any
 file it writes nor in its output; the cron line of docs/scheduling/crontab works as written; two runs
 at once (the second exits 5 and creates no run directory); run directories, retention and --notify.
 """
