@@ -189,7 +189,7 @@ class ApplySettings(_Section):
     verify: Literal["all", "uncertain"] = "uncertain"  # the write answers verify; see README
     max_in_flight: int = Field(4, ge=1, le=16)  # measured: benchmarks/apply_bench.py
     # No grade is written on the strength of a read older than this ("0s": re-read before every wave).
-    read_write_window: str = Field("60s", pattern=_DURATION)
+    read_write_window: str = Field("5s", pattern=_DURATION)
     # Stop sending before this local time ("HH:MM", the next such moment) or after this long ("2h");
     # unsent rows are carried over (exit 6) and the next run finishes them. None: no limit.
     deadline: str | None = Field(None, pattern=_HHMM)

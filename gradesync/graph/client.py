@@ -85,10 +85,13 @@ class Gate:
       waited come back held back (a :class:`~gradesync.graph.errors.HeldBack` error, never sent).
     * ``ready()``: asked right before an envelope leaves, after its pacing wait; None lets it go, a
       reason holds it back (e.g. the read its writes rest on went stale while it waited).
+    * ``took(seconds)``: told how long each request it let go took, from leaving to the end of its
+      answer (retry waits not included).
     """
 
     time_left: Callable[[], float | None] | None = None
     ready: Callable[[], str | None] | None = None
+    took: Callable[[float], None] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,12 +133,14 @@ class PagedResults(dict[str, list[dict[str, Any]]]):
     """``url → every item of every page`` for the collections read completely.
 
     A url whose listing failed (after retries) is *absent* from the dict and present in
-    :attr:`errors` with its mapped error; a partial listing is never returned.
+    :attr:`errors` with its mapped error; a partial listing is never returned. :attr:`pages`: how
+    many pages each listing took (what reading it again would cost).
     """
 
     def __init__(self) -> None:
         super().__init__()
         self.errors: dict[str, AnyGraphError] = {}
+        self.pages: dict[str, int] = {}
 
     def raise_first_error(self) -> None:
         for error in self.errors.values():
@@ -464,6 +469,22 @@ class GraphClient:
         if why:
             raise held_back(method, url, why)
         token = self._token()
+        left_at = self._clock()
+        try:
+            return self._http_send(method, url, target, token, params, body)
+        finally:
+            if gate is not None and gate.took is not None:
+                gate.took(self._clock() - left_at)
+
+    def _http_send(
+        self,
+        method: str,
+        url: str,
+        target: httpx.URL,
+        token: str,
+        params: Mapping[str, Any] | None,
+        body: Any,
+    ) -> _Raw:
         headers = _with_prefer({"Authorization": f"Bearer {token}", "Accept": "application/json"})
         request = self._http.build_request(method, target, params=params, json=body, headers=headers)
         self.stats.add(http_requests=1)
@@ -898,6 +919,7 @@ class GraphClient:
         for url in unique:
             if url not in result.errors:
                 result[url] = items[url]
+                result.pages[url] = pages[url]
         return result
 
 

@@ -104,10 +104,10 @@ def test_a_401_inside_batch_sub_responses_is_carried_over_not_failed(
     with _client(emulator, Tokens(token)) as client, Journal.in_dir(tmp_path) as journal:
         real = client.batch
 
-        def batch(reqs: list) -> dict:
+        def batch(reqs: list, **kw: Any) -> dict:
             calls.append(len(reqs))
             if len(calls) == 1:
-                return real(reqs)
+                return real(reqs, **kw)
             err = GraphAuthError("Lifetime validation failed, the token is expired.", status=401)
             return {r.id: SubResponse(r.id, 401, None, {}, err, False, 1) for r in reqs}
 
