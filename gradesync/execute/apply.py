@@ -767,6 +767,7 @@ class Executor:
             dry_run=opts.dry_run,
             verify=opts.verify,
             read_back=self.stop is None and (opts.dry_run or not self._deadline_passed()),
+            gate=self._read_gate(),
         )
         notes += read_notes
         if self.stop is not None:
