@@ -53,7 +53,7 @@ class RateLimit:
     adaptive: bool = True
     decrease: float = 0.85  # new rate = decrease x the rate Graph admitted over the last window
     increase: float = 0.005  # fraction of the ceiling regained per second without a 429
-    floor: float = 0.25  # the pace never falls below this fraction of the ceiling
+    floor: float = 0.02  # the pace never falls below this fraction of the ceiling
     noise: float = 0.02  # fewer 429s than this x per_10s within a window do not lower the pace
     noise_share: float = 0.1  # nor fewer than this share of the requests sent within the window
 

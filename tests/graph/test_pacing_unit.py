@@ -98,7 +98,7 @@ def test_429s_of_one_episode_lower_the_pace_once_and_never_below_the_floor():
     assert pacer.throttled(0.5, 20, retry_after=1.0)
     assert not pacer.throttled(0.6, 20, retry_after=1.0)  # in flight before the first came back
     assert pacer.episodes == 1
-    assert pacer.rate == pytest.approx(0.25 * 35.0)  # Graph admitted nothing: the floor
+    assert pacer.rate == pytest.approx(RateLimit.graph().floor * 35.0)  # Graph admitted nothing: the floor
 
 
 def test_stray_429s_only_pause():
