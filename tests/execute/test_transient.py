@@ -137,7 +137,7 @@ def test_lost_creates_finish_under_a_tenant_limit_far_below_graphs(
             if attempt == 0:
                 real = client.batch
 
-                def batch(reqs: list, **kw: Any) -> dict:
+                def batch(reqs: list, real: Any = real, **kw: Any) -> dict:
                     if any(r.method == "POST" for r in reqs):  # the creates land, their answers do not
                         server.configure(faults=FaultConfig.only("applied_error", 1.0, seed=5, scope="sub"))
                     try:
