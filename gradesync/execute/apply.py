@@ -298,6 +298,10 @@ class Executor:
         self.envelope_times = EnvelopeTimes(options.envelope_guess.total_seconds())
         self.total = 0
         self._counted: set[int] = set()  # keys told to the progress callback
+        # what the guarantees are measured by: (left, answered) of every envelope of writes, and per
+        # write the time from the start of the read it rested on to the end of its answer
+        self.sends: list[tuple[float, float]] = []
+        self.gaps: dict[int, float] = {}
         self._lanes: Lanes[Envelope] = Lanes(int(getattr(client, "max_in_flight", 4)))
         self._reader: ThreadPoolExecutor | None = None  # the read ahead
         self._ahead: ReadAhead | None = None
@@ -626,8 +630,15 @@ class Executor:
             return None if left is None else left - self.envelope_times.expected
 
         def took(_: float) -> None:  # timed on the run's own clock, from the gate to the answer's end
-            if env.sent_at is not None:
-                self.envelope_times.observe(self.options.clock() - env.sent_at)
+            if env.sent_at is None:
+                return
+            now = self.options.clock()
+            self.envelope_times.observe(now - env.sent_at)
+            self.sends.append((env.sent_at, now))
+            for o in ops:  # read → answer: what the window bounds (measured by the benchmarks)
+                at = self.times.last_read(_pair(o), o.submission_id)
+                if at is not None:
+                    self.gaps[o.row_key] = now - at
 
         return Gate(time_left=time_left, ready=ready, took=took)
 

@@ -115,8 +115,9 @@ class Deadline:
         self._end = None if deadline is None else clock() + (deadline - now).total_seconds()
 
     @property
-    def set(self) -> bool:
-        return self._end is not None
+    def end(self) -> float | None:
+        """The deadline on the monotonic clock (None: no deadline)."""
+        return self._end
 
     def left(self) -> float | None:
         """Seconds until the deadline (negative once past it); None without one."""
