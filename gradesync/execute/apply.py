@@ -295,7 +295,9 @@ class Executor:
         self.pages: dict[Pair, int] = {}  # pages each listing took: what reading it again costs
         self._items = 0  # submissions those listings held
         self._plan_rows: dict[Pair, int] = {}  # the plan's rows per assignment (about its roster)
-        self.must_read: set[int] = set()  # maybe sent: re-read before anything else is decided
+        # maybe sent: re-read before anything else is decided, by a read that began after this time
+        # (when the uncertain answer came; a read ahead begun earlier may not show that write)
+        self.must_read: dict[int, float] = {}
         self.stop: GradesyncError | None = None  # AuthError / NetworkError: nothing more is sent
         self.times = ReadTimes(options.read_write_window, options.clock)
         self.deadline = Deadline(None, now=options.now(), clock=options.clock)
@@ -374,7 +376,8 @@ class Executor:
     def _write(self, ordered: list[Operation]) -> None:
         """Every open operation once, then the rounds that settle the unknown fates."""
         keys = [op.row_key for op in ordered]
-        self.must_read = {k for k in keys if self.records[k].status == SENDING}  # a run died meanwhile
+        now = self.options.clock()  # a run died meanwhile: any read of this run will do
+        self.must_read = {k: now for k in keys if self.records[k].status == SENDING}
         self.total = len(keys)
         self.note("writing", 0, self.total)
         unknown = self._stream(keys)
@@ -556,7 +559,7 @@ class Executor:
                     self._saw({sid: cur}, started)
                 self.read_subs.add(sid)
                 self.times.mark_submissions([sid], at=started)
-                self.must_read.discard(k)
+                self._read_after_mark(k, started)
             return failed
         read = read_assignments(self.client, pairs, gate=self._read_gate())
         self._merge(read, started)
@@ -578,7 +581,18 @@ class Executor:
         self.pages.update(read.pages)
         self._items += sum(len(users) for pair, users in read.roster.items() if pair in ok)
         self._saw(read.current, started)
-        self.must_read -= {k for k in self.must_read if _pair(self.ops[k]) in ok}
+        for k in [k for k in self.must_read if _pair(self.ops[k]) in ok]:
+            self._read_after_mark(k, started)
+
+    def _mark_unknown(self, keys: Iterable[int]) -> None:
+        now = self.options.clock()
+        self.must_read.update(dict.fromkeys(keys, now))
+
+    def _read_after_mark(self, key: int, started: float) -> None:
+        """A read that began at ``started`` settles ``key`` only if it began after its fate became
+        unknown."""
+        if key in self.must_read and started >= self.must_read[key]:
+            del self.must_read[key]
 
     def _saw(self, current: dict[str, Current], started: float) -> None:
         """Keep each submission's newest read (a read ahead merged late never hides a newer one)."""
@@ -700,7 +714,7 @@ class Executor:
         keys = sorted(env.to_send)
         if isinstance(answers, GradesyncError):
             self.stop = self.stop or answers  # some writes may have gone: left ``sending`` (re-read)
-            self.must_read |= set(keys)
+            self._mark_unknown(keys)
             return set()
         outcomes: list[Outcome] = []
         held: list[int] = []
@@ -719,7 +733,7 @@ class Executor:
             outcomes += self._held(env, held, queue)
         self._record([o for o in outcomes if o.status != SENDING])
         unknown = {o.row_key for o in outcomes if o.status == SENDING}
-        self.must_read |= unknown
+        self._mark_unknown(unknown)
         self._progress(set(keys) - set(held))
         return unknown
 
