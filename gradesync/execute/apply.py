@@ -260,11 +260,28 @@ class Envelope:
 
 
 @dataclass(slots=True)
+class ReadStamp:
+    """When a read's first request left, after the pacer's wait (until then: when it was asked
+    for): its content is at least that new, so the read counts from then."""
+
+    asked: float
+    left: float | None = None
+
+    def leaving(self, now: float) -> None:
+        if self.left is None:
+            self.left = now
+
+    @property
+    def at(self) -> float:
+        return self.asked if self.left is None else self.left
+
+
+@dataclass(slots=True)
 class ReadAhead:
     """A read of upcoming envelopes' assignments, made while the current ones are written."""
 
     pairs: set[Pair]
-    started: float  # on the run's monotonic clock: a read counts from its start
+    stamp: ReadStamp  # on the run's monotonic clock
     future: Future[AssignmentRead]
 
 
@@ -416,7 +433,7 @@ class Executor:
                     break
                 if env.to_send:
                     prepared.append(env)
-                self._read_ahead(queue)
+                self._read_ahead(queue, self._lanes.in_flight + len(ready) + len(prepared))
             if prepared:
                 self._journal_sending(prepared)
                 ready.extend(prepared)
@@ -541,12 +558,13 @@ class Executor:
     def _read_now(self, ops: list[Operation]) -> dict[int, GradesyncError]:
         """Read ``ops``' submissions now, the cheaper way: their assignments' listings (pages as the
         last listing took, one if never listed), or the submissions one by one (a GET each)."""
-        started = self.options.clock()
+        stamp = ReadStamp(self.options.clock())
         pairs = {_pair(op) for op in ops}
         subs = {op.row_key: op.submission_path for op in ops}
         failed: dict[int, GradesyncError] = {}
         if len(subs) <= sum(self._listing_cost(p) for p in pairs):
-            found = read_submissions(self.client, subs, gate=self._read_gate())
+            found = read_submissions(self.client, subs, gate=self._read_gate(stamp))
+            started = stamp.at
             for op in ops:
                 k, sid = op.row_key, op.submission_id
                 if k not in found:
@@ -561,8 +579,8 @@ class Executor:
                 self.times.mark_submissions([sid], at=started)
                 self._read_after_mark(k, started)
             return failed
-        read = read_assignments(self.client, pairs, gate=self._read_gate())
-        self._merge(read, started)
+        read = read_assignments(self.client, pairs, gate=self._read_gate(stamp))
+        self._merge(read, stamp.at)
         return {op.row_key: read.errors[_pair(op)] for op in ops if _pair(op) in read.errors}
 
     def _listing_cost(self, pair: Pair) -> int:
@@ -600,11 +618,17 @@ class Executor:
             if started >= self._seen_at.get(sid, -math.inf):
                 self.seen[sid], self._seen_at[sid] = cur, started
 
-    def _read_gate(self) -> Gate:
-        """Reads are not started when the deadline is past, and wait for no slot beyond it."""
-        return Gate(time_left=self.deadline.left)
+    def _read_gate(self, stamp: ReadStamp | None = None) -> Gate:
+        """Reads wait for no slot beyond the deadline; ``stamp`` learns when the read first left."""
+        clock = self.options.clock
 
-    def _read_ahead(self, queue: deque[Envelope]) -> None:
+        def ready() -> None:
+            if stamp is not None:
+                stamp.leaving(clock())
+
+        return Gate(time_left=self.deadline.left, ready=ready)
+
+    def _read_ahead(self, queue: deque[Envelope], ahead_of: int = 0) -> None:
         """Start reading the upcoming envelopes' assignments that would be stale by the time they
         leave (one more envelope in flight, GETs only), so that their reads are done when their turn
         comes; reads no further ahead than half the window (a read made earlier would go stale
@@ -619,7 +643,7 @@ class Executor:
             self._take_read_ahead()
         step = self._seconds_per_envelope()
         wanted: dict[Pair, None] = {}  # in the order they are written
-        for j, env in enumerate(queue):
+        for j, env in enumerate(queue, start=ahead_of):  # ``ahead_of`` envelopes leave before these
             lead = j * step
             if lead > window / 2 or len(wanted) >= MAX_BATCH:
                 break
@@ -630,8 +654,11 @@ class Executor:
             return
         if self._reader is None:
             self._reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gradesync-read")
-        future = self._reader.submit(read_assignments_in_turn, self.client, pairs, gate=self._read_gate())
-        self._ahead = ReadAhead(pairs, self.options.clock(), future)
+        stamp = ReadStamp(self.options.clock())
+        future = self._reader.submit(
+            read_assignments_in_turn, self.client, pairs, gate=self._read_gate(stamp)
+        )
+        self._ahead = ReadAhead(pairs, stamp, future)
 
     def _take_read_ahead(self) -> None:
         """Merge the read ahead (waiting for it); an AuthError/NetworkError stops the run."""
@@ -639,7 +666,7 @@ class Executor:
         if ahead is None:
             return
         try:
-            self._merge(ahead.future.result(), ahead.started)
+            self._merge(ahead.future.result(), ahead.stamp.at)
         except (AuthError, NetworkError) as err:
             self.stop = self.stop or err
 
