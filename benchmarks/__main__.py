@@ -13,6 +13,7 @@ MODULES: list[str] = [
     "benchmarks.plan_e2e",
     "benchmarks.apply_bench",
     "benchmarks.requests_bench",
+    "benchmarks.guarantees_bench",
     "benchmarks.web_bench",
 ]
 

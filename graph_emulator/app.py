@@ -37,6 +37,15 @@ from graph_emulator.tokens import TokenGate
 __all__ = ["DroppedConnection", "Emulator"]
 
 FORBIDDEN = "Access is denied. Check credentials and try again."  # Graph's text for a missing permission
+SUBMISSION_READS = frozenset({"list_submissions", "get_submission"})  # reads that show a submission
+
+
+def _submissions_shown(body: Any) -> set[str]:
+    """The ids of the submissions a read's answer shows (a listing page, or one submission)."""
+    if not isinstance(body, dict):
+        return set()
+    items = body.get("value") if isinstance(body.get("value"), list) else [body]
+    return {str(i["id"]) for i in items if isinstance(i, dict) and "id" in i}
 
 
 class Emulator:
@@ -380,6 +389,10 @@ class Emulator:
             return odata_error(404, str(exc), "notFound", crid)
         except Refused as exc:
             return odata_error(exc.status, str(exc), exc.inner, crid)
+        if self.teacher_edits.on_read and route.handler in SUBMISSION_READS and ans.status == 200:
+            before = len(self.teacher_edits.applied)  # an edit waiting for this read lands just after it
+            self.teacher_edits.after_read(self.tenant, _submissions_shown(ans.body))
+            self.stats.counts["teacher_edits_applied"] += len(self.teacher_edits.applied) - before
         ans.headers.setdefault("request-id", str(uuid4()))
         if crid:
             ans.headers.setdefault("client-request-id", crid)

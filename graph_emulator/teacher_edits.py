@@ -4,10 +4,14 @@
 "points"}], "after_writes": N}`` schedules the edits just before the emulator handles its N-th grade
 write (PATCH or POST of an outcome, or ``excuse``; single requests and ``$batch`` sub-requests alike,
 counted from this call, only writes that reach their handler — not ones throttled or faulted first);
-``after_writes`` 0 or absent applies them at once. An edit grades the submission's points outcome
-(creating one if it has none) as the class's teacher: ``gradedBy``/``lastModifiedBy`` the teacher,
-a new ``lastModifiedDateTime``; ``points: null`` clears the grade. ``GET /_emulator/teacher-edits``
-lists the pending and applied edits.
+``after_writes`` 0 or absent applies them at once. With ``"on_read": true`` instead, each edit waits
+for a read: it lands right after the emulator has served a read that shows its submission (a page of
+the assignment's submissions listing, or a GET of the submission) — so that read does not show it,
+and any later read does: "a teacher grades just after the client looked".
+
+An edit grades the submission's points outcome (creating one if it has none) as the class's
+teacher: ``gradedBy``/``lastModifiedBy`` the teacher, a new ``lastModifiedDateTime``; ``points:
+null`` clears the grade. ``GET /_emulator/teacher-edits`` lists the pending and applied edits.
 """
 
 from __future__ import annotations
@@ -29,7 +33,9 @@ class TeacherEdits:
     def __init__(self, store: Callable[[float | None], float | None] = lambda p: p) -> None:
         self.store = store
         self.writes_seen = 0
+        self.reads_seen = 0
         self.pending: list[Json] = []
+        self.on_read: list[Json] = []  # edits that land right after a read shows their submission
         self.applied: list[Json] = []
 
     def schedule(self, payload: Any, tenant: st.Tenant) -> Json:
@@ -39,7 +45,13 @@ class TeacherEdits:
         after = payload.get("after_writes") or 0
         if isinstance(after, bool) or not isinstance(after, int) or after < 0:
             raise ValueError("after_writes must be a whole number, 0 or more")
+        on_read = payload.get("on_read", False)
+        if not isinstance(on_read, bool) or (on_read and after):
+            raise ValueError("on_read is true or false, and cannot be combined with after_writes")
         edits = [_checked(e, tenant) for e in payload["edits"]]
+        if on_read:
+            self.on_read.extend(edits)
+            return {"scheduled": len(edits)}
         for e in edits:
             e["due_at_write"] = self.writes_seen + after
         if after == 0:
@@ -58,8 +70,22 @@ class TeacherEdits:
             for e in due:
                 self._apply(e, tenant)
 
+    def after_read(self, tenant: st.Tenant, served: set[str]) -> None:
+        """Called right after the emulator served a read showing the submissions ``served``: the
+        edits waiting for a read of one of them land now."""
+        self.reads_seen += 1
+        due = [e for e in self.on_read if e["submission_id"] in served]
+        if due:
+            self.on_read = [e for e in self.on_read if e["submission_id"] not in served]
+            for e in due:
+                self._apply(e, tenant)
+
     def listing(self) -> Json:
-        return {"writes_seen": self.writes_seen, "pending": list(self.pending), "applied": list(self.applied)}
+        return {
+            "writes_seen": self.writes_seen,
+            "pending": list(self.pending) + list(self.on_read),
+            "applied": list(self.applied),
+        }
 
     def _apply(self, edit: Json, tenant: st.Tenant) -> None:
         cls = tenant.classes[edit["class_id"]]
@@ -74,7 +100,8 @@ class TeacherEdits:
         set_points(outcome, self.store(edit["points"]), teacher, now)
         outcome["lastModifiedBy"] = teacher
         outcome["lastModifiedDateTime"] = now
-        self.applied.append({**edit, "applied_at_write": self.writes_seen, "applied_at": now})
+        when = {"applied_at_write": self.writes_seen, "applied_at_read": self.reads_seen}
+        self.applied.append({**edit, **when, "applied_at": now})
 
 
 def _checked(edit: Any, tenant: st.Tenant) -> Json:

@@ -97,8 +97,9 @@ def write_options(fn: Callable[..., Any], *, skip: Collection[str] = ()) -> Call
         ("--verify", click.option("--verify", type=click.Choice(["all", "uncertain"]),
                      help="Read back every touched assignment after writing, or only those with an "
                      "unconfirmed write [default: [apply], uncertain].")),
-        ("--read-write-window", click.option("--read-write-window", help="No grade is written on a read "
-                     "older than this (60s; 0s: re-read before every wave) [default: [apply], 60s].")),
+        ("--read-write-window", click.option("--read-write-window", help="No grade lands on a read older "
+                     "than this (5s; 60s on a quota-starved night; 0s: read before every envelope) "
+                     "[default: [apply], 5s].")),
         ("--deadline", click.option("--deadline", metavar="HH:MM", help="Stop sending before this local "
                      "time; the rest is carried over (exit 6) to the next run.")),
         ("--max-duration", click.option("--max-duration", help="Stop sending after this long (2h); the rest "

@@ -1,5 +1,5 @@
-"""Apply a reviewed plan to Graph exactly: assignment-by-assignment writes, each on a read no older
-than the read-to-write window → re-verification of unknown fates → reconciliation.
+"""Apply a reviewed plan to Graph exactly: every write on a fresh read, a hard deadline, then
+re-verification of unknown fates and reconciliation.
 
 Whether the plan may be applied at all (its age, how many grades it changes, lowers or clears, how
 many students it covers) is decided before the executor starts, by the pipeline's guards
@@ -9,23 +9,29 @@ many students it covers) is decided before the executor starts, by the pipeline'
 
     apply_plan(plan, client, journal=..., options=...)
       1. refuse a plan this journal already ran, unless resuming
-      2. waves of writes, assignment by assignment, oldest read first (``window.py``):
-         a. stop before the deadline: what is not sent is carried over (``carried_over``)
-         b. the wave's assignments whose last read (the plan's ``read_at``, or this run's) is older
-            than ``read_write_window`` are read again (one ``$expand=outcomes`` listing each,
-            batched) — usually already done while the previous wave was written (the early read,
-            used only if it is still within the window; never with a window of 0); each operation
-            is decided on the newest read (``decide.py``): write, already done, conflict (changed
-            since it was read: never a silent overwrite) or carried over (the read could not be made)
-         c. journal ``sending`` (committed) → the envelopes stream through ``max_in_flight`` lanes
-            (``client.batch`` of one envelope each; after a refusal no lane takes another) → journal
-            the answers as they come (committed); the 2xx answers carry the value written: they are
-            the verification (``writes.py``)
-         d. operations whose fate is unknown (dropped connection, 5xx/429 after sending, 409 on
-            create) are re-read (their submission, batched: ``reads.read_submissions``) and decided
-            again — a create is never re-sent without that read
-      3. with ``--return`` (``publish.py``): return the written submissions of the allowed assignments
-      4. reconcile (``reconcile.py``): every input row gets a status and what Teams holds
+      2. the operations, assignment by assignment (oldest read first), cut into envelopes of
+         ``MAX_BATCH``; this thread prepares each envelope right before a lane takes it:
+         a. the deadline: an envelope that would not be answered before it (by what this run has
+            learnt about how long an envelope takes, ``window.EnvelopeTimes``) is not sent — it and
+            every later one are carried over (``carried_over``)
+         b. just-in-time reads: the operations whose read (the plan's ``read_at``, or this run's)
+            would be older than ``read_write_window`` when the write lands are read again — only
+            what went stale, the cheaper of their assignments' listings or their submissions one by
+            one — usually already done by the read ahead (one more envelope in flight, GETs only,
+            reading the next envelopes' assignments while these are written); each operation is
+            decided on the newest read (``decide.py``): write, already done, conflict (changed since
+            it was read: never a silent overwrite) or carried over (the read could not be made)
+         c. journal ``sending`` (committed) → a lane posts the envelope (``client.batch``) through a
+            gate that looks again right before it leaves, after the pacer's wait: past the deadline,
+            or its read gone stale meanwhile (a Retry-After pause, a full lane) → held back, never
+            sent, and prepared again on a new read (an envelope held back twice is split in two)
+         d. the answers, journalled as they come (committed); a 2xx carries the value written: it
+            is the verification (``writes.py``)
+      3. operations whose fate is unknown (dropped connection, 5xx/429 after sending, 409 on create)
+         go round again: re-read (their submissions, batched), decided (done, conflict, send once
+         more) — a create is never re-sent without that read; up to ``max_rounds`` rounds
+      4. with ``--return`` (``publish.py``): return the written submissions of the allowed assignments
+      5. reconcile (``reconcile.py``): every input row gets a status and what Teams holds
 
 A transient failure (429, 5xx, network, an expired token, a read that could not be made) never makes
 a row final: it stays ``pending``/``sending`` in the journal and is reported ``carried_over``;
@@ -39,7 +45,9 @@ just before the journal records it, and grades found agreeing with the gradebook
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
+import math
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
@@ -52,9 +60,16 @@ import pandas as pd
 
 from gradesync import single
 from gradesync.config import ApplySettings, PublishSettings, Settings
-from gradesync.errors import AuthError, GradesyncError, NetworkError, TerminalGraphError, UsageError
+from gradesync.errors import (
+    AuthError,
+    GradesyncError,
+    NetworkError,
+    TerminalGraphError,
+    TransientGraphError,
+    UsageError,
+)
 from gradesync.execute.decide import SEND_KINDS, Current, Decision, Kind, decide, decide_from_plan
-from gradesync.execute.lanes import Answers, Chunk, Lanes
+from gradesync.execute.lanes import Answers, Lanes, stops
 from gradesync.execute.publish import publish
 from gradesync.execute.reads import (
     AssignmentRead,
@@ -63,21 +78,25 @@ from gradesync.execute.reads import (
     read_submissions,
 )
 from gradesync.execute.reconcile import reconcile
-from gradesync.execute.window import Deadline, Pair, ReadTimes
+from gradesync.execute.window import Deadline, EnvelopeTimes, Pair, ReadTimes
 from gradesync.execute.writes import dry_outcome, final_outcome, interpret, request_for
-from gradesync.graph import MAX_BATCH, GraphClient
+from gradesync.graph import MAX_BATCH, Gate, GraphClient, HeldBack
 from gradesync.guards import parse_duration
 from gradesync.models import Action, Operation, Plan
 from gradesync.outcome import Status
 from gradesync.state.journal import PENDING, SENDING, Journal, OpRecord, Outcome
 from gradesync.state.memory import Memory, Written
 
+__all__ = ["ApplyOptions", "ApplyResult", "apply_plan", "deadline_of", "order_of", "plan_hash"]
+
 Progress = Callable[[str, int, int], None]
 T = TypeVar("T")
 
-WAVE_ROUNDS = 4  # a wave (one journal commit) is this many rounds of max_in_flight $batch envelopes
-# stop sending this long before the deadline at least (longer when a wave took longer)
-DEFAULT_DEADLINE_MARGIN = timedelta(seconds=5)
+# how long an envelope is assumed to take (leaving → answered) until this run has timed one: the
+# deadline and the read-to-write window are kept with it; a measured time replaces it at once
+DEFAULT_ENVELOPE_GUESS = timedelta(seconds=1)
+PREPARED_AHEAD = 2  # envelopes prepared (read, decided, journalled) beyond those in flight
+MAX_HOLDS = 4  # an envelope of one operation held back this often (its read went stale) is carried over
 
 _SETTINGS = ApplySettings()  # the defaults below are the settings' own: there is no second copy
 _WINDOW = parse_duration(_SETTINGS.read_write_window, "read_write_window")
@@ -97,9 +116,8 @@ class ApplyOptions:
     on_conflict: str = _SETTINGS.on_conflict  # skip | overwrite
     dry_run: bool = False
     resume: bool = False
-    wave_size: int | None = (
-        None  # operations per journal commit; None: 4 rounds of the client's in-flight batches
-    )
+    wave_size: int | None = None  # cut the operations into waves of this many (an envelope never
+    # spans two; progress is told after each envelope's answer); None: one stream
     # read back after writing: "uncertain" only the assignments holding a write whose fate is still
     # unknown — the write answers verify the rest; "all" every touched assignment (one more listing
     # each: catches a change made right after our write, e.g. by another run)
@@ -113,10 +131,10 @@ class ApplyOptions:
     publish_unreturned_feedback: str = PublishSettings().unreturned_feedback
     # [policy] excuse_feedback = "delete": an excuse may delete the teacher's feedback and rubric
     excuse_deletes_feedback: bool = False
-    # no grade is written on a read older than this; 0: re-read right before every write wave
+    # no grade lands on a read older than this; 0: read right before each envelope
     read_write_window: timedelta = _WINDOW
-    deadline: datetime | None = None  # aware UTC: stop sending before it; the rest is carried over
-    deadline_margin: timedelta = DEFAULT_DEADLINE_MARGIN
+    deadline: datetime | None = None  # aware UTC: nothing is sent after it; the rest is carried over
+    envelope_guess: timedelta = DEFAULT_ENVELOPE_GUESS  # an envelope's time until one was timed
     now: Callable[[], datetime] = _utcnow  # the wall clock: read once per run (plan age, read_at, deadline)
     clock: Callable[[], float] = time.monotonic  # every duration inside a run
 
@@ -225,32 +243,58 @@ def _oldest_first(at: float | None) -> float:
     return float("-inf") if at is None else at
 
 
-def waves_of(ops: list[Operation], size: int, times: ReadTimes | None = None) -> list[list[Operation]]:
-    """Operations assignment by assignment, cut into waves of exactly ``size`` (the last one may be
-    smaller): an assignment may end one wave and begin the next — its read, made for the first,
-    serves the second while it is within the window — so every wave fills whole envelopes and
-    whole rounds of the lanes. With ``times``, the assignments read longest ago go first (written
-    before their read leaves the window: fewer reads again)."""
+def order_of(ops: list[Operation], times: ReadTimes | None = None) -> list[Operation]:
+    """Operations assignment by assignment (row order within each). With ``times``: first the
+    assignments whose read is still within the window, the one closest to leaving it first (each is
+    written on the read it has, while it lasts: no read again), then the others (read just in time)."""
     by_pair: dict[Pair, list[Operation]] = {}
     for op in sorted(ops, key=lambda o: (_pair(o), o.row_key)):
         by_pair.setdefault(_pair(op), []).append(op)
     if times is not None:
-        last = {pair: times.last_read(pair) for pair in by_pair}
-        by_pair = dict(sorted(by_pair.items(), key=lambda kv: _oldest_first(last[kv[0]])))
-    ordered = [op for group in by_pair.values() for op in group]
-    return list(_chunks(ordered, size))
+        key = {pair: (not times.fresh(pair), _oldest_first(times.last_read(pair))) for pair in by_pair}
+        by_pair = dict(sorted(by_pair.items(), key=lambda kv: key[kv[0]]))
+    return [op for group in by_pair.values() for op in group]
 
 
 @dataclass(slots=True)
-class EarlyRead:
-    """A before-write read of the next wave's assignments, made while this wave is written."""
+class Envelope:
+    """Up to ``MAX_BATCH`` operations that leave together (one ``$batch``)."""
+
+    keys: list[int]
+    pairs: frozenset[Pair] = frozenset()  # the assignments its operations write to
+    held: int = 0  # times the gate held it back because its read went stale while it waited
+    to_send: dict[int, Decision] = field(default_factory=dict)
+    read_at: dict[int, float | None] = field(default_factory=dict)  # when each decision's read began
+    sent_at: float | None = None  # when it left (run's clock), set by the gate
+    why: str = ""  # "deadline" or "stale" when the gate held it back
+
+
+@dataclass(slots=True)
+class ReadStamp:
+    """When a read's first request left, after the pacer's wait (until then: when it was asked
+    for): its content is at least that new, so the read counts from then."""
+
+    asked: float
+    left: float | None = None
+
+    def leaving(self, now: float) -> None:
+        if self.left is None:
+            self.left = now
+
+    @property
+    def at(self) -> float:
+        return self.asked if self.left is None else self.left
+
+
+@dataclass(slots=True)
+class ReadAhead:
+    """A read of upcoming envelopes' assignments, made while the current ones are written."""
 
     pairs: set[Pair]
-    started: float  # on the run's monotonic clock
+    stamp: ReadStamp  # on the run's monotonic clock
     future: Future[AssignmentRead]
 
 
-# --- the executor --------------------------------------------------------------------------------
 class Executor:
     """One apply of one plan. ``run`` is the recipe; each step below is one method."""
 
@@ -271,11 +315,30 @@ class Executor:
         self.ops: dict[int, Operation] = {}
         self.records: dict[int, OpRecord] = {}
         self.seen: dict[str, Current] = {}  # submission id → its newest read in this run
-        self.read_by_us: set[Pair] = set()  # assignments this run read itself
+        self._seen_at: dict[str, float] = {}  # when that read started
+        self.gone: set[str] = set()  # submissions this run found deleted
+        self.read_pairs: set[Pair] = set()  # assignments this run listed itself
+        self.read_subs: set[str] = set()  # submissions this run read one by one
+        self.pages: dict[Pair, int] = {}  # pages each listing took: what reading it again costs
+        self._items = 0  # submissions those listings held
+        self._plan_rows: dict[Pair, int] = {}  # the plan's rows per assignment (about its roster)
+        # maybe sent: re-read before anything else is decided, by a read that began after this time
+        # (when the uncertain answer came; a read ahead begun earlier may not show that write)
+        self.must_read: dict[int, float] = {}
         self.stop: GradesyncError | None = None  # AuthError / NetworkError: nothing more is sent
-        self._lanes = Lanes(int(getattr(client, "max_in_flight", 4)))  # the write envelopes in flight
-        self._reader: ThreadPoolExecutor | None = None  # the next wave's before-write read
-        self._early: EarlyRead | None = None
+        self.times = ReadTimes(options.read_write_window, options.clock)
+        self.deadline = Deadline(None, now=options.now(), clock=options.clock)
+        self.envelope_times = EnvelopeTimes(options.envelope_guess.total_seconds())
+        self.total = 0
+        self._counted: set[int] = set()  # keys told to the progress callback
+        # what the guarantees are measured by: (left, answered) of every envelope of writes, and per
+        # write the time from the start of the read it rested on to the end of its answer
+        self.sends: list[tuple[float, float]] = []
+        self.gaps: dict[int, float] = {}
+        self._unjournalled: list[Outcome] = []  # taken, not yet journalled (see _record)
+        self._lanes: Lanes[Envelope] = Lanes(int(getattr(client, "max_in_flight", 4)))
+        self._reader: ThreadPoolExecutor | None = None  # the read ahead
+        self._ahead: ReadAhead | None = None
 
     # ------------------------------------------------------------------ the recipe
     def run(self, plan: Plan) -> ApplyResult:
@@ -283,22 +346,24 @@ class Executor:
         started = opts.clock()
         self.phash = plan_hash(plan)
         self.ops = {op.row_key: op for op in plan.operations()}
+        rows = plan.rows[["class_id", "assignment_id"]].dropna().astype(str)
+        self._plan_rows = {(str(c), str(a)): int(n) for (c, a), n in rows.value_counts().items()}
         self._refuse_a_second_run()
         self._load_records()
         open_ops = [op for k, op in self.ops.items() if not self.records[k].final]
         now = opts.now()
-        times = ReadTimes.from_plan(
+        self.times = ReadTimes.from_plan(
             getattr(plan, "read_at", None),
             {_pair(op) for op in open_ops},
             window=opts.read_write_window,
             now=now,
             clock=opts.clock,
         )
-        deadline = Deadline(opts.deadline, now=now, clock=opts.clock, margin=opts.deadline_margin)
+        self.deadline = Deadline(opts.deadline, now=now, clock=opts.clock)
         if self.journal is not None:
             self.journal.start(self.phash, plan.created_at, self.ops.values())
         try:
-            self._write_waves(open_ops, times, deadline)
+            self._write(order_of(open_ops, self.times))
         finally:
             self._close_threads()
         if self.journal is not None and self.stop is None and all(r.final for r in self.records.values()):
@@ -334,160 +399,408 @@ class Executor:
             k: prior.get(k) or OpRecord(k, op.action.value, PENDING) for k, op in self.ops.items()
         }
 
-    # ------------------------------------------------------------------ 2. the waves
-    def _write_waves(self, open_ops: list[Operation], times: ReadTimes, deadline: Deadline) -> None:
-        opts = self.options
-        size = opts.wave_size or MAX_BATCH * int(getattr(self.client, "max_in_flight", 4)) * WAVE_ROUNDS
-        waves = waves_of(open_ops, size, times)
-        total, done = len(open_ops), 0
-        self.note("writing", 0, total)
-        for i, wave in enumerate(waves):
-            if not opts.dry_run and deadline.reached():
-                self._carry_over(
-                    [op for w in waves[i:] for op in w],
-                    f"not sent: the deadline {deadline.text} was reached; `gradesync apply --resume` "
-                    "(or the next sync) sends it",
-                )
-                return
-            began = opts.clock()
-            try:
-                self._wave(wave, times, deadline, waves[i + 1] if i + 1 < len(waves) else None)
-            except (AuthError, NetworkError) as err:
-                self.stop = err
-            deadline.wave_took(opts.clock() - began)
-            done += len(wave)
-            self.note("writing", done, total)
-            if self.stop is not None:
-                why = self.stop.message
-                self._carry_over([op for w in waves[i:] for op in w], f"not sent: the run stopped ({why})")
-                return
+    # ------------------------------------------------------------------ 2 and 3. the writes
+    def _write(self, ordered: list[Operation]) -> None:
+        """Every open operation once, then the rounds that settle the unknown fates."""
+        keys = [op.row_key for op in ordered]
+        now = self.options.clock()  # a run died meanwhile: any read of this run will do
+        self.must_read = {k: now for k in keys if self.records[k].status == SENDING}
+        self.total = len(keys)
+        self.note("writing", 0, self.total)
+        unknown = self._stream(keys)
+        for _ in range(self.options.max_rounds):
+            if not unknown or self.stop is not None or self.options.dry_run:
+                break
+            unknown = self._stream(sorted(unknown))
+        for k in sorted(unknown):  # left ``sending``: --resume re-verifies them, never re-sends blindly
+            rec = self.records[k]
+            rec.message = rec.message or (
+                f"could not confirm the write after {rec.attempts} attempt(s): Graph kept failing; "
+                "carried over: `gradesync apply --resume` (or the next sync) re-checks it"
+            )
 
-    def _wave(
-        self, wave: list[Operation], times: ReadTimes, deadline: Deadline, upcoming: list[Operation] | None
-    ) -> None:
-        decisions = self._check(wave, times)
+    def _stream(self, keys: list[int]) -> set[int]:
+        """Send ``keys`` envelope by envelope; returns the keys whose fate is unknown (re-read in the
+        next round). Each envelope is prepared (read, decided, journalled) just before its turn — one
+        ahead of the lanes, so that a lane coming free takes the next at once, before this thread
+        records the answers it brought — and looked at again by the gate as it leaves."""
+        size = self.options.wave_size or max(1, len(keys))
+        queue = deque(self._envelope(c) for wave in _chunks(keys, size) for c in _chunks(wave, MAX_BATCH))
+        ready: deque[Envelope] = deque()  # prepared and journalled ``sending``, not yet in a lane
+        unknown: set[int] = set()
+        self._read_ahead(queue)  # the first envelopes' assignments, read together
+        while queue or ready or self._lanes.in_flight:
+            self._launch(ready)
+            prepared: list[Envelope] = []
+            while (
+                queue
+                and self.stop is None
+                and len(ready) + len(prepared) + self._lanes.in_flight <= self._width() + PREPARED_AHEAD - 1
+            ):
+                env = queue.popleft()
+                if not self._prepare(env, unknown):
+                    queue.appendleft(env)
+                    break
+                if env.to_send:
+                    prepared.append(env)
+                self._read_ahead(queue, self._lanes.in_flight + len(ready) + len(prepared))
+            if prepared:
+                self._journal_sending(prepared)
+                ready.extend(prepared)
+                self._launch(ready)
+            if (queue or ready) and (self.stop is not None or self._deadline_passed()):
+                self._unsent(ready)
+                self._carry_over([k for e in queue for k in e.keys], self._why_not_sent())
+                queue.clear()
+            if self._lanes.in_flight:
+                answered = self._lanes.take()
+                if not any(stops(a) for _, a in answered):
+                    self._launch(ready)  # the freed lane goes on at once
+                for env, answers in answered:
+                    unknown |= self._answered(env, answers, queue)
+        self._flush()
+        return unknown
+
+    def _launch(self, ready: deque[Envelope]) -> None:
+        """Hand the prepared envelopes to the free lanes (none once the run has stopped)."""
+        while ready and self.stop is None and self._lanes.in_flight < self._width():
+            env = ready.popleft()
+            env.why, env.sent_at = "", None
+            self._lanes.submit(env, self._post)
+
+    def _unsent(self, ready: deque[Envelope]) -> None:
+        """Prepared envelopes that will not leave (the run stopped, or the deadline came): their
+        writes were never sent — back to ``pending``, carried over."""
+        why = self._why_not_sent()
+        self._record([Outcome(k, PENDING, message=why) for env in ready for k in sorted(env.to_send)])
+        ready.clear()
+
+    def _envelope(self, keys: list[int], held: int = 0) -> Envelope:
+        return Envelope(keys, frozenset(_pair(self.ops[k]) for k in keys), held)
+
+    def _deadline_passed(self) -> bool:
+        return not self.options.dry_run and not self.deadline.allows(self.envelope_times.expected)
+
+    def _why_not_sent(self) -> str:
+        if self.stop is not None:
+            return f"not sent: the run stopped ({self.stop.message})"
+        return (
+            f"not sent: the deadline {self.deadline.text} was reached; `gradesync apply --resume` "
+            "(or the next sync) sends it"
+        )
+
+    def _prepare(self, env: Envelope, unknown: set[int]) -> bool:
+        """Read what went stale, decide each operation, record the final decisions; ``env.to_send``
+        is what to send. False: nothing was done (the deadline, or the run stopped)."""
+        if self._deadline_passed():
+            return False
+        ops = [self.ops[k] for k in env.keys]
+        try:
+            failed = self._refresh(ops)
+        except (AuthError, NetworkError) as err:
+            self.stop = self.stop or err
+            return False
+        if failed is None:
+            return False
+        decisions: dict[int, Decision] = {}
+        for op in ops:
+            k = op.row_key
+            if k in failed:
+                if k in self.must_read:  # maybe sent, and not read: left ``sending`` for the next round
+                    unknown.add(k)
+                    continue
+                decisions[k] = _read_failed(failed[k])
+            elif _pair(op) in self.read_pairs or op.submission_id in self.read_subs:
+                decisions[k] = self._decide(op)
+            else:
+                decisions[k] = decide_from_plan(op)
         if self.options.dry_run:
-            for op in wave:
-                self._set(dry_outcome(op, decisions[op.row_key]))
+            for k, d in decisions.items():
+                self._set(dry_outcome(self.ops[k], d))
+            self._progress(decisions)
+            return True
+        finals = [o for k, d in decisions.items() if (o := final_outcome(self.ops[k], d)) is not None]
+        self._record(finals)
+        self._progress(o.row_key for o in finals)
+        env.to_send = {k: d for k, d in decisions.items() if d.kind in SEND_KINDS}
+        # the gate holds each write to the read it was decided on (a newer read of the same
+        # assignment, made for another envelope, does not make this decision any fresher)
+        env.read_at = {
+            k: self.times.last_read(_pair(self.ops[k]), self.ops[k].submission_id) for k in env.to_send
+        }
+        return True
+
+    def _decide(self, op: Operation) -> Decision:
+        """``op`` decided on this run's newest read of its submission."""
+        sid = op.submission_id
+        cur = None if sid in self.gone else self.seen.get(sid)
+        ours: tuple[float, ...] = ()
+        if self.memory is not None and op.action is Action.CREATE and cur is not None:
+            last = self.memory.get(sid)
+            if last is not None and isinstance(last.get("points"), int | float):
+                ours = (float(last["points"]),)  # type: ignore[arg-type]
+        maybe_sent = self.records[op.row_key].status == SENDING
+        opts = self.options
+        return decide(
+            op,
+            cur,
+            overwrite=opts.overwrite,
+            maybe_sent=maybe_sent,
+            delete_work=opts.excuse_deletes_feedback,
+            ours=ours,
+        )
+
+    # ------------------------------------------------------------------ just-in-time reads
+    def _stale(self, op: Operation) -> bool:
+        """Must ``op``'s submission be read before it is written? When its fate is unknown, or when
+        its read would be older than the window by the time the write lands."""
+        if op.row_key in self.must_read:
+            return True
+        return not self.times.fresh(_pair(op), op.submission_id, lead=self.envelope_times.expected)
+
+    def _refresh(self, ops: list[Operation]) -> dict[int, GradesyncError] | None:
+        """Read the submissions of ``ops`` that went stale (waiting for the read ahead when it is
+        reading them); returns the keys whose read failed, with why (None: the deadline came, or the
+        run stopped)."""
+        stale = [op for op in ops if self._stale(op)]
+        ahead = self._ahead
+        if stale and ahead is not None and (ahead.pairs & {_pair(o) for o in stale} or ahead.future.done()):
+            self._take_read_ahead()
+            stale = [op for op in stale if self._stale(op)]
+        if not stale:
+            return {}
+        if self.stop is not None or self._deadline_passed():
+            return None
+        return self._read_now(stale)
+
+    def _read_now(self, ops: list[Operation]) -> dict[int, GradesyncError]:
+        """Read ``ops``' submissions now, the cheaper way: their assignments' listings (pages as the
+        last listing took, one if never listed), or the submissions one by one (a GET each)."""
+        stamp = ReadStamp(self.options.clock())
+        pairs = {_pair(op) for op in ops}
+        subs = {op.row_key: op.submission_path for op in ops}
+        failed: dict[int, GradesyncError] = {}
+        if len(subs) <= sum(self._listing_cost(p) for p in pairs):
+            found = read_submissions(self.client, subs, gate=self._read_gate(stamp))
+            started = stamp.at
+            for op in ops:
+                k, sid = op.row_key, op.submission_id
+                if k not in found:
+                    failed[k] = TransientGraphError(f"Graph did not answer the read of submission {sid}")
+                    continue
+                cur = found[k]
+                if cur is None:
+                    self.gone.add(sid)
+                else:
+                    self._saw({sid: cur}, started)
+                self.read_subs.add(sid)
+                self.times.mark_submissions([sid], at=started)
+                self._read_after_mark(k, started)
+            return failed
+        read = read_assignments(self.client, pairs, gate=self._read_gate(stamp))
+        self._merge(read, stamp.at)
+        return {op.row_key: read.errors[_pair(op)] for op in ops if _pair(op) in read.errors}
+
+    def _listing_cost(self, pair: Pair) -> int:
+        """The pages reading ``pair``'s listing costs: as its last listing in this run took, else
+        estimated from the plan's rows of it at the items per page seen so far (25 before any)."""
+        if pair in self.pages:
+            return self.pages[pair]
+        per_page = self._items / max(1, sum(self.pages.values())) if self.pages else 25.0
+        return max(1, math.ceil(self._plan_rows.get(pair, 1) / max(1.0, per_page)))
+
+    def _merge(self, read: AssignmentRead, started: float) -> None:
+        """A listing read (now or ahead) becomes this run's newest read of its assignments."""
+        ok = set(read.pages)
+        self.times.mark(ok, at=started)
+        self.read_pairs |= ok
+        self.pages.update(read.pages)
+        self._items += sum(len(users) for pair, users in read.roster.items() if pair in ok)
+        self._saw(read.current, started)
+        for k in [k for k in self.must_read if _pair(self.ops[k]) in ok]:
+            self._read_after_mark(k, started)
+
+    def _mark_unknown(self, keys: Iterable[int]) -> None:
+        now = self.options.clock()
+        self.must_read.update(dict.fromkeys(keys, now))
+
+    def _read_after_mark(self, key: int, started: float) -> None:
+        """A read that began at ``started`` settles ``key`` only if it began after its fate became
+        unknown."""
+        if key in self.must_read and started >= self.must_read[key]:
+            del self.must_read[key]
+
+    def _saw(self, current: dict[str, Current], started: float) -> None:
+        """Keep each submission's newest read (a read ahead merged late never hides a newer one)."""
+        for sid, cur in current.items():
+            if started >= self._seen_at.get(sid, -math.inf):
+                self.seen[sid], self._seen_at[sid] = cur, started
+
+    def _read_gate(self, stamp: ReadStamp | None = None) -> Gate:
+        """Reads wait for no slot beyond the deadline; ``stamp`` learns when the read first left."""
+        clock = self.options.clock
+
+        def ready() -> None:
+            if stamp is not None:
+                stamp.leaving(clock())
+
+        return Gate(time_left=self.deadline.left, ready=ready)
+
+    def _read_ahead(self, queue: deque[Envelope], ahead_of: int = 0) -> None:
+        """Start reading the upcoming envelopes' assignments that would be stale by the time they
+        leave (one more envelope in flight, GETs only), so that their reads are done when their turn
+        comes; reads no further ahead than half the window (a read made earlier would go stale
+        again). Nothing is read ahead with a window of 0, in a dry run, or while the client learns
+        Graph's pace (one envelope at a time, reads included)."""
+        window = self.times.window
+        if window <= 0 or self.options.dry_run or self._learning():
             return
-        self._record([o for op in wave if (o := final_outcome(op, decisions[op.row_key])) is not None])
-        to_send = {k: d for k, d in decisions.items() if d.kind in SEND_KINDS}
-
-        def read_next() -> None:  # once the wave's first envelope was answered: no refused token
-            if upcoming is not None and self.stop is None:
-                self._read_early(upcoming, times, exclude={_pair(op) for op in wave})
-
-        unknown = self._send(to_send, read_next)
-        self._settle(unknown, deadline)
-
-    def _stale_pairs(self, wave: list[Operation], times: ReadTimes) -> set[Pair]:
-        """The assignments of ``wave`` to read before writing it: those whose last read is older than
-        the window, and those holding an operation a previous run may have sent (``sending``)."""
-        maybe_sent = {_pair(op) for op in wave if self.records[op.row_key].status == SENDING}
-        return {p for p in {_pair(op) for op in wave} if times.stale(p)} | maybe_sent
-
-    def _read_early(self, upcoming: list[Operation], times: ReadTimes, exclude: set[Pair]) -> None:
-        """Start reading the next wave's stale assignments now, while this wave's writes are in
-        flight (one more envelope in flight, of GETs only: ``read_assignments_in_turn``). ``_check``
-        uses that read only if it is still within the window when the next wave is about to go; with
-        a window of 0 nothing is read early (the read must come right before the wave)."""
-        if self.options.read_write_window <= timedelta(0) or self._learning():
-            return  # learning: one envelope at a time, reads included (they go before the wave)
-        pairs = self._stale_pairs(upcoming, times) - exclude
+        if self._ahead is not None:  # one at a time; a finished one is taken, and the next begins
+            if not self._ahead.future.done():
+                return
+            self._take_read_ahead()
+        step = self._seconds_per_envelope()
+        wanted: dict[Pair, None] = {}  # in the order they are written
+        for j, env in enumerate(queue, start=ahead_of):  # ``ahead_of`` envelopes leave before these
+            lead = j * step
+            if lead > window / 2 or len(wanted) >= MAX_BATCH:
+                break
+            lead += self.envelope_times.expected
+            wanted.update((p, None) for p in sorted(env.pairs) if not self.times.fresh(p, lead=lead))
+        pairs = set(itertools.islice(wanted, MAX_BATCH))
         if not pairs:
             return
         if self._reader is None:
             self._reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gradesync-read")
-        started = self.options.clock()  # the read's time: its start (earlier than any page it serves)
-        self._early = EarlyRead(
-            pairs, started, self._reader.submit(read_assignments_in_turn, self.client, pairs)
+        stamp = ReadStamp(self.options.clock())
+        future = self._reader.submit(
+            read_assignments_in_turn, self.client, pairs, gate=self._read_gate(stamp)
         )
+        self._ahead = ReadAhead(pairs, stamp, future)
 
-    def _take_early(self, times: ReadTimes) -> set[Pair]:
-        """Merge the early read (if any) into this run's reads; the assignments it read that are
-        still within the window (these need no read now)."""
-        early, self._early = self._early, None
-        if early is None:
-            return set()
-        read = early.future.result()  # AuthError/NetworkError: the run stops, as for the wave's own read
-        ok = early.pairs - read.errors.keys()
-        times.mark(ok, at=early.started)
-        self.read_by_us |= ok
-        self.seen.update(read.current)
-        return {p for p in ok if not times.stale(p)}
+    def _take_read_ahead(self) -> None:
+        """Merge the read ahead (waiting for it); an AuthError/NetworkError stops the run."""
+        ahead, self._ahead = self._ahead, None
+        if ahead is None:
+            return
+        try:
+            self._merge(ahead.future.result(), ahead.stamp.at)
+        except (AuthError, NetworkError) as err:
+            self.stop = self.stop or err
 
-    def _check(self, wave: list[Operation], times: ReadTimes) -> dict[int, Decision]:
-        """Read the wave's stale assignments (and those of maybe-sent operations) again — unless the
-        early read made during the previous wave is still within the window — then decide each
-        operation on the newest read, or on the plan's own read when that is still fresh."""
-        opts = self.options
-        fresh = self._take_early(times)
-        need = self._stale_pairs(wave, times) - fresh
-        maybe_sent = {op.row_key for op in wave if self.records[op.row_key].status == SENDING}
-        started = opts.clock()
-        read = read_assignments(self.client, need)
-        times.mark(need - read.errors.keys(), at=started)
-        self.read_by_us |= need - read.errors.keys()
-        self.seen.update(read.current)
-        decisions: dict[int, Decision] = {}
-        for op in wave:
-            pair, k = _pair(op), op.row_key
-            if pair in read.errors:
-                decisions[k] = _read_failed(read.errors[pair])
-            elif pair in self.read_by_us:
-                cur = self.seen.get(op.submission_id)
-                decisions[k] = decide(
-                    op,
-                    cur,
-                    overwrite=opts.overwrite,
-                    maybe_sent=k in maybe_sent,
-                    delete_work=opts.excuse_deletes_feedback,
-                )
-            else:
-                decisions[k] = decide_from_plan(op)
-        return decisions
+    def _seconds_per_envelope(self) -> float:
+        """About how long apart envelopes leave: the lanes' pace (once an envelope was timed), or
+        the pacer's when it binds."""
+        step = self.envelope_times.expected / self._width() if self.envelope_times.measured else 0.0
+        pace = float(getattr(self.client, "pace", 0.0) or 0.0)
+        limited = getattr(getattr(self.client, "rate_limit", None), "enabled", False)
+        return max(step, MAX_BATCH / pace) if limited and pace > 0 else step
 
-    def _send(
-        self, to_send: dict[int, Decision], first_answered: Callable[[], None] | None = None
-    ) -> set[int]:
-        """Journal, send and record one wave of writes; returns the keys whose fate is unknown.
-
-        Envelopes (``MAX_BATCH`` writes each) stream through up to ``max_in_flight`` lanes: a lane
-        takes the next envelope as soon as its previous one is answered (no round waits for its
-        slowest envelope, nor for the journal), and this thread records the answers as they come.
-        After a 401 (or Graph unreachable) no further envelope leaves — the ones already on their way
-        are answered and recorded — and the operations that did not go are back to ``pending``.
-        ``first_answered`` is called once the first envelope's answers are recorded."""
-        if not to_send:
-            if first_answered is not None:
-                first_answered()
-            return set()
-        keys = sorted(to_send)
+    # ------------------------------------------------------------------ sending
+    def _journal_sending(self, envs: list[Envelope]) -> None:
+        """Journal these envelopes ``sending`` (committed before they can leave), in one commit."""
+        keys = sorted(k for env in envs for k in env.to_send)
         assert self.journal is not None
+        self._flush()
         self.journal.mark_sending(self.phash, keys)
         for k in keys:
             self.records[k].status = SENDING
             self.records[k].attempts += 1
-        unknown: set[int] = set()
 
-        def answered(batch: list[tuple[Chunk, Answers]]) -> None:  # one journal commit for them all
-            nonlocal first_answered
-            outcomes = [o for chunk, answers in batch for o in self._absorb(chunk, answers, to_send)]
-            self._record([o for o in outcomes if o.status != SENDING])
-            unknown.update(o.row_key for o in outcomes if o.status == SENDING)
-            call, first_answered = first_answered, None
-            if call is not None:
-                call()
+    def _post(self, env: Envelope) -> Answers:
+        """One envelope (in a lane): the answers, or the AuthError/NetworkError that stopped it."""
+        keys = sorted(env.to_send)
+        try:
+            return self.client.batch(
+                [request_for(self.ops[k], env.to_send[k]) for k in keys], gate=self._gate(env)
+            )
+        except (AuthError, NetworkError) as err:
+            return err
 
-        def post(chunk: Chunk) -> Answers:
-            return self._post(chunk, to_send)
+    def _gate(self, env: Envelope) -> Gate:
+        """The last look before the envelope leaves (in the lane, after the pacer's wait): its
+        answer must come before the deadline, and every write must still land on a read within the
+        window. ``time_left`` keeps the pacer and the retries from waiting past the deadline."""
+        window = self.times.window
+        clock = self.options.clock
 
-        not_sent = self._lanes.stream(deque(_chunks(keys, MAX_BATCH)), post, self._width, answered)
-        if not_sent:
-            assert self.stop is not None
-            why = f"not sent: the run stopped ({self.stop.message}); carried over"
-            self._record([Outcome(k, PENDING, message=why) for chunk in not_sent for k in chunk])
+        def ready() -> str | None:
+            lead = self.envelope_times.expected
+            if not self.deadline.allows(lead):
+                env.why = "deadline"
+                return f"its answer would come after the deadline {self.deadline.text}"
+            now = clock()
+            if window > 0 and any(at is None or now + lead - at > window for at in env.read_at.values()):
+                env.why = "stale"
+                return "its read would be older than the read-to-write window when it lands"
+            env.sent_at = now
+            return None
+
+        def time_left() -> float | None:
+            left = self.deadline.left()
+            return None if left is None else left - self.envelope_times.expected
+
+        def took(_: float) -> None:  # timed on the run's own clock, from the gate to the answer's end
+            if env.sent_at is None:
+                return
+            now = clock()
+            self.envelope_times.observe(now - env.sent_at)
+            self.sends.append((env.sent_at, now))
+            for k, at in env.read_at.items():  # read → answer: what the window bounds (measured)
+                if at is not None:
+                    self.gaps[k] = now - at
+
+        return Gate(time_left=time_left, ready=ready, took=took)
+
+    def _answered(self, env: Envelope, answers: Answers, queue: deque[Envelope]) -> set[int]:
+        """What one envelope's answers mean (in this thread); returns the keys whose fate is unknown.
+        Writes held back by the gate were never sent: prepared again on a new read (the envelope
+        split in two once held back twice), or carried over when the deadline held them."""
+        keys = sorted(env.to_send)
+        if isinstance(answers, GradesyncError):
+            self.stop = self.stop or answers  # some writes may have gone: left ``sending`` (re-read)
+            self._mark_unknown(keys)
+            return set()
+        outcomes: list[Outcome] = []
+        held: list[int] = []
+        for k in keys:
+            answer = answers[str(k)]
+            if isinstance(answer.error, HeldBack):
+                if answer.attempts == 1:
+                    held.append(k)  # never left
+                else:
+                    outcomes.append(Outcome(k, SENDING))  # an earlier attempt left: re-read it
+                continue
+            if isinstance(answer.error, AuthError) and self.stop is None:
+                self.stop = answer.error  # a refused token or a missing permission: nothing else can succeed
+            outcomes.append(interpret(self.ops[k], env.to_send[k], answer))
+        if held:
+            outcomes += self._held(env, held, queue)
+        self._record([o for o in outcomes if o.status != SENDING])
+        unknown = {o.row_key for o in outcomes if o.status == SENDING}
+        self._mark_unknown(unknown)
+        self._progress(set(keys) - set(held))
         return unknown
+
+    def _held(self, env: Envelope, held: list[int], queue: deque[Envelope]) -> list[Outcome]:
+        if env.why == "deadline" or self._deadline_passed():
+            return [Outcome(k, PENDING, message=self._why_not_sent()) for k in held]
+        if env.held + 1 >= MAX_HOLDS and len(held) == 1:
+            why = (
+                "not sent: Graph's pace kept it from landing within the read-to-write window "
+                f"({self.times.window:g} s); carried over: `gradesync apply --resume` sends it"
+            )
+            return [Outcome(k, PENDING, message=why) for k in held]
+        parts = [held] if env.held == 0 else [held[: len(held) // 2], held[len(held) // 2 :]]
+        for part in reversed([p for p in parts if p]):
+            queue.appendleft(self._envelope(part, env.held + 1))
+        return [Outcome(k, PENDING) for k in held]
+
+    def _progress(self, keys: Iterable[int]) -> None:
+        new = set(keys) - self._counted
+        if new:
+            self._counted |= new
+            self.note("writing", len(self._counted), self.total)
 
     def _learning(self) -> bool:
         """Whether the client's pacer is still learning Graph's pace (``GraphClient.learning``, the
@@ -498,85 +811,29 @@ class Executor:
         """Envelopes in flight at once: the client's ``max_in_flight``, or one while it is learning."""
         return 1 if self._learning() else max(1, int(getattr(self.client, "max_in_flight", 4)))
 
-    def _post(self, keys: list[int], to_send: dict[int, Decision]) -> Answers:
-        """One envelope (in a lane): the answers, or the AuthError/NetworkError that stopped it."""
-        try:
-            return self.client.batch([request_for(self.ops[k], to_send[k]) for k in keys])
-        except (AuthError, NetworkError) as err:
-            return err
-
-    def _absorb(self, keys: list[int], answers: Answers, to_send: dict[int, Decision]) -> list[Outcome]:
-        """What one envelope's answers mean (in the executor's thread; recorded by the caller)."""
-        if isinstance(answers, GradesyncError):
-            self.stop = self.stop or answers  # some envelopes may have gone: left ``sending`` (re-read)
-            return []
-        for k in keys:
-            refused = answers[str(k)].error
-            if isinstance(refused, AuthError) and self.stop is None:
-                self.stop = refused  # a refused token or a missing permission: nothing else can succeed
-        return [interpret(self.ops[k], to_send[k], answers[str(k)]) for k in keys]
-
     def _close_threads(self) -> None:
-        """Halt the lanes — after an error in this thread (a full disk, Ctrl-C) no lane takes another
-        envelope; what is on its way stays ``sending`` in the journal — and wait for them and for an
-        early read still under way."""
+        """Wait for the envelopes on their way (after an error in this thread — a full disk, Ctrl-C —
+        none more leaves; what is on its way stays ``sending`` in the journal) and the read ahead."""
         self._lanes.close()
-        if self._early is not None:
-            wait([self._early.future])
-            self._early = None
+        if self._ahead is not None:
+            wait([self._ahead.future])
+            self._ahead = None
         if self._reader is not None:
             self._reader.shutdown(wait=True)
             self._reader = None
 
-    def _settle(self, unknown: set[int], deadline: Deadline) -> None:
-        """The one re-verify path: re-read each operation whose fate is unknown, decide again
-        (done, conflict, or send once more), for up to ``max_rounds`` rounds."""
-        opts = self.options
-        for _ in range(opts.max_rounds):
-            if not unknown or self.stop is not None or deadline.reached():
-                break
-            keys = sorted(unknown)
-            found = read_submissions(self.client, {k: self.ops[k].submission_path for k in keys})
-            resend: dict[int, Decision] = {}
-            finals: list[Outcome] = []
-            for k in keys:
-                if k not in found:
-                    continue  # the read failed: still unknown, read again next round
-                cur = found[k]
-                if cur is not None:
-                    self.seen[cur.submission_id] = cur
-                d = decide(
-                    self.ops[k],
-                    cur,
-                    overwrite=opts.overwrite,
-                    maybe_sent=True,
-                    delete_work=opts.excuse_deletes_feedback,
-                )
-                if d.kind in SEND_KINDS:
-                    resend[k] = d
-                elif (out := final_outcome(self.ops[k], d)) is not None:
-                    finals.append(out)
-            self._record(finals)
-            unknown = (unknown - {o.row_key for o in finals} - set(resend)) | self._send(resend)
-        for k in sorted(unknown):  # left ``sending``: --resume re-verifies them, never re-sends blindly
-            rec = self.records[k]
-            rec.message = (
-                f"could not confirm the write after {rec.attempts} attempt(s): Graph kept failing; "
-                "carried over: `gradesync apply --resume` (or the next sync) re-checks it"
-            )
-
-    def _carry_over(self, ops: list[Operation], message: str) -> None:
+    def _carry_over(self, keys: list[int], message: str) -> None:
         """Operations not sent in this run: they stay open in the journal (``pending``, or
         ``sending`` when a send may have happened), reported ``carried_over`` with ``message``."""
         outcomes = []
-        for op in ops:
-            rec = self.records[op.row_key]
+        for k in keys:
+            rec = self.records[k]
             if rec.final or self.options.dry_run:
                 continue
             if rec.status == SENDING:
                 rec.message = rec.message or message
                 continue
-            outcomes.append(Outcome(op.row_key, PENDING, message=message))
+            outcomes.append(Outcome(k, PENDING, message=message))
         self._record(outcomes)
 
     # ------------------------------------------------------------------ journal and memory
@@ -590,15 +847,26 @@ class Executor:
         rec.message = outcome.message
 
     def _record(self, outcomes: list[Outcome]) -> None:
+        """Take ``outcomes`` now; the journal gets them at the next :meth:`_flush` — before any
+        envelope is journalled ``sending`` again, and at the end — so the journal commits once per
+        round of envelopes, not twice per envelope. A run killed before the flush leaves those writes
+        ``sending``: the next run re-reads them, never re-sends them blindly."""
         if not outcomes:
             return
         if self.journal is not None:
-            if self.memory is not None:  # before the journal: a recorded write is always remembered
-                self.memory.remember(self._written(outcomes))
-                self.memory.remember_excused(self._excused(outcomes))
-            self.journal.record(self.phash, outcomes)
+            self._unjournalled.extend(outcomes)
         for o in outcomes:
             self._set(o)
+
+    def _flush(self) -> None:
+        """Journal the outcomes taken since the last flush (one commit)."""
+        outcomes, self._unjournalled = self._unjournalled, []
+        if not outcomes or self.journal is None:
+            return
+        if self.memory is not None:  # before the journal: a recorded write is always remembered
+            self.memory.remember(self._written(outcomes))
+            self.memory.remember_excused(self._excused(outcomes))
+        self.journal.record(self.phash, outcomes)
 
     def _excused(self, outcomes: list[Outcome]) -> list[str]:
         """The submissions these outcomes excused (an excuse still being applied is never re-sent)."""
@@ -646,7 +914,8 @@ class Executor:
             seen=self.seen,
             dry_run=opts.dry_run,
             verify=opts.verify,
-            read_back=self.stop is None,
+            read_back=self.stop is None and (opts.dry_run or not self._deadline_passed()),
+            gate=self._read_gate(),
         )
         notes += read_notes
         if self.stop is not None:

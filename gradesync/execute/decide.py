@@ -7,9 +7,13 @@
   outcome; anything else is a ``conflict`` (``--on-conflict overwrite`` writes anyway, noted);
 * after a write whose fate is unknown (timeout, dropped connection, 5xx after sending, a 409 on a
   create, a run killed while a batch was out) it is called again with ``maybe_sent=True`` on a fresh
-  read: the desired value is there → done; no points outcome → create again; a points outcome that
-  appeared during this run with another value → PATCH it to the desired value (noted in the row's
-  message). A create is never re-sent without such a read.
+  read: the desired value is there → done (our own write landed, its answer was lost); no points
+  outcome → create again; an empty one → fill it. A create is never re-sent without such a read.
+
+A grade that appeared or changed after gradesync read the submission is never gradesync's to
+overwrite — on the first write or after a 409 alike — unless it is provably its own: the desired
+value itself, or a value gradesync is known to have written there before (``ours``: the three-way
+sync memory). Anything else is a ``conflict`` whose ``after`` is the teacher's value.
 
 Points are compared as Teams stores them, as a Single (``gradesync.single``): 87.3 written comes back
 87.30000305175781 and is the grade written, not a change.
@@ -129,10 +133,14 @@ def decide(
     overwrite: bool = False,
     maybe_sent: bool = False,
     delete_work: bool = False,
+    ours: tuple[float, ...] = (),
 ) -> Decision:
     """What to do with ``op`` given what Graph holds now (``None``: the submission is gone).
+
     ``delete_work``: an excuse may delete the teacher's feedback and rubric (``[policy]
-    excuse_feedback = "delete"``)."""
+    excuse_feedback = "delete"``). ``ours``: grades gradesync is known to have written to this
+    submission before (the memory's last write): one of them found where the plan saw none is
+    gradesync's own, not a teacher's."""
     if cur is None:
         return Decision(Kind.FAILED, message="the submission no longer exists in Teams")
     if op.action is Action.EXCUSE:
@@ -151,11 +159,11 @@ def decide(
         if cur.points is None:
             # an empty points outcome appeared (or the 409 told us of one): fill it, nothing is lost
             return Decision(Kind.PATCH, cur.outcome_id, message="filled an empty points outcome" + dup)
-        if maybe_sent:
+        if any(same_points(cur.points, v) for v in ours):
             return Decision(
                 Kind.PATCH,
                 cur.outcome_id,
-                message=f"a points outcome appeared during this run holding {fmt(cur.points)}; "
+                message=f"found {fmt(cur.points)}, a grade gradesync itself wrote earlier; "
                 f"set to {fmt(op.desired_points)}" + dup,
             )
         if overwrite:
@@ -164,11 +172,12 @@ def decide(
                 cur.outcome_id,
                 message=f"overwrote a grade given since the plan ({fmt(cur.points)})",
             )
+        when = "since gradesync read it (its own create did not land)" if maybe_sent else "since the plan"
         return Decision(
             Kind.CONFLICT,
             cur.outcome_id,
             after=cur.points,
-            message=f"graded in Teams since the plan: now {fmt(cur.points)}" + dup,
+            message=f"graded in Teams {when}: now {fmt(cur.points)}, left as the teacher set it" + dup,
         )
 
     # UPDATE (a PATCH is idempotent, but re-sending one over a value someone else set since is not)

@@ -1,42 +1,38 @@
-"""Write envelopes streamed through lanes: up to ``width`` envelopes in flight, each lane taking the
-next envelope as soon as its own is answered — no envelope waits for the slowest of a "round", nor
-for the journal, which the caller's thread writes meanwhile.
+"""Write envelopes in flight: the lanes (worker threads) that post them, and the queue their answers
+come back on, to the one thread (the executor's) that decides and journals.
 
 ::
 
     lanes = Lanes(max_in_flight)
-    not_sent = lanes.stream(chunks, post, width, answered)   # per wave; lanes.close() at the end
+    lanes.submit(envelope, post)       # post(envelope) runs in a lane
+    for envelope, answers in lanes.take():   # waits for at least one answer
+        ...
+    lanes.close()                      # at the end: waits for the envelopes still on their way
 
-* ``post(chunk)`` runs in a lane: it sends one envelope and returns its answers, or the
-  AuthError/NetworkError that stopped it (:data:`Answers`);
-* ``answered([(chunk, answers), ...])`` runs in the caller's thread with every answer that has come
-  since the last call (so the caller can journal them in one commit);
-* ``width()`` is asked when the stream starts and by each lane before each envelope: lane ``i``
-  quits when ``width() <= i`` (fewer envelopes in flight from then on, e.g. while the client learns
-  Graph's pace);
-* **halt**: an answer that stops the run (:func:`stops`: Graph unreachable, a refused token or
-  permission) halts the stream before its lane, or any other, takes one more envelope; so does an
-  error in the caller's thread (:meth:`Lanes.halt`, called by the executor's clean-up). The chunks
-  never taken are returned; those on their way are answered.
+The caller decides how many envelopes are in flight (``in_flight``) and which goes next, so each
+envelope is prepared — its read refreshed, its operations decided, the journal told — right before
+it leaves, and after a refusal (a refused token, Graph unreachable) the caller simply submits no
+more: only the envelopes already on their way are answered.
 
-Nothing here knows Graph or the journal: only threads, a queue and an event.
+``post`` returns the envelope's answers, or the AuthError/NetworkError that stopped it
+(:data:`Answers`); anything else it raises is a bug, raised again in the caller's thread by
+:meth:`Lanes.take`. Nothing here knows Graph or the journal: only threads and a queue.
 """
 
 from __future__ import annotations
 
 import queue
-import threading
-from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from typing import Generic, TypeVar
 
 from gradesync.errors import AuthError, GradesyncError
 from gradesync.graph import SubResponse
 
-Chunk = list[int]  # the row keys of one envelope
+__all__ = ["Answers", "Lanes", "stops"]
+
+E = TypeVar("E")
 Answers = dict[str, SubResponse] | GradesyncError  # an envelope's answers, or what stopped it
-Answered = Callable[[list[tuple[Chunk, Answers]]], None]
 
 
 def stops(answers: Answers) -> bool:
@@ -46,90 +42,55 @@ def stops(answers: Answers) -> bool:
     return any(isinstance(a.error, AuthError) for a in answers.values())
 
 
-@dataclass(slots=True)
-class _Stream:
-    """One wave's envelopes on their way through the lanes."""
+class _Raised:
+    """What a lane's ``post`` raised (a bug), carried to the caller's thread."""
 
-    chunks: deque[Chunk]  # not yet taken by a lane
-    answers: queue.SimpleQueue[tuple[Chunk, Answers] | None] = field(default_factory=queue.SimpleQueue)
-    lock: threading.Lock = field(default_factory=threading.Lock)
-    halt: threading.Event = field(default_factory=threading.Event)
-    failure: BaseException | None = None
-
-    def take(self) -> list[tuple[Chunk, Answers] | None]:
-        """The next answer (waiting for it), and every other one already there (None: a lane ended)."""
-        items = [self.answers.get()]
-        while True:
-            try:
-                items.append(self.answers.get_nowait())
-            except queue.Empty:
-                return items
-
-    def next_chunk(self) -> Chunk | None:
-        with self.lock:
-            return self.chunks.popleft() if self.chunks else None
+    def __init__(self, exc: BaseException) -> None:
+        self.exc = exc
 
 
-class Lanes:
+class Lanes(Generic[E]):
     """The worker threads of one run (``size`` = the most envelopes ever in flight)."""
 
     def __init__(self, size: int) -> None:
         self.size = max(1, size)
         self._pool: ThreadPoolExecutor | None = None
-        self._current: _Stream | None = None
+        self._answers: queue.SimpleQueue[tuple[E, Answers | _Raised]] = queue.SimpleQueue()
+        self.in_flight = 0
 
-    def stream(
-        self,
-        chunks: deque[Chunk],
-        post: Callable[[Chunk], Answers],
-        width: Callable[[], int],
-        answered: Answered,
-    ) -> list[Chunk]:
-        """Send every chunk (see the module docstring); returns the chunks not sent after a halt.
-        Raises what a lane raised unexpectedly (a bug), once every lane has ended."""
-        stream = self._current = _Stream(chunks)
-        n = max(1, min(self.size, width()))
+    def submit(self, envelope: E, post: Callable[[E], Answers]) -> None:
+        """Post ``envelope`` in a free lane (the caller keeps ``in_flight`` within ``size``)."""
         if self._pool is None:
             self._pool = ThreadPoolExecutor(max_workers=self.size, thread_name_prefix="gradesync-write")
-        for lane in range(n):
-            self._pool.submit(self._lane, stream, lane, post, width)
-        ended = 0
-        while ended < n:
-            items = stream.take()
-            ended += items.count(None)
-            ready = [item for item in items if item is not None]
-            if ready:
-                answered(ready)
-        self._current = None
-        if stream.failure is not None:
-            raise stream.failure
-        return list(stream.chunks)
+        self.in_flight += 1
+        self._pool.submit(self._lane, envelope, post)
 
-    @staticmethod
-    def _lane(stream: _Stream, lane: int, post: Callable[[Chunk], Answers], width: Callable[[], int]) -> None:
+    def _lane(self, envelope: E, post: Callable[[E], Answers]) -> None:
         try:
-            while not stream.halt.is_set() and (lane == 0 or width() > lane):
-                chunk = stream.next_chunk()
-                if chunk is None:
-                    return
-                answers = post(chunk)
-                if stops(answers):
-                    stream.halt.set()  # before this lane or any other takes one more envelope
-                stream.answers.put((chunk, answers))
+            answer: Answers | _Raised = post(envelope)
         except BaseException as exc:  # a bug: raised again in the caller's thread
-            stream.failure = exc
-            stream.halt.set()
-        finally:
-            stream.answers.put(None)
+            answer = _Raised(exc)
+        self._answers.put((envelope, answer))
 
-    def halt(self) -> None:
-        """No lane takes another envelope of the stream under way (if any)."""
-        if self._current is not None:
-            self._current.halt.set()
+    def take(self) -> list[tuple[E, Answers]]:
+        """The next answer (waiting for it) and every other one already there."""
+        items = [self._answers.get()]
+        while True:
+            try:
+                items.append(self._answers.get_nowait())
+            except queue.Empty:
+                break
+        self.in_flight -= len(items)
+        out: list[tuple[E, Answers]] = []
+        for envelope, answer in items:
+            if isinstance(answer, _Raised):
+                raise answer.exc
+            out.append((envelope, answer))
+        return out
 
     def close(self) -> None:
-        """Halt, and wait for the lanes to end."""
-        self.halt()
+        """Wait for the envelopes still on their way (their answers are dropped: the journal keeps
+        them ``sending``, and the next run re-reads them)."""
         if self._pool is not None:
             self._pool.shutdown(wait=True)
             self._pool = None

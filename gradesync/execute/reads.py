@@ -12,11 +12,11 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from gradesync.errors import AuthError, GraphError
 from gradesync.execute.decide import Current
-from gradesync.graph import MAX_BATCH, GraphClient
+from gradesync.graph import MAX_BATCH, Gate, GraphClient
 from gradesync.graph.urls import submissions_url
 
 
@@ -25,9 +25,12 @@ class AssignmentRead:
     current: dict[str, Current]  # submission id → what Graph holds
     roster: dict[tuple[str, str], set[str]]  # (class, assignment) → user ids of individual submissions
     errors: dict[tuple[str, str], GraphError | AuthError]
+    pages: dict[tuple[str, str], int] = field(default_factory=dict)  # pages each listing took
 
 
-def read_assignments(client: GraphClient, pairs: Iterable[tuple[str, str]]) -> AssignmentRead:
+def read_assignments(
+    client: GraphClient, pairs: Iterable[tuple[str, str]], *, gate: Gate | None = None
+) -> AssignmentRead:
     """One paged ``$expand=outcomes`` listing per assignment, all batched (never a GET per submission).
 
     Raises AuthError (nothing else can succeed then); any other failure is in ``errors``."""
@@ -35,11 +38,12 @@ def read_assignments(client: GraphClient, pairs: Iterable[tuple[str, str]]) -> A
     out = AssignmentRead({}, {}, {})
     if not urls:
         return out
-    pages = client.get_all_many(list(urls.values()))
+    pages = client.get_all_many(list(urls.values()), gate=gate)
     for pair, url in urls.items():
         if url in pages.errors:
             out.errors[pair] = pages.errors[url]
             continue
+        out.pages[pair] = pages.pages.get(url, 1)
         users: set[str] = set()
         for sub in pages.get(url, []):
             out.current[str(sub.get("id"))] = Current.from_submission(sub)
@@ -50,26 +54,31 @@ def read_assignments(client: GraphClient, pairs: Iterable[tuple[str, str]]) -> A
     return out
 
 
-def read_assignments_in_turn(client: GraphClient, pairs: Iterable[tuple[str, str]]) -> AssignmentRead:
+def read_assignments_in_turn(
+    client: GraphClient, pairs: Iterable[tuple[str, str]], *, gate: Gate | None = None
+) -> AssignmentRead:
     """:func:`read_assignments`, at most ``MAX_BATCH`` assignments at a time: never more than one
-    envelope in flight (the executor's early read, made while its write lanes are busy)."""
+    envelope in flight (the executor's read ahead, made while its write lanes are busy)."""
     ordered = sorted(set(pairs))
     out = AssignmentRead({}, {}, {})
     for i in range(0, len(ordered), MAX_BATCH):
-        part = read_assignments(client, ordered[i : i + MAX_BATCH])
+        part = read_assignments(client, ordered[i : i + MAX_BATCH], gate=gate)
         out.current.update(part.current)
         out.roster.update(part.roster)
         out.errors.update(part.errors)
+        out.pages.update(part.pages)
     return out
 
 
-def read_submissions(client: GraphClient, paths: dict[int, str]) -> dict[int, Current | None]:
+def read_submissions(
+    client: GraphClient, paths: dict[int, str], *, gate: Gate | None = None
+) -> dict[int, Current | None]:
     """Each key's submission (``paths``: key → submission path) as Graph holds it now.
 
     ``None``: the submission is gone (404); a key absent from the answer: the read failed (try again
     later — never act on it). Raises AuthError."""
     urls = {k: p + "?$expand=outcomes" for k, p in paths.items()}
-    pages = client.get_all_many(list(urls.values()))
+    pages = client.get_all_many(list(urls.values()), gate=gate)
     found: dict[int, Current | None] = {}
     for k, url in urls.items():
         items = pages.get(url)

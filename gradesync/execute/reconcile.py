@@ -36,7 +36,7 @@ import pandas as pd
 from gradesync import single
 from gradesync.execute.decide import Current, fmt
 from gradesync.execute.reads import read_assignments
-from gradesync.graph import GraphClient
+from gradesync.graph import Gate, GraphClient
 from gradesync.models import WRITE_ACTIONS, Action, Plan
 from gradesync.outcome import Status, planned_statuses
 from gradesync.state.journal import PENDING, SENDING, OpRecord
@@ -58,7 +58,7 @@ def _shown(v: float) -> str:
 
 
 def _read_back(
-    plan: Plan, client: GraphClient, records: dict[int, OpRecord], verify: str
+    plan: Plan, client: GraphClient, records: dict[int, OpRecord], verify: str, gate: Gate | None
 ) -> tuple[dict[str, Current], list[str]]:
     """The read-back listings (``verify``), and notes about them."""
     rows = plan.rows
@@ -69,7 +69,7 @@ def _read_back(
     if not bool(mask.any()):
         return {}, []
     pairs = set(rows.loc[mask, ["class_id", "assignment_id"]].astype(str).itertuples(index=False, name=None))
-    read = read_assignments(client, pairs)
+    read = read_assignments(client, pairs, gate=gate)
     notes = [
         f"could not read back assignment {aid} of class {cid}: {err.message}"
         for (cid, aid), err in read.errors.items()
@@ -89,13 +89,15 @@ def reconcile(
     dry_run: bool = False,
     verify: str = "uncertain",
     read_back: bool = True,
+    gate: Gate | None = None,
 ) -> tuple[pd.DataFrame, list[str]]:
     """(rows: PLAN_COLUMNS + after_points/status/request_id, notes).
 
     ``seen``: the before-write reads of this run (submission id → Current); ``read_back=False``
-    (a run stopped by a refused token or an unreachable Graph) reads nothing more."""
+    (a run stopped by a refused token or an unreachable Graph, or past its deadline) reads nothing
+    more; ``gate``: the run's deadline, which the read-back does not wait past."""
     rows = plan.rows.copy()
-    current, notes = ({}, []) if dry_run or not read_back else _read_back(plan, client, records, verify)
+    current, notes = ({}, []) if dry_run or not read_back else _read_back(plan, client, records, verify, gate)
     known = {**(seen or {}), **current}
     sid = rows["submission_id"].astype(object).where(rows["submission_id"].notna(), "").astype(str)
     before = rows["before_points"].astype(float)

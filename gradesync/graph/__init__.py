@@ -7,13 +7,14 @@ arithmetic, the two error-mapping functions and tolerant OData readers.
 from gradesync.errors import GraphAuthError
 from gradesync.graph.client import (
     MAX_BATCH,
+    Gate,
     GraphClient,
     GraphStats,
     PagedResults,
     SubRequest,
     SubResponse,
 )
-from gradesync.graph.errors import map_graph_error, map_transport_error
+from gradesync.graph.errors import HeldBack, map_graph_error, map_transport_error
 from gradesync.graph.odata import (
     is_points_outcome,
     odata_type,
@@ -26,9 +27,11 @@ from gradesync.graph.retry import RetryPolicy, backoff, next_wait, parse_retry_a
 
 __all__ = [
     "MAX_BATCH",
+    "Gate",
     "GraphAuthError",
     "GraphClient",
     "GraphStats",
+    "HeldBack",
     "PagedResults",
     "RateLimit",
     "RateLimiter",

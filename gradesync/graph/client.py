@@ -33,6 +33,7 @@ Rules it keeps (Graph's contract, with its sources: docs/GRAPH.md):
 from __future__ import annotations
 
 import inspect
+import logging
 import random
 import re
 import threading
@@ -48,9 +49,11 @@ import msgspec
 
 from gradesync.errors import AuthError, GraphError, TransientGraphError
 from gradesync.graph.decode import FALLBACK_ERRORS, TypedPage, envelope_answers, loads
-from gradesync.graph.engine import RetryEngine
+from gradesync.graph.engine import AnyGraphError, RetryEngine
 from gradesync.graph.errors import (
+    HeldBack,
     foreign_link,
+    held_back,
     is_token_rejected,
     malformed_answer,
     map_graph_error,
@@ -62,7 +65,7 @@ from gradesync.graph.errors import (
     too_large,
     was_sent,
 )
-from gradesync.graph.ratelimit import RateLimit, RateLimiter
+from gradesync.graph.ratelimit import RateLimit, RateLimiter, WaitTooLong
 from gradesync.graph.retry import RetryPolicy
 from gradesync.graph.urls import ASSIGNMENTS, ROSTERING, limit_kind
 
@@ -71,7 +74,25 @@ IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "PATCH", "DELET
 RETRY_AFTER_MARGIN = 0.01  # seconds added to a Retry-After: the header is rounded to milliseconds
 PREFER = "include-unknown-enum-members"  # Graph shows excused/reassigned submissions only with it
 
-AnyGraphError = GraphError | AuthError
+log = logging.getLogger("gradesync.graph")
+
+
+@dataclass(frozen=True, slots=True)
+class Gate:
+    """What the caller lets one call send — asked by the client itself, not by Graph.
+
+    * ``time_left()``: seconds until the caller's deadline (None: it has none). No wait is started
+      that would end past it — neither the pacer's nor a retry's: the requests that would have
+      waited come back held back (a :class:`~gradesync.graph.errors.HeldBack` error, never sent).
+    * ``ready()``: asked right before an envelope leaves, after its pacing wait; None lets it go, a
+      reason holds it back (e.g. the read its writes rest on went stale while it waited).
+    * ``took(seconds)``: told how long each request it let go took, from leaving to the end of its
+      answer (retry waits not included).
+    """
+
+    time_left: Callable[[], float | None] | None = None
+    ready: Callable[[], str | None] | None = None
+    took: Callable[[float], None] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,12 +137,14 @@ class PagedResults(dict[str, list[dict[str, Any]]]):
     """``url → every item of every page`` for the collections read completely.
 
     A url whose listing failed (after retries) is *absent* from the dict and present in
-    :attr:`errors` with its mapped error; a partial listing is never returned.
+    :attr:`errors` with its mapped error; a partial listing is never returned. :attr:`pages`: how
+    many pages each listing took (what reading it again would cost).
     """
 
     def __init__(self) -> None:
         super().__init__()
         self.errors: dict[str, AnyGraphError] = {}
+        self.pages: dict[str, int] = {}
 
     def raise_first_error(self) -> None:
         for error in self.errors.values():
@@ -445,16 +468,42 @@ class GraphClient:
         body: Any = None,
         weights: Mapping[str, int] | None = None,
         enum_members: bool = True,
+        gate: Gate | None = None,
     ) -> _Raw:
-        """Send one HTTP request (after the pacers: buckets and Retry-After pauses); read at most
-        max_response_bytes. Raises only mapped gradesync errors; HTTP error statuses are returned.
-        ``weights``: the Graph requests it carries per limit (a ``$batch`` envelope's sub-requests);
-        by default the request itself, against the limit its URL belongs to."""
+        """Send one HTTP request (after the pacers: buckets and Retry-After pauses; then the caller's
+        ``gate``); read at most max_response_bytes. Raises only mapped gradesync errors (a
+        :class:`HeldBack` when the gate kept it); HTTP error statuses are returned. ``weights``: the
+        Graph requests it carries per limit (a ``$batch`` envelope's sub-requests); by default the
+        request itself, against the limit its URL belongs to."""
         target = self._absolute(url)
-        for kind, n in (weights or {limit_kind(url): 1}).items():
-            if n:
-                self._limiters[kind].acquire(n)
+        left = gate.time_left() if gate is not None and gate.time_left is not None else None
+        try:
+            for kind, n in (weights or {limit_kind(url): 1}).items():
+                if n:
+                    self._limiters[kind].acquire(n, max_wait=left)
+        except WaitTooLong as exc:
+            raise held_back(method, url, f"the deadline comes before the pace allows it ({exc})") from None
+        why = gate.ready() if gate is not None and gate.ready is not None else None
+        if why:
+            raise held_back(method, url, why)
         token = self._token()
+        left_at = self._clock()
+        try:
+            return self._http_send(method, url, target, token, params, body, enum_members)
+        finally:
+            if gate is not None and gate.took is not None:
+                gate.took(self._clock() - left_at)
+
+    def _http_send(
+        self,
+        method: str,
+        url: str,
+        target: httpx.URL,
+        token: str,
+        params: Mapping[str, Any] | None,
+        body: Any,
+        enum_members: bool = True,
+    ) -> _Raw:
         plain = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
         headers = _with_prefer(plain, enum_members)
         request = self._http.build_request(method, target, params=params, json=body, headers=headers)
@@ -616,7 +665,7 @@ class GraphClient:
 
     # ------------------------------------------------------------------ $batch
 
-    def batch(self, requests: Iterable[SubRequest]) -> dict[str, SubResponse]:
+    def batch(self, requests: Iterable[SubRequest], *, gate: Gate | None = None) -> dict[str, SubResponse]:
         """Send ``requests`` through ``$batch`` (≤ 20 per envelope, ``max_in_flight`` at once).
 
         Returns ``id → SubResponse`` in input order, one for every request. Rules:
@@ -638,7 +687,9 @@ class GraphClient:
           another 4xx is final;
         * other errors are returned in the SubResponse, not raised. The call raises only
           :class:`~gradesync.errors.AuthError` for a second 401 or a 403 on the whole envelope,
-          and ``ValueError`` for duplicate ids or a URL off the configured origin.
+          and ``ValueError`` for duplicate ids or a URL off the configured origin;
+        * ``gate`` (:class:`Gate`): the caller's deadline and last check before each envelope
+          leaves; a request it holds back was never sent (``HeldBack`` error, status 0).
         """
         reqs = list(requests)
         seen: set[str] = set()
@@ -650,10 +701,14 @@ class GraphClient:
                 self._relative(req.url)
             except GraphError as exc:
                 raise ValueError(f"request {req.id!r}: {exc.message}") from None
-        return self._run_batch(reqs)
+        return self._run_batch(reqs, gate=gate)
 
     def _run_batch(
-        self, reqs: list[SubRequest], check: BodyCheck | None = None, page: PageDecoder | None = None
+        self,
+        reqs: list[SubRequest],
+        check: BodyCheck | None = None,
+        page: PageDecoder | None = None,
+        gate: Gate | None = None,
     ) -> dict[str, SubResponse]:
         """Every request through the retry engine, re-batching the transient failures together.
 
@@ -670,7 +725,8 @@ class GraphClient:
             pending = [by_id[i] for i in ids]
             chunks = [pending[i : i + MAX_BATCH] for i in range(0, len(pending), MAX_BATCH)]
             failures: dict[str, AnyGraphError] = {}
-            for outcome in self._run_envelopes(chunks, attempt, SubContext("", renewed, check, page)):
+            ctx = SubContext("", renewed, check, page, gate)
+            for outcome in self._run_envelopes(chunks, attempt, ctx):
                 for req, final, err in outcome:
                     attempts[req.id] = attempt
                     if final is not None:
@@ -679,7 +735,10 @@ class GraphClient:
                         failures[req.id] = err
             return failures
 
-        for rid, err in self._engine.run(list(by_id), send_round).items():
+        time_left = gate.time_left if gate is not None else None
+        for rid, err in self._engine.run(
+            list(by_id), send_round, time_left=time_left, on_retry=self._on_retry
+        ).items():
             status = getattr(err, "status", None) or 0
             results[rid] = SubResponse(rid, status, None, {}, err, False, attempts[rid])
         return {r.id: results[r.id] for r in reqs}
@@ -721,16 +780,17 @@ class GraphClient:
     def _envelope(self, chunk: list[SubRequest], attempt: int, ctx: SubContext) -> list[_Outcome]:
         """Send one envelope; per request: a final SubResponse, or the error to re-batch it after."""
         payload = {"requests": [self._item(r) for r in chunk]}
-        self.stats.add(batches=1)
-        for req in chunk:
-            self.stats.count_request(req.method, retry=attempt > 1, sub=True)
         weights = Counter(limit_kind(r.url) for r in chunk)  # each sub-request counts on its own limit
         kind = ASSIGNMENTS if weights[ASSIGNMENTS] else ROSTERING  # whose 429 a whole-envelope one is
         try:
-            raw = self._send("POST", "/$batch", body=payload, weights=weights)
+            raw = self._send("POST", "/$batch", body=payload, weights=weights, gate=ctx.gate)
+        except HeldBack as exc:  # never left: nothing to count, nothing applied
+            return [(req, SubResponse(req.id, 0, None, {}, exc, False, attempt), None) for req in chunk]
         except GraphError as exc:
+            self._count_envelope(chunk, attempt)
             self._note_error(exc, kind)
             return self._envelope_failed(chunk, exc, attempt)
+        self._count_envelope(chunk, attempt)
         if raw.status >= 300:
             return self._envelope_refused(chunk, raw, attempt, ctx.renewed, kind)
         responses = _responses(raw.content)
@@ -743,7 +803,7 @@ class GraphClient:
             if isinstance(item, dict) and item.get("id") is not None:
                 by_id[str(item["id"])].append(item)
         out: list[_Outcome] = []
-        sub_ctx = SubContext(raw.token, ctx.renewed, ctx.check, ctx.page)  # this envelope's token
+        sub_ctx = SubContext(raw.token, ctx.renewed, ctx.check, ctx.page, ctx.gate)  # this envelope's token
         for req in chunk:
             items = by_id.get(req.id, [])
             if len(items) == 1 and isinstance(items[0].get("status"), int):
@@ -754,6 +814,16 @@ class GraphClient:
             self._note_error(err, limit_kind(req.url))
             out.append(self._transient_sub(req, err, attempt))
         return out
+
+    def _count_envelope(self, chunk: list[SubRequest], attempt: int) -> None:
+        self.stats.add(batches=1)
+        for req in chunk:
+            self.stats.count_request(req.method, retry=attempt > 1, sub=True)
+
+    def _on_retry(self, attempt: int, wait: float, errors: list[AnyGraphError]) -> None:
+        """The engine's before-sleep hook: one log line per retry round (codes, never bodies)."""
+        codes = sorted({e.code for e in errors})
+        log.info("retrying %d request(s) after attempt %d in %.2f s: %s", len(errors), attempt, wait, codes)
 
     def _envelope_refused(
         self, chunk: list[SubRequest], raw: _Raw, attempt: int, renewed: set[str], kind: str = ASSIGNMENTS
@@ -824,7 +894,9 @@ class GraphClient:
 
     # ------------------------------------------------------------------ many collections
 
-    def get_all_many(self, urls: Iterable[str], *, page: PageDecoder | None = None) -> PagedResults:
+    def get_all_many(
+        self, urls: Iterable[str], *, page: PageDecoder | None = None, gate: Gate | None = None
+    ) -> PagedResults:
         """Read many collections completely through ``$batch`` — the quota-frugal read primitive.
 
         Round 1 sends every first page (≤ 20 per envelope, ``max_in_flight`` envelopes at once);
@@ -861,7 +933,7 @@ class GraphClient:
         while current:
             keys = list(current)
             subs = [SubRequest(str(i), "GET", current[k]) for i, k in enumerate(keys)]
-            answers = self._run_batch(subs, check=_page_check, page=page)
+            answers = self._run_batch(subs, check=_page_check, page=page, gate=gate)
             upcoming: dict[str, str] = {}
             for i, key in enumerate(keys):
                 answer = answers[str(i)]
@@ -883,6 +955,7 @@ class GraphClient:
         for url in unique:
             if url not in result.errors:
                 result[url] = items[url]
+                result.pages[url] = pages[url]
         return result
 
 
@@ -894,6 +967,7 @@ class SubContext(NamedTuple):
     renewed: set[str]
     check: BodyCheck | None
     page: PageDecoder | None = None
+    gate: Gate | None = None
 
 
 def _responses(content: bytes) -> list[Any] | None:

@@ -1,37 +1,60 @@
-"""The one retry engine of the Graph client: single requests, ``$batch`` sub-requests and pages.
+"""The one retry engine of the Graph client — single requests, ``$batch`` sub-requests and pages —
+run by tenacity.
 
 Work is sent in *rounds*: the caller's ``send_round(keys, attempt)`` sends every pending key once
-(one request, or many sub-requests across envelopes) and returns the failures of that round. The
-engine alone decides what happens next, by the error's **type**:
+(one request, or many sub-requests across envelopes) and returns the failures of that round. A
+tenacity ``Retrying`` decides what happens next:
 
-* :class:`~gradesync.errors.TransientGraphError` (429, 5xx, timeouts, a broken answer, a 401 whose
-  token was just renewed, an unreachable Graph) → sent again next round, if the budget allows;
-* anything else (terminal 4xx, auth) → final, returned to the caller.
+* **retry** by the error's type: the keys that failed with a
+  :class:`~gradesync.errors.TransientGraphError` (429, 5xx, timeouts, a broken answer, a 401 whose
+  token was just renewed, an unreachable Graph) are sent again next round; anything else (terminal
+  4xx, auth) is final and returned to the caller;
+* **wait** from the pure :func:`~gradesync.graph.retry.next_wait`: exponential backoff with full
+  jitter, replaced by Graph's ``Retry-After`` when one was given (the longest of the round). A
+  ``Retry-After`` is not slept here: the client turned it into a pause of the whole scope in its
+  pacer, which holds back every request, this retry included;
+* **stop** when the attempts are used up, when the wait would cross the policy's time budget, or
+  when it would end past the caller's deadline (``time_left``: do not start a wait the run cannot
+  afford) — the round's failures are then final;
+* **before sleep**: ``on_retry(attempt, wait, errors)``, for the journal and progress.
 
-Waits come from the pure :func:`~gradesync.graph.retry.next_wait`: exponential backoff with full
-jitter as a function of the attempt number, replaced by Graph's ``Retry-After`` when one was given
-(the longest of the round). A ``Retry-After`` is not slept here: the caller turned it into a
-scope-wide pause of the pacer, which holds back every request of the scope, this retry included.
-The clock, the sleep and the random generator are injected, so tests run with zero waits.
+The clock, the sleep and the random generator are injected, so tests run with zero waits and the
+benchmarks with real ones.
 """
 
 from __future__ import annotations
 
+import math
 import random
 import threading
 from collections.abc import Callable, Hashable, Mapping
-from typing import TypeVar
+from typing import Generic, TypeVar
+
+from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt
+from tenacity.stop import stop_base
 
 from gradesync.errors import AuthError, GraphError, TransientGraphError
 from gradesync.graph.retry import RetryPolicy, next_wait
 
+__all__ = ["AnyGraphError", "OnRetry", "RetryEngine", "SendRound", "TimeLeft"]
+
 K = TypeVar("K", bound=Hashable)
 AnyGraphError = GraphError | AuthError
 SendRound = Callable[[list[K], int], Mapping[K, AnyGraphError]]
+TimeLeft = Callable[[], float | None]  # seconds until the caller's deadline; None: no deadline
+OnRetry = Callable[[int, float, list[AnyGraphError]], None]  # attempt made, wait, the errors retried
+
+
+class _Retry(Exception, Generic[K]):
+    """One round's transient failures: tenacity's signal to run another round for them."""
+
+    def __init__(self, failures: dict[K, AnyGraphError]) -> None:
+        super().__init__(f"{len(failures)} request(s) to send again")
+        self.failures = failures
 
 
 class RetryEngine:
-    """Rounds of sends until every key succeeded, failed for good, or the policy's budget ran out."""
+    """Rounds of sends until every key succeeded, failed for good, or a stop condition was met."""
 
     def __init__(
         self,
@@ -47,44 +70,83 @@ class RetryEngine:
         self._rng = rng
         self._rng_lock = threading.Lock()
 
-    def run(self, keys: list[K], send_round: SendRound[K]) -> dict[K, AnyGraphError]:
+    def run(
+        self,
+        keys: list[K],
+        send_round: SendRound[K],
+        *,
+        time_left: TimeLeft | None = None,
+        on_retry: OnRetry | None = None,
+    ) -> dict[K, AnyGraphError]:
         """Send ``keys`` in rounds; return ``key → last error`` for every key that did not succeed.
 
         ``send_round`` returns only the keys that failed (a key absent from its answer succeeded or
-        was settled by the caller, e.g. a create whose fate is unknown).
-        """
+        was settled by the caller, e.g. a create whose fate is unknown)."""
         start = self._clock()
-        pending = list(dict.fromkeys(keys))
+        pending: list[K] = list(dict.fromkeys(keys))
         final: dict[K, AnyGraphError] = {}
-        attempt = 0
-        while pending:
-            attempt += 1
-            failures = send_round(pending, attempt)
-            retry = [k for k in pending if isinstance(failures.get(k), TransientGraphError)]
-            final.update({k: e for k, e in failures.items() if k not in retry})
-            if not retry:
-                break
-            wait, paused = self.wait_before(attempt, start, [failures[k] for k in retry])
-            if wait is None:
-                final.update({k: failures[k] for k in retry})
-                break
-            if not paused:
-                self._sleep(wait)
-            pending = retry
+        paused = [False]  # whether the next wait is a Retry-After (the pacer holds it, not us)
+
+        def wait(state: RetryCallState) -> float:
+            errors = list(_failures(state).values())
+            waits = [e.retry_after for e in errors if isinstance(e, GraphError) and e.retry_after is not None]
+            paused[0] = bool(waits)
+            with self._rng_lock:
+                planned = next_wait(
+                    attempts_made=state.attempt_number,
+                    elapsed=self._clock() - start,
+                    retry_after=max(waits) if waits else None,
+                    policy=self.policy,
+                    rng=self._rng,
+                )
+            return math.inf if planned is None else planned  # inf: the budget says stop
+
+        def before_sleep(state: RetryCallState) -> None:
+            if on_retry is not None:
+                on_retry(state.attempt_number, state.upcoming_sleep, list(_failures(state).values()))
+
+        def sleep(seconds: float) -> None:
+            if not paused[0]:
+                self._sleep(seconds)
+
+        retrying = Retrying(
+            retry=retry_if_exception_type(_Retry),
+            wait=wait,
+            stop=stop_after_attempt(self.policy.max_attempts) | _PastBudgetOrDeadline(time_left),
+            before_sleep=before_sleep,
+            sleep=sleep,
+            retry_error_callback=lambda state: final.update(_failures(state)),
+        )
+        for attempt in retrying:
+            with attempt:
+                number = attempt.retry_state.attempt_number
+                failures = send_round(pending, number)
+                retry: dict[K, AnyGraphError] = {
+                    k: e for k in pending if isinstance(e := failures.get(k), TransientGraphError)
+                }
+                final.update({k: e for k, e in failures.items() if k not in retry})
+                if retry:
+                    pending = list(retry)
+                    raise _Retry(retry)
         return final
 
-    def wait_before(
-        self, attempt: int, start: float, errors: list[AnyGraphError]
-    ) -> tuple[float | None, bool]:
-        """(the wait before the next round or ``None`` to stop, whether a Retry-After decided it)."""
-        waits = [e.retry_after for e in errors if isinstance(e, GraphError) and e.retry_after is not None]
-        retry_after = max(waits) if waits else None
-        with self._rng_lock:
-            wait = next_wait(
-                attempts_made=attempt,
-                elapsed=self._clock() - start,
-                retry_after=retry_after,
-                policy=self.policy,
-                rng=self._rng,
-            )
-        return wait, retry_after is not None
+
+class _PastBudgetOrDeadline(stop_base):
+    """Stop when the wait before the next round would cross the policy's time budget (the wait
+    strategy says so with an infinite wait) or end past the caller's deadline."""
+
+    def __init__(self, time_left: TimeLeft | None) -> None:
+        self.time_left = time_left
+
+    def __call__(self, state: RetryCallState) -> bool:
+        if math.isinf(state.upcoming_sleep):
+            return True
+        left = self.time_left() if self.time_left is not None else None
+        return left is not None and state.upcoming_sleep > left
+
+
+def _failures(state: RetryCallState) -> dict[K, AnyGraphError]:
+    """The transient failures of the round that just ended (tenacity keeps its exception)."""
+    outcome = state.outcome
+    exc = outcome.exception() if outcome is not None else None
+    return exc.failures if isinstance(exc, _Retry) else {}

@@ -330,6 +330,19 @@ def token_renewed(rejected: GraphError | AuthError) -> TransientGraphError:
     return err
 
 
+class HeldBack(TerminalGraphError):
+    """A request the caller's gate kept from leaving (its deadline, or the read it rests on went
+    stale while it waited for its slot): never sent, so never applied; the caller decides again."""
+
+    code = "graph-held-back"
+
+
+def held_back(method: str, url: str, why: str) -> HeldBack:
+    err = HeldBack(f"{method} {url}: not sent ({why})")
+    mark_sent(err, False)
+    return err
+
+
 def is_token_rejected(err: BaseException) -> bool:
     """A 401 from Graph (the token, not a permission: 403 is final)."""
     return isinstance(err, GraphAuthError) and err.status == 401

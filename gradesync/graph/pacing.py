@@ -22,7 +22,8 @@ assignment service and one for the education rostering APIs, each request counte
   Graph actually admitted over the last window (never below ``floor`` × the ceiling): a tenant whose
   real limit is lower settles just under it. While nothing is throttled the rate creeps back up by
   ``increase`` × the ceiling per second, never above the ceiling. Stray 429s (fewer than ``noise``
-  × ``per_10s`` in the last window: a flaky Graph rather than a lower limit) only pause. The burst
+  × ``per_10s``, or fewer than ``noise_share`` of the requests sent, in the last window: a flaky
+  Graph rather than a lower limit, which answers 429 to most of what is sent above it) only pause. The burst
   capacity and the hourly
   bucket stay at the documented values (a long Retry-After, e.g. an hourly quota used by another
   app, is handled by the pause below, not by the pace).
@@ -58,10 +59,11 @@ class RateLimit:
     adaptive: bool = True
     decrease: float = 0.85  # new rate = decrease x the rate Graph admitted over the last window
     increase: float = 0.005  # fraction of the ceiling regained per second without a 429
-    floor: float = 0.25  # the pace never falls below this fraction of the ceiling
+    floor: float = 0.02  # the pace never falls below this fraction of the ceiling
     noise: float = 0.02  # fewer 429s than this x per_10s within a window do not lower the pace
     # the education rostering APIs' own limit (classes, users, members), per short_window
     rostering_per_10s: int = 35_000
+    noise_share: float = 0.1  # nor fewer than this share of the requests sent within the window
 
     def __post_init__(self) -> None:
         if (
@@ -187,12 +189,13 @@ class Pacer:
         self.short.level = min(self.short.level, 0.0)  # a long Retry-After pauses for that case)
         if not self.limit.adaptive or now < self.episode_until:
             return False
-        if self.throttled_in_window(now) < self.limit.noise * self.limit.per_10s:
-            return False  # a stray 429 (Graph's own hiccup): paused, but not worth a lower pace
+        lim = self.limit
+        sent = sum(n for t, n in self._sent if now - lim.short_window <= t <= now)
+        if self.throttled_in_window(now) < max(lim.noise * lim.per_10s, lim.noise_share * sent):
+            return False  # stray 429s (Graph's own hiccups): paused, but not worth a lower pace
         self.episodes += 1
         self.episode_until = max(self.pause_until, now)
         admitted = self.admitted_rate(now)
-        lim = self.limit
         new_rate = max(lim.floor * lim.ceiling, min(self.short.rate, lim.decrease * admitted))
         self.short.set_rate(now, new_rate)
         return True

@@ -19,7 +19,15 @@ from collections.abc import Callable
 
 from gradesync.graph.pacing import Pacer, RateLimit
 
-__all__ = ["RateLimit", "RateLimiter"]
+__all__ = ["RateLimit", "RateLimiter", "WaitTooLong"]
+
+
+class WaitTooLong(Exception):
+    """The slot is further away than the caller can wait (its deadline): nothing was slept."""
+
+    def __init__(self, wait: float) -> None:
+        super().__init__(f"the next slot is {wait:.2f} s away")
+        self.wait = wait
 
 
 class RateLimiter:
@@ -56,11 +64,16 @@ class RateLimiter:
                 when = max(now, self.pacer.pause_until)
             return when - now
 
-    def acquire(self, n: int = 1) -> float:
-        """Wait for the slot of ``n`` requests, then for any pause of the scope; return the wait."""
+    def acquire(self, n: int = 1, *, max_wait: float | None = None) -> float:
+        """Wait for the slot of ``n`` requests, then for any pause of the scope; return the wait.
+
+        ``max_wait``: raise :class:`WaitTooLong` instead of starting a wait that would end later than
+        that many seconds from now (a run's deadline: never start waiting past it)."""
         waited = 0.0
         wait = self.reserve(n)
         while wait > 0:
+            if max_wait is not None and waited + wait > max_wait:
+                raise WaitTooLong(waited + wait)
             self._sleep(wait)
             waited += wait
             with self._lock:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from execute_helpers import (
     assert_converged,
@@ -133,30 +134,64 @@ def test_plan_age_guard(emulator: Any, token: str, tmp_path: Path) -> None:
     assert "older than --max-plan-age 24h" in result.error.message
 
 
-def test_409_on_create_rereads_and_patches(emulator: Any, token: str, tmp_path: Path) -> None:
-    """A points outcome appears between the stale check and the POST (a teacher, or a lost create)."""
+def test_a_grade_given_between_our_read_and_our_create_is_a_conflict_not_overwritten(
+    emulator: Any, token: str, tmp_path: Path
+) -> None:
+    """A teacher grades submissions that had no points outcome when gradesync read them, just before
+    gradesync's creates reach Graph (the emulator applies the edits right before it handles the
+    first grade write): each create gets 409, gradesync re-reads, finds the teacher's grade — and
+    leaves it: ``conflict`` with the teacher's value, no PATCH over it."""
     plan = build_plan(emulator.state(), updates=0, creates=3, rejects=0)
     creates = plan.rows[plan.rows["action"] == "create"]
+    edits = [
+        {"class_id": r.class_id, "assignment_id": r.assignment_id, "submission_id": r.submission_id}
+        | {"points": 0.25}
+        for r in creates.itertuples()
+    ]
+    emulator.reset_stats()
+    payload = {"edits": edits, "after_writes": 1}
+    scheduled = httpx.post(f"{emulator.url}/_emulator/teacher-edits", json=payload)
+    assert scheduled.json() == {"scheduled": 3}
     with client_for(emulator, token) as client, Journal.in_dir(tmp_path) as journal:
-        real_batch = client.batch
-        fired = []
+        result = apply_plan(plan, client, journal=journal, options=LOOSE)
+        attempts = journal.attempts(plan_hash(plan), int(creates.iloc[0]["row_key"]))
+    rows = result.rows.loc[creates.index]
+    assert set(rows["status"]) == {"conflict"}
+    assert (rows["after_points"] == 0.25).all()  # the teacher's value, in the report
+    assert rows["message"].str.contains("now 0.25, left as the teacher set it").all()
+    held = points_outcomes_of(emulator.state())
+    assert all([o["points"] for o in held[r.submission_id]] == [0.25] for r in creates.itertuples())
+    assert "PATCH" not in result.graph_stats["by_method"]  # nothing written over the teacher's grades
+    assert result.graph_stats["by_method"]["POST"] == 3
+    assert [a["status"] for a in attempts] == ["sending", "conflict"]
+    assert exit_code(result) is ExitCode.ROWS_NOT_DONE
 
-        def batch(reqs: list) -> dict:
-            if not fired and any(r.method == "POST" for r in reqs):
-                fired.append(True)
-                for row in creates.itertuples():
-                    graph_patch(emulator, token, row, 0.0)
-            return real_batch(reqs)
+
+def test_our_own_create_that_landed_unanswered_is_found_and_not_sent_again(
+    emulator: Any, token: str, tmp_path: Path
+) -> None:
+    """Every create lands but is answered with an error (the emulator's applied-then-error fault,
+    switched on for the envelope of creates only): gradesync re-reads, finds its own value —
+    ``created``, one points outcome each, no second POST."""
+    plan = build_plan(emulator.state(), updates=0, creates=5, rejects=0)
+    with client_for(emulator, token) as client, Journal.in_dir(tmp_path) as journal:
+        real = client.batch
+
+        def batch(reqs: list, **kw: Any) -> dict:
+            creates = any(r.method == "POST" for r in reqs)
+            if creates:
+                emulator.configure(faults=FaultConfig.only("applied_error", 1.0, seed=5, scope="sub"))
+            try:
+                return real(reqs, **kw)
+            finally:
+                emulator.configure(faults=None)
 
         client.batch = batch  # type: ignore[method-assign]
         result = apply_plan(plan, client, journal=journal, options=LOOSE)
-        attempts = journal.attempts(plan_hash(plan), int(creates.iloc[0]["row_key"]))
-    assert fired
     assert_converged(emulator, plan)
-    assert set(result.rows.loc[creates.index, "status"]) == {"created"}
-    assert "appeared during this run" in result.rows.loc[creates.index[0], "message"]
-    assert [a["status"] for a in attempts] == ["sending", "sending", "created"]
-    assert result.graph_stats["by_method"]["POST"] == 3 and result.graph_stats["by_method"]["PATCH"] == 3
+    assert result.graph_stats["fate_unknown"] == 5
+    assert set(result.rows.loc[plan.rows["action"] == "create", "status"]) == {"created"}
+    assert result.graph_stats["by_method"]["POST"] == 5
 
 
 def test_create_with_unknown_fate_makes_no_duplicate(

@@ -1,5 +1,5 @@
-"""Write envelopes stream through ``max_in_flight`` lanes: a lane takes the next envelope as soon as
-its own is answered, so no envelope waits for the slowest of a "round". Shown with events, no timing."""
+"""Write envelopes stream through ``max_in_flight`` lanes: the next envelope leaves as soon as one in
+flight is answered, so no envelope waits for the slowest of a "round". Shown with events, no timing."""
 
 from __future__ import annotations
 
@@ -28,13 +28,13 @@ def test_a_slow_envelope_does_not_hold_back_the_next_ones(emulator: Any, token: 
     with client_for(emulator, token, max_in_flight=2) as client, Journal.in_dir(tmp_path) as journal:
         real = client.batch
 
-        def batch(reqs: Any) -> Any:
+        def batch(reqs: Any, **kw: Any) -> Any:
             with lock:
                 calls.append(len(calls) + 1)
                 n = calls[-1]
             if n == 3:
                 third_sent.set()
-            answers = real(list(reqs))
+            answers = real(list(reqs), **kw)
             if n == 1:
                 waited.append(third_sent.wait(timeout=60))
             return answers
@@ -56,11 +56,11 @@ def test_an_error_while_recording_stops_the_lanes(emulator: Any, token: str, tmp
     with client_for(emulator, token, max_in_flight=2) as client, Journal.in_dir(tmp_path) as journal:
         real_batch, real_record = client.batch, journal.record
 
-        def batch(reqs: Any) -> Any:
+        def batch(reqs: Any, **kw: Any) -> Any:
             calls.append(1)
             if len(calls) > 2:  # the lanes' next envelopes wait until the journal has failed
                 raised.wait(timeout=60)
-            return real_batch(list(reqs))
+            return real_batch(list(reqs), **kw)
 
         def record(phash: str, outcomes: Any) -> None:
             if any(o.status == "updated" for o in outcomes):

@@ -12,7 +12,7 @@ from gradesync.errors import AuthError, ExitCode, GraphAuthError
 from gradesync.execute.apply import ApplyOptions, apply_plan
 from gradesync.graph import GraphClient, RateLimit, RetryPolicy, SubResponse
 from gradesync.state.journal import Journal
-from graph_emulator import FaultConfig
+from graph_emulator import FaultConfig, ThrottleConfig
 
 LOOSE = ApplyOptions(wave_size=10)
 RESUME = ApplyOptions(resume=True)
@@ -104,10 +104,10 @@ def test_a_401_inside_batch_sub_responses_is_carried_over_not_failed(
     with _client(emulator, Tokens(token)) as client, Journal.in_dir(tmp_path) as journal:
         real = client.batch
 
-        def batch(reqs: list) -> dict:
+        def batch(reqs: list, **kw: Any) -> dict:
             calls.append(len(reqs))
             if len(calls) == 1:
-                return real(reqs)
+                return real(reqs, **kw)
             err = GraphAuthError("Lifetime validation failed, the token is expired.", status=401)
             return {r.id: SubResponse(r.id, 401, None, {}, err, False, 1) for r in reqs}
 
@@ -120,3 +120,35 @@ def test_a_401_inside_batch_sub_responses_is_carried_over_not_failed(
         second = apply_plan(plan, client, journal=journal, options=RESUME)
     assert status_counts(second) == {"updated": 30, "unchanged": 2}
     assert_converged(emulator, plan)
+
+
+def test_lost_creates_finish_under_a_tenant_limit_far_below_graphs(
+    emulator_factory: Any, token: str, tmp_path: Path
+) -> None:
+    """The tenant admits 20 requests per 10 s (2/s, a seventeenth of Graph's 35/s); the creates
+    land but their answers are lost. The pace learnt from the 429s holds for the reads that confirm
+    them and for any create sent again: every create is confirmed within a resume, none twice."""
+    server = emulator_factory(throttle=ThrottleConfig(per_10s=20, per_hour=10_000))
+    plan = build_plan(server.state(), updates=10, creates=7, rejects=0)
+    runs = []
+    for attempt in range(2):
+        client = GraphClient(server.base_url, Tokens(token), rate_limit=RateLimit.graph())
+        with client, Journal.in_dir(tmp_path) as journal:
+            if attempt == 0:
+                real = client.batch
+
+                def batch(reqs: list, real: Any = real, **kw: Any) -> dict:
+                    if any(r.method == "POST" for r in reqs):  # the creates land, their answers do not
+                        server.configure(faults=FaultConfig.only("applied_error", 1.0, seed=5, scope="sub"))
+                    try:
+                        return real(reqs, **kw)
+                    finally:
+                        server.configure(faults=None)
+
+                client.batch = batch  # type: ignore[method-assign]
+            runs.append(apply_plan(plan, client, journal=journal, options=ApplyOptions(resume=attempt > 0)))
+        if exit_code(runs[-1]) is ExitCode.OK:
+            break
+    assert server.stats()["throttled"] > 0  # the limit was met
+    assert status_counts(runs[-1]) == {"updated": 10, "created": 7, "unchanged": 2}
+    assert_converged(server, plan)  # one points outcome each: no create sent twice

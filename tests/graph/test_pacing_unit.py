@@ -98,7 +98,7 @@ def test_429s_of_one_episode_lower_the_pace_once_and_never_below_the_floor():
     assert pacer.throttled(0.5, 20, retry_after=1.0)
     assert not pacer.throttled(0.6, 20, retry_after=1.0)  # in flight before the first came back
     assert pacer.episodes == 1
-    assert pacer.rate == pytest.approx(0.25 * 35.0)  # Graph admitted nothing: the floor
+    assert pacer.rate == pytest.approx(RateLimit.graph().floor * 35.0)  # Graph admitted nothing: the floor
 
 
 def test_stray_429s_only_pause():
@@ -151,3 +151,20 @@ def test_rate_limit_validates_its_learning_knobs():
         RateLimit(decrease=1.0)
     with pytest.raises(ValueError, match="floor"):
         RateLimit(floor=0.0)
+
+
+def test_sporadic_429s_among_many_requests_pause_but_do_not_lower_the_pace() -> None:
+    """A flaky Graph answers a few requests in a hundred 429 (a fault, not a limit): the pacer pauses
+    for each Retry-After but keeps its pace; a limit below the published one answers 429 to most
+    of what is sent above it, and the pace is lowered."""
+    pacer = Pacer(RateLimit(), 0.0)
+    now = 0.0
+    for i in range(300):  # 300 requests in ~8.6 s, one in twenty answered 429 (15 of them)
+        now = pacer.reserve(now, 1)
+        if i % 20 == 19:
+            assert not pacer.throttled(now, 1, 0.1)
+    assert pacer.rate == RateLimit().ceiling
+    for _ in range(40):  # now most requests are throttled: a real limit
+        now = pacer.reserve(now, 1)
+        pacer.throttled(now, 1, None)
+    assert pacer.rate < RateLimit().ceiling

@@ -9,7 +9,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from gradesync.errors import GraphError, TerminalGraphError, TransientGraphError
 from gradesync.graph import RateLimit, RateLimiter, RetryPolicy, backoff, next_wait, parse_retry_after
+from gradesync.graph.engine import RetryEngine
 
 from .helpers import FakeClock
 
@@ -155,3 +157,56 @@ def test_rate_limiter_off_never_waits_and_refuses_impossible_requests():
         RateLimiter(RateLimit(per_10s=10), clock=clock, sleep=clock.sleep).acquire(20)
     with pytest.raises(ValueError, match="positive"):
         RateLimit(per_10s=0)
+
+
+# --- the engine (tenacity's Retrying with our wait, stop and hook) ------------------------------
+def _engine(clock: FakeClock, policy: RetryPolicy | None = None) -> RetryEngine:
+    return RetryEngine(policy or RetryPolicy(), clock=clock, sleep=clock.sleep, rng=random.Random(1))
+
+
+def _throttled(retry_after: float | None = None) -> TransientGraphError:
+    return TransientGraphError("429", status=429, retry_after=retry_after)
+
+
+def test_engine_retries_the_transient_failures_only_and_reports_each_round() -> None:
+    """A 429 is sent again; a 400 is final at once; the hook hears of every retry round."""
+    clock = FakeClock()
+    rounds: list[list[str]] = []
+    heard: list[tuple[int, int]] = []
+
+    def send_round(keys: list[str], attempt: int) -> dict[str, GraphError]:
+        rounds.append(list(keys))
+        out: dict[str, GraphError] = {}
+        if attempt == 1:
+            out = {"a": _throttled(), "b": TerminalGraphError("400", status=400)}
+        return out
+
+    hook = lambda n, w, e: heard.append((n, len(e)))  # noqa: E731
+    final = _engine(clock).run(["a", "b", "c"], send_round, on_retry=hook)
+    assert rounds == [["a", "b", "c"], ["a"]]
+    assert list(final) == ["b"]
+    assert heard == [(1, 1)] and len(clock.sleeps) == 1  # backoff slept (no Retry-After given)
+
+
+def test_engine_leaves_a_retry_after_to_the_pacer_and_never_waits_past_the_deadline() -> None:
+    """With a Retry-After the engine sleeps nothing itself (the client's pacer pauses the whole
+    scope); a wait that would end after the caller's deadline is not started: the failure is final."""
+    clock = FakeClock()
+    calls: list[int] = []
+
+    def send_round(keys: list[str], attempt: int) -> dict[str, GraphError]:
+        calls.append(attempt)
+        return {"a": _throttled(retry_after=3.0)}
+
+    left = [10.0]
+    final = _engine(clock).run(["a"], send_round, time_left=lambda: left[0] - len(calls) * 4.0)
+    # round 1: 6 s left > 3 s wait → again; round 2: 2 s left < 3 s → stop, nothing slept meanwhile
+    assert calls == [1, 2] and clock.sleeps == []
+    assert isinstance(final["a"], TransientGraphError) and final["a"].retry_after == 3.0
+
+
+def test_engine_stops_at_the_attempt_budget() -> None:
+    clock = FakeClock()
+    policy = RetryPolicy(max_attempts=3, base_delay=0.1, max_delay=0.1, max_total_seconds=60)
+    final = _engine(clock, policy).run(["a"], lambda keys, n: {"a": _throttled()})
+    assert "a" in final and len(clock.sleeps) == 2

@@ -75,3 +75,35 @@ def _find(emulator, sub: dict) -> dict:
         for x in a.get("submissions", [])
         if x["id"] == sub["id"]
     )
+
+
+def test_edit_on_read_lands_right_after_a_read_that_shows_the_submission(emulator, sample_tenant):
+    """``on_read``: the edit waits for a read of its submission; that read shows the old grade and
+    any later read the teacher's. A read of another assignment does not release it."""
+    c, a, s, o = graded_subs(sample_tenant)[0]
+    other = next(x for x in graded_subs(sample_tenant) if x[1]["id"] != a["id"])
+    ctl = emulator.url + "/_emulator/teacher-edits"
+    assert httpx.post(ctl, json={"edits": [_edit(c, a, s, 6.5)], "on_read": True}).json() == {"scheduled": 1}
+    listing_url = f"/education/classes/{c['id']}/assignments/{a['id']}/submissions?$expand=outcomes&$top=999"
+    with client(emulator) as http:
+        oc, oa = other[0], other[1]
+        http.get(f"/education/classes/{oc['id']}/assignments/{oa['id']}/submissions").raise_for_status()
+        assert httpx.get(ctl).json()["applied"] == []
+        first = http.get(sub_path(c, a, s) + "?$expand=outcomes").json()
+        second = http.get(listing_url).json()
+    assert _graph_points(first) == o["points"]  # the read the edit waited for: the old grade
+    shown = [x for x in second["value"] if x["id"] == s["id"]]
+    assert [_graph_points(x) for x in shown] in ([], [6.5])  # a later read: the teacher's grade
+    assert points_outcome(_find(emulator, s))["points"] == 6.5
+    applied = httpx.get(ctl).json()["applied"]
+    assert len(applied) == 1 and applied[0]["applied_at_read"] >= 1
+    both = {"edits": [_edit(c, a, s, 1)], "on_read": True, "after_writes": 2}
+    assert httpx.post(ctl, json=both).status_code == 400
+
+
+def _graph_points(submission: dict) -> float | None:
+    """The points of a submission's points outcome, as Graph shows it (``$expand=outcomes``)."""
+    for out in submission.get("outcomes", []):
+        if out.get("@odata.type") == "#microsoft.graph.educationPointsOutcome":
+            return (out.get("points") or {}).get("points")
+    return None
