@@ -19,6 +19,30 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from gradesync.errors import ConfigError
 from gradesync.single import MAX_PRECISION
 
+__all__ = [
+    "DEFAULT_AUTHORITY_HOST",
+    "DEFAULT_CONFIG_PATH",
+    "DEFAULT_GRAPH_URL",
+    "DEFAULT_TOKEN_CACHE",
+    "ENV_PREFIX",
+    "INLINE_SECRET_KEYS",
+    "SPECIFIC_ENV",
+    "ApplySettings",
+    "AuthSettings",
+    "GraphSettings",
+    "InputSettings",
+    "LoadedSettings",
+    "MatchSettings",
+    "PolicySettings",
+    "PublishSettings",
+    "RunSettings",
+    "Settings",
+    "StudentKey",
+    "SubmissionStatus",
+    "load_settings",
+    "load_settings_with_sources",
+]
+
 DEFAULT_GRAPH_URL = "https://graph.microsoft.com/v1.0"
 DEFAULT_CONFIG_PATH = Path("config/gradesync.toml")
 

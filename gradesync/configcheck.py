@@ -21,6 +21,14 @@ from gradesync.logs import SECRET_ENV
 from gradesync.pipeline import NETWORK_CODES, make_client, network_error
 from gradesync.state.runs import default_runs_dir
 
+__all__ = [
+    "PROBE_PATH",
+    "describe_sync",
+    "probe_graph",
+    "run_check",
+    "secret_status",
+]
+
 PROBE_PATH = "education/classes"
 
 

@@ -27,6 +27,25 @@ from __future__ import annotations
 from enum import IntEnum
 from typing import Any
 
+__all__ = [
+    "AuthError",
+    "ConfigError",
+    "ExitCode",
+    "GradesyncError",
+    "GraphAuthError",
+    "GraphError",
+    "GraphUnreachableError",
+    "GuardError",
+    "InputError",
+    "LockError",
+    "NetworkError",
+    "StorageError",
+    "TerminalGraphError",
+    "TransientGraphError",
+    "UsageError",
+    "storage_error",
+]
+
 
 class ExitCode(IntEnum):
     OK = 0

@@ -13,6 +13,11 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+__all__ = [
+    "counts_per_group",
+    "group_rows",
+]
+
 
 def group_rows(
     codes: Sequence[np.ndarray], sizes: Sequence[int], *, sort: bool

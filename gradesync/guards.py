@@ -46,6 +46,24 @@ from gradesync.config import ApplySettings
 from gradesync.errors import GuardError, UsageError
 from gradesync.models import WRITE_ACTIONS, Action, ReasonCode
 
+__all__ = [
+    "CLOCK_SKEW",
+    "COVERAGE_FLOOR",
+    "PERCENT_FLOOR",
+    "Figures",
+    "GuardLimits",
+    "Limit",
+    "coverage_violation",
+    "guard_violations",
+    "parse_duration",
+    "parse_time",
+    "plan_age_violation",
+    "plan_coverage",
+    "plan_figures",
+    "plan_verdict",
+    "refuse",
+]
+
 PERCENT_FLOOR = 20  # a percentage guard fires only when the figure is above this many grades
 COVERAGE_FLOOR = 20  # --min-coverage applies to inputs naming more students (or to a full export)
 CLOCK_SKEW = timedelta(minutes=5)  # a plan dated further in the future than this is refused

@@ -29,6 +29,26 @@ from typing import Any, TextIO
 
 import httpx
 
+__all__ = [
+    "FORMATS",
+    "LEVELS",
+    "MIN_SECRET_LENGTH",
+    "REDACTED",
+    "SECRET_ENV",
+    "WIRE_LOGGERS",
+    "JsonFormatter",
+    "LogSetup",
+    "LoggingTransport",
+    "RedactionFilter",
+    "Redactor",
+    "TextFormatter",
+    "http_log",
+    "log",
+    "logging_transport",
+    "redacting",
+    "setup_logging",
+]
+
 log = logging.getLogger("gradesync")
 
 LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")

@@ -17,6 +17,32 @@ from urllib.parse import quote
 
 import pandas as pd
 
+__all__ = [
+    "CARRIED_REASONS",
+    "CURRENT_COLUMNS",
+    "DELETED_BY_EXCUSE",
+    "DESIRED_CODED",
+    "DESIRED_COLUMNS",
+    "JOURNAL_COLUMNS",
+    "MEMORY_COLUMNS",
+    "PLAN_COLUMNS",
+    "REJECT_REASONS_NOOP",
+    "ROSTER_GAP_KEYS",
+    "SNAPSHOT_COLUMNS",
+    "UNRETURNED",
+    "WRITE_ACTIONS",
+    "Action",
+    "InputFile",
+    "Operation",
+    "Plan",
+    "ReasonCode",
+    "Snapshot",
+    "TeacherWork",
+    "TeamsClass",
+    "ValueUnit",
+    "empty_frame",
+]
+
 # ---------------------------------------------------------------------------------------------
 # Stage 1, read → a "desired" frame: one row per input row (also the rows read rejects).
 # ---------------------------------------------------------------------------------------------

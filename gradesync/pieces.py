@@ -15,6 +15,15 @@ from typing import Any
 
 import numpy as np
 
+__all__ = [
+    "MERGE_SHARE",
+    "Piece",
+    "coded",
+    "const",
+    "join_rows",
+    "texts",
+]
+
 MERGE_SHARE = 4  # two coded pieces merge when their table of combinations has at most n / MERGE_SHARE texts
 
 

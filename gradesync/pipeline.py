@@ -85,6 +85,25 @@ from gradesync.state.memory import Memory, load_memory
 from gradesync.state.plankey import load_plan_key, plan_key_path
 from gradesync.state.runs import PLAN_NAME, Run, RunOptions, RunOutcome, unattended_run
 
+__all__ = [
+    "EDITED_HINT",
+    "NETWORK_CODES",
+    "SHOWN_MAX",
+    "STAGES",
+    "Event",
+    "Listener",
+    "Pipeline",
+    "PlanResult",
+    "RunResult",
+    "SourceNames",
+    "guard_limits",
+    "log",
+    "make_client",
+    "make_plan",
+    "network_error",
+    "utc_now",
+]
+
 log = logging.getLogger("gradesync.pipeline")
 
 STAGES = ("read", "resolve", "plan", "guards", "execute", "reconcile", "report")

@@ -52,6 +52,18 @@ from gradesync.graph.urls import (
 from gradesync.models import SNAPSHOT_COLUMNS, Snapshot, TeamsClass, empty_frame
 from gradesync.plan.match import match_assignments
 
+__all__ = [
+    "POINTS_GRADE_TYPE",
+    "SUBMISSION_LISTINGS_PER_READ",
+    "Clock",
+    "Progress",
+    "SubmissionColumns",
+    "read_classes",
+    "read_teachers",
+    "resolve",
+    "utc_ms",
+]
+
 # odata.py has no reader for a grading's type; compared case-insensitively, like its outcome types
 POINTS_GRADE_TYPE = "#microsoft.graph.educationAssignmentPointsGradeType"
 # submissions listings read per get_all_many call: enough to keep every $batch envelope full

@@ -21,6 +21,17 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+__all__ = [
+    "DIR_MODE",
+    "FILE_MODE",
+    "EncryptedTokenStore",
+    "FileTokenStore",
+    "TokenStore",
+    "log",
+    "open_token_store",
+    "write_private_file",
+]
+
 if TYPE_CHECKING:  # msal is imported when a cache is opened: `import gradesync.auth` stays light
     import msal
 

@@ -36,6 +36,25 @@ from gradesync.auth.cache import TokenStore, open_token_store
 from gradesync.config import Settings
 from gradesync.errors import AuthError, ConfigError
 
+__all__ = [
+    "APPLICATION_PERMISSIONS",
+    "CERT_PASSWORD_ENV",
+    "DELEGATED_PERMISSIONS",
+    "RENEW_MARGIN_SECONDS",
+    "SECRET_ENV",
+    "TOKEN_ENV",
+    "AuthStatus",
+    "CachedToken",
+    "SignIn",
+    "StaticTokenProvider",
+    "TokenInfo",
+    "TokenProvider",
+    "graph_resource",
+    "log",
+    "scopes_for",
+    "token_provider",
+]
+
 log = logging.getLogger(__name__)
 
 TOKEN_ENV = "GRADESYNC_ACCESS_TOKEN"  # noqa: S105 (variable names, not secrets)

@@ -30,6 +30,19 @@ from gradesync.cli.common import (
 from gradesync.config import Settings, load_settings
 from gradesync.errors import ExitCode
 
+__all__ = [
+    "APPLY_KEYS",
+    "INPUT_KEYS",
+    "RUN_KEYS",
+    "apply_command",
+    "guard_options",
+    "input_options",
+    "settings_from",
+    "show_result",
+    "sync_command",
+    "write_options",
+]
+
 # CLI option → [apply] key; unset options (None) leave the settings' value
 APPLY_KEYS = (
     "state_dir", "max_changes", "max_decreases", "min_coverage", "max_plan_age", "expect_full",

@@ -16,6 +16,13 @@ from gradesync.cli.common import exit_with, handle_errors, stdout_console
 from gradesync.config import load_settings
 from gradesync.errors import ExitCode
 
+__all__ = [
+    "auth_group",
+    "login_command",
+    "logout_command",
+    "status_command",
+]
+
 _config_option = click.option(
     "--config", "config_path", type=click.Path(dir_okay=False), help="TOML settings file."
 )

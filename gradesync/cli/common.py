@@ -18,6 +18,19 @@ from rich.console import Console
 from gradesync.config import Settings
 from gradesync.errors import ExitCode, GradesyncError
 
+__all__ = [
+    "F",
+    "event_renderer",
+    "exit_with",
+    "graph_client",
+    "handle_errors",
+    "print_error",
+    "print_summary",
+    "progress_reporter",
+    "stderr_console",
+    "stdout_console",
+]
+
 F = TypeVar("F", bound=Callable[..., Any])
 
 

@@ -13,6 +13,11 @@ import click
 from gradesync.cli.common import exit_with, handle_errors, stdout_console
 from gradesync.errors import ExitCode
 
+__all__ = [
+    "check_command",
+    "config_group",
+]
+
 
 @click.group("config")
 def config_group() -> None:

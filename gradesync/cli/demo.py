@@ -23,6 +23,13 @@ from gradesync.cli.common import stdout_console
 from gradesync.errors import ExitCode
 from gradesync.samples import sample_dir
 
+__all__ = [
+    "SAMPLE_DIR",
+    "SAMPLE_INPUTS",
+    "demo_command",
+    "run_demo",
+]
+
 SAMPLE_DIR = sample_dir()  # inside an installed wheel, or the checkout's sample_data/
 SAMPLE_INPUTS = ("sis_long.csv", "gradebook_wide.csv", "gradebook.xlsx")
 

@@ -16,6 +16,10 @@ from graph_emulator.behaviour import (
 )
 from graph_emulator.cli import BEHAVIOURS, Options, banner, build_emulator, serve
 
+__all__ = [
+    "emulator_command",
+]
+
 
 @click.command("emulator")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Interface to bind (keep it local).")

@@ -21,6 +21,10 @@ from gradesync.config import Settings, load_settings
 from gradesync.read import PRESETS, load_mapping
 from gradesync.state.mappings import saved_mapping_path
 
+__all__ = [
+    "inspect_command",
+]
+
 
 def _connected(settings: Settings) -> bool:
     """Whether a Graph connection is configured (a token, or a sign-in mode other than 'token')."""

@@ -18,6 +18,10 @@ from gradesync.cli.common import (
 )
 from gradesync.errors import ExitCode
 
+__all__ = [
+    "plan_command",
+]
+
 
 @click.command("plan")
 @click.argument("inputs", nargs=-1, required=True, type=click.Path(dir_okay=False))

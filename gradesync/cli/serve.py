@@ -24,6 +24,12 @@ from gradesync.config import load_settings
 from gradesync.errors import UsageError
 from gradesync.samples import sample_dir
 
+__all__ = [
+    "SAMPLE_DIR",
+    "is_loopback",
+    "serve_command",
+]
+
 SAMPLE_DIR = sample_dir()  # inside an installed wheel, or the checkout's sample_data/
 
 

@@ -38,6 +38,18 @@ from typing import Any, NamedTuple
 
 import msgspec
 
+__all__ = [
+    "FALLBACK_ERRORS",
+    "Feedback",
+    "Outcome",
+    "Recipient",
+    "Submission",
+    "TypedPage",
+    "envelope_answers",
+    "loads",
+    "submissions_page",
+]
+
 _NULL = msgspec.Raw(b"null")
 # What makes a fast decoder hand over to the next one down. ValidationError is a DecodeError;
 # RecursionError: msgspec and json both nest as deep as the interpreter's recursion limit allows.

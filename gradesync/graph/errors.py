@@ -38,6 +38,29 @@ from gradesync.errors import (
 )
 from gradesync.graph.retry import parse_retry_after
 
+__all__ = [
+    "MAYBE_SENT",
+    "NOT_SENT",
+    "READ_PERMISSIONS",
+    "TRANSIENT_STATUSES",
+    "TRANSPORT_ERRORS",
+    "UNREACHABLE",
+    "WRITE_PERMISSION",
+    "HeldBack",
+    "foreign_link",
+    "held_back",
+    "is_token_rejected",
+    "malformed_answer",
+    "map_graph_error",
+    "map_transport_error",
+    "mark_sent",
+    "missing_sub_response",
+    "next_link_loop",
+    "token_renewed",
+    "too_large",
+    "was_sent",
+]
+
 TRANSIENT_STATUSES = frozenset({429, 500, 502, 503, 504})
 
 READ_PERMISSIONS = "EduAssignments.Read.All and EduRoster.Read.All (application) or their delegated forms"

@@ -13,6 +13,26 @@ from typing import Any
 
 from gradesync.models import TeacherWork
 
+__all__ = [
+    "FEEDBACK_OUTCOME",
+    "FEEDBACK_RESOURCE_OUTCOME",
+    "POINTS_GRADE",
+    "POINTS_OUTCOME",
+    "PUBLISHED_RUBRIC_LISTS",
+    "RUBRIC_LISTS",
+    "RUBRIC_OUTCOME",
+    "feedback_text",
+    "grade_points",
+    "is_points_kind",
+    "is_points_outcome",
+    "odata_type",
+    "outcome_work",
+    "points_of",
+    "points_outcomes",
+    "published_points_of",
+    "teacher_work",
+]
+
 POINTS_OUTCOME = "#microsoft.graph.educationPointsOutcome"
 FEEDBACK_OUTCOME = "#microsoft.graph.educationFeedbackOutcome"
 RUBRIC_OUTCOME = "#microsoft.graph.educationRubricOutcome"

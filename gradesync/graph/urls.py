@@ -10,6 +10,24 @@ from __future__ import annotations
 import re
 from urllib.parse import quote, urlsplit
 
+__all__ = [
+    "ASSIGNMENT_SELECT",
+    "CATALOG_SELECT",
+    "CLASS_SELECT",
+    "MEMBER_SELECT",
+    "TOP",
+    "assignments_url",
+    "class_lookup_url",
+    "classes_url",
+    "limit_kind",
+    "members_url",
+    "outcome_url",
+    "outcomes_url",
+    "submission_path",
+    "submissions_url",
+    "teachers_url",
+]
+
 CLASS_SELECT = "id,displayName,externalId,mailNickname"
 # what people call a class (the class chooser): its names, SIS id, code and term
 CATALOG_SELECT = "id,displayName,externalId,externalName,classCode,mailNickname,term"

@@ -15,6 +15,26 @@ from pandas._libs import lib
 
 from gradesync.models import ReasonCode
 
+__all__ = [
+    "Lazy",
+    "Verdicts",
+    "codes",
+    "equals",
+    "filled",
+    "first_match",
+    "first_positions",
+    "lookup_sorted",
+    "objects",
+    "pair_codes",
+    "passthrough",
+    "rounded",
+    "take",
+    "taken",
+    "taken_or_none",
+    "text_codes",
+    "texts",
+]
+
 
 def filled(n: int, value: Any) -> np.ndarray:
     """An object array of ``n`` times ``value`` (``np.full`` is several times slower for objects)."""

@@ -39,6 +39,21 @@ from pandas._libs import lib
 from gradesync.models import ReasonCode
 from gradesync.plan.arrays import first_positions, lookup_sorted
 
+__all__ = [
+    "LIVE_STATUSES",
+    "STUDENT_KINDS",
+    "STUDENT_ROLES",
+    "FallbackMatch",
+    "Identifiers",
+    "Roster",
+    "eligible_members",
+    "match_assignment_rows",
+    "match_assignments",
+    "match_student_codes",
+    "match_student_fallbacks",
+    "match_students",
+]
+
 # student identifier kinds → (member columns tried in turn, case-insensitive?)
 STUDENT_KINDS: dict[str, tuple[tuple[str, ...], bool]] = {
     "sis_id": (("sis_id", "external_id"), False),

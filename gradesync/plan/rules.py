@@ -55,6 +55,38 @@ from gradesync.plan.match import (
 )
 from gradesync.single import decimal, key, lost
 
+__all__ = [
+    "ACTIONS",
+    "EXCUSE_SETTLING",
+    "NOOP_REASONS",
+    "Assignments",
+    "Classes",
+    "Decisions",
+    "Desired",
+    "Diff",
+    "Remembered",
+    "Students",
+    "Submissions",
+    "check_assignment_state",
+    "check_duplicates",
+    "check_excused",
+    "check_percent_twins",
+    "check_points",
+    "comparable_values",
+    "convert_units",
+    "decide_actions",
+    "diff",
+    "find_submissions",
+    "match_assignments_of",
+    "match_classes",
+    "match_students_of",
+    "read_desired",
+    "reject_missing_submission",
+    "reject_ungraded",
+    "remembered",
+    "teacher_override",
+]
+
 NOOP_REASONS = frozenset(r.value for r in REJECT_REASONS_NOOP)
 ACTIONS = (Action.NOOP, Action.REJECT, Action.EXCUSE, Action.UPDATE, Action.CREATE)
 

@@ -20,6 +20,17 @@ import pandas as pd
 
 from gradesync.report.summary import bool_column, float_column, format_number, text_column
 
+__all__ = [
+    "PAGE_SIZE",
+    "WRITES",
+    "Assignment",
+    "Cell",
+    "ClassGrid",
+    "Student",
+    "class_grids",
+    "not_placed",
+]
+
 WRITES = frozenset({"update", "create", "excuse"})
 PAGE_SIZE = 50  # students per page of a grid
 

@@ -52,6 +52,17 @@ from gradesync.report.summary import (
     text_column,
 )
 
+__all__ = [
+    "HTML_ROW_LIMIT",
+    "OVERRIDES_TITLE",
+    "SUMMARY_OPEN_LIMIT",
+    "content_security_policy",
+    "csp_hash",
+    "environment",
+    "page_assets",
+    "render_html",
+]
+
 HTML_ROW_LIMIT = 10_000
 OVERRIDES_TITLE = "Grades a teacher changed in Teams"
 SUMMARY_OPEN_LIMIT = 30  # per-class/assignment tables start open when they are this short

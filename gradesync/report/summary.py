@@ -17,6 +17,25 @@ from gradesync.models import Action, InputFile
 from gradesync.outcome import SHOWN_STATUSES, Tally, Verdict, judge
 from gradesync.report._version import __version__
 
+__all__ = [
+    "ACTIONS",
+    "EXTRA_ACTIONS",
+    "EXTRA_STATUSES",
+    "KINDS",
+    "STATUSES",
+    "CodedColumns",
+    "Kind",
+    "RunSummary",
+    "bool_column",
+    "float_column",
+    "format_number",
+    "map_distinct",
+    "render_table",
+    "text_codes",
+    "text_column",
+    "text_value",
+]
+
 Kind = Literal["plan", "reconciliation"]
 KINDS: tuple[str, ...] = ("plan", "reconciliation")
 

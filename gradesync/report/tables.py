@@ -26,6 +26,22 @@ import pandas as pd
 from gradesync.pieces import Piece, coded, const, join_rows, texts
 from gradesync.report.summary import bool_column, float_column, format_number, text_value
 
+__all__ = [
+    "BOOL_COLUMNS",
+    "CHUNK_ROWS",
+    "CSV_ENCODING",
+    "INT_COLUMNS",
+    "NUMBER_COLUMNS",
+    "PLAN_CSV_COLUMNS",
+    "RECONCILIATION_CSV_COLUMNS",
+    "SAMPLE_ROWS",
+    "cell",
+    "csv_chunks",
+    "csv_field",
+    "neutralise",
+    "write_csv",
+]
+
 CSV_ENCODING = "utf-8-sig"
 CHUNK_ROWS = 10_000  # rows turned into text at a time (a few MB: malloc reuses it, no fresh pages)
 SAMPLE_ROWS = 1_000  # a column mostly distinct in its first rows is written value by value

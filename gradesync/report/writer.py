@@ -16,6 +16,11 @@ from gradesync.report.rowsfile import ROWS_NAME, write_rows
 from gradesync.report.summary import KINDS, RunSummary
 from gradesync.report.tables import PLAN_CSV_COLUMNS, RECONCILIATION_CSV_COLUMNS, write_csv
 
+__all__ = [
+    "summary_json",
+    "write_reports",
+]
+
 
 def _atomic_write(path: Path, data: bytes) -> None:
     """Write via a temporary file in the same directory, so a reader never sees half a report."""

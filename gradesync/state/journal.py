@@ -37,6 +37,16 @@ from gradesync.models import Operation
 from gradesync.outcome import Status
 from gradesync.state.storage import guarded, open_db
 
+__all__ = [
+    "FINAL",
+    "JOURNAL_NAME",
+    "PENDING",
+    "SENDING",
+    "Journal",
+    "OpRecord",
+    "Outcome",
+]
+
 JOURNAL_NAME = "journal.sqlite"
 
 PENDING = "pending"

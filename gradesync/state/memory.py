@@ -34,6 +34,13 @@ import pandas as pd
 from gradesync.models import MEMORY_COLUMNS, empty_frame
 from gradesync.state.storage import guarded, open_db
 
+__all__ = [
+    "MEMORY_NAME",
+    "Memory",
+    "Written",
+    "load_memory",
+]
+
 MEMORY_NAME = "memory.sqlite"
 _CHUNK = 900  # SQLite's default limit of host parameters is 999
 

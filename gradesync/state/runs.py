@@ -50,6 +50,34 @@ from gradesync.logs import SECRET_ENV, Redactor, setup_logging
 from gradesync.state.journal import JOURNAL_NAME
 from gradesync.state.lock import LOCK_NAME, RunLock
 
+__all__ = [
+    "DEFAULT_KEEP_RUNS",
+    "FALLBACK_RUNS_PREFIX",
+    "LOG_NAME",
+    "NOTIFY_TIMEOUT_SECONDS",
+    "PLAN_NAME",
+    "RUNS_NAME",
+    "RUN_DIR_PATTERN",
+    "RUN_JSON",
+    "NotifyResult",
+    "Run",
+    "RunOptions",
+    "RunOutcome",
+    "create_run_dir",
+    "default_runs_dir",
+    "exit_code_of",
+    "fallback_runs_dir",
+    "is_run_dir",
+    "list_runs",
+    "log",
+    "notify",
+    "prune_runs",
+    "record_failure",
+    "redact_argv",
+    "shell_quote",
+    "unattended_run",
+]
+
 log = logging.getLogger("gradesync.run")
 
 RUN_JSON = "run.json"

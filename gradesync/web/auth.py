@@ -20,6 +20,12 @@ from typing import Any
 
 from gradesync.errors import AuthError
 
+__all__ = [
+    "Authenticator",
+    "SignIn",
+    "msal_app",
+]
+
 
 @dataclass(frozen=True, slots=True)
 class SignIn:
