@@ -13,7 +13,9 @@ from typing import Any
 
 import click
 
-from gradesync import __version__
+from gradesync.version import __version__
+
+__all__ = ["COMMANDS", "LazyGroup", "cli", "main"]
 
 # name → (module, attribute, one-line help shown by --help without importing the module)
 COMMANDS: dict[str, tuple[str, str, str]] = {

@@ -58,7 +58,6 @@ from typing import Any, TypeVar
 
 import pandas as pd
 
-from gradesync import single
 from gradesync.config import ApplySettings, PublishSettings, Settings
 from gradesync.errors import (
     AuthError,
@@ -84,6 +83,7 @@ from gradesync.graph import MAX_BATCH, Gate, GraphClient, HeldBack
 from gradesync.guards import parse_duration
 from gradesync.models import Action, Operation, Plan
 from gradesync.outcome import Status
+from gradesync.single import equal as single_equal
 from gradesync.state.journal import PENDING, SENDING, Journal, OpRecord, Outcome
 from gradesync.state.memory import Memory, Written
 
@@ -948,7 +948,7 @@ class Executor:
             & rows["submission_id"].notna()
             & remembered.notna()
             & now.notna()
-            & ~single.equal(remembered, now)  # compared as Teams stores points (a Single)
+            & ~single_equal(remembered, now)  # compared as Teams stores points (a Single)
         )
         assert self.memory is not None
         self.memory.remember(

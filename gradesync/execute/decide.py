@@ -25,9 +25,9 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from gradesync import single
 from gradesync.graph.odata import points_of, points_outcomes, published_points_of, teacher_work
 from gradesync.models import DELETED_BY_EXCUSE, Action, Operation, TeacherWork
+from gradesync.single import same as single_same
 
 POINTS_OUTCOME = "#microsoft.graph.educationPointsOutcome"
 POINTS_GRADE = "#microsoft.graph.educationAssignmentPointsGrade"
@@ -103,7 +103,7 @@ class Decision:
 def same_points(a: float | None, b: float | None) -> bool:
     """Whether Teams holds ``a`` and ``b`` as the same grade: points are a Single there, so 87.3
     written comes back as 87.30000305175781 and is the same grade (``gradesync.single``)."""
-    return single.same(a, b)
+    return single_same(a, b)
 
 
 def fmt(points: float | None) -> str:

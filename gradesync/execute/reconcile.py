@@ -33,12 +33,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from gradesync import single
 from gradesync.execute.decide import Current, fmt
 from gradesync.execute.reads import read_assignments
 from gradesync.graph import Gate, GraphClient
 from gradesync.models import WRITE_ACTIONS, Action, Plan
 from gradesync.outcome import Status, planned_statuses
+from gradesync.single import same as single_same
 from gradesync.state.journal import PENDING, SENDING, OpRecord
 
 _WRITTEN = (Status.UPDATED, Status.CREATED, Status.UNCHANGED)
@@ -46,7 +46,7 @@ _WRITTEN = (Status.UPDATED, Status.CREATED, Status.UNCHANGED)
 
 def _same(a: float, b: float) -> bool:
     """The same grade as Teams stores it (a Single: 87.3 reads back as 87.30000305175781)."""
-    return single.same(a, b)
+    return single_same(a, b)
 
 
 def _nan(v: Any) -> float:

@@ -38,7 +38,6 @@ import jinja2
 import numpy as np
 import pandas as pd
 
-from gradesync.report._version import __version__
 from gradesync.report.grid import PAGE_SIZE, class_grids
 from gradesync.report.summary import (
     ACTIONS,
@@ -51,6 +50,7 @@ from gradesync.report.summary import (
     format_number,
     text_column,
 )
+from gradesync.version import __version__
 
 __all__ = [
     "HTML_ROW_LIMIT",

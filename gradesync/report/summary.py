@@ -15,7 +15,7 @@ from gradesync.errors import GradesyncError
 from gradesync.groups import counts_per_group, group_rows
 from gradesync.models import Action, InputFile
 from gradesync.outcome import SHOWN_STATUSES, Tally, Verdict, judge
-from gradesync.report._version import __version__
+from gradesync.version import __version__
 
 __all__ = [
     "ACTIONS",

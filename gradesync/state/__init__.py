@@ -7,3 +7,5 @@ runs.py      run directories: run.json, the log, the plan copy, retention
 plankey.py   the secret that signs plan digests (made at first use, mode 600)
 storage.py   the one place a failing disk becomes a named StorageError (journal, memory)
 """
+
+__all__: list[str] = []  # a package of modules: import what you need from each

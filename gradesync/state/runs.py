@@ -43,12 +43,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from gradesync import __version__
 from gradesync.config import Settings
 from gradesync.errors import ExitCode, GradesyncError, StorageError, storage_error
 from gradesync.logs import SECRET_ENV, Redactor, setup_logging
 from gradesync.state.journal import JOURNAL_NAME
 from gradesync.state.lock import LOCK_NAME, RunLock
+from gradesync.version import __version__
 
 __all__ = [
     "DEFAULT_KEEP_RUNS",
