@@ -17,9 +17,10 @@ import json
 import logging
 import os
 import stat
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
+
+from gradesync.files import atomic_write
 
 __all__ = [
     "DIR_MODE",
@@ -157,15 +158,4 @@ def _make_private_dir(directory: Path) -> None:
 def write_private_file(path: Path, text: str) -> None:
     """Write ``text`` to ``path`` atomically with mode 0600 (the directory is created 0700 if missing)."""
     _make_private_dir(path.parent)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")  # mode 0600
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, FILE_MODE)  # noqa: PTH101 (explicit, whatever mkstemp's platform default)
-        Path(tmp).replace(path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)  # noqa: PTH108
-        raise
+    atomic_write(path, text, mode=FILE_MODE, sync=True)

@@ -52,7 +52,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import tempfile
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -61,6 +60,7 @@ import msgspec
 import numpy as np
 
 from gradesync.errors import InputError, UsageError
+from gradesync.files import atomic_write
 from gradesync.models import PLAN_COLUMNS, ROSTER_GAP_KEYS, InputFile, Plan
 from gradesync.plan.build import summarize
 from gradesync.plan.digest import KEY_ID_DIGITS, plan_digest
@@ -237,15 +237,7 @@ def write_plan(
     when the caller has it, and ``columns`` (``encoding.encode_columns`` of its rows) likewise."""
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            for piece in iter_plan_bytes(plan, key=key, digest=digest, key_id=key_id, columns=columns):
-                f.write(piece)
-        Path(tmp).replace(target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(target, iter_plan_bytes(plan, key=key, digest=digest, key_id=key_id, columns=columns))
 
 
 # ---------------------------------------------------------------------------------------------

@@ -17,7 +17,6 @@ Text columns are stored once per distinct value (``values``) with one small inte
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -26,6 +25,7 @@ import msgspec
 import numpy as np
 import pandas as pd
 
+from gradesync.files import atomic_write
 from gradesync.report.summary import text_value
 
 __all__ = ["ROWS_FORMAT", "ROWS_NAME", "ROW_TYPES", "RowsFileError", "read_rows", "write_rows"]
@@ -100,15 +100,7 @@ def write_rows(rows: pd.DataFrame, path: str | os.PathLike[str]) -> Path:
     data = msgspec.json.encode(
         {"format": ROWS_FORMAT, "version": ROWS_VERSION, "rows": len(rows), "columns": columns}
     )
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        Path(tmp).replace(target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return target
+    return atomic_write(target, data)
 
 
 def _values(column: dict[str, Any], n: int, name: str) -> np.ndarray:

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from gradesync.files import atomic_write
 from gradesync.report.htmlreport import render_html
 from gradesync.report.rowsfile import ROWS_NAME, write_rows
 from gradesync.report.summary import KINDS, RunSummary
@@ -20,18 +20,6 @@ __all__ = [
     "summary_json",
     "write_reports",
 ]
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    """Write via a temporary file in the same directory, so a reader never sees half a report."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        Path(tmp).replace(path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 _ENCODE_STR = json.encoder.encode_basestring  # json.dumps of a str with ensure_ascii=False, in C
@@ -113,12 +101,12 @@ def write_reports(
     paths[csv_name] = csv_path
 
     json_path = out / "summary.json"
-    _atomic_write(json_path, summary_json(summary, gaps).encode("utf-8"))
+    atomic_write(json_path, summary_json(summary, gaps).encode("utf-8"))
     paths["summary.json"] = json_path
 
     html_path = out / "report.html"
     page = render_html(rows, summary, roster_gaps=gaps, kind=kind)
-    _atomic_write(html_path, page.encode("utf-8"))
+    atomic_write(html_path, page.encode("utf-8"))
     paths["report.html"] = html_path
     if rows_file:  # for programs, not people: not among the reports a command prints
         write_rows(rows, out / ROWS_NAME)

@@ -27,15 +27,15 @@ Tables::
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 from gradesync.models import Operation
 from gradesync.outcome import Status
-from gradesync.state.storage import guarded, open_db
+from gradesync.state.storage import guarded, open_db, transaction
 
 __all__ = [
     "FINAL",
@@ -146,17 +146,8 @@ class Journal:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    @contextmanager
-    def _tx(self) -> Iterator[sqlite3.Connection]:
-        with guarded(self.path, "journal"):
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._db
-            except BaseException:
-                if self._db.in_transaction:
-                    self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
+    def _tx(self) -> AbstractContextManager[sqlite3.Connection]:
+        return transaction(self._db, self.path, "journal")
 
     def _read(self, sql: str, params: tuple[object, ...]) -> list[tuple[object, ...]]:
         with guarded(self.path, "journal"):

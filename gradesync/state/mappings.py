@@ -13,13 +13,13 @@ A name is letters, digits, ``-``, ``_`` and ``.`` (at most 64), so it is never a
 from __future__ import annotations
 
 import json
-import os
 import re
-import tempfile
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+from gradesync.files import atomic_write
 
 __all__ = [
     "MAPPINGS_DIR",
@@ -63,18 +63,6 @@ def saved_mapping_path(value: str, state_dir: str | Path | None) -> Path:
     return saved if saved.is_file() else given
 
 
-def _atomic(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        Path(tmp).chmod(0o640)
-        Path(tmp).replace(path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def save_mapping(state_dir: str | Path, name: str, toml: str, *, saved_by: str, source: str) -> SavedMapping:
     """Write (or replace) the mapping ``name``; raises ValueError for a name that is not allowed."""
     if not mapping_name_ok(name):
@@ -83,9 +71,9 @@ def save_mapping(state_dir: str | Path, name: str, toml: str, *, saved_by: str, 
     folder.mkdir(parents=True, exist_ok=True)
     saved_at = datetime.now(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
     path = folder / f"{name}.toml"
-    _atomic(path, toml)
+    atomic_write(path, toml, mode=0o640)
     meta = {"name": name, "saved_at": saved_at, "saved_by": saved_by, "source": source}
-    _atomic(folder / f"{name}.json", json.dumps(meta, indent=2) + "\n")
+    atomic_write(folder / f"{name}.json", json.dumps(meta, indent=2) + "\n", mode=0o640)
     return SavedMapping(name, path, saved_at, saved_by, source, toml)
 
 

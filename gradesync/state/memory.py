@@ -24,7 +24,7 @@ The planner never sees this module: I/O stays here.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -32,7 +32,7 @@ from pathlib import Path
 import pandas as pd
 
 from gradesync.models import MEMORY_COLUMNS, empty_frame
-from gradesync.state.storage import guarded, open_db
+from gradesync.state.storage import guarded, open_db, transaction
 
 __all__ = [
     "MEMORY_NAME",
@@ -114,14 +114,8 @@ class Memory:
         ]
         if not rows:
             return 0
-        with guarded(self.path, "memory"):
-            self._write(rows)
-        return len(rows)
-
-    def _write(self, rows: Sequence[tuple[str | float | None, ...]]) -> None:
-        self._db.execute("BEGIN IMMEDIATE")
-        try:
-            self._db.executemany(
+        with transaction(self._db, self.path, "memory") as db:
+            db.executemany(
                 "INSERT INTO written(submission_id, class_id, assignment_id, outcome_id, points, written_at, "
                 "graph_base_url) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(submission_id) DO UPDATE SET "
                 "class_id = excluded.class_id, assignment_id = excluded.assignment_id, "
@@ -129,11 +123,7 @@ class Memory:
                 "written_at = excluded.written_at, graph_base_url = excluded.graph_base_url",
                 rows,
             )
-        except BaseException:
-            if self._db.in_transaction:
-                self._db.execute("ROLLBACK")
-            raise
-        self._db.execute("COMMIT")
+        return len(rows)
 
     def remember_excused(self, submission_ids: Iterable[str], *, at: str | None = None) -> int:
         """Record that gradesync excused ``submission_ids`` (one transaction); returns how many."""
@@ -141,19 +131,12 @@ class Memory:
         rows = [(str(sid), when) for sid in submission_ids]
         if not rows:
             return 0
-        with guarded(self.path, "memory"):
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                self._db.executemany(
-                    "INSERT INTO excused(submission_id, excused_at) VALUES (?, ?) "
-                    "ON CONFLICT(submission_id) DO UPDATE SET excused_at = excluded.excused_at",
-                    rows,
-                )
-            except BaseException:
-                if self._db.in_transaction:
-                    self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
+        with transaction(self._db, self.path, "memory") as db:
+            db.executemany(
+                "INSERT INTO excused(submission_id, excused_at) VALUES (?, ?) "
+                "ON CONFLICT(submission_id) DO UPDATE SET excused_at = excluded.excused_at",
+                rows,
+            )
         return len(rows)
 
     def _select(self, sql: str, ids: list[str]) -> list[tuple[object, ...]]:

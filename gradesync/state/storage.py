@@ -12,7 +12,7 @@ from pathlib import Path
 
 from gradesync.errors import storage_error
 
-__all__ = ["guarded", "open_db"]
+__all__ = ["guarded", "open_db", "transaction"]
 
 
 @contextmanager
@@ -22,6 +22,21 @@ def guarded(path: Path, what: str) -> Iterator[None]:
         yield
     except (sqlite3.Error, OSError) as exc:
         raise storage_error(exc, what, path) from exc
+
+
+@contextmanager
+def transaction(db: sqlite3.Connection, path: Path, what: str) -> Iterator[sqlite3.Connection]:
+    """One write transaction (``BEGIN IMMEDIATE``: the writer's lock taken at once), committed when
+    the block ends, rolled back on any failure; a failing disk leaves it as a named StorageError."""
+    with guarded(path, what):
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            yield db
+        except BaseException:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
 
 
 def open_db(path: Path, what: str, schema: str) -> sqlite3.Connection:
