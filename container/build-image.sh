@@ -9,7 +9,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
-VERSION=$(sed -n 's/^__version__ = "\(.*\)"/\1/p' gradesync/__init__.py)
+VERSION=$(sed -n 's/^__version__ = "\(.*\)"/\1/p' gradesync/version.py)
+if [ -z "$VERSION" ]; then
+  echo "make image: no __version__ in gradesync/version.py" >&2
+  exit 1
+fi
 IMAGE=${IMAGE:-localhost/gradesync:$VERSION}
 BASE=localhost/gradesync-base:bookworm-python3.11
 STORE=(--root "$PWD/.image/storage" --runroot "$PWD/.image/run" --storage-driver vfs)
