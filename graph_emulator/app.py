@@ -44,7 +44,8 @@ def _submissions_shown(body: Any) -> set[str]:
     """The ids of the submissions a read's answer shows (a listing page, or one submission)."""
     if not isinstance(body, dict):
         return set()
-    items = body.get("value") if isinstance(body.get("value"), list) else [body]
+    value = body.get("value")
+    items = value if isinstance(value, list) else [body]
     return {str(i["id"]) for i in items if isinstance(i, dict) and "id" in i}
 
 
