@@ -898,7 +898,12 @@ class GraphClient:
     # ------------------------------------------------------------------ many collections
 
     def get_all_many(
-        self, urls: Iterable[str], *, page: PageDecoder | None = None, gate: Gate | None = None
+        self,
+        urls: Iterable[str],
+        *,
+        page: PageDecoder | None = None,
+        gate: Gate | None = None,
+        on_page: Callable[[str, list[Any]], None] | None = None,
     ) -> PagedResults:
         """Read many collections completely through ``$batch`` — the quota-frugal read primitive.
 
@@ -922,6 +927,10 @@ class GraphClient:
         ``page`` (e.g. :func:`gradesync.graph.decode.submissions_page`) decodes the pages typed: a
         page it fits contributes its typed items, a page it does not fit is decoded generically and
         contributes dicts, exactly as without it (so one listing may hold both).
+
+        ``on_page(url, items)`` hears of each page as it comes (in the calling thread): what a page
+        shows is a read of those items even if a later page of the listing fails — a caller may act
+        on it early (the executor writes on it), never conclude from it what the listing lacks.
         """
         unique = list(dict.fromkeys(urls))
         result = PagedResults()
@@ -970,6 +979,8 @@ class GraphClient:
                         continue
                     value, next_link = _page_items(answer.body, f"GET {current[key]}")
                     pages[key] += 1
+                    if on_page is not None:
+                        on_page(key, value)
                     try:
                         items[key].extend(value)
                         if next_link:
