@@ -45,7 +45,7 @@ def _submissions_shown(body: Any) -> set[str]:
     if not isinstance(body, dict):
         return set()
     value = body.get("value")
-    items = value if isinstance(value, list) else [body]
+    items: list[Any] = value if isinstance(value, list) else [body]
     return {str(i["id"]) for i in items if isinstance(i, dict) and "id" in i}
 
 
