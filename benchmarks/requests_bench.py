@@ -25,8 +25,12 @@ request or one ``$batch`` sub-request; the envelopes are not counted):
   the requests any correct client must send.
 * **extra** = requests − (bound + retries), with where it went: single-submission reads (the re-reads
   that settle a create or a write whose fate is unknown — a create is never re-sent blindly),
-  submission-listing pages beyond the bound (re-reads of whole assignments), 429s the emulator's
-  own throttle sent because a request arrived inside a ``Retry-After`` (``early``).
+  submission-listing pages beyond the bound (re-reads of whole assignments), requests that arrived
+  inside a ``Retry-After`` (``early``: counted by the emulator, answered as usual here).
+* **gap** — beside the requests, in the same runs: the longest read → write gap of any written
+  cell (from the start of the read its write rested on — the sync's own listing, or a re-read — to
+  the end of the write's answer, on gradesync's clock), against the read-to-write window (5 s).
+  Reading again less must never stretch it.
 
 Correctness is checked on every run: every submission holds the desired grade (or its old one where
 no valid row asks for a change), no submission has two points outcomes, every input row is in the
@@ -43,6 +47,8 @@ import math
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -112,6 +118,7 @@ class Run:
     wall: float
     problems: list[str] = field(default_factory=list)
     by_kind: dict[str, int] = field(default_factory=dict)
+    gaps: list[float] = field(default_factory=list)  # read → write gap of every written cell, seconds
 
     @property
     def bound(self) -> int:
@@ -137,7 +144,7 @@ def sync_once(emu: Any, *, page: int, rate: float, seed: int | None, label: str)
     emu.http.post("/_emulator/config", json={"faults": faults}).raise_for_status()
     before = emu.state()
     inputs = [SAMPLES / n for n in INPUTS]
-    with tempfile.TemporaryDirectory() as scratch:
+    with tempfile.TemporaryDirectory() as scratch, _gaps() as gaps:
         apply = {"state_dir": scratch, "max_changes": "100%", "max_decreases": "100%"}
         settings = Settings.model_validate({"graph": {"base_url": emu.base_url}, "apply": apply})
         with make_client(settings, token=TOKEN) as client:
@@ -171,8 +178,31 @@ def sync_once(emu: Any, *, page: int, rate: float, seed: int | None, label: str)
         wall=wall,
         problems=problems,
         by_kind=dict(stats["faults"]),
+        gaps=gaps,
     )
     return run, rows
+
+
+@contextmanager
+def _gaps() -> Iterator[list[float]]:
+    """The read → write gaps the executor measured during a ``Pipeline.sync`` (its apply is inside
+    the pipeline: the executor's ``run`` is wrapped for the duration, to hear them)."""
+    from gradesync.execute import apply as apply_module
+
+    found: list[float] = []
+    run = apply_module.Executor.run
+
+    def measured(self: Any, plan: Any) -> Any:
+        try:
+            return run(self, plan)
+        finally:
+            found.extend(self.gaps.values())
+
+    apply_module.Executor.run = measured  # type: ignore[method-assign]
+    try:
+        yield found
+    finally:
+        apply_module.Executor.run = run  # type: ignore[method-assign]
 
 
 def _row_problems(result: Any) -> list[str]:
@@ -216,6 +246,7 @@ def total(runs: list[Run]) -> Run:
         out.listing_bound += r.listing_bound
         out.wall += r.wall
         out.problems += r.problems
+        out.gaps += r.gaps
     return out
 
 
@@ -235,11 +266,12 @@ def _table(results: dict[str, Any]) -> Any:
         runs.append(total(results["faulty"]))
     table = Table(
         title=f"Graph requests of one default sync of the samples, pages of {results['page']}, "
-        f"{results['rate']:.0%} faults (bound = pages + changes; retries = faults injected)"
+        f"{results['rate']:.0%} faults (bound = pages + changes; retries = faults injected; "
+        "gap: longest read → write, window 5 s)"
     )
     cols = ("run", "requests", "pages", "changes", "faults (retries)", "req / bound")
     cols += ("req / (bound + retries)",)
-    cols += ("extra", "settling reads", "listing pages − bound", "early", "wall s", "correct")
+    cols += ("extra", "settling reads", "listing pages − bound", "early", "gap max s", "wall s", "correct")
     for col in cols:
         table.add_column(col, justify="left" if col == "run" else "right")
     for r in runs:
@@ -255,6 +287,7 @@ def _table(results: dict[str, Any]) -> Any:
             f"{r.single_reads:,}",
             f"{r.listing_pages - r.listing_bound:,}",
             f"{r.early:,}",
+            f"{max(r.gaps, default=0.0):.2f}",
             f"{r.wall:.1f}",
             "yes" if not r.problems else f"NO: {r.problems[0]}",
         )

@@ -19,8 +19,8 @@ dicts are dropped before the next is read). The submissions' ``class_id``, ``ass
 ``user_id``, ``recipient_type`` and ``status`` are handed to the plan *coded* (pandas categoricals:
 the same values, each distinct id stored once), so planning a million rows does not hash a million
 id strings again. Each assignment whose submissions were read gets ``read_at`` (where the
-executor's read-to-write window starts): the moment its listing finished, ISO 8601 UTC with
-milliseconds.
+executor's read-to-write window starts): the moment before its listing's first request, ISO 8601
+UTC with milliseconds.
 """
 
 from __future__ import annotations
@@ -339,18 +339,21 @@ def _read_submissions(
     client: GraphClient, touched: list[tuple[str, str]], now: Clock, note: Progress
 ) -> tuple[SubmissionColumns, dict[tuple[str, str], str]]:
     """The touched assignments' submissions as columns, a slice of listings at a time, and each
-    listing's read time."""
+    listing's read time (when its slice's read began)."""
     columns = SubmissionColumns()
     read_at: dict[tuple[str, str], str] = {}
     note("submissions", 0, len(touched))
     for start in range(0, len(touched), SUBMISSION_LISTINGS_PER_READ):
         part = touched[start : start + SUBMISSION_LISTINGS_PER_READ]
         sub_urls = {pair: submissions_url(*pair) for pair in part}
+        # a listing's pages are read one after another, retries included: what its first page
+        # shows may be seconds older than its last, so the read counts from before its first
+        # request (a later time would let a write land more than the window after a page's read)
+        began = utc_ms(now())
         sub_pages = _read_all(client, list(sub_urls.values()), page=submissions_page)
-        finished = utc_ms(now())  # every listing of this slice is complete now
         for (cid, aid), url in sub_urls.items():
             columns.add(cid, aid, sub_pages.get(url) or [])
-            read_at[(cid, aid)] = finished
+            read_at[(cid, aid)] = began
         del sub_pages
         note("submissions", start + len(part), len(touched))
     return columns, read_at

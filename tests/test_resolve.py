@@ -194,6 +194,28 @@ def test_submission_listings_become_columns_a_slice_at_a_time(emulator, token, m
         assert isinstance(sliced.submissions[column].dtype, pd.CategoricalDtype), column
 
 
+def test_a_listings_read_time_is_taken_before_its_first_request(emulator, token):
+    """A listing's pages are read one after another: its first page may show a submission seconds
+    before the last page is served (retries, pacing), and a teacher's edit in between is not in the
+    plan. So the read time the window counts from is taken before the first submissions request,
+    never when the listing is complete."""
+    settings = _settings(emulator)
+    desired = read_inputs(SAMPLES[:1], settings).frame
+    seen: list[int] = []  # submission-listing pages served when the read time was taken
+
+    def clock() -> datetime:
+        routes = emulator.stats()["by_route"]
+        seen.append(sum(n for route, n in routes.items() if route.endswith("/submissions")))
+        return datetime(2024, 6, 1, 12, 0, 0, tzinfo=UTC)
+
+    emulator.reset_stats()
+    with _client(emulator, token) as client:
+        snapshot = resolve(desired, settings, client, clock=clock)
+    listed = sum(n for route, n in emulator.stats()["by_route"].items() if route.endswith("/submissions"))
+    assert listed > 0 and seen == [0]  # one slice: stamped before any of its pages was asked for
+    assert set(snapshot.assignments["read_at"]) - {""} == {"2024-06-01T12:00:00.000Z"}
+
+
 def test_graph_json_is_read_tolerantly():
     """Types compared case-insensitively, unknown outcome kinds skipped, a bare-number points shape read."""
     from gradesync.resolve import SubmissionColumns, _assignment_record

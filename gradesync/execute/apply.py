@@ -48,6 +48,7 @@ import hashlib
 import itertools
 import json
 import math
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
@@ -288,11 +289,38 @@ class ReadStamp:
 
 @dataclass(slots=True)
 class ReadAhead:
-    """A read of upcoming envelopes' assignments, made while the current ones are written."""
+    """A read of upcoming envelopes' assignments, made while the current ones are written. Its
+    pages are told as they come (``shown``): an envelope whose submissions have all been shown
+    need not wait for the rest of the listings (their later pages, the other assignments)."""
 
     pairs: set[Pair]
     stamp: ReadStamp  # on the run's monotonic clock
-    future: Future[AssignmentRead]
+    future: Future[AssignmentRead] | None = None
+    shown: dict[str, Current] = field(default_factory=dict)  # submission id → what a page showed
+    changed: threading.Condition = field(default_factory=threading.Condition)
+
+    def page(self, current: dict[str, Current]) -> None:
+        """A page came (in the reader's thread)."""
+        with self.changed:
+            self.shown.update(current)
+            self.changed.notify_all()
+
+    def finished(self, _: object = None) -> None:
+        with self.changed:
+            self.changed.notify_all()
+
+    def done(self) -> bool:
+        return self.future is not None and self.future.done()
+
+    def wait_for(self, submission_ids: set[str]) -> dict[str, Current] | None:
+        """What the pages showed of ``submission_ids``, once every one has been shown; None when the
+        read ended first (a submission no page shows may be gone: only the whole listing says)."""
+        with self.changed:
+            while not submission_ids <= self.shown.keys():
+                if self.done():
+                    return None
+                self.changed.wait()
+            return {sid: self.shown[sid] for sid in submission_ids}
 
 
 class Executor:
@@ -438,11 +466,19 @@ class Executor:
                 and len(ready) + len(prepared) + self._lanes.in_flight <= self._width() + PREPARED_AHEAD - 1
             ):
                 env = queue.popleft()
+                self._shown_first(env, queue)
                 if not self._prepare(env, unknown):
                     queue.appendleft(env)
                     break
                 if env.to_send:
                     prepared.append(env)
+                if prepared and self._lanes.in_flight + len(ready) < self._width():
+                    # a lane is idle (the first envelopes): it goes now, not after the next ones'
+                    # reads; once the lanes are busy, a round's envelopes are journalled together
+                    self._journal_sending(prepared)
+                    ready.extend(prepared)
+                    prepared = []
+                    self._launch(ready)
                 self._read_ahead(queue, self._lanes.in_flight + len(ready) + len(prepared))
             if prepared:
                 self._journal_sending(prepared)
@@ -477,6 +513,40 @@ class Executor:
 
     def _envelope(self, keys: list[int], held: int = 0) -> Envelope:
         return Envelope(keys, frozenset(_pair(self.ops[k]) for k in keys), held)
+
+    def _shown_first(self, env: Envelope, queue: deque[Envelope]) -> None:
+        """While the read ahead is still reading, swap the operations of ``env`` whose submissions
+        no page has shown yet for ones of later envelopes whose submissions a page has shown (of
+        the assignments it reads: all read at the same moment, so the order among them changes no
+        read's age). The envelope then leaves on the first pages, not after the listings' last.
+        Only in one stream (an envelope never leaves its wave) and never for a held-back envelope."""
+        ahead = self._ahead
+        if ahead is None or ahead.done() or self.options.wave_size is not None or env.held:
+            return
+        with ahead.changed:
+            shown = set(ahead.shown)
+
+        def waiting(k: int) -> bool:
+            op = self.ops[k]
+            return _pair(op) in ahead.pairs and op.submission_id not in shown and self._stale(op)
+
+        missing = [i for i, k in enumerate(env.keys) if waiting(k)]
+        if not missing:
+            return
+        for later in queue:
+            if later.held:
+                continue
+            for j, k in enumerate(later.keys):
+                op = self.ops[k]
+                if _pair(op) in ahead.pairs and op.submission_id in shown and k not in self.must_read:
+                    i = missing.pop()
+                    env.keys[i], later.keys[j] = k, env.keys[i]
+                    if not missing:
+                        break
+            later.pairs = frozenset(_pair(self.ops[k]) for k in later.keys)
+            if not missing:
+                break
+        env.pairs = frozenset(_pair(self.ops[k]) for k in env.keys)
 
     def _deadline_passed(self) -> bool:
         return not self.options.dry_run and not self.deadline.allows(self.envelope_times.expected)
@@ -564,8 +634,9 @@ class Executor:
         run stopped)."""
         stale = [op for op in ops if self._stale(op)]
         ahead = self._ahead
-        if stale and ahead is not None and (ahead.pairs & {_pair(o) for o in stale} or ahead.future.done()):
-            self._take_read_ahead()
+        if stale and ahead is not None and (ahead.pairs & {_pair(o) for o in stale} or ahead.done()):
+            if ahead.done() or not self._from_pages(ahead, [o for o in stale if _pair(o) in ahead.pairs]):
+                self._take_read_ahead()
             stale = [op for op in stale if self._stale(op)]
         if not stale:
             return {}
@@ -600,6 +671,22 @@ class Executor:
         read = read_assignments(self.client, pairs, gate=self._read_gate(stamp))
         self._merge(read, stamp.at)
         return {op.row_key: read.errors[_pair(op)] for op in ops if _pair(op) in read.errors}
+
+    def _from_pages(self, ahead: ReadAhead, ops: list[Operation]) -> bool:
+        """Read ``ops``' submissions from the pages the read ahead has shown so far (waiting until
+        each one was): every page is a read of what it shows, from when the read began — the
+        envelope need not wait for the listings' later pages. False: the read ended first (then
+        the whole read is taken, which also says which submissions are gone)."""
+        found = ahead.wait_for({op.submission_id for op in ops})
+        if found is None:
+            return False
+        started = ahead.stamp.at
+        self._saw(found, started)
+        self.read_subs.update(found)
+        self.times.mark_submissions(found, at=started)
+        for op in ops:
+            self._read_after_mark(op.row_key, started)
+        return True
 
     def _listing_cost(self, pair: Pair) -> int:
         """The pages reading ``pair``'s listing costs: as its last listing in this run took, else
@@ -656,7 +743,7 @@ class Executor:
         if window <= 0 or self.options.dry_run or self._learning():
             return
         if self._ahead is not None:  # one at a time; a finished one is taken, and the next begins
-            if not self._ahead.future.done():
+            if not self._ahead.done():
                 return
             self._take_read_ahead()
         step = self._seconds_per_envelope()
@@ -672,16 +759,18 @@ class Executor:
             return
         if self._reader is None:
             self._reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gradesync-read")
-        stamp = ReadStamp(self.options.clock())
-        future = self._reader.submit(
-            read_assignments_in_turn, self.client, pairs, gate=self._read_gate(stamp)
+        ahead = ReadAhead(pairs, ReadStamp(self.options.clock()))
+        gate = self._read_gate(ahead.stamp)
+        ahead.future = self._reader.submit(
+            read_assignments_in_turn, self.client, pairs, gate=gate, on_page=ahead.page
         )
-        self._ahead = ReadAhead(pairs, stamp, future)
+        ahead.future.add_done_callback(ahead.finished)
+        self._ahead = ahead
 
     def _take_read_ahead(self) -> None:
         """Merge the read ahead (waiting for it); an AuthError/NetworkError stops the run."""
         ahead, self._ahead = self._ahead, None
-        if ahead is None:
+        if ahead is None or ahead.future is None:
             return
         try:
             self._merge(ahead.future.result(), ahead.stamp.at)
@@ -815,9 +904,9 @@ class Executor:
         """Wait for the envelopes on their way (after an error in this thread — a full disk, Ctrl-C —
         none more leaves; what is on its way stays ``sending`` in the journal) and the read ahead."""
         self._lanes.close()
-        if self._ahead is not None:
+        if self._ahead is not None and self._ahead.future is not None:
             wait([self._ahead.future])
-            self._ahead = None
+        self._ahead = None
         if self._reader is not None:
             self._reader.shutdown(wait=True)
             self._reader = None

@@ -11,8 +11,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 from gradesync.errors import AuthError, GraphError
 from gradesync.execute.decide import Current
@@ -28,17 +29,32 @@ class AssignmentRead:
     pages: dict[tuple[str, str], int] = field(default_factory=dict)  # pages each listing took
 
 
+# told the submissions of each page of a listing as it comes (submission id → what Graph holds)
+OnSubmissions = Callable[[dict[str, Current]], None]
+
+
 def read_assignments(
-    client: GraphClient, pairs: Iterable[tuple[str, str]], *, gate: Gate | None = None
+    client: GraphClient,
+    pairs: Iterable[tuple[str, str]],
+    *,
+    gate: Gate | None = None,
+    on_page: OnSubmissions | None = None,
 ) -> AssignmentRead:
     """One paged ``$expand=outcomes`` listing per assignment, all batched (never a GET per submission).
+    ``on_page`` hears of each page's submissions as they come (the executor writes on them before
+    the listing is complete).
 
     Raises AuthError (nothing else can succeed then); any other failure is in ``errors``."""
     urls = {pair: submissions_url(*pair) for pair in sorted(set(pairs))}
     out = AssignmentRead({}, {}, {})
     if not urls:
         return out
-    pages = client.get_all_many(list(urls.values()), gate=gate)
+
+    def page_read(_: str, items: list[Any]) -> None:
+        if on_page is not None:
+            on_page({str(sub.get("id")): Current.from_submission(sub) for sub in items})
+
+    pages = client.get_all_many(list(urls.values()), gate=gate, on_page=page_read if on_page else None)
     for pair, url in urls.items():
         if url in pages.errors:
             out.errors[pair] = pages.errors[url]
@@ -55,14 +71,18 @@ def read_assignments(
 
 
 def read_assignments_in_turn(
-    client: GraphClient, pairs: Iterable[tuple[str, str]], *, gate: Gate | None = None
+    client: GraphClient,
+    pairs: Iterable[tuple[str, str]],
+    *,
+    gate: Gate | None = None,
+    on_page: OnSubmissions | None = None,
 ) -> AssignmentRead:
     """:func:`read_assignments`, at most ``MAX_BATCH`` assignments at a time: never more than one
     envelope in flight (the executor's read ahead, made while its write lanes are busy)."""
     ordered = sorted(set(pairs))
     out = AssignmentRead({}, {}, {})
     for i in range(0, len(ordered), MAX_BATCH):
-        part = read_assignments(client, ordered[i : i + MAX_BATCH], gate=gate)
+        part = read_assignments(client, ordered[i : i + MAX_BATCH], gate=gate, on_page=on_page)
         out.current.update(part.current)
         out.roster.update(part.roster)
         out.errors.update(part.errors)

@@ -787,10 +787,10 @@ class GraphClient:
         except HeldBack as exc:  # never left: nothing to count, nothing applied
             return [(req, SubResponse(req.id, 0, None, {}, exc, False, attempt), None) for req in chunk]
         except GraphError as exc:
-            self._count_envelope(chunk, attempt)
+            self._count_envelope(chunk, attempt, ctx.attempts)
             self._note_error(exc, kind)
             return self._envelope_failed(chunk, exc, attempt)
-        self._count_envelope(chunk, attempt)
+        self._count_envelope(chunk, attempt, ctx.attempts)
         if raw.status >= 300:
             return self._envelope_refused(chunk, raw, attempt, ctx.renewed, kind)
         responses = _responses(raw.content)
@@ -803,7 +803,7 @@ class GraphClient:
             if isinstance(item, dict) and item.get("id") is not None:
                 by_id[str(item["id"])].append(item)
         out: list[_Outcome] = []
-        sub_ctx = SubContext(raw.token, ctx.renewed, ctx.check, ctx.page, ctx.gate)  # this envelope's token
+        sub_ctx = ctx._replace(token=raw.token)  # this envelope's token
         for req in chunk:
             items = by_id.get(req.id, [])
             if len(items) == 1 and isinstance(items[0].get("status"), int):
@@ -815,10 +815,13 @@ class GraphClient:
             out.append(self._transient_sub(req, err, attempt))
         return out
 
-    def _count_envelope(self, chunk: list[SubRequest], attempt: int) -> None:
+    def _count_envelope(
+        self, chunk: list[SubRequest], attempt: int, attempts: Mapping[str, int] | None = None
+    ) -> None:
         self.stats.add(batches=1)
         for req in chunk:
-            self.stats.count_request(req.method, retry=attempt > 1, sub=True)
+            n = attempts.get(req.id, attempt) if attempts is not None else attempt
+            self.stats.count_request(req.method, retry=n > 1, sub=True)
 
     def _on_retry(self, attempt: int, wait: float, errors: list[AnyGraphError]) -> None:
         """The engine's before-sleep hook: one log line per retry round (codes, never bodies)."""
@@ -895,16 +898,23 @@ class GraphClient:
     # ------------------------------------------------------------------ many collections
 
     def get_all_many(
-        self, urls: Iterable[str], *, page: PageDecoder | None = None, gate: Gate | None = None
+        self,
+        urls: Iterable[str],
+        *,
+        page: PageDecoder | None = None,
+        gate: Gate | None = None,
+        on_page: Callable[[str, list[Any]], None] | None = None,
     ) -> PagedResults:
         """Read many collections completely through ``$batch`` — the quota-frugal read primitive.
 
         Round 1 sends every first page (≤ 20 per envelope, ``max_in_flight`` envelopes at once);
-        each next round sends the ``@odata.nextLink`` of every collection not yet complete (made
-        relative to the version root), until none is left. Each page costs exactly one
+        each next round sends the ``@odata.nextLink`` of every collection whose last page came back
+        (made relative to the version root), until none is left. Each page costs exactly one
         sub-request (plus retries of transient failures — a broken page inside a 200 sub-response
-        is one: the same retry engine reads it again), so for collections of p₁…pₙ pages the cost
-        is Σpᵢ sub-requests in Σ_rounds ⌈open_r / 20⌉ envelopes.
+        is one), so for collections of p₁…pₙ pages the cost is Σpᵢ sub-requests in
+        Σ_rounds ⌈open_r / 20⌉ envelopes. A page that failed is retried after its own backoff
+        (:meth:`RetryEngine.run_each`) while the other collections go on to their next pages: one
+        page failing three times in a row delays its own collection, not every other one.
 
         Errors are **returned, not raised**: a url whose listing failed (404 class gone, 400,
         retries exhausted, a foreign or looping nextLink, a malformed page) is absent from the
@@ -917,6 +927,10 @@ class GraphClient:
         ``page`` (e.g. :func:`gradesync.graph.decode.submissions_page`) decodes the pages typed: a
         page it fits contributes its typed items, a page it does not fit is decoded generically and
         contributes dicts, exactly as without it (so one listing may hold both).
+
+        ``on_page(url, items)`` hears of each page as it comes (in the calling thread): what a page
+        shows is a read of those items even if a later page of the listing fails — a caller may act
+        on it early (the executor writes on it), never conclude from it what the listing lacks.
         """
         unique = list(dict.fromkeys(urls))
         result = PagedResults()
@@ -930,28 +944,57 @@ class GraphClient:
                 seen[url] = {str(self._absolute(url))}
             except GraphError as exc:
                 result.errors[url] = exc
-        while current:
-            keys = list(current)
-            subs = [SubRequest(str(i), "GET", current[k]) for i, k in enumerate(keys)]
-            answers = self._run_batch(subs, check=_page_check, page=page, gate=gate)
-            upcoming: dict[str, str] = {}
-            for i, key in enumerate(keys):
-                answer = answers[str(i)]
-                if answer.error is not None:
-                    if isinstance(answer.error, AuthError):
-                        raise answer.error
-                    result.errors[key] = answer.error
-                    continue
-                value, next_link = _page_items(answer.body, f"GET {current[key]}")
-                pages[key] += 1
-                try:
-                    items[key].extend(value)
-                    if next_link:
-                        self._check_next_link(next_link, seen[key], pages[key], key)
-                        upcoming[key] = self._relative(next_link)
-                except GraphError as exc:
-                    result.errors[key] = exc
-            current = upcoming
+        renewed_pages: set[tuple[str, int]] = set()  # pages whose 401 renewed the token: a second is final
+
+        def send_round(
+            keys: list[str], attempts: Mapping[str, int]
+        ) -> tuple[dict[str, AnyGraphError], set[str]]:
+            """Each due collection's current page; the failures, and the collections with a next page."""
+            ids = {str(i): k for i, k in enumerate(keys)}
+            sent_page = {i: (k, pages[k]) for i, k in ids.items()}
+            subs = [SubRequest(i, "GET", current[k]) for i, k in ids.items()]
+            chunks = [subs[i : i + MAX_BATCH] for i in range(0, len(subs), MAX_BATCH)]
+            tries = {i: attempts[k] for i, k in ids.items()}
+            renewed = {i for i, p in sent_page.items() if p in renewed_pages}
+            ctx = SubContext("", renewed, _page_check, page, gate, tries)
+            try:
+                return _judge(ids, chunks, ctx)
+            finally:
+                renewed_pages.update(sent_page[i] for i in renewed)
+
+        def _judge(
+            ids: dict[str, str], chunks: list[list[SubRequest]], ctx: SubContext
+        ) -> tuple[dict[str, AnyGraphError], set[str]]:
+            failures: dict[str, AnyGraphError] = {}
+            more: set[str] = set()
+            for outcome in self._run_envelopes(chunks, 1, ctx):
+                for req, answer, err in outcome:
+                    key = ids[req.id]
+                    if answer is None or answer.error is not None:
+                        error = err if answer is None else answer.error
+                        if isinstance(error, AuthError):
+                            raise error
+                        if error is not None:
+                            failures[key] = error
+                        continue
+                    value, next_link = _page_items(answer.body, f"GET {current[key]}")
+                    pages[key] += 1
+                    if on_page is not None:
+                        on_page(key, value)
+                    try:
+                        items[key].extend(value)
+                        if next_link:
+                            self._check_next_link(next_link, seen[key], pages[key], key)
+                            current[key] = self._relative(next_link)
+                            more.add(key)
+                    except GraphError as exc:  # a link elsewhere or a loop: final, never re-read
+                        result.errors[key] = exc
+            return failures, more
+
+        time_left = gate.time_left if gate is not None else None
+        result.errors.update(
+            self._engine.run_each(list(current), send_round, time_left=time_left, on_retry=self._on_retry)
+        )
         for url in unique:
             if url not in result.errors:
                 result[url] = items[url]
@@ -961,13 +1004,15 @@ class GraphClient:
 
 class SubContext(NamedTuple):
     """What a sub-response is judged with: the envelope's token, the ids renewed once, the body check,
-    the typed page decoder."""
+    the typed page decoder, the caller's gate, and each request's attempt number when the requests
+    of one envelope are at different attempts (the pages of many listings)."""
 
     token: str
     renewed: set[str]
     check: BodyCheck | None
     page: PageDecoder | None = None
     gate: Gate | None = None
+    attempts: Mapping[str, int] | None = None
 
 
 def _responses(content: bytes) -> list[Any] | None:

@@ -21,15 +21,20 @@ assignment service and one for the education rostering APIs, each request counte
   opens a new throttling episode lowers the short bucket's refill rate to ``decrease`` × the rate
   Graph actually admitted over the last window (never below ``floor`` × the ceiling): a tenant whose
   real limit is lower settles just under it. While nothing is throttled the rate creeps back up by
-  ``increase`` × the ceiling per second, never above the ceiling. Stray 429s (fewer than ``noise``
-  × ``per_10s``, or fewer than ``noise_share`` of the requests sent, in the last window: a flaky
-  Graph rather than a lower limit, which answers 429 to most of what is sent above it) only pause. The burst
-  capacity and the hourly
-  bucket stay at the documented values (a long Retry-After, e.g. an hourly quota used by another
-  app, is handled by the pause below, not by the pace).
+  ``increase`` × the ceiling per second, never above the ceiling. The burst capacity and the
+  hourly bucket stay at the documented values (a long Retry-After, e.g. an hourly quota used by
+  another app, is handled by the pause below, not by the pace).
+* **Stray 429s only pause.** A limit below the published one answers 429 to most of what is sent
+  above it; a flaky Graph answers 429 to a few requests here and there, whatever the pace. So 429s
+  count as throttling only when, within the last window, there are at least ``noise`` × ``per_10s``
+  of them and at least ``noise_share`` of the requests sent then. Fewer are stray: their
+  Retry-After is honoured, nothing else changes (a stray 429 neither empties the bucket nor lowers
+  the pace: one request in twenty answered 429 would otherwise hold every envelope back for a
+  bucket's refill, and a handful early in a run, when little was sent, would cut the pace to a
+  fraction of Graph's).
 * **Retry-After pauses the whole scope.** Any Retry-After (whole response or one sub-response)
   moves ``pause_until``; no reservation starts before it, including envelopes about to be sent. A
-  429 also empties the short bucket: Graph said it had no token left.
+  429 that counts as throttling also empties the short bucket: Graph said it had no token left.
 """
 
 from __future__ import annotations
@@ -60,7 +65,7 @@ class RateLimit:
     decrease: float = 0.85  # new rate = decrease x the rate Graph admitted over the last window
     increase: float = 0.005  # fraction of the ceiling regained per second without a 429
     floor: float = 0.02  # the pace never falls below this fraction of the ceiling
-    noise: float = 0.02  # fewer 429s than this x per_10s within a window do not lower the pace
+    noise: float = 0.05  # fewer 429s than this x per_10s within a window are stray
     # the education rostering APIs' own limit (classes, users, members), per short_window
     rostering_per_10s: int = 35_000
     noise_share: float = 0.1  # nor fewer than this share of the requests sent within the window
@@ -76,6 +81,8 @@ class RateLimit:
             raise ValueError("rate limits and windows must be positive")
         if not (0 < self.decrease < 1 and self.increase >= 0 and 0 < self.floor <= 1 and self.noise >= 0):
             raise ValueError("decrease must be in (0, 1), increase >= 0 and floor in (0, 1]")
+        if not 0 <= self.noise_share <= 1:
+            raise ValueError("noise_share must be in [0, 1]")
 
     @classmethod
     def graph(cls) -> RateLimit:
@@ -179,20 +186,20 @@ class Pacer:
     def throttled(self, now: float, count: int = 1, retry_after: float | None = None) -> bool:
         """``count`` requests were answered 429 at ``now``; returns True when the pace was lowered.
 
-        A 429 inside the current episode (before its pause has passed: envelopes already in flight)
-        only empties the buckets; the first 429 after it opens a new episode and lowers the pace.
+        Stray 429s (see the module docstring) only pause. Otherwise the short bucket is emptied; a
+        429 inside the current episode (before its pause has passed: envelopes already in flight)
+        does nothing more, the first 429 after it opens a new episode and lowers the pace.
         """
         self._throttled.append((now, count))
         if retry_after is not None:
             self.pause(now, retry_after)
+        if self.limit.adaptive and self.stray(now):
+            return False  # Graph's own hiccups: paused for their Retry-After, nothing else
         self.short.take(now, 0.0)  # Graph said it had no token left (the hourly bucket is left alone:
         self.short.level = min(self.short.level, 0.0)  # a long Retry-After pauses for that case)
         if not self.limit.adaptive or now < self.episode_until:
             return False
         lim = self.limit
-        sent = sum(n for t, n in self._sent if now - lim.short_window <= t <= now)
-        if self.throttled_in_window(now) < max(lim.noise * lim.per_10s, lim.noise_share * sent):
-            return False  # stray 429s (Graph's own hiccups): paused, but not worth a lower pace
         self.episodes += 1
         self.episode_until = max(self.pause_until, now)
         admitted = self.admitted_rate(now)
@@ -202,6 +209,13 @@ class Pacer:
 
     def throttled_in_window(self, now: float) -> int:
         return sum(n for t, n in self._throttled if t >= now - self.limit.short_window)
+
+    def stray(self, now: float) -> bool:
+        """Whether the 429s of the last window are too few to be a limit: fewer than ``noise`` x
+        ``per_10s``, or than ``noise_share`` of what was sent meanwhile."""
+        lim = self.limit
+        sent = sum(n for t, n in self._sent if now - lim.short_window <= t <= now)
+        return self.throttled_in_window(now) < max(lim.noise * lim.per_10s, lim.noise_share * sent)
 
     def admitted_rate(self, now: float) -> float:
         """Requests per second Graph let through lately (sent minus 429s), over up to

@@ -37,7 +37,7 @@ is NaN in a number column and ``None`` in a text column, so a plan round-trips e
 are not listed apart: ``Plan.operations`` derives them from the rows. The writer only knows the
 whitelisted keys above: a token cannot end up in a plan file because nothing here ever receives one.
 
-``read_at`` says when resolve finished reading each assignment's submissions (the executor re-reads
+``read_at`` says when resolve began reading each assignment's submissions (the executor re-reads
 an assignment whose read is older than its read-to-write window, or missing).
 
 Older files still load: schema 2 and 1 (``legacy.py``: one object per row plus an ``operations``

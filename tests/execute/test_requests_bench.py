@@ -14,3 +14,5 @@ def test_requests_bench_counts_one_default_sync_with_small_pages_and_faults() ->
     assert clean.changes == faulty.changes and clean.pages == faulty.pages
     assert faulty.faults > 0 and faulty.requests >= faulty.bound_with_retries
     assert "faults (retries)" in [c.header for c in requests_bench._table(results).columns]
+    # the read → write gap of every written cell is heard beside the requests (counted, not timed)
+    assert len(clean.gaps) == clean.changes

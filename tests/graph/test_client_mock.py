@@ -738,3 +738,40 @@ def test_one_envelope_at_a_time_until_the_pace_is_known_to_hold():
     client._limiter.throttled(40, retry_after=0.1)  # Graph throttles below its documented limits
     assert client.pace < 35 and client.learning is True
     client.close()
+
+
+def test_a_page_that_keeps_failing_holds_back_its_own_listing_not_the_others():
+    """Two listings read together: the first page of /a is answered 503 twice; /b has three pages.
+    /b goes on to its next pages while /a's page waits for its backoff, so /b is read whole before
+    /a's page is sent the third time — and both listings come back whole, each page read once more
+    only where it failed."""
+    calls = {"/a": 0}
+
+    def answer(reqs, n):
+        out = []
+        for r in reqs:
+            url = r["url"]
+            if url == "/a":
+                calls["/a"] += 1
+                if calls["/a"] <= 2:
+                    unavailable = {"error": {"code": "serviceNotAvailable"}}
+                    out.append({"id": r["id"], "status": 503, "headers": {}, "body": unavailable})
+                    continue
+                out.append(ok(r, body={"value": [{"id": "a1"}]}))
+                continue
+            page = int(url.rsplit("=", 1)[1]) if "=" in url else 1
+            body: dict[str, Any] = {"value": [{"id": f"b{page}"}]}
+            if page < 3:
+                body["@odata.nextLink"] = f"{BASE}/b?$skiptoken={page + 1}"
+            out.append(ok(r, body=body))
+        return {"responses": out}
+
+    handle, seen = batch_handler(answer)
+    client, _, _ = make_client(handle)
+    got = client.get_all_many(["/a", "/b"])
+    assert got.errors == {}
+    assert got["/a"] == [{"id": "a1"}] and got["/b"] == [{"id": "b1"}, {"id": "b2"}, {"id": "b3"}]
+    order = [r["url"] for envelope in seen for r in envelope]
+    assert order.index("/b?$skiptoken=3") < len(order) - 1 - order[::-1].index("/a")  # /b done first
+    assert order.count("/a") == 3 and len(order) == 6  # each page once, /a's twice more
+    assert client.stats.retries == 2

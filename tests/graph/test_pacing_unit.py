@@ -168,3 +168,31 @@ def test_sporadic_429s_among_many_requests_pause_but_do_not_lower_the_pace() -> 
         now = pacer.reserve(now, 1)
         pacer.throttled(now, 1, None)
     assert pacer.rate < RateLimit().ceiling
+
+
+def test_a_stray_429_is_paused_for_but_leaves_the_bucket_and_the_pace_alone() -> None:
+    """Graph answers one sub-request of an envelope 429 (Retry-After 0.1 s) after 60 requests went
+    through: a hiccup, not a limit. The next envelope waits for the Retry-After only — not for a
+    bucket's refill (20 tokens at 35 a second) — and the pace stays at the ceiling. A limit
+    answers 429 to a whole envelope: that one empties the bucket and lowers the pace."""
+    pacer = Pacer(RateLimit.graph(), 0.0)
+    for _ in range(3):
+        pacer.reserve(0.0, 20)
+    assert not pacer.throttled(1.0, 1, retry_after=0.1)
+    assert pacer.reserve(1.0, 20) == pytest.approx(1.1)  # the pause, and the tokens that were there
+    assert pacer.rate == RateLimit.graph().ceiling
+    assert pacer.throttled(1.2, 20, retry_after=0.1)  # a whole envelope: throttling
+    assert pacer.rate < RateLimit.graph().ceiling
+    assert pacer.reserve(1.4, 20) > 1.4 + 0.5  # the bucket was emptied: the tokens refill first
+
+
+def test_a_few_429s_early_in_a_run_do_not_cut_the_pace_to_what_little_was_sent() -> None:
+    """Early in a run little has been sent (reads in rounds, retries): eight 429s scattered over the
+    first 4 s among 85 requests are Graph's hiccups. Counted as a limit, they would cut the pace to
+    0.85 x 77 admitted / 10 s = 6.5 a second and hold the whole run at that pace."""
+    pacer, now = Pacer(RateLimit.graph(), 0.0), 0.0
+    for i in range(17):
+        now = pacer.reserve(i * 0.25, 5)
+        if i % 2 == 1:
+            pacer.throttled(now, 1, retry_after=0.1)
+    assert pacer.episodes == 0 and pacer.rate == RateLimit.graph().ceiling

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from hypothesis import given
@@ -210,3 +211,56 @@ def test_engine_stops_at_the_attempt_budget() -> None:
     policy = RetryPolicy(max_attempts=3, base_delay=0.1, max_delay=0.1, max_total_seconds=60)
     final = _engine(clock, policy).run(["a"], lambda keys, n: {"a": _throttled()})
     assert "a" in final and len(clock.sleeps) == 2
+
+
+def _unavailable() -> TransientGraphError:
+    return TransientGraphError("503", status=503)
+
+
+def test_engine_per_key_a_failing_key_waits_alone_while_the_others_go_on() -> None:
+    """run_each: "a" fails twice (503, no Retry-After) and waits its own backoff each time; "b" has
+    three parts (a listing's pages) and sends the next one at once after each answer — it is done
+    before "a" is sent the third time. Each key's attempt count is its own."""
+    clock = FakeClock()
+    policy = RetryPolicy(max_attempts=5, base_delay=1.0, max_delay=1.0, max_total_seconds=60)
+    rounds: list[dict[str, int]] = []
+    left = {"b": 3}
+
+    def send_round(keys: list[str], attempts: Any) -> tuple[dict[str, GraphError], set[str]]:
+        rounds.append({k: attempts[k] for k in keys})
+        failures: dict[str, GraphError] = {}
+        more: set[str] = set()
+        for k in keys:
+            if k == "a" and attempts[k] <= 2:
+                failures[k] = _unavailable()
+            elif k == "b":
+                left["b"] -= 1
+                if left["b"]:
+                    more.add("b")
+        return failures, more
+
+    final = _engine(clock, policy).run_each(["a", "b"], send_round)
+    assert final == {}
+    assert rounds[0] == {"a": 1, "b": 1} and rounds[1] == {"b": 1} and rounds[2] == {"b": 1}
+    assert [r for r in rounds if "a" in r] == [{"a": 1, "b": 1}, {"a": 2}, {"a": 3}]
+    assert len(clock.sleeps) == 2  # only "a" waited, twice
+
+
+def test_engine_per_key_stops_a_key_at_its_budget_and_never_waits_past_the_deadline() -> None:
+    """A key that keeps failing is final after its attempts; a wait that would end past the
+    caller's deadline is not started (the key's last failure is final) and nothing is slept."""
+    clock = FakeClock()
+    policy = RetryPolicy(max_attempts=3, base_delay=0.1, max_delay=0.1, max_total_seconds=60)
+    final = _engine(clock, policy).run_each(["a"], lambda keys, n: ({"a": _unavailable()}, set()))
+    assert final["a"].status == 503 and len(clock.sleeps) == 2
+    clock = FakeClock()
+    slow = RetryPolicy(max_attempts=5, base_delay=8.0, max_delay=8.0, max_total_seconds=60)
+    engine = RetryEngine(slow, clock=clock, sleep=clock.sleep, rng=random.Random(2))
+    sent: list[str] = []
+
+    def send(keys: list[str], attempts: Any) -> tuple[dict[str, GraphError], set[str]]:
+        sent.extend(keys)
+        return {"a": _unavailable()}, set()
+
+    final = engine.run_each(["a"], send, time_left=lambda: 0.01)
+    assert sent == ["a"] and clock.sleeps == [] and final["a"].status == 503
