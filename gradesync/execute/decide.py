@@ -29,6 +29,21 @@ from gradesync.graph.odata import points_of, points_outcomes, published_points_o
 from gradesync.models import DELETED_BY_EXCUSE, Action, Operation, TeacherWork
 from gradesync.single import same as single_same
 
+__all__ = [
+    "POINTS_GRADE",
+    "POINTS_OUTCOME",
+    "SEND_KINDS",
+    "Current",
+    "Decision",
+    "Kind",
+    "decide",
+    "decide_excuse",
+    "decide_from_plan",
+    "fmt",
+    "grade_body",
+    "same_points",
+]
+
 POINTS_OUTCOME = "#microsoft.graph.educationPointsOutcome"
 POINTS_GRADE = "#microsoft.graph.educationAssignmentPointsGrade"
 

@@ -41,6 +41,8 @@ from gradesync.models import UNRETURNED, Action
 from gradesync.outcome import Status
 from gradesync.state.journal import OpRecord
 
+__all__ = ["PublishResult", "publish"]
+
 WRITTEN = frozenset({Status.UPDATED, Status.CREATED})
 
 

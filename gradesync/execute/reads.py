@@ -20,6 +20,14 @@ from gradesync.execute.decide import Current
 from gradesync.graph import MAX_BATCH, Gate, GraphClient
 from gradesync.graph.urls import submissions_url
 
+__all__ = [
+    "AssignmentRead",
+    "OnSubmissions",
+    "read_assignments",
+    "read_assignments_in_turn",
+    "read_submissions",
+]
+
 
 @dataclass(slots=True)
 class AssignmentRead:

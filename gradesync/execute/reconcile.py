@@ -41,6 +41,8 @@ from gradesync.outcome import Status, planned_statuses
 from gradesync.single import same as single_same
 from gradesync.state.journal import PENDING, SENDING, OpRecord
 
+__all__ = ["reconcile"]
+
 _WRITTEN = (Status.UPDATED, Status.CREATED, Status.UNCHANGED)
 
 

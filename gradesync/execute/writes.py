@@ -22,6 +22,8 @@ from gradesync.models import Action, Operation
 from gradesync.outcome import Status
 from gradesync.state.journal import PENDING, SENDING, Outcome
 
+__all__ = ["dry_outcome", "final_outcome", "interpret", "request_for", "written_status"]
+
 AUTH_CARRIED = "not sent: Graph refused the token ({}); carried over: run again with a valid token"
 
 

@@ -69,6 +69,18 @@ from gradesync.graph.ratelimit import RateLimit, RateLimiter, WaitTooLong
 from gradesync.graph.retry import RetryPolicy
 from gradesync.graph.urls import ASSIGNMENTS, ROSTERING, limit_kind
 
+__all__ = [
+    "MAX_BATCH",
+    "PREFER",
+    "Gate",
+    "GraphClient",
+    "GraphStats",
+    "PageDecoder",
+    "PagedResults",
+    "SubRequest",
+    "SubResponse",
+]
+
 MAX_BATCH = 20  # Graph's limit of requests per $batch envelope
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "PATCH", "DELETE"})
 RETRY_AFTER_MARGIN = 0.01  # seconds added to a Retry-After: the header is rounded to milliseconds

@@ -44,6 +44,8 @@ import math
 from collections import deque
 from dataclasses import dataclass, field
 
+__all__ = ["Bucket", "Pacer", "RateLimit"]
+
 LEARN_WINDOWS = 6  # the admitted rate a cut is based on is measured over up to this many windows
 
 

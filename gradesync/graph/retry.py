@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 
+__all__ = ["RetryPolicy", "backoff", "next_wait", "parse_retry_after"]
+
 
 @dataclass(frozen=True, slots=True)
 class RetryPolicy:

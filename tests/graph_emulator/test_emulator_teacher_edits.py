@@ -1,4 +1,4 @@
-"""Teacher edits during a run (brief contract 8), over real HTTP."""
+"""Teacher edits during a run, over real HTTP: the emulator changes a grade as a teacher in Teams would."""
 
 from __future__ import annotations
 
