@@ -180,29 +180,34 @@ def judge(
     refused: Iterable[str] = (),
     strict_refused: bool = False,
     return_failed: int = 0,
+    return_carried: int = 0,
 ) -> Verdict:
     """The verdict on a run's facts (see the module docstring for the order of precedence).
 
     ``tally``: the rows' counts (None: the run ended before it had rows); ``error``: what stopped
     it; ``refused``: the guards' reasons; ``return_failed``: written submissions ``--return`` could
-    not return."""
+    not return; ``return_carried``: written submissions not returned because the deadline came first
+    (``apply --resume`` returns them: carried over, like rows)."""
     t = tally or Tally.empty()
     reasons = tuple(str(r) for r in refused)
     attention = t.attention + int(return_failed)
-    code = _exit_code(t, error, reasons, strict_refused, attention)
+    carried = t.carried_over + int(return_carried)
+    code = _exit_code(t, error, reasons, strict_refused, attention, carried)
     return Verdict(
         exit_code=code,
         attention=attention,
-        carried_over=t.carried_over,
+        carried_over=carried,
         refused=reasons,
         strict_refused=bool(strict_refused),
         error=error.as_dict() if error is not None else None,
-        sentences=tuple(_sentences(t, error, reasons, strict_refused, attention, return_failed)),
+        sentences=tuple(
+            _sentences(t, error, reasons, strict_refused, attention, return_failed, int(return_carried))
+        ),
     )
 
 
 def _exit_code(
-    t: Tally, error: GradesyncError | None, refused: Sequence[str], strict: bool, attention: int
+    t: Tally, error: GradesyncError | None, refused: Sequence[str], strict: bool, attention: int, carried: int
 ) -> ExitCode:
     if error is not None:
         return error.exit_code
@@ -210,7 +215,7 @@ def _exit_code(
         return ExitCode.ROWS_NOT_DONE
     if t.preview and refused:
         return ExitCode.GUARD
-    if t.carried_over:
+    if carried:
         return ExitCode.CARRIED_OVER
     return ExitCode.OK
 
@@ -222,6 +227,7 @@ def _sentences(
     strict: bool,
     attention: int,
     return_failed: int,
+    return_carried: int = 0,
 ) -> list[str]:
     out: list[str] = []
     if error is not None:
@@ -238,6 +244,11 @@ def _sentences(
         out.append(f"{return_failed} written submission(s) could not be returned to students")
     if t.carried_over:
         out.append(f"{_rows(t.carried_over)} carried over: the next run (or apply --resume) finishes them")
+    if return_carried:
+        out.append(
+            f"{return_carried} written submission(s) not returned: the deadline came first; "
+            "`gradesync apply --resume` returns them"
+        )
     return out
 
 

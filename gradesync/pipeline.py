@@ -922,6 +922,7 @@ class Pipeline:
             digest=short_digest(digest),
             error=error,
             return_failed=applied.return_failed if applied is not None else 0,
+            return_carried=applied.return_carried if applied is not None else 0,
         )
 
     def _reports(self, rows: pd.DataFrame, summary: RunSummary, plan: Plan, report_dir: str | Path,

@@ -57,6 +57,18 @@ def test_1_a_return_that_failed_needs_attention_too() -> None:
     assert any("could not be returned" in s for s in verdict.sentences)
 
 
+def test_6_returns_the_deadline_left_are_carried_over_and_a_failed_return_still_needs_attention() -> None:
+    """A return is a write: one the deadline kept from leaving is work for the next run (6), said
+    apart from the rows; with a failed return beside it, attention wins (1) and both are said."""
+    verdict = judge(Tally.of(_reconciled("updated")), return_carried=3)
+    assert verdict.exit_code is ExitCode.CARRIED_OVER and verdict.carried_over == 3
+    assert any("not returned: the deadline came first" in s for s in verdict.sentences)
+    both = judge(Tally.of(_reconciled("updated")), return_carried=3, return_failed=1)
+    assert both.exit_code is ExitCode.ROWS_NOT_DONE
+    assert any("could not be returned" in s for s in both.sentences)
+    assert any("the deadline came first" in s for s in both.sentences)
+
+
 @pytest.mark.parametrize(
     ("error", "code"),
     [

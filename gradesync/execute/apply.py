@@ -70,7 +70,7 @@ from gradesync.errors import (
 )
 from gradesync.execute.decide import SEND_KINDS, Current, Decision, Kind, decide, decide_from_plan
 from gradesync.execute.lanes import Answers, Lanes, stops
-from gradesync.execute.publish import publish
+from gradesync.execute.publish import PublishResult, publish
 from gradesync.execute.reads import (
     AssignmentRead,
     read_assignments,
@@ -211,6 +211,7 @@ class ApplyResult:
     dry_run: bool
     notes: list[str] = field(default_factory=list)
     return_failed: int = 0  # --return: written submissions that could not be returned
+    return_carried: int = 0  # --return: written submissions not returned because the deadline came first
     error: GradesyncError | None = None  # what stopped the run early (AuthError, NetworkError)
 
 
@@ -396,7 +397,7 @@ class Executor:
             self._close_threads()
         if self.journal is not None and self.stop is None and all(r.final for r in self.records.values()):
             self.journal.finish_run(self.phash)
-        rows, notes, return_failed = self._report(plan)
+        rows, notes, published = self._report(plan)
         return ApplyResult(
             rows=rows,
             plan_hash=self.phash,
@@ -404,7 +405,8 @@ class Executor:
             elapsed_seconds=opts.clock() - started,
             dry_run=opts.dry_run,
             notes=notes,
-            return_failed=return_failed,
+            return_failed=len(published.failed) if published is not None else 0,
+            return_carried=len(published.carried) if published is not None else 0,
             error=self.stop,
         )
 
@@ -982,7 +984,7 @@ class Executor:
         return out
 
     # ------------------------------------------------------------------ 3 and 4. return, reconcile
-    def _report(self, plan: Plan) -> tuple[pd.DataFrame, list[str], int]:
+    def _report(self, plan: Plan) -> tuple[pd.DataFrame, list[str], PublishResult | None]:
         opts = self.options
         published = None
         notes: list[str] = []
@@ -995,6 +997,8 @@ class Executor:
                 opts.publish_assignments,
                 statuses=opts.publish_statuses,
                 unreturned_feedback=opts.publish_unreturned_feedback,
+                gate=self._read_gate(),
+                stopped=self._return_stopped,
             )
         rows, read_notes = reconcile(
             plan,
@@ -1021,7 +1025,13 @@ class Executor:
             notes.append("dry run: nothing was returned to students")
         if self.memory is not None and not opts.dry_run:
             self._remember_agreements(rows)
-        return rows, notes, len(published.failed) if published is not None else 0
+        return rows, notes, published
+
+    def _return_stopped(self) -> str | None:
+        """Why a return may not leave now: the deadline (a return is a write), else None."""
+        if self._deadline_passed():
+            return f"the deadline {self.deadline.text} was reached before returning"
+        return None
 
     def _remember_agreements(self, rows: pd.DataFrame) -> None:
         """Three-way sync: a grade a teacher changed that the gradebook now agrees with (a noop whose

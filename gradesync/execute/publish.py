@@ -22,12 +22,17 @@ Off by default: only with ``--return``, and only for the assignments ``[publish]
     4. a POST whose fate is unknown (timeout, 5xx, 429) is never re-sent blindly: the submission is
        read again (GET, batched) and only returned again if it is still not published; a 4xx is final
 
+A return is a write: the run's deadline holds for it as for grades. ``gate`` keeps the reads and
+returns from waiting past it, and ``stopped()`` is asked before each envelope of returns: a reason
+not to send it (the deadline is too close) carries the returns not sent over — ``apply --resume``
+returns them, since the journal still says their grades were written by this plan.
+
 Nothing here decides about grades; it only reports per row whether the submission was returned.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from urllib.parse import quote
 
@@ -36,7 +41,7 @@ import pandas as pd
 from gradesync.errors import AuthError, TransientGraphError
 from gradesync.execute.decide import Current
 from gradesync.execute.reads import read_assignments, read_submissions
-from gradesync.graph import GraphClient, SubRequest
+from gradesync.graph import Gate, GraphClient, HeldBack, SubRequest
 from gradesync.models import UNRETURNED, Action
 from gradesync.outcome import Status
 from gradesync.state.journal import OpRecord
@@ -73,12 +78,14 @@ class PublishResult:
     skipped: dict[int, str] = field(default_factory=dict)
     # returned, and the return also published the teacher's feedback or rubric: which, per row
     published_work: dict[int, str] = field(default_factory=dict)
+    # not returned because the run's deadline came first: why, per row (the next run returns them)
+    carried: dict[int, str] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
 
     def row_notes(self) -> dict[int, str]:
         """What each row's message gains: why it was not returned, or what its return published."""
         notes = {k: f"returning also published {v} to the student" for k, v in self.published_work.items()}
-        return {**notes, **self.skipped, **self.failed}
+        return {**notes, **self.skipped, **self.carried, **self.failed}
 
 
 def allowed(names: Iterable[str], assignment_id: str | None, assignment_name: str | None) -> bool:
@@ -146,6 +153,8 @@ def publish(
     *,
     statuses: Iterable[str] = ("submitted", "returned"),
     unreturned_feedback: str = "publish",
+    gate: Gate | None = None,
+    stopped: Callable[[], str | None] = lambda: None,
 ) -> PublishResult:
     """Return the written submissions of the allowed assignments that a teacher would return (see the
     module docstring)."""
@@ -154,14 +163,20 @@ def publish(
     targets = {t.row_key: t for t in candidates(rows, records, names)}
     if not targets:
         return result
-    read = read_assignments(client, {(t.class_id, t.assignment_id) for t in targets.values()})
+    if (why := stopped()) is not None:
+        result.carried.update({k: _carried(why) for k in targets})
+        return _noted(result)
+    read = read_assignments(client, {(t.class_id, t.assignment_id) for t in targets.values()}, gate=gate)
     to_send: dict[int, _Target] = {}
     for k, t in targets.items():
         if (t.class_id, t.assignment_id) in read.errors:
             err = read.errors[(t.class_id, t.assignment_id)]
             if isinstance(err, AuthError):
                 raise err
-            result.failed[k] = f"not returned: could not read the assignment ({err.message})"
+            if isinstance(err, HeldBack):
+                result.carried[k] = _carried(err.message)
+            else:
+                result.failed[k] = f"not returned: could not read the assignment ({err.message})"
             continue
         cur = read.current.get(t.submission_id)
         if cur is None:
@@ -177,12 +192,19 @@ def publish(
                 result.published_work[k] = unseen
     unknown: dict[int, _Target] = {}  # sent, fate unknown: read before anything else
     for _ in range(rounds):
+        if to_send and (why := stopped()) is not None:
+            result.carried.update({k: _carried(why) for k in to_send})
+            to_send = {}
         if to_send:
-            answers = client.batch(SubRequest(str(k), "POST", t.path + "/return") for k, t in to_send.items())
+            answers = client.batch(
+                (SubRequest(str(k), "POST", t.path + "/return") for k, t in to_send.items()), gate=gate
+            )
             for k, t in to_send.items():
                 answer = answers[str(k)]
                 if answer.ok:
                     result.returned.add(k)
+                elif isinstance(answer.error, HeldBack):  # never sent
+                    result.carried[k] = _carried(answer.error.message)
                 elif answer.fate_unknown or isinstance(answer.error, TransientGraphError):
                     unknown[k] = t
                 else:
@@ -191,11 +213,11 @@ def publish(
                     msg = answer.error.message if answer.error is not None else f"HTTP {answer.status}"
                     result.failed[k] = f"not returned: {msg}"
             to_send = {}
-        if not unknown:
+        if not unknown or stopped() is not None:
             break
         # read each such submission again (the one re-verify path); return again only those
         # still not published; a failed read is read again next round (never re-sent blindly)
-        found = read_submissions(client, {k: t.path for k, t in unknown.items()})
+        found = read_submissions(client, {k: t.path for k, t in unknown.items()}, gate=gate)
         for k, cur in found.items():
             t = unknown.pop(k)
             if cur is not None and cur.published:
@@ -204,10 +226,23 @@ def publish(
                 to_send[k] = t
             else:
                 result.failed[k] = "not returned: the submission no longer exists in Teams"
+    why = stopped()
     for k in [*to_send, *unknown]:
-        result.failed[k] = "not returned: Graph kept failing and the return could not be confirmed"
+        if why is not None:
+            result.carried[k] = _carried(why)
+        else:
+            result.failed[k] = "not returned: Graph kept failing and the return could not be confirmed"
     for k in set(result.published_work) - result.returned:
         del result.published_work[k]
+    return _noted(result)
+
+
+def _carried(why: str) -> str:
+    return f"not returned: {why}; `gradesync apply --resume` returns it"
+
+
+def _noted(result: PublishResult) -> PublishResult:
+    """``result`` with its notes: how many returns failed, were left alone, published work, waited."""
     if result.failed:
         result.notes.append(f"{len(result.failed)} submission(s) could not be returned (see the report)")
     if result.skipped:
@@ -219,5 +254,10 @@ def publish(
         result.notes.append(
             f"{len(result.published_work)} return(s) also published feedback or a rubric the teacher "
             "had not returned yet (see each row)"
+        )
+    if result.carried:
+        result.notes.append(
+            f"{len(result.carried)} written submission(s) were not returned: the deadline came first "
+            "(`gradesync apply --resume` returns them)"
         )
     return result

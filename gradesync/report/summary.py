@@ -313,9 +313,11 @@ class RunSummary:
         digest: str = "",
         error: GradesyncError | None = None,
         return_failed: int = 0,
+        return_carried: int = 0,
     ) -> RunSummary:
         """Count ``rows`` (PLAN_COLUMNS, plus ``status``/``after_points`` for a reconciliation) and
-        judge the run (``error``: what stopped it; ``return_failed``: returns that failed)."""
+        judge the run (``error``: what stopped it; ``return_failed``: returns that failed;
+        ``return_carried``: returns the deadline left for the next run)."""
         if kind not in KINDS:
             raise ValueError(f"kind must be one of {KINDS}, not {kind!r}")
         reconciliation = kind == "reconciliation"
@@ -329,6 +331,7 @@ class RunSummary:
             refused=guard_verdict or (),
             strict_refused=strict_refused,
             return_failed=return_failed,
+            return_carried=return_carried,
         )
         writes = cols.reads("action", ("update", "create"))
         codes, texts = cols.text("reason")

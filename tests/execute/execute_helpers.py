@@ -213,4 +213,9 @@ def status_counts(result: Any) -> dict[str, int]:
 def exit_code(result: Any) -> ExitCode:
     """The exit code the run's outcome gives an executor's facts (``outcome.judge``, as the pipeline
     asks it)."""
-    return judge(Tally.of(result.rows), error=result.error, return_failed=result.return_failed).exit_code
+    return judge(
+        Tally.of(result.rows),
+        error=result.error,
+        return_failed=result.return_failed,
+        return_carried=result.return_carried,
+    ).exit_code

@@ -295,6 +295,42 @@ def test_a_deadline_is_hard_for_a_slow_graph_and_the_next_run_finishes_without_a
     assert_converged(emulator, plan)
 
 
+def test_a_return_is_a_write_no_return_leaves_after_the_deadline_and_resume_returns(
+    emulator: Any, token: str, tmp_path: Path
+) -> None:
+    """A nightly `sync --return` with a deadline: the writes take until 9 s of a 10 s deadline (three
+    envelopes of 3 s each), so the returns — POSTs that publish grades to students — would land after
+    it. None is sent: the written rows say they were not returned and why, the run exits 6 (carried
+    over), and `apply --resume --return` returns them (reading first, as every return does)."""
+    now = datetime.now(UTC)
+    plan = with_reads(build_plan(emulator.state(), updates=60, creates=0, rejects=0), now)
+    clock = Clock()
+    slow = SlowWrites(clock, 3.0)
+    returning = {"publish": True, "publish_assignments": ("*",)}
+    options = _options(clock, now, window=60, deadline=now + timedelta(seconds=10), **returning)
+    emulator.reset_stats()
+    with _slow_client(emulator, token, slow) as client, Journal.in_dir(tmp_path) as journal:
+        first = apply_plan(plan, client, journal=journal, options=options)
+    returns = "POST /education/classes/{id}/assignments/{id}/submissions/{id}/return"
+    assert emulator.stats()["by_route"].get(returns, 0) == 0
+    assert status_counts(first) == {"updated": 60, "unchanged": 2}
+    written = first.rows[first.rows["status"] == "updated"]
+    assert not written["returned"].any()
+    assert written["message"].str.contains("deadline .* was reached before returning", regex=True).all()
+    assert first.return_carried == 60 and first.return_failed == 0
+    assert exit_code(first) is ExitCode.CARRIED_OVER
+
+    emulator.reset_stats()
+    with client_for(emulator, token) as client, Journal.in_dir(tmp_path) as journal:
+        second = apply_plan(plan, client, journal=journal, options=ApplyOptions(resume=True, **returning))
+    assert "PATCH" not in emulator.stats()["by_method"]  # no grade written twice
+    again = second.rows.set_index("row_key").loc[written["row_key"]]
+    sent = emulator.stats()["by_route"].get(returns, 0)
+    assert sent == int(again["returned"].sum()) > 0  # each return sent once, on the resume
+    assert second.return_carried == 0
+    assert again.loc[~again["returned"], "message"].str.contains("not returned").all()  # left alone, and why
+
+
 def test_a_retry_after_that_would_cross_the_deadline_is_not_waited(
     emulator_factory: Any, token: str, tmp_path: Path
 ) -> None:
