@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 import pandas as pd
@@ -53,6 +53,7 @@ __all__ = [
     "Figures",
     "GuardLimits",
     "Limit",
+    "OverwriteGuard",
     "coverage_violation",
     "guard_violations",
     "parse_duration",
@@ -182,6 +183,62 @@ def guard_violations(
     if figures.clears and not allow_clear:
         out.append(f"plan clears {figures.clears:,} grade(s); clearing needs --allow-clear")
     return out
+
+
+def _lowers(found: float | None, desired: float | None) -> bool:
+    """Writing ``desired`` over ``found`` lowers a grade (a clear lowers any grade)."""
+    return found is not None and (desired is None or desired < found)
+
+
+@dataclass(slots=True)
+class OverwriteGuard:
+    """``--on-conflict overwrite`` under the same limits as the plan.
+
+    The plan's figures count what the plan's read saw. A grade changed in Teams since, and
+    overwritten, is a change the plan did not count — a teacher's 90 overwritten with the gradebook's
+    60 is a decrease where the plan saw 50 → 60. Each overwrite is added to the plan's figures and
+    judged by the same :func:`guard_violations` as the plan; one that would take the run past a
+    limit is not made (the caller reports the row ``conflict``, saying why). Pure: figures in,
+    a reason (or None) out."""
+
+    planned: Figures
+    limits: GuardLimits
+    # per row: (changes, new, decreases) this overwrite adds to the plan's counts (kept per row, so a
+    # row decided twice — held back and read again — is counted once)
+    moved: dict[int, tuple[int, int, int]] = field(default_factory=dict)
+
+    def admit(
+        self, row: int, *, before: float | None, update: bool, found: float | None, desired: float | None
+    ) -> str | None:
+        """May ``row`` write ``desired`` over ``found`` (Teams now), where the plan saw ``before``
+        (``update``: the plan counted it as an update)? None, or the limit it would exceed."""
+        was_change = update and before is not None
+        was_new = not was_change
+        change = found is not None
+        delta = (
+            int(change) - int(was_change),
+            int(not change) - int(was_new),
+            int(_lowers(found, desired)) - int(was_change and _lowers(before, desired)),
+        )
+        moved = {**self.moved, row: delta}
+        p = self.planned
+        figures = Figures(
+            grades=p.grades,
+            changes=p.changes + sum(d[0] for d in moved.values()),
+            new=p.new + sum(d[1] for d in moved.values()),
+            decreases=p.decreases + sum(d[2] for d in moved.values()),
+            clears=p.clears,
+        )
+        violations = guard_violations(
+            figures,
+            max_changes=self.limits.max_changes,
+            max_decreases=self.limits.max_decreases,
+            allow_clear=True,  # clears are the plan's own, judged before the run
+        )
+        if violations:
+            return violations[0]
+        self.moved = moved
+        return None
 
 
 def coverage_violation(

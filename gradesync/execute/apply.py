@@ -44,6 +44,7 @@ just before the journal records it, and grades found agreeing with the gradebook
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import itertools
 import json
@@ -81,7 +82,7 @@ from gradesync.execute.reconcile import reconcile
 from gradesync.execute.window import Deadline, EnvelopeTimes, Pair, ReadTimes
 from gradesync.execute.writes import dry_outcome, final_outcome, interpret, request_for
 from gradesync.graph import MAX_BATCH, Gate, GraphClient, HeldBack
-from gradesync.guards import parse_duration
+from gradesync.guards import GuardLimits, OverwriteGuard, parse_duration, plan_figures
 from gradesync.models import Action, Operation, Plan
 from gradesync.outcome import Status
 from gradesync.single import equal as single_equal
@@ -136,6 +137,9 @@ class ApplyOptions:
     read_write_window: timedelta = _WINDOW
     deadline: datetime | None = None  # aware UTC: nothing is sent after it; the rest is carried over
     envelope_guess: timedelta = DEFAULT_ENVELOPE_GUESS  # an envelope's time until one was timed
+    # the run's guard limits: with on_conflict = "overwrite", each overwrite of a grade changed since
+    # the plan counts against them as the plan's own changes did (None: overwrites are not limited)
+    limits: GuardLimits | None = None
     now: Callable[[], datetime] = _utcnow  # the wall clock: read once per run (plan age, read_at, deadline)
     clock: Callable[[], float] = time.monotonic  # every duration inside a run
 
@@ -176,6 +180,7 @@ class ApplyOptions:
             excuse_deletes_feedback=settings.policy.excuse_feedback == "delete",
             read_write_window=parse_duration(a.read_write_window, "read_write_window"),
             deadline=deadline_of(a, now or _utcnow()),
+            limits=GuardLimits.from_settings(a),
         )
 
     @property
@@ -355,6 +360,7 @@ class Executor:
         # (when the uncertain answer came; a read ahead begun earlier may not show that write)
         self.must_read: dict[int, float] = {}
         self.stop: GradesyncError | None = None  # AuthError / NetworkError: nothing more is sent
+        self.overwrites: OverwriteGuard | None = None  # on_conflict = "overwrite": the guards' count
         self.times = ReadTimes(options.read_write_window, options.clock)
         self.deadline = Deadline(None, now=options.now(), clock=options.clock)
         self.envelope_times = EnvelopeTimes(options.envelope_guess.total_seconds())
@@ -374,6 +380,8 @@ class Executor:
         opts = self.options
         started = opts.clock()
         self.phash = plan_hash(plan)
+        if opts.overwrite and opts.limits is not None:
+            self.overwrites = OverwriteGuard(plan_figures(plan.rows), opts.limits)
         self.ops = {op.row_key: op for op in plan.operations()}
         rows = plan.rows[["class_id", "assignment_id"]].dropna().astype(str)
         self._plan_rows = {(str(c), str(a)): int(n) for (c, a), n in rows.value_counts().items()}
@@ -613,14 +621,32 @@ class Executor:
                 ours = (float(last["points"]),)  # type: ignore[arg-type]
         maybe_sent = self.records[op.row_key].status == SENDING
         opts = self.options
-        return decide(
-            op,
-            cur,
-            overwrite=opts.overwrite,
-            maybe_sent=maybe_sent,
-            delete_work=opts.excuse_deletes_feedback,
-            ours=ours,
-        )
+
+        def decided(overwrite: bool) -> Decision:
+            return decide(
+                op,
+                cur,
+                overwrite=overwrite,
+                maybe_sent=maybe_sent,
+                delete_work=opts.excuse_deletes_feedback,
+                ours=ours,
+            )
+
+        d = decided(False)
+        if d.kind is not Kind.CONFLICT or not opts.overwrite:
+            return d
+        if self.overwrites is not None and cur is not None:
+            limit = self.overwrites.admit(
+                op.row_key,
+                before=op.before_points,
+                update=op.action is Action.UPDATE,
+                found=cur.points if cur.outcome_id is not None else None,
+                desired=op.desired_points,
+            )
+            if limit is not None:
+                why = f"not overwritten: with the grades changed in Teams since the plan counted, the {limit}"
+                return dataclasses.replace(d, message=f"{d.message}; {why}")
+        return decided(True)
 
     # ------------------------------------------------------------------ just-in-time reads
     def _stale(self, op: Operation) -> bool:

@@ -96,6 +96,40 @@ def test_stale_plan_is_a_conflict_and_not_written(emulator: Any, token: str, tmp
     assert_converged(emulator, plan)
 
 
+def test_overwrites_count_against_the_guards_as_the_plans_own_changes_do(
+    emulator: Any, token: str, tmp_path: Path
+) -> None:
+    """The registrar's plan changes 40 grades, D of them down; it passes --max-decreases D + 2.
+    Before it is applied, teachers raise five of the raised ones in Teams above the gradebook.
+    Applied with `--on-conflict overwrite`, each overwrite would now lower a teacher's grade: the
+    plan's guard did not see those. Two fit under the limit and are written (noted as overwrites);
+    the other three stay as the teachers set them, `conflict`, saying which limit kept them."""
+    from gradesync.guards import GuardLimits, Limit, plan_figures
+
+    plan = build_plan(emulator.state(), updates=40, creates=0, rejects=0)
+    rows = plan.rows.set_index("row_key")
+    raised = list(rows[(rows["action"] == "update") & ~rows["decrease"].astype(bool)].index[:5])
+    for k in raised:
+        graph_patch(emulator, token, rows.loc[k], float(rows.loc[k, "desired_points"]) + 0.5)
+    limit = f"{plan_figures(plan.rows).decreases + 2}"
+    limits = GuardLimits(
+        max_changes=None, max_decreases=Limit.parse(limit), min_coverage=None, max_plan_age=None
+    )
+    result = run(emulator, token, plan, tmp_path, ApplyOptions(on_conflict="overwrite", limits=limits))
+    out = result.rows.set_index("row_key").loc[raised]
+    assert list(out["status"]).count("updated") == 2 and list(out["status"]).count("conflict") == 3
+    assert out.loc[out["status"] == "updated", "message"].str.contains("overwrote").all()
+    kept = out[out["status"] == "conflict"]
+    assert kept["message"].str.contains(f"not overwritten: .*above --max-decreases {limit}", regex=True).all()
+    held = points_outcomes_of(emulator.state())
+    for k, row in kept.iterrows():
+        teacher = float(rows.loc[k, "desired_points"]) + 0.5
+        assert row["after_points"] == teacher
+        assert held[rows.loc[k, "submission_id"]][0]["points"] == teacher  # the teacher's grade stays
+    assert status_counts(result)["updated"] == 37  # 35 untouched by teachers + 2 overwrites
+    assert exit_code(result) is ExitCode.ROWS_NOT_DONE
+
+
 def _pipeline_apply(server: Any, token: str, plan: Any, state_dir: Path) -> Any:
     """Apply ``plan`` the way every front end does: through the pipeline, whose guards (the default
     ``[apply]`` settings) decide before the executor starts."""

@@ -12,7 +12,9 @@ from gradesync.errors import GuardError, UsageError
 from gradesync.guards import (
     PERCENT_FLOOR,
     Figures,
+    GuardLimits,
     Limit,
+    OverwriteGuard,
     coverage_violation,
     guard_violations,
     parse_duration,
@@ -190,3 +192,22 @@ def test_refusal_hint_names_only_the_guards_that_fired():
     with pytest.raises(GuardError) as e:
         refuse(["plan clears 2 grade(s); clearing needs --allow-clear"])
     assert e.value.hint.endswith("run again with --allow-clear")
+
+
+def test_an_overwrite_counts_what_teams_holds_now_and_a_row_decided_twice_counts_once() -> None:
+    """The plan saw 50 → 60 (a change, no decrease). Teams now holds 90: writing 60 over it lowers a
+    grade. Under --max-decreases 1 one such overwrite fits, the second does not; the same row
+    decided again (held back, read again) is not counted twice; a create that finds a teacher's
+    grade becomes a change, and one that finds nothing adds nothing."""
+    planned = Figures(grades=100, changes=10, new=0, decreases=0, clears=0)
+    limits = GuardLimits(max_changes=Limit.parse("10"), max_decreases=Limit.parse("1"), min_coverage=None,
+                         max_plan_age=None)  # fmt: skip
+    guard = OverwriteGuard(planned, limits)
+    assert guard.admit(1, before=50.0, update=True, found=90.0, desired=60.0) is None
+    assert guard.admit(1, before=50.0, update=True, found=90.0, desired=60.0) is None  # same row again
+    second = guard.admit(2, before=50.0, update=True, found=70.0, desired=60.0)
+    assert second is not None and "above --max-decreases 1" in second
+    assert guard.admit(3, before=50.0, update=True, found=55.0, desired=60.0) is None  # still a raise
+    found = guard.admit(4, before=None, update=False, found=30.0, desired=60.0)  # a create: now a change
+    assert found is not None and "above --max-changes 10" in found
+    assert guard.admit(5, before=None, update=False, found=None, desired=60.0) is None  # gone: new again
