@@ -70,7 +70,7 @@ from gradesync.errors import (
     UsageError,
 )
 from gradesync.execute.decide import SEND_KINDS, Current, Decision, Kind, decide, decide_from_plan
-from gradesync.execute.lanes import Answers, Lanes, stops
+from gradesync.execute.lanes import Answers, Lanes
 from gradesync.execute.publish import PublishResult, publish
 from gradesync.execute.reads import (
     AssignmentRead,
@@ -371,7 +371,9 @@ class Executor:
         self.sends: list[tuple[float, float]] = []
         self.gaps: dict[int, float] = {}
         self._unjournalled: list[Outcome] = []  # taken, not yet journalled (see _record)
-        self._lanes: Lanes[Envelope] = Lanes(int(getattr(client, "max_in_flight", 4)))
+        self._lanes: Lanes[Envelope] = Lanes(
+            int(getattr(client, "max_in_flight", 4)), self._post, self._lanes_width
+        )
         self._reader: ThreadPoolExecutor | None = None  # the read ahead
         self._ahead: ReadAhead | None = None
 
@@ -460,66 +462,76 @@ class Executor:
     def _stream(self, keys: list[int]) -> set[int]:
         """Send ``keys`` envelope by envelope; returns the keys whose fate is unknown (re-read in the
         next round). Each envelope is prepared (read, decided, journalled) just before its turn — one
-        ahead of the lanes, so that a lane coming free takes the next at once, before this thread
-        records the answers it brought — and looked at again by the gate as it leaves."""
+        ahead of the lanes, so that a lane coming free takes the next itself at once, before this
+        thread records the answers it brought — and looked at again by the gate as it leaves."""
         size = self.options.wave_size or max(1, len(keys))
         queue = deque(self._envelope(c) for wave in _chunks(keys, size) for c in _chunks(wave, MAX_BATCH))
-        ready: deque[Envelope] = deque()  # prepared and journalled ``sending``, not yet in a lane
+        lanes = self._lanes
         unknown: set[int] = set()
         self._read_ahead(queue)  # the first envelopes' assignments, read together
-        while queue or ready or self._lanes.in_flight:
-            self._launch(ready)
+        while queue or lanes.waiting or lanes.in_flight:
+            lanes.start()
             prepared: list[Envelope] = []
             while (
                 queue
                 and self.stop is None
-                and len(ready) + len(prepared) + self._lanes.in_flight <= self._width() + PREPARED_AHEAD - 1
+                and lanes.waiting + len(prepared) + lanes.in_flight <= self._width() + PREPARED_AHEAD - 1
             ):
                 env = queue.popleft()
                 self._shown_first(env, queue)
+                idle = self._width() - lanes.in_flight - lanes.waiting - len(prepared)
+                if prepared and idle > 0 and self._would_wait(env):
+                    # a lane is idle (the first envelopes): the prepared ones go now, not after
+                    # this one's read; once the lanes are busy, a round's envelopes are journalled
+                    # together — and so are the first ones, when their reads are all in
+                    self._journal_sending(prepared)
+                    lanes.offer(prepared)
+                    prepared = []
                 if not self._prepare(env, unknown):
                     queue.appendleft(env)
                     break
                 if env.to_send:
                     prepared.append(env)
-                if prepared and self._lanes.in_flight + len(ready) < self._width():
-                    # a lane is idle (the first envelopes): it goes now, not after the next ones'
-                    # reads; once the lanes are busy, a round's envelopes are journalled together
-                    self._journal_sending(prepared)
-                    ready.extend(prepared)
+                if prepared and lanes.in_flight + lanes.waiting + len(prepared) == self._width():
+                    self._journal_sending(prepared)  # the idle lanes each have one: they go
+                    lanes.offer(prepared)
                     prepared = []
-                    self._launch(ready)
-                self._read_ahead(queue, self._lanes.in_flight + len(ready) + len(prepared))
+                self._read_ahead(queue, lanes.in_flight + lanes.waiting + len(prepared))
             if prepared:
                 self._journal_sending(prepared)
-                ready.extend(prepared)
-                self._launch(ready)
-            if (queue or ready) and (self.stop is not None or self._deadline_passed()):
-                self._unsent(ready)
+                lanes.offer(prepared)
+            if (queue or lanes.waiting) and (self.stop is not None or self._deadline_passed()):
+                self._unsent(lanes.unsent())
                 self._carry_over([k for e in queue for k in e.keys], self._why_not_sent())
                 queue.clear()
-            if self._lanes.in_flight:
-                answered = self._lanes.take()
-                if not any(stops(a) for _, a in answered):
-                    self._launch(ready)  # the freed lane goes on at once
-                for env, answers in answered:
+            if lanes.in_flight:
+                for env, answers in lanes.take():
                     unknown |= self._answered(env, answers, queue)
         self._flush()
         return unknown
 
-    def _launch(self, ready: deque[Envelope]) -> None:
-        """Hand the prepared envelopes to the free lanes (none once the run has stopped)."""
-        while ready and self.stop is None and self._lanes.in_flight < self._width():
-            env = ready.popleft()
-            env.why, env.sent_at = "", None
-            self._lanes.submit(env, self._post)
+    def _would_wait(self, env: Envelope) -> bool:
+        """Whether preparing ``env`` would wait for a read (one not shown yet, or not even begun)."""
+        ahead = self._ahead
+        for k in env.keys:
+            op = self.ops[k]
+            if not self._stale(op):
+                continue
+            if ahead is None or _pair(op) not in ahead.pairs or k in self.must_read:
+                return True
+            if not ahead.done() and op.submission_id not in ahead.shown:
+                return True
+        return False
 
-    def _unsent(self, ready: deque[Envelope]) -> None:
+    def _lanes_width(self) -> int:
+        """How many envelopes the lanes may have on their way now (none once the run has stopped)."""
+        return 0 if self.stop is not None else self._width()
+
+    def _unsent(self, unsent: list[Envelope]) -> None:
         """Prepared envelopes that will not leave (the run stopped, or the deadline came): their
         writes were never sent — back to ``pending``, carried over."""
         why = self._why_not_sent()
-        self._record([Outcome(k, PENDING, message=why) for env in ready for k in sorted(env.to_send)])
-        ready.clear()
+        self._record([Outcome(k, PENDING, message=why) for env in unsent for k in sorted(env.to_send)])
 
     def _envelope(self, keys: list[int], held: int = 0) -> Envelope:
         return Envelope(keys, frozenset(_pair(self.ops[k]) for k in keys), held)
@@ -815,11 +827,11 @@ class Executor:
 
     # ------------------------------------------------------------------ sending
     def _journal_sending(self, envs: list[Envelope]) -> None:
-        """Journal these envelopes ``sending`` (committed before they can leave), in one commit."""
+        """Journal these envelopes ``sending`` (committed before they can leave), in one commit with
+        the outcomes taken since the last one (see :meth:`_flush`)."""
         keys = sorted(k for env in envs for k in env.to_send)
         assert self.journal is not None
-        self._flush()
-        self.journal.mark_sending(self.phash, keys)
+        self._flush(sending=keys)
         for k in keys:
             self.records[k].status = SENDING
             self.records[k].attempts += 1
@@ -827,6 +839,7 @@ class Executor:
     def _post(self, env: Envelope) -> Answers:
         """One envelope (in a lane): the answers, or the AuthError/NetworkError that stopped it."""
         keys = sorted(env.to_send)
+        env.why, env.sent_at = "", None
         try:
             return self.client.batch(
                 [request_for(self.ops[k], env.to_send[k]) for k in keys], gate=self._gate(env)
@@ -975,15 +988,24 @@ class Executor:
         for o in outcomes:
             self._set(o)
 
-    def _flush(self) -> None:
-        """Journal the outcomes taken since the last flush (one commit)."""
+    def _flush(self, sending: list[int] | None = None) -> None:
+        """Journal the outcomes taken since the last flush and, with ``sending``, mark those
+        operations ``sending`` after them — one commit (a commit is a disk sync: one per round of
+        envelopes, not two)."""
         outcomes, self._unjournalled = self._unjournalled, []
-        if not outcomes or self.journal is None:
+        if self.journal is None:
+            return
+        if not outcomes:
+            if sending:
+                self.journal.mark_sending(self.phash, sending)
             return
         if self.memory is not None:  # before the journal: a recorded write is always remembered
             self.memory.remember(self._written(outcomes))
             self.memory.remember_excused(self._excused(outcomes))
-        self.journal.record(self.phash, outcomes)
+        if sending:
+            self.journal.record(self.phash, outcomes, sending=sending)
+        else:
+            self.journal.record(self.phash, outcomes)
 
     def _excused(self, outcomes: list[Outcome]) -> list[str]:
         """The submissions these outcomes excused (an excuse still being applied is never re-sent)."""

@@ -1,28 +1,34 @@
-"""Write envelopes in flight: the lanes (worker threads) that post them, and the queue their answers
-come back on, to the one thread (the executor's) that decides and journals.
+"""Write envelopes in flight: the lanes (worker threads) that post them, the envelopes ready to go
+(prepared by the caller), and the queue their answers come back on, to the one thread (the
+executor's) that decides and journals.
 
 ::
 
-    lanes = Lanes(max_in_flight)
-    lanes.submit(envelope, post)       # post(envelope) runs in a lane
+    lanes = Lanes(max_in_flight, post, width)   # post(envelope) runs in a lane
+    lanes.offer([envelope, ...])       # ready: a free lane takes it at once
     for envelope, answers in lanes.take():   # waits for at least one answer
         ...
     lanes.close()                      # at the end: waits for the envelopes still on their way
 
-The caller decides how many envelopes are in flight (``in_flight``) and which goes next, so each
-envelope is prepared — its read refreshed, its operations decided, the journal told — right before
-it leaves, and after a refusal (a refused token, Graph unreachable) the caller simply submits no
-more: only the envelopes already on their way are answered.
+The caller decides which envelopes are ready and in which order, so each envelope is prepared — its
+read refreshed, its operations decided, the journal told — right before it leaves. A lane that has
+posted an envelope takes the next ready one itself, before the caller has even seen the answer: a
+lane never waits for the caller's thread (busy journalling, or deciding other answers). It takes
+one only while fewer than ``width()`` envelopes are on their way (0: none more), and never after an
+answer that stops the run (a refused token, Graph unreachable) or after :meth:`halt`: only the
+envelopes already on their way are answered then.
 
 ``post`` returns the envelope's answers, or the AuthError/NetworkError that stopped it
 (:data:`Answers`); anything else it raises is a bug, raised again in the caller's thread by
-:meth:`Lanes.take`. Nothing here knows Graph or the journal: only threads and a queue.
+:meth:`Lanes.take`. Nothing here knows Graph or the journal: only threads and queues.
 """
 
 from __future__ import annotations
 
 import queue
-from collections.abc import Callable
+import threading
+from collections import deque
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Generic, TypeVar
 
@@ -50,27 +56,82 @@ class _Raised:
 
 
 class Lanes(Generic[E]):
-    """The worker threads of one run (``size`` = the most envelopes ever in flight)."""
+    """The worker threads of one run (``size`` = the most envelopes ever in flight; ``width()`` =
+    how many may be now, at most ``size``)."""
 
-    def __init__(self, size: int) -> None:
+    def __init__(
+        self, size: int, post: Callable[[E], Answers], width: Callable[[], int] | None = None
+    ) -> None:
         self.size = max(1, size)
+        self._post = post
+        self._width = width or (lambda: self.size)
         self._pool: ThreadPoolExecutor | None = None
         self._answers: queue.SimpleQueue[tuple[E, Answers | _Raised]] = queue.SimpleQueue()
-        self.in_flight = 0
+        self._lock = threading.Lock()
+        self._ready: deque[E] = deque()
+        self._busy = 0  # envelopes being posted
+        self._halted = False
+        self.in_flight = 0  # envelopes taken by a lane whose answers the caller has not taken yet
 
-    def submit(self, envelope: E, post: Callable[[E], Answers]) -> None:
-        """Post ``envelope`` in a free lane (the caller keeps ``in_flight`` within ``size``)."""
+    @property
+    def waiting(self) -> int:
+        """Envelopes ready, not yet taken by a lane."""
+        return len(self._ready)
+
+    def offer(self, envelopes: Iterable[E]) -> None:
+        """These envelopes are ready (after any offered before): free lanes take them now."""
+        with self._lock:
+            self._ready.extend(envelopes)
+        self.start()
+
+    def start(self) -> None:
+        """Hand ready envelopes to free lanes (after :meth:`halt`, none)."""
+        with self._lock:
+            while self._ready and self._may_take():
+                self._take_ready()
+
+    def unsent(self) -> list[E]:
+        """Take back the ready envelopes no lane has taken (they will not leave)."""
+        with self._lock:
+            out = list(self._ready)
+            self._ready.clear()
+        return out
+
+    def halt(self) -> None:
+        """No lane takes another envelope (those on their way are still answered)."""
+        with self._lock:
+            self._halted = True
+
+    def _may_take(self) -> bool:  # under the lock
+        return not self._halted and self._busy < min(self.size, max(0, self._width()))
+
+    def _take_ready(self) -> None:  # under the lock, with a ready envelope and a free lane
+        envelope = self._ready.popleft()
+        self._busy += 1
+        self.in_flight += 1
         if self._pool is None:
             self._pool = ThreadPoolExecutor(max_workers=self.size, thread_name_prefix="gradesync-write")
-        self.in_flight += 1
-        self._pool.submit(self._lane, envelope, post)
+        self._pool.submit(self._lane, envelope)
 
-    def _lane(self, envelope: E, post: Callable[[E], Answers]) -> None:
-        try:
-            answer: Answers | _Raised = post(envelope)
-        except BaseException as exc:  # a bug: raised again in the caller's thread
-            answer = _Raised(exc)
-        self._answers.put((envelope, answer))
+    def _lane(self, envelope: E) -> None:
+        while True:
+            try:
+                answer: Answers | _Raised = self._post(envelope)
+            except BaseException as exc:  # a bug: raised again in the caller's thread
+                answer = _Raised(exc)
+            with self._lock:
+                self._busy -= 1
+                if isinstance(answer, _Raised) or stops(answer):
+                    self._halted = True
+                nxt = None
+                if self._ready and self._may_take():
+                    nxt = self._ready.popleft()
+                    self._busy += 1
+                    self.in_flight += 1
+            self._answers.put((envelope, answer))
+            if nxt is None:
+                return
+            envelope = nxt
 
     def take(self) -> list[tuple[E, Answers]]:
         """The next answer (waiting for it) and every other one already there."""
@@ -80,7 +141,8 @@ class Lanes(Generic[E]):
                 items.append(self._answers.get_nowait())
             except queue.Empty:
                 break
-        self.in_flight -= len(items)
+        with self._lock:
+            self.in_flight -= len(items)
         out: list[tuple[E, Answers]] = []
         for envelope, answer in items:
             if isinstance(answer, _Raised):
@@ -89,8 +151,9 @@ class Lanes(Generic[E]):
         return out
 
     def close(self) -> None:
-        """Wait for the envelopes still on their way (their answers are dropped: the journal keeps
-        them ``sending``, and the next run re-reads them)."""
+        """No lane takes another envelope; wait for those still on their way (their answers are
+        dropped: the journal keeps them ``sending``, and the next run re-reads them)."""
+        self.halt()
         if self._pool is not None:
             self._pool.shutdown(wait=True)
             self._pool = None

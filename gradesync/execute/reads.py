@@ -58,9 +58,14 @@ def read_assignments(
     if not urls:
         return out
 
+    # what on_page was told, by item (each submission is read into a Current once)
+    shown: dict[int, tuple[Any, Current]] = {}
+
     def page_read(_: str, items: list[Any]) -> None:
+        current = {id(sub): (sub, Current.from_submission(sub)) for sub in items}
+        shown.update(current)
         if on_page is not None:
-            on_page({str(sub.get("id")): Current.from_submission(sub) for sub in items})
+            on_page({cur.submission_id: cur for _, cur in current.values()})
 
     pages = client.get_all_many(list(urls.values()), gate=gate, on_page=page_read if on_page else None)
     for pair, url in urls.items():
@@ -70,7 +75,9 @@ def read_assignments(
         out.pages[pair] = pages.pages.get(url, 1)
         users: set[str] = set()
         for sub in pages.get(url, []):
-            out.current[str(sub.get("id"))] = Current.from_submission(sub)
+            seen = shown.get(id(sub))
+            cur = seen[1] if seen is not None and seen[0] is sub else Current.from_submission(sub)
+            out.current[str(sub.get("id"))] = cur
             recipient = sub.get("recipient") or {}
             if recipient.get("userId") and "groupId" not in recipient:
                 users.add(str(recipient["userId"]))

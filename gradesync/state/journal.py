@@ -196,51 +196,19 @@ class Journal:
 
     def mark_sending(self, plan_hash: str, row_keys: Iterable[int]) -> None:
         """Committed before the batch leaves: from now on the ops' fate is unknown until recorded."""
-        now = _now()
-        keys = list(row_keys)
         with self._tx() as db:
-            db.executemany(
-                "UPDATE ops SET status = 'sending', attempts = attempts + 1, updated_at = ? "
-                "WHERE plan_hash = ? AND row_key = ?",
-                [(now, plan_hash, k) for k in keys],
-            )
-            db.executemany(
-                "INSERT INTO attempts(plan_hash, row_key, attempt, at, status) "
-                "SELECT plan_hash, row_key, attempts, ?, 'sending' FROM ops "
-                "WHERE plan_hash = ? AND row_key = ?",
-                [(now, plan_hash, k) for k in keys],
-            )
+            _mark_sending(db, plan_hash, list(row_keys), _now())
 
-    def record(self, plan_hash: str, outcomes: Iterable[Outcome]) -> None:
-        """Record what happened (final or back to ``pending``/``sending`` for another round)."""
+    def record(self, plan_hash: str, outcomes: Iterable[Outcome], *, sending: Iterable[int] = ()) -> None:
+        """Record what happened (final or back to ``pending``/``sending`` for another round); with
+        ``sending``, those operations are then marked as :meth:`mark_sending` does — in the same
+        transaction (one commit: both are durable before the next batch leaves)."""
         now = _now()
-        rows = list(outcomes)
         with self._tx() as db:
-            db.executemany(
-                "UPDATE ops SET status = ?, outcome_id = COALESCE(?, outcome_id), after_points = ?, "
-                "http_status = ?, request_id = ?, message = ?, updated_at = ? "
-                "WHERE plan_hash = ? AND row_key = ?",
-                [
-                    (
-                        o.status,
-                        o.outcome_id,
-                        o.after_points,
-                        o.http_status,
-                        o.request_id,
-                        o.message,
-                        now,
-                        plan_hash,
-                        o.row_key,
-                    )
-                    for o in rows
-                ],
-            )
-            db.executemany(
-                "INSERT INTO attempts(plan_hash, row_key, attempt, at, status, http_status, request_id, "
-                "message) SELECT plan_hash, row_key, attempts, ?, ?, ?, ?, ? FROM ops "
-                "WHERE plan_hash = ? AND row_key = ?",
-                [(now, o.status, o.http_status, o.request_id, o.message, plan_hash, o.row_key) for o in rows],
-            )
+            _record(db, plan_hash, list(outcomes), now)
+            keys = list(sending)
+            if keys:
+                _mark_sending(db, plan_hash, keys, now)
 
     def attempts(self, plan_hash: str, row_key: int) -> list[dict[str, object]]:
         found = self._read(
@@ -250,3 +218,45 @@ class Journal:
         )
         names = ("attempt", "at", "status", "http_status", "request_id", "message")
         return [dict(zip(names, r, strict=True)) for r in found]
+
+
+def _mark_sending(db: sqlite3.Connection, plan_hash: str, keys: list[int], now: str) -> None:
+    db.executemany(
+        "UPDATE ops SET status = 'sending', attempts = attempts + 1, updated_at = ? "
+        "WHERE plan_hash = ? AND row_key = ?",
+        [(now, plan_hash, k) for k in keys],
+    )
+    db.executemany(
+        "INSERT INTO attempts(plan_hash, row_key, attempt, at, status) "
+        "SELECT plan_hash, row_key, attempts, ?, 'sending' FROM ops "
+        "WHERE plan_hash = ? AND row_key = ?",
+        [(now, plan_hash, k) for k in keys],
+    )
+
+
+def _record(db: sqlite3.Connection, plan_hash: str, rows: list[Outcome], now: str) -> None:
+    db.executemany(
+        "UPDATE ops SET status = ?, outcome_id = COALESCE(?, outcome_id), after_points = ?, "
+        "http_status = ?, request_id = ?, message = ?, updated_at = ? "
+        "WHERE plan_hash = ? AND row_key = ?",
+        [
+            (
+                o.status,
+                o.outcome_id,
+                o.after_points,
+                o.http_status,
+                o.request_id,
+                o.message,
+                now,
+                plan_hash,
+                o.row_key,
+            )
+            for o in rows
+        ],
+    )
+    db.executemany(
+        "INSERT INTO attempts(plan_hash, row_key, attempt, at, status, http_status, request_id, "
+        "message) SELECT plan_hash, row_key, attempts, ?, ?, ?, ?, ? FROM ops "
+        "WHERE plan_hash = ? AND row_key = ?",
+        [(now, o.status, o.http_status, o.request_id, o.message, plan_hash, o.row_key) for o in rows],
+    )

@@ -47,6 +47,48 @@ def test_a_slow_envelope_does_not_hold_back_the_next_ones(emulator: Any, token: 
     assert_converged(emulator, plan)
 
 
+def test_a_lane_takes_the_next_ready_envelope_itself(emulator: Any, token: str, tmp_path: Path) -> None:
+    """Two lanes; the executor's thread is held in the journal (marking the fifth envelope
+    ``sending``) until the fourth envelope — already journalled, ready — has been sent. Only a lane
+    coming free can send it then: a lane never waits for the executor's thread to hand it over."""
+    plan = build_plan(emulator.state(), updates=200, creates=0, noops=0, rejects=0)  # 10 envelopes
+    fourth_sent = threading.Event()
+    waited: list[bool] = []
+    calls: list[int] = []
+    marked: list[int] = []  # keys journalled ``sending``
+    lock = threading.Lock()
+    with client_for(emulator, token, max_in_flight=2) as client, Journal.in_dir(tmp_path) as journal:
+        real_batch, real_record, real_mark = client.batch, journal.record, journal.mark_sending
+
+        def batch(reqs: Any, **kw: Any) -> Any:
+            with lock:
+                calls.append(1)
+                if len(calls) == 4:
+                    fourth_sent.set()
+            return real_batch(list(reqs), **kw)
+
+        def held(keys: list[int]) -> None:
+            if len(marked) <= 80 < len(marked) + len(keys):  # the fifth envelope's keys
+                waited.append(fourth_sent.wait(timeout=30))
+            marked.extend(keys)
+
+        def record(phash: str, outcomes: Any, *, sending: Any = ()) -> None:
+            held(list(sending))
+            real_record(phash, outcomes, sending=sending)
+
+        def mark_sending(phash: str, keys: Any) -> None:
+            held(list(keys))
+            real_mark(phash, keys)
+
+        client.batch = batch  # type: ignore[method-assign]
+        journal.record = record  # type: ignore[method-assign]
+        journal.mark_sending = mark_sending  # type: ignore[method-assign]
+        result = apply_plan(plan, client, journal=journal, options=LOOSE)
+    assert waited == [True]
+    assert status_counts(result) == {"updated": 200}
+    assert_converged(emulator, plan)
+
+
 def test_an_error_while_recording_stops_the_lanes(emulator: Any, token: str, tmp_path: Path) -> None:
     """The journal fails on the first answers (a full disk): no lane takes another envelope — at most
     the one each lane had already taken goes — and the error is raised, never swallowed."""
@@ -62,11 +104,11 @@ def test_an_error_while_recording_stops_the_lanes(emulator: Any, token: str, tmp
                 raised.wait(timeout=60)
             return real_batch(list(reqs), **kw)
 
-        def record(phash: str, outcomes: Any) -> None:
+        def record(phash: str, outcomes: Any, **kw: Any) -> None:
             if any(o.status == "updated" for o in outcomes):
                 raised.set()
                 raise StorageError("disk full", code="storage-disk-full")
-            real_record(phash, outcomes)
+            real_record(phash, outcomes, **kw)
 
         client.batch = batch  # type: ignore[method-assign]
         journal.record = record  # type: ignore[method-assign]

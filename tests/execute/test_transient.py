@@ -74,13 +74,17 @@ def test_a_token_refused_mid_run_stops_sending_and_carries_the_rest_over(
     plan = build_plan(emulator.state(), updates=40, creates=0, rejects=0)
     tokens = Tokens(token)
 
-    def expire(step: str, done: int, total: int) -> None:
-        if step == "writing" and done:
-            tokens.token = "expired-token"
-
     emulator.reset_stats()
     with _client(emulator, tokens) as client, Journal.in_dir(tmp_path) as journal:
-        first = apply_plan(plan, client, journal=journal, options=LOOSE, progress=expire)
+        real = client.batch
+
+        def batch(reqs: list, **kw: Any) -> dict:
+            answers = real(reqs, **kw)
+            tokens.token = "expired-token"  # the token expires once the first envelope is answered
+            return answers
+
+        client.batch = batch  # type: ignore[method-assign]
+        first = apply_plan(plan, client, journal=journal, options=LOOSE)
     assert isinstance(first.error, AuthError)
     assert exit_code(first) is ExitCode.AUTH
     assert "failed" not in set(first.rows["status"])
