@@ -212,7 +212,17 @@ def taken_or_none(values: pd.Series, pos: np.ndarray) -> tuple[np.ndarray, np.nd
 
 
 def rounded(values: np.ndarray, precision: int) -> np.ndarray:
-    return np.round(values.astype("float64"), precision)
+    """A converted grade (a percent, a fraction, a scaled maximum) rounded as the reader rounds a
+    grade's text and as people round by hand: half away from zero at ``precision`` decimals
+    (0.5 of 100 scaled to 5 is 0.025 → 0.03; 0.285 → 0.29). ``numpy.round`` rounds half to even on
+    the binary value instead (0.025 → 0.02, and 0.285, held as 0.28499999999999998, → 0.28): one
+    value could then be written as two different grades depending on how it arrived. The product's
+    binary noise (28.499999999999996 steps) is taken off first, at a millionth of a step."""
+    v = values.astype("float64")
+    step = 10.0**precision
+    with np.errstate(invalid="ignore"):
+        steps = np.round(np.abs(v) * step, 6)
+        return np.copysign(np.floor(steps + 0.5) / step, v)
 
 
 def pair_codes(
