@@ -331,7 +331,7 @@ def _plan_from_document(doc: _Document) -> Plan:
         )
     rows = frame_from_columns(columns)
     keys = rows["row_key"].to_numpy()
-    if len(keys) > 1 and not bool((np.diff(keys) > 0).all()):
+    if len(keys) > 1 and not bool((keys[1:] > keys[:-1]).all()):  # compared, not subtracted: no overflow
         raise PlanFormatError("rows are not ordered by row_key")
     for name, dtype in PLAN_COLUMNS.items():
         if dtype == "float64" and np.isinf(rows[name].to_numpy()).any():
