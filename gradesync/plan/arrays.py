@@ -222,7 +222,8 @@ def rounded(values: np.ndarray, precision: int) -> np.ndarray:
     step = 10.0**precision
     with np.errstate(invalid="ignore"):
         steps = np.round(np.abs(v) * step, 6)
-        return np.copysign(np.floor(steps + 0.5) / step, v)
+        out: np.ndarray = np.copysign(np.floor(steps + 0.5) / step, v)
+    return out
 
 
 def pair_codes(
