@@ -389,7 +389,9 @@ class Pipeline:
     # ------------------------------------------------------------------ events
     def emit(self, kind: str, stage: str, done: int = 0, total: int = 0, message: str = "") -> None:
         event = Event(kind, stage, done, total, message)
-        if kind == "warning":
+        if kind == "warning" and (self.listener is None or log.hasHandlers()):
+            # a listener (the CLI, the web app) shows warnings itself: logged where a log is kept (an
+            # unattended run's), never printed a second time by logging's last-resort handler
             log.warning("%s: %s", stage, message, extra={"stage": stage})
         elif kind in ("stage", "done") or (kind == "progress" and done in (0, total)):
             log.info("%s: %s %s", stage, message or kind, f"{done}/{total}" if total else "",

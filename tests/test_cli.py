@@ -59,6 +59,17 @@ def test_plan_writes_a_plan_and_reports_for_every_input_row(tmp_path, graph_env,
     assert emulator.stats()["by_method"].keys() == {"GET"}
 
 
+def test_a_warning_is_shown_once(tmp_path, graph_env):
+    """A registrar planning a Canvas export sees each warning once: the CLI prints it, and logging
+    (with no log configured outside an unattended run) does not print it a second time."""
+    export = ROOT / "sample_data" / "exports" / "canvas_gradebook.csv"
+    result = run(["plan", str(export), "--class", "SEC-1001", "--out", str(tmp_path / "p.json")],
+                 env=graph_env, cwd=tmp_path)  # fmt: skip
+    said = result.stdout + result.stderr
+    assert said.count("format detected from the header") == 1, said
+    assert said.count("columns that are not grades were ignored") == 1, said
+
+
 def test_strict_refuses_the_plan_but_still_explains(tmp_path, graph_env):
     result = run(
         [
