@@ -1045,8 +1045,7 @@ class Executor:
                 opts.publish_assignments,
                 statuses=opts.publish_statuses,
                 unreturned_feedback=opts.publish_unreturned_feedback,
-                gate=self._read_gate(),
-                stopped=self._return_stopped,
+                gate=Gate(time_left=self.deadline.left, ready=self._return_stopped),
             )
         rows, read_notes = reconcile(
             plan,

@@ -22,17 +22,18 @@ Off by default: only with ``--return``, and only for the assignments ``[publish]
     4. a POST whose fate is unknown (timeout, 5xx, 429) is never re-sent blindly: the submission is
        read again (GET, batched) and only returned again if it is still not published; a 4xx is final
 
-A return is a write: the run's deadline holds for it as for grades. ``gate`` keeps the reads and
-returns from waiting past it, and ``stopped()`` is asked before each envelope of returns: a reason
-not to send it (the deadline is too close) carries the returns not sent over — ``apply --resume``
-returns them, since the journal still says their grades were written by this plan.
+A return is a write: the run's deadline holds for it as for grades. The run's ``gate`` carries it:
+no read or return waits past it, and ``gate.ready()`` — asked by the client right before each
+request leaves, and here before each step — gives a reason not to send (the deadline is too close).
+What it holds back is carried over: ``apply --resume`` returns them, since the journal still says
+their grades were written by this plan.
 
 Nothing here decides about grades; it only reports per row whether the submission was returned.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from urllib.parse import quote
 
@@ -154,10 +155,10 @@ def publish(
     statuses: Iterable[str] = ("submitted", "returned"),
     unreturned_feedback: str = "publish",
     gate: Gate | None = None,
-    stopped: Callable[[], str | None] = lambda: None,
 ) -> PublishResult:
     """Return the written submissions of the allowed assignments that a teacher would return (see the
     module docstring)."""
+    stopped = gate.ready if gate is not None and gate.ready is not None else _never
     allowed_statuses = tuple(statuses)
     result = PublishResult()
     targets = {t.row_key: t for t in candidates(rows, records, names)}
@@ -235,6 +236,10 @@ def publish(
     for k in set(result.published_work) - result.returned:
         del result.published_work[k]
     return _noted(result)
+
+
+def _never() -> str | None:
+    return None
 
 
 def _carried(why: str) -> str:
