@@ -204,8 +204,10 @@ class OverwriteGuard:
     planned: Figures
     limits: GuardLimits
     # per row: (changes, new, decreases) this overwrite adds to the plan's counts (kept per row, so a
-    # row decided twice — held back and read again — is counted once)
+    # row decided twice — held back and read again — is counted once); ``figures``: the plan's counts
+    # with every admitted overwrite (kept as it goes: one overwrite costs the same at the millionth row)
     moved: dict[int, tuple[int, int, int]] = field(default_factory=dict)
+    figures: Figures | None = None
 
     def admit(
         self, row: int, *, before: float | None, update: bool, found: float | None, desired: float | None
@@ -213,21 +215,20 @@ class OverwriteGuard:
         """May ``row`` write ``desired`` over ``found`` (Teams now), where the plan saw ``before``
         (``update``: the plan counted it as an update)? None, or the limit it would exceed."""
         was_change = update and before is not None
-        was_new = not was_change
         change = found is not None
         delta = (
             int(change) - int(was_change),
-            int(not change) - int(was_new),
+            int(not change) - int(not was_change),
             int(_lowers(found, desired)) - int(was_change and _lowers(before, desired)),
         )
-        moved = {**self.moved, row: delta}
-        p = self.planned
+        now = self.figures or self.planned
+        old = self.moved.get(row, (0, 0, 0))
         figures = Figures(
-            grades=p.grades,
-            changes=p.changes + sum(d[0] for d in moved.values()),
-            new=p.new + sum(d[1] for d in moved.values()),
-            decreases=p.decreases + sum(d[2] for d in moved.values()),
-            clears=p.clears,
+            grades=now.grades,
+            changes=now.changes + delta[0] - old[0],
+            new=now.new + delta[1] - old[1],
+            decreases=now.decreases + delta[2] - old[2],
+            clears=now.clears,
         )
         violations = guard_violations(
             figures,
@@ -237,7 +238,7 @@ class OverwriteGuard:
         )
         if violations:
             return violations[0]
-        self.moved = moved
+        self.moved[row], self.figures = delta, figures
         return None
 
 
