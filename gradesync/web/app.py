@@ -91,6 +91,7 @@ MAX_FILES = 10
 MAX_FORM_FIELDS = 4 * mapview.MAX_MAP_COLUMNS + 200  # the Map form: a field per column and per class
 WRITTEN = ("updated", "created", "excused")
 CSRF_REFUSED = "The form expired (CSRF check failed); go back, reload the page and try again."
+UPLOAD_GONE = "No such upload (it may have expired)."
 # what to do, in the page's terms, for errors whose hints speak of command-line options
 PAGE_HINTS = {
     "input-no-class": "Choose the file's class with the class chooser on the Map page.",
@@ -468,7 +469,7 @@ class WebApp:
     async def map_page(self, request: Request) -> Response:
         upload = self.upload_of(request)
         if upload is None:
-            return self.error(request, "No such upload (it may have expired).", 404, back="/")
+            return self.error(request, UPLOAD_GONE, 404, back="/")
         if request.method == "POST":
             return await self._map_post(request, upload)
         sheets = next((f.sheets for f in upload.data_files if len(f.sheets) > 1), [])
@@ -540,7 +541,7 @@ class WebApp:
     async def save_mapping_page(self, request: Request) -> Response:
         upload = self.upload_of(request)
         if upload is None:
-            return self.error(request, "No such upload (it may have expired).", 404, back="/")
+            return self.error(request, UPLOAD_GONE, 404, back="/")
         form = await self.form(request)
         if form is None:
             return self.error(request, CSRF_REFUSED, 403)
@@ -602,7 +603,7 @@ class WebApp:
     async def preview(self, request: Request) -> Response:
         upload = self.upload_of(request)
         if upload is None:
-            return self.error(request, "No such upload (it may have expired).", 404, back="/")
+            return self.error(request, UPLOAD_GONE, 404, back="/")
         if not upload.mapped:
             return RedirectResponse(f"/u/{upload.id}/map", status_code=303)
         try:
@@ -636,7 +637,7 @@ class WebApp:
         """The preview's own switch for clearing grades (an undo's preview has no Map page)."""
         upload = self.upload_of(request)
         if upload is None:
-            return self.error(request, "No such upload (it may have expired).", 404, back="/")
+            return self.error(request, UPLOAD_GONE, 404, back="/")
         form = await self.form(request)
         if form is None:
             return self.error(request, CSRF_REFUSED, 403)
