@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Awaitable, Callable
 from typing import Any
+
+import msgspec
 
 from graph_emulator.answers import Answer
 from graph_emulator.lies import truncate
@@ -40,8 +41,17 @@ def headers_of(scope: dict[str, Any]) -> dict[str, str]:
     return {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
 
 
+_encoder = msgspec.json.Encoder()
+
+
+def encode(body: Any) -> bytes:
+    """An answer's JSON, compact as Graph's (a number JSON cannot hold, such as NaN, goes out as
+    ``null``: Graph never sends a non-JSON token)."""
+    return b"" if body is None else _encoder.encode(body)
+
+
 async def send_answer(send: Send, answer: Answer, *, malformed: bool = False) -> None:
-    raw = b"" if answer.body is None else json.dumps(answer.body).encode()
+    raw = encode(answer.body)
     if malformed:
         raw = truncate(raw)  # a lie: malformed JSON on a 200
     hdrs = [(b"content-type", b"application/json; odata.metadata=minimal")] if raw else []
@@ -53,7 +63,7 @@ async def send_answer(send: Send, answer: Answer, *, malformed: bool = False) ->
 
 async def send_dropped(send: Send, answer: Answer) -> None:
     """Start the answer, send half its body, then cut the connection (a fault)."""
-    raw = json.dumps(answer.body).encode() if answer.body is not None else b""
+    raw = encode(answer.body)
     await send(
         {
             "type": "http.response.start",
