@@ -191,6 +191,7 @@ class Emulator:
             return
         if scope["type"] != "http":
             return
+        arrived = self.clock()
         body = await asgi.read_body(receive)
         headers = asgi.headers_of(scope)
         path: str = scope["path"]
@@ -211,8 +212,12 @@ class Emulator:
                 and self.lies.active
                 and self.lies.malformed(routing.route_name(method, path))
             )
-        if ctx.delay > 0:
-            await self._sleep(ctx.delay)
+        # an answer takes its latency from the request's arrival: the emulator's own work counts
+        # within it, as Graph's own work counts within the time its clients wait for an answer
+        # (added on top, four envelopes in flight would each wait for the others' work as well)
+        wait = ctx.delay - (self.clock() - arrived)
+        if wait > 0:
+            await self._sleep(wait)
         if ctx.drop:
             await asgi.send_dropped(send, answer)
         await asgi.send_answer(send, answer, malformed=malformed)

@@ -16,7 +16,10 @@ Kinds (rates are probabilities per request, checked in this order):
                    timeout); for a sub-request the whole batch answer waits
 ``applied_error``  the request IS applied (a write really happens) but answered 429 (with or without
                    ``Retry-After``), 500, 503 or 504 — what users report from the real service
-``latency_ms`` + uniform ``[0, jitter_ms]`` is added to every faulted-scope HTTP answer.
+``latency_ms`` + uniform ``[0, jitter_ms]`` is how long every faulted-scope HTTP answer takes from
+the request's arrival (on the emulator's clock): the emulator's own work counts within it, as Graph's
+own work counts within the time its clients wait; work that takes longer is answered when done. A
+``slow`` answer, likewise, leaves ``slow_seconds`` after the request arrived.
 
 ``scope``: ``http`` = whole HTTP requests (single requests and whole batches), ``sub`` = sub-requests
 inside batches only, ``both`` (default). ``batch`` is accepted as an alias of ``http``.

@@ -171,3 +171,41 @@ def test_fault_spec_parsing():
     for bad in ("429=0.7,503=0.5", "nope=1", "429", "scope=everywhere"):
         with pytest.raises(ValueError):
             FaultConfig.parse(bad)
+
+
+class _WorkClock:
+    """The emulator's clock: :meth:`work` makes the next request's own work take ``seconds`` (its
+    arrival reads the clock before, everything after reads it ``seconds`` later)."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+        self._armed: float | None = None
+
+    def work(self, seconds: float) -> None:
+        self._armed = seconds
+
+    def __call__(self) -> float:
+        arrival = self.now
+        if self._armed is not None:  # the arrival: the work happens after this reading
+            self.now, self._armed = self.now + self._armed, None
+        return arrival
+
+
+@pytest.mark.parametrize(("work_ms", "waits_ms"), [(0, 50), (30, 20), (80, None)])
+def test_latency_is_the_answer_time_from_arrival_with_the_emulators_own_work_inside_it(
+    emulator_factory, sample_tenant, work_ms, waits_ms
+):
+    """Graph's own work counts within the time a client waits for its answer: with 50 ms of latency
+    an answer whose work took 30 ms waits 20 ms more, and one whose work took 80 ms does not wait."""
+    clock = _WorkClock()
+    asked: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        asked.append(seconds)
+
+    srv = emulator_factory(faults=FaultConfig(latency_ms=50, scope="http"), clock=clock, sleep=sleep)
+    url, _ = _target(sample_tenant)
+    with client(srv) as http:
+        clock.work(work_ms / 1000)
+        assert http.patch(url, json=patch_body(3.0)).status_code == 200
+    assert asked == ([] if waits_ms is None else [pytest.approx(waits_ms / 1000)])
