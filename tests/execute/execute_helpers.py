@@ -13,6 +13,7 @@ from gradesync.errors import ExitCode
 from gradesync.graph import GraphClient, RateLimit, RetryPolicy
 from gradesync.models import PLAN_COLUMNS, Plan
 from gradesync.outcome import Tally, judge
+from graph_emulator import FaultConfig
 from graph_emulator.state import iter_submissions, points_outcome
 
 FAST = RetryPolicy(max_attempts=12, base_delay=0.001, max_delay=0.02, max_total_seconds=30.0)
@@ -32,6 +33,23 @@ def client_for(server: Any, token: str, *, timeout: float = 10.0, max_in_flight:
         max_in_flight=max_in_flight,
         sleep=lambda s: __import__("time").sleep(min(s, 0.05)),
     )
+
+
+def lose_create_answers(client: GraphClient, server: Any) -> None:
+    """Every envelope holding a create is applied and all its answers are lost (the emulator's
+    applied-then-error fault on each sub-request, switched on for that envelope only): the client
+    cannot tell whether its creates landed."""
+    real = client.batch
+
+    def batch(reqs: list, **kw: Any) -> Any:
+        if any(r.method == "POST" for r in reqs):
+            server.configure(faults=FaultConfig.only("applied_error", 1.0, seed=5, scope="sub"))
+        try:
+            return real(reqs, **kw)
+        finally:
+            server.configure(faults=None)
+
+    client.batch = batch  # type: ignore[method-assign]
 
 
 def _row(key: int, cls: dict, asg: dict, sub: dict, **kw: Any) -> dict[str, Any]:

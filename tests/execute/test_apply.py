@@ -13,6 +13,7 @@ from execute_helpers import (
     client_for,
     exit_code,
     graph_patch,
+    lose_create_answers,
     points_outcomes_of,
     status_counts,
 )
@@ -209,18 +210,7 @@ def test_our_own_create_that_landed_unanswered_is_found_and_not_sent_again(
     ``created``, one points outcome each, no second POST."""
     plan = build_plan(emulator.state(), updates=0, creates=5, rejects=0)
     with client_for(emulator, token) as client, Journal.in_dir(tmp_path) as journal:
-        real = client.batch
-
-        def batch(reqs: list, **kw: Any) -> dict:
-            creates = any(r.method == "POST" for r in reqs)
-            if creates:
-                emulator.configure(faults=FaultConfig.only("applied_error", 1.0, seed=5, scope="sub"))
-            try:
-                return real(reqs, **kw)
-            finally:
-                emulator.configure(faults=None)
-
-        client.batch = batch  # type: ignore[method-assign]
+        lose_create_answers(client, emulator)
         result = apply_plan(plan, client, journal=journal, options=LOOSE)
     assert_converged(emulator, plan)
     assert result.graph_stats["fate_unknown"] == 5

@@ -6,7 +6,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from execute_helpers import FAST, assert_converged, build_plan, exit_code, graph_patch, status_counts
+from execute_helpers import (
+    FAST,
+    assert_converged,
+    build_plan,
+    exit_code,
+    graph_patch,
+    lose_create_answers,
+    status_counts,
+)
 
 from gradesync.errors import AuthError, ExitCode, GraphAuthError
 from gradesync.execute.apply import ApplyOptions, apply_plan
@@ -138,18 +146,8 @@ def test_lost_creates_finish_under_a_tenant_limit_far_below_graphs(
     for attempt in range(2):
         client = GraphClient(server.base_url, Tokens(token), rate_limit=RateLimit.graph())
         with client, Journal.in_dir(tmp_path) as journal:
-            if attempt == 0:
-                real = client.batch
-
-                def batch(reqs: list, real: Any = real, **kw: Any) -> dict:
-                    if any(r.method == "POST" for r in reqs):  # the creates land, their answers do not
-                        server.configure(faults=FaultConfig.only("applied_error", 1.0, seed=5, scope="sub"))
-                    try:
-                        return real(reqs, **kw)
-                    finally:
-                        server.configure(faults=None)
-
-                client.batch = batch  # type: ignore[method-assign]
+            if attempt == 0:  # the creates land, their answers do not
+                lose_create_answers(client, server)
             runs.append(apply_plan(plan, client, journal=journal, options=ApplyOptions(resume=attempt > 0)))
         if exit_code(runs[-1]) is ExitCode.OK:
             break
